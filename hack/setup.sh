@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything Ferry's tests and demo need on a fresh Debian bookworm machine (root):
+# system packages (rsync, stunnel4, rclone, skopeo, iproute2, util-linux, openssl), npm
+# dependencies, and the temporal CLI (built once from the Go module proxy, cached under
+# ${XDG_CACHE_HOME:-~/.cache}/ferry/bin). Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to apt-get install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+bash hack/install-temporal.sh
+echo "setup: done"
