@@ -1,0 +1,169 @@
+/**
+ * Certificates for the transport's mutual TLS, made with node-forge.
+ *
+ * Per migration Ferry makes a fresh CA and two leaf certificates signed by it: one for the server
+ * (destination, extendedKeyUsage serverAuth, SANs = the endpoint's host names and IPs) and one for
+ * the client (source, extendedKeyUsage clientAuth). Serials are 16 random bytes. Validity is days,
+ * not years (default 7). The CA private key is returned to the caller only so it can be discarded:
+ * it is never placed in any Kubernetes object (see `serverSecretData` / `clientSecretData`).
+ *
+ * Defects this avoids (shared/reference/anchors.md): crane-lib uses one self-signed certificate as CA,
+ * server and client certificate; pvc-transfer gives both leaves the same serial, no SANs, and copies the
+ * CA key to the source cluster.
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import forge from 'node-forge';
+
+/** PEM-encoded key pair and certificate. */
+export interface PEMCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
+/** All TLS material of one migration. */
+export interface MigrationCertificates {
+  ca: PEMCertificate;
+  server: PEMCertificate;
+  client: PEMCertificate;
+  /** Expiry of all three certificates (ISO 8601). */
+  notAfter: string;
+}
+
+/** Options of `createMigrationCertificates`. */
+export interface CertificateOptions {
+  /** Migration id, written into the subjects' organizational unit. */
+  migrationId: string;
+  /** Host names and IP addresses the server certificate must be valid for (endpoint addresses). */
+  serverNames: string[];
+  /** Validity in days, 1..90 (default 7). */
+  validityDays?: number;
+  /** RSA modulus length in bits, 2048..4096 (default 2048). */
+  keyBits?: number;
+  /** Clock for tests; default Date.now. */
+  now?: () => number;
+}
+
+const DNS_NAME_RE = /^(?=.{1,253}$)([A-Za-z0-9*]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** A positive random 128-bit serial number as hex (RFC 5280 §4.1.2.2: at most 20 octets, positive). */
+export function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f;
+  if (bytes[0] === 0) bytes[0] = 0x01;
+  return bytes.toString('hex');
+}
+
+function subject(cn: string, migrationId: string): forge.pki.CertificateField[] {
+  return [
+    { name: 'organizationName', value: 'Ferry' },
+    { shortName: 'OU', value: `migration ${migrationId}`.slice(0, 64) },
+    { name: 'commonName', value: cn.slice(0, 64) },
+  ];
+}
+
+function newCert(
+  keys: forge.pki.rsa.KeyPair,
+  notBefore: Date,
+  notAfter: Date,
+): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerial();
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  return cert;
+}
+
+function toPem(cert: forge.pki.Certificate, keys: forge.pki.rsa.KeyPair): PEMCertificate {
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keys.privateKey) };
+}
+
+/**
+ * Builds the subjectAltName entries for a list of host names and IPs.
+ * @throws Error naming each entry that is neither an IP address nor a DNS name.
+ */
+export function subjectAltNames(names: string[]): { type: number; value?: string; ip?: string }[] {
+  const bad = names.filter((n) => !isIP(n) && !DNS_NAME_RE.test(n));
+  if (bad.length) throw new Error(`invalid server certificate names (not a DNS name or IP): ${bad.join(', ')}`);
+  const unique = [...new Set(names)];
+  // GeneralName types (RFC 5280 §4.2.1.6): 2 = dNSName, 7 = iPAddress.
+  return unique.map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n }));
+}
+
+/**
+ * Creates a fresh CA and server/client leaf certificates for one migration.
+ *
+ * Key generation uses Node's native RSA through node-forge (about 50-200 ms per 2048-bit key).
+ * @throws Error on invalid options (no server names, validity outside 1..90 days, bad names).
+ */
+export function createMigrationCertificates(options: CertificateOptions): MigrationCertificates {
+  const days = options.validityDays ?? 7;
+  const bits = options.keyBits ?? 2048;
+  const problems: string[] = [];
+  if (!options.migrationId) problems.push('migrationId must not be empty');
+  if (!Number.isInteger(days) || days < 1 || days > 90) problems.push(`validityDays must be 1..90, got ${days}`);
+  if (!Number.isInteger(bits) || bits < 2048 || bits > 4096) problems.push(`keyBits must be 2048..4096, got ${bits}`);
+  if (!options.serverNames.length) problems.push('serverNames must list at least one host name or IP of the endpoint');
+  if (problems.length) throw new Error(`cannot create certificates: ${problems.join('; ')}`);
+  const altNames = subjectAltNames(options.serverNames);
+
+  const now = options.now ? options.now() : Date.now();
+  // Back-date a few minutes so small clock skew between clusters does not fail the handshake.
+  const notBefore = new Date(now - 5 * 60 * 1000);
+  const notAfter = new Date(now + days * 24 * 3600 * 1000);
+  const gen = () => forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 });
+
+  const caKeys = gen();
+  const ca = newCert(caKeys, notBefore, notAfter);
+  const caSubject = subject(`Ferry migration CA ${options.migrationId}`, options.migrationId);
+  ca.setSubject(caSubject);
+  ca.setIssuer(caSubject);
+  ca.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  ca.sign(caKeys.privateKey, forge.md.sha256.create());
+
+  const leaf = (cn: string, usage: 'server' | 'client'): PEMCertificate => {
+    const keys = gen();
+    const cert = newCert(keys, notBefore, notAfter);
+    cert.setSubject(subject(cn, options.migrationId));
+    cert.setIssuer(ca.subject.attributes);
+    const extensions: object[] = [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: usage === 'server', clientAuth: usage === 'client' },
+      { name: 'subjectKeyIdentifier' },
+      { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
+    ];
+    if (usage === 'server') extensions.push({ name: 'subjectAltName', altNames });
+    cert.setExtensions(extensions);
+    cert.sign(caKeys.privateKey, forge.md.sha256.create());
+    return toPem(cert, keys);
+  };
+
+  const firstName = options.serverNames[0]!;
+  return {
+    ca: toPem(ca, caKeys),
+    server: leaf(firstName, 'server'),
+    client: leaf(`ferry-client ${options.migrationId}`, 'client'),
+    notAfter: notAfter.toISOString(),
+  };
+}
+
+/** Key names inside the TLS Secrets (the kubernetes.io/tls convention plus ca.crt). */
+export const TLS_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
+
+/** Data of the destination's server TLS Secret: server certificate and key plus the CA certificate
+ * (never the CA key). Values are PEM strings; callers base64 them into Secret.data. */
+export function serverSecretData(certs: MigrationCertificates): Record<string, string> {
+  return { [TLS_KEYS.cert]: certs.server.certPem, [TLS_KEYS.key]: certs.server.keyPem, [TLS_KEYS.ca]: certs.ca.certPem };
+}
+
+/** Data of the source's client TLS Secret: client certificate and key plus the CA certificate
+ * (never the CA key, never the server key). */
+export function clientSecretData(certs: MigrationCertificates): Record<string, string> {
+  return { [TLS_KEYS.cert]: certs.client.certPem, [TLS_KEYS.key]: certs.client.keyPem, [TLS_KEYS.ca]: certs.ca.certPem };
+}

@@ -1,0 +1,214 @@
+/**
+ * The contracts of Ferry's state-transfer library: the three swappable layers (Transfer, Transport,
+ * Endpoint) and the shapes they exchange. Pure TypeScript; no Temporal import anywhere below
+ * src/statetransfer.
+ *
+ * How the layers fit together (destination = server side, source = client side, data is pushed):
+ *
+ *   source client pod                                   destination server pod
+ *   ┌─────────────────────────────┐   endpoint host:port  ┌──────────────────────────────┐
+ *   │ transfer client (rsync) ──► │  ───── mutual TLS ──► │ transport server (stunnel) ─► │
+ *   │ 127.0.0.1:transferPort      │                       │ transfer server (rsyncd)     │
+ *   │ transport client (stunnel)  │                       │ 127.0.0.1:transferPort       │
+ *   └─────────────────────────────┘                       └──────────────────────────────┘
+ *
+ * With the null transport the transfer engine encrypts itself (rclone with TLS) and listens on the
+ * endpoint's backend port directly.
+ */
+import type { KubernetesObject, V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+
+/** A PersistentVolumeClaim by namespace and name. */
+export interface PVCRef {
+  namespace: string;
+  name: string;
+}
+
+/** The names of the three layers' implementations. */
+export type TransferType = 'rsync' | 'rclone';
+export type TransportType = 'stunnel' | 'null';
+export type EndpointType = 'LoadBalancer' | 'NodePort' | 'ClusterIP' | 'Route' | 'Ingress';
+
+/** Security mode of the transfer pods. See src/statetransfer/pods/security.ts. */
+export type SecurityMode = 'restricted' | 'preserve-ownership';
+
+/** Where the source side must connect to reach the destination's transfer server. */
+export interface EndpointAddress {
+  /** DNS name or IP address. */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /** TLS server name (SNI) the client must send, when routing depends on it (Route, Ingress). */
+  sni?: string;
+}
+
+/** Health of an endpoint as decided from the live objects' status. */
+export interface EndpointHealth {
+  healthy: boolean;
+  /** Set when healthy: where the source side must connect. */
+  address?: EndpointAddress;
+  /** Human-readable explanation, for operators ("waiting for status.loadBalancer.ingress"). */
+  reason: string;
+}
+
+/** What an endpoint needs to see to decide its health: the live versions of its own objects, and
+ * the cluster's nodes where the endpoint is reached through a node address (NodePort, Ingress). */
+export interface ObservedEndpoint {
+  objects: KubernetesObject[];
+  nodes?: KubernetesObject[];
+}
+
+/**
+ * Endpoint layer: exposes the destination's transfer server so the source cluster can reach it.
+ * Immutable once built by its factory (src/statetransfer/endpoint/index.ts).
+ */
+export interface Endpoint {
+  readonly type: EndpointType;
+  /** Name of the endpoint's main object (Service, Route or Ingress). */
+  readonly name: string;
+  /** Destination namespace. */
+  readonly namespace: string;
+  /** Port on the server pod the endpoint forwards to. */
+  readonly backendPort: number;
+  /** Labels the server pod must carry for the endpoint's Service to select it. */
+  readonly podSelector: Readonly<Record<string, string>>;
+  /** Host names known before creation (Route/Ingress host) that the server certificate must carry. */
+  readonly knownHostnames: readonly string[];
+  /** The objects to create in the destination cluster, in creation order. */
+  objects(): KubernetesObject[];
+  /** Whether the endpoint needs the node list to decide health (NodePort). */
+  readonly needsNodes: boolean;
+  /** Decides health and the address from observed live objects. Pure. */
+  health(observed: ObservedEndpoint): EndpointHealth;
+}
+
+/** A process of a pod: command, environment and mounts, before the pod builder decides its lifecycle
+ * (plain container, native sidecar, done-file wrapper). */
+export interface ProcessSpec {
+  /** Container name. */
+  name: string;
+  /** Full argv; with a shell script use ['/bin/bash', '-c', script]. */
+  command: string[];
+  env?: V1EnvVar[];
+  volumeMounts: V1VolumeMount[];
+  /** TCP port on 127.0.0.1 that answers once the process is ready, for probes and waiting. */
+  readyPort?: number;
+  /** Bash lines run before `command` in the same container (e.g. copying a mounted secret into
+   * FERRY_RUN_DIR with mode 0400). Must not print secrets. */
+  prepare?: string;
+}
+
+/** A writable emptyDir every Ferry container mounts: done-file, summaries, private copies of
+ * secrets, lock files. The root filesystem is read-only. */
+export const FERRY_RUN_DIR = '/run/ferry';
+
+/** Pieces a layer contributes to a pod: processes, volumes and the ConfigMaps/Secrets they mount. */
+export interface PodParts {
+  processes: ProcessSpec[];
+  volumes: V1Volume[];
+  /** ConfigMaps and Secrets to create in the same namespace before the pod. */
+  objects: KubernetesObject[];
+}
+
+/** Paths of TLS material inside a container (mounted from a Secret). */
+export interface TLSPaths {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/** One destination PVC served by the transfer server. */
+export interface ServedVolume {
+  /** Destination PVC name; also the rsync module / rclone path name. */
+  pvcName: string;
+  /** Where the PVC is mounted in the server pod. */
+  mountPath: string;
+}
+
+/** Context given to Transfer.server(). */
+export interface TransferServerContext {
+  /** Object name prefix for this server's ConfigMaps/Secrets (see names.ts). */
+  objectName: (suffix: string) => string;
+  labels: Readonly<Record<string, string>>;
+  namespace: string;
+  volumes: ServedVolume[];
+  /** Address the transfer server binds: 127.0.0.1 behind a transport, 0.0.0.0 when direct. */
+  bindAddress: string;
+  port: number;
+  /** Shared secret the client must present (rsync auth user password, rclone HTTP password). */
+  password: string;
+  /** Whether the server runs as root (preserve-ownership mode). */
+  root: boolean;
+  /** TLS material paths, set when the transport is null and the engine must encrypt itself. */
+  tls?: { secretName: string };
+}
+
+/** Context given to Transfer.client(). */
+export interface TransferClientContext {
+  objectName: (suffix: string) => string;
+  labels: Readonly<Record<string, string>>;
+  namespace: string;
+  /** Destination module (= destination PVC name). */
+  module: string;
+  /** Where the source PVC is mounted in the client pod. */
+  sourcePath: string;
+  /** Where the transfer client connects: 127.0.0.1 behind a transport, the endpoint when direct. */
+  connect: EndpointAddress;
+  password: string;
+  root: boolean;
+  /** Whether this sync is the final one (cutover): deletes extraneous files at the destination. */
+  final: boolean;
+  tls?: { secretName: string };
+}
+
+/**
+ * Transfer layer: the engine that copies files (rsync, rclone). Immutable once built by its factory.
+ */
+export interface Transfer {
+  readonly type: TransferType;
+  /** Port the transfer server listens on inside the server pod. */
+  readonly port: number;
+  /** Whether the engine encrypts and authenticates itself with TLS (usable with the null transport). */
+  readonly selfEncrypting: boolean;
+  server(ctx: TransferServerContext): PodParts;
+  /** The client process's shell command (run by the pod builder's wrapper) and what it mounts. */
+  client(ctx: TransferClientContext): PodParts;
+}
+
+/** Context given to Transport.server()/client(). */
+export interface TransportServerContext {
+  objectName: (suffix: string) => string;
+  labels: Readonly<Record<string, string>>;
+  namespace: string;
+  /** Port exposed to the endpoint. */
+  listenPort: number;
+  /** Port of the transfer server on 127.0.0.1. */
+  transferPort: number;
+  /** Name of the Secret holding tls.crt, tls.key, ca.crt for the server. */
+  tlsSecretName: string;
+}
+
+export interface TransportClientContext {
+  objectName: (suffix: string) => string;
+  labels: Readonly<Record<string, string>>;
+  namespace: string;
+  /** Port on 127.0.0.1 where the transfer client connects. */
+  localPort: number;
+  /** The endpoint's address. */
+  connect: EndpointAddress;
+  tlsSecretName: string;
+}
+
+/**
+ * Transport layer: carries the transfer's TCP stream between the clusters (stunnel with mutual TLS),
+ * or nothing at all (null) for engines that encrypt themselves. Immutable once built.
+ */
+export interface Transport {
+  readonly type: TransportType;
+  /** True when the transfer talks to the endpoint itself (null transport). */
+  readonly direct: boolean;
+  server(ctx: TransportServerContext): PodParts;
+  client(ctx: TransportClientContext): PodParts;
+}
+
+/** Re-exported Kubernetes shapes used across the library. */
+export type { KubernetesObject, V1Container, V1Volume, V1VolumeMount };

@@ -1,0 +1,60 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { clientSecretData, createMigrationCertificates, serverSecretData } from '../../src/statetransfer/tls/certificates';
+
+describe('migration certificates', () => {
+  const certs = createMigrationCertificates({ migrationId: 'mig-1', serverNames: ['10.0.0.7', 'ferry.example.com'], validityDays: 7 });
+  const ca = new X509Certificate(certs.ca.certPem);
+  const server = new X509Certificate(certs.server.certPem);
+  const client = new X509Certificate(certs.client.certPem);
+
+  it('makes a CA that signs distinct server and client certificates', () => {
+    expect(ca.ca).toBe(true);
+    expect(server.ca).toBe(false);
+    expect(server.verify(ca.publicKey)).toBe(true);
+    expect(client.verify(ca.publicKey)).toBe(true);
+    expect(server.checkIssued(ca)).toBe(true);
+    expect(new Set([ca.serialNumber, server.serialNumber, client.serialNumber]).size).toBe(3);
+    expect(server.fingerprint256).not.toBe(client.fingerprint256);
+  });
+
+  it('gives the server certificate SANs for the endpoint names and IPs', () => {
+    expect(server.checkIP('10.0.0.7')).toBe('10.0.0.7');
+    expect(server.checkHost('ferry.example.com')).toBe('ferry.example.com');
+    expect(server.checkHost('other.example.com')).toBeUndefined();
+    expect(server.keyUsage).toContain('1.3.6.1.5.5.7.3.1'); // serverAuth
+    expect(client.keyUsage).toContain('1.3.6.1.5.5.7.3.2'); // clientAuth
+  });
+
+  it('is valid for days, not years', () => {
+    const days = (Date.parse(server.validTo) - Date.now()) / 86400000;
+    expect(days).toBeGreaterThan(6.9);
+    expect(days).toBeLessThan(7.1);
+  });
+
+  it('makes a fresh CA every time', () => {
+    const other = createMigrationCertificates({ migrationId: 'mig-1', serverNames: ['10.0.0.7'] });
+    expect(new X509Certificate(other.ca.certPem).fingerprint256).not.toBe(ca.fingerprint256);
+    expect(new X509Certificate(other.server.certPem).verify(ca.publicKey)).toBe(false);
+  });
+
+  it('never puts the CA key in a Secret, and gives each side only its own key', () => {
+    const srv = serverSecretData(certs);
+    const cli = clientSecretData(certs);
+    const all = JSON.stringify([srv, cli]);
+    expect(all).not.toContain(certs.ca.keyPem);
+    expect(JSON.stringify(cli)).not.toContain(certs.server.keyPem);
+    expect(JSON.stringify(srv)).not.toContain(certs.client.keyPem);
+    // The key in each Secret matches that Secret's certificate.
+    const pubOf = (pem: string) => createPrivateKey(pem).export({ type: 'pkcs1', format: 'pem' });
+    expect(pubOf(srv['tls.key']!)).toBe(pubOf(certs.server.keyPem));
+    expect(new X509Certificate(srv['tls.crt']!).checkPrivateKey(createPrivateKey(srv['tls.key']!))).toBe(true);
+    expect(new X509Certificate(cli['tls.crt']!).checkPrivateKey(createPrivateKey(cli['tls.key']!))).toBe(true);
+  });
+
+  it('rejects bad options with every problem named', () => {
+    expect(() => createMigrationCertificates({ migrationId: '', serverNames: [], validityDays: 400 })).toThrow(
+      /migrationId must not be empty.*validityDays must be 1\.\.90.*serverNames/,
+    );
+    expect(() => createMigrationCertificates({ migrationId: 'm', serverNames: ['bad name!'] })).toThrow(/bad name!/);
+  });
+});
