@@ -1,0 +1,167 @@
+/**
+ * OpenShift Route endpoint: a passthrough Route (route.openshift.io/v1) in front of a ClusterIP
+ * Service that selects the server pod. The router forwards the TLS stream untouched, choosing the
+ * backend by the TLS SNI host, so the source connects to `<route host>:443` with SNI = route host and
+ * the server certificate must carry the route host (knownHostnames when the host is given).
+ */
+import type { KubernetesObject, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import type { Endpoint, EndpointHealth, ObservedEndpoint } from '../types';
+import { objectName } from '../names';
+import { buildService, copyObjects, deepFreeze, endpointMetadata, findObserved, missing, serverPodSelector } from './common';
+import {
+  BACKING_SERVICE_ROLE,
+  ENDPOINT_ROLE,
+  TRANSFER_PORT_NAME,
+  resolveEndpointOptions,
+  type EndpointOptions,
+} from './options';
+
+/** One condition of a router's status entry (route.openshift.io/v1 RouteIngressCondition). */
+export interface RouteIngressCondition {
+  /** `Admitted` is the only type routers set. */
+  type: string;
+  /** 'True', 'False' or 'Unknown'. */
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+/** A Route as Ferry writes and reads it (the fields used here; route.openshift.io/v1). */
+export interface RouteObject extends KubernetesObject {
+  apiVersion: 'route.openshift.io/v1';
+  kind: 'Route';
+  metadata: V1ObjectMeta;
+  spec: {
+    /** Absent on creation when the router should generate it. */
+    host?: string;
+    to: { kind: 'Service'; name: string; weight?: number };
+    /** Named Service port (or number) the router sends the traffic to. */
+    port?: { targetPort: string | number };
+    tls?: { termination: 'passthrough' | 'edge' | 'reencrypt'; insecureEdgeTerminationPolicy?: string };
+    wildcardPolicy?: string;
+  };
+  status?: {
+    /** One entry per router (shard) that considered the Route. */
+    ingress?: Array<{
+      host?: string;
+      routerName?: string;
+      /** DNS name of the router itself (what the route host should resolve to). */
+      routerCanonicalHostname?: string;
+      wildcardPolicy?: string;
+      conditions?: RouteIngressCondition[];
+    }>;
+  };
+}
+
+/**
+ * Route endpoint. Objects, in creation order: the ClusterIP Service `objectName(id, 'endpoint-svc')`
+ * and the Route `objectName(id, 'endpoint')` with `tls.termination: passthrough`,
+ * `insecureEdgeTerminationPolicy: None`, `to` the Service and `port.targetPort: ferry-transfer`.
+ *
+ * Without `hostname` the router generates `<route name>-<namespace>.<apps domain>`; options
+ * validation rejects namespaces for which that first label would exceed 63 characters.
+ */
+export class RouteEndpoint implements Endpoint {
+  readonly type = 'Route' as const;
+  /** Route name. */
+  readonly name: string;
+  /** Name of the backing ClusterIP Service. */
+  readonly serviceName: string;
+  readonly namespace: string;
+  readonly backendPort: number;
+  /** Port of the backing Service (cluster-internal). */
+  readonly port: number;
+  /** Port of the router the source connects to (default 443). */
+  readonly externalPort: number;
+  /** Requested host, or undefined when the router generates one. */
+  readonly hostname: string | undefined;
+  readonly podSelector: Readonly<Record<string, string>>;
+  /** [hostname] when given, else empty (the generated host is known after health). */
+  readonly knownHostnames: readonly string[];
+  readonly needsNodes = false;
+  private readonly templates: readonly KubernetesObject[];
+
+  /** @throws EndpointOptionsError when the options are invalid; Error when options.type is not Route. */
+  constructor(options: EndpointOptions) {
+    if (options?.type !== 'Route') throw new Error(`Route endpoint built with options of type ${String(options?.type)}`);
+    const r = resolveEndpointOptions(options);
+    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
+    this.serviceName = objectName(r.migrationId, BACKING_SERVICE_ROLE);
+    this.namespace = r.namespace;
+    this.backendPort = r.backendPort;
+    this.port = r.port;
+    this.externalPort = r.externalPort;
+    this.hostname = r.hostname;
+    this.podSelector = serverPodSelector(r.migrationId);
+    this.knownHostnames = Object.freeze(r.hostname !== undefined ? [r.hostname] : []);
+    const route: RouteObject = {
+      apiVersion: 'route.openshift.io/v1',
+      kind: 'Route',
+      metadata: endpointMetadata(r, this.name),
+      spec: {
+        ...(r.hostname !== undefined ? { host: r.hostname } : {}),
+        to: { kind: 'Service', name: this.serviceName, weight: 100 },
+        port: { targetPort: TRANSFER_PORT_NAME },
+        tls: { termination: 'passthrough', insecureEdgeTerminationPolicy: 'None' },
+        wildcardPolicy: 'None',
+      },
+    };
+    this.templates = deepFreeze([buildService(r, this.serviceName, 'ClusterIP'), route]);
+    Object.freeze(this);
+  }
+
+  /** [backing Service, Route] (fresh mutable copies on every call). */
+  objects(): KubernetesObject[] {
+    return copyObjects(this.templates);
+  }
+
+  /**
+   * Healthy when the backing Service exists, the live Route has `spec.host` (equal to `hostname`
+   * when one was requested) and some `status.ingress[]` entry for that host has the condition
+   * `Admitted` = 'True'. Address = { host: spec.host, port: externalPort, sni: spec.host }.
+   * When routers rejected it (Admitted 'False'), the reason carries their reasons and messages
+   * (e.g. HostAlreadyClaimed, InvalidHost).
+   */
+  health(observed: ObservedEndpoint): EndpointHealth {
+    const where = `Route ${this.namespace}/${this.name}`;
+    if (!findObserved<V1Service>(observed, 'Service', this.serviceName)) {
+      return { healthy: false, reason: missing('Service', this.serviceName, this.namespace) };
+    }
+    const route = findObserved<RouteObject>(observed, 'Route', this.name);
+    if (!route) return { healthy: false, reason: missing('Route', this.name, this.namespace) };
+    const host = route.spec?.host;
+    const entries = Array.isArray(route.status?.ingress) ? route.status.ingress : [];
+    const admittedOf = (e: (typeof entries)[number]) =>
+      (Array.isArray(e?.conditions) ? e.conditions : []).find((c) => c?.type === 'Admitted');
+    const rejections = entries
+      .map((e) => ({ e, c: admittedOf(e) }))
+      .filter(({ c }) => c?.status === 'False')
+      .map(({ e, c }) => `router ${e.routerName ?? '?'}: ${[c?.reason, c?.message].filter(Boolean).join(': ') || 'no message'}`);
+    if (!host) {
+      const why = rejections.length > 0 ? `; not admitted by ${rejections.join('; ')}` : '';
+      return { healthy: false, reason: `${where}: waiting for the router to assign spec.host${why}` };
+    }
+    if (this.hostname !== undefined && host !== this.hostname) {
+      return {
+        healthy: false,
+        reason: `${where}: spec.host is ${host}, not the requested ${this.hostname} (the server certificate would not match)`,
+      };
+    }
+    const admitted = entries.find((e) => (e?.host === undefined || e.host === host) && admittedOf(e)?.status === 'True');
+    if (admitted) {
+      return {
+        healthy: true,
+        address: { host, port: this.externalPort, sni: host },
+        reason: `${where}: admitted by router ${admitted.routerName ?? '?'} at ${host}:${this.externalPort}`,
+      };
+    }
+    if (rejections.length > 0) {
+      return { healthy: false, reason: `${where}: not admitted by ${rejections.join('; ')}` };
+    }
+    return {
+      healthy: false,
+      reason: `${where}: waiting for a router to admit host ${host} (no Admitted condition yet): does an OpenShift router serve namespace ${this.namespace}?`,
+    };
+  }
+}
