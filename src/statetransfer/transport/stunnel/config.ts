@@ -1,0 +1,104 @@
+/**
+ * stunnel configuration files for Ferry's mutual-TLS transport.
+ *
+ * Both sides verify the peer against the migration's CA: `verify = 2` (stunnel(8): "verify the peer
+ * certificate", requires a certificate and a CAfile). The client additionally checks that the server
+ * certificate names the endpoint it dialled (`checkHost` / `checkIP`, stunnel 5.x) and sends SNI,
+ * which OpenShift passthrough Routes and ingress-nginx ssl-passthrough route on. TLS 1.2 is the
+ * minimum; OpenSSL negotiates 1.3 whenever both ends offer it. Run in the foreground with no pid file,
+ * so it works on a read-only root filesystem; logs go to stderr.
+ */
+import { isIP } from 'node:net';
+import type { EndpointAddress } from '../../types';
+
+/** Where the stunnel config and the TLS Secret are mounted in the transport container. */
+export const STUNNEL_PATHS = {
+  configDir: '/etc/ferry/stunnel',
+  configFile: '/etc/ferry/stunnel/stunnel.conf',
+  tlsDir: '/etc/ferry/tls',
+  cert: '/etc/ferry/tls/tls.crt',
+  /** The key as mounted from the Secret (0444, so any pod UID can read it without an fsGroup)… */
+  mountedKey: '/etc/ferry/tls/tls.key',
+  /** …and the private 0400 copy, owned by the container's UID, that stunnel reads. */
+  key: '/run/ferry/stunnel-tls.key',
+  ca: '/etc/ferry/tls/ca.crt',
+} as const;
+
+const COMMON = [
+  'foreground = yes',
+  'pid =',
+  'syslog = no',
+  'debug = notice',
+  // Latency matters for rsync's many small protocol messages (crane-lib sets the same).
+  'socket = l:TCP_NODELAY=1',
+  'socket = r:TCP_NODELAY=1',
+];
+
+function tlsLines(paths: { cert: string; key: string; ca: string }): string[] {
+  return [
+    `cert = ${paths.cert}`,
+    `key = ${paths.key}`,
+    `CAfile = ${paths.ca}`,
+    'verify = 2',
+    'sslVersionMin = TLSv1.2',
+    'sslVersionMax = TLSv1.3',
+  ];
+}
+
+function checkPort(name: string, port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${name} must be a TCP port 1..65535, got ${port}`);
+}
+
+/** Options shared by both renderers: where the TLS files are (defaults: STUNNEL_PATHS). */
+export interface StunnelFileOptions {
+  paths?: { cert: string; key: string; ca: string };
+}
+
+/**
+ * The destination side: accept TLS on `listenPort` (all IPv4 addresses of the pod) and forward to the
+ * transfer server on 127.0.0.1:`transferPort`.
+ * @throws Error on an invalid port.
+ */
+export function renderStunnelServerConf(listenPort: number, transferPort: number, opts: StunnelFileOptions = {}): string {
+  checkPort('listenPort', listenPort);
+  checkPort('transferPort', transferPort);
+  return [
+    '; Ferry stunnel server (destination side): mutual TLS in front of the transfer server.',
+    ...COMMON,
+    '',
+    '[ferry-transfer]',
+    `accept = ${listenPort}`,
+    `connect = 127.0.0.1:${transferPort}`,
+    ...tlsLines(opts.paths ?? STUNNEL_PATHS),
+    '',
+  ].join('\n');
+}
+
+/**
+ * The source side: accept plain TCP on 127.0.0.1:`localPort` (only the transfer client in the same pod
+ * reaches it) and connect with TLS to the endpoint, verifying the server's certificate and name.
+ * @throws Error on an invalid port or an empty host.
+ */
+export function renderStunnelClientConf(localPort: number, connect: EndpointAddress, opts: StunnelFileOptions = {}): string {
+  checkPort('localPort', localPort);
+  checkPort('connect.port', connect.port);
+  if (!connect.host || /[\s;]/.test(connect.host)) throw new Error(`invalid endpoint host ${JSON.stringify(connect.host)}`);
+  const host = connect.host.includes(':') && isIP(connect.host) === 6 ? `[${connect.host}]` : connect.host;
+  // The name the server certificate must carry: the SNI name when routing needs one, else the host.
+  const expected = connect.sni ?? connect.host;
+  const identity = isIP(expected) ? `checkIP = ${expected}` : `checkHost = ${expected}`;
+  const lines = [
+    '; Ferry stunnel client (source side): carries the transfer to the destination endpoint.',
+    ...COMMON,
+    '',
+    '[ferry-transfer]',
+    'client = yes',
+    `accept = 127.0.0.1:${localPort}`,
+    `connect = ${host}:${connect.port}`,
+    ...tlsLines(opts.paths ?? STUNNEL_PATHS),
+    identity,
+  ];
+  if (connect.sni) lines.push(`sni = ${connect.sni}`);
+  lines.push('');
+  return lines.join('\n');
+}
