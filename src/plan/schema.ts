@@ -1,0 +1,622 @@
+/**
+ * The migration plan: what to move (namespaces, their PVCs, internal images), from where to where, and
+ * how (endpoint, transport, transfer engine, security mode, stage/cutover policy).
+ *
+ * One zod 4 schema is the single source of truth: `MigrationPlanInput` is what a user writes (YAML,
+ * JSON, flags; most fields optional), `MigrationPlan` is what the rest of Ferry consumes (every default
+ * filled in, every namespace with its destination name and PVC selection resolved).
+ *
+ * The schema is pure (no environment, no file system): the parsed plan is workflow input and must be
+ * deterministic. Reading files, resolving relative paths and friendly error messages live in ./load.ts.
+ */
+import { z } from 'zod';
+
+/** The transfer image used when the plan names none. */
+export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
+
+/** Kubernetes PVC access modes. */
+export const ACCESS_MODES = ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'] as const;
+/** Ways to expose the destination's transfer server to the source cluster; 'auto' lets Ferry choose. */
+export const ENDPOINT_TYPES = ['auto', 'LoadBalancer', 'NodePort', 'ClusterIP', 'Route', 'Ingress'] as const;
+/** Transfer engines (the program that copies files). */
+export const TRANSFER_TYPES = ['rsync', 'rclone'] as const;
+/** Transports (what carries the transfer's TCP stream between the clusters). */
+export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
+/** Security modes of the transfer pods. */
+export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
+/** Cutover policies. */
+export const CUTOVER_MODES = ['auto', 'manual'] as const;
+/** Where the internal images to migrate are listed. */
+export const IMAGE_MODES = ['imagestreams', 'registry'] as const;
+
+/** Namespaces Ferry refuses to migrate from or into (cluster infrastructure). */
+export const SYSTEM_NAMESPACE_PATTERN = /^(kube-.*|openshift|openshift-.*)$/;
+
+/** Largest PVC-concurrency value accepted; MTC's default of 5 is Ferry's default. */
+export const MAX_CONCURRENCY = 20;
+/** Largest number of stage passes accepted in 'auto' cutover mode. */
+export const MAX_STAGE_PASSES = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Name validators. Each returns a problem description (without the "got …" part) or undefined.
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/** Renders a user value for an error message: strings quoted, long strings shortened. */
+export function showValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 77)}...` : v);
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+/** Why `s` is not a DNS label (RFC 1123: ≤ 63 lowercase letters, digits, '-', alphanumeric ends). */
+export function dnsLabelProblem(s: string): string | undefined {
+  if (!DNS_LABEL.test(s)) return "must be a DNS label (lowercase letters, digits, '-')";
+  if (s.length > 63) return `must be a DNS label of at most 63 characters (has ${s.length})`;
+  return undefined;
+}
+
+/** Why `s` is not a DNS subdomain (RFC 1123: ≤ 253 characters, dot-separated DNS labels). */
+export function dnsSubdomainProblem(s: string): string | undefined {
+  if (!DNS_SUBDOMAIN.test(s)) return "must be a DNS subdomain (lowercase letters, digits, '-', '.')";
+  if (s.length > 253) return `must be a DNS subdomain of at most 253 characters (has ${s.length})`;
+  if (s.split('.').some((l) => l.length > 63)) return 'must be a DNS subdomain whose parts have at most 63 characters';
+  return undefined;
+}
+
+/** Why `key` is not a Kubernetes label key (`[prefix/]name`, prefix a DNS subdomain, name ≤ 63). */
+function labelKeyProblem(key: string): string | undefined {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && dnsSubdomainProblem(prefix)) return `label key prefix ${showValue(prefix)} is not a DNS subdomain`;
+  if (!LABEL_NAME.test(name) || name.length > 63) return `${showValue(key)} is not a valid label key`;
+  return undefined;
+}
+
+function labelValueProblem(value: string): string | undefined {
+  if (value === '') return undefined;
+  if (!LABEL_NAME.test(value) || value.length > 63) return `${showValue(value)} is not a valid label value`;
+  return undefined;
+}
+
+/**
+ * Why `selector` is not a Kubernetes label selector in the string form accepted by `kubectl -l` and the
+ * API's `labelSelector` parameter: comma-separated requirements `key`, `!key`, `key=value`,
+ * `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key>N`, `key<N`.
+ * Returns undefined when valid.
+ */
+export function labelSelectorProblem(selector: string): string | undefined {
+  if (selector.trim() === '') return 'must not be empty (use pvcs: { all: true } to select every PVC)';
+  const parts: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of selector) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (depth < 0) return 'has an unbalanced ")"';
+    if (ch === ',' && depth === 0) {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (depth !== 0) return 'has an unbalanced "("';
+  parts.push(cur);
+  for (const raw of parts) {
+    const req = raw.trim();
+    if (req === '') return 'has an empty requirement (stray ",")';
+    let m: RegExpMatchArray | null;
+    if ((m = req.match(/^!\s*(\S+)$/)) || (m = req.match(/^([^\s=!<>(),]+)$/))) {
+      const p = labelKeyProblem(m[1]!);
+      if (p) return p;
+    } else if ((m = req.match(/^([^\s=!<>(),]+)\s*(==|=|!=)\s*([^\s=!<>(),]*)$/))) {
+      const p = labelKeyProblem(m[1]!) ?? labelValueProblem(m[3]!);
+      if (p) return p;
+    } else if ((m = req.match(/^([^\s=!<>(),]+)\s*(<|>)\s*(\S+)$/))) {
+      const p = labelKeyProblem(m[1]!);
+      if (p) return p;
+      if (!/^-?\d+$/.test(m[3]!)) return `${showValue(req)}: "<" and ">" need an integer value`;
+    } else if ((m = req.match(/^([^\s=!<>(),]+)\s+(in|notin)\s*\(([^()]*)\)$/))) {
+      const p = labelKeyProblem(m[1]!);
+      if (p) return p;
+      const values = m[3]!.split(',').map((v) => v.trim());
+      for (const v of values) {
+        const vp = labelValueProblem(v);
+        if (vp) return vp;
+      }
+    } else {
+      return `${showValue(req)} is not a label selector requirement (key, !key, key=value, key!=value, key in (a,b), key notin (a,b))`;
+    }
+  }
+  return undefined;
+}
+
+// Registry URL: [http(s)://]host[:port][/path]
+const REGISTRY_URL = /^(?:(https?):\/\/)?([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?(\/[a-z0-9._\-/]*)?$/;
+
+// Image reference after the distribution/reference grammar: [domain[:port]/]path[:tag][@digest].
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]+)?`;
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*';
+const IMAGE_REFERENCE = new RegExp(
+  `^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
+);
+
+/**
+ * rsync options Ferry controls itself (daemon protocol, authentication, logging, deletion policy); they
+ * are refused in `rsync.extraArgs` because overriding them breaks the transfer or its reporting.
+ */
+export const RSYNC_RESERVED_OPTIONS = [
+  '--server', '--daemon', '--sender', '--rsh', '-e', '--rsync-path', '--password-file', '--port', '--address',
+  '--config', '--log-file', '--log-file-format', '--remove-source-files', '--delete', '--delete-before',
+  '--delete-during', '--delete-delay', '--delete-after', '--delete-excluded', '--dry-run', '-n', '--list-only',
+  '--write-batch', '--only-write-batch', '--read-batch', '--info', '--out-format', '--daemon-bwlimit',
+] as const;
+const RSYNC_ARG = /^(--[a-z][a-z0-9-]*(=[A-Za-z0-9_.,:/+%=@-]*)?|-[A-Za-z0-9]+)$/;
+
+// ---------------------------------------------------------------------------------------------
+// Schema building blocks.
+
+/** A string that must be a DNS label; the message quotes the offending value. */
+const dnsLabel = () =>
+  z.string().superRefine((s, ctx) => {
+    const p = dnsLabelProblem(s);
+    if (p) ctx.addIssue({ code: 'custom', message: `${p}, got ${showValue(s)}`, input: s });
+  });
+
+/** A string that must be a DNS subdomain (object names such as PVCs and StorageClasses, host names). */
+const dnsSubdomain = () =>
+  z.string().superRefine((s, ctx) => {
+    const p = dnsSubdomainProblem(s);
+    if (p) ctx.addIssue({ code: 'custom', message: `${p}, got ${showValue(s)}`, input: s });
+  });
+
+const nonEmpty = () => z.string().min(1);
+/** An integer. Not `.int()`: zod's int check aborts the parse, which would hide cross-field errors. */
+const integer = () =>
+  z.number().superRefine((n, ctx) => {
+    if (!Number.isInteger(n)) ctx.addIssue({ code: 'custom', message: `expected an integer, got ${n}`, input: n });
+  });
+const seconds = (max: number) => integer().min(1).max(max);
+const posixId = () => integer().min(0).max(2147483647);
+
+/** Which PVCs of a namespace to migrate: exactly one of `all`, `names`, `labelSelector`. */
+export const pvcSelectionSchema = z
+  .strictObject({
+    all: z.literal(true).optional().describe('Every PVC of the namespace.'),
+    names: z.array(dnsSubdomain()).min(1).optional().describe('These PVCs, by name.'),
+    labelSelector: z.string().optional().describe('PVCs matching this label selector, e.g. "app=db,tier!=cache".'),
+  })
+  .superRefine((sel, ctx) => {
+    const set = (['all', 'names', 'labelSelector'] as const).filter((k) => sel[k] !== undefined);
+    if (set.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          set.length === 0
+            ? 'must set exactly one of all: true, names: [...], labelSelector: "..."'
+            : `must set exactly one of all, names, labelSelector (got ${set.join(' and ')})`,
+      });
+    }
+    if (sel.names) {
+      const seen = new Set<string>();
+      sel.names.forEach((n, i) => {
+        if (seen.has(n)) ctx.addIssue({ code: 'custom', path: ['names', i], message: `PVC ${showValue(n)} is listed twice` });
+        seen.add(n);
+      });
+    }
+    if (sel.labelSelector !== undefined) {
+      const p = labelSelectorProblem(sel.labelSelector);
+      if (p) ctx.addIssue({ code: 'custom', path: ['labelSelector'], message: p });
+    }
+  })
+  .transform((sel): PVCSelection => {
+    if (sel.names) return { names: sel.names };
+    if (sel.labelSelector !== undefined) return { labelSelector: sel.labelSelector };
+    return { all: true };
+  })
+  .describe('Which PVCs to migrate: { all: true } | { names: [...] } | { labelSelector: "..." }.');
+
+/** Which PVCs of a namespace to migrate (parsed form). */
+export type PVCSelection = { all: true } | { names: string[] } | { labelSelector: string };
+
+/** A cluster as seen through a kubeconfig. */
+export const clusterRefSchema = z
+  .strictObject({
+    kubeconfig: nonEmpty()
+      .optional()
+      .describe('Path of the kubeconfig file. Default: $KUBECONFIG, else ~/.kube/config (resolved by the worker).'),
+    context: nonEmpty().optional().describe("Context in the kubeconfig. Default: the kubeconfig's current-context."),
+  })
+  .describe('A cluster: kubeconfig file and context.');
+
+/** One namespace to migrate, optionally renamed. Accepts "name" or "source:destination" as shorthand. */
+export const namespaceMappingSchema = z
+  .union([
+    z.string().describe('"name" or "source:destination".'),
+    z.strictObject({
+      source: dnsLabel().describe('Namespace in the source cluster.'),
+      destination: dnsLabel().optional().describe('Namespace in the destination cluster. Default: same as source.'),
+      pvcs: pvcSelectionSchema.optional().describe('PVC selection for this namespace. Default: the plan-wide pvcs.'),
+    }),
+  ])
+  .transform((v, ctx) => {
+    if (typeof v !== 'string') return { source: v.source, destination: v.destination ?? v.source, pvcs: v.pvcs };
+    const parts = v.split(':');
+    if (parts.length > 2) {
+      ctx.addIssue({ code: 'custom', message: `must be "name" or "source:destination", got ${showValue(v)}` });
+      return z.NEVER;
+    }
+    const [source, destination = source] = parts as [string, string?];
+    let ok = true;
+    const names = parts.length === 2 ? ([['source', source], ['destination', destination]] as const) : ([['source', source]] as const);
+    for (const [what, name] of names) {
+      const p = dnsLabelProblem(name);
+      if (p) {
+        ok = false;
+        ctx.addIssue({ code: 'custom', message: `${what} namespace ${p}, got ${showValue(name)}` });
+      }
+    }
+    return ok ? { source, destination, pvcs: undefined as PVCSelection | undefined } : z.NEVER;
+  });
+
+const accessMode = z.enum(ACCESS_MODES);
+
+/** How the destination's transfer server is exposed to the source cluster. */
+export const endpointSchema = z
+  .strictObject({
+    type: z
+      .enum(ENDPOINT_TYPES)
+      .default('auto')
+      .describe('auto: Route on OpenShift, else LoadBalancer when the cluster provisions one, else NodePort.'),
+    hostname: dnsSubdomain()
+      .optional()
+      .describe('Host name of the Route or Ingress (required for Ingress; OpenShift generates one for Route).'),
+    ingressClassName: dnsSubdomain().optional().describe('IngressClass of the Ingress (needs TLS passthrough).'),
+    nodePort: integer()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe("Fixed NodePort; must lie in the cluster's service-node-port-range (default 30000-32767)."),
+  })
+  .superRefine((e, ctx) => {
+    if (e.type === 'Ingress' && e.hostname === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hostname'], message: 'is required when type is Ingress' });
+    }
+    const only: [keyof typeof e, readonly string[]][] = [
+      ['hostname', ['auto', 'Route', 'Ingress']],
+      ['ingressClassName', ['auto', 'Ingress']],
+      ['nodePort', ['auto', 'NodePort']],
+    ];
+    for (const [field, types] of only) {
+      if (e[field] !== undefined && !types.includes(e.type)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `is only used with type ${types.filter((t) => t !== 'auto').join(' or ')}, not ${e.type}`,
+        });
+      }
+    }
+  })
+  .describe('How the destination transfer server is exposed to the source cluster.');
+
+/** Security settings of the transfer pods. */
+export const securitySchema = z
+  .strictObject({
+    mode: z
+      .enum(SECURITY_MODES)
+      .default('restricted')
+      .describe(
+        'restricted: non-root pods that pass the "restricted" Pod Security Standard; file ownership is not kept. ' +
+          'preserve-ownership: root pods that keep owner, group and permissions of every file.',
+      ),
+    runAsUser: posixId().optional().describe('UID of the transfer processes (restricted mode; not 0).'),
+    runAsGroup: posixId().optional().describe('GID of the transfer processes (restricted mode).'),
+    fsGroup: posixId().optional().describe('fsGroup of the transfer pods (restricted mode).'),
+    chown: z
+      .string()
+      .regex(/^\d+:\d+$/, { error: (iss) => `must be "UID:GID" with numeric ids, got ${showValue(iss.input)}` })
+      .optional()
+      .describe('After the final sync, set the owner of every destination file to UID:GID (preserve-ownership mode).'),
+  })
+  .superRefine((s, ctx) => {
+    if (s.mode === 'restricted') {
+      if (s.runAsUser === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['runAsUser'],
+          message: 'must not be 0 in restricted mode (use mode: preserve-ownership to run as root)',
+        });
+      }
+      if (s.chown !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chown'],
+          message: 'needs mode: preserve-ownership (a non-root transfer cannot change file owners)',
+        });
+      }
+    } else {
+      for (const f of ['runAsUser', 'runAsGroup'] as const) {
+        if (s[f] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [f], message: 'is only used in restricted mode; preserve-ownership runs as root' });
+        }
+      }
+      if (s.fsGroup !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['fsGroup'],
+          message: 'is not allowed in preserve-ownership mode: the kubelet would change the group of every file on mount',
+        });
+      }
+    }
+  })
+  .describe('Security settings of the transfer pods.');
+
+/** Options of the file copy (named after rsync; verify, bandwidth limit and excludes apply to rclone too). */
+export const rsyncOptionsSchema = z
+  .strictObject({
+    verify: z
+      .boolean()
+      .default(false)
+      .describe('Compare file checksums instead of size and modification time (rsync --checksum, rclone --checksum).'),
+    bandwidthLimitKiBps: integer()
+      .min(1)
+      .optional()
+      .describe('Bandwidth limit per PVC transfer in KiB/s (rsync --bwlimit, rclone --bwlimit). Default: none.'),
+    excludes: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .regex(/^[^\n\r]*$/, { error: 'must be a single line' }),
+      )
+      .default([])
+      .describe('Exclude patterns, rsync --exclude syntax; lost+found is always excluded.'),
+    extraArgs: z
+      .array(z.string())
+      .optional()
+      .describe('Extra rsync options, e.g. ["--sparse", "--acls"]. rsync only; options Ferry manages are refused.'),
+  })
+  .superRefine((o, ctx) => {
+    o.extraArgs?.forEach((arg, i) => {
+      const name = arg.split('=')[0]!;
+      if (!RSYNC_ARG.test(arg)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['extraArgs', i],
+          message: `must be one rsync option like "--sparse" or "--max-size=10G", got ${showValue(arg)}`,
+        });
+      } else if ((RSYNC_RESERVED_OPTIONS as readonly string[]).includes(name) || /^--(delete|info)/.test(name)) {
+        ctx.addIssue({ code: 'custom', path: ['extraArgs', i], message: `${name} is managed by Ferry and cannot be set` });
+      }
+    });
+  })
+  .describe('File copy options.');
+
+/** A container image registry. */
+export const registrySchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(REGISTRY_URL, {
+        error: (iss) => `must be a registry address like "registry.example.com:5000" or "https://host/path", got ${showValue(iss.input)}`,
+      })
+      .describe('Registry address: host[:port][/path], optionally with https:// (or http:// with insecureSkipTLSVerify).'),
+    authFile: nonEmpty()
+      .optional()
+      .describe('Credentials file in containers-auth.json / docker config.json format (skopeo --authfile).'),
+    caFile: nonEmpty().optional().describe('PEM file of the CA(s) that sign the registry certificate.'),
+    insecureSkipTLSVerify: z
+      .boolean()
+      .default(false)
+      .describe('Do not verify the registry TLS certificate (and allow plain http://). Unsafe.'),
+  })
+  .superRefine((r, ctx) => {
+    if (r.url.startsWith('http://') && !r.insecureSkipTLSVerify) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: 'is plain HTTP, which sends credentials and images unencrypted: use https:// or set insecureSkipTLSVerify: true',
+      });
+    }
+    if (r.insecureSkipTLSVerify && r.caFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['caFile'], message: 'is pointless with insecureSkipTLSVerify: true; remove one of them' });
+    }
+  });
+
+/** Migration of internal images (OpenShift ImageStreams or plain registry repositories). */
+export const imagesSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Migrate internal images too.'),
+    mode: z
+      .enum(IMAGE_MODES)
+      .default('imagestreams')
+      .describe('imagestreams: every tag of the namespaces\' ImageStreams that points at the internal registry; registry: the listed repositories.'),
+    sourceRegistry: registrySchema.optional().describe('Where images are read (the source internal registry, exposed).'),
+    destinationRegistry: registrySchema.optional().describe('Where images are written.'),
+    repositories: z
+      .array(nonEmpty())
+      .optional()
+      .describe('registry mode: repositories to copy ("namespace/name"); imagestreams mode: only these ImageStreams.'),
+  })
+  .superRefine((im, ctx) => {
+    if (!im.enabled) return;
+    for (const f of ['sourceRegistry', 'destinationRegistry'] as const) {
+      if (im[f] === undefined) ctx.addIssue({ code: 'custom', path: [f], message: 'is required when images.enabled is true' });
+    }
+    if (im.mode === 'registry' && (im.repositories === undefined || im.repositories.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['repositories'], message: 'must list at least one repository in registry mode' });
+    }
+  })
+  .describe('Internal image migration.');
+
+/** Time limits, in seconds. */
+export const timeoutsSchema = z
+  .strictObject({
+    endpointReadySeconds: seconds(86400)
+      .default(600)
+      .describe('How long to wait for the endpoint (load balancer address, Route admission...).'),
+    serverReadySeconds: seconds(86400).default(600).describe('How long to wait for the transfer server pod to be ready.'),
+    transferSeconds: seconds(30 * 86400)
+      .optional()
+      .describe('Limit for one PVC sync. Default: none (liveness is checked through progress heartbeats).'),
+  })
+  .describe('Time limits, in seconds.');
+
+/** `when` predicate of a plan-level check: run it (even if other fields are invalid, so that every
+ * problem is reported at once) unless the plan is not an object or one of `keys` is itself invalid. */
+const RELEVANT_TOP_KEYS = (...keys: string[]) => (payload: { value: unknown; issues: readonly { path?: readonly PropertyKey[] }[] }) =>
+  payload.value !== null &&
+  typeof payload.value === 'object' &&
+  !Array.isArray(payload.value) &&
+  !payload.issues.some((i) => i.path !== undefined && i.path.length > 0 && keys.includes(String(i.path[0])));
+
+/** The migration plan (input and parsed form). */
+export const migrationPlanSchema = z
+  .strictObject({
+    name: dnsLabel().optional().describe('Name of the migration, used in the workflow id. Default: derived by the client.'),
+    source: clusterRefSchema.describe('The cluster the data comes from.'),
+    destination: clusterRefSchema.describe('The cluster the data goes to.'),
+    namespaces: z
+      .array(namespaceMappingSchema)
+      .min(1)
+      .describe('Namespaces to migrate: "name", "source:destination" or { source, destination?, pvcs? }.'),
+    pvcs: pvcSelectionSchema.prefault({ all: true }).describe('Default PVC selection of every namespace.'),
+    storageClassMapping: z
+      .record(dnsSubdomain(), dnsSubdomain())
+      .default({})
+      .describe('Source StorageClass → destination StorageClass.'),
+    accessModeMapping: z
+      .partialRecord(accessMode, accessMode)
+      .default({})
+      .describe('Source access mode → destination access mode, e.g. { ReadWriteOnce: ReadWriteMany }.'),
+    defaultStorageClass: dnsSubdomain()
+      .optional()
+      .describe("StorageClass for PVCs whose class is not mapped. Default: keep the name, else the destination's default class."),
+    endpoint: endpointSchema.prefault({}),
+    transfer: z.enum(TRANSFER_TYPES).default('rsync').describe('Transfer engine.'),
+    transport: z
+      .enum(TRANSPORT_TYPES)
+      .default('stunnel')
+      .describe('stunnel: mutual TLS tunnel. null: no tunnel (rclone uses its own TLS; rsync would be plaintext).'),
+    allowInsecure: z.boolean().default(false).describe('Accept rsync with the null transport (unencrypted, unauthenticated stream).'),
+    security: securitySchema.prefault({}),
+    rsync: rsyncOptionsSchema.prefault({}),
+    concurrency: integer().min(1).max(MAX_CONCURRENCY).default(5).describe('PVCs transferred at the same time.'),
+    stagePasses: integer()
+      .min(0)
+      .max(MAX_STAGE_PASSES)
+      .default(1)
+      .describe('Syncs while the applications keep running, before quiesce and the final sync (manual cutover: the minimum).'),
+    cutover: z
+      .enum(CUTOVER_MODES)
+      .default('auto')
+      .describe('auto: cut over after the stage passes. manual: keep syncing until the operator signals cutover (warm migration).'),
+    stageIntervalSeconds: integer().min(0).max(86400).default(60).describe('Pause between two stage syncs, in seconds.'),
+    quiesce: z.boolean().default(true).describe('Scale the source applications down before the final sync.'),
+    keepSourceQuiesced: z
+      .boolean()
+      .default(false)
+      .describe('Leave the source applications down after a successful migration (they are always restored on rollback).'),
+    deleteDestinationPVCsOnRollback: z
+      .boolean()
+      .default(false)
+      .describe('On rollback, delete the destination PVCs Ferry created (and their data). Default: keep them.'),
+    images: imagesSchema.prefault({}),
+    transferImage: z
+      .string()
+      .regex(IMAGE_REFERENCE, { error: (iss) => `must be an image reference like "registry:5000/ferry/transfer:1.0", got ${showValue(iss.input)}` })
+      .default(DEFAULT_TRANSFER_IMAGE)
+      .describe('Image of the transfer pods (rsync, rclone, stunnel).'),
+    timeouts: timeoutsSchema.prefault({}),
+  })
+  .superRefine(
+    (plan, ctx) => {
+      const seenSource = new Map<string, number>();
+      const seenDestination = new Map<string, number>();
+      plan.namespaces.forEach((ns, i) => {
+        for (const [what, name] of [['source', ns.source], ['destination', ns.destination]] as const) {
+          if (SYSTEM_NAMESPACE_PATTERN.test(name)) {
+            ctx.addIssue({ code: 'custom', path: ['namespaces', i, what], message: `${showValue(name)} is a system namespace and cannot be migrated` });
+          }
+        }
+        const s = seenSource.get(ns.source);
+        if (s !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['namespaces', i, 'source'], message: `${showValue(ns.source)} is listed twice (also namespaces[${s}])` });
+        } else seenSource.set(ns.source, i);
+        const d = seenDestination.get(ns.destination);
+        if (d !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['namespaces', i, 'destination'],
+            message: `${showValue(ns.destination)} is also the destination of namespaces[${d}] (${showValue(plan.namespaces[d]!.source)})`,
+          });
+        } else seenDestination.set(ns.destination, i);
+      });
+    },
+    { when: RELEVANT_TOP_KEYS('namespaces') },
+  )
+  .superRefine(
+    (plan, ctx) => {
+      const same = (plan.source.kubeconfig ?? '') === (plan.destination.kubeconfig ?? '') && (plan.source.context ?? '') === (plan.destination.context ?? '');
+      if (!same) return;
+      const sources = new Set(plan.namespaces.map((n) => n.source));
+      plan.namespaces.forEach((ns, i) => {
+        if (sources.has(ns.destination)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['namespaces', i, 'destination'],
+            message: `source and destination are the same cluster (same kubeconfig and context), so ${showValue(ns.destination)} would be migrated onto a source namespace: rename it`,
+          });
+        }
+      });
+    },
+    { when: RELEVANT_TOP_KEYS('namespaces', 'source', 'destination') },
+  )
+  .superRefine(
+    (plan, ctx) => {
+      if (plan.transfer === 'rsync' && plan.transport === 'null' && !plan.allowInsecure) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['transport'],
+          message: 'null with rsync sends the data unencrypted and unauthenticated: use transport: stunnel, transfer: rclone, or set allowInsecure: true',
+        });
+      }
+      if (plan.transfer !== 'rsync' && plan.rsync.extraArgs !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['rsync', 'extraArgs'], message: `is rsync-only and cannot be used with transfer: ${plan.transfer}` });
+      }
+    },
+    { when: RELEVANT_TOP_KEYS('transfer', 'transport', 'allowInsecure', 'rsync') },
+  )
+  .superRefine(
+    (plan, ctx) => {
+      if (plan.keepSourceQuiesced && !plan.quiesce) {
+        ctx.addIssue({ code: 'custom', path: ['keepSourceQuiesced'], message: 'needs quiesce: true (nothing is quiesced otherwise)' });
+      }
+    },
+    { when: RELEVANT_TOP_KEYS('keepSourceQuiesced', 'quiesce') },
+  )
+  .transform((plan) => ({
+    ...plan,
+    namespaces: plan.namespaces.map((ns) => ({ source: ns.source, destination: ns.destination, pvcs: ns.pvcs ?? plan.pvcs })),
+  }))
+  .describe('A Ferry migration plan.');
+
+/** A parsed, defaulted migration plan: what workflows and activities consume. */
+export type MigrationPlan = z.output<typeof migrationPlanSchema>;
+/** A migration plan as written by a user (YAML/JSON/flags): defaults and shorthands allowed. */
+export type MigrationPlanInput = z.input<typeof migrationPlanSchema>;
+/** One namespace of a parsed plan. */
+export type NamespaceMapping = MigrationPlan['namespaces'][number];
+/** A cluster reference (kubeconfig path and context). */
+export type ClusterRef = MigrationPlan['source'];
+/** A registry of the image migration. */
+export type RegistryConfig = z.output<typeof registrySchema>;
+/** A Kubernetes access mode. */
+export type AccessMode = (typeof ACCESS_MODES)[number];
+/** A plan's endpoint type, including 'auto'. */
+export type PlanEndpointType = (typeof ENDPOINT_TYPES)[number];
