@@ -1,0 +1,246 @@
+/**
+ * One namespace's state transfer: composes a Transfer, a Transport and an Endpoint into the exact
+ * Kubernetes objects to create on each side.
+ *
+ * Order of use (what the workflows do, one step per activity):
+ *   1. `endpoint.objects()` in the destination namespace; wait until `endpoint.health()` is healthy.
+ *   2. `createTransferCredentials()` with the endpoint's address: a fresh CA, server and client
+ *      certificates, and the transfer password. The caller keeps them out of logs and workflow state.
+ *   3. `destinationObjects(credentials)`: TLS and transfer Secrets, ConfigMaps and the server pod.
+ *   4. per source PVC, `sourceObjects(pvc, address, credentials, {final})`: client Secrets, ConfigMaps
+ *      and the client pod.
+ * Every object carries the migration's labels (names.ts `migrationSelector`) for cleanup.
+ */
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { migrationSelector, objectLabels, objectName } from './names';
+import { deepFreeze, secret } from './objects';
+import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
+import type { PodIdentity } from './pods/security';
+import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
+import { generatePassword } from './transfer/rsync/rsyncd-conf';
+import type { Endpoint, EndpointAddress, PodParts, SecurityMode, Transfer, Transport } from './types';
+
+/** Where the source PVC is mounted in the client pod. */
+export const SOURCE_PATH = '/data';
+/** Parent directory of the destination PVC mounts in the server pod. */
+export const DESTINATION_ROOT = '/mnt/ferry';
+
+/** One PVC to move and how its client pod must run. */
+export interface VolumePair {
+  sourcePVC: string;
+  destinationPVC: string;
+  /** Node where the source PVC is mounted (ReadWriteOnce): the client pod is pinned there. */
+  nodeName?: string;
+  /** Identity of the workload that uses the PVC (fsGroup, supplementalGroups, runAsUser …). */
+  identity?: PodIdentity;
+}
+
+/** Options of `createNamespaceTransfer`. */
+export interface NamespaceTransferOptions {
+  migrationId: string;
+  sourceNamespace: string;
+  destinationNamespace: string;
+  volumes: VolumePair[];
+  transfer: Transfer;
+  transport: Transport;
+  endpoint: Endpoint;
+  security: SecurityMode;
+  /** Transfer image reference. */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Identity of the destination server pod (restricted mode: the UID that will own the files). */
+  serverIdentity?: PodIdentity;
+  /** Client pod lifecycle; native-sidecar needs Kubernetes 1.29+ on the source cluster. */
+  lifecycle?: ClientLifecycle;
+  /** Allow a transfer that does not encrypt itself over the null transport (plaintext). */
+  allowInsecure?: boolean;
+}
+
+/** Secret material of one namespace transfer. Never logged, never put in workflow state. */
+export interface TransferCredentials {
+  certificates: MigrationCertificates;
+  /** Shared secret of the transfer (rsync auth user password). */
+  password: string;
+}
+
+/** Options for one sync of one PVC. */
+export interface SyncOptions {
+  /** Final sync (cutover): the transfer deletes destination files that are gone at the source. */
+  final: boolean;
+}
+
+/** The composed transfer of one namespace. Immutable. */
+export interface NamespaceTransfer {
+  readonly migrationId: string;
+  readonly sourceNamespace: string;
+  readonly destinationNamespace: string;
+  readonly volumes: readonly VolumePair[];
+  readonly endpoint: Endpoint;
+  readonly transfer: Transfer;
+  readonly transport: Transport;
+  /** Name of the destination's server pod. */
+  readonly serverPodName: string;
+  /** Name of the client pod of a source PVC. */
+  clientPodName(sourcePVC: string): string;
+  /** Secrets, ConfigMaps and the server pod for the destination namespace, in creation order. */
+  destinationObjects(credentials: TransferCredentials): KubernetesObject[];
+  /** Secrets, ConfigMaps and the client pod for one source PVC, in creation order (pod last). */
+  sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[];
+}
+
+/**
+ * Creates the credentials of a namespace transfer: certificates whose server names are the endpoint's
+ * address (and SNI name, and the endpoint's known host names), and a random transfer password.
+ */
+export function createTransferCredentials(migrationId: string, endpoint: Endpoint, address: EndpointAddress, validityDays?: number): TransferCredentials {
+  const serverNames = [address.host, ...(address.sni ? [address.sni] : []), ...endpoint.knownHostnames];
+  return {
+    certificates: createMigrationCertificates({ migrationId, serverNames, validityDays }),
+    password: generatePassword(),
+  };
+}
+
+function validate(o: NamespaceTransferOptions): void {
+  const problems: string[] = [];
+  if (!o.migrationId) problems.push('migrationId is empty');
+  if (!o.volumes.length) problems.push('no volumes to transfer');
+  if (o.endpoint.namespace !== o.destinationNamespace) {
+    problems.push(`endpoint namespace ${o.endpoint.namespace} differs from destination namespace ${o.destinationNamespace}`);
+  }
+  if (o.transport.direct && !o.transfer.selfEncrypting && !o.allowInsecure) {
+    problems.push(`transfer ${o.transfer.type} does not encrypt itself: use transport stunnel (or allow insecure transfers explicitly)`);
+  }
+  const seen = new Set<string>();
+  for (const v of o.volumes) {
+    if (seen.has(v.destinationPVC)) problems.push(`destination PVC ${v.destinationPVC} is the target of two source PVCs`);
+    seen.add(v.destinationPVC);
+  }
+  if (problems.length) throw new Error(`invalid namespace transfer ${o.sourceNamespace} → ${o.destinationNamespace}: ${problems.join('; ')}`);
+}
+
+function merge(...parts: PodParts[]): PodParts {
+  return { processes: parts.flatMap((p) => p.processes), volumes: parts.flatMap((p) => p.volumes), objects: parts.flatMap((p) => p.objects) };
+}
+
+/**
+ * Composes a namespace transfer.
+ * @throws Error listing every problem (no volumes, plaintext without allowInsecure, duplicate targets …).
+ */
+export function createNamespaceTransfer(options: NamespaceTransferOptions): NamespaceTransfer {
+  validate(options);
+  const o = { ...options, volumes: options.volumes.map((v) => ({ ...v })) };
+  const mid = o.migrationId;
+  const lifecycle = o.lifecycle ?? 'done-file';
+  const serverName = (s: string) => objectName(mid, `srv-${s}`);
+  const clientName = (s: string) => objectName(mid, `cli-${s}`);
+  const serverLabels = objectLabels(mid, 'server');
+  const clientLabels = objectLabels(mid, 'client');
+  const serverTLS = serverName('tls');
+  const clientTLS = clientName('tls');
+  const root = o.security === 'preserve-ownership';
+  const direct = o.transport.direct;
+
+  const findVolume = (sourcePVC: string): VolumePair => {
+    const v = o.volumes.find((x) => x.sourcePVC === sourcePVC);
+    if (!v) throw new Error(`PVC ${sourcePVC} is not part of the transfer of namespace ${o.sourceNamespace}`);
+    return v;
+  };
+
+  const nt: NamespaceTransfer = {
+    migrationId: mid,
+    sourceNamespace: o.sourceNamespace,
+    destinationNamespace: o.destinationNamespace,
+    volumes: o.volumes,
+    endpoint: o.endpoint,
+    transfer: o.transfer,
+    transport: o.transport,
+    serverPodName: objectName(mid, 'server'),
+    clientPodName: (pvc) => objectName(mid, 'client', pvc),
+
+    destinationObjects(credentials: TransferCredentials): KubernetesObject[] {
+      const ns = o.destinationNamespace;
+      const transferParts = o.transfer.server({
+        objectName: serverName,
+        labels: serverLabels,
+        namespace: ns,
+        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}` })),
+        bindAddress: direct ? '0.0.0.0' : '127.0.0.1',
+        port: direct ? o.endpoint.backendPort : o.transfer.port,
+        password: credentials.password,
+        root,
+        tls: direct ? { secretName: serverTLS } : undefined,
+      });
+      const transportParts = o.transport.server({
+        objectName: serverName,
+        labels: serverLabels,
+        namespace: ns,
+        listenPort: o.endpoint.backendPort,
+        transferPort: o.transfer.port,
+        tlsSecretName: serverTLS,
+      });
+      const pod: V1Pod = buildServerPod({
+        name: nt.serverPodName,
+        namespace: ns,
+        labels: { ...serverLabels, ...o.endpoint.podSelector },
+        image: o.image,
+        imagePullPolicy: o.imagePullPolicy,
+        security: o.security,
+        identity: o.serverIdentity,
+        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}` })),
+        transfer: transferParts,
+        transport: transportParts,
+      });
+      const tls = secret(serverTLS, ns, serverLabels, serverSecretData(credentials.certificates));
+      return [tls, ...merge(transferParts, transportParts).objects, pod];
+    },
+
+    sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[] {
+      const v = findVolume(sourcePVC);
+      const ns = o.sourceNamespace;
+      const localPort = o.transfer.port;
+      const transferParts = o.transfer.client({
+        objectName: clientName,
+        labels: clientLabels,
+        namespace: ns,
+        module: v.destinationPVC,
+        sourcePath: SOURCE_PATH,
+        connect: direct ? address : { host: '127.0.0.1', port: localPort },
+        password: credentials.password,
+        root,
+        final: sync.final,
+        tls: direct ? { secretName: clientTLS } : undefined,
+      });
+      const transportParts = o.transport.client({
+        objectName: clientName,
+        labels: clientLabels,
+        namespace: ns,
+        localPort,
+        connect: address,
+        tlsSecretName: clientTLS,
+      });
+      const pod = buildClientPod({
+        name: nt.clientPodName(sourcePVC),
+        namespace: ns,
+        labels: objectLabels(mid, 'client', sourcePVC),
+        image: o.image,
+        imagePullPolicy: o.imagePullPolicy,
+        security: o.security,
+        identity: v.identity,
+        pvcName: sourcePVC,
+        sourcePath: SOURCE_PATH,
+        transfer: transferParts,
+        transport: transportParts,
+        transportPort: direct ? undefined : localPort,
+        lifecycle,
+        nodeName: v.nodeName,
+        annotations: { 'ferry.dev/sync': sync.final ? 'final' : 'stage' },
+      });
+      const tls = secret(clientTLS, ns, clientLabels, clientSecretData(credentials.certificates));
+      return [tls, ...merge(transferParts, transportParts).objects, pod];
+    },
+  };
+  return deepFreeze(nt);
+}
+
+/** Labels selecting every object of a migration, re-exported for cleanup callers. */
+export { migrationSelector };

@@ -1,0 +1,124 @@
+/**
+ * Bash wrappers that give a pod's processes their lifecycle:
+ * - the transfer client waits for the transport's local port (legacy mode), runs, records its exit
+ *   code and final statistics in the termination message, and drops a done-file;
+ * - the transport client, in legacy mode, stops when the done-file appears.
+ * On clusters with native sidecar containers (Kubernetes 1.29+) the transport is an init container
+ * with restartPolicy Always and a startup probe; kubelet then orders start and stop itself and only
+ * the termination-message part of the wrapper is used.
+ */
+import { FERRY_RUN_DIR } from '../types';
+
+/** File whose existence tells the transport the transfer has finished (legacy mode). */
+export const DONE_FILE = `${FERRY_RUN_DIR}/done`;
+/** Last lines of the transfer's output, kept for the termination message. */
+export const SUMMARY_FILE = `${FERRY_RUN_DIR}/summary`;
+/** Where the transfer container writes its termination message (the Kubernetes default). */
+export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
+/** Marker line carrying the transfer's exit code in the termination message. */
+export const EXIT_CODE_MARKER = 'ferry-exit-code=';
+/** Number of final output lines kept for the termination message (rsync's STATS2 block is ~16). */
+export const SUMMARY_LINES = 40;
+/** The termination message is capped by Kubernetes at 4096 bytes; keep room for the marker. */
+const SUMMARY_BYTES = 3500;
+
+/** Quotes one word for bash. */
+export function shQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Quotes an argv for bash. */
+export function shJoin(argv: string[]): string {
+  return argv.map(shQuote).join(' ');
+}
+
+/** Bash function waiting for a TCP port on 127.0.0.1, with exponential back-off capped at 2 s (no
+ * busy loop). Returns 1 after `seconds`. */
+const WAIT_PORT_FN = `wait_port() {
+  local port=$1 limit=$2 delay=0.1 start=$SECONDS
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if (( SECONDS - start >= limit )); then echo "ferry: nothing listens on 127.0.0.1:$port after $limit s (transport not started?)" >&2; return 1; fi
+    sleep "$delay"
+    case $delay in 0.1) delay=0.2;; 0.2) delay=0.5;; 0.5) delay=1;; *) delay=2;; esac
+  done
+}`;
+
+/** Options of `transferClientScript`. */
+export interface TransferClientScriptOptions {
+  /** Wait for this local port before starting (legacy mode, transport in the same pod). */
+  waitPort?: number;
+  /** Seconds to wait for `waitPort` (default 120). */
+  waitSeconds?: number;
+  /** Bash lines run before the command. */
+  prepare?: string;
+  /** Drop the done-file on exit (legacy mode with a transport). */
+  signalDone: boolean;
+}
+
+/**
+ * The transfer client container's script: optional wait for the transport, the engine's argv with its
+ * output passed through (and its last lines kept), the exit code and those lines written to the
+ * termination message, and the engine's exit code as the container's exit code.
+ * Exit code 35 (rsync(1): "timeout waiting for daemon connection") when the transport never listened.
+ */
+export function transferClientScript(argv: string[], opts: TransferClientScriptOptions): string {
+  const lines = ['set -u -o pipefail', `mkdir -p ${FERRY_RUN_DIR}`];
+  if (opts.signalDone) lines.push(`trap 'touch ${DONE_FILE}' EXIT`);
+  lines.push(
+    `write_termination() { { tail -c ${SUMMARY_BYTES} ${SUMMARY_FILE} 2>/dev/null; printf '${EXIT_CODE_MARKER}%d\\n' "$1"; } > ${TERMINATION_MESSAGE_PATH} 2>/dev/null || true; }`,
+  );
+  if (opts.waitPort !== undefined) {
+    lines.push(WAIT_PORT_FN, `wait_port ${opts.waitPort} ${opts.waitSeconds ?? 120} || { write_termination 35; exit 35; }`);
+  }
+  if (opts.prepare) lines.push(`{\n${opts.prepare}\n} || { echo 'ferry: preparing the transfer failed' >&2; write_termination 1; exit 1; }`);
+  // awk splits on \r too, so progress updates become log lines; it keeps the last lines in a ring.
+  const awk = `BEGIN { RS = "[\\r\\n]" } { print; fflush(); if (length($0)) { ring[n % ${SUMMARY_LINES}] = $0; n++ } } END { s = n > ${SUMMARY_LINES} ? n - ${SUMMARY_LINES} : 0; for (i = s; i < n; i++) print ring[i % ${SUMMARY_LINES}] > "${SUMMARY_FILE}" }`;
+  lines.push(`${shJoin(argv)} 2>&1 | awk ${shQuote(awk)}`, 'rc=${PIPESTATUS[0]}', 'write_termination "$rc"', 'exit "$rc"');
+  return lines.join('\n');
+}
+
+/**
+ * The transport client's script in legacy mode: run the transport in the background and stop it once
+ * the transfer has dropped the done-file (checked once a second). Exits 0 after a clean stop, or with
+ * the transport's own code if it died first.
+ */
+export function transportClientScript(argv: string[]): string {
+  return [
+    'set -u',
+    `${shJoin(argv)} &`,
+    'pid=$!',
+    `trap 'kill -TERM "$pid" 2>/dev/null' TERM INT`,
+    'while kill -0 "$pid" 2>/dev/null; do',
+    `  if [ -e ${DONE_FILE} ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0; fi`,
+    '  sleep 1',
+    'done',
+    'wait "$pid"; rc=$?',
+    'echo "ferry: transport exited before the transfer finished (code $rc)" >&2',
+    'exit "$rc"',
+  ].join('\n');
+}
+
+/** A long-running server process with optional preparation: `prepare`, then exec the argv. */
+export function serverScript(argv: string[], prepare?: string): string {
+  return ['set -eu', `mkdir -p ${FERRY_RUN_DIR}`, ...(prepare ? [prepare] : []), `exec ${shJoin(argv)}`].join('\n');
+}
+
+/** What a finished client pod reports: the engine's exit code and its final output lines. */
+export interface TerminationReport {
+  exitCode?: number;
+  /** The last output lines (rsync: the STATS2 block and any error lines). */
+  lines: string[];
+}
+
+/** Parses a client container's termination message written by `transferClientScript`. */
+export function parseTerminationMessage(message: string | undefined): TerminationReport {
+  const lines = (message ?? '').split('\n').filter((l) => l.length > 0);
+  let exitCode: number | undefined;
+  const rest: string[] = [];
+  for (const l of lines) {
+    if (l.startsWith(EXIT_CODE_MARKER)) exitCode = Number.parseInt(l.slice(EXIT_CODE_MARKER.length), 10);
+    else rest.push(l);
+  }
+  return { exitCode: Number.isNaN(exitCode) ? undefined : exitCode, lines: rest };
+}

@@ -1,0 +1,223 @@
+/**
+ * The transfer pods as @kubernetes/client-node objects:
+ * - the server pod, one per destination namespace: the transfer server (rsync daemon) and the
+ *   transport server (stunnel), all of the namespace's destination PVCs mounted;
+ * - the client pod, one per source PVC: the transfer client (rsync) and the transport client
+ *   (stunnel) in ONE pod, talking over 127.0.0.1, the PVC mounted read-only.
+ */
+import type { V1Affinity, V1Container, V1Pod, V1Probe, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
+import { serverScript, shQuote, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
+import { containerSecurityContext, podSecurityContext, type PodIdentity } from './security';
+
+/** How the client pod orders its transport and transfer containers.
+ * - native-sidecar: the transport is an init container with restartPolicy Always (Kubernetes 1.29+,
+ *   SidecarContainers feature); kubelet starts it first (startup probe) and stops it after the transfer.
+ * - done-file: both are ordinary containers; the transfer waits for the port and drops a done-file
+ *   on a shared emptyDir, which stops the transport. */
+export type ClientLifecycle = 'native-sidecar' | 'done-file';
+
+/** Options shared by both pods. */
+export interface CommonPodOptions {
+  name: string;
+  namespace: string;
+  labels: Readonly<Record<string, string>>;
+  /** The transfer image (images/transfer/Containerfile). */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  security: SecurityMode;
+  identity?: PodIdentity;
+  resources?: V1ResourceRequirements;
+  /** Extra annotations on the pod (never secrets). */
+  annotations?: Record<string, string>;
+}
+
+/** Options of `buildServerPod`. */
+export interface ServerPodOptions extends CommonPodOptions {
+  /** Destination PVCs to mount: claim name → mount path. */
+  volumes: { pvcName: string; mountPath: string }[];
+  transfer: PodParts;
+  transport: PodParts;
+}
+
+/** Options of `buildClientPod`. */
+export interface ClientPodOptions extends CommonPodOptions {
+  /** Source PVC, mounted read-only at `sourcePath`. */
+  pvcName: string;
+  sourcePath: string;
+  transfer: PodParts;
+  transport: PodParts;
+  /** Port on 127.0.0.1 where the transport client listens (absent with the null transport). */
+  transportPort?: number;
+  lifecycle: ClientLifecycle;
+  /** Pin to the node where a ReadWriteOnce PVC is in use (the pod that mounts it runs there). */
+  nodeName?: string;
+  /** Seconds the transfer waits for the transport's port in done-file mode (default 120). */
+  transportWaitSeconds?: number;
+}
+
+const RUN_VOLUME = 'ferry-run';
+const TMP_VOLUME = 'ferry-tmp';
+const COMMON_MOUNTS: V1VolumeMount[] = [
+  { name: RUN_VOLUME, mountPath: FERRY_RUN_DIR },
+  { name: TMP_VOLUME, mountPath: '/tmp' },
+];
+const COMMON_VOLUMES: V1Volume[] = [
+  { name: RUN_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+  { name: TMP_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
+];
+
+/** An exec probe that succeeds once something accepts TCP on 127.0.0.1:port (kubelet's tcpSocket
+ * probe dials the pod IP, which misses servers bound to loopback). */
+export function loopbackProbe(port: number, periodSeconds: number, failureThreshold: number): V1Probe {
+  return {
+    exec: { command: ['/bin/bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`] },
+    periodSeconds,
+    failureThreshold,
+    timeoutSeconds: 2,
+  };
+}
+
+function container(
+  opts: CommonPodOptions,
+  proc: ProcessSpec,
+  command: string[],
+  extraMounts: V1VolumeMount[],
+  rootCapabilities: boolean,
+): V1Container {
+  const c: V1Container = {
+    name: proc.name,
+    image: opts.image,
+    imagePullPolicy: opts.imagePullPolicy ?? 'IfNotPresent',
+    command,
+    volumeMounts: [...COMMON_MOUNTS, ...proc.volumeMounts, ...extraMounts],
+    securityContext: containerSecurityContext(opts.security, rootCapabilities),
+    terminationMessagePath: TERMINATION_MESSAGE_PATH,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+  if (proc.env?.length) c.env = proc.env.map((e) => ({ ...e }));
+  if (opts.resources) c.resources = opts.resources;
+  return c;
+}
+
+function assertNoDuplicateVolumes(volumes: V1Volume[]): void {
+  const seen = new Set<string>();
+  for (const v of volumes) {
+    if (seen.has(v.name)) throw new Error(`duplicate pod volume ${v.name}`);
+    seen.add(v.name);
+  }
+}
+
+function metadata(opts: CommonPodOptions) {
+  return {
+    name: opts.name,
+    namespace: opts.namespace,
+    labels: { ...opts.labels },
+    ...(opts.annotations ? { annotations: { ...opts.annotations } } : {}),
+  };
+}
+
+/**
+ * Builds the destination's server pod. Each destination PVC `i` is volume `pvc-<i>`, mounted only in
+ * the transfer container. The transfer container gets a readiness probe on its loopback port.
+ * @throws Error when the parts have no transfer process or volumes collide.
+ */
+export function buildServerPod(opts: ServerPodOptions): V1Pod {
+  const [transferProc] = opts.transfer.processes;
+  if (!transferProc) throw new Error('the transfer layer returned no server process');
+  const pvcVolumes: V1Volume[] = opts.volumes.map((v, i) => ({ name: `pvc-${i}`, persistentVolumeClaim: { claimName: v.pvcName } }));
+  const pvcMounts: V1VolumeMount[] = opts.volumes.map((v, i) => ({ name: `pvc-${i}`, mountPath: v.mountPath }));
+  const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', serverScript(transferProc.command, transferProc.prepare)], pvcMounts, true);
+  if (transferProc.readyPort) transferContainer.readinessProbe = loopbackProbe(transferProc.readyPort, 5, 3);
+  const containers = [
+    transferContainer,
+    ...opts.transport.processes.map((p) => container(opts, p, ['/bin/bash', '-c', serverScript(p.command, p.prepare)], [], false)),
+  ];
+  const volumes = [...COMMON_VOLUMES, ...pvcVolumes, ...opts.transfer.volumes, ...opts.transport.volumes];
+  assertNoDuplicateVolumes(volumes);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: metadata(opts),
+    spec: {
+      restartPolicy: 'Always',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: podSecurityContext(opts.security, opts.identity),
+      terminationGracePeriodSeconds: 10,
+      containers,
+      volumes,
+    },
+  };
+}
+
+function nodeAffinity(nodeName: string): V1Affinity {
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [nodeName] }] }],
+      },
+    },
+  };
+}
+
+/**
+ * Builds the source's client pod for one PVC. restartPolicy Never: a failed transfer is retried by
+ * Ferry, which reads the exit code and termination message first.
+ * @throws Error when the parts have no transfer process, or a transport without `transportPort`.
+ */
+export function buildClientPod(opts: ClientPodOptions): V1Pod {
+  const [transferProc] = opts.transfer.processes;
+  if (!transferProc) throw new Error('the transfer layer returned no client process');
+  const transportProc = opts.transport.processes[0];
+  if (transportProc && opts.transportPort === undefined) throw new Error('a transport process needs transportPort');
+  const legacy = opts.lifecycle === 'done-file' && transportProc !== undefined;
+  const script = transferClientScript(transferProc.command, {
+    waitPort: legacy ? opts.transportPort : undefined,
+    waitSeconds: opts.transportWaitSeconds,
+    prepare: transferProc.prepare,
+    signalDone: legacy,
+  });
+  const sourceMount: V1VolumeMount = { name: 'source', mountPath: opts.sourcePath, readOnly: true };
+  const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', script], [sourceMount], true);
+  const volumes = [
+    ...COMMON_VOLUMES,
+    { name: 'source', persistentVolumeClaim: { claimName: opts.pvcName, readOnly: true } },
+    ...opts.transfer.volumes,
+    ...opts.transport.volumes,
+  ];
+  assertNoDuplicateVolumes(volumes);
+  const pod: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: metadata(opts),
+    spec: {
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: podSecurityContext(opts.security, opts.identity),
+      terminationGracePeriodSeconds: 10,
+      containers: [transferContainer],
+      volumes,
+    },
+  };
+  if (transportProc) {
+    const prep = transportProc.prepare ? `set -e\n${transportProc.prepare}\nset +e\n` : '';
+    if (legacy) {
+      const c = container(opts, transportProc, ['/bin/bash', '-c', prep + transportClientScript(transportProc.command)], [], false);
+      pod.spec!.containers.push(c);
+    } else {
+      const c = container(opts, transportProc, ['/bin/bash', '-c', serverScript(transportProc.command, transportProc.prepare)], [], false);
+      c.restartPolicy = 'Always';
+      c.startupProbe = loopbackProbe(opts.transportPort!, 1, 120);
+      pod.spec!.initContainers = [c];
+    }
+  }
+  if (opts.nodeName) pod.spec!.affinity = nodeAffinity(opts.nodeName);
+  return pod;
+}
+
+/** Shell-quoted for logs: the command of a container as one line. */
+export function describeCommand(c: V1Container): string {
+  return (c.command ?? []).map(shQuote).join(' ');
+}

@@ -1,0 +1,197 @@
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { createEndpoint } from '../../src/statetransfer/endpoint';
+import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
+import { isDNSLabel } from '../../src/statetransfer/names';
+import { DONE_FILE, parseTerminationMessage, shQuote, transferClientScript } from '../../src/statetransfer/pods/lifecycle';
+import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../../src/statetransfer/pods/security';
+import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
+import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
+import { createNullTransport } from '../../src/statetransfer/transport/null';
+import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
+import type { SecurityMode } from '../../src/statetransfer/types';
+
+const address = { host: '192.0.2.10', port: 31443 };
+
+function options(over: Partial<NamespaceTransferOptions> = {}): NamespaceTransferOptions {
+  return {
+    migrationId: 'mig-1',
+    sourceNamespace: 'shop',
+    destinationNamespace: 'shop-new',
+    volumes: [
+      { sourcePVC: 'data', destinationPVC: 'data', nodeName: 'node-a', identity: { fsGroup: 3000, supplementalGroups: [4000], runAsUser: 1001 } },
+      { sourcePVC: 'logs', destinationPVC: 'logs' },
+    ],
+    transfer: createRsyncTransfer({}),
+    transport: createStunnelTransport(),
+    endpoint: createEndpoint({ type: 'NodePort', migrationId: 'mig-1', namespace: 'shop-new', backendPort: 8443 }),
+    security: 'restricted',
+    image: 'registry.example/ferry/transfer:1',
+    ...over,
+  };
+}
+
+const credentials = createTransferCredentials('mig-1', options().endpoint, address);
+
+function pods(mode: SecurityMode, over: Partial<NamespaceTransferOptions> = {}) {
+  const nt = createNamespaceTransfer(options({ security: mode, ...over }));
+  const server = nt.destinationObjects(credentials).find((o) => o.kind === 'Pod') as V1Pod;
+  const client = nt.sourceObjects('data', address, credentials, { final: false }).find((o) => o.kind === 'Pod') as V1Pod;
+  return { nt, server, client };
+}
+
+/** The "restricted" Pod Security Standard, as the admission controller checks it. */
+function restrictedViolations(pod: V1Pod): string[] {
+  const v: string[] = [];
+  const spec = pod.spec!;
+  const psc = spec.securityContext ?? {};
+  const all: V1Container[] = [...(spec.initContainers ?? []), ...spec.containers];
+  for (const c of all) {
+    const sc = c.securityContext ?? {};
+    if (sc.privileged) v.push(`${c.name}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) v.push(`${c.name}: allowPrivilegeEscalation != false`);
+    if (!(sc.capabilities?.drop ?? []).includes('ALL')) v.push(`${c.name}: capabilities not dropped`);
+    if ((sc.capabilities?.add ?? []).some((x) => x !== 'NET_BIND_SERVICE')) v.push(`${c.name}: adds capabilities`);
+    if (!(sc.runAsNonRoot ?? psc.runAsNonRoot)) v.push(`${c.name}: runAsNonRoot not true`);
+    if ((sc.runAsUser ?? psc.runAsUser) === 0) v.push(`${c.name}: runAsUser 0`);
+    const seccomp = sc.seccompProfile?.type ?? psc.seccompProfile?.type;
+    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') v.push(`${c.name}: seccomp`);
+    if (!sc.readOnlyRootFilesystem) v.push(`${c.name}: root filesystem writable`);
+  }
+  for (const vol of spec.volumes ?? []) {
+    if (vol.hostPath) v.push(`volume ${vol.name}: hostPath`);
+  }
+  return v;
+}
+
+describe('transfer pods', () => {
+  it('pass the restricted Pod Security Standard by default, both lifecycles', () => {
+    for (const lifecycle of ['done-file', 'native-sidecar'] as const) {
+      const { server, client } = pods('restricted', { lifecycle });
+      expect(restrictedViolations(server)).toEqual([]);
+      expect(restrictedViolations(client)).toEqual([]);
+    }
+  });
+
+  it('in preserve-ownership mode run as root with only the needed capabilities, never privileged', () => {
+    const { server, client } = pods('preserve-ownership');
+    for (const pod of [server, client]) {
+      expect(pod.spec!.securityContext!.runAsUser).toBe(0);
+      expect(pod.spec!.securityContext!.fsGroup).toBeUndefined();
+      const rsync = pod.spec!.containers.find((c) => c.name === 'rsync')!;
+      expect(rsync.securityContext!.privileged).toBe(false);
+      expect(rsync.securityContext!.allowPrivilegeEscalation).toBe(false);
+      expect(rsync.securityContext!.capabilities!.add).toEqual([...PRESERVE_OWNERSHIP_CAPABILITIES]);
+      const stunnel = [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers].find((c) => c.name === 'stunnel')!;
+      expect(stunnel.securityContext!.capabilities!.add).toBeUndefined();
+    }
+  });
+
+  it('copy fsGroup, supplementalGroups and the UID of the workload, and pin the client to the PVC node', () => {
+    const { client } = pods('restricted');
+    const psc = client.spec!.securityContext!;
+    expect(psc.fsGroup).toBe(3000);
+    expect(psc.fsGroupChangePolicy).toBe('OnRootMismatch');
+    expect(psc.supplementalGroups).toEqual([4000]);
+    expect(psc.runAsUser).toBe(1001);
+    const terms = client.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms;
+    expect(terms[0]!.matchFields).toEqual([{ key: 'metadata.name', operator: 'In', values: ['node-a'] }]);
+  });
+
+  it('mount the source PVC read-only in the client and every destination PVC in the server', () => {
+    const { server, client } = pods('restricted');
+    const src = client.spec!.volumes!.find((v) => v.persistentVolumeClaim)!;
+    expect(src.persistentVolumeClaim).toEqual({ claimName: 'data', readOnly: true });
+    const rsync = client.spec!.containers.find((c) => c.name === 'rsync')!;
+    expect(rsync.volumeMounts!.find((m) => m.mountPath === '/data')!.readOnly).toBe(true);
+    const claims = server.spec!.volumes!.filter((v) => v.persistentVolumeClaim).map((v) => v.persistentVolumeClaim!.claimName);
+    expect(claims).toEqual(['data', 'logs']);
+  });
+
+  it('put rsync and stunnel in ONE client pod; the server carries the endpoint selector', () => {
+    const { nt, server, client } = pods('restricted');
+    expect(client.spec!.containers.map((c) => c.name).sort()).toEqual(['rsync', 'stunnel']);
+    for (const [k, v] of Object.entries(nt.endpoint.podSelector)) expect(server.metadata!.labels![k]).toBe(v);
+    expect(client.spec!.restartPolicy).toBe('Never');
+  });
+
+  it('use a native sidecar with a startup probe on 1.29+ clusters', () => {
+    const { client } = pods('restricted', { lifecycle: 'native-sidecar' });
+    const sidecar = client.spec!.initContainers![0]!;
+    expect(sidecar.name).toBe('stunnel');
+    expect(sidecar.restartPolicy).toBe('Always');
+    expect(sidecar.startupProbe!.exec!.command!.join(' ')).toContain('/dev/tcp/127.0.0.1/2222');
+    const script = client.spec!.containers[0]!.command!.join(' ');
+    expect(script).not.toContain(DONE_FILE);
+  });
+
+  it('never put keys or passwords in pod specs', () => {
+    const { server, client } = pods('restricted');
+    const specs = JSON.stringify([server, client]);
+    for (const secretValue of [credentials.password, credentials.certificates.server.keyPem, credentials.certificates.client.keyPem, credentials.certificates.ca.keyPem]) {
+      expect(specs).not.toContain(secretValue);
+      expect(specs).not.toContain(Buffer.from(secretValue).toString('base64'));
+    }
+    for (const c of [...server.spec!.containers, ...client.spec!.containers]) {
+      for (const e of c.env ?? []) expect(e.name).not.toMatch(/PASS|KEY|SECRET/i);
+    }
+  });
+
+  it('give every object a valid name and the migration labels, and distinct names on each side', () => {
+    const { nt } = pods('restricted');
+    const dst = nt.destinationObjects(credentials);
+    const src = nt.sourceObjects('data', address, credentials, { final: true });
+    for (const o of [...dst, ...src]) {
+      expect(isDNSLabel(o.metadata!.name!)).toBe(true);
+      expect(o.metadata!.labels!['ferry.dev/migration']).toBeDefined();
+      expect(o.metadata!.labels!['app.kubernetes.io/managed-by']).toBe('ferry');
+    }
+    const names = new Set([...dst, ...src].map((o) => `${o.kind}/${o.metadata!.name}`));
+    expect(names.size).toBe(dst.length + src.length);
+    // The CA key never goes into any object.
+    expect(JSON.stringify([...dst, ...src])).not.toContain(Buffer.from(credentials.certificates.ca.keyPem).toString('base64'));
+  });
+});
+
+describe('namespace transfer validation', () => {
+  it('refuses rsync over the null transport unless insecure is allowed', () => {
+    expect(() => createNamespaceTransfer(options({ transport: createNullTransport() }))).toThrow(/does not encrypt itself/);
+    expect(() => createNamespaceTransfer(options({ transport: createNullTransport(), allowInsecure: true }))).not.toThrow();
+  });
+
+  it('lets rclone encrypt itself over the null transport with the migration certificates', () => {
+    const nt = createNamespaceTransfer(options({ transfer: createRcloneTransfer(), transport: createNullTransport() }));
+    const server = nt.destinationObjects(credentials).find((o) => o.kind === 'Pod') as V1Pod;
+    const cmd = server.spec!.containers[0]!.command!.join(' ');
+    expect(cmd).toContain('--client-ca=');
+    expect(cmd).toContain(':8443');
+    expect(server.spec!.containers).toHaveLength(1);
+  });
+
+  it('lists every problem at once', () => {
+    expect(() =>
+      createNamespaceTransfer(
+        options({ migrationId: '', volumes: [], endpoint: createEndpoint({ type: 'ClusterIP', migrationId: 'x', namespace: 'other', backendPort: 1 }) }),
+      ),
+    ).toThrow(/migrationId is empty.*no volumes.*endpoint namespace other/);
+  });
+});
+
+describe('lifecycle scripts', () => {
+  it('quote shell words safely', () => {
+    expect(shQuote("it's")).toBe(`'it'\\''s'`);
+    expect(shQuote('/plain/path')).toBe('/plain/path');
+  });
+
+  it('parse the termination message written by the client script', () => {
+    expect(parseTerminationMessage('Number of files: 3\nsent 10 bytes\nferry-exit-code=23\n')).toEqual({ exitCode: 23, lines: ['Number of files: 3', 'sent 10 bytes'] });
+    expect(parseTerminationMessage(undefined)).toEqual({ exitCode: undefined, lines: [] });
+  });
+
+  it('keep the engine exit code as the container exit code and the summary bounded', () => {
+    const s = transferClientScript(['rsync', '-a', 'x y'], { signalDone: true, waitPort: 2222 });
+    expect(s).toContain("rsync -a 'x y' 2>&1 | awk");
+    expect(s).toContain('rc=${PIPESTATUS[0]}');
+    expect(s).toContain('exit "$rc"');
+    expect(s).toContain('wait_port 2222 120');
+  });
+});
