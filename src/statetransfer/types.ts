@@ -95,6 +95,9 @@ export interface ProcessSpec {
   /** Bash lines run before `command` in the same container (e.g. copying a mounted secret into
    * FERRY_RUN_DIR with mode 0400). Must not print secrets. */
   prepare?: string;
+  /** Bash lines run after `command` succeeded (transfer clients only); a failure becomes the
+   * container's exit code. Output goes to the log, not to the termination message. */
+  finish?: string;
 }
 
 /** A writable emptyDir every Ferry container mounts: done-file, summaries, private copies of

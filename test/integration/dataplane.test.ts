@@ -6,7 +6,7 @@
  * Needs root, rsync and stunnel4 (installed by .ci/run).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -139,6 +139,8 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     const src = join(work, 'r-src');
     const dst = join(work, 'r-dst');
     buildTree(src, { smallFiles: 2_000, largeFileBytes: 20 * MiB, sparseFileBytes: 64 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
+    symlinkSync('../../outside/the/volume', join(src, 'links', 'escaping'));
+    symlinkSync('/var/lib/app/releases/42', join(src, 'small', 'd0', 'current'));
     mkdirSync(dst);
     chownTree(dst, 2000, 2000);
     const s = await startServer('mig-restricted', 'restricted', 'native-sidecar', dst);
@@ -148,10 +150,11 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
 
     expectSuccess(await runClient(s, 'r-client', src, s.credentials, true));
     const diffs = diffManifests(manifest(src, { owners: false }), manifest(dst, { owners: false }));
-    // Known limitation (README "Limitations"): without chroot (which needs CAP_SYS_CHROOT, not allowed
-    // by the restricted standard) the rsync daemon rewrites symlinks whose target leaves the volume;
-    // everything else is identical. preserve-ownership mode keeps them exactly (test above).
-    expect(diffs).toEqual(['"links/absolute": target "/etc/hostname" != "etc/hostname"']);
+    // Without chroot (CAP_SYS_CHROOT is not allowed by the restricted standard) the rsync daemon
+    // sanitizes symlinks that leave the volume; Ferry repairs them after the sync (symlinks.ts).
+    expect(diffs).toEqual([]);
+    expect(readlinkSync(join(dst, 'links', 'absolute'))).toBe('/etc/hostname');
+    expect(existsSync(join(dst, '.ferry-symlinks'))).toBe(false);
     // Files belong to the server's UID: ownership is not (and cannot be) preserved without privileges.
     expect(manifest(dst).get('large.bin')!.uid).toBe(2000);
     await s.server.stop();

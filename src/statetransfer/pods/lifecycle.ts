@@ -7,6 +7,7 @@
  * with restartPolicy Always and a startup probe; kubelet then orders start and stop itself and only
  * the termination-message part of the wrapper is used.
  */
+import { shJoin, shQuote } from '../shell';
 import { FERRY_RUN_DIR } from '../types';
 
 /** File whose existence tells the transport the transfer has finished (legacy mode). */
@@ -22,16 +23,7 @@ export const SUMMARY_LINES = 40;
 /** The termination message is capped by Kubernetes at 4096 bytes; keep room for the marker. */
 const SUMMARY_BYTES = 3500;
 
-/** Quotes one word for bash. */
-export function shQuote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Quotes an argv for bash. */
-export function shJoin(argv: string[]): string {
-  return argv.map(shQuote).join(' ');
-}
+export { shJoin, shQuote };
 
 /** Bash function waiting for a TCP port on 127.0.0.1, with exponential back-off capped at 2 s (no
  * busy loop). Returns 1 after `seconds`. */
@@ -52,6 +44,8 @@ export interface TransferClientScriptOptions {
   waitSeconds?: number;
   /** Bash lines run before the command. */
   prepare?: string;
+  /** Bash lines run after the command succeeded; their failure code becomes the exit code. */
+  finish?: string;
   /** Drop the done-file on exit (legacy mode with a transport). */
   signalDone: boolean;
 }
@@ -74,7 +68,9 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
   if (opts.prepare) lines.push(`{\n${opts.prepare}\n} || { echo 'ferry: preparing the transfer failed' >&2; write_termination 1; exit 1; }`);
   // awk splits on \r too, so progress updates become log lines; it keeps the last lines in a ring.
   const awk = `BEGIN { RS = "[\\r\\n]" } { print; fflush(); if (length($0)) { ring[n % ${SUMMARY_LINES}] = $0; n++ } } END { s = n > ${SUMMARY_LINES} ? n - ${SUMMARY_LINES} : 0; for (i = s; i < n; i++) print ring[i % ${SUMMARY_LINES}] > "${SUMMARY_FILE}" }`;
-  lines.push(`${shJoin(argv)} 2>&1 | awk ${shQuote(awk)}`, 'rc=${PIPESTATUS[0]}', 'write_termination "$rc"', 'exit "$rc"');
+  lines.push(`${shJoin(argv)} 2>&1 | awk ${shQuote(awk)}`, 'rc=${PIPESTATUS[0]}');
+  if (opts.finish) lines.push(`if [ "$rc" -eq 0 ]; then ( set -u\n${opts.finish}\n) >&2; frc=$?; [ "$frc" -eq 0 ] || rc=$frc; fi`);
+  lines.push('write_termination "$rc"', 'exit "$rc"');
   return lines.join('\n');
 }
 

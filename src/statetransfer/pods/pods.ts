@@ -176,6 +176,7 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
     waitPort: legacy ? opts.transportPort : undefined,
     waitSeconds: opts.transportWaitSeconds,
     prepare: transferProc.prepare,
+    finish: transferProc.finish,
     signalDone: legacy,
   });
   const sourceMount: V1VolumeMount = { name: 'source', mountPath: opts.sourcePath, readOnly: true };

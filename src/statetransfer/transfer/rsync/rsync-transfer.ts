@@ -23,6 +23,7 @@ import {
 } from '../../types';
 import { RsyncOptionsError, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
 import { moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets } from './rsyncd-conf';
+import { SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
 
 /** Default daemon port inside the server pod (crane-lib's choice, kept for familiarity). */
 export const RSYNC_DEFAULT_PORT = 2222;
@@ -136,12 +137,14 @@ class RsyncTransfer implements Transfer {
       root: ctx.root,
       runDir: RSYNCD_RUN_DIR,
       timeoutSeconds: this.#options.timeoutSeconds,
+      // Without chroot the daemon sanitizes symlinks that leave the volume; repair them (symlinks.ts).
+      postXferExec: ctx.root ? undefined : `/bin/bash ${RSYNCD_CONF_DIR}/${SYMLINK_REPAIR_KEY}`,
     });
     const configMap: V1ConfigMap = {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: ctx.objectName('rsyncd'), namespace: ctx.namespace, labels: { ...ctx.labels } },
-      data: { [RSYNCD_CONF_KEY]: conf },
+      data: { [RSYNCD_CONF_KEY]: conf, ...(ctx.root ? {} : { [SYMLINK_REPAIR_KEY]: symlinkRepairScript() }) },
     };
     const secret: V1Secret = {
       apiVersion: 'v1',
@@ -208,6 +211,9 @@ class RsyncTransfer implements Transfer {
       volumeMounts: [{ name: RSYNC_VOLUME_NAMES.password, mountPath: RSYNC_PASSWORD_DIR, readOnly: true }],
       prepare: `install -m 0400 ${RSYNC_MOUNTED_PASSWORD_FILE} ${RSYNC_PASSWORD_FILE}`,
     };
+    if (!ctx.root) {
+      process.finish = symlinkListUpload({ sourcePath: source.replace(/\/$/, ''), workDir: FERRY_RUN_DIR, passwordFile: RSYNC_PASSWORD_FILE, moduleURL: destination });
+    }
     return { processes: [process], volumes, objects: [secret] };
   }
 }

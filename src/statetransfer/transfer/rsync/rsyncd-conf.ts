@@ -30,6 +30,9 @@ export interface RsyncdConfParams {
   /** Absolute path of a writable directory (an emptyDir) for the pid file `rsyncd.pid` and the
    * per-module lock files `module-<index>.lock` of `max connections`. */
   runDir: string;
+  /** Command the daemon runs after each transfer into a module (rsyncd.conf(5) `post-xfer exec`),
+   * e.g. the symlink repair of non-root mode (symlinks.ts). Must not contain a newline. */
+  postXferExec?: string;
   /** Daemon-side I/O timeout in seconds (so a vanished client frees its module). Default 600. */
   timeoutSeconds?: number;
   /** Where the daemon logs. Default '/dev/stdout' (the container log). */
@@ -130,7 +133,7 @@ function checkAbsolutePath(what: string, v: string): void {
  * non-loopback bind address, an out-of-range port, or an invalid user name.
  */
 export function renderRsyncdConf(params: RsyncdConfParams): string {
-  const { modules, bindAddress, port, authUser, secretsFile, root, runDir } = params;
+  const { modules, bindAddress, port, authUser, secretsFile, root, runDir, postXferExec } = params;
   const timeout = params.timeoutSeconds ?? 600;
   const logFile = params.logFile ?? '/dev/stdout';
   if (!Array.isArray(modules) || modules.length === 0) throw new RsyncdConfError('at least one module is required');
@@ -148,6 +151,7 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
   checkAbsolutePath('runDir', runDir);
   const dir = runDir.replace(/\/+$/, '');
   checkAbsolutePath('logFile', logFile);
+  if (postXferExec !== undefined && /[\r\n\0]/.test(postXferExec)) throw new RsyncdConfError('postXferExec must be one line');
 
   const seen = new Set<string>();
   for (const m of modules) {
@@ -187,6 +191,7 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
       'max connections = 1',
       `lock file = ${dir}/module-${i}.lock`,
       `timeout = ${timeout}`,
+      ...(postXferExec ? [`post-xfer exec = ${postXferExec}`] : []),
       '',
     );
   });
