@@ -1,0 +1,230 @@
+/**
+ * The contract between Ferry's workflows and its activities: the activity signatures and the plain
+ * JSON shapes they exchange. Workflows import only types from here (deterministic code never touches
+ * Kubernetes); src/activities implements `FerryActivities` over the library (src/kube,
+ * src/statetransfer, src/images).
+ *
+ * Rules every activity follows:
+ * - Idempotent: deterministic object names (src/statetransfer/names.ts); an object that already exists
+ *   with Ferry's labels for this migration is adopted, never duplicated.
+ * - Secrets (keys, passwords) never cross this boundary: they would land in workflow history.
+ * - Failures are thrown as ApplicationFailure with a `type` from `FailureType`; non-retryable types are
+ *   listed in `NON_RETRYABLE_FAILURES` and carry an explanation an operator can act on.
+ */
+import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
+
+/** Failure types thrown by activities (ApplicationFailure.type). */
+export const FailureType = {
+  /** Network trouble, timeouts, API server hiccups: retried with backoff. */
+  Transient: 'FerryTransient',
+  /** The plan or the clusters are not as required (missing StorageClass, namespace, permission). */
+  Preflight: 'FerryPreflight',
+  /** Authentication/authorization failure (rsync auth, TLS peer verification, RBAC). */
+  Auth: 'FerryAuth',
+  /** Destination out of space (rsync "No space left on device"). */
+  NoSpace: 'FerryNoSpace',
+  /** Bad configuration discovered at run time. */
+  Config: 'FerryConfig',
+  /** rsync finished with some files not transferred (exit 23/24) on the final sync. */
+  Partial: 'FerryPartial',
+  /** Anything else that retrying will not fix. */
+  Fatal: 'FerryFatal',
+} as const;
+export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types that must not be retried by Temporal's retry policy. */
+export const NON_RETRYABLE_FAILURES: FailureTypeName[] = [
+  FailureType.Preflight,
+  FailureType.Auth,
+  FailureType.NoSpace,
+  FailureType.Config,
+  FailureType.Partial,
+  FailureType.Fatal,
+];
+
+/** Which cluster an object lives in. */
+export type ClusterSide = 'source' | 'destination';
+
+/** A workload (Deployment, StatefulSet, ReplicaSet, DeploymentConfig, DaemonSet, Job, CronJob). */
+export interface WorkloadRef {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+/** Identity of the workload that mounts a PVC (copied to the client pod). */
+export interface WorkloadIdentity {
+  runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
+  supplementalGroups?: number[];
+  seLinuxOptions?: { level?: string; role?: string; type?: string; user?: string };
+}
+
+/** A source PVC and what its destination will be. */
+export interface PVCInfo {
+  /** Source PVC name. */
+  name: string;
+  /** Destination PVC name (same name; namespaces may be renamed). */
+  destinationName: string;
+  /** Requested size, a Kubernetes quantity string (e.g. "10Gi"). */
+  capacity: string;
+  /** Requested size in bytes. */
+  capacityBytes: number;
+  storageClass?: string;
+  destinationStorageClass?: string;
+  accessModes: string[];
+  destinationAccessModes: string[];
+  volumeMode: 'Filesystem' | 'Block';
+  /** Node of a running pod that mounts the PVC (ReadWriteOnce: the client pod is pinned there). */
+  nodeName?: string;
+  identity?: WorkloadIdentity;
+  /** Workloads whose pods mount this PVC. */
+  usedBy: WorkloadRef[];
+}
+
+/** What discovery found in one namespace. */
+export interface NamespaceDiscovery {
+  sourceNamespace: string;
+  destinationNamespace: string;
+  pvcs: PVCInfo[];
+  /** All workloads using the selected PVCs (deduplicated): what quiesce scales down. */
+  workloads: WorkloadRef[];
+}
+
+/** One problem found by preflight. */
+export interface PreflightProblem {
+  /** e.g. "namespaces[0]", "pvc shop/data", "destination". */
+  subject: string;
+  message: string;
+}
+
+/** Prior state of a quiesced workload, kept in workflow state AND in an annotation on the object. */
+export interface QuiesceRecord {
+  workload: WorkloadRef;
+  /** Replicas before (Deployment, StatefulSet, ReplicaSet, DeploymentConfig). */
+  replicas?: number;
+  /** Deployment paused before. */
+  paused?: boolean;
+  /** CronJob suspend before (false when unset). */
+  suspend?: boolean;
+  /** Job parallelism before. */
+  parallelism?: number;
+  /** DaemonSet nodeSelector before. */
+  nodeSelector?: Record<string, string>;
+  /** Whether Ferry changed anything (an already-suspended CronJob is recorded but untouched). */
+  changed: boolean;
+}
+
+/** Where the source side connects (from the endpoint's health). */
+export interface EndpointAddressInfo {
+  host: string;
+  port: number;
+  sni?: string;
+}
+
+/** Live progress of one PVC transfer, reported in heartbeats and the workflow's state. */
+export interface TransferProgress {
+  bytes: number;
+  totalBytes?: number;
+  percent?: number;
+  /** Bytes per second. */
+  rate?: number;
+  /** Seconds. */
+  eta?: number;
+  filesChecked?: number;
+  filesTotal?: number;
+}
+
+/** Result of one sync of one PVC. */
+export interface TransferResult {
+  exitCode: number;
+  outcome: 'success' | 'partial';
+  /** Total bytes sent over the wire (rsync "Total bytes sent"). */
+  bytesSent?: number;
+  /** Size of all files in bytes. */
+  totalFileSize?: number;
+  filesTransferred?: number;
+  numberOfFiles?: number;
+  /** Files that failed or vanished (partial), capped. */
+  failedFiles?: string[];
+  /** Human-readable summary. */
+  message: string;
+  durationSeconds: number;
+}
+
+/** Identifies one namespace of one migration for every namespace-level activity. */
+export interface NamespaceContext {
+  migrationId: string;
+  plan: MigrationPlan;
+  namespace: NamespaceMapping;
+}
+
+/** Identifies one PVC sync. */
+export interface TransferRequest extends NamespaceContext {
+  pvc: PVCInfo;
+  address: EndpointAddressInfo;
+  /** Final sync (cutover, with --delete) or a stage sync. */
+  final: boolean;
+  /** Sync number (1-based) of this PVC, part of the client pod's identity so a retry of the same
+   * sync re-attaches to its pod instead of starting another. */
+  pass: number;
+}
+
+/** Counts of what cleanup deleted, per cluster. */
+export interface CleanupReport {
+  source: number;
+  destination: number;
+  /** Objects still present after cleanup (should be 0). */
+  remaining: number;
+}
+
+/** Result of the images copy of a namespace. */
+export interface ImageCopyReport {
+  copied: { source: string; destination: string; digest: string }[];
+  skipped: { source: string; reason: string }[];
+}
+
+/**
+ * The activities. Every method is idempotent (see module docstring).
+ */
+export interface FerryActivities {
+  /** Lists the selected PVCs of a namespace and the workloads that mount them. */
+  discoverNamespace(ctx: NamespaceContext): Promise<NamespaceDiscovery>;
+  /**
+   * Checks before anything is touched: both clusters reachable; permissions (SelfSubjectAccessReview);
+   * source namespaces exist; PVCs bound; destination StorageClasses exist; names fit; destination PVCs
+   * do not already exist with other owners. Returns every problem found (empty = go).
+   */
+  preflight(input: { migrationId: string; plan: MigrationPlan; discoveries: NamespaceDiscovery[] }): Promise<PreflightProblem[]>;
+  /** Creates the destination namespace (copying the source's labels and annotations) and the
+   * destination PVCs. Returns the names of the PVCs Ferry created (for rollback). */
+  prepareDestination(input: NamespaceContext & { discovery: NamespaceDiscovery }): Promise<{ createdNamespace: boolean; createdPVCs: string[] }>;
+  /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. */
+  createEndpoint(ctx: NamespaceContext): Promise<EndpointAddressInfo>;
+  /** Creates certificates, Secrets, ConfigMaps and the server pod; waits until ready. Credentials
+   * stay in Secrets (re-read on retry), never returned. */
+  createServer(input: NamespaceContext & { discovery: NamespaceDiscovery; address: EndpointAddressInfo }): Promise<void>;
+  /** From the source cluster, a probe pod opens TCP + TLS (client certificate) to the endpoint and
+   * reads the transfer server's greeting. Throws FerryTransient/FerryAuth with an explanation. */
+  probeConnectivity(input: NamespaceContext & { address: EndpointAddressInfo }): Promise<void>;
+  /** One sync of one PVC: creates (or re-attaches to) the client pod, heartbeats TransferProgress,
+   * returns the result or throws a classified failure. Deletes the finished client pod. */
+  runTransfer(req: TransferRequest): Promise<TransferResult>;
+  /** Quiesces the workloads; returns their prior state. */
+  quiesce(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<QuiesceRecord[]>;
+  /** Waits (heartbeating) until no pod of the workloads runs. */
+  waitForQuiesced(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<void>;
+  /** Restores workloads exactly as recorded (only what is still in the quiesced state). `workloads`
+   * lists workloads to restore from their `ferry.dev/pre-quiesce` annotation when no record was
+   * returned (a quiesce that failed half-way); workloads without the annotation are left alone. */
+  unquiesce(input: { migrationId: string; plan: MigrationPlan; records: QuiesceRecord[]; workloads?: WorkloadRef[] }): Promise<void>;
+  /** Deletes every object labelled with the migration in both clusters (for one namespace when
+   * given); verifies none remain. */
+  cleanup(input: { migrationId: string; plan: MigrationPlan; namespace?: NamespaceMapping }): Promise<CleanupReport>;
+  /** Rollback: deletes destination PVCs Ferry created (when the plan asks). */
+  deleteDestinationPVCs(input: NamespaceContext & { pvcs: string[] }): Promise<void>;
+  /** Direct Image Migration for one namespace. */
+  copyImages(ctx: NamespaceContext): Promise<ImageCopyReport>;
+}

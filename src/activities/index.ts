@@ -1,0 +1,303 @@
+/**
+ * Ferry's activities: thin adapters from the contract (./contract.ts) to the libraries (src/kube,
+ * src/images, src/statetransfer). Each one builds the cluster clients from the plan, calls the
+ * library, heartbeats while it waits, and turns errors into ApplicationFailures typed with
+ * FailureType (non-retryable ones carry an explanation an operator can act on).
+ *
+ * Error mapping (`toApplicationFailure`):
+ *   FerryError category    → FailureType        retryable
+ *   transient              → FerryTransient      yes
+ *   preflight, conflict    → FerryPreflight      no
+ *   auth                   → FerryAuth           no
+ *   noSpace                → FerryNoSpace        no
+ *   config                 → FerryConfig         no
+ *   partial                → FerryPartial        no
+ *   fatal                  → FerryFatal          no
+ *   API errors: transient (network, 408, 429, 5xx, 409 races) → FerryTransient; 401/403 → FerryAuth;
+ *   other 4xx → FerryConfig. Programming errors (TypeError, RangeError, …) → FerryFatal; any other
+ *   error → FerryTransient (the retry policy bounds the attempts).
+ * A cancelled activity rethrows Temporal's cancellation.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import pino from 'pino';
+import type { V1StorageClass } from '@kubernetes/client-node';
+import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
+import { apiErrorMessage, isTransient, KubeClient, statusCode } from '../kube/client';
+import { cleanupMigration } from '../kube/cleanup';
+import { deleteDestinationPVCs, prepareDestination } from '../kube/destination';
+import { discoverNamespace } from '../kube/discovery';
+import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
+import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
+import type { Logger } from '../kube/log';
+import { runPreflight, type PreflightCluster } from '../kube/preflight';
+import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
+import { clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
+import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
+import { copyNamespaceImages } from '../images';
+import type { SkopeoOptions } from '../images/skopeo';
+import { FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
+
+/** Builds the client of one cluster from the plan's reference. */
+export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;
+
+/** Dependencies of `createActivities` (all optional). */
+export interface ActivityDeps {
+  /** Default: a KubeClient from the kubeconfig and context of the reference (loadKubeConfig). */
+  clientFactory?: ClientFactory;
+  /** Default: pino at info level on stdout, named "ferry-activities". */
+  logger?: Logger;
+  /** skopeo settings for copyImages (binary, timeouts). */
+  skopeo?: SkopeoOptions;
+  /** Seconds between progress polls of a running transfer (default 5). */
+  pollIntervalSeconds?: number;
+}
+
+const CATEGORY_TYPES: Record<FerryErrorCategory, FailureTypeName> = {
+  transient: FailureType.Transient,
+  preflight: FailureType.Preflight,
+  conflict: FailureType.Preflight,
+  auth: FailureType.Auth,
+  noSpace: FailureType.NoSpace,
+  config: FailureType.Config,
+  partial: FailureType.Partial,
+  fatal: FailureType.Fatal,
+};
+
+/**
+ * Turns any error into an ApplicationFailure per the table in the module docstring. `activity` names
+ * the activity in the message.
+ */
+export function toApplicationFailure(err: unknown, activity: string): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  let type: FailureTypeName;
+  let message: string;
+  let details: unknown[] = [];
+  if (err instanceof FerryError) {
+    type = CATEGORY_TYPES[err.category];
+    message = err.message;
+    if (err.details) details = [err.details];
+  } else if (statusCode(err) !== undefined && !isTransient(err)) {
+    const code = statusCode(err)!;
+    message = apiErrorMessage(err);
+    if (code === 401 || code === 403) {
+      type = FailureType.Auth;
+      message = `the Kubernetes API refused Ferry's identity: ${message}; fix the kubeconfig credentials or grant the RBAC permissions preflight lists`;
+    } else type = code === 409 ? FailureType.Transient : FailureType.Config;
+  } else if (isTransient(err)) {
+    type = FailureType.Transient;
+    message = statusCode(err) !== undefined ? apiErrorMessage(err) : errorMessage(err);
+  } else if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError) {
+    type = FailureType.Fatal;
+    message = `internal error: ${errorMessage(err)}`;
+  } else {
+    type = FailureType.Transient;
+    message = errorMessage(err);
+  }
+  return ApplicationFailure.create({
+    type,
+    message: `${activity}: ${message}`,
+    nonRetryable: type !== FailureType.Transient,
+    details,
+    ...(err instanceof Error ? { cause: err } : {}),
+  });
+}
+
+/** The activity context, or undefined outside an activity (library use, tests). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+function heartbeat(details?: unknown): void {
+  activityContext()?.heartbeat(details);
+}
+
+function cancellationSignal(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
+}
+
+/** A Logger that adds `base` fields to every entry. */
+function withFields(log: Logger, base: Record<string, unknown>): Logger {
+  return {
+    debug: (f, m) => log.debug({ ...base, ...f }, m),
+    info: (f, m) => log.info({ ...base, ...f }, m),
+    warn: (f, m) => log.warn({ ...base, ...f }, m),
+    error: (f, m) => log.error({ ...base, ...f }, m),
+  };
+}
+
+/**
+ * Creates the activities. The returned object is what the worker registers.
+ */
+export function createActivities(deps: ActivityDeps = {}): FerryActivities {
+  const baseLog: Logger = deps.logger ?? pino({ name: 'ferry-activities' });
+  const factory: ClientFactory = deps.clientFactory ?? ((ref) => KubeClient.fromOptions({ kubeconfig: ref.kubeconfig, context: ref.context }));
+  const clients = (plan: MigrationPlan) => ({ source: () => factory(plan.source, 'source'), destination: () => factory(plan.destination, 'destination') });
+
+  /** Runs one activity body with its logger; maps errors (see module docstring). */
+  async function run<T>(activity: string, fields: Record<string, unknown>, body: (log: Logger, signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    const log = withFields(baseLog, { activity, ...fields });
+    const signal = cancellationSignal();
+    try {
+      return await body(log, signal);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      if (err instanceof AbortedError) throw err;
+      const failure = toApplicationFailure(err, activity);
+      log.warn({ failureType: failure.type, nonRetryable: failure.nonRetryable }, failure.message);
+      throw failure;
+    }
+  }
+
+  const nsFields = (ctx: NamespaceContext) => ({ migrationId: ctx.migrationId, namespace: ctx.namespace.source });
+
+  return {
+    discoverNamespace: (ctx) =>
+      run('discoverNamespace', nsFields(ctx), async (log) => {
+        const c = clients(ctx.plan);
+        let destinationClasses: V1StorageClass[] | undefined;
+        try {
+          destinationClasses = await c.destination().list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
+        } catch (err) {
+          log.warn({ error: errorMessage(err) }, 'destination StorageClasses not readable; keeping source class names (preflight checks them)');
+        }
+        return discoverNamespace(c.source(), { mapping: ctx.namespace, plan: ctx.plan, ...(destinationClasses ? { destinationClasses } : {}), logger: log });
+      }),
+
+    preflight: (input) =>
+      run('preflight', { migrationId: input.migrationId }, async () => {
+        const cluster = (ref: ClusterRef, side: ClusterSide): PreflightCluster => {
+          try {
+            return { client: factory(ref, side) };
+          } catch (err) {
+            return { error: errorMessage(err) };
+          }
+        };
+        return runPreflight({
+          migrationId: input.migrationId,
+          plan: input.plan,
+          discoveries: input.discoveries,
+          source: cluster(input.plan.source, 'source'),
+          destination: cluster(input.plan.destination, 'destination'),
+        });
+      }),
+
+    prepareDestination: (input) =>
+      run('prepareDestination', nsFields(input), async (log) => {
+        const c = clients(input.plan);
+        return prepareDestination(c.source(), c.destination(), input.migrationId, input.discovery, log);
+      }),
+
+    createEndpoint: (ctx) =>
+      run('createEndpoint', nsFields(ctx), async (log, signal) => {
+        const { address } = await ensureEndpoint(clients(ctx.plan).destination(), ctx.plan, ctx.migrationId, ctx.namespace.destination, {
+          timeoutSeconds: ctx.plan.timeouts.endpointReadySeconds,
+          onTick: (reason) => heartbeat({ reason }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        });
+        return address;
+      }),
+
+    createServer: (input) =>
+      run('createServer', nsFields(input), async (log, signal) => {
+        if (input.discovery.pvcs.length === 0) {
+          log.info({}, 'no PVC to transfer in this namespace; no server needed');
+          return;
+        }
+        const c = clients(input.plan);
+        const source = c.source();
+        const destination = c.destination();
+        const type = await endpointTypeInUse(destination, input.plan, input.migrationId, input.namespace.destination);
+        if (!type) throw new FerryError('config', `the endpoint of namespace ${input.namespace.destination} does not exist: createEndpoint must run first`);
+        const nt = namespaceTransferFor(input.plan, input.migrationId, input.namespace, input.discovery.pvcs, type);
+        const { credentials } = await ensureCredentials(source, destination, nt, input.address, { logger: log, ...(signal ? { signal } : {}) });
+        heartbeat({ reason: 'credentials ready' });
+        await ensureServer(destination, nt, credentials, {
+          timeoutSeconds: input.plan.timeouts.serverReadySeconds,
+          onTick: (reason) => heartbeat({ reason }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        });
+      }),
+
+    probeConnectivity: (input) =>
+      run('probeConnectivity', nsFields(input), async (log, signal) => {
+        const source = clients(input.plan).source();
+        const credentials = await readClientCredentials(source, input.migrationId, input.namespace.source);
+        const nt = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()]);
+        await probeConnectivity(source, nt, credentials, input.address, {
+          onTick: (reason) => heartbeat({ reason }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        });
+      }),
+
+    runTransfer: (req) =>
+      run('runTransfer', { ...nsFields(req), pvc: req.pvc.name, pass: req.pass, final: req.final }, async (log, signal) => {
+        const source = clients(req.plan).source();
+        const credentials = await readClientCredentials(source, req.migrationId, req.namespace.source);
+        const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc]);
+        return runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+          onProgress: (progress) => heartbeat(progress),
+          ...(signal ? { signal } : {}),
+          logger: log,
+          ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
+          ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
+        });
+      }),
+
+    quiesce: (input) =>
+      run('quiesce', { migrationId: input.migrationId }, async (log) => quiesceWorkloads(clients(input.plan).source(), input.workloads, { logger: log })),
+
+    waitForQuiesced: (input) =>
+      run('waitForQuiesced', { migrationId: input.migrationId }, async (_log, signal) =>
+        waitForQuiesced(clients(input.plan).source(), input.workloads, {
+          onTick: (remaining) => heartbeat({ remaining: remaining.length, pods: remaining.slice(0, 20) }),
+          ...(signal ? { signal } : {}),
+        }),
+      ),
+
+    unquiesce: (input) =>
+      run('unquiesce', { migrationId: input.migrationId }, async (log) => {
+        const source = clients(input.plan).source();
+        const fromAnnotations = input.workloads ? await recordsFromAnnotations(source, input.workloads, input.records) : [];
+        await unquiesceWorkloads(source, [...input.records, ...fromAnnotations], { logger: log });
+      }),
+
+    cleanup: (input) =>
+      run('cleanup', { migrationId: input.migrationId, ...(input.namespace ? { namespace: input.namespace.source } : {}) }, async (log, signal) => {
+        const c = clients(input.plan);
+        const namespaces: NamespaceMapping[] = input.namespace ? [input.namespace] : input.plan.namespaces;
+        return cleanupMigration(c.source(), c.destination(), input.migrationId, { source: namespaces.map((n) => n.source), destination: namespaces.map((n) => n.destination) }, {
+          onTick: (remaining) => heartbeat({ remaining }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        });
+      }),
+
+    deleteDestinationPVCs: (input) =>
+      run('deleteDestinationPVCs', nsFields(input), async (log) => {
+        await deleteDestinationPVCs(clients(input.plan).destination(), input.migrationId, input.namespace.destination, input.pvcs, log);
+      }),
+
+    copyImages: (ctx) =>
+      run('copyImages', nsFields(ctx), async (log, signal) =>
+        copyNamespaceImages(clients(ctx.plan).source(), ctx.plan, ctx.namespace, {
+          logger: log,
+          onProgress: (done, total, current) => heartbeat({ done, total, current }),
+          ...(signal ? { signal } : {}),
+          ...(deps.skopeo ? { skopeo: deps.skopeo } : {}),
+        }),
+      ),
+  };
+}
+
+/** A stand-in PVC for the probe pod (its volume is removed; only the transfer's client pieces are used). */
+function probeVolume(): PVCInfo {
+  return { name: 'probe', destinationName: 'probe', capacity: '0', capacityBytes: 0, accessModes: [], destinationAccessModes: [], volumeMode: 'Filesystem', usedBy: [] };
+}

@@ -1,0 +1,119 @@
+/**
+ * Human-readable rendering of migration state for the terminal (the JSON output is the state itself).
+ */
+import { migrationTotals, type MigrationState, type NamespaceState, type PVCState } from '../workflows/state';
+import type { LiveProgress, MigrationRow, MigrationView } from './operations';
+
+/** "1.5 GiB", "300 B". */
+export function formatBytes(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
+}
+
+/** "2h03m", "4m05s", "12.3s". */
+export function formatDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '-';
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)}s`;
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
+}
+
+/** One line for a PVC: status, syncs, bytes, live progress, last error. */
+export function pvcLine(p: PVCState, live?: LiveProgress): string {
+  const parts = [p.name.padEnd(24), p.status.toUpperCase().padEnd(8), `syncs ${p.syncs}`.padEnd(9), `${formatBytes(p.bytesSent)} sent`];
+  if (p.running) {
+    const pr = live?.progress;
+    const pct = pr?.percent ?? (pr?.totalBytes ? Math.round((100 * pr.bytes) / pr.totalBytes) : undefined);
+    parts.push(
+      `[${p.running.final ? 'final' : 'stage'} sync: ${pct !== undefined ? `${pct}% ` : ''}${formatBytes(pr?.bytes)}` +
+        `${pr?.rate !== undefined ? ` at ${formatBytes(pr.rate)}/s` : ''}${pr?.eta !== undefined ? `, ETA ${formatDuration(pr.eta)}` : ''}` +
+        `${live && live.attempt > 1 ? `, attempt ${live.attempt}${live.lastFailure ? ` after: ${live.lastFailure}` : ''}` : ''}]`,
+    );
+  }
+  const lastError = p.errors[p.errors.length - 1];
+  if (p.status === 'failed' && lastError) parts.push(`— ${lastError.message}${lastError.type ? ` (${lastError.type})` : ''}`);
+  return parts.join('  ');
+}
+
+function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | undefined): string[] {
+  const lines: string[] = [];
+  const dest = ns.destination !== ns.source ? ` → ${ns.destination}` : '';
+  const passes = ns.stagePassesDone > 0 ? `, ${ns.stagePassesDone} stage pass${ns.stagePassesDone === 1 ? '' : 'es'}` : '';
+  const downtime = ns.downtime?.seconds !== undefined ? `, downtime ${formatDuration(ns.downtime.seconds)}` : ns.downtime ? ', applications down' : '';
+  lines.push(`  ${ns.source}${dest}: ${ns.phase}${passes}${downtime}`);
+  for (const p of ns.pvcs) {
+    lines.push(`    ${pvcLine(p, p.running ? view?.live[p.running.workflowId] : undefined)}`);
+    if (p.status === 'failed') {
+      lines.push(`      decide: ferry retry ${id} --namespace ${ns.source} --pvc ${p.name}  |  ferry skip …  |  ferry abort …`);
+    }
+  }
+  if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
+  for (const w of ns.warnings) lines.push(`    WARNING: ${w}`);
+  if (ns.rollback) {
+    lines.push(`    rolled back: ${ns.rollback.reason}`);
+    for (const s of ns.rollback.steps) lines.push(`      ${s.ok ? 'ok    ' : 'FAILED'} ${s.step}${s.message ? `: ${s.message}` : ''}`);
+  }
+  return lines;
+}
+
+/** The full status of a migration. */
+export function renderView(view: MigrationView): string {
+  const st = view.state;
+  const lines: string[] = [];
+  if (!st) {
+    lines.push(`Migration ${view.id}: ${view.workflowStatus.toLowerCase()}, phase ${view.searchAttributes.phase ?? 'unknown'}`);
+    if (view.searchAttributes.namespaces) lines.push(`  namespaces: ${view.searchAttributes.namespaces.join(', ')}`);
+  } else {
+    lines.push(...headerLines(st, view.namespaces));
+    for (const e of st.namespaces) {
+      const ns = view.namespaces[e.source];
+      if (ns) lines.push(...namespaceLines(view.id, ns, view));
+      else lines.push(`  ${e.source}: ${e.phase} (${e.status})${e.error ? `: ${e.error}` : ''}`);
+      if (e.images.status !== 'disabled') {
+        const r = e.images.report;
+        lines.push(`    images: ${e.images.status}${r ? ` (${r.copied.length} copied, ${r.skipped.length} skipped)` : ''}${e.images.error ? `: ${e.images.error}` : ''}`);
+      }
+    }
+    if (st.problems.length > 0) {
+      lines.push('  Preflight problems (nothing was changed):');
+      for (const p of st.problems) lines.push(`    ${p.subject}: ${p.message}`);
+    }
+  }
+  if (view.failure && !st?.error) lines.push(`  failure: ${view.failure}`);
+  for (const w of view.warnings) lines.push(`  WARNING: ${w}`);
+  return lines.join('\n');
+}
+
+/** Status line and totals; running namespaces count with their live state. */
+function headerLines(st: MigrationState, live: Record<string, NamespaceState>): string[] {
+  const t = migrationTotals(st.namespaces, live);
+  const lines = [`Migration ${st.migrationId}: ${st.status}${st.status === 'running' ? `, phase ${st.phase}` : ''}`];
+  const duration = st.endedAt ? `, took ${formatDuration((Date.parse(st.endedAt) - Date.parse(st.startedAt)) / 1000)}` : '';
+  lines.push(`  started ${st.startedAt}${duration}`);
+  lines.push(
+    `  PVCs: ${t.pvcsDone}/${t.pvcs} done, ${t.pvcsSkipped} skipped, ${t.pvcsFailed} failed; ${formatBytes(t.bytesSent)} sent` +
+      (t.downtimeSeconds !== undefined ? `; downtime ${formatDuration(t.downtimeSeconds)}` : ''),
+  );
+  if (st.error) lines.push(`  ${st.error}`);
+  return lines;
+}
+
+/** The `ferry list` table. */
+export function renderList(rows: MigrationRow[]): string {
+  if (rows.length === 0) return 'No migrations.';
+  const table = [['ID', 'STATUS', 'PHASE', 'NAMESPACES', 'FAILED PVCS', 'STARTED']].concat(
+    rows.map((r) => [r.id, r.status.toLowerCase(), r.phase ?? '-', (r.namespaces ?? []).join(',') || '-', String(r.failedPVCs ?? 0), r.startTime]),
+  );
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,81 @@
+/**
+ * Cleanup: deletes every object a migration created for the transfer, by its labels
+ * (names.ts `migrationSelector`), in every namespace of the plan on both clusters, and checks that
+ * none remain. Destination PVCs and namespaces are not transfer objects and are never touched here
+ * (rollback deletes PVCs through destination.ts, and only on request). crane-lib's destroy functions
+ * are no-op stubs that leak (anchors.md).
+ */
+import type { CleanupReport } from '../activities/contract';
+import { migrationSelectorString } from '../statetransfer/names';
+import { waitFor, type KindRef, type KubeClient } from './client';
+import { WaitTimeoutError } from './errors';
+import { silentLogger, type Logger } from './log';
+
+/** The kinds of transfer objects, in deletion order (pods first: they use the others). */
+export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
+  { apiVersion: 'v1', kind: 'Pod' },
+  { apiVersion: 'route.openshift.io/v1', kind: 'Route' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'v1', kind: 'Secret' },
+]);
+
+/** Namespaces to clean on each side. */
+export interface CleanupScope {
+  source: string[];
+  destination: string[];
+}
+
+/** Counts the migration's transfer objects still present in a cluster. */
+export async function countTransferObjects(client: KubeClient, namespaces: readonly string[], migrationId: string): Promise<number> {
+  const selector = migrationSelectorString(migrationId);
+  let n = 0;
+  for (const ns of namespaces) {
+    for (const kind of TRANSFER_OBJECT_KINDS) {
+      if (!(await client.hasApi(kind.apiVersion, kind.kind))) continue;
+      n += (await client.list(kind, ns, { labelSelector: selector })).length;
+    }
+  }
+  return n;
+}
+
+/** Options of `cleanupMigration`. */
+export interface CleanupOptions {
+  /** Seconds to wait for the objects to be gone (default 180). */
+  timeoutSeconds?: number;
+  onTick?: (remaining: number) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+/**
+ * Deletes the migration's transfer objects in `scope` on both clusters and waits (up to
+ * `timeoutSeconds`) until none is left. Returns the counts; `remaining` > 0 means something did not go
+ * away in time (e.g. a finalizer): logged, not thrown, so the caller reports it.
+ */
+export async function cleanupMigration(source: KubeClient, destination: KubeClient, migrationId: string, scope: CleanupScope, options: CleanupOptions = {}): Promise<CleanupReport> {
+  const log = options.logger ?? silentLogger;
+  const selector = migrationSelectorString(migrationId);
+  let sourceCount = 0;
+  let destinationCount = 0;
+  for (const ns of scope.source) sourceCount += await source.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
+  for (const ns of scope.destination) destinationCount += await destination.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
+  let remaining = 0;
+  try {
+    await waitFor(
+      async () => {
+        remaining = (await countTransferObjects(source, scope.source, migrationId)) + (await countTransferObjects(destination, scope.destination, migrationId));
+        if (remaining === 0) return true;
+        options.onTick?.(remaining);
+        return false;
+      },
+      { timeoutSeconds: options.timeoutSeconds ?? 180, intervalSeconds: 2, signal: options.signal, description: 'transfer objects to be deleted' },
+    );
+  } catch (err) {
+    if (!(err instanceof WaitTimeoutError)) throw err;
+    log.warn({ remaining }, 'some transfer objects are still present after cleanup');
+  }
+  log.info({ source: sourceCount, destination: destinationCount, remaining }, 'cleanup done');
+  return { source: sourceCount, destination: destinationCount, remaining };
+}

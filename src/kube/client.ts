@@ -1,0 +1,465 @@
+/**
+ * Kubernetes access for Ferry: kubeconfig loading with operator-friendly errors, and `KubeClient`, a
+ * small wrapper over @kubernetes/client-node 1.x (KubernetesObjectApi for any kind including CRDs,
+ * CoreV1Api for logs and version, AuthorizationV1Api for SelfSubjectAccessReviews).
+ *
+ * Conventions of every method:
+ * - objects are addressed by `{apiVersion, kind, namespace?, name}`;
+ * - a missing object is `undefined` (get) or `false` (delete), never an exception;
+ * - API errors are rethrown unchanged (an ApiException with `code`), so `isTransient` / `statusCode`
+ *   can classify them; the only errors this module creates are ConflictError, WaitTimeoutError,
+ *   AbortedError and KubeConfigError.
+ */
+import { existsSync } from 'node:fs';
+import type {
+  AuthorizationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObject,
+  KubernetesObjectApi,
+  V1Status,
+  VersionApi,
+  VersionInfo,
+} from '@kubernetes/client-node';
+import { k8s } from './k8s';
+import { resolveKubeconfigPaths } from '../plan/load';
+import { ANNOTATIONS, LABELS } from '../statetransfer/names';
+import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from './errors';
+
+/** Which kubeconfig and context to use (a plan's `source` / `destination`). */
+export interface KubeConfigOptions {
+  /** Path of the kubeconfig file. Default: $KUBECONFIG (merged like kubectl), else ~/.kube/config. */
+  kubeconfig?: string;
+  /** Context name. Default: the kubeconfig's current-context. */
+  context?: string;
+}
+
+/** Thrown when a kubeconfig cannot be loaded or the requested context does not exist. Category `preflight`. */
+export class KubeConfigError extends FerryError {
+  constructor(message: string) {
+    super('preflight', message);
+    this.name = 'KubeConfigError';
+  }
+}
+
+/**
+ * Loads a kubeconfig the way kubectl does (explicit file, else every $KUBECONFIG entry merged, else
+ * ~/.kube/config) and selects the context.
+ *
+ * @throws KubeConfigError when a file is missing or unreadable, when the context does not exist
+ *   (the message lists the available contexts), or when no context is selected at all.
+ */
+export function loadKubeConfig(options: KubeConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const files = resolveKubeconfigPaths({ kubeconfig: options.kubeconfig, context: options.context }, env);
+  const origin = options.kubeconfig !== undefined ? 'the plan' : env.KUBECONFIG ? '$KUBECONFIG' : 'the default location';
+  const present = files.filter((f) => existsSync(f));
+  if (present.length === 0) {
+    throw new KubeConfigError(`kubeconfig ${files.join(', ')} (from ${origin}) does not exist: set source/destination.kubeconfig in the plan or $KUBECONFIG`);
+  }
+  const kc = new k8s.KubeConfig();
+  for (const [i, file] of present.entries()) {
+    try {
+      if (i === 0) kc.loadFromFile(file);
+      else {
+        // kubectl's merge: the first file that defines a name wins (client-node's mergeConfig throws).
+        const more = new k8s.KubeConfig();
+        more.loadFromFile(file);
+        for (const c of more.getClusters()) if (!kc.getCluster(c.name)) kc.addCluster(c);
+        for (const u of more.getUsers()) if (!kc.getUser(u.name)) kc.addUser(u);
+        for (const c of more.getContexts()) if (!kc.getContextObject(c.name)) kc.addContext(c);
+        if (!kc.getCurrentContext() && more.getCurrentContext()) kc.setCurrentContext(more.getCurrentContext());
+      }
+    } catch (err) {
+      throw new KubeConfigError(`cannot load kubeconfig ${file}: ${errorMessage(err)}`);
+    }
+  }
+  const contexts = kc.getContexts().map((c) => c.name);
+  const available = contexts.length ? `available contexts: ${contexts.join(', ')}` : 'it defines no context';
+  if (options.context !== undefined) {
+    if (!contexts.includes(options.context)) {
+      throw new KubeConfigError(`context ${JSON.stringify(options.context)} not found in kubeconfig ${present.join(', ')}; ${available}`);
+    }
+    kc.setCurrentContext(options.context);
+  } else if (!kc.getCurrentContext() || !contexts.includes(kc.getCurrentContext())) {
+    throw new KubeConfigError(`kubeconfig ${present.join(', ')} has no current-context: set context in the plan; ${available}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new KubeConfigError(`context ${JSON.stringify(kc.getCurrentContext())} of kubeconfig ${present.join(', ')} names a cluster that is not defined`);
+  }
+  return kc;
+}
+
+/** An object's address. `namespace` is omitted for cluster-scoped kinds. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** A kind to list or delete, e.g. `{apiVersion: 'v1', kind: 'Pod'}`. */
+export interface KindRef {
+  apiVersion: string;
+  kind: string;
+}
+
+/** Options of `KubeClient.list`. */
+export interface ListOptions {
+  /** Label selector string (`a=b,c!=d`). */
+  labelSelector?: string;
+  /** Field selector string (`status.phase=Running`). */
+  fieldSelector?: string;
+}
+
+/** The verbs and resource of one SelfSubjectAccessReview. */
+export interface AccessCheck {
+  verb: string;
+  /** API group ('' for the core group). */
+  group: string;
+  /** Plural resource name, e.g. 'persistentvolumeclaims'. */
+  resource: string;
+  subresource?: string;
+  /** Omitted for cluster-scoped resources or cluster-wide checks. */
+  namespace?: string;
+}
+
+/** Result of `createOrAdopt`. */
+export interface CreateOrAdoptResult<T extends KubernetesObject> {
+  /** The live object (as created, or as found). */
+  object: T;
+  /** true when this call created it, false when an existing object of this migration was adopted. */
+  created: boolean;
+}
+
+/** The HTTP status code of an API error, undefined for anything else. */
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof k8s.ApiException) return err.code;
+  const code = (err as { code?: unknown; statusCode?: unknown } | null)?.statusCode ?? (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * The server's explanation of an API error (the Status `message`), else the error's own message.
+ * Kubernetes returns a v1 Status JSON body for every error (API conventions, "Response Status Kind").
+ */
+export function apiErrorMessage(err: unknown): string {
+  if (err instanceof k8s.ApiException) {
+    const body = err.body as unknown;
+    let status: Partial<V1Status> | undefined;
+    if (typeof body === 'string') {
+      try {
+        status = JSON.parse(body) as Partial<V1Status>;
+      } catch {
+        status = undefined;
+      }
+    } else if (body && typeof body === 'object') status = body as Partial<V1Status>;
+    if (status?.message) return `${status.message} (HTTP ${err.code})`;
+    return `HTTP ${err.code}${typeof body === 'string' && body.length < 300 ? `: ${body}` : ''}`;
+  }
+  return errorMessage(err);
+}
+
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+/**
+ * Whether retrying the call later may succeed.
+ * - transient: network failures (ECONNREFUSED, ECONNRESET, ETIMEDOUT, DNS EAI_AGAIN …, also when
+ *   wrapped as node-fetch FetchError "reason: connect ECONNREFUSED"), request timeouts/aborts,
+ *   HTTP 408, 429 (throttled) and every 5xx; FerryErrors of category `transient`;
+ * - not transient: 400, 401, 403, 404, 405, 409, 410, 422 and any other error.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof FerryError) return err.category === 'transient';
+  const code = statusCode(err);
+  if (code !== undefined) return code === 408 || code === 429 || (code >= 500 && code <= 599);
+  const e = err as { code?: unknown; errno?: unknown; type?: unknown; name?: unknown; message?: unknown; cause?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  for (const c of [e.code, e.errno]) if (typeof c === 'string' && TRANSIENT_NETWORK_CODES.has(c)) return true;
+  if (e.name === 'AbortError' || e.type === 'request-timeout' || e.type === 'body-timeout') return true;
+  if (typeof e.message === 'string' && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up)\b/.test(e.message)) return true;
+  if (e.cause && e.cause !== err) return isTransient(e.cause);
+  return false;
+}
+
+/** Options of `waitFor`. */
+export interface WaitOptions {
+  /** Give up after this many seconds (throws WaitTimeoutError). Omitted: wait until aborted. */
+  timeoutSeconds?: number;
+  /** Seconds between two checks (default 2). */
+  intervalSeconds?: number;
+  /** Called after every unsuccessful check with the elapsed seconds (heartbeat here). */
+  onTick?: (elapsedSeconds: number) => void;
+  /** Aborts the wait (throws AbortedError). */
+  signal?: AbortSignal;
+  /** What is awaited, for the timeout message ("server pod ns/name to be ready"). */
+  description?: string;
+  /** Extra text for the timeout message, computed at timeout (e.g. the last observed reason). */
+  explain?: () => string | undefined;
+}
+
+/** Sleeps `ms` milliseconds; rejects with AbortedError when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Polls `fn` until it returns something other than undefined/false/null and returns that value.
+ * Transient errors thrown by `fn` count as "not yet" (logged through `onTick` only by elapsed time);
+ * other errors propagate at once.
+ * @throws WaitTimeoutError after `timeoutSeconds`; AbortedError when `signal` aborts.
+ */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>, options: WaitOptions = {}): Promise<T> {
+  const start = Date.now();
+  const interval = (options.intervalSeconds ?? 2) * 1000;
+  let lastTransient: unknown;
+  for (;;) {
+    if (options.signal?.aborted) throw new AbortedError();
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false && v !== null) return v;
+      lastTransient = undefined;
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      lastTransient = err;
+    }
+    const elapsed = (Date.now() - start) / 1000;
+    if (options.timeoutSeconds !== undefined && elapsed >= options.timeoutSeconds) {
+      const extra = options.explain?.() ?? (lastTransient ? `last error: ${apiErrorMessage(lastTransient)}` : undefined);
+      throw new WaitTimeoutError(`timed out after ${Math.round(elapsed)} s waiting for ${options.description ?? 'a condition'}${extra ? `: ${extra}` : ''}`);
+    }
+    options.onTick?.(elapsed);
+    await sleep(interval, options.signal);
+  }
+}
+
+/** The migration label value of an object, if any. */
+function migrationLabel(o: KubernetesObject | undefined): string | undefined {
+  return o?.metadata?.labels?.[LABELS.migration];
+}
+
+/** "Kind namespace/name" for messages. */
+export function describeRef(r: ObjectRef | KubernetesObject): string {
+  const ref: { kind?: string; namespace?: string; name?: string } =
+    'metadata' in r ? { kind: r.kind, namespace: r.metadata?.namespace, name: r.metadata?.name } : (r as ObjectRef);
+  return `${ref.kind ?? '?'} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name ?? '?'}`;
+}
+
+/** Turns an ObjectRef into the header KubernetesObjectApi wants. */
+function header(r: ObjectRef): { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } {
+  return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, ...(r.namespace ? { namespace: r.namespace } : {}) } };
+}
+
+/**
+ * One cluster, as seen through one kubeconfig context.
+ */
+export class KubeClient {
+  /** The loaded kubeconfig. */
+  readonly kubeConfig: KubeConfig;
+  /** Generic API for any kind (including CRDs such as Route, ImageStream, DeploymentConfig). */
+  readonly objects: KubernetesObjectApi;
+  readonly core: CoreV1Api;
+  readonly authorization: AuthorizationV1Api;
+  /** Context name, used in messages ("context ferry-dst"). */
+  readonly contextName: string;
+  private readonly versionApi: VersionApi;
+  private readonly customObjects: CustomObjectsApi;
+  private readonly apiPresence = new Map<string, Promise<Set<string> | undefined>>();
+
+  /** Wraps a loaded kubeconfig (its current context is the cluster). See also `fromOptions`. */
+  constructor(kubeConfig: KubeConfig) {
+    this.kubeConfig = kubeConfig;
+    this.objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.authorization = kubeConfig.makeApiClient(k8s.AuthorizationV1Api);
+    this.versionApi = kubeConfig.makeApiClient(k8s.VersionApi);
+    this.customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.contextName = kubeConfig.getCurrentContext();
+  }
+
+  /** Builds a client from a plan's cluster reference. @throws KubeConfigError (see loadKubeConfig). */
+  static fromOptions(options: KubeConfigOptions = {}, env: NodeJS.ProcessEnv = process.env): KubeClient {
+    return new KubeClient(loadKubeConfig(options, env));
+  }
+
+  /** The API server's version (GET /version): the reachability check. */
+  async version(): Promise<VersionInfo> {
+    return this.versionApi.getCode();
+  }
+
+  /**
+   * Whether the cluster serves `kind` in `apiVersion` (discovery: GET /apis/<group>/<version>).
+   * Cached per client. Without `kind`, whether the group/version exists at all.
+   */
+  async hasApi(apiVersion: string, kind?: string): Promise<boolean> {
+    let p = this.apiPresence.get(apiVersion);
+    if (!p) {
+      const [group, version] = apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion];
+      const request = group ? this.customObjects.getAPIResources({ group: group!, version: version! }) : this.core.getAPIResources();
+      p = request.then(
+        (list) => new Set((list.resources ?? []).filter((r) => !r.name.includes('/')).map((r) => r.kind)),
+        (err) => {
+          if (statusCode(err) === 404) return undefined;
+          this.apiPresence.delete(apiVersion);
+          throw err;
+        },
+      );
+      this.apiPresence.set(apiVersion, p);
+    }
+    const kinds = await p;
+    return kinds !== undefined && (kind === undefined || kinds.has(kind));
+  }
+
+  /** Reads an object; undefined when it does not exist (404). */
+  async get<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    try {
+      return (await this.objects.read(header(ref) as never)) as T;
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Lists objects of a kind (in `namespace`, or cluster-wide when omitted), following `continue`
+   * tokens, 500 items per page. Items get `apiVersion`/`kind` filled in (list items lack them).
+   */
+  async list<T extends KubernetesObject = KubernetesObject>(kind: KindRef, namespace?: string, options: ListOptions = {}): Promise<T[]> {
+    const out: T[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.objects.list<T>(kind.apiVersion, kind.kind, namespace, undefined, undefined, undefined, options.fieldSelector, options.labelSelector, 500, token);
+      for (const item of page.items ?? []) {
+        item.apiVersion ??= kind.apiVersion;
+        item.kind ??= kind.kind;
+        out.push(item);
+      }
+      token = page.metadata?._continue || undefined;
+    } while (token);
+    return out;
+  }
+
+  /**
+   * Creates `obj`; when it already exists (409), reads it and adopts it if it carries the same
+   * `ferry.dev/migration` label value as `obj` (a retry of the same migration), else refuses.
+   * Never modifies an existing object.
+   *
+   * @throws ConflictError when the existing object is not this migration's (the message names its
+   *   owner label, or says it has none); API errors otherwise.
+   */
+  async createOrAdopt<T extends KubernetesObject>(obj: T): Promise<CreateOrAdoptResult<T>> {
+    const wanted = migrationLabel(obj);
+    try {
+      return { object: (await this.objects.create(obj)) as T, created: true };
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
+    }
+    const ref = refOf(obj);
+    const existing = await this.get<T>(ref);
+    if (!existing) {
+      // Deleted between the 409 and the read (e.g. a terminating object): try once more.
+      return { object: (await this.objects.create(obj)) as T, created: true };
+    }
+    const have = migrationLabel(existing);
+    if (wanted !== undefined && have === wanted) {
+      if (existing.metadata?.deletionTimestamp) {
+        throw new FerryError('transient', `${describeRef(ref)} of this migration is being deleted; retry once it is gone`);
+      }
+      return { object: existing, created: false };
+    }
+    const owner = have !== undefined
+      ? `it belongs to another Ferry migration (${LABELS.migration}=${have}${existing.metadata?.annotations?.[ANNOTATIONS.migrationId] ? `, id ${existing.metadata.annotations[ANNOTATIONS.migrationId]}` : ''})`
+      : 'it was not created by Ferry';
+    throw new ConflictError(`${describeRef(ref)} already exists in context ${this.contextName} and ${owner}; Ferry never overwrites it: delete or rename it, or choose another destination`);
+  }
+
+  /** Applies a JSON merge patch (RFC 7386) to an object and returns the result. */
+  async patch<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef, patch: Record<string, unknown>): Promise<T> {
+    const body = { ...patch, ...header(ref) } as KubernetesObject;
+    const meta = (patch.metadata ?? {}) as Record<string, unknown>;
+    body.metadata = { ...meta, ...header(ref).metadata };
+    return (await this.objects.patch(body, undefined, undefined, 'ferry', undefined, k8s.PatchStrategy.MergePatch)) as T;
+  }
+
+  /**
+   * Deletes an object (propagationPolicy Background, so dependents go too). Returns false when it did
+   * not exist (404 is not an error) or, with `uid`, when the object of that name is another one (the
+   * uid precondition failed with 409: a replacement is never deleted by mistake).
+   */
+  async delete(ref: ObjectRef | KubernetesObject, gracePeriodSeconds?: number, uid?: string): Promise<boolean> {
+    const r = 'metadata' in ref ? refOf(ref) : (ref as ObjectRef);
+    const body = uid ? { preconditions: { uid } } : undefined;
+    try {
+      await this.objects.delete(header(r) as KubernetesObject, undefined, undefined, gracePeriodSeconds, undefined, 'Background', body);
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 404 || (uid && statusCode(err) === 409)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes every object of each of `kinds` in `namespace` matching `selector`; kinds whose API the
+   * cluster does not serve are skipped. Returns how many objects were deleted.
+   */
+  async deleteBySelector(kinds: KindRef[], namespace: string, selector: string): Promise<number> {
+    let n = 0;
+    for (const kind of kinds) {
+      if (!(await this.hasApi(kind.apiVersion, kind.kind))) continue;
+      for (const o of await this.list(kind, namespace, { labelSelector: selector })) {
+        if (await this.delete(o)) n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Asks the API server whether the current identity may do `check` (SelfSubjectAccessReview).
+   * Returns `allowed` and the authorizer's reason when denied.
+   */
+  async canI(check: AccessCheck): Promise<{ allowed: boolean; reason?: string }> {
+    const review = await this.authorization.createSelfSubjectAccessReview({
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: {
+          resourceAttributes: {
+            verb: check.verb,
+            group: check.group,
+            resource: check.resource,
+            ...(check.subresource ? { subresource: check.subresource } : {}),
+            ...(check.namespace ? { namespace: check.namespace } : {}),
+          },
+        },
+      },
+    });
+    return { allowed: review.status?.allowed === true, reason: review.status?.reason || review.status?.evaluationError || undefined };
+  }
+}
+
+/** The ObjectRef of a full object. @throws Error when it has no kind, apiVersion or name. */
+export function refOf(o: KubernetesObject): ObjectRef {
+  if (!o.kind || !o.apiVersion || !o.metadata?.name) throw new Error(`object without apiVersion/kind/name: ${JSON.stringify(o).slice(0, 200)}`);
+  return { apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
+}
+
+/** A label-selector string from a `key: value` map (`k=v,k2=v2`). */
+export function selectorString(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}

@@ -1,0 +1,125 @@
+/**
+ * The destination namespace and PVCs.
+ *
+ * The namespace copies the source namespace's labels and annotations (MTC does the same: on OpenShift
+ * they carry the namespace's UID/GID ranges, `openshift.io/sa.scc.*`, which decide file ownership of
+ * the migrated applications). A namespace that already exists is used as it is (GitOps often creates
+ * it first); it counts as created by Ferry when it carries this migration's id annotation.
+ *
+ * PVCs copy the source PVC's labels and its annotations except those the control plane writes
+ * (binding, provisioner, selected node, last-applied), get the mapped StorageClass, access modes and
+ * size, and carry `ferry.dev/migration` so a retry adopts them and a rollback can tell them apart from
+ * PVCs someone else made.
+ */
+import type { V1Namespace, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import type { NamespaceDiscovery, PVCInfo } from '../activities/contract';
+import { ANNOTATIONS, LABELS, migrationKey } from '../statetransfer/names';
+import type { KubeClient } from './client';
+import { FerryError } from './errors';
+import { silentLogger, type Logger } from './log';
+
+/** Annotation prefixes the control plane owns on PVCs and namespaces: never copied. */
+const SYSTEM_ANNOTATION = /^(pv\.kubernetes\.io\/|volume\.kubernetes\.io\/|volume\.beta\.kubernetes\.io\/|kubectl\.kubernetes\.io\/last-applied-configuration$|control-plane\.alpha\.kubernetes\.io\/)/;
+/** Labels the API server sets itself. */
+const SYSTEM_LABELS = new Set(['kubernetes.io/metadata.name']);
+
+function copyAnnotations(a: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => !SYSTEM_ANNOTATION.test(k) && k !== 'ferry.dev/pre-quiesce'));
+}
+
+function copyLabels(l: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(l ?? {}).filter(([k]) => !SYSTEM_LABELS.has(k)));
+}
+
+/** Pure: the destination Namespace object for a source namespace. */
+export function destinationNamespaceObject(migrationId: string, name: string, source: V1Namespace | undefined): V1Namespace {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name,
+      labels: copyLabels(source?.metadata?.labels),
+      annotations: { ...copyAnnotations(source?.metadata?.annotations), [ANNOTATIONS.migrationId]: migrationId },
+    },
+  };
+}
+
+/** Pure: the destination PVC for a source PVC (see module docstring). */
+export function destinationPVCObject(migrationId: string, namespace: string, info: PVCInfo, source: V1PersistentVolumeClaim | undefined): V1PersistentVolumeClaim {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: info.destinationName,
+      namespace,
+      labels: { ...copyLabels(source?.metadata?.labels), [LABELS.migration]: migrationKey(migrationId) },
+      annotations: { ...copyAnnotations(source?.metadata?.annotations), [ANNOTATIONS.migrationId]: migrationId, [ANNOTATIONS.pvc]: info.name },
+    },
+    spec: {
+      accessModes: [...info.destinationAccessModes],
+      resources: { requests: { storage: info.capacity } },
+      volumeMode: info.volumeMode,
+      ...(info.destinationStorageClass !== undefined ? { storageClassName: info.destinationStorageClass } : {}),
+    },
+  };
+}
+
+/**
+ * Creates the destination namespace (when absent) and PVCs (or adopts this migration's own).
+ * Returns whether the namespace is Ferry's and the PVCs this migration created (adopted ones
+ * included: they were created by an earlier attempt of the same migration).
+ * @throws FerryError (preflight) when the destination namespace is being deleted; ConflictError when
+ *   a PVC of that name exists and is not this migration's.
+ */
+export async function prepareDestination(
+  source: KubeClient,
+  destination: KubeClient,
+  migrationId: string,
+  discovery: NamespaceDiscovery,
+  logger: Logger = silentLogger,
+): Promise<{ createdNamespace: boolean; createdPVCs: string[] }> {
+  const dstNs = discovery.destinationNamespace;
+  let ns = await destination.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: dstNs });
+  if (!ns) {
+    const src = await source.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: discovery.sourceNamespace });
+    try {
+      ns = (await destination.objects.create(destinationNamespaceObject(migrationId, dstNs, src))) as V1Namespace;
+      logger.info({ namespace: dstNs }, 'destination namespace created');
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw err;
+      ns = await destination.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: dstNs });
+    }
+  }
+  if (ns?.metadata?.deletionTimestamp || ns?.status?.phase === 'Terminating') {
+    throw new FerryError('preflight', `destination namespace ${dstNs} is being deleted (Terminating): wait until it is gone or choose another destination namespace`);
+  }
+  const createdNamespace = ns?.metadata?.annotations?.[ANNOTATIONS.migrationId] === migrationId;
+  const createdPVCs: string[] = [];
+  for (const info of discovery.pvcs) {
+    const src = await source.get<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: discovery.sourceNamespace, name: info.name });
+    const { created } = await destination.createOrAdopt(destinationPVCObject(migrationId, dstNs, info, src));
+    logger.info({ namespace: dstNs, pvc: info.destinationName, created }, created ? 'destination PVC created' : 'destination PVC of this migration already exists; adopted');
+    createdPVCs.push(info.destinationName);
+  }
+  return { createdNamespace, createdPVCs };
+}
+
+/**
+ * Rollback: deletes the named destination PVCs that carry this migration's label; a PVC of that name
+ * without the label (someone else's) is left alone and logged. Returns the names deleted.
+ */
+export async function deleteDestinationPVCs(destination: KubeClient, migrationId: string, namespace: string, names: readonly string[], logger: Logger = silentLogger): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const name of names) {
+    const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name };
+    const pvc = await destination.get<V1PersistentVolumeClaim>(ref);
+    if (!pvc) continue;
+    if (pvc.metadata?.labels?.[LABELS.migration] !== migrationKey(migrationId)) {
+      logger.warn({ namespace, pvc: name }, 'destination PVC is not this migration\'s; not deleted');
+      continue;
+    }
+    if (await destination.delete(ref)) deleted.push(name);
+  }
+  if (deleted.length) logger.info({ namespace, pvcs: deleted }, 'destination PVCs deleted (rollback)');
+  return deleted;
+}

@@ -1,0 +1,131 @@
+/**
+ * Creating the endpoint in the destination namespace and waiting until it is healthy.
+ *
+ * Endpoint type 'auto' (plan): Route when the destination serves route.openshift.io/v1 Route
+ * (OpenShift); else a LoadBalancer Service, kept when the cluster assigns it an address within
+ * AUTO_LOADBALANCER_SECONDS; else that Service is deleted and a NodePort Service takes its place.
+ * The choice is logged and visible afterwards from the live Service's type, which is how later
+ * activities (createServer, runTransfer) find it again (`endpointTypeInUse`).
+ */
+import type { KubernetesObject, V1Node, V1Service } from '@kubernetes/client-node';
+import type { EndpointAddressInfo } from '../activities/contract';
+import { objectName } from '../statetransfer/names';
+import type { Endpoint, EndpointHealth, EndpointType } from '../statetransfer/types';
+import { ENDPOINT_ROLE } from '../statetransfer/endpoint';
+import { describeRef, refOf, waitFor, type KubeClient } from './client';
+import { FerryError, WaitTimeoutError } from './errors';
+import { silentLogger, type Logger } from './log';
+import { endpointFor, type TransferPlan } from './setup';
+
+/** How long 'auto' waits for a load-balancer address before falling back to NodePort (seconds). */
+export const AUTO_LOADBALANCER_SECONDS = 60;
+
+/** The live objects of an endpoint and, when it needs them, the nodes; then its health. */
+export async function observeEndpoint(client: KubeClient, endpoint: Endpoint): Promise<EndpointHealth> {
+  const objects: KubernetesObject[] = [];
+  for (const o of endpoint.objects()) {
+    const live = await client.get(refOf(o));
+    if (live) objects.push({ ...live, kind: live.kind ?? o.kind });
+  }
+  const nodes = endpoint.needsNodes ? await client.list<V1Node>({ apiVersion: 'v1', kind: 'Node' }) : undefined;
+  return endpoint.health({ objects, ...(nodes ? { nodes } : {}) });
+}
+
+/**
+ * The concrete endpoint type of a migration's namespace: the plan's when not 'auto'; for 'auto',
+ * Route on OpenShift, else the type of the live endpoint Service (undefined when none exists yet).
+ */
+export async function endpointTypeInUse(client: KubeClient, plan: TransferPlan, migrationId: string, namespace: string): Promise<EndpointType | undefined> {
+  if (plan.endpoint.type !== 'auto') return plan.endpoint.type;
+  if (await client.hasApi('route.openshift.io/v1', 'Route')) return 'Route';
+  const svc = await client.get<V1Service>({ apiVersion: 'v1', kind: 'Service', namespace, name: objectName(migrationId, ENDPOINT_ROLE) });
+  const t = svc?.spec?.type;
+  return t === 'LoadBalancer' || t === 'NodePort' ? t : undefined;
+}
+
+/** Options of `ensureEndpoint`. */
+export interface EnsureEndpointOptions {
+  /** Overall limit for the endpoint to become healthy (plan timeouts.endpointReadySeconds). */
+  timeoutSeconds: number;
+  /** Heartbeat with the current health reason. */
+  onTick?: (reason: string) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Seconds 'auto' waits for a load-balancer address (default AUTO_LOADBALANCER_SECONDS). */
+  autoLoadBalancerSeconds?: number;
+}
+
+async function createAll(client: KubeClient, endpoint: Endpoint): Promise<void> {
+  for (const o of endpoint.objects()) await client.createOrAdopt(o);
+}
+
+async function waitHealthy(client: KubeClient, endpoint: Endpoint, timeoutSeconds: number, options: EnsureEndpointOptions): Promise<EndpointAddressInfo> {
+  let reason = 'not observed yet';
+  const address = await waitFor(
+    async () => {
+      const h = await observeEndpoint(client, endpoint);
+      reason = h.reason;
+      return h.healthy && h.address ? h.address : undefined;
+    },
+    {
+      timeoutSeconds,
+      intervalSeconds: 3,
+      signal: options.signal,
+      onTick: () => options.onTick?.(reason),
+      description: `${endpoint.type} endpoint ${endpoint.namespace}/${endpoint.name} to become healthy`,
+      explain: () => reason,
+    },
+  );
+  return { host: address.host, port: address.port, ...(address.sni ? { sni: address.sni } : {}) };
+}
+
+/**
+ * Creates (or adopts) the endpoint objects and waits until healthy; returns where the source must
+ * connect. For 'auto' see the module docstring.
+ * @throws FerryError (config) when the endpoint is not healthy in time (the message is the
+ *   endpoint's own explanation, e.g. "no load-balancer controller … consider NodePort"), or for
+ *   invalid endpoint options; ConflictError when a foreign object holds the name.
+ */
+export async function ensureEndpoint(
+  client: KubeClient,
+  plan: TransferPlan,
+  migrationId: string,
+  namespace: string,
+  options: EnsureEndpointOptions,
+): Promise<{ type: EndpointType; address: EndpointAddressInfo }> {
+  const log = options.logger ?? silentLogger;
+  const started = Date.now();
+  const left = () => Math.max(1, options.timeoutSeconds - (Date.now() - started) / 1000);
+  let type = await endpointTypeInUse(client, plan, migrationId, namespace);
+  const run = async (t: EndpointType, seconds: number) => {
+    const endpoint = endpointFor(plan, migrationId, namespace, t);
+    await createAll(client, endpoint);
+    return waitHealthy(client, endpoint, seconds, options);
+  };
+  try {
+    if (plan.endpoint.type === 'auto' && (type === undefined || type === 'LoadBalancer')) {
+      const lbSeconds = Math.min(options.autoLoadBalancerSeconds ?? AUTO_LOADBALANCER_SECONDS, left());
+      try {
+        const address = await run('LoadBalancer', lbSeconds);
+        log.info({ namespace, type: 'LoadBalancer', address }, 'endpoint auto: the cluster assigned a load-balancer address; using LoadBalancer');
+        return { type: 'LoadBalancer', address };
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        const lb = endpointFor(plan, migrationId, namespace, 'LoadBalancer');
+        for (const o of lb.objects()) await client.delete(o);
+        await waitFor(async () => !(await client.get(refOf(lb.objects()[0]!))), { timeoutSeconds: 60, intervalSeconds: 1, signal: options.signal, description: `${describeRef(lb.objects()[0]!)} to be deleted` });
+        log.info({ namespace, waitedSeconds: lbSeconds }, 'endpoint auto: no load-balancer address assigned in time; falling back to NodePort');
+        type = 'NodePort';
+      }
+    }
+    const chosen = type ?? 'NodePort';
+    const address = await run(chosen, left());
+    log.info({ namespace, type: chosen, address }, 'endpoint healthy');
+    return { type: chosen, address };
+  } catch (err) {
+    if (err instanceof WaitTimeoutError) {
+      throw new FerryError('config', `${err.message}. Check the destination cluster or choose another endpoint.type in the plan`, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Preflight: every check that can fail a migration before anything is touched, run all at once so
+ * the operator gets the complete list (empty = go):
+ * - each cluster: kubeconfig usable and API server reachable (GET /version);
+ * - permissions of Ferry's identity on each side (SelfSubjectAccessReview for every verb it uses,
+ *   depending on the plan: quiesce, endpoint type, rollback);
+ * - source namespaces exist (not Terminating), named PVCs exist, something is selected;
+ * - PVCs are Bound, Filesystem (Block is not supported yet), their destination StorageClass exists
+ *   (or the destination has a default class), their destination names are free or already this
+ *   migration's, and usable as rsync module names;
+ * - destination namespaces are not Terminating;
+ * - ReadWriteOncePod volumes in use cannot be read by a client pod while the application runs
+ *   (stage syncs would wait forever);
+ * - the plan's transfer and endpoint options are accepted by the state-transfer library;
+ * - image migration: skopeo runs on the worker, the registry files exist, the ImageStream API exists
+ *   in imagestreams mode.
+ */
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import type { V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
+import type { NamespaceDiscovery, PreflightProblem } from '../activities/contract';
+import type { MigrationPlan } from '../plan/schema';
+import { validateEndpointOptions } from '../statetransfer/endpoint';
+import { LABELS, migrationKey } from '../statetransfer/names';
+import { moduleNameProblem } from '../statetransfer/transfer/rsync/rsyncd-conf';
+import type { EndpointType } from '../statetransfer/types';
+import { SKOPEO_BINARY } from '../images/skopeo';
+import { apiErrorMessage, type AccessCheck, type KubeClient } from './client';
+import { defaultStorageClassName } from './discovery';
+import { errorMessage } from './errors';
+import { endpointOptionsFor, transferFor } from './setup';
+import { WORKLOAD_KINDS } from './workloads';
+
+/** A cluster for preflight: a client, or why none could be built (bad kubeconfig/context). */
+export type PreflightCluster = { client: KubeClient } | { error: string };
+
+/** Input of `runPreflight`. */
+export interface PreflightInput {
+  migrationId: string;
+  plan: MigrationPlan;
+  discoveries: readonly NamespaceDiscovery[];
+  source: PreflightCluster;
+  destination: PreflightCluster;
+}
+
+interface Needed {
+  verbs: string[];
+  group: string;
+  resource: string;
+  subresource?: string;
+}
+
+const need = (verbs: string[], group: string, resource: string, subresource?: string): Needed => ({ verbs, group, resource, ...(subresource ? { subresource } : {}) });
+
+/** Pure: the namespaced permissions Ferry needs in a source namespace for this plan. */
+export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boolean): Needed[] {
+  const out = [
+    need(['get', 'list'], '', 'persistentvolumeclaims'),
+    need(['get', 'list', 'create', 'delete'], '', 'pods'),
+    need(['get'], '', 'pods', 'log'),
+    need(['get', 'create', 'delete', 'list'], '', 'secrets'),
+    need(['get', 'create', 'delete', 'list'], '', 'configmaps'),
+    need(['list'], 'apps', 'replicasets'),
+    need(['list'], 'apps', 'deployments'),
+    need(['list'], 'apps', 'statefulsets'),
+    need(['list'], 'apps', 'daemonsets'),
+    need(['list'], 'batch', 'jobs'),
+    need(['list'], 'batch', 'cronjobs'),
+    need(['list'], '', 'replicationcontrollers'),
+  ];
+  if (hasDeploymentConfigs) out.push(need(['list'], 'apps.openshift.io', 'deploymentconfigs'));
+  if (plan.quiesce) {
+    for (const r of ['deployments', 'statefulsets', 'replicasets', 'daemonsets']) out.push(need(['get', 'patch'], 'apps', r));
+    for (const r of ['jobs', 'cronjobs']) out.push(need(['get', 'patch'], 'batch', r));
+    out.push(need(['get', 'patch'], '', 'replicationcontrollers'));
+    if (hasDeploymentConfigs) out.push(need(['get', 'patch'], 'apps.openshift.io', 'deploymentconfigs'));
+  }
+  return out;
+}
+
+/** Pure: the namespaced permissions Ferry needs in a destination namespace for this plan and endpoint types. */
+export function destinationPermissions(plan: MigrationPlan, endpointTypes: readonly EndpointType[]): Needed[] {
+  const out = [
+    need(['get', 'create', ...(plan.deleteDestinationPVCsOnRollback ? ['delete'] : [])], '', 'persistentvolumeclaims'),
+    need(['get', 'list', 'create', 'delete'], '', 'pods'),
+    need(['get', 'list', 'create', 'delete'], '', 'services'),
+    need(['get', 'list', 'create', 'delete'], '', 'secrets'),
+    need(['get', 'list', 'create', 'delete'], '', 'configmaps'),
+  ];
+  if (endpointTypes.includes('Route')) out.push(need(['get', 'list', 'create', 'delete'], 'route.openshift.io', 'routes'));
+  if (endpointTypes.includes('Ingress')) out.push(need(['get', 'list', 'create', 'delete'], 'networking.k8s.io', 'ingresses'));
+  return out;
+}
+
+/** Runs every check of `needs` in `namespace` (undefined: cluster scope); returns "verb resource" of the denied ones. */
+async function denied(client: KubeClient, needs: readonly Needed[], namespace: string | undefined): Promise<string[]> {
+  const checks: AccessCheck[] = needs.flatMap((n) =>
+    n.verbs.map((verb) => ({ verb, group: n.group, resource: n.resource, ...(n.subresource ? { subresource: n.subresource } : {}), ...(namespace ? { namespace } : {}) })),
+  );
+  const results = await Promise.all(checks.map((c) => client.canI(c).then((r) => ({ c, r }))));
+  return results
+    .filter(({ r }) => !r.allowed)
+    .map(({ c }) => `${c.verb} ${c.resource}${c.subresource ? `/${c.subresource}` : ''}${c.group ? ` (${c.group})` : ''}`);
+}
+
+/** The concrete endpoint types the plan may use on the destination (auto: Route, or LoadBalancer and NodePort). */
+async function candidateEndpointTypes(plan: MigrationPlan, destination: KubeClient | undefined): Promise<EndpointType[]> {
+  if (plan.endpoint.type !== 'auto') return [plan.endpoint.type];
+  if (destination && (await destination.hasApi('route.openshift.io/v1', 'Route').catch(() => false))) return ['Route'];
+  return ['LoadBalancer', 'NodePort'];
+}
+
+/** Pure: problems of the plan's transfer and endpoint options for one destination namespace. */
+export function optionProblems(plan: MigrationPlan, migrationId: string, destinationNamespace: string, types: readonly EndpointType[]): string[] {
+  const out: string[] = [];
+  for (const t of types) {
+    for (const p of validateEndpointOptions(endpointOptionsFor(plan, migrationId, destinationNamespace, t))) out.push(`endpoint ${t}: ${p}`);
+  }
+  return out;
+}
+
+function fileProblem(path: string | undefined, what: string): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    accessSync(path, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    return `${what} ${path} cannot be read by the worker (${errorMessage(err)})`;
+  }
+}
+
+/**
+ * Runs every check (see module docstring) and returns every problem found. Never throws for what it
+ * checks; an unexpected API error while checking becomes a problem of its own.
+ */
+export async function runPreflight(input: PreflightInput): Promise<PreflightProblem[]> {
+  const { plan, migrationId, discoveries } = input;
+  const problems: PreflightProblem[] = [];
+  const add = (subject: string, message: string) => problems.push({ subject, message });
+
+  try {
+    transferFor(plan);
+  } catch (err) {
+    add('plan', errorMessage(err));
+  }
+
+  const reachable = async (side: 'source' | 'destination', c: PreflightCluster): Promise<KubeClient | undefined> => {
+    if ('error' in c) {
+      add(side, c.error);
+      return undefined;
+    }
+    try {
+      await c.client.version();
+      return c.client;
+    } catch (err) {
+      add(side, `API server of context ${c.client.contextName} is not reachable: ${apiErrorMessage(err)}`);
+      return undefined;
+    }
+  };
+  const [src, dst] = await Promise.all([reachable('source', input.source), reachable('destination', input.destination)]);
+  const types = await candidateEndpointTypes(plan, dst);
+
+  const guarded = async (subject: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      add(subject, `check failed: ${apiErrorMessage(err)}`);
+    }
+  };
+
+  let destinationClasses: V1StorageClass[] | undefined;
+  if (dst) {
+    await guarded('destination', async () => {
+      const cluster = await denied(dst, [need(['get'], '', 'namespaces'), need(['list'], 'storage.k8s.io', 'storageclasses'), ...(types.includes('NodePort') ? [need(['list'], '', 'nodes')] : [])], undefined);
+      if (cluster.length) add('destination', `missing cluster permissions for context ${dst.contextName}: ${cluster.join(', ')}`);
+      else destinationClasses = await dst.list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
+    });
+  }
+  const hasDeploymentConfigs = src ? await src.hasApi(WORKLOAD_KINDS.DeploymentConfig.apiVersion, 'DeploymentConfig').catch(() => false) : false;
+
+  if (plan.images.enabled) {
+    const skopeo = spawnSync(SKOPEO_BINARY, ['--version'], { encoding: 'utf8', timeout: 10000 });
+    if (skopeo.status !== 0) add('images', `skopeo is not usable on the worker (${skopeo.error ? errorMessage(skopeo.error) : skopeo.stderr.trim()}): install skopeo to migrate images`);
+    for (const [side, reg] of [['sourceRegistry', plan.images.sourceRegistry], ['destinationRegistry', plan.images.destinationRegistry]] as const) {
+      for (const p of [fileProblem(reg?.authFile, 'authFile'), fileProblem(reg?.caFile, 'caFile')]) if (p) add(`images.${side}`, p);
+    }
+    if (plan.images.mode === 'imagestreams' && src && !(await src.hasApi('image.openshift.io/v1', 'ImageStream').catch(() => false))) {
+      add('images', `the source cluster (context ${src.contextName}) has no ImageStream API (image.openshift.io/v1): use images.mode: registry with repositories`);
+    }
+  }
+
+  for (const [i, mapping] of plan.namespaces.entries()) {
+    const subject = `namespaces[${i}]`;
+    const discovery = discoveries.find((d) => d.sourceNamespace === mapping.source);
+    for (const p of optionProblems(plan, migrationId, mapping.destination, types)) add(subject, p);
+
+    if (src) {
+      await guarded(subject, async () => {
+        const ns = await src.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: mapping.source });
+        if (!ns) {
+          add(subject, `source namespace ${mapping.source} does not exist in context ${src.contextName}`);
+          return;
+        }
+        if (ns.metadata?.deletionTimestamp) add(subject, `source namespace ${mapping.source} is being deleted`);
+        const missing = await denied(src, sourcePermissions(plan, hasDeploymentConfigs), mapping.source);
+        if (missing.length) add(subject, `missing permissions in source namespace ${mapping.source} (context ${src.contextName}): ${missing.join(', ')}`);
+        if ('names' in mapping.pvcs) {
+          const found = new Set(discovery?.pvcs.map((p) => p.name) ?? []);
+          const absent = mapping.pvcs.names.filter((n) => !found.has(n));
+          if (absent.length) add(subject, `PVC(s) ${absent.join(', ')} not found in source namespace ${mapping.source}`);
+        } else if ((discovery?.pvcs.length ?? 0) === 0 && !plan.images.enabled) {
+          add(subject, `no PVC selected in source namespace ${mapping.source}${'labelSelector' in mapping.pvcs ? ` by labelSelector "${mapping.pvcs.labelSelector}"` : ''}: nothing to migrate`);
+        }
+        for (const info of discovery?.pvcs ?? []) {
+          const pvc = await src.get<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: mapping.source, name: info.name });
+          const ps = `pvc ${mapping.source}/${info.name}`;
+          if (!pvc) add(ps, 'disappeared since discovery');
+          else if (pvc.status?.phase !== 'Bound') add(ps, `is ${pvc.status?.phase ?? 'not Bound'}: only Bound PVCs hold data to migrate`);
+          if (info.volumeMode === 'Block') add(ps, 'has volumeMode Block: raw block volumes are not supported yet (only Filesystem); exclude it from the selection');
+          if (info.accessModes.includes('ReadWriteOncePod') && info.nodeName && plan.stagePasses > 0) {
+            add(ps, 'is ReadWriteOncePod and mounted by a running pod: no other pod can read it before quiesce, so stage syncs cannot run; set stagePasses: 0');
+          }
+          const moduleProblem = plan.transfer === 'rsync' ? moduleNameProblem(info.destinationName) : undefined;
+          if (moduleProblem) add(ps, `destination name ${info.destinationName} cannot be an rsync module: ${moduleProblem}`);
+        }
+      });
+    }
+
+    if (dst) {
+      await guarded(subject, async () => {
+        const ns = await dst.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: mapping.destination });
+        if (ns?.metadata?.deletionTimestamp) add(subject, `destination namespace ${mapping.destination} is being deleted (Terminating): wait until it is gone or choose another name`);
+        if (!ns) {
+          const cluster = await denied(dst, [need(['create'], '', 'namespaces')], undefined);
+          if (cluster.length) add(subject, `destination namespace ${mapping.destination} does not exist and context ${dst.contextName} may not create namespaces: create it first or grant create namespaces`);
+        }
+        const missing = await denied(dst, destinationPermissions(plan, types), mapping.destination);
+        if (missing.length) add(subject, `missing permissions in destination namespace ${mapping.destination} (context ${dst.contextName}): ${missing.join(', ')}`);
+        for (const info of discovery?.pvcs ?? []) {
+          const ps = `pvc ${mapping.source}/${info.name}`;
+          if (destinationClasses) {
+            if (info.destinationStorageClass !== undefined) {
+              if (!destinationClasses.some((c) => c.metadata?.name === info.destinationStorageClass)) {
+                add(ps, `destination StorageClass ${info.destinationStorageClass} does not exist in context ${dst.contextName} (available: ${destinationClasses.map((c) => c.metadata?.name).join(', ') || 'none'}); map it with storageClassMapping or set defaultStorageClass`);
+              }
+            } else if (!defaultStorageClassName(destinationClasses)) {
+              add(ps, `has no StorageClass at the destination and context ${dst.contextName} has no default StorageClass; set defaultStorageClass or storageClassMapping`);
+            }
+          }
+          const existing = ns ? await dst.get<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: mapping.destination, name: info.destinationName }) : undefined;
+          if (existing && existing.metadata?.labels?.[LABELS.migration] !== migrationKey(migrationId)) {
+            add(ps, `destination PVC ${mapping.destination}/${info.destinationName} already exists and is not this migration's: Ferry never overwrites it; delete it or migrate into another namespace`);
+          }
+        }
+      });
+    }
+  }
+  return problems;
+}

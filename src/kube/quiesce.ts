@@ -1,0 +1,380 @@
+/**
+ * Quiesce: stopping the applications that write to the migrated PVCs before the final sync, and
+ * restoring them exactly as they were afterwards.
+ *
+ *   kind                                   quiesced state                         recorded
+ *   Deployment                             spec.replicas 0 (paused left as is)    replicas, paused
+ *   StatefulSet, ReplicaSet (bare),        spec.replicas 0                        replicas
+ *   ReplicationController (bare),
+ *   DeploymentConfig
+ *   DaemonSet                              pod template nodeSelector              nodeSelector
+ *                                          `ferry.dev/quiesced: "true"` (no node
+ *                                          carries it, so the controller removes
+ *                                          every pod)
+ *   Job                                    spec.parallelism 0                     parallelism
+ *   CronJob (batch/v1)                     spec.suspend true                      suspend
+ *
+ * The prior state is returned (the workflow keeps it) AND written to the annotation
+ * `ferry.dev/pre-quiesce` (JSON of the QuiesceRecord) in the same patch, so a retried quiesce reads
+ * the ORIGINAL state back instead of recording the quiesced one (replicas 0). A workload already in
+ * the quiesced state (a suspended CronJob, a Deployment at 0) is recorded with `changed: false`, is
+ * not patched, and is never "restored" later: MTC compares pointers and un-suspends CronJobs that
+ * were suspended before the migration (shared/reference/anchors.md); Ferry compares values.
+ *
+ * Unquiesce restores a field only while it still holds the quiesced value: when an operator changed
+ * it in the meantime (scaled the Deployment to 3 by hand), their choice wins and a note says so.
+ * Then the annotation is removed.
+ *
+ * `quiescePatch` / `unquiescePatch` are pure; `quiesceWorkloads`, `waitForQuiesced` and
+ * `unquiesceWorkloads` apply them with optimistic concurrency (the patch carries the
+ * resourceVersion that was read; a 409 re-reads and recomputes).
+ */
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { QuiesceRecord, WorkloadRef } from '../activities/contract';
+import { statusCode, waitFor, type KubeClient } from './client';
+import { FerryError } from './errors';
+import { silentLogger, type Logger } from './log';
+import {
+  describeWorkload,
+  isWorkloadKind,
+  ownerIndex,
+  podIsActive,
+  resolveController,
+  WORKLOAD_KINDS,
+  workloadKey,
+  workloadRef,
+  type WorkloadKind,
+} from './workloads';
+
+/** Annotation holding the JSON QuiesceRecord on a quiesced workload. */
+export const PRE_QUIESCE_ANNOTATION = 'ferry.dev/pre-quiesce';
+/** nodeSelector key that keeps a quiesced DaemonSet's pods off every node. */
+export const QUIESCE_NODE_SELECTOR_KEY = 'ferry.dev/quiesced';
+
+/** The patch to apply (JSON merge patch, RFC 7386) and what to remember. */
+export interface QuiescePlan {
+  record: QuiesceRecord;
+  /** undefined when nothing must change (already quiesced, or already in the quiesced state). */
+  patch?: Record<string, unknown>;
+}
+
+/** The patch that restores a workload, and notes for operators about what was left alone. */
+export interface UnquiescePlan {
+  patch?: Record<string, unknown>;
+  notes: string[];
+}
+
+type Spec = Record<string, unknown>;
+const REPLICA_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'ReplicaSet', 'ReplicationController', 'DeploymentConfig'];
+
+function specOf(o: KubernetesObject): Spec {
+  return ((o as { spec?: Spec }).spec ?? {}) as Spec;
+}
+
+function nodeSelectorOf(o: KubernetesObject): Record<string, string> {
+  const t = specOf(o).template as { spec?: { nodeSelector?: Record<string, string> } } | undefined;
+  return { ...(t?.spec?.nodeSelector ?? {}) };
+}
+
+function numberOr(v: unknown, dflt: number): number {
+  return typeof v === 'number' ? v : dflt;
+}
+
+function refOfWorkload(o: KubernetesObject): WorkloadRef {
+  if (!isWorkloadKind(o.kind)) throw new FerryError('config', `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is not a workload kind Ferry can quiesce`);
+  return workloadRef(o.kind, o.metadata?.namespace ?? '', o.metadata?.name ?? '');
+}
+
+/** The record read from the annotation, or undefined when absent or unreadable. */
+export function recordFromAnnotation(o: KubernetesObject): QuiesceRecord | undefined {
+  const raw = o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION];
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as Partial<QuiesceRecord>;
+    if (typeof parsed !== 'object' || parsed === null || typeof parsed.changed !== 'boolean') return undefined;
+    return { ...parsed, workload: refOfWorkload(o), changed: parsed.changed } as QuiesceRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `o` is in its kind's quiesced state. */
+export function isQuiesced(o: KubernetesObject): boolean {
+  const spec = specOf(o);
+  const kind = o.kind as WorkloadKind;
+  if (REPLICA_KINDS.includes(kind)) return numberOr(spec.replicas, 1) === 0;
+  if (kind === 'Job') return numberOr(spec.parallelism, 1) === 0;
+  if (kind === 'CronJob') return spec.suspend === true;
+  if (kind === 'DaemonSet') return nodeSelectorOf(o)[QUIESCE_NODE_SELECTOR_KEY] === 'true';
+  return false;
+}
+
+/** The merge patch that puts `o` in the quiesced state (spec part only). */
+function quiescedSpecPatch(o: KubernetesObject): Record<string, unknown> {
+  const kind = o.kind as WorkloadKind;
+  if (REPLICA_KINDS.includes(kind)) return { spec: { replicas: 0 } };
+  if (kind === 'Job') return { spec: { parallelism: 0 } };
+  if (kind === 'CronJob') return { spec: { suspend: true } };
+  return { spec: { template: { spec: { nodeSelector: { [QUIESCE_NODE_SELECTOR_KEY]: 'true' } } } } };
+}
+
+/** The prior state of `o` as a record (changed = whether quiescing changes anything). */
+function currentRecord(o: KubernetesObject): QuiesceRecord {
+  const spec = specOf(o);
+  const kind = o.kind as WorkloadKind;
+  const record: QuiesceRecord = { workload: refOfWorkload(o), changed: !isQuiesced(o) };
+  if (REPLICA_KINDS.includes(kind)) record.replicas = numberOr(spec.replicas, 1);
+  if (kind === 'Deployment') record.paused = spec.paused === true;
+  if (kind === 'Job') record.parallelism = numberOr(spec.parallelism, 1);
+  if (kind === 'CronJob') record.suspend = spec.suspend === true;
+  if (kind === 'DaemonSet') record.nodeSelector = nodeSelectorOf(o);
+  return record;
+}
+
+/**
+ * What quiescing `o` records and patches (pure).
+ * - Annotation present (quiesced before, e.g. a retried activity): the annotation's record (the
+ *   original state); a patch only if the object left the quiesced state since (re-applies it).
+ * - Already in the quiesced state and no annotation: `changed: false`, no patch.
+ * - Otherwise: the quiesced state plus the annotation, in one patch.
+ * @throws FerryError (config) when `o` is not a workload kind Ferry knows.
+ */
+export function quiescePatch(o: KubernetesObject): QuiescePlan {
+  refOfWorkload(o);
+  const previous = recordFromAnnotation(o);
+  if (previous) return { record: previous, ...(isQuiesced(o) ? {} : { patch: quiescedSpecPatch(o) }) };
+  const record = currentRecord(o);
+  if (!record.changed) return { record };
+  const { workload: _w, ...stored } = record;
+  return { record, patch: { ...quiescedSpecPatch(o), metadata: { annotations: { [PRE_QUIESCE_ANNOTATION]: JSON.stringify(stored) } } } };
+}
+
+/**
+ * What restoring `o` per `record` patches (pure): each recorded field goes back only while it still
+ * holds the quiesced value; a field someone changed since is left, with a note. A CronJob that was
+ * suspended before (`suspend: true`) or any record with `changed: false` is never resumed. The
+ * annotation is removed when present.
+ */
+export function unquiescePatch(o: KubernetesObject, record: QuiesceRecord): UnquiescePlan {
+  const spec = specOf(o);
+  const kind = o.kind as WorkloadKind;
+  const what = describeWorkload(refOfWorkload(o));
+  const notes: string[] = [];
+  const specPatch: Record<string, unknown> = {};
+  if (record.changed) {
+    if (REPLICA_KINDS.includes(kind) && record.replicas !== undefined) {
+      const now = numberOr(spec.replicas, 1);
+      if (now === 0) specPatch.replicas = record.replicas;
+      else notes.push(`${what}: replicas were changed to ${now} since quiesce (recorded ${record.replicas}); left as is`);
+    }
+    if (kind === 'Job' && record.parallelism !== undefined) {
+      const now = numberOr(spec.parallelism, 1);
+      if (now === 0) specPatch.parallelism = record.parallelism;
+      else notes.push(`${what}: parallelism was changed to ${now} since quiesce (recorded ${record.parallelism}); left as is`);
+    }
+    if (kind === 'CronJob' && record.suspend === false) {
+      if (spec.suspend === true) specPatch.suspend = false;
+      else notes.push(`${what}: already resumed by someone else; left as is`);
+    }
+    if (kind === 'DaemonSet') {
+      const selector = nodeSelectorOf(o);
+      if (selector[QUIESCE_NODE_SELECTOR_KEY] === 'true' && record.nodeSelector?.[QUIESCE_NODE_SELECTOR_KEY] !== 'true') {
+        specPatch.template = { spec: { nodeSelector: { [QUIESCE_NODE_SELECTOR_KEY]: null } } };
+      } else if (selector[QUIESCE_NODE_SELECTOR_KEY] !== 'true') {
+        notes.push(`${what}: nodeSelector ${QUIESCE_NODE_SELECTOR_KEY} was removed by someone else since quiesce; left as is`);
+      }
+    }
+  } else if (kind === 'CronJob' && record.suspend === true) {
+    notes.push(`${what}: was suspended before the migration; stays suspended`);
+  }
+  const patch: Record<string, unknown> = {};
+  if (Object.keys(specPatch).length) patch.spec = specPatch;
+  if (o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION] !== undefined) patch.metadata = { annotations: { [PRE_QUIESCE_ANNOTATION]: null } };
+  return { ...(Object.keys(patch).length ? { patch } : {}), notes };
+}
+
+/** The live object of a workload reference (Ferry's API version for the kind). */
+async function readWorkload(client: KubeClient, ref: WorkloadRef): Promise<KubernetesObject | undefined> {
+  if (!isWorkloadKind(ref.kind)) throw new FerryError('config', `${describeWorkload(ref)} is not a workload kind Ferry can quiesce`);
+  const kind = WORKLOAD_KINDS[ref.kind];
+  if (!(await client.hasApi(kind.apiVersion, kind.kind))) {
+    throw new FerryError('config', `${describeWorkload(ref)}: the cluster (context ${client.contextName}) does not serve ${kind.apiVersion} ${kind.kind}`);
+  }
+  return client.get({ apiVersion: kind.apiVersion, kind: kind.kind, namespace: ref.namespace, name: ref.name });
+}
+
+/** Applies `compute(live)` with the live resourceVersion; on 409 re-reads and recomputes (5 tries). */
+async function patchWithRetry<T>(
+  client: KubeClient,
+  ref: WorkloadRef,
+  compute: (live: KubernetesObject) => { patch?: Record<string, unknown>; result: T },
+  onMissing: () => T,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const live = await readWorkload(client, ref);
+    if (!live) return onMissing();
+    const { patch, result } = compute(live);
+    if (!patch) return result;
+    const meta = (patch.metadata ?? {}) as Record<string, unknown>;
+    const body = { ...patch, metadata: { ...meta, resourceVersion: live.metadata?.resourceVersion } };
+    try {
+      await client.patch({ apiVersion: live.apiVersion ?? WORKLOAD_KINDS[ref.kind as WorkloadKind].apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name }, body);
+      return result;
+    } catch (err) {
+      if (statusCode(err) !== 409 || attempt >= 5) throw err;
+    }
+  }
+}
+
+/** Options of the quiesce I/O functions. */
+export interface QuiesceOptions {
+  logger?: Logger;
+}
+
+/**
+ * Quiesces the workloads (CronJobs first, so no new Job starts meanwhile) and returns their records
+ * in the order given. A workload that no longer exists is recorded `changed: false` and logged.
+ * Idempotent: see `quiescePatch`.
+ * @throws FerryError (config) for unknown kinds or APIs the cluster lacks; API errors.
+ */
+export async function quiesceWorkloads(client: KubeClient, workloads: readonly WorkloadRef[], options: QuiesceOptions = {}): Promise<QuiesceRecord[]> {
+  const log = options.logger ?? silentLogger;
+  const order = [...workloads].sort((a, b) => Number(b.kind === 'CronJob') - Number(a.kind === 'CronJob'));
+  const byKey = new Map<string, QuiesceRecord>();
+  for (const ref of order) {
+    const record = await patchWithRetry(
+      client,
+      ref,
+      (live) => {
+        const plan = quiescePatch(live);
+        return { patch: plan.patch, result: plan.record };
+      },
+      () => {
+        log.warn({ workload: describeWorkload(ref) }, 'workload to quiesce no longer exists; skipped');
+        return { workload: normalizeRef(ref), changed: false };
+      },
+    );
+    log.info({ workload: describeWorkload(ref), record }, record.changed ? 'quiesced' : 'already quiesced before the migration; left untouched');
+    byKey.set(workloadKey(ref), record);
+  }
+  return workloads.map((w) => byKey.get(workloadKey(w))!);
+}
+
+/** What unquiesce did to one workload. */
+export interface UnquiesceOutcome {
+  workload: WorkloadRef;
+  /** Whether a patch was applied. */
+  patched: boolean;
+  notes: string[];
+}
+
+/**
+ * Restores every recorded workload (see `unquiescePatch`), in reverse order of the records, and logs
+ * the notes. A workload that no longer exists is noted, not an error.
+ */
+export async function unquiesceWorkloads(client: KubeClient, records: readonly QuiesceRecord[], options: QuiesceOptions = {}): Promise<UnquiesceOutcome[]> {
+  const log = options.logger ?? silentLogger;
+  const out: UnquiesceOutcome[] = [];
+  for (const record of [...records].reverse()) {
+    const ref = record.workload;
+    const outcome = await patchWithRetry<UnquiesceOutcome>(
+      client,
+      ref,
+      (live) => {
+        const plan = unquiescePatch(live, record);
+        return { patch: plan.patch, result: { workload: ref, patched: plan.patch !== undefined, notes: plan.notes } };
+      },
+      () => ({ workload: ref, patched: false, notes: [`${describeWorkload(ref)} no longer exists; nothing to restore`] }),
+    );
+    for (const note of outcome.notes) log.warn({ workload: describeWorkload(ref) }, note);
+    if (outcome.patched) log.info({ workload: describeWorkload(ref), record }, 'restored');
+    out.push(outcome);
+  }
+  return out.reverse();
+}
+
+/**
+ * Records for `workloads` that `known` lacks, read from their `ferry.dev/pre-quiesce` annotation:
+ * the second copy of the prior state, for a rollback after a quiesce that failed half-way (the
+ * workflow then holds no records). Workloads without the annotation (never quiesced) or gone are
+ * skipped.
+ */
+export async function recordsFromAnnotations(client: KubeClient, workloads: readonly WorkloadRef[], known: readonly QuiesceRecord[]): Promise<QuiesceRecord[]> {
+  const have = new Set(known.map((r) => workloadKey(normalizeRef(r.workload))));
+  const out: QuiesceRecord[] = [];
+  for (const w of workloads) {
+    if (have.has(workloadKey(normalizeRef(w)))) continue;
+    const live = await readWorkload(client, w);
+    const record = live ? recordFromAnnotation(live) : undefined;
+    if (record) out.push(record);
+  }
+  return out;
+}
+
+/**
+ * The active pods (not Succeeded/Failed, including terminating ones) that belong to `workloads`:
+ * pods whose controller chain resolves to one of them (a CronJob's pods come through its Jobs).
+ */
+export async function activePodsOf(client: KubeClient, workloads: readonly WorkloadRef[]): Promise<V1Pod[]> {
+  const out: V1Pod[] = [];
+  const byNamespace = new Map<string, Set<string>>();
+  for (const w of workloads) {
+    const set = byNamespace.get(w.namespace) ?? new Set<string>();
+    set.add(workloadKey(normalizeRef(w)));
+    byNamespace.set(w.namespace, set);
+  }
+  for (const [namespace, keys] of byNamespace) {
+    const pods = (await client.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, namespace)).filter(podIsActive);
+    if (pods.length === 0) continue;
+    const owners: KubernetesObject[] = [];
+    for (const kind of [WORKLOAD_KINDS.ReplicaSet, WORKLOAD_KINDS.ReplicationController, WORKLOAD_KINDS.Job]) {
+      if (await client.hasApi(kind.apiVersion, kind.kind)) owners.push(...(await client.list(kind, namespace)));
+    }
+    const index = ownerIndex(owners);
+    for (const pod of pods) {
+      const r = resolveController(pod, index);
+      if (r.workload && keys.has(workloadKey(r.workload))) out.push(pod);
+    }
+  }
+  return out;
+}
+
+/** Options of `waitForQuiesced`. */
+export interface WaitQuiescedOptions {
+  /** Give up after this many seconds (WaitTimeoutError). Default: wait until aborted. */
+  timeoutSeconds?: number;
+  /** Seconds between checks (default 5). */
+  intervalSeconds?: number;
+  /** Called after every check that still found pods (heartbeat here). */
+  onTick?: (remaining: string[]) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Waits until no pod of `workloads` is active. Note: suspending a CronJob does not stop a Job that
+ * already runs (Kubernetes CronJob `suspend` only affects future runs), so this also waits for such
+ * a Job's pods to finish.
+ */
+export async function waitForQuiesced(client: KubeClient, workloads: readonly WorkloadRef[], options: WaitQuiescedOptions = {}): Promise<void> {
+  let remaining: string[] = [];
+  await waitFor(
+    async () => {
+      remaining = (await activePodsOf(client, workloads)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
+      if (remaining.length === 0) return true;
+      options.onTick?.(remaining);
+      return false;
+    },
+    {
+      timeoutSeconds: options.timeoutSeconds,
+      intervalSeconds: options.intervalSeconds ?? 5,
+      signal: options.signal,
+      description: 'the quiesced workloads\' pods to stop',
+      explain: () => `still running: ${remaining.slice(0, 10).join(', ')}${remaining.length > 10 ? ` and ${remaining.length - 10} more` : ''}`,
+    },
+  );
+}
+
+/** A ref with Ferry's API version for its kind (a batch/v1beta1 CronJob ref becomes batch/v1). */
+function normalizeRef(ref: WorkloadRef): WorkloadRef {
+  return isWorkloadKind(ref.kind) ? workloadRef(ref.kind, ref.namespace, ref.name) : ref;
+}

@@ -1,0 +1,207 @@
+/**
+ * Ferry's Temporal worker: runs the workflows (./workflows) and the activities (./activities) on one
+ * task queue.
+ *
+ *   node dist/worker.js                         run the worker (also: `ferry worker`)
+ *   node dist/worker.js bundle <file>           write the workflow bundle (the worker image does this
+ *                                               at build time, so the worker starts without webpack)
+ *
+ * Environment: TEMPORAL_ADDRESS (else the embedded dev server, see ./temporal/devserver.ts),
+ * TEMPORAL_NAMESPACE, FERRY_TASK_QUEUE (default "ferry"), FERRY_LOG_LEVEL (default "info"),
+ * FERRY_WORKFLOW_BUNDLE (a bundle written by `bundle`; default: dist/workflow-bundle.js when present).
+ *
+ * Logs are JSON lines (pino) on stdout; the Temporal SDK's own logs (worker, workflow `log`, core) are
+ * forwarded into the same logger. SIGINT/SIGTERM shut the worker down gracefully (running activities get
+ * `shutdownGraceTime` to finish, then are cancelled and retried elsewhere); a second signal exits at once.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type WorkerOptions,
+} from '@temporalio/worker';
+import pino, { type Logger } from 'pino';
+import type { FerryActivities } from './activities/contract';
+import { ensureSearchAttributes, resolveTemporal } from './temporal/devserver';
+import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
+
+/** Options of createWorker / runWorker. */
+export interface RunWorkerOptions {
+  connection: NativeConnection;
+  activities: FerryActivities;
+  /** Default: $FERRY_TASK_QUEUE, else "ferry". */
+  taskQueue?: string;
+  /** Temporal namespace. Default "default". */
+  namespace?: string;
+  /** Pre-bundled workflow code; default: bundled from ./workflows at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  logger?: Logger;
+  /** Overrides of Ferry's worker options (tests shorten timeouts with these). */
+  workerOptions?: Partial<WorkerOptions>;
+  /** Signals that shut the worker down gracefully (runWorker only). Default SIGINT, SIGTERM. */
+  shutdownSignals?: NodeJS.Signals[];
+}
+
+/** The task queue: $FERRY_TASK_QUEUE, else "ferry". */
+export function taskQueueFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FERRY_TASK_QUEUE || DEFAULT_TASK_QUEUE;
+}
+
+/** Path of the workflows module (src/workflows under tsx, dist/workflows when compiled). */
+export function workflowsPath(): string {
+  return require.resolve('./workflows');
+}
+
+/** The workflow bundle to load: $FERRY_WORKFLOW_BUNDLE, else workflow-bundle.js next to this file. */
+function prebuiltBundle(env: NodeJS.ProcessEnv): WorkerOptions['workflowBundle'] | undefined {
+  const file = env.FERRY_WORKFLOW_BUNDLE || join(__dirname, 'workflow-bundle.js');
+  return existsSync(file) ? { codePath: file } : undefined;
+}
+
+/** Creates (does not run) a worker with Ferry's options. */
+export async function createWorker(opts: RunWorkerOptions): Promise<Worker> {
+  const bundle = opts.workflowBundle ?? prebuiltBundle(process.env);
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: opts.taskQueue ?? taskQueueFromEnv(),
+    activities: opts.activities,
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
+    // Transfer progress travels in heartbeat details, read by the CLI through describe(): keep it fresh.
+    maxHeartbeatThrottleInterval: '2s',
+    defaultHeartbeatThrottleInterval: '2s',
+    // On shutdown, running activities get this long to finish before they are cancelled (a cancelled
+    // transfer is retried by another worker, which re-attaches to the same client pod).
+    shutdownGraceTime: '20s',
+    ...opts.workerOptions,
+  });
+}
+
+/**
+ * Runs a worker until it is shut down (SIGINT/SIGTERM, or worker.shutdown()). A second signal exits
+ * the process with code 130.
+ */
+export async function runWorker(opts: RunWorkerOptions): Promise<void> {
+  const log = opts.logger;
+  const worker = await createWorker(opts);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1 && worker.getState() === 'RUNNING') {
+      log?.info({ signal }, 'shutting down: letting running activities finish (send the signal again to exit at once)');
+      worker.shutdown();
+    } else if (signals > 1) {
+      log?.warn({ signal }, 'exiting without waiting for running activities');
+      process.exit(130);
+    }
+  };
+  const handled = opts.shutdownSignals ?? ['SIGINT', 'SIGTERM'];
+  for (const s of handled) process.on(s, onSignal);
+  log?.info({ taskQueue: worker.options.taskQueue, namespace: worker.options.namespace }, 'worker started');
+  try {
+    await worker.run();
+  } finally {
+    for (const s of handled) process.off(s, onSignal);
+    log?.info('worker stopped');
+  }
+}
+
+/** Ferry's logger: JSON lines on stdout, level $FERRY_LOG_LEVEL (default info). */
+export function createLogger(env: NodeJS.ProcessEnv = process.env): Logger {
+  return pino({ name: 'ferry-worker', level: env.FERRY_LOG_LEVEL || 'info' });
+}
+
+const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/**
+ * Routes the Temporal SDK's logs (worker, workflow and activity `log`, Rust core at WARN and above) into
+ * `logger`, and leaves signal handling to runWorker. Call once, before any NativeConnection is made.
+ */
+export function installRuntimeLogger(logger: Logger): void {
+  Runtime.install({
+    logger: new DefaultLogger('DEBUG', (entry) => {
+      logger[PINO_LEVEL[entry.level]]({ ...entry.meta, source: 'temporal' }, entry.message);
+    }),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} } },
+    shutdownSignals: [],
+  });
+}
+
+/**
+ * The real activities (./activities, over the Kubernetes libraries), logging into `logger`. Loaded on
+ * demand, so that tests and `ferry` commands other than `worker` do not load the Kubernetes client.
+ */
+export async function loadActivities(logger: Logger): Promise<FerryActivities> {
+  const { createActivities } = await import('./activities');
+  return createActivities({ logger: logger.child({ name: 'ferry-activities' }) });
+}
+
+/** Writes the workflow bundle to `file` (for images: the worker then starts without bundling). */
+export async function writeWorkflowBundle(file: string): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath() });
+  writeFileSync(file, code);
+}
+
+/**
+ * The worker process: resolves Temporal (TEMPORAL_ADDRESS, else the embedded dev server), makes sure
+ * Ferry's search attributes exist, loads the activities and runs until SIGINT/SIGTERM.
+ * @returns the process exit code
+ */
+export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv[0] === 'bundle') {
+    if (!argv[1]) {
+      process.stderr.write('usage: worker bundle <output-file>\n');
+      return 2;
+    }
+    await writeWorkflowBundle(argv[1]);
+    return 0;
+  }
+  const logger = createLogger(env);
+  installRuntimeLogger(logger);
+  const temporal = await resolveTemporal({ env, log: (m) => logger.info(m) });
+  try {
+    if (temporal.origin === 'external') {
+      // The dev server path registers them itself; an external server may lack them.
+      const admin = await Connection.connect({ address: temporal.address });
+      try {
+        await ensureSearchAttributes(admin, temporal.namespace);
+      } catch (e) {
+        logger.warn({ err: e }, 'cannot check or register Ferry search attributes (ferry list --phase needs them)');
+      } finally {
+        await admin.close();
+      }
+    }
+    const connection = await NativeConnection.connect({ address: temporal.address });
+    try {
+      await runWorker({ connection, namespace: temporal.namespace, taskQueue: taskQueueFromEnv(env), activities: await loadActivities(logger), logger });
+    } finally {
+      await connection.close();
+    }
+    return 0;
+  } finally {
+    await temporal.stop();
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`ferry worker: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * Timeouts and retry policies of every activity, in one table, and the typed activity stubs the
+ * workflows call. Workflow-safe.
+ *
+ * Rules behind the numbers:
+ * - Failure types in NON_RETRYABLE_FAILURES (preflight, auth, no space, config, partial, fatal) are
+ *   never retried: retrying "No space left on device" 20 times (MTC) only delays the bad news.
+ * - Activities that wait on the cluster heartbeat (createEndpoint, createServer, waitForQuiesced,
+ *   runTransfer): a short heartbeat timeout detects a dead worker within a minute, however long the
+ *   activity may legitimately run.
+ * - Every activity that changes a cluster is cancelled with WAIT_CANCELLATION_COMPLETED: a rollback
+ *   starts only once the activities it undoes have stopped (no client pod created after cleanup).
+ * - Restoring the source (unquiesce) gets the most attempts: leaving applications scaled down is
+ *   the failure users fear most.
+ */
+import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { NON_RETRYABLE_FAILURES, type FerryActivities } from '../activities/contract';
+import type { MigrationPlan } from '../plan/schema';
+import type { WorkflowTuning } from './state';
+
+/** Default heartbeat timeout of heartbeating activities, in seconds. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 60;
+/** Start-to-close limit of one sync when the plan sets none (heartbeats catch hangs): 30 days. */
+export const DEFAULT_TRANSFER_SECONDS = 30 * 86400;
+
+/** The options of every activity for this plan. */
+export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}): Record<keyof FerryActivities, ActivityOptions> {
+  const heartbeatTimeout = (tuning.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS) * 1000;
+  const scale = tuning.retryIntervalScale ?? 1;
+  /** initial and maximum interval in seconds, exponential backoff. */
+  const retry = (initialSeconds: number, maximumSeconds: number, maximumAttempts: number): RetryPolicy => ({
+    initialInterval: Math.max(1, Math.round(initialSeconds * 1000 * scale)),
+    backoffCoefficient: 2,
+    maximumInterval: Math.max(1, Math.round(maximumSeconds * 1000 * scale)),
+    maximumAttempts,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES],
+  });
+  const s = (seconds: number) => seconds * 1000;
+  const waitCancel = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+  return {
+    // Read-only checks: short, a few quick retries.
+    discoverNamespace: { startToCloseTimeout: s(120), retry: retry(1, 30, 5) },
+    preflight: { startToCloseTimeout: s(300), retry: retry(1, 30, 5) },
+    // Object creation: quick API calls, idempotent.
+    prepareDestination: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },
+    // Waits for the cluster (load balancer address, Route admission, server pod ready).
+    createEndpoint: {
+      startToCloseTimeout: s(plan.timeouts.endpointReadySeconds + 120),
+      heartbeatTimeout,
+      retry: retry(5, 120, 5),
+      cancellationType: waitCancel,
+    },
+    createServer: {
+      startToCloseTimeout: s(plan.timeouts.serverReadySeconds + 120),
+      heartbeatTimeout,
+      retry: retry(5, 120, 5),
+      cancellationType: waitCancel,
+    },
+    // A probe pod in the source cluster: pod start plus a TLS handshake.
+    probeConnectivity: { startToCloseTimeout: s(600), retry: retry(5, 60, 5), cancellationType: waitCancel },
+    // One sync of one PVC.
+    runTransfer: {
+      startToCloseTimeout: s(plan.timeouts.transferSeconds ?? DEFAULT_TRANSFER_SECONDS),
+      heartbeatTimeout,
+      retry: retry(10, 300, 5),
+      cancellationType: waitCancel,
+    },
+    quiesce: { startToCloseTimeout: s(120), retry: retry(1, 30, 10), cancellationType: waitCancel },
+    waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
+    unquiesce: { startToCloseTimeout: s(120), retry: retry(1, 60, 20), cancellationType: waitCancel },
+    cleanup: { startToCloseTimeout: s(600), retry: retry(2, 60, 10), cancellationType: waitCancel },
+    deleteDestinationPVCs: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },
+    // Direct Image Migration of a namespace (7 attempts, as MTC).
+    copyImages: { startToCloseTimeout: s(6 * 3600), retry: retry(10, 300, 7), cancellationType: waitCancel },
+  };
+}
+
+/** Activity stubs with the options of `activityOptions`. Call from workflow code only. */
+export function ferryActivities(plan: MigrationPlan, tuning?: WorkflowTuning): FerryActivities {
+  const table = activityOptions(plan, tuning);
+  const stubs: Partial<Record<keyof FerryActivities, unknown>> = {};
+  for (const name of Object.keys(table) as (keyof FerryActivities)[]) {
+    stubs[name] = proxyActivities<FerryActivities>(table[name])[name];
+  }
+  return stubs as FerryActivities;
+}

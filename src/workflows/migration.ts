@@ -1,0 +1,257 @@
+/**
+ * migrationWorkflow: one migration of one plan.
+ *
+ *   discover every namespace → preflight (every problem at once; nothing touched when any is found)
+ *   → one namespaceWorkflow child per namespace (all at once) and, when images are enabled, the image
+ *     copy of each namespace alongside it → summary.
+ *
+ * Namespaces are independent: one rolling back does not roll the others back (their copies are not
+ * wrong). The `rollback` update aborts everything: every namespace still running is cancelled and
+ * rolls back. The workflow's result is the MigrationSummary; when a namespace did not succeed it fails
+ * with FerryMigrationFailed (or FerryRolledBack after the `rollback` update) and the summary as
+ * details[0], and it ends cancelled when cancelled.
+ *
+ * Search attributes FerryPhase, FerryNamespaces and FerryFailedPVCs follow the state (see
+ * ../temporal/search-attributes.ts), so `ferry list --phase awaiting-decision` finds the migrations
+ * that wait for an operator.
+ */
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import * as wf from '@temporalio/workflow';
+import { FailureType, type NamespaceDiscovery, type PreflightProblem } from '../activities/contract';
+import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
+import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
+import { ferryActivities } from './activity-options';
+import { migrationStateQuery, namespaceReportSignal, namespaceWorkflowId, rollbackUpdate, WorkflowFailureType } from './definitions';
+import { failureMessage } from './failures';
+import { namespaceWorkflow } from './namespace';
+import {
+  migrationPhase,
+  migrationTotals,
+  switchPhase,
+  type MigrationState,
+  type MigrationStatus,
+  type MigrationSummary,
+  type NamespaceEntry,
+  type NamespaceState,
+  type WorkflowTuning,
+} from './state';
+
+export interface MigrationWorkflowInput {
+  /** Identifies the migration in every object it creates (labels) and in the child workflow ids. */
+  migrationId: string;
+  plan: MigrationPlan;
+  tuning?: WorkflowTuning;
+}
+
+const now = () => new Date().toISOString();
+
+/** The migration's own steps; while namespaces run, the phase is derived from theirs. */
+type OwnStep = 'discover' | 'preflight' | 'migrate';
+
+/** The NamespaceState a failed namespace workflow carries in its failure (FerryRolledBack details[0]). */
+function stateFromFailure(err: unknown): NamespaceState | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e instanceof Error; i++) {
+    if (e instanceof wf.ApplicationFailure && e.type === WorkflowFailureType.RolledBack) return e.details?.[0] as NamespaceState | undefined;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<MigrationSummary> {
+  const { migrationId, plan, tuning } = input;
+  const info = wf.workflowInfo();
+  const acts = ferryActivities(plan, tuning);
+  const main = new wf.CancellationScope();
+  let step: OwnStep = 'discover';
+  const st: MigrationState = {
+    migrationId,
+    workflowId: info.workflowId,
+    ...(plan.name !== undefined ? { name: plan.name } : {}),
+    phase: 'discover',
+    status: 'running',
+    startedAt: now(),
+    phases: [],
+    namespaces: plan.namespaces.map(
+      (ns): NamespaceEntry => ({
+        source: ns.source,
+        destination: ns.destination,
+        workflowId: namespaceWorkflowId(info.workflowId, ns.source),
+        phase: 'pending',
+        status: 'pending',
+        stagePassesDone: 0,
+        pvcs: 0,
+        failedPVCs: 0,
+        awaitingDecision: [],
+        images: { status: plan.images.enabled ? 'pending' : 'disabled' },
+      }),
+    ),
+    problems: [],
+    totals: migrationTotals([]),
+  };
+
+  // Search attributes: upserted only when their value changes.
+  let shown: { phase?: string; failed?: number } = {};
+  wf.upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.FerryNamespaces, value: plan.namespaces.map((n) => n.source) }]);
+  /** Recomputes the derived fields (phase, totals) and the search attributes. */
+  const refresh = (): void => {
+    st.phase = st.status !== 'running' ? st.status : step === 'migrate' ? migrationPhase(st.namespaces) : step;
+    st.totals = migrationTotals(st.namespaces);
+    const failed = st.namespaces.reduce((n, e) => n + e.failedPVCs, 0);
+    const pairs: SearchAttributeUpdatePair[] = [];
+    if (st.phase !== shown.phase) pairs.push({ key: SEARCH_ATTRIBUTES.FerryPhase, value: st.phase });
+    if (failed !== shown.failed) pairs.push({ key: SEARCH_ATTRIBUTES.FerryFailedPVCs, value: failed });
+    if (pairs.length > 0) wf.upsertSearchAttributes(pairs);
+    shown = { phase: st.phase, failed };
+  };
+  const enter = (s: OwnStep): void => {
+    switchPhase(st.phases, now(), s);
+    step = s;
+    refresh();
+  };
+  const finish = (status: Exclude<MigrationStatus, 'running'>, error?: string): MigrationSummary => {
+    st.endedAt = now();
+    switchPhase(st.phases, st.endedAt);
+    st.status = status;
+    if (error !== undefined) st.error = error;
+    for (const e of st.namespaces) e.awaitingDecision = [];
+    refresh();
+    return st;
+  };
+  const running = () => st.namespaces.filter((e) => e.status === 'pending' || e.status === 'running');
+
+  wf.setHandler(migrationStateQuery, () => st);
+
+  wf.setHandler(namespaceReportSignal, (r) => {
+    const e = st.namespaces.find((x) => x.source === r.source);
+    if (!e) return;
+    e.phase = r.phase;
+    e.stagePassesDone = r.stagePassesDone;
+    e.failedPVCs = r.failedPVCs;
+    e.awaitingDecision = r.awaitingDecision;
+    if (r.status !== 'running') e.status = r.status;
+    if (r.final) e.result = r.final;
+    refresh();
+  });
+
+  wf.setHandler(
+    rollbackUpdate,
+    (req) => {
+      const namespaces = running().map((e) => e.source);
+      st.rollbackRequested = { at: now(), ...(req?.reason ? { reason: req.reason } : {}) };
+      main.cancel();
+      return { namespaces };
+    },
+    {
+      validator: (_req) => {
+        if (st.status !== 'running') throw new Error(`migration ${migrationId} has already ${st.status === 'cancelled' ? 'been cancelled' : st.status}`);
+        if (st.rollbackRequested) throw new Error(`rollback of migration ${migrationId} was already requested at ${st.rollbackRequested.at}`);
+        if (step === 'migrate' && running().length === 0) throw new Error(`every namespace of migration ${migrationId} has already finished: nothing to roll back`);
+      },
+    },
+  );
+
+  async function runNamespace(e: NamespaceEntry, namespace: NamespaceMapping, discovery: NamespaceDiscovery): Promise<void> {
+    e.status = 'running';
+    e.pvcs = discovery.pvcs.length;
+    refresh();
+    try {
+      e.result = await wf.executeChild(namespaceWorkflow, {
+        workflowId: e.workflowId,
+        args: [{ migrationId, plan, namespace, discovery, ...(tuning ? { tuning } : {}) }],
+      });
+      e.status = 'succeeded';
+    } catch (err) {
+      const final = stateFromFailure(err) ?? e.result;
+      if (final) e.result = final;
+      e.status = final?.status === 'rolled-back' ? 'rolled-back' : 'failed';
+      e.error = failureMessage(err);
+    }
+    if (e.result) e.phase = e.result.phase;
+    e.awaitingDecision = [];
+    refresh();
+  }
+
+  async function copyImages(e: NamespaceEntry, namespace: NamespaceMapping): Promise<void> {
+    e.images = { status: 'running' };
+    refresh();
+    try {
+      e.images = { status: 'succeeded', report: await acts.copyImages({ migrationId, plan, namespace }) };
+    } catch (err) {
+      e.images = { status: 'failed', error: failureMessage(err) };
+    }
+    refresh();
+  }
+
+  try {
+    await main.run(async () => {
+      enter('discover');
+      const problems: PreflightProblem[] = [];
+      const found = await Promise.allSettled(plan.namespaces.map((namespace) => acts.discoverNamespace({ migrationId, plan, namespace })));
+      const discoveries: NamespaceDiscovery[] = [];
+      found.forEach((r, i) => {
+        if (r.status === 'fulfilled') {
+          discoveries.push(r.value);
+          st.namespaces[i]!.pvcs = r.value.pvcs.length;
+        } else {
+          if (wf.isCancellation(r.reason)) throw r.reason;
+          problems.push({ subject: `namespace ${plan.namespaces[i]!.source}`, message: failureMessage(r.reason) });
+        }
+      });
+
+      enter('preflight');
+      if (discoveries.length > 0) problems.push(...(await acts.preflight({ migrationId, plan, discoveries })));
+      if (problems.length > 0) {
+        st.problems = problems;
+        const message =
+          `preflight found ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was changed:\n` +
+          problems.map((p) => `  ${p.subject}: ${p.message}`).join('\n');
+        throw wf.ApplicationFailure.create({ type: FailureType.Preflight, nonRetryable: true, message, details: [finish('failed', message)] });
+      }
+
+      enter('migrate');
+      await Promise.allSettled(
+        plan.namespaces.flatMap((namespace, i) => {
+          const e = st.namespaces[i]!;
+          const discovery = discoveries[i]!;
+          return plan.images.enabled ? [runNamespace(e, namespace, discovery), copyImages(e, namespace)] : [runNamespace(e, namespace, discovery)];
+        }),
+      );
+    });
+  } catch (err) {
+    if (wf.isCancellation(err)) {
+      if (st.rollbackRequested) {
+        const message = `migration ${migrationId} rolled back by the operator before anything was changed`;
+        throw wf.ApplicationFailure.create({ type: WorkflowFailureType.RolledBack, nonRetryable: true, message, details: [finish('rolled-back', message)] });
+      }
+      finish('cancelled', 'cancelled before anything was changed');
+      throw err;
+    }
+    if (st.status !== 'running') throw err; // preflight: already summarised
+    const message = `migration ${migrationId} failed in phase ${st.phase}: ${failureMessage(err)}`;
+    throw wf.ApplicationFailure.create({ type: WorkflowFailureType.MigrationFailed, nonRetryable: true, message, details: [finish('failed', message)] });
+  }
+
+  const unsuccessful = st.namespaces.filter((e) => e.status !== 'succeeded');
+  const imageFailures = st.namespaces.filter((e) => e.images.status === 'failed');
+  if (st.rollbackRequested) {
+    const message =
+      `migration ${migrationId} rolled back by the operator${st.rollbackRequested.reason ? ` (${st.rollbackRequested.reason})` : ''}: ` +
+      (unsuccessful.map((e) => `${e.source} ${e.status}`).join(', ') || 'every namespace had finished');
+    throw wf.ApplicationFailure.create({ type: WorkflowFailureType.RolledBack, nonRetryable: true, message, details: [finish('rolled-back', message)] });
+  }
+  if (wf.CancellationScope.current().consideredCancelled) {
+    finish('cancelled', `migration ${migrationId} cancelled; namespaces rolled back: ${unsuccessful.map((e) => e.source).join(', ') || 'none'}`);
+    throw new wf.CancelledFailure(st.error);
+  }
+  if (unsuccessful.length > 0 || imageFailures.length > 0) {
+    const message =
+      `migration ${migrationId} failed: ` +
+      [
+        ...unsuccessful.map((e) => `namespace ${e.source} ${e.status}${e.error ? ` (${e.error})` : ''}`),
+        ...imageFailures.map((e) => `images of ${e.source} failed (${e.images.error})`),
+      ].join('; ');
+    throw wf.ApplicationFailure.create({ type: WorkflowFailureType.MigrationFailed, nonRetryable: true, message, details: [finish('failed', message)] });
+  }
+  return finish('succeeded');
+}

@@ -1,0 +1,486 @@
+/**
+ * namespaceWorkflow: the migration of one namespace's PVCs.
+ *
+ *   prepareDestination → createEndpoint → createServer → probeConnectivity
+ *   → stage passes (every PVC synced while the applications run; at most plan.concurrency at once;
+ *     plan.stageIntervalSeconds between passes; with cutover 'manual' the passes go on until the
+ *     operator's `cutover` update)
+ *   → quiesce → waitForQuiesced → final sync of every PVC → unquiesce (unless keepSourceQuiesced)
+ *   → cleanup.
+ *
+ * A PVC whose sync still fails after the activity's retries does not stop the others: it is marked
+ * `failed` and waits for the operator's `decide` update — retry (sync it again), skip (leave it out of
+ * the rest of the migration) or abort (roll the namespace back).
+ *
+ * Rollback (abort, cancellation, any other failure before the copy is complete) runs in a
+ * non-cancellable scope, after every running activity and sync has stopped: unquiesce what was
+ * quiesced (from this workflow's records), cleanup (every transfer object), and, when the plan asks,
+ * delete the destination PVCs Ferry created. The workflow then fails with FerryRolledBack (details[0]:
+ * the final NamespaceState), or ends cancelled when it was cancelled.
+ *
+ * Once the final sync is complete the copy is committed: later failures (unquiesce, cleanup) become
+ * warnings instead of a rollback that would throw a finished copy away.
+ */
+import * as wf from '@temporalio/workflow';
+import type { NamespaceContext, NamespaceDiscovery, PVCInfo } from '../activities/contract';
+import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
+import { ferryActivities } from './activity-options';
+import {
+  cutoverUpdate,
+  decideUpdate,
+  namespaceReportSignal,
+  namespaceStateQuery,
+  pvcWorkflowId,
+  WorkflowFailureType,
+} from './definitions';
+import { describeFailure, failureMessage } from './failures';
+import { pvcTransferWorkflow } from './pvc-transfer';
+import {
+  DECISION_ACTIONS,
+  MAX_PVC_ERRORS,
+  secondsBetween,
+  switchPhase,
+  type Decision,
+  type NamespacePhase,
+  type NamespaceReport,
+  type NamespaceState,
+  type PVCState,
+  type SyncFailure,
+  type WorkflowTuning,
+} from './state';
+
+export interface NamespaceWorkflowInput {
+  migrationId: string;
+  plan: MigrationPlan;
+  namespace: NamespaceMapping;
+  /** What the migration's discovery found in this namespace. */
+  discovery: NamespaceDiscovery;
+  tuning?: WorkflowTuning;
+  /** State carried over continue-as-new (internal). */
+  resume?: NamespaceState;
+}
+
+const now = () => new Date().toISOString();
+
+/** Phases during which the operator may still ask for cutover. */
+const BEFORE_CUTOVER: readonly NamespacePhase[] = ['pending', 'prepare', 'stage', 'ready-for-cutover'];
+
+function initialState(input: NamespaceWorkflowInput, workflowId: string): NamespaceState {
+  return {
+    migrationId: input.migrationId,
+    source: input.namespace.source,
+    destination: input.namespace.destination,
+    workflowId,
+    phase: 'pending',
+    status: 'running',
+    startedAt: now(),
+    phases: [],
+    cutover: input.plan.cutover,
+    cutoverRequested: false,
+    stagePassesDone: 0,
+    pvcs: input.discovery.pvcs.map((p) => ({
+      name: p.name,
+      destinationName: p.destinationName,
+      capacityBytes: p.capacityBytes,
+      status: 'pending',
+      syncs: 0,
+      stageSyncsDone: 0,
+      bytesSent: 0,
+      errors: [],
+      decisions: [],
+    })),
+    workloads: input.discovery.workloads.length,
+    touched: false,
+    prepared: false,
+    createdPVCs: [],
+    quiesceStarted: false,
+    quiesced: [],
+    unquiesced: false,
+    finalSynced: false,
+    warnings: [],
+    runs: 0,
+  };
+}
+
+/** A counting semaphore for workflow code: FIFO, deterministic, and cancellable (built on condition()). */
+class Slots {
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    // The slot is taken inside the predicate: every blocked condition is evaluated in one pass, so
+    // "check now, decrement after the await" would let several waiters through one free slot.
+    await wf.condition(() => {
+      if (this.free === 0) return false;
+      this.free--;
+      return true;
+    });
+  }
+  release(): void {
+    this.free++;
+  }
+}
+
+/**
+ * Sends NamespaceReports to the parent migration workflow: coalesced (one signal in flight, the next
+ * one carries the latest state), and not at all when there is no parent.
+ */
+class ParentReporter {
+  private dirty = true;
+  private finished = false;
+  private sending = false;
+  private readonly loop: Promise<void>;
+
+  constructor(private readonly st: NamespaceState) {
+    const parent = wf.workflowInfo().parent;
+    if (!parent) {
+      this.dirty = false;
+      this.loop = Promise.resolve();
+      return;
+    }
+    const handle = wf.getExternalWorkflowHandle(parent.workflowId);
+    // Non-cancellable: reports go on while the namespace rolls back after a cancellation.
+    this.loop = wf.CancellationScope.nonCancellable(async () => {
+      for (;;) {
+        await wf.condition(() => this.dirty || this.finished);
+        if (!this.dirty) return;
+        this.dirty = false;
+        this.sending = true;
+        try {
+          await handle.signal(namespaceReportSignal, this.report());
+        } catch {
+          // The parent is gone (terminated): nobody to report to.
+        } finally {
+          this.sending = false;
+        }
+      }
+    });
+  }
+
+  private report(): NamespaceReport {
+    const st = this.st;
+    return {
+      source: st.source,
+      phase: st.phase,
+      status: st.status,
+      stagePassesDone: st.stagePassesDone,
+      failedPVCs: st.pvcs.filter((p) => p.errors.length > 0).length,
+      awaitingDecision: st.pvcs.filter((p) => p.status === 'failed').map((p) => p.name),
+      ...(this.finished ? { final: st } : {}),
+    };
+  }
+
+  /** Something worth reporting changed. */
+  touch(): void {
+    this.dirty = true;
+  }
+
+  /** Waits until the latest state has been delivered (before continue-as-new). */
+  async drained(): Promise<void> {
+    await wf.condition(() => !this.dirty && !this.sending);
+  }
+
+  /** Sends the final report (with the whole state) and stops. */
+  async finish(): Promise<void> {
+    this.finished = true;
+    this.dirty = true;
+    await this.loop;
+  }
+}
+
+export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
+  const { migrationId, plan, namespace, discovery, tuning } = input;
+  const info = wf.workflowInfo();
+  const acts = ferryActivities(plan, tuning);
+  const ctx: NamespaceContext = { migrationId, plan, namespace };
+  const st: NamespaceState = input.resume ?? initialState(input, info.workflowId);
+  st.runs++;
+  const pvcInfo = new Map<string, PVCInfo>(discovery.pvcs.map((p) => [p.name, p]));
+  const decisions = new Map<string, Decision>();
+  let abortedBy: Decision | undefined;
+  const main = new wf.CancellationScope();
+  const reporter = new ParentReporter(st);
+
+  const enter = (phase: NamespacePhase): void => {
+    st.phase = phase;
+    // Terminal phases only close the last one.
+    switchPhase(st.phases, now(), phase === 'succeeded' || phase === 'rolled-back' ? undefined : phase);
+    reporter.touch();
+  };
+
+  wf.setHandler(namespaceStateQuery, () => st);
+
+  wf.setHandler(
+    decideUpdate,
+    (d) => {
+      if (d.action === 'abort') {
+        abortedBy = d;
+        st.pvcs.find((x) => x.name === d.pvc)!.decisions.push({ action: 'abort', at: now() });
+        main.cancel();
+      } else {
+        decisions.set(d.pvc, d);
+      }
+      return { namespace: st.source, pvc: d.pvc, action: d.action };
+    },
+    {
+      validator: (d) => {
+        if (!d || typeof d !== 'object') throw new Error('expected { pvc, action }');
+        if (!DECISION_ACTIONS.includes(d.action)) {
+          throw new Error(`unknown action ${JSON.stringify(d.action)}: use ${DECISION_ACTIONS.join(', ')}`);
+        }
+        const p = st.pvcs.find((x) => x.name === d.pvc);
+        if (!p) {
+          throw new Error(`namespace ${st.source} has no PVC ${JSON.stringify(d.pvc)} in this migration (PVCs: ${st.pvcs.map((x) => x.name).join(', ') || 'none'})`);
+        }
+        if (st.status !== 'running' || st.phase === 'rollback') throw new Error(`namespace ${st.source} is ${st.phase}: nothing to decide`);
+        if (p.status !== 'failed') throw new Error(`PVC ${d.pvc} is ${p.status}, not failed: only a failed PVC waits for a decision`);
+        if (decisions.has(d.pvc) || abortedBy) throw new Error(`PVC ${d.pvc} already has a decision being carried out`);
+      },
+    },
+  );
+
+  wf.setHandler(
+    cutoverUpdate,
+    () => {
+      st.cutoverRequested = true;
+      reporter.touch();
+      return { namespace: st.source, stagePassesDone: st.stagePassesDone, minimumStagePasses: plan.stagePasses };
+    },
+    {
+      validator: () => {
+        if (plan.cutover !== 'manual') throw new Error(`namespace ${st.source} cuts over automatically (plan cutover: auto): nothing to trigger`);
+        if (st.cutoverRequested) throw new Error(`cutover of namespace ${st.source} was already requested`);
+        if (st.status !== 'running' || !BEFORE_CUTOVER.includes(st.phase)) throw new Error(`namespace ${st.source} is past cutover (phase ${st.phase})`);
+      },
+    },
+  );
+
+  /** One sync of one PVC; returns the failure when it failed (after the activity's retries). */
+  async function syncOnce(p: PVCState, final: boolean): Promise<SyncFailure | undefined> {
+    const pass = ++p.syncs;
+    const workflowId = pvcWorkflowId(info.workflowId, p.name, pass);
+    p.status = 'syncing';
+    p.running = { workflowId, pass, final, startedAt: now() };
+    try {
+      const r = await wf.executeChild(pvcTransferWorkflow, {
+        workflowId,
+        args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass }, tuning],
+      });
+      p.lastSync = {
+        pass,
+        final,
+        outcome: r.outcome,
+        exitCode: r.exitCode,
+        bytesSent: r.bytesSent ?? 0,
+        ...(r.totalFileSize !== undefined ? { totalFileSize: r.totalFileSize } : {}),
+        ...(r.filesTransferred !== undefined ? { filesTransferred: r.filesTransferred } : {}),
+        ...(r.numberOfFiles !== undefined ? { numberOfFiles: r.numberOfFiles } : {}),
+        ...(r.failedFiles?.length ? { failedFiles: r.failedFiles } : {}),
+        message: r.message,
+        durationSeconds: r.durationSeconds,
+        finishedAt: now(),
+      };
+      p.bytesSent += r.bytesSent ?? 0;
+      if (final) p.status = 'done';
+      else {
+        p.status = 'synced';
+        p.stageSyncsDone++;
+      }
+      return undefined;
+    } catch (err) {
+      // Our own cancellation (abort, workflow cancelled): stop. A sync cancelled by someone else
+      // (e.g. from the UI) is just a failed sync.
+      if (wf.isCancellation(err) && wf.CancellationScope.current().consideredCancelled) throw err;
+      const failure: SyncFailure = { pass, final, ...describeFailure(err), at: now() };
+      p.errors.push(failure);
+      if (p.errors.length > MAX_PVC_ERRORS) p.errors.splice(0, p.errors.length - MAX_PVC_ERRORS);
+      return failure;
+    } finally {
+      delete p.running;
+    }
+  }
+
+  /** Syncs one PVC until it succeeds or the operator skips it (abort cancels the main scope). */
+  async function syncUntilSettled(p: PVCState, final: boolean, slots: Slots): Promise<void> {
+    for (;;) {
+      await slots.acquire();
+      let failure: SyncFailure | undefined;
+      try {
+        failure = await syncOnce(p, final);
+      } finally {
+        slots.release();
+      }
+      if (!failure) return;
+      p.status = 'failed';
+      wf.log.warn('PVC sync failed; waiting for the operator', { namespace: st.source, pvc: p.name, pass: failure.pass, error: failure.message });
+      reporter.touch();
+      await wf.condition(() => decisions.has(p.name));
+      const d = decisions.get(p.name)!;
+      decisions.delete(p.name);
+      p.decisions.push({ action: d.action, at: now() });
+      reporter.touch();
+      if (d.action === 'skip') {
+        p.status = 'skipped';
+        return;
+      }
+      p.status = 'pending'; // retry: waits for a slot like any other sync
+    }
+  }
+
+  /** One sync of every PVC not skipped, at most plan.concurrency at once. */
+  async function syncAll(final: boolean): Promise<void> {
+    const slots = new Slots(plan.concurrency);
+    const targets = st.pvcs.filter((p) => p.status !== 'skipped');
+    // allSettled, not all: on abort every running sync must have stopped before rollback starts.
+    const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(p, final, slots)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  async function stagePasses(): Promise<void> {
+    const manual = plan.cutover === 'manual';
+    const minimumDone = () => st.stagePassesDone >= plan.stagePasses;
+    const cutNow = () => minimumDone() && (!manual || st.cutoverRequested);
+    let passesThisRun = 0;
+    if (st.phase !== 'stage' && st.phase !== 'ready-for-cutover') enter('stage');
+    for (;;) {
+      if (manual && minimumDone() && st.phase === 'stage') enter('ready-for-cutover');
+      if (cutNow()) return;
+      if (st.stagePassesDone > 0 && plan.stageIntervalSeconds > 0) {
+        // The pause between passes; in manual mode the operator's cutover ends it early.
+        if (await wf.condition(cutNow, plan.stageIntervalSeconds * 1000)) return;
+      }
+      await syncAll(false);
+      st.stagePassesDone++;
+      passesThisRun++;
+      reporter.touch();
+      const perRun = tuning?.stagePassesPerRun;
+      if (!cutNow() && ((perRun !== undefined && passesThisRun >= perRun) || wf.workflowInfo().continueAsNewSuggested)) {
+        await reporter.drained();
+        await wf.condition(wf.allHandlersFinished);
+        await wf.continueAsNew<typeof namespaceWorkflow>({ ...input, resume: st });
+      }
+    }
+  }
+
+  async function migrate(): Promise<void> {
+    if (!st.prepared) {
+      enter('prepare');
+      st.touched = true;
+      const created = await acts.prepareDestination({ ...ctx, discovery });
+      st.createdNamespace = created.createdNamespace;
+      st.createdPVCs = created.createdPVCs;
+      st.address = await acts.createEndpoint(ctx);
+      await acts.createServer({ ...ctx, discovery, address: st.address });
+      await acts.probeConnectivity({ ...ctx, address: st.address });
+      st.prepared = true;
+    }
+
+    await stagePasses();
+
+    if (plan.quiesce) {
+      enter('quiesce');
+      st.downtime = { startedAt: now() };
+      if (discovery.workloads.length > 0) {
+        // In a cancelled scope the call below schedules nothing: then the source was not touched.
+        st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
+        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: discovery.workloads });
+        await acts.waitForQuiesced({ migrationId, plan, workloads: discovery.workloads });
+      }
+    }
+    enter('final-sync');
+    await syncAll(true);
+    st.finalSynced = true;
+    if (st.downtime) {
+      st.downtime.endedAt = now();
+      st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
+    }
+
+    // Committed: from here on, failures are warnings, not a rollback.
+    if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
+      enter('unquiesce');
+      try {
+        await acts.unquiesce({ migrationId, plan, records: st.quiesced });
+        st.unquiesced = true;
+      } catch (err) {
+        if (wf.isCancellation(err)) throw err;
+        st.warnings.push(`the data is migrated, but restoring the source workloads failed: ${failureMessage(err)}; they are still scaled down`);
+      }
+    }
+    enter('cleanup');
+    try {
+      st.cleanup = await acts.cleanup({ migrationId, plan, namespace });
+      if (st.cleanup.remaining > 0) st.warnings.push(`cleanup left ${st.cleanup.remaining} transfer object(s) behind`);
+    } catch (err) {
+      if (wf.isCancellation(err)) throw err;
+      st.warnings.push(`the data is migrated, but cleanup of the transfer objects failed: ${failureMessage(err)}`);
+    }
+  }
+
+  /** Undoes what this namespace changed. Never throws; every step's outcome is recorded. */
+  async function rollback(reason: string): Promise<void> {
+    st.error = reason;
+    st.rollback = { reason, startedAt: now(), steps: [] };
+    enter('rollback');
+    const steps = st.rollback.steps;
+    const step = async (name: (typeof steps)[number]['step'], fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+        steps.push({ step: name, ok: true });
+      } catch (err) {
+        steps.push({ step: name, ok: false, message: failureMessage(err) });
+      }
+    };
+    if ((st.quiesced.length > 0 || st.quiesceStarted) && !st.unquiesced) {
+      // A quiesce that failed half-way returned no records: the activity then restores the
+      // workloads from their ferry.dev/pre-quiesce annotations (the second copy of the prior state).
+      await step('unquiesce', async () => {
+        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: discovery.workloads });
+        st.unquiesced = true;
+      });
+    }
+    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace }));
+    if (plan.deleteDestinationPVCsOnRollback && st.touched) {
+      if (st.finalSynced) {
+        steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'kept: the final sync had completed' });
+      } else if (st.createdPVCs.length > 0) {
+        await step('deleteDestinationPVCs', () => acts.deleteDestinationPVCs({ ...ctx, pvcs: st.createdPVCs }));
+      } else if (st.createdNamespace === undefined) {
+        // Only PVCs Ferry is known to have created are ever deleted.
+        steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'none deleted: prepareDestination did not report which PVCs it created' });
+      }
+    }
+    st.rollback.endedAt = now();
+  }
+
+  try {
+    await main.run(migrate);
+    st.status = 'succeeded';
+    st.endedAt = now();
+    enter('succeeded');
+    await reporter.finish();
+    return st;
+  } catch (err) {
+    if (err instanceof wf.ContinueAsNew) throw err;
+    const cancelled = wf.isCancellation(err) && !abortedBy;
+    const reason = abortedBy
+      ? `aborted by the operator after PVC ${abortedBy.pvc} failed`
+      : cancelled
+        ? 'the migration was cancelled'
+        : `failed in phase ${st.phase}: ${failureMessage(err)}`;
+    wf.log.warn('rolling back namespace', { namespace: st.source, reason });
+    await wf.CancellationScope.nonCancellable(() => rollback(reason));
+    st.status = 'rolled-back';
+    st.endedAt = now();
+    enter('rolled-back');
+    await reporter.finish();
+    if (cancelled) throw err;
+    const failedSteps = st.rollback!.steps.filter((s) => !s.ok);
+    throw wf.ApplicationFailure.create({
+      type: WorkflowFailureType.RolledBack,
+      nonRetryable: true,
+      message:
+        `namespace ${st.source} rolled back: ${reason}` +
+        (failedSteps.length > 0 ? `; rollback incomplete: ${failedSteps.map((s) => `${s.step}: ${s.message}`).join('; ')}` : ''),
+      details: [st],
+    });
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * How activities report failures (src/activities/index.ts): the FailureType table, non-retryable
+ * flags with actionable messages, and real failures from unusable kubeconfigs / unreachable clusters.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, toApplicationFailure } from '../../src/activities';
+import { FailureType, NON_RETRYABLE_FAILURES } from '../../src/activities/contract';
+import { ConflictError, FerryError } from '../../src/kube/errors';
+import { k8s } from '../../src/kube/k8s';
+import { parsePlan } from '../../src/plan/load';
+
+const silent = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+describe('toApplicationFailure', () => {
+  it.each([
+    ['transient', FailureType.Transient, false],
+    ['preflight', FailureType.Preflight, true],
+    ['conflict', FailureType.Preflight, true],
+    ['auth', FailureType.Auth, true],
+    ['noSpace', FailureType.NoSpace, true],
+    ['config', FailureType.Config, true],
+    ['partial', FailureType.Partial, true],
+    ['fatal', FailureType.Fatal, true],
+  ] as const)('FerryError %s → %s (nonRetryable %s)', (category, type, nonRetryable) => {
+    const f = toApplicationFailure(new FerryError(category, 'what happened', { details: { exitCode: 23 } }), 'runTransfer');
+    expect(f).toBeInstanceOf(ApplicationFailure);
+    expect(f.type).toBe(type);
+    expect(f.nonRetryable).toBe(nonRetryable);
+    expect(f.message).toBe('runTransfer: what happened');
+    expect(f.details).toEqual([{ exitCode: 23 }]);
+    expect(NON_RETRYABLE_FAILURES.includes(type)).toBe(nonRetryable);
+  });
+
+  it('API errors: 401/403 → Auth with the fix, other 4xx → Config, 409 and 5xx → Transient', () => {
+    const api = (code: number) => new k8s.ApiException(code, 'x', JSON.stringify({ kind: 'Status', message: `status ${code}` }), {});
+    const forbidden = toApplicationFailure(api(403), 'quiesce');
+    expect(forbidden).toMatchObject({ type: FailureType.Auth, nonRetryable: true });
+    expect(forbidden.message).toMatch(/refused Ferry's identity: status 403 \(HTTP 403\); fix the kubeconfig credentials or grant the RBAC permissions/);
+    expect(toApplicationFailure(api(422), 'x')).toMatchObject({ type: FailureType.Config, nonRetryable: true });
+    expect(toApplicationFailure(api(409), 'x')).toMatchObject({ type: FailureType.Transient, nonRetryable: false });
+    expect(toApplicationFailure(api(503), 'x')).toMatchObject({ type: FailureType.Transient, nonRetryable: false });
+  });
+
+  it('programming errors are Fatal; unknown errors Transient; ApplicationFailures pass through', () => {
+    expect(toApplicationFailure(new TypeError('x is undefined'), 'a')).toMatchObject({ type: FailureType.Fatal, nonRetryable: true });
+    expect(toApplicationFailure(new Error('weird'), 'a')).toMatchObject({ type: FailureType.Transient, nonRetryable: false });
+    const af = ApplicationFailure.create({ type: 'X', message: 'm' });
+    expect(toApplicationFailure(af, 'a')).toBe(af);
+    expect(toApplicationFailure(new ConflictError('Secret ns/x already exists'), 'a').type).toBe(FailureType.Preflight);
+  });
+});
+
+describe('activities with unusable clusters', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ferry-act-'));
+    writeFileSync(
+      join(dir, 'config'),
+      `apiVersion: v1
+kind: Config
+clusters: [{ name: closed, cluster: { server: "https://127.0.0.1:1" } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: src, context: { cluster: closed, user: u } }, { name: dst, context: { cluster: closed, user: u } }]
+current-context: src
+`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const plan = (srcContext: string) =>
+    parsePlan({ source: { kubeconfig: join(dir, 'config'), context: srcContext }, destination: { kubeconfig: join(dir, 'config'), context: 'dst' }, namespaces: ['shop'] });
+
+  it('a missing context is FerryPreflight, non-retryable, listing the contexts', async () => {
+    const a = createActivities({ logger: silent });
+    const err = await a.quiesce({ migrationId: 'm', plan: plan('ferry-src'), workloads: [{ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: FailureType.Preflight, nonRetryable: true });
+    expect((err as Error).message).toMatch(/quiesce: context "ferry-src" not found .*available contexts: src, dst/);
+  });
+
+  it('an unreachable API server is FerryTransient (retried)', async () => {
+    const a = createActivities({ logger: silent });
+    const err = await a.cleanup({ migrationId: 'm', plan: plan('src') }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: FailureType.Transient, nonRetryable: false });
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('preflight never throws for unreachable clusters: it reports them', async () => {
+    const problems = await createActivities({ logger: silent }).preflight({ migrationId: 'm', plan: plan('src'), discoveries: [] });
+    expect(problems.map((p) => p.subject)).toEqual(expect.arrayContaining(['source', 'destination']));
+    expect(problems.find((p) => p.subject === 'source')!.message).toMatch(/API server of context src is not reachable/);
+  });
+
+  it('cancellation surfaces as the activity\'s cancellation, not as a Ferry failure', async () => {
+    const env = new MockActivityEnvironment();
+    const a = createActivities({ logger: silent });
+    const p = env.run(a.waitForQuiesced, { migrationId: 'm', plan: plan('src'), workloads: [{ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' }] });
+    setTimeout(() => env.cancel(), 200);
+    const err = await p.catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    expect((err as Error).name).toMatch(/Cancel/);
+  });
+});

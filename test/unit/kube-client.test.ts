@@ -1,0 +1,165 @@
+/**
+ * The parts of src/kube/client.ts that need no API server: kubeconfig loading (real files), the
+ * transient classifier, API error messages and waitFor. createOrAdopt & co. run against a real
+ * kube-apiserver in test/integration/activities-lab.test.ts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { apiErrorMessage, isTransient, KubeClient, KubeConfigError, loadKubeConfig, selectorString, statusCode, waitFor } from '../../src/kube/client';
+import { AbortedError, FerryError, WaitTimeoutError } from '../../src/kube/errors';
+import { k8s } from '../../src/kube/k8s';
+
+const KUBECONFIG = `apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: { server: https://127.0.0.1:1 }
+- name: b
+  cluster: { server: https://127.0.0.1:2 }
+users:
+- name: u
+  user: { token: abc }
+contexts:
+- name: ctx-a
+  context: { cluster: a, user: u }
+- name: ctx-b
+  context: { cluster: b, user: u }
+- name: ctx-broken
+  context: { cluster: nowhere, user: u }
+current-context: ctx-a
+`;
+
+describe('loadKubeConfig', () => {
+  let dir: string;
+  let file: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ferry-kc-'));
+    file = join(dir, 'config');
+    writeFileSync(file, KUBECONFIG);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('selects the requested context, else the current one', () => {
+    expect(loadKubeConfig({ kubeconfig: file, context: 'ctx-b' }).getCurrentCluster()?.server).toBe('https://127.0.0.1:2');
+    expect(loadKubeConfig({ kubeconfig: file }).getCurrentContext()).toBe('ctx-a');
+    expect(new KubeClient(loadKubeConfig({ kubeconfig: file, context: 'ctx-b' })).contextName).toBe('ctx-b');
+  });
+
+  it('lists the available contexts when the context is missing', () => {
+    expect(() => loadKubeConfig({ kubeconfig: file, context: 'ferry-dst' })).toThrow(KubeConfigError);
+    expect(() => loadKubeConfig({ kubeconfig: file, context: 'ferry-dst' })).toThrow(/context "ferry-dst" not found .*available contexts: ctx-a, ctx-b, ctx-broken/);
+  });
+
+  it('says which file is missing and where the path came from', () => {
+    expect(() => loadKubeConfig({ kubeconfig: join(dir, 'nope') })).toThrow(/kubeconfig .*nope \(from the plan\) does not exist/);
+    expect(() => loadKubeConfig({}, { KUBECONFIG: join(dir, 'nope') })).toThrow(/from \$KUBECONFIG/);
+  });
+
+  it('reports a context without cluster and a file without current-context', () => {
+    expect(() => loadKubeConfig({ kubeconfig: file, context: 'ctx-broken' })).toThrow(/names a cluster that is not defined/);
+    const noCurrent = join(dir, 'no-current');
+    writeFileSync(noCurrent, KUBECONFIG.replace('current-context: ctx-a', ''));
+    expect(() => loadKubeConfig({ kubeconfig: noCurrent })).toThrow(/has no current-context: set context in the plan; available contexts/);
+  });
+
+  it('merges $KUBECONFIG entries like kubectl', () => {
+    const second = join(dir, 'second');
+    writeFileSync(second, KUBECONFIG.replace(/ctx-/g, 'other-').replace(/name: a\b/g, 'name: a2').replace(/cluster: a,/g, 'cluster: a2,'));
+    const kc = loadKubeConfig({ context: 'other-b' }, { KUBECONFIG: `${file}:${second}` });
+    expect(kc.getContexts().map((c) => c.name)).toEqual(expect.arrayContaining(['ctx-a', 'other-b']));
+  });
+
+  it('is a preflight-category FerryError', () => {
+    try {
+      loadKubeConfig({ kubeconfig: file, context: 'x' });
+    } catch (err) {
+      expect(err).toBeInstanceOf(FerryError);
+      expect((err as FerryError).category).toBe('preflight');
+    }
+  });
+});
+
+describe('isTransient', () => {
+  const api = (code: number, body = '') => new k8s.ApiException(code, 'Unsuccessful HTTP Request', body, {});
+  it.each([429, 500, 502, 503, 504, 408])('HTTP %d is transient', (code) => expect(isTransient(api(code))).toBe(true));
+  it.each([400, 401, 403, 404, 405, 409, 410, 422])('HTTP %d is not', (code) => expect(isTransient(api(code))).toBe(false));
+
+  it('network errors are transient, also wrapped (node-fetch FetchError shape, cause chains)', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' });
+    expect(isTransient(refused)).toBe(true);
+    expect(isTransient(Object.assign(new Error('x'), { code: 'ETIMEDOUT' }))).toBe(true);
+    expect(isTransient(Object.assign(new Error('request to https://x failed, reason: connect ECONNREFUSED 10.0.0.1:443'), { type: 'system', errno: 'ECONNREFUSED' }))).toBe(true);
+    expect(isTransient(new Error('socket hang up'))).toBe(true);
+    expect(isTransient(new Error('outer', { cause: Object.assign(new Error('inner'), { code: 'ECONNRESET' }) }))).toBe(true);
+    expect(isTransient(Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }))).toBe(true);
+  });
+
+  it('other errors and FerryErrors follow their category', () => {
+    expect(isTransient(new TypeError('x is undefined'))).toBe(false);
+    expect(isTransient('boom')).toBe(false);
+    expect(isTransient(undefined)).toBe(false);
+    expect(isTransient(new FerryError('transient', 'x'))).toBe(true);
+    expect(isTransient(new FerryError('config', 'x'))).toBe(false);
+    expect(isTransient(new WaitTimeoutError('x'))).toBe(true);
+  });
+
+  it('against a real closed port, the client error is transient', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-kc-'));
+    try {
+      const file = join(dir, 'config');
+      // Port 1 on loopback: nothing listens, the connection is refused.
+      writeFileSync(file, KUBECONFIG);
+      const client = KubeClient.fromOptions({ kubeconfig: file });
+      const err = await client.version().catch((e: unknown) => e);
+      expect(isTransient(err)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('apiErrorMessage / statusCode', () => {
+  it('extracts the Status message of the API server', () => {
+    const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'pods "x" is forbidden: User "bob" cannot create resource "pods"', reason: 'Forbidden', code: 403 });
+    const err = new k8s.ApiException(403, 'Unsuccessful HTTP Request', body, {});
+    expect(statusCode(err)).toBe(403);
+    expect(apiErrorMessage(err)).toBe('pods "x" is forbidden: User "bob" cannot create resource "pods" (HTTP 403)');
+    expect(apiErrorMessage(new k8s.ApiException(502, 'x', 'bad gateway', {}))).toBe('HTTP 502: bad gateway');
+    expect(apiErrorMessage(new Error('plain'))).toBe('plain');
+    expect(statusCode(new Error('plain'))).toBeUndefined();
+  });
+  it('selectorString', () => {
+    expect(selectorString({ a: 'b', 'ferry.dev/role': 'server' })).toBe('a=b,ferry.dev/role=server');
+  });
+});
+
+describe('waitFor', () => {
+  it('returns the first truthy value, treating transient errors as not yet', async () => {
+    let n = 0;
+    const ticks: number[] = [];
+    const v = await waitFor(
+      async () => {
+        n++;
+        if (n === 1) throw Object.assign(new Error('x'), { code: 'ECONNRESET' });
+        return n >= 3 ? 'done' : undefined;
+      },
+      { intervalSeconds: 0.01, onTick: (s) => ticks.push(s) },
+    );
+    expect(v).toBe('done');
+    expect(ticks).toHaveLength(2);
+  });
+  it('rethrows non-transient errors at once', async () => {
+    await expect(waitFor(async () => { throw new FerryError('config', 'bad'); }, { intervalSeconds: 0.01 })).rejects.toThrow('bad');
+  });
+  it('times out with the description and explanation', async () => {
+    await expect(waitFor(async () => false, { timeoutSeconds: 0.05, intervalSeconds: 0.01, description: 'the thing', explain: () => 'still pending' })).rejects.toThrow(
+      /timed out after \d+ s waiting for the thing: still pending/,
+    );
+  });
+  it('stops when aborted', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30);
+    await expect(waitFor(async () => false, { intervalSeconds: 0.01, signal: ac.signal })).rejects.toBeInstanceOf(AbortedError);
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * The pure parts of preflight: which permissions the plan needs on each side, and option problems.
+ * The checks against clusters run in test/integration/activities-lab.test.ts.
+ */
+import { destinationPermissions, optionProblems, sourcePermissions } from '../../src/kube/preflight';
+import { parsePlan } from '../../src/plan/load';
+
+const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
+const flat = (needs: { verbs: string[]; group: string; resource: string; subresource?: string }[]) =>
+  needs.flatMap((n) => n.verbs.map((v) => `${v} ${n.group ? `${n.group}/` : ''}${n.resource}${n.subresource ? `/${n.subresource}` : ''}`));
+
+describe('permissions Ferry asks for', () => {
+  it('source: reads, transfer objects, and patch on workloads only when quiescing', () => {
+    const withQuiesce = flat(sourcePermissions(parsePlan(base), false));
+    expect(withQuiesce).toEqual(expect.arrayContaining(['list persistentvolumeclaims', 'create pods', 'delete pods', 'get pods/log', 'create secrets', 'patch apps/deployments', 'patch batch/cronjobs', 'patch replicationcontrollers']));
+    expect(withQuiesce.some((p) => p.includes('deploymentconfigs'))).toBe(false);
+    expect(flat(sourcePermissions(parsePlan(base), true))).toEqual(expect.arrayContaining(['list apps.openshift.io/deploymentconfigs', 'patch apps.openshift.io/deploymentconfigs']));
+    const noQuiesce = flat(sourcePermissions(parsePlan({ ...base, quiesce: false }), false));
+    expect(noQuiesce.some((p) => p.startsWith('patch'))).toBe(false);
+  });
+  it('destination: objects of the endpoint type, PVC deletion only with rollback deletion', () => {
+    const plan = parsePlan(base);
+    expect(flat(destinationPermissions(plan, ['NodePort']))).toEqual(expect.arrayContaining(['create persistentvolumeclaims', 'create services', 'create pods', 'create secrets', 'create configmaps']));
+    expect(flat(destinationPermissions(plan, ['NodePort'])).some((p) => p.includes('routes') || p.includes('ingresses') || p === 'delete persistentvolumeclaims')).toBe(false);
+    expect(flat(destinationPermissions(plan, ['Route']))).toContain('create route.openshift.io/routes');
+    expect(flat(destinationPermissions(plan, ['Ingress']))).toContain('create networking.k8s.io/ingresses');
+    expect(flat(destinationPermissions(parsePlan({ ...base, deleteDestinationPVCsOnRollback: true }), ['NodePort']))).toContain('delete persistentvolumeclaims');
+  });
+});
+
+describe('optionProblems', () => {
+  it('a Route without hostname whose generated host would exceed 63 characters', () => {
+    const plan = parsePlan({ ...base, endpoint: { type: 'Route' } });
+    const long = 'n'.repeat(45);
+    expect(optionProblems(plan, 'm', long, ['Route']).join()).toMatch(/hostname is required for endpoint type Route .* would have \d+ characters/);
+    expect(optionProblems(plan, 'm', 'shop', ['Route'])).toEqual([]);
+    expect(optionProblems(parsePlan({ ...base, endpoint: { type: 'NodePort', nodePort: 30080 } }), 'm', 'shop', ['NodePort'])).toEqual([]);
+    expect(optionProblems(parsePlan({ ...base, endpoint: { type: 'NodePort', nodePort: 80 } }), 'm', 'shop', ['NodePort']).join()).toMatch(/nodePort 80 must be an integer from 30000 to 32767/);
+  });
+});

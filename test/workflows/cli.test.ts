@@ -1,0 +1,152 @@
+/**
+ * The `ferry` CLI against a real Temporal dev server and a worker with the simulated clusters:
+ * migrate (followed and detached), status, list, the operator's decisions, exit codes.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { FailureType } from '../../src/activities/contract';
+import { EXIT } from '../../src/cli/exit-codes';
+import type { MigrationView } from '../../src/cli/operations';
+import { runCli } from '../../src/cli/program';
+import { createWorker } from '../../src/worker';
+import type { MigrationState } from '../../src/workflows/state';
+import { FakeCluster } from './support/fake-cluster';
+import { startTemporal, unique, waitFor, workflowBundle } from './support/env';
+
+jest.setTimeout(90_000);
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+let env: TestWorkflowEnvironment;
+let dir: string;
+let worker: Worker;
+let running: Promise<void>;
+let fake: FakeCluster;
+const taskQueue = unique('cli');
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
+  [env] = await Promise.all([startTemporal(), workflowBundle()]);
+  fake = new FakeCluster({
+    source: { shop: { pvcs: [{ name: 'data', bytes: 100 }, { name: 'db', bytes: 50 }], workloads: [{ name: 'web', replicas: 1 }] }, blog: { pvcs: [{ name: 'content', bytes: 10 }] } },
+    transferMs: 20,
+  });
+  worker = await createWorker({ connection: env.nativeConnection, taskQueue, activities: fake.activities(), workflowBundle: await workflowBundle() });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `ferry <args>` in this process against the test server. */
+async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: () => unknown }> {
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const code = await runCli(args, { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: env.address, FERRY_TASK_QUEUE: taskQueue } });
+  return { code, stdout: stdout.text, stderr: stderr.text, json: () => JSON.parse(stdout.text) };
+}
+
+/** A plan file; each test migrates into its own destination namespace (the fake clusters are shared). */
+function planFile(namespace: string): string {
+  const file = join(dir, `${unique('plan')}.yaml`);
+  writeFileSync(file, `source: { context: src }\ndestination: { context: dst }\nnamespaces: ["${namespace}"]\nstageIntervalSeconds: 0\n`);
+  return file;
+}
+
+test('migrate follows the migration to its summary; status and list find it', async () => {
+  const id = unique('cli-mig');
+  const r = await ferry('migrate', '-f', planFile('shop'), '--id', id, '--namespaces', 'shop,blog:blog2', '--output', 'json');
+  expect(r.stderr).toContain(`Started migration ${id}`);
+  expect(r.code).toBe(EXIT.OK);
+  const summary = r.json() as MigrationState;
+  expect(summary).toMatchObject({ migrationId: id, status: 'succeeded', totals: { pvcs: 3, pvcsDone: 3 } });
+  expect(summary.namespaces.map((n) => n.destination)).toEqual(['shop', 'blog2']); // --namespaces overrode the file
+
+  const status = await ferry('status', id);
+  expect(status.code).toBe(EXIT.OK);
+  expect(status.stdout).toMatch(new RegExp(`^Migration ${id}: succeeded`));
+  expect(status.stdout).toMatch(/PVCs: 3\/3 done, 0 skipped, 0 failed/);
+  expect(status.stdout).toMatch(/data\s+DONE\s+syncs 2\s+200 B sent/);
+
+  const listed = await waitFor('the migration in the list', async () => {
+    const l = await ferry('list', '--phase', 'succeeded', '--output', 'json');
+    const rows = l.json() as { id: string; phase: string; namespaces: string[] }[];
+    return rows.find((x) => x.id === id);
+  });
+  expect(listed).toMatchObject({ phase: 'succeeded', namespaces: ['shop', 'blog'] });
+  expect((await ferry('list')).stdout).toMatch(/^ID\s+STATUS\s+PHASE/);
+});
+
+test('a failed PVC: status shows it, invalid decisions exit 2, retry without --namespace, then follow', async () => {
+  fake.failTransfer({ namespace: 'shop', pvc: 'db', times: 1, type: FailureType.NoSpace, message: 'No space left on device' });
+  const id = unique('cli-fail');
+  const started = await ferry('migrate', '-f', planFile('shop:shop-fail'), '--id', id, '--detach', '--output', 'json');
+  expect(started.code).toBe(EXIT.OK);
+  expect(started.json()).toMatchObject({ id, workflowId: id });
+
+  const view = await waitFor('db to fail', async () => {
+    const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+    // The namespace reports to the migration asynchronously: wait for both.
+    return v.namespaces.shop?.pvcs.find((p) => p.name === 'db')?.status === 'failed' && v.state?.phase === 'awaiting-decision' ? v : undefined;
+  });
+  expect(view.state?.namespaces[0]?.awaitingDecision).toEqual(['db']);
+  const human = await ferry('status', id);
+  expect(human.stdout).toMatch(/db\s+FAILED .*No space left on device \(FerryNoSpace\)/);
+  expect(human.stdout).toContain(`ferry retry ${id} --namespace shop --pvc db`);
+
+  const wrong = await ferry('skip', id, '--pvc', 'data');
+  expect(wrong.code).toBe(EXIT.INVALID_INPUT);
+  expect(wrong.stderr).toMatch(/rejected: PVC data is (synced|syncing|pending|done), not failed/);
+  expect((await ferry('retry', id, '--pvc', 'nope', '--namespace', 'shop')).code).toBe(EXIT.INVALID_INPUT);
+  expect((await ferry('cutover', id)).code).toBe(EXIT.INVALID_INPUT); // automatic cutover
+
+  const retry = await ferry('retry', id, '--pvc', 'db');
+  expect(retry).toMatchObject({ code: EXIT.OK, stdout: 'retry of PVC shop/db accepted.\n' });
+  const followed = await ferry('status', id, '--follow');
+  expect(followed.code).toBe(EXIT.OK);
+  expect(followed.stdout).toMatch(new RegExp(`^Migration ${id}: succeeded`));
+  expect(followed.stderr).toMatch(/^\d\d:\d\d:\d\d shop\/db: /m); // one line per change (stderr is not a terminal)
+});
+
+test('a rolled-back migration exits 1; exit codes for unknown ids, bad input and no Temporal', async () => {
+  fake.hold = () => true;
+  const id = unique('cli-rb');
+  try {
+    expect((await ferry('migrate', '-f', planFile('shop:shop-rb'), '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('a transfer to run', async () => fake.runningTransfers > 0);
+    const rb = await ferry('rollback', id, '--reason', 'test');
+    expect(rb.code).toBe(EXIT.OK);
+    expect(rb.stdout).toMatch(/Rollback of .* started for: shop/);
+    const followed = await ferry('status', id, '--follow', '--output', 'json');
+    expect(followed.code).toBe(EXIT.MIGRATION_FAILED);
+    expect(followed.json()).toMatchObject({ status: 'rolled-back' });
+  } finally {
+    fake.hold = () => false;
+  }
+
+  expect((await ferry('status', 'no-such-migration')).code).toBe(EXIT.NOT_FOUND);
+  expect((await ferry('list', '--phase', 'sleeping')).code).toBe(EXIT.INVALID_INPUT);
+  expect((await ferry('migrate', '-f', planFile('shop'), '--id', 'bad id!')).code).toBe(EXIT.INVALID_INPUT);
+  expect((await ferry('migrate', '--namespaces', 'Bad_Name')).code).toBe(EXIT.INVALID_INPUT);
+  expect((await ferry('frobnicate')).code).toBe(EXIT.INVALID_INPUT);
+
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const code = await runCli(['status', 'x'], { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' } });
+  expect(code).toBe(EXIT.TEMPORAL_UNREACHABLE);
+  expect(stderr.text).toMatch(/cannot reach Temporal at 127.0.0.1:9/);
+});

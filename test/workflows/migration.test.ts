@@ -1,0 +1,401 @@
+/**
+ * The migration workflows against a real Temporal dev server, with the simulated clusters of
+ * ./support/fake-cluster.ts behind the activities: ordering of activities, stage passes and cutover,
+ * operator decisions on failed PVCs, rollback on abort / cancellation / rollback update, preflight,
+ * downtime, search attributes.
+ */
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { FailureType } from '../../src/activities/contract';
+import type { MigrationPlan } from '../../src/plan/schema';
+import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
+import { createWorker } from '../../src/worker';
+import { migrationWorkflow } from '../../src/workflows';
+import {
+  cutoverUpdate,
+  decideUpdate,
+  migrationStateQuery,
+  namespaceStateQuery,
+  namespaceWorkflowId,
+  rollbackUpdate,
+  WorkflowFailureType,
+} from '../../src/workflows/definitions';
+import type { MigrationSummary, NamespaceState, WorkflowTuning } from '../../src/workflows/state';
+import { FakeCluster, type SourceSpec } from './support/fake-cluster';
+import { startTemporal, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
+import { recordHistories, recordingHistories } from './support/histories';
+
+jest.setTimeout(90_000);
+
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  [env] = await Promise.all([startTemporal(), workflowBundle()]);
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const SHOP: SourceSpec = {
+  shop: {
+    pvcs: [
+      { name: 'data', bytes: 1000 },
+      { name: 'logs', bytes: 300 },
+      { name: 'db', bytes: 500 },
+    ],
+    workloads: [{ name: 'web', replicas: 2 }],
+  },
+  blog: { pvcs: [{ name: 'content', bytes: 700 }], workloads: [{ name: 'wordpress', replicas: 1 }] },
+};
+
+/** Runs `fn` while a worker with the fake's activities polls a fresh task queue. */
+async function withWorker<T>(fake: FakeCluster, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = unique('tq');
+  const worker = await createWorker({
+    connection: env.nativeConnection,
+    taskQueue,
+    activities: fake.activities(),
+    workflowBundle: await workflowBundle(),
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+async function start(taskQueue: string, plan: MigrationPlan, tuning: WorkflowTuning = TEST_TUNING): Promise<WorkflowHandle<typeof migrationWorkflow>> {
+  const id = unique('mig');
+  return env.client.workflow.start(migrationWorkflow, { taskQueue, workflowId: id, args: [{ migrationId: id, plan, tuning }] });
+}
+
+const nsHandle = (migration: WorkflowHandle, ns: string) => env.client.workflow.getHandle(namespaceWorkflowId(migration.workflowId, ns));
+const nsState = (migration: WorkflowHandle, ns: string) => nsHandle(migration, ns).query(namespaceStateQuery);
+
+/** The failure of a workflow that must fail, and the summary in its details. */
+async function failureOf(handle: WorkflowHandle): Promise<{ error: WorkflowFailedError; cause: unknown; summary?: MigrationSummary }> {
+  try {
+    await handle.result();
+  } catch (error) {
+    if (!(error instanceof WorkflowFailedError)) throw error;
+    const cause = error.cause;
+    const summary = cause instanceof ApplicationFailure ? (cause.details?.[0] as MigrationSummary | undefined) : undefined;
+    return { error, cause, ...(summary ? { summary } : {}) };
+  }
+  throw new Error('the workflow succeeded; expected a failure');
+}
+
+/** The update must be rejected with a message matching `pattern`. */
+async function expectRejected(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  expect(String((err as WorkflowUpdateFailedError).cause?.message)).toMatch(pattern);
+}
+
+async function searchAttributes(handle: WorkflowHandle) {
+  const d = await handle.describe();
+  return {
+    phase: d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryPhase),
+    namespaces: d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryNamespaces),
+    failed: d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryFailedPVCs),
+  };
+}
+
+/** Most runTransfer activities of one namespace that ran at the same time (from the journal). */
+function maxOverlap(fake: FakeCluster, namespace: string): number {
+  let cur = 0;
+  let max = 0;
+  for (const e of fake.journal()) {
+    if (e.activity !== 'runTransfer' || e.detail?.split(' ')[0] !== namespace) continue;
+    if (e.event === 'start') max = Math.max(max, ++cur);
+    if (e.event === 'complete' || e.event === 'fail') cur--;
+  }
+  return max;
+}
+
+const nsResult = (s: MigrationSummary, ns: string): NamespaceState => s.namespaces.find((n) => n.source === ns)!.result!;
+
+test('happy path: activities in order, summary, downtime, search attributes', async () => {
+  const fake = new FakeCluster({ source: SHOP, transferMs: 300 });
+  const plan = testPlan({
+    namespaces: ['shop', 'blog:blog-new'],
+    concurrency: 2,
+    images: { enabled: true, sourceRegistry: { url: 'registry.src.example:5000' }, destinationRegistry: { url: 'registry.dst.example:5000' } },
+  });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan);
+    const s = await handle.result();
+    expect(await searchAttributes(handle)).toEqual({ phase: 'succeeded', namespaces: ['shop', 'blog'], failed: 0 });
+    const listed = await waitFor('the visibility store to list the migration', async () => {
+      const found: string[] = [];
+      for await (const w of env.client.workflow.list({ query: `FerryPhase = "succeeded" AND WorkflowId = "${handle.workflowId}"` })) found.push(w.workflowId);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(listed).toEqual([handle.workflowId]);
+    if (recordingHistories) await recordHistories(env.client, 'happy-path', s);
+    return s;
+  });
+
+  // Discovery of every namespace and preflight come before anything is created.
+  const all = fake.activityOrder();
+  expect(all.slice(0, 3).sort()).toEqual(['discoverNamespace', 'discoverNamespace', 'preflight']);
+  expect(all[2]).toBe('preflight');
+  // Per namespace, in order (image copies run alongside).
+  const stage = ['runTransfer', 'runTransfer', 'runTransfer'];
+  expect(fake.activityOrder({ namespace: 'shop' }).filter((a) => a !== 'copyImages')).toEqual([
+    'discoverNamespace',
+    'prepareDestination',
+    'createEndpoint',
+    'createServer',
+    'probeConnectivity',
+    ...stage,
+    'quiesce',
+    'waitForQuiesced',
+    ...stage,
+    'unquiesce',
+    'cleanup',
+  ]);
+  expect(fake.activityOrder({ namespace: 'blog' }).filter((a) => a !== 'copyImages')).toEqual([
+    'discoverNamespace',
+    'prepareDestination',
+    'createEndpoint',
+    'createServer',
+    'probeConnectivity',
+    'runTransfer',
+    'quiesce',
+    'waitForQuiesced',
+    'runTransfer',
+    'unquiesce',
+    'cleanup',
+  ]);
+  expect(maxOverlap(fake, 'shop')).toBe(2); // plan.concurrency
+
+  // The simulated clusters: data consistent (final sync ran quiesced), apps back, no leftovers.
+  for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
+  expect(fake.replicas('shop', 'web')).toBe(2);
+  expect(fake.replicas('blog', 'wordpress')).toBe(1);
+  expect(fake.objectsUnder('destination/pvc/').sort()).toEqual(['destination/pvc/blog-new/content', 'destination/pvc/shop/data', 'destination/pvc/shop/db', 'destination/pvc/shop/logs']);
+  expect([...fake.objectsUnder('source/client/'), ...fake.objectsUnder('destination/server/'), ...fake.objectsUnder('destination/endpoint/')]).toEqual([]);
+
+  // The summary.
+  expect(summary.status).toBe('succeeded');
+  expect(summary.phases.map((p) => p.name)).toEqual(['discover', 'preflight', 'migrate']);
+  expect(summary.phases.every((p) => p.endedAt !== undefined)).toBe(true);
+  expect(summary.totals).toMatchObject({ namespaces: 2, pvcs: 4, pvcsDone: 4, pvcsSkipped: 0, pvcsFailed: 0, bytesSent: 2 * (1000 + 300 + 500 + 700) });
+  expect(summary.namespaces.map((n) => [n.source, n.destination, n.status, n.images.status])).toEqual([
+    ['shop', 'shop', 'succeeded', 'succeeded'],
+    ['blog', 'blog-new', 'succeeded', 'succeeded'],
+  ]);
+  const shop = nsResult(summary, 'shop');
+  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'quiesce', 'final-sync', 'unquiesce', 'cleanup']);
+  expect(shop.pvcs.map((p) => [p.name, p.status, p.syncs, p.stageSyncsDone, p.bytesSent, p.errors.length])).toEqual([
+    ['data', 'done', 2, 1, 2000, 0],
+    ['logs', 'done', 2, 1, 600, 0],
+    ['db', 'done', 2, 1, 1000, 0],
+  ]);
+  expect(shop.createdPVCs.sort()).toEqual(['data', 'db', 'logs']);
+  expect(shop.quiesced).toEqual([{ workload: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' }, replicas: 2, changed: true }]);
+
+  // Downtime: from quiesce to the end of the final sync, not the stage syncs.
+  const phase = (name: string) => shop.phases.find((p) => p.name === name)!;
+  expect(shop.downtime?.startedAt).toBe(phase('quiesce').startedAt);
+  expect(shop.downtime?.endedAt).toBe(phase('final-sync').endedAt);
+  expect(shop.downtime!.seconds!).toBeGreaterThanOrEqual(0.3); // at least one (simulated) final sync
+  expect(Date.parse(shop.downtime!.startedAt)).toBeGreaterThanOrEqual(Date.parse(phase('stage').endedAt!));
+  expect(summary.totals.downtimeSeconds).toBe(Math.max(shop.downtime!.seconds!, nsResult(summary, 'blog').downtime!.seconds!));
+});
+
+test('manual cutover: stage passes go on (across continue-as-new) until the cutover update', async () => {
+  const fake = new FakeCluster({ source: SHOP, transferMs: 30 });
+  const plan = testPlan({ cutover: 'manual', stagePasses: 1, stageIntervalSeconds: 1 });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan, { ...TEST_TUNING, stagePassesPerRun: 2 });
+    const st = await waitFor('three stage passes', async () => {
+      const s = await nsState(handle, 'shop');
+      return s.stagePassesDone >= 3 ? s : undefined;
+    });
+    expect(st.phase).toBe('ready-for-cutover');
+    expect(st.runs).toBeGreaterThanOrEqual(2); // continued as new after 2 passes
+    expect(fake.activityOrder({ namespace: 'shop' })).not.toContain('quiesce');
+    await waitFor('the ready-for-cutover phase in the search attributes', async () => (await searchAttributes(handle)).phase === 'ready-for-cutover');
+
+    const r = await nsHandle(handle, 'shop').executeUpdate(cutoverUpdate, { args: [] });
+    expect(r).toMatchObject({ namespace: 'shop', minimumStagePasses: 1 });
+    expect(r.stagePassesDone).toBeGreaterThanOrEqual(3);
+    await expectRejected(nsHandle(handle, 'shop').executeUpdate(cutoverUpdate, { args: [] }), /already requested/);
+    return handle.result();
+  });
+  const shop = nsResult(summary, 'shop');
+  expect(summary.status).toBe('succeeded');
+  expect(shop.stagePassesDone).toBeGreaterThanOrEqual(3);
+  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'ready-for-cutover', 'quiesce', 'final-sync', 'unquiesce', 'cleanup']);
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.slice(order.indexOf('quiesce'))).toEqual(['quiesce', 'waitForQuiesced', 'runTransfer', 'runTransfer', 'runTransfer', 'unquiesce', 'cleanup']);
+  expect(order.filter((a) => a === 'prepareDestination')).toHaveLength(1); // not repeated by continue-as-new
+  for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
+});
+
+test('a failed PVC waits for the operator while the others go on; retry then succeeds', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 50 });
+  fake.failTransfer({ namespace: 'shop', pvc: 'db', final: false, times: 1, type: FailureType.NoSpace, message: 'rsync: write failed: No space left on device (28)' });
+  // A transient failure is retried by the activity's retry policy and never reaches the workflow.
+  fake.failTransfer({ namespace: 'shop', pvc: 'logs', final: false, times: 2, type: FailureType.Transient, message: 'connection reset' });
+  const plan = testPlan({ concurrency: 3 });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan);
+    const st = await waitFor('db to fail and the others to finish their stage sync', async () => {
+      const s = await nsState(handle, 'shop');
+      return s.pvcs.map((p) => p.status).join() === 'synced,synced,failed' ? s : undefined;
+    });
+    expect(st.pvcs[2]!.errors).toEqual([expect.objectContaining({ pass: 1, final: false, type: FailureType.NoSpace, message: 'rsync: write failed: No space left on device (28)' })]);
+    await waitFor('the migration to show awaiting-decision', async () => {
+      const sa = await searchAttributes(handle);
+      return sa.phase === 'awaiting-decision' && sa.failed === 1;
+    });
+    expect((await handle.query(migrationStateQuery)).namespaces[0]).toMatchObject({ awaitingDecision: ['db'], failedPVCs: 1 });
+
+    // The validator rejects nonsense without touching the workflow.
+    const ns = nsHandle(handle, 'shop');
+    await expectRejected(ns.executeUpdate(decideUpdate, { args: [{ pvc: 'nope', action: 'retry' }] }), /has no PVC "nope"/);
+    await expectRejected(ns.executeUpdate(decideUpdate, { args: [{ pvc: 'data', action: 'retry' }] }), /data is synced, not failed/);
+    await expectRejected(ns.executeUpdate(decideUpdate, { args: [{ pvc: 'db', action: 'explode' as 'retry' }] }), /unknown action "explode"/);
+    await expectRejected(ns.executeUpdate(cutoverUpdate, { args: [] }), /cuts over automatically/);
+
+    expect(await ns.executeUpdate(decideUpdate, { args: [{ pvc: 'db', action: 'retry' }] })).toEqual({ namespace: 'shop', pvc: 'db', action: 'retry' });
+    const s = await handle.result();
+    if (recordingHistories) await recordHistories(env.client, 'retry-path', s);
+    return s;
+  });
+  expect(summary.status).toBe('succeeded');
+  const db = nsResult(summary, 'shop').pvcs.find((p) => p.name === 'db')!;
+  expect(db).toMatchObject({ status: 'done', syncs: 3, stageSyncsDone: 1, decisions: [{ action: 'retry', at: expect.any(String) }] });
+  expect(db.errors).toHaveLength(1);
+  // Non-retryable: one attempt, then the operator; transient: retried by the activity.
+  const attempts = (pvc: string, pass: number) =>
+    fake.journal().filter((e) => e.event === 'start' && e.activity === 'runTransfer' && e.detail === `shop ${pvc} pass=${pass} final=false`).map((e) => e.attempt);
+  expect(attempts('db', 1)).toEqual([1]);
+  expect(attempts('db', 2)).toEqual([1]);
+  expect(attempts('logs', 1)).toEqual([1, 2, 3]);
+  expect(nsResult(summary, 'shop').pvcs.find((p) => p.name === 'logs')!.errors).toEqual([]);
+  expect(await searchAttributes(env.client.workflow.getHandle(summary.workflowId))).toMatchObject({ phase: 'succeeded', failed: 1 });
+});
+
+test('skip: the failed PVC is left out of the rest of the migration', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.failTransfer({ namespace: 'shop', pvc: 'logs', times: 1, type: FailureType.Auth, message: 'auth failed on module logs' });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, testPlan({ stagePasses: 2 }));
+    await waitFor('logs to fail', async () => (await nsState(handle, 'shop')).pvcs[1]!.status === 'failed');
+    await nsHandle(handle, 'shop').executeUpdate(decideUpdate, { args: [{ pvc: 'logs', action: 'skip' }] });
+    return handle.result();
+  });
+  expect(summary.status).toBe('succeeded');
+  expect(summary.totals).toMatchObject({ pvcs: 3, pvcsDone: 2, pvcsSkipped: 1 });
+  expect(nsResult(summary, 'shop').pvcs.find((p) => p.name === 'logs')).toMatchObject({ status: 'skipped', syncs: 1, stageSyncsDone: 0 });
+  expect(fake.journal().filter((e) => e.event === 'start' && e.activity === 'runTransfer' && e.detail?.startsWith('shop logs'))).toHaveLength(1);
+  expect(nsResult(summary, 'shop').pvcs.find((p) => p.name === 'data')).toMatchObject({ status: 'done', syncs: 3 });
+});
+
+test('abort: rollback unquiesces, cleans up and deletes the destination PVCs when asked', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.failTransfer({ namespace: 'shop', pvc: 'db', final: true, times: 1, type: FailureType.Partial, message: 'rsync exit 23: some files could not be transferred' });
+  const { summary, cause } = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, testPlan({ deleteDestinationPVCsOnRollback: true }));
+    await waitFor('db to fail in the final sync', async () => (await nsState(handle, 'shop')).pvcs[2]!.status === 'failed');
+    expect(fake.replicas('shop', 'web')).toBe(0); // quiesced
+    await nsHandle(handle, 'shop').executeUpdate(decideUpdate, { args: [{ pvc: 'db', action: 'abort' }] });
+    return failureOf(handle);
+  });
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((cause as ApplicationFailure).type).toBe(WorkflowFailureType.MigrationFailed);
+  expect((cause as ApplicationFailure).message).toMatch(/namespace shop rolled-back .*aborted by the operator after PVC db failed/);
+  expect(summary?.status).toBe('failed');
+  const shop = nsResult(summary!, 'shop');
+  expect(shop).toMatchObject({ status: 'rolled-back', phase: 'rolled-back', error: 'aborted by the operator after PVC db failed' });
+  expect(shop.rollback?.steps).toEqual([
+    { step: 'unquiesce', ok: true },
+    { step: 'cleanup', ok: true },
+    { step: 'deleteDestinationPVCs', ok: true },
+  ]);
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.slice(-3)).toEqual(['unquiesce', 'cleanup', 'deleteDestinationPVCs']);
+  expect(fake.replicas('shop', 'web')).toBe(2);
+  expect(fake.objectsUnder('destination/pvc/')).toEqual([]);
+  expect(fake.objectsUnder('source/client/')).toEqual([]);
+  expect(fake.has('destination/namespace/shop/shop')).toBe(true); // namespaces are never deleted
+});
+
+test('cancellation during the final sync: running syncs stop, then rollback restores the source', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.hold = (req) => req.final;
+  const { error, summary } = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, testPlan({ concurrency: 2 }));
+    await waitFor('two final syncs to run', async () => {
+      const finals = fake.journal().filter((e) => e.event === 'start' && e.activity === 'runTransfer' && e.detail?.endsWith('final=true'));
+      return finals.length === 2 && fake.runningTransfers === 2;
+    });
+    await handle.cancel();
+    const f = await failureOf(handle);
+    return { ...f, summary: await handle.query(migrationStateQuery) };
+  });
+  expect(error.cause).toBeInstanceOf(CancelledFailure);
+  expect(summary.status).toBe('cancelled');
+  const shop = summary.namespaces[0]!.result!;
+  expect(shop.status).toBe('rolled-back');
+  expect(shop.rollback?.reason).toBe('the migration was cancelled');
+  expect(shop.rollback?.steps).toEqual([
+    { step: 'unquiesce', ok: true },
+    { step: 'cleanup', ok: true },
+  ]);
+  // Rollback started only after the running syncs had stopped (their client pods deleted).
+  const journal = fake.journal();
+  const rollbackStart = journal.find((e) => e.event === 'start' && e.activity === 'unquiesce')!.seq;
+  const transfersEnded = journal.filter((e) => e.activity === 'runTransfer' && e.event === 'fail').map((e) => e.seq);
+  expect(transfersEnded).toHaveLength(2);
+  expect(Math.max(...transfersEnded)).toBeLessThan(rollbackStart);
+  expect(journal.filter((e) => e.event === 'start' && e.seq > rollbackStart && e.activity === 'runTransfer')).toEqual([]);
+  expect(fake.replicas('shop', 'web')).toBe(2);
+  expect(fake.objectsUnder('source/client/')).toEqual([]);
+  expect(fake.objectsUnder('destination/pvc/')).toHaveLength(3); // kept: deleteDestinationPVCsOnRollback is false
+});
+
+test('rollback update: every running namespace rolls back', async () => {
+  const fake = new FakeCluster({ source: SHOP, transferMs: 20 });
+  fake.hold = () => true;
+  const { cause, summary } = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, testPlan({ namespaces: ['shop', 'blog'] }));
+    await waitFor('stage syncs in both namespaces', async () => {
+      const running = fake.journal().filter((e) => e.event === 'start' && e.activity === 'runTransfer');
+      return running.some((e) => e.detail?.startsWith('shop')) && running.some((e) => e.detail?.startsWith('blog'));
+    });
+    const r = await handle.executeUpdate(rollbackUpdate, { args: [{ reason: 'wrong storage class' }] });
+    expect(r.namespaces.sort()).toEqual(['blog', 'shop']);
+    await expectRejected(handle.executeUpdate(rollbackUpdate, { args: [{}] }), /already requested/);
+    return failureOf(handle);
+  });
+  expect((cause as ApplicationFailure).type).toBe(WorkflowFailureType.RolledBack);
+  expect((cause as ApplicationFailure).message).toMatch(/rolled back by the operator \(wrong storage class\)/);
+  expect(summary?.status).toBe('rolled-back');
+  for (const ns of summary!.namespaces) {
+    expect(ns.status).toBe('rolled-back');
+    expect(ns.result?.rollback?.steps).toEqual([{ step: 'cleanup', ok: true }]); // never quiesced
+  }
+  expect(fake.objectsUnder('source/client/')).toEqual([]);
+  expect(fake.objectsUnder('destination/server/')).toEqual([]);
+});
+
+test('preflight reports every problem at once and touches nothing', async () => {
+  const fake = new FakeCluster({ source: SHOP });
+  fake.seed('destination/pvc/shop/db', 'someone-else');
+  const { cause, summary } = await withWorker(fake, async (tq) => failureOf(await start(tq, testPlan({ namespaces: ['shop', 'ghost'] }))));
+  expect((cause as ApplicationFailure).type).toBe(FailureType.Preflight);
+  expect((cause as ApplicationFailure).message).toMatch(/preflight found 2 problems; nothing was changed/);
+  expect(summary?.problems).toEqual([
+    { subject: 'namespace ghost', message: expect.stringMatching(/namespace ghost not found in the source cluster/) },
+    { subject: 'pvc shop/db', message: expect.stringMatching(/not created by this migration/) },
+  ]);
+  expect(summary?.status).toBe('failed');
+  expect(fake.activityOrder()).toEqual(['discoverNamespace', 'discoverNamespace', 'preflight']);
+  expect(fake.journal().filter((e) => e.event === 'create')).toEqual([]);
+});

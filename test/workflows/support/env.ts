@@ -1,0 +1,92 @@
+/**
+ * Shared set-up of the workflow tests: a real Temporal dev server (the temporal CLI binary that
+ * `npm run setup` installs, or $FERRY_TEMPORAL_BIN) with Ferry's search attributes, the workflow
+ * bundle (built once per test file), test plans and a polling helper.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { parsePlan } from '../../../src/plan/load';
+import type { MigrationPlan } from '../../../src/plan/schema';
+import { findTemporalBinary } from '../../../src/temporal/devserver';
+import { SEARCH_ATTRIBUTES } from '../../../src/temporal/search-attributes';
+import type { WorkflowTuning } from '../../../src/workflows/state';
+import { workflowsPath } from '../../../src/worker';
+
+/** Short timings: a dead worker is noticed in 3 s, retries wait ~0.1 s. */
+export const TEST_TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 3, retryIntervalScale: 0.01 };
+
+/** The temporal CLI binary, or a clear error. */
+export function temporalBinary(): string {
+  const path = findTemporalBinary();
+  if (!path) throw new Error('temporal CLI not found: run `npm run setup` (installs it into ~/.cache/ferry/bin) or set FERRY_TEMPORAL_BIN');
+  return path;
+}
+
+/** A fresh dev server (in memory) with Ferry's search attributes registered. */
+export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  try {
+    // The SDK's INFO logs (worker state changes) and WARN logs (every expected workflow failure)
+    // drown the test output.
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    // Already installed in this test file.
+  }
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalBinary() },
+      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow code, bundled once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger });
+  return bundle;
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => process.stderr.write(`bundler: ${m}\n`),
+  error: (m: string) => process.stderr.write(`bundler: ${m}\n`),
+};
+
+/** A valid plan for the simulated clusters; `overrides` are plan fields (input form). */
+export function testPlan(overrides: Record<string, unknown> = {}): MigrationPlan {
+  return parsePlan({
+    source: { context: 'src' },
+    destination: { context: 'dst' },
+    namespaces: ['shop'],
+    stagePasses: 1,
+    stageIntervalSeconds: 0,
+    concurrency: 2,
+    ...overrides,
+  });
+}
+
+/** Polls `fn` every 50 ms until it returns something truthy. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let counter = 0;
+/** A task queue and migration id unique to one test. */
+export function unique(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${++counter}`;
+}

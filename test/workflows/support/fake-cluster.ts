@@ -1,0 +1,397 @@
+/**
+ * A simulated pair of clusters behind FerryActivities, for workflow tests: the workflows' decisions and
+ * ordering are under test, not Kubernetes. The simulation keeps what the activities would change —
+ * objects (destination namespace and PVCs, endpoint, server, client pods), source workloads' replicas,
+ * the data version of each PVC on both sides — and follows the contract's rules: every activity is
+ * idempotent (an existing object is adopted, never created twice) and failures are ApplicationFailures
+ * typed with FailureType.
+ *
+ * Data model: each source PVC has a `version` that its running applications bump while a sync copies
+ * it (writes during the transfer); a sync copies the version it started with. So the destination ends
+ * equal to the source only if the final sync ran with the applications quiesced.
+ *
+ * Every activity start/completion/failure and every object created/adopted/deleted is appended to a
+ * journal. With `dir`, the cluster state lives in <dir>/cluster.json and the journal in
+ * <dir>/journal.jsonl, so that several worker processes share one simulated cluster.
+ */
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import {
+  FailureType,
+  type FailureTypeName,
+  type FerryActivities,
+  type NamespaceDiscovery,
+  type PreflightProblem,
+  type QuiesceRecord,
+  type TransferRequest,
+  type TransferResult,
+  type WorkloadRef,
+} from '../../../src/activities/contract';
+
+/** The source cluster to simulate: namespace → its PVCs (name, size) and the workloads mounting them. */
+export type SourceSpec = Record<string, { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[] }>;
+
+export interface FakeClusterOptions {
+  source: SourceSpec;
+  /** Duration of one simulated sync, ms. Default 50. */
+  transferMs?: number;
+  /** Heartbeat period during a sync, ms. Default 20. */
+  heartbeatMs?: number;
+  /** How long waitForQuiesced waits for pods to terminate, ms (heartbeating). Default 0. */
+  quiesceWaitMs?: number;
+  /** File-backed state and journal (shared between processes). */
+  dir?: string;
+}
+
+/** One journal line. */
+export interface JournalEntry {
+  seq: number;
+  pid: number;
+  event: 'start' | 'complete' | 'fail' | 'create' | 'adopt' | 'delete' | 'progress';
+  activity?: string;
+  /** Workflow id, run id and activity id of the activity (unique per scheduled activity). */
+  activityKey?: string;
+  attempt?: number;
+  object?: string;
+  detail?: string;
+}
+
+/** A scripted failure of runTransfer. */
+export interface TransferFailureScript {
+  namespace: string;
+  pvc: string;
+  /** Only syncs with this `final` flag (default: any). */
+  final?: boolean;
+  /** How many attempts fail (each activity attempt consumes one). */
+  times: number;
+  type: FailureTypeName;
+  message?: string;
+}
+
+interface ClusterState {
+  /** Objects by key "<side>/<kind>/<namespace>/<name>" → migration id. */
+  objects: Record<string, string>;
+  /** Source workloads "<namespace>/<name>" → current replicas, and the annotation quiesce leaves. */
+  workloads: Record<string, { replicas: number; preQuiesceReplicas?: number }>;
+  /** Data version per PVC "<namespace>/<pvc>". */
+  data: Record<string, { source: number; destination: number }>;
+  /** Remaining scripted transfer failures. */
+  failures: TransferFailureScript[];
+  seq: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class FakeCluster {
+  readonly journalInMemory: JournalEntry[] = [];
+  /** Transfers running now, and the most that ever ran at once. */
+  runningTransfers = 0;
+  maxConcurrentTransfers = 0;
+  /** Preflight answers these problems. */
+  preflightProblems: PreflightProblem[] = [];
+  /** runTransfer keeps heartbeating without finishing while this returns true (or until cancelled). */
+  hold: (req: TransferRequest) => boolean = () => false;
+  private st: ClusterState;
+
+  constructor(private readonly opts: FakeClusterOptions) {
+    const file = opts.dir && join(opts.dir, 'cluster.json');
+    if (file && existsSync(file)) {
+      this.st = JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
+      return;
+    }
+    this.st = { objects: {}, workloads: {}, data: {}, failures: [], seq: 0 };
+    for (const [ns, spec] of Object.entries(opts.source)) {
+      for (const w of spec.workloads ?? []) this.st.workloads[`${ns}/${w.name}`] = { replicas: w.replicas };
+      for (const p of spec.pvcs) {
+        this.st.data[`${ns}/${p.name}`] = { source: 1, destination: 0 };
+        this.st.objects[`source/pvc/${ns}/${p.name}`] = '';
+      }
+    }
+    this.save();
+  }
+
+  // ------------------------------------------------------------------ inspection
+
+  /** The journal (from the file in file-backed mode). */
+  journal(): JournalEntry[] {
+    if (!this.opts.dir) return this.journalInMemory;
+    const file = join(this.opts.dir, 'journal.jsonl');
+    if (!existsSync(file)) return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as JournalEntry);
+  }
+
+  /** Activity names in the order they started (first attempts only, unless `allAttempts`). */
+  activityOrder(opts: { allAttempts?: boolean; namespace?: string } = {}): string[] {
+    return this.journal()
+      .filter((e) => e.event === 'start' && (opts.allAttempts || e.attempt === 1) && (!opts.namespace || e.detail?.split(' ')[0] === opts.namespace))
+      .map((e) => e.activity!);
+  }
+
+  /** Whether an object exists ("destination/pvc/shop/data"). */
+  has(key: string): boolean {
+    return this.reload().objects[key] !== undefined;
+  }
+
+  /** Object keys with this prefix. */
+  objectsUnder(prefix: string): string[] {
+    return Object.keys(this.reload().objects).filter((k) => k.startsWith(prefix));
+  }
+
+  replicas(namespace: string, workload: string): number {
+    return this.reload().workloads[`${namespace}/${workload}`]!.replicas;
+  }
+
+  data(namespace: string, pvc: string): { source: number; destination: number } {
+    return this.reload().data[`${namespace}/${pvc}`]!;
+  }
+
+  /** Puts an object in a cluster, owned by `owner` (another migration, or '' for the users'). */
+  seed(key: string, owner = ''): void {
+    this.reload().objects[key] = owner;
+    this.save();
+  }
+
+  /** Scripts failures of runTransfer. */
+  failTransfer(script: TransferFailureScript): void {
+    this.reload().failures.push(script);
+    this.save();
+  }
+
+  // ------------------------------------------------------------------ the activities
+
+  activities(): FerryActivities {
+    return {
+      discoverNamespace: (ctx) =>
+        this.activity('discoverNamespace', ctx.namespace.source, async () => {
+          const spec = this.opts.source[ctx.namespace.source];
+          if (!spec) throw ApplicationFailure.nonRetryable(`namespace ${ctx.namespace.source} not found in the source cluster`, FailureType.Preflight);
+          const workloads: WorkloadRef[] = (spec.workloads ?? []).map((w) => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ctx.namespace.source, name: w.name }));
+          const d: NamespaceDiscovery = {
+            sourceNamespace: ctx.namespace.source,
+            destinationNamespace: ctx.namespace.destination,
+            workloads,
+            pvcs: spec.pvcs.map((p) => ({
+              name: p.name,
+              destinationName: p.name,
+              capacity: `${p.bytes}`,
+              capacityBytes: p.bytes,
+              accessModes: ['ReadWriteOnce'],
+              destinationAccessModes: ['ReadWriteOnce'],
+              volumeMode: 'Filesystem',
+              usedBy: workloads,
+            })),
+          };
+          return d;
+        }),
+      preflight: (input) =>
+        this.activity('preflight', '', async () => {
+          const objects = this.reload().objects;
+          const taken = input.discoveries.flatMap((d) =>
+            d.pvcs
+              .filter((p) => {
+                const owner = objects[`destination/pvc/${d.destinationNamespace}/${p.destinationName}`];
+                return owner !== undefined && owner !== input.migrationId;
+              })
+              .map((p) => ({ subject: `pvc ${d.destinationNamespace}/${p.destinationName}`, message: 'already exists in the destination cluster and was not created by this migration' })),
+          );
+          return [...taken, ...this.preflightProblems];
+        }),
+      prepareDestination: (input) =>
+        this.activity('prepareDestination', input.namespace.source, async () => {
+          const ns = input.namespace.destination;
+          const createdNamespace = this.create(`destination/namespace/${ns}/${ns}`, input.migrationId);
+          const createdPVCs = input.discovery.pvcs.filter((p) => this.create(`destination/pvc/${ns}/${p.destinationName}`, input.migrationId)).map((p) => p.destinationName);
+          return { createdNamespace, createdPVCs };
+        }),
+      createEndpoint: (ctx) =>
+        this.activity('createEndpoint', ctx.namespace.source, async () => {
+          this.create(`destination/endpoint/${ctx.namespace.destination}/ferry-endpoint`, ctx.migrationId);
+          return { host: `endpoint.${ctx.namespace.destination}.example`, port: 443 };
+        }),
+      createServer: (input) =>
+        this.activity('createServer', input.namespace.source, async () => {
+          this.create(`destination/server/${input.namespace.destination}/ferry-server`, input.migrationId);
+        }),
+      probeConnectivity: (input) =>
+        this.activity('probeConnectivity', input.namespace.source, async () => {
+          if (!this.has(`destination/server/${input.namespace.destination}/ferry-server`)) {
+            throw ApplicationFailure.retryable('transfer server not reachable', FailureType.Transient);
+          }
+        }),
+      runTransfer: (req) => this.activity('runTransfer', `${req.namespace.source} ${req.pvc.name} pass=${req.pass} final=${req.final}`, () => this.transfer(req)),
+      quiesce: (input) =>
+        this.activity('quiesce', input.workloads[0]?.namespace ?? '', async () => {
+          const st = this.reload();
+          const records: QuiesceRecord[] = input.workloads.map((w) => {
+            const cur = st.workloads[`${w.namespace}/${w.name}`]!;
+            // Idempotent: the annotation keeps the prior replicas of an already quiesced workload.
+            const prior = cur.preQuiesceReplicas ?? cur.replicas;
+            cur.preQuiesceReplicas = prior;
+            cur.replicas = 0;
+            return { workload: w, replicas: prior, changed: prior !== 0 };
+          });
+          this.save();
+          return records;
+        }),
+      waitForQuiesced: (input) =>
+        this.activity('waitForQuiesced', input.workloads[0]?.namespace ?? '', async () => {
+          const ctx = Context.current();
+          for (let waited = 0; waited < (this.opts.quiesceWaitMs ?? 0); waited += 100) {
+            ctx.heartbeat();
+            await Promise.race([sleep(100), ctx.cancelled]);
+          }
+          const st = this.reload();
+          if (input.workloads.some((w) => st.workloads[`${w.namespace}/${w.name}`]!.replicas !== 0)) {
+            throw ApplicationFailure.retryable('pods still running', FailureType.Transient);
+          }
+        }),
+      unquiesce: (input) =>
+        this.activity('unquiesce', input.records[0]?.workload.namespace ?? '', async () => {
+          const st = this.reload();
+          for (const r of input.records) {
+            const cur = st.workloads[`${r.workload.namespace}/${r.workload.name}`]!;
+            if (r.changed && cur.replicas === 0) cur.replicas = r.replicas ?? 1;
+            delete cur.preQuiesceReplicas;
+          }
+          this.save();
+        }),
+      cleanup: (input) =>
+        this.activity('cleanup', input.namespace?.source ?? '', async () => {
+          const ns = input.namespace;
+          const doomed = Object.entries(this.reload().objects)
+            .filter(([k, owner]) => owner === input.migrationId && /^(source|destination)\/(endpoint|server|client)\//.test(k))
+            .filter(([k]) => !ns || k.split('/')[2] === ns.source || k.split('/')[2] === ns.destination)
+            .map(([k]) => k);
+          for (const k of doomed) this.delete(k);
+          return {
+            source: doomed.filter((k) => k.startsWith('source/')).length,
+            destination: doomed.filter((k) => k.startsWith('destination/')).length,
+            remaining: 0,
+          };
+        }),
+      deleteDestinationPVCs: (input) =>
+        this.activity('deleteDestinationPVCs', input.namespace.source, async () => {
+          for (const p of input.pvcs) {
+            const key = `destination/pvc/${input.namespace.destination}/${p}`;
+            if (this.reload().objects[key] === input.migrationId) this.delete(key);
+          }
+        }),
+      copyImages: (ctx) =>
+        this.activity('copyImages', ctx.namespace.source, async () => ({
+          copied: [{ source: `src/${ctx.namespace.source}/app:1`, destination: `dst/${ctx.namespace.destination}/app:1`, digest: 'sha256:0' }],
+          skipped: [],
+        })),
+    };
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private async transfer(req: TransferRequest): Promise<TransferResult> {
+    const ns = req.namespace.source;
+    const server = `destination/server/${req.namespace.destination}/ferry-server`;
+    if (!this.has(server)) throw ApplicationFailure.retryable(`no transfer server in ${req.namespace.destination}`, FailureType.Transient);
+    const st = this.reload();
+    const script = st.failures.find((f) => f.namespace === ns && f.pvc === req.pvc.name && (f.final === undefined || f.final === req.final) && f.times > 0);
+    if (script) {
+      script.times--;
+      this.save();
+      throw ApplicationFailure.create({ type: script.type, message: script.message ?? `simulated ${script.type} on ${ns}/${req.pvc.name}`, nonRetryable: false });
+    }
+    const dataKey = `${ns}/${req.pvc.name}`;
+    const startVersion = st.data[dataKey]!.source;
+    // The client pod's name carries the sync number: an activity retry re-attaches to it.
+    const pod = `source/client/${ns}/${req.pvc.name}-${req.pass}`;
+    this.create(pod, req.migrationId);
+    this.runningTransfers++;
+    this.maxConcurrentTransfers = Math.max(this.maxConcurrentTransfers, this.runningTransfers);
+    const ctx = Context.current();
+    const total = req.pvc.capacityBytes;
+    const started = Date.now();
+    const duration = this.opts.transferMs ?? 50;
+    try {
+      for (;;) {
+        const elapsed = Date.now() - started;
+        const bytes = Math.min(total, Math.round((total * elapsed) / duration));
+        ctx.heartbeat({ bytes, totalBytes: total, percent: Math.round((100 * bytes) / total) });
+        if (elapsed >= duration && !this.hold(req)) break;
+        if (this.opts.dir) this.log({ event: 'progress', activity: 'runTransfer', detail: `${dataKey} ${bytes}` });
+        await Promise.race([sleep(this.opts.heartbeatMs ?? 20), ctx.cancelled]);
+      }
+    } catch (err) {
+      if (err instanceof CancelledFailure) this.delete(pod);
+      throw err;
+    } finally {
+      this.runningTransfers--;
+    }
+    const after = this.reload();
+    after.data[dataKey]!.destination = startVersion;
+    // Applications that still run kept writing while the sync copied.
+    const writers = Object.entries(after.workloads).filter(([k, w]) => k.startsWith(`${ns}/`) && w.replicas > 0);
+    if (writers.length > 0) after.data[dataKey]!.source = startVersion + 1;
+    this.save();
+    this.delete(pod);
+    return { exitCode: 0, outcome: 'success', bytesSent: total, totalFileSize: total, message: 'ok', durationSeconds: (Date.now() - started) / 1000 };
+  }
+
+  /** Runs one activity, journaling its start and end. */
+  private async activity<T>(name: string, detail: string, fn: () => Promise<T>): Promise<T> {
+    const info = Context.current().info;
+    const activityKey = `${info.workflowExecution?.workflowId}|${info.workflowExecution?.runId}|${info.activityId}`;
+    this.log({ event: 'start', activity: name, activityKey, attempt: info.attempt, detail });
+    try {
+      const r = await fn();
+      this.log({ event: 'complete', activity: name, activityKey, attempt: info.attempt, detail });
+      return r;
+    } catch (err) {
+      this.log({ event: 'fail', activity: name, activityKey, attempt: info.attempt, detail: `${detail} ${(err as Error).message}` });
+      throw err;
+    }
+  }
+
+  /** Creates an object unless it exists; returns whether it was created. */
+  private create(key: string, migrationId: string): boolean {
+    const st = this.reload();
+    if (st.objects[key] !== undefined) {
+      this.log({ event: 'adopt', object: key });
+      return false;
+    }
+    st.objects[key] = migrationId;
+    this.save();
+    this.log({ event: 'create', object: key });
+    return true;
+  }
+
+  private delete(key: string): void {
+    const st = this.reload();
+    if (st.objects[key] === undefined) return;
+    delete st.objects[key];
+    this.save();
+    this.log({ event: 'delete', object: key });
+  }
+
+  private log(e: Omit<JournalEntry, 'seq' | 'pid'>): void {
+    const st = this.reload();
+    const entry: JournalEntry = { seq: ++st.seq, pid: process.pid, ...e };
+    this.save();
+    if (this.opts.dir) appendFileSync(join(this.opts.dir, 'journal.jsonl'), JSON.stringify(entry) + '\n');
+    else this.journalInMemory.push(entry);
+  }
+
+  /** In file-backed mode, re-reads the state (another process may have changed it). */
+  private reload(): ClusterState {
+    if (this.opts.dir) this.st = JSON.parse(readFileSync(join(this.opts.dir, 'cluster.json'), 'utf8')) as ClusterState;
+    return this.st;
+  }
+
+  private save(): void {
+    if (!this.opts.dir) return;
+    const file = join(this.opts.dir, 'cluster.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.st));
+    renameSync(`${file}.tmp`, file);
+  }
+}
