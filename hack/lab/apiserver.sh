@@ -30,6 +30,11 @@ declare -A KCM_PORT=([src]=${FERRY_LAB_SRC_KCM_PORT:-16257} [dst]=${FERRY_LAB_DS
 # Service ranges are API-level allocations only here (no node, no proxy, no traffic).
 declare -A SVC_CIDR=([src]=10.96.0.0/16 [dst]=10.112.0.0/16)
 declare -A SVC_API_IP=([src]=10.96.0.1 [dst]=10.112.0.1)
+# The `kubernetes` Service's endpoint: the apiservers listen on 127.0.0.1 only, but advertise
+# this address of the lab wire (br0 in ferry-lab-net), where hack/lab/node.sh relays
+# <ip>:<api port> to them, so pods reach the API through the Service. Without nodes nothing
+# listens there (and nothing in the root namespace routes to it).
+ADVERTISE_IP=${FERRY_LAB_ADVERTISE_IP:-10.250.0.1}
 CLUSTERS=(src dst)
 READY_TIMEOUT=${FERRY_LAB_READY_TIMEOUT:-90}
 STOP_GRACE=${FERRY_LAB_STOP_GRACE:-5}
@@ -224,8 +229,8 @@ start_apiserver() { # cluster
   local c=$1
   start_proc "apiserver-$c" kube-apiserver \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" --etcd-prefix "/ferry-$c" \
-    --bind-address 127.0.0.1 --secure-port "${API_PORT[$c]}" --advertise-address 127.0.0.1 \
-    --endpoint-reconciler-type none \
+    --bind-address 127.0.0.1 --secure-port "${API_PORT[$c]}" \
+    --advertise-address "$ADVERTISE_IP" --endpoint-reconciler-type lease \
     --tls-cert-file "$PKI/apiserver-$c.crt" --tls-private-key-file "$PKI/apiserver-$c.key" \
     --client-ca-file "$PKI/ca.crt" \
     --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \

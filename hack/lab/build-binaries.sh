@@ -29,7 +29,7 @@ ETCD_MOD=$LAB_DIR/etcd-build
 CACHE_ROOT=${FERRY_LAB_CACHE:-/var/cache/ferry-lab}
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 # lab-only commands in k8s-build/cmd (not from the Kubernetes tag; --regen keeps them)
-LAB_BINS=(pause lab-egress)
+LAB_BINS=(pause lab-egress lab-controller)
 
 log() { printf '[build-binaries %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 

@@ -32,7 +32,11 @@ declare -A POD_CIDR=([src]=10.244.0.0/24 [dst]=10.245.0.0/24)
 declare -A SVC_CIDR=([src]=10.96.0.0/16 [dst]=10.112.0.0/16)
 CLUSTERS=(src dst)
 NET_NS=ferry-lab-net
+NET_IP=10.250.0.1 # br0 in ferry-lab-net; also where pods reach the apiservers (the `kubernetes` Service)
 PAUSE_IMAGE=ferry.local/lab/pause:1
+REG=$STATE/registries
+declare -A REGISTRY_WIRE=([src]=10.250.0.21:5000 [dst]=10.250.0.22:5000)
+declare -A REGISTRY_HOST=([src]=127.0.0.1:${FERRY_LAB_SRC_REGISTRY_PORT:-15000} [dst]=127.0.0.1:${FERRY_LAB_DST_REGISTRY_PORT:-25000})
 READY_TIMEOUT=${FERRY_LAB_READY_TIMEOUT:-120}
 STOP_GRACE=${FERRY_LAB_STOP_GRACE:-5}
 
@@ -140,7 +144,7 @@ ensure_net() {
     ip -n "$NET_NS" link set lo up
     ip -n "$NET_NS" link add br0 type bridge
     ip -n "$NET_NS" link set br0 up
-    ip -n "$NET_NS" addr add 10.250.0.1/24 dev br0
+    ip -n "$NET_NS" addr add "$NET_IP/24" dev br0
   fi
   for c in "${CLUSTERS[@]}"; do
     ns=$(node_ns "$c")
@@ -242,7 +246,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni/net.d"
+  # the lab registries (hack/lab/registry.sh): trust the lab registry CA for both, pull with
+  # this cluster's credentials from its own one (certs.d/<host>/hosts.toml below)
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+$(registry_auth_toml "$c")
 EOF
+  write_registry_hosts "$c"
 
   cat >"$dir/cni/net.d/10-ferry-lab.conflist" <<EOF
 {
@@ -304,6 +314,46 @@ nodePortAddresses: [${NODE_IP[$c]}/32]
 EOF
 }
 
+# containerd credentials for the cluster's own registry (none until registry.sh made them)
+registry_auth_toml() { # cluster
+  local c=$1
+  [[ -s $REG/$c/password ]] || return 0
+  cat <<EOF
+    [plugins."io.containerd.grpc.v1.cri".registry.configs."${REGISTRY_WIRE[$c]}".auth]
+      username = "ferry"
+      password = "$(<"$REG/$c/password")"
+EOF
+}
+
+# certs.d: each registry by its wire address and by its host address (both go to the wire
+# address, the only one reachable from a node), and docker.io -> this cluster's registry, so
+# `ferry/transfer:latest` / `lab/workload:latest` resolve there (nothing is ever pulled from
+# outside the lab; pods normally use the images imported below)
+write_registry_hosts() { # cluster
+  local c=$1 dir=$STATE/nodes/$(node_name "$1")/certs.d r
+  rm -rf "$dir"
+  for r in src dst; do
+    mkdir -p "$dir/${REGISTRY_WIRE[$r]}" "$dir/${REGISTRY_HOST[$r]}"
+    # containerd 1.6.20 refuses a hosts.toml without a [host] table ("invalid `host` tree")
+    printf 'server = "https://%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
+      "${REGISTRY_WIRE[$r]}" "${REGISTRY_WIRE[$r]}" "$REG/ca.crt" >"$dir/${REGISTRY_WIRE[$r]}/hosts.toml"
+    cp "$dir/${REGISTRY_WIRE[$r]}/hosts.toml" "$dir/${REGISTRY_HOST[$r]}/hosts.toml"
+  done
+  mkdir -p "$dir/docker.io"
+  cp "$dir/${REGISTRY_WIRE[$c]}/hosts.toml" "$dir/docker.io/hosts.toml"
+}
+
+# import an OCI archive unless every name in it already points at its manifest
+import_image() { # sock archive
+  local sock=$1 f=$2 want ref missing=0
+  want=$(tar -xOf "$f" index.json | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d'"' -f4)
+  for ref in $(tar -xOf "$f" index.json | grep -o '"io.containerd.image.name":"[^"]*"' | cut -d'"' -f4); do
+    ctr -a "$sock" -n k8s.io images ls "name==$ref" 2>/dev/null | grep -q "$want" || missing=1
+  done
+  ((missing)) || return 0
+  ctr -a "$sock" -n k8s.io images import --all-platforms "$f" >/dev/null
+}
+
 start_cluster_node() { # cluster
   local c=$1 n ns dir
   n=$(node_name "$c"); ns=$(node_ns "$c"); dir=$STATE/nodes/$n
@@ -317,10 +367,13 @@ start_cluster_node() { # cluster
   start_proc "containerd-$c" nsenter --net="/run/netns/$ns" -- containerd --config "$dir/containerd.toml"
   wait_for "containerd $c" ctr -a "$SOCK_DIR/$n/containerd.sock" version
   local img
-  for img in pause busybox; do
-    ctr -a "$SOCK_DIR/$n/containerd.sock" -n k8s.io images import --all-platforms \
-      "$IMAGES/$img.oci.tar" >/dev/null
+  for img in pause busybox transfer; do
+    import_image "$SOCK_DIR/$n/containerd.sock" "$IMAGES/$img.oci.tar"
   done
+  # pods -> `kubernetes` Service -> endpoint $NET_IP:<api port> (the apiserver's advertise
+  # address) -> this relay in ferry-lab-net -> the root relay's unix socket -> the apiserver
+  start_proc "relay-$c-wire" nsenter --net="/run/netns/$NET_NS" -- socat \
+    "TCP-LISTEN:${API_PORT[$c]},bind=$NET_IP,fork,reuseaddr" "UNIX-CONNECT:$SOCK_DIR/$n/apiserver.sock"
   start_proc "kubelet-$c" nsenter --net="/run/netns/$ns" -- "$BIN/kubelet" \
     --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
     --root-dir "$dir/kubelet" --hostname-override "$n" --node-ip "${NODE_IP[$c]}" --v 1
@@ -341,7 +394,7 @@ cmd_up() {
   for c in containerd runc socat nsenter ctr iptables conntrack; do command -v $c >/dev/null || die "$c not installed"; done
   [[ -x /usr/lib/cni/bridge ]] || die "CNI plugins missing: apt-get install containernetworking-plugins"
   BIN=${FERRY_LAB_BIN:-$("$LAB_DIR/build-binaries.sh" --print-bin-dir)}
-  IMAGES=$(dirname "$BIN")/images
+  IMAGES=$("$LAB_DIR/images.sh" --print-dir)
   [[ -x $BIN/kubelet && -x $BIN/kube-proxy && -x $BIN/kube-scheduler ]] || die "binaries missing in $BIN"
   "$LAB_DIR/images.sh" >/dev/null
   mkdir -p "$RUN" "$LOGS"
@@ -380,7 +433,8 @@ cmd_down() {
         done
       fi
     done
-    stop_procs containerd-src containerd-dst relay-src-node relay-dst-node relay-src-root relay-dst-root egress
+    stop_procs containerd-src containerd-dst relay-src-wire relay-dst-wire relay-src-node relay-dst-node \
+      relay-src-root relay-dst-root egress
   fi
   # leftover shims (containerd-shim-runc-v2 outlives containerd by design): only ours,
   # recognised by our containerd socket in their command line
@@ -407,8 +461,8 @@ cmd_down() {
 
 cmd_status() {
   local n rc=0
-  for n in egress relay-src-root relay-src-node containerd-src kubelet-src proxy-src scheduler-src \
-    relay-dst-root relay-dst-node containerd-dst kubelet-dst proxy-dst scheduler-dst; do
+  for n in egress relay-src-root relay-src-node relay-src-wire containerd-src kubelet-src proxy-src scheduler-src \
+    relay-dst-root relay-dst-node relay-dst-wire containerd-dst kubelet-dst proxy-dst scheduler-dst; do
     if alive "$n"; then printf '%-16s pid %s\n' "$n" "$(<"$(pidfile "$n")")"
     else printf '%-16s not running\n' "$n"; rc=1; fi
   done
