@@ -18,9 +18,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# `npm install`, not `npm ci`: the registry reachable here does not serve the non-Linux optional
+# platform packages of @swc/core (404), which `npm ci`'s lock-file check demands. `npm install`
+# installs the exact versions package-lock.json pins and skips optional packages it cannot get.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  echo "setup: npm install (versions from package-lock.json)"
+  npm install --no-audit --no-fund
 fi
 
 bash hack/install-temporal.sh
