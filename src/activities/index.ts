@@ -32,7 +32,7 @@ import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from 
 import type { Logger } from '../kube/log';
 import { runPreflight, type PreflightCluster } from '../kube/preflight';
 import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
-import { clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
+import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
@@ -229,7 +229,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       run('probeConnectivity', nsFields(input), async (log, signal) => {
         const source = clients(input.plan).source();
         const credentials = await readClientCredentials(source, input.migrationId, input.namespace.source);
-        const nt = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()]);
+        const nt = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()], clientLifecycleFor(await source.version()));
         await probeConnectivity(source, nt, credentials, input.address, {
           onTick: (reason) => heartbeat({ reason }),
           ...(signal ? { signal } : {}),
@@ -241,7 +241,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       run('runTransfer', { ...nsFields(req), pvc: req.pvc.name, pass: req.pass, final: req.final }, async (log, signal) => {
         const source = clients(req.plan).source();
         const credentials = await readClientCredentials(source, req.migrationId, req.namespace.source);
-        const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc]);
+        const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
         return runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
           onProgress: (progress) => heartbeat(progress),
           ...(signal ? { signal } : {}),

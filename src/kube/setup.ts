@@ -6,6 +6,7 @@ import type { PVCInfo, WorkloadIdentity } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { createEndpoint, EndpointOptionsError, type EndpointOptions } from '../statetransfer/endpoint';
 import { createNamespaceTransfer, type NamespaceTransfer, type VolumePair } from '../statetransfer/namespace-transfer';
+import type { ClientLifecycle } from '../statetransfer/pods/pods';
 import type { PodIdentity } from '../statetransfer/pods/security';
 import { createRcloneTransfer } from '../statetransfer/transfer/rclone';
 import { DEFAULT_EXCLUDES, RsyncOptionsError } from '../statetransfer/transfer/rsync/options';
@@ -131,6 +132,7 @@ export function namespaceTransferFor(
   mapping: Pick<NamespaceMapping, 'source' | 'destination'>,
   pvcs: readonly PVCInfo[],
   endpointType: EndpointType,
+  lifecycle?: ClientLifecycle,
 ): NamespaceTransfer {
   const volumes: VolumePair[] = pvcs.map((p) => {
     const identity = clientIdentity(plan, p.identity);
@@ -156,6 +158,7 @@ export function namespaceTransferFor(
       image: plan.transferImage,
       ...(server ? { serverIdentity: server } : {}),
       allowInsecure: plan.allowInsecure,
+      ...(lifecycle ? { lifecycle } : {}),
     });
   } catch (err) {
     if (err instanceof FerryError) throw err;
@@ -174,6 +177,20 @@ export function clientSideTransferFor(
   migrationId: string,
   mapping: Pick<NamespaceMapping, 'source' | 'destination'>,
   pvcs: readonly PVCInfo[],
+  lifecycle?: ClientLifecycle,
 ): NamespaceTransfer {
-  return namespaceTransferFor(plan, migrationId, mapping, pvcs, 'ClusterIP');
+  return namespaceTransferFor(plan, migrationId, mapping, pvcs, 'ClusterIP', lifecycle);
+}
+
+/**
+ * The client pod lifecycle a cluster supports, from its version (GET /version): native sidecar
+ * containers from Kubernetes 1.29 on (the SidecarContainers feature is beta and on by default in
+ * 1.29, GA in 1.33: KEP-753), the done-file wrapper before. Unparseable versions get the done-file
+ * wrapper, which works everywhere.
+ */
+export function clientLifecycleFor(version: { major?: string; minor?: string }): ClientLifecycle {
+  const major = Number.parseInt(version.major ?? '', 10);
+  const minor = Number.parseInt((version.minor ?? '').replace(/\D.*$/, ''), 10);
+  if (!Number.isFinite(major) || !Number.isFinite(minor)) return 'done-file';
+  return major > 1 || (major === 1 && minor >= 29) ? 'native-sidecar' : 'done-file';
 }

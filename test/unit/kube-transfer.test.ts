@@ -202,3 +202,15 @@ describe('setup from the plan', () => {
     expect(() => transferFor(bad)).toThrow(/invalid transfer options in the plan: rsync\.extraArgs\[0\]/);
   });
 });
+
+describe('client pod lifecycle by cluster version', () => {
+  const { clientLifecycleFor } = require('../../src/kube/setup') as typeof import('../../src/kube/setup');
+  it('uses native sidecars from 1.29 on and the done-file wrapper before or when unknown', () => {
+    expect(clientLifecycleFor({ major: '1', minor: '32' })).toBe('native-sidecar');
+    expect(clientLifecycleFor({ major: '1', minor: '29+' })).toBe('native-sidecar');
+    expect(clientLifecycleFor({ major: '1', minor: '28' })).toBe('done-file');
+    expect(clientLifecycleFor({ major: '1', minor: '27+' })).toBe('done-file');
+    expect(clientLifecycleFor({ major: '', minor: '' })).toBe('done-file');
+    expect(clientLifecycleFor({ major: '2', minor: '0' })).toBe('native-sidecar');
+  });
+});
