@@ -17,6 +17,8 @@ import type { ClientLifecycle } from '../../src/statetransfer/pods/pods';
 import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
 import { RsyncOutputParser } from '../../src/statetransfer/transfer/rsync/parser';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
+import { createNullTransport } from '../../src/statetransfer/transport/null';
+import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
 import type { EndpointAddress, SecurityMode } from '../../src/statetransfer/types';
 import { LocalPod, removeWorkDir, type ContainerResult } from '../support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../support/netns';
@@ -30,6 +32,15 @@ interface Setup {
   credentials: TransferCredentials;
   address: EndpointAddress;
   server: LocalPod;
+}
+
+/** Waits until something accepts TCP on host:port as seen from network namespace `ns`. */
+async function waitForTCP(ns: string, host: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('ip', ['netns', 'exec', ns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`]).status === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`nothing accepts ${host}:${port} from ${ns}`);
 }
 
 describe('data plane: rsync over stunnel mutual TLS between two network namespaces', () => {
@@ -158,6 +169,58 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     // Files belong to the server's UID: ownership is not (and cannot be) preserved without privileges.
     expect(manifest(dst).get('large.bin')!.uid).toBe(2000);
     await s.server.stop();
+  });
+
+  it('rclone encrypts itself over the null transport: mutual TLS with the migration certificates, same content', async () => {
+    const src = join(work, 'rc-src');
+    const dst = join(work, 'rc-dst');
+    buildTree(src, { smallFiles: 500, largeFileBytes: 30 * MiB, sparseFileBytes: 8 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
+    mkdirSync(dst);
+    chownTree(dst, 2000, 2000);
+    const migrationId = 'mig-rclone';
+    const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst-ns', backendPort: BACKEND_PORT, port: BACKEND_PORT });
+    const address = { host: net.destinationIP, port: BACKEND_PORT };
+    const nt = createNamespaceTransfer({
+      migrationId,
+      sourceNamespace: 'src-ns',
+      destinationNamespace: 'dst-ns',
+      volumes: [{ sourcePVC: 'data', destinationPVC: 'data', identity: { runAsUser: 1000, runAsGroup: 1000 } }],
+      transfer: createRcloneTransfer({}),
+      transport: createNullTransport(),
+      endpoint,
+      security: 'restricted',
+      image: 'ferry/transfer:test',
+      serverIdentity: { runAsUser: 2000, runAsGroup: 2000 },
+    });
+    const credentials = createTransferCredentials(migrationId, endpoint, address);
+    const dobjs = nt.destinationObjects(credentials);
+    const server = new LocalPod({ pod: dobjs.find((o) => o.kind === 'Pod') as V1Pod, objects: dobjs, pvcs: { data: dst }, netns: net.destination, workDir: join(work, 'rc-server') });
+    pods.push(server);
+    await server.start();
+    await waitForTCP(net.source, address.host, address.port);
+
+    const run = async (name: string, creds: TransferCredentials) => {
+      const objects = nt.sourceObjects('data', address, creds, { final: true });
+      const client = new LocalPod({ pod: objects.find((o) => o.kind === 'Pod') as V1Pod, objects, pvcs: { data: src }, netns: net.source, workDir: join(work, name) });
+      pods.push(client);
+      await client.start();
+      return (await client.completion(300_000)).rclone!;
+    };
+    const ok = await run('rc-client', credentials);
+    if (ok.exitCode !== 0) throw new Error(`rclone exited ${ok.exitCode}:\n${ok.logs.slice(-3000)}\nserver:\n${server.log('rclone').slice(-2000)}`);
+    // WebDAV carries contents, times and (with --links) symlinks; not modes, owners, hard links or holes.
+    const contents = (m: ReturnType<typeof manifest>) =>
+      new Map([...m].filter(([, e]) => e.type === 'file').map(([p, e]) => [p, `${e.sha256} ${e.size}`]));
+    expect(contents(manifest(dst, { owners: false }))).toEqual(contents(manifest(src, { owners: false })));
+    const links = (m: ReturnType<typeof manifest>) => new Map([...m].filter(([, e]) => e.type === 'symlink').map(([p, e]) => [p, e.target]));
+    expect(links(manifest(dst, { owners: false }))).toEqual(links(manifest(src, { owners: false })));
+
+    // A client certificate from another CA is refused by rclone's TLS server.
+    const rogue = createTransferCredentials(migrationId, endpoint, address);
+    writeFileSync(join(src, 'must-not-arrive'), 'x');
+    const refused = await run('rc-rogue', { certificates: rogue.certificates, password: credentials.password });
+    expect(refused.exitCode).not.toBe(0);
+    expect(existsSync(join(dst, 'must-not-arrive'))).toBe(false);
   });
 
   it('refuses a client certificate from another CA, and moves no data over plaintext', async () => {

@@ -80,7 +80,7 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
       const htName = ctx.objectName('rclone-htpasswd');
       const volumes: V1Volume[] = [{ name: 'ferry-rclone-htpasswd', secret: { secretName: htName, defaultMode: 0o444 } }];
       const mounts: V1VolumeMount[] = [{ name: 'ferry-rclone-htpasswd', mountPath: RCLONE_PATHS.htpasswdDir, readOnly: true }];
-      const argv = ['rclone', 'serve', 'webdav', root, `--addr=${ctx.bindAddress}:${ctx.port}`, `--htpasswd=${RCLONE_PATHS.htpasswd}`, '--config=/dev/null', '--cache-dir=/tmp/rclone', '-v'];
+      const argv = ['rclone', 'serve', 'webdav', root, `--addr=${ctx.bindAddress}:${ctx.port}`, `--htpasswd=${RCLONE_PATHS.htpasswd}`, '--links', '--config=/dev/null', '--cache-dir=/tmp/rclone', '-v'];
       if (ctx.tls) {
         volumes.push({ name: 'ferry-rclone-tls', secret: { secretName: ctx.tls.secretName, defaultMode: 0o444 } });
         mounts.push({ name: 'ferry-rclone-tls', mountPath: RCLONE_PATHS.tlsDir, readOnly: true });
