@@ -173,4 +173,4 @@ fi
 
 log "done in $(($(date +%s) - TOTAL_START))s"
 "$BIN/kube-apiserver" --version
-"$BIN/etcd" --version | head -1
+"$BIN/etcd" --version | awk 'NR == 1'  # awk reads all input: no SIGPIPE under pipefail

@@ -15,8 +15,21 @@ export function rootCause(err: unknown): unknown {
   return e;
 }
 
-/** Type and message of the innermost cause (`type` is the ApplicationFailure type, or e.g. "Timeout:HEARTBEAT"). */
+/** The first ApplicationFailure in the chain whose type is one of Ferry's (FailureType: "Ferry…"):
+ * the activity's classified error, which wraps the library error it came from as its cause. */
+function ferryFailure(err: unknown): ApplicationFailure | undefined {
+  let e = err;
+  for (let i = 0; i < 20 && e instanceof Error; i++, e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type?.startsWith('Ferry')) return e;
+  }
+  return undefined;
+}
+
+/** Type and message of a failure: Ferry's classified ApplicationFailure when the chain has one,
+ * else the innermost cause (`type` is the ApplicationFailure type, or e.g. "Timeout:HEARTBEAT"). */
 export function describeFailure(err: unknown): { type?: string; message: string } {
+  const classified = ferryFailure(err);
+  if (classified) return { type: classified.type!, message: classified.message };
   const root = rootCause(err);
   if (root instanceof ApplicationFailure) return { ...(root.type ? { type: root.type } : {}), message: root.message };
   if (root instanceof TimeoutFailure) {

@@ -18,10 +18,17 @@ export const SUMMARY_FILE = `${FERRY_RUN_DIR}/summary`;
 export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 /** Marker line carrying the transfer's exit code in the termination message. */
 export const EXIT_CODE_MARKER = 'ferry-exit-code=';
-/** Number of final output lines kept for the termination message (rsync's STATS2 block is ~16). */
-export const SUMMARY_LINES = 40;
-/** The termination message is capped by Kubernetes at 4096 bytes; keep room for the marker. */
-const SUMMARY_BYTES = 3500;
+/** Number of final output lines kept for the termination message (rsync's STATS2 block is ~18),
+ * each cut to SUMMARY_LINE_CHARS. */
+export const SUMMARY_LINES = 30;
+const SUMMARY_LINE_CHARS = 100;
+/** Error lines (rsync: …, rsync error, file has vanished, @ERROR) seen BEFORE the final lines are kept
+ * too, the first SUMMARY_ERROR_LINES of them, each cut to 160 characters: e.g. rsync reports the
+ * volume root's "failed to set permissions" first, and the exit code 23 it causes is harmless only
+ * if that line is the evidence (exit-codes.ts). */
+export const SUMMARY_ERROR_LINES = 5;
+/** Kubernetes caps the termination message at 4096 bytes: 30×101 + 5×161 = 3835, plus the marker. */
+const SUMMARY_BYTES = 4000;
 
 export { shJoin, shQuote };
 
@@ -44,7 +51,8 @@ export interface TransferClientScriptOptions {
   waitSeconds?: number;
   /** Bash lines run before the command. */
   prepare?: string;
-  /** Bash lines run after the command succeeded; their failure code becomes the exit code. */
+  /** Bash lines run after the command succeeded (exit 0, or rsync's 23 "partial"); their failure
+   * code becomes the exit code. */
   finish?: string;
   /** Drop the done-file on exit (legacy mode with a transport). */
   signalDone: boolean;
@@ -66,10 +74,25 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
     lines.push(WAIT_PORT_FN, `wait_port ${opts.waitPort} ${opts.waitSeconds ?? 120} || { write_termination 35; exit 35; }`);
   }
   if (opts.prepare) lines.push(`{\n${opts.prepare}\n} || { echo 'ferry: preparing the transfer failed' >&2; write_termination 1; exit 1; }`);
-  // awk splits on \r too, so progress updates become log lines; it keeps the last lines in a ring.
-  const awk = `BEGIN { RS = "[\\r\\n]" } { print; fflush(); if (length($0)) { ring[n % ${SUMMARY_LINES}] = $0; n++ } } END { s = n > ${SUMMARY_LINES} ? n - ${SUMMARY_LINES} : 0; for (i = s; i < n; i++) print ring[i % ${SUMMARY_LINES}] > "${SUMMARY_FILE}" }`;
+  // awk splits on \r too, so progress updates become log lines; it keeps the last lines in a ring and
+  // the first error lines with their line numbers (printed only if they fell out of the ring).
+  const awk = [
+    // Counters start at 0 explicitly: an unset variable used as an array subscript is "", not "0".
+    'BEGIN { RS = "[\\r\\n]"; n = 0; e = 0 }',
+    '{ print; fflush()',
+    `  if (length($0)) { ring[n % ${SUMMARY_LINES}] = substr($0, 1, ${SUMMARY_LINE_CHARS})`,
+    // rsync may print an error right after progress text on the same line: match anywhere.
+    `    if (e < ${SUMMARY_ERROR_LINES} && match($0, /rsync: |rsync error|file has vanished|@ERROR|ERROR: /)) { err[e] = substr($0, RSTART, 160); errn[e] = n; e++ }`,
+    '    n++ } }',
+    `END { s = n > ${SUMMARY_LINES} ? n - ${SUMMARY_LINES} : 0`,
+    `  for (i = 0; i < e; i++) if (errn[i] < s) print err[i] > "${SUMMARY_FILE}"`,
+    `  for (i = s; i < n; i++) print ring[i % ${SUMMARY_LINES}] > "${SUMMARY_FILE}" }`,
+  ].join('\n');
   lines.push(`${shJoin(argv)} 2>&1 | awk ${shQuote(awk)}`, 'rc=${PIPESTATUS[0]}');
-  if (opts.finish) lines.push(`if [ "$rc" -eq 0 ]; then ( set -u\n${opts.finish}\n) >&2; frc=$?; [ "$frc" -eq 0 ] || rc=$frc; fi`);
+  // Finish also after rsync's exit 23 (partial transfer): an unprivileged receiver cannot set the
+  // volume root's attributes and reports 23 for that alone, which Ferry counts as success
+  // (exit-codes.ts); the finish step (e.g. the symlink repair) must run then too. 23 is kept.
+  if (opts.finish) lines.push(`if [ "$rc" -eq 0 ] || [ "$rc" -eq 23 ]; then ( set -u\n${opts.finish}\n) >&2; frc=$?; [ "$frc" -eq 0 ] || rc=$frc; fi`);
   lines.push('write_termination "$rc"', 'exit "$rc"');
   return lines.join('\n');
 }

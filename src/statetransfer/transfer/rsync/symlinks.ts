@@ -71,8 +71,9 @@ export function symlinkListUpload(o: SymlinkUploadOptions): string {
     `if [ -s ${list} ]; then`,
     `  echo "ferry: restoring $(( $(tr -cd '\\0' < ${list} | wc -c) / 3 )) symlink(s) the daemon sanitizes" >&2`,
     '  for try in 1 2 3 4 5; do',
-    `    rsync --quiet --password-file=${shQuote(o.passwordFile)} ${list} ${shQuote(`${o.moduleURL}${SYMLINK_LIST_NAME}`)} && break`,
-    '    [ "$try" = 5 ] && exit 1',
+    // Earlier tries stay quiet ("max connections reached" is expected right after the main sync).
+    `    if [ "$try" = 5 ]; then rsync --quiet --password-file=${shQuote(o.passwordFile)} ${list} ${shQuote(`${o.moduleURL}${SYMLINK_LIST_NAME}`)} || exit $?; break; fi`,
+    `    rsync --quiet --password-file=${shQuote(o.passwordFile)} ${list} ${shQuote(`${o.moduleURL}${SYMLINK_LIST_NAME}`)} 2>/dev/null && break`,
     '    sleep "$try"',
     '  done',
     'fi',
