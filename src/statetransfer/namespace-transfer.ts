@@ -12,7 +12,7 @@
  * Every object carries the migration's labels (names.ts `migrationSelector`) for cleanup.
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import { migrationSelector, objectLabels, objectName } from './names';
+import { objectLabels, objectName } from './names';
 import { deepFreeze, secret } from './objects';
 import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
 import type { PodIdentity } from './pods/security';
@@ -242,5 +242,3 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
   return deepFreeze(nt);
 }
 
-/** Labels selecting every object of a migration, re-exported for cleanup callers. */
-export { migrationSelector };

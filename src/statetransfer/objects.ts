@@ -14,16 +14,20 @@ export function configMap(
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { ...labels } }, data: { ...files } };
 }
 
-/** An Opaque Secret; `values` are plain strings, base64-encoded here. */
+/** An Opaque Secret; `values` are plain strings, base64-encoded here. Immutable unless
+ * `options.immutable` is false. */
 export function secret(
   name: string,
   namespace: string,
   labels: Readonly<Record<string, string>>,
   values: Record<string, string>,
+  options: { immutable?: boolean } = {},
 ): V1Secret {
   const data: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) data[k] = Buffer.from(v, 'utf8').toString('base64');
-  return { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name, namespace, labels: { ...labels } }, data, immutable: true };
+  const s: V1Secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name, namespace, labels: { ...labels } }, data };
+  if (options.immutable ?? true) s.immutable = true;
+  return s;
 }
 
 /** Decodes a Secret's `data` back to plain strings (for tests and the local pod runner). */

@@ -7,7 +7,7 @@
  */
 import type { V1Affinity, V1Container, V1Pod, V1Probe, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
-import { serverScript, shQuote, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
+import { serverScript, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
 import { containerSecurityContext, podSecurityContext, type PodIdentity } from './security';
 
 /** How the client pod orders its transport and transfer containers.
@@ -218,7 +218,3 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
   return pod;
 }
 
-/** Shell-quoted for logs: the command of a container as one line. */
-export function describeCommand(c: V1Container): string {
-  return (c.command ?? []).map(shQuote).join(' ');
-}

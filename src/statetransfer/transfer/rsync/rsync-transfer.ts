@@ -21,6 +21,7 @@ import {
   type TransferServerContext,
   type TransferType,
 } from '../../types';
+import { configMap as configMapObject, secret as secretObject } from '../../objects';
 import { RsyncOptionsError, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
 import { moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets } from './rsyncd-conf';
 import { SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
@@ -81,10 +82,6 @@ export type RsyncTransferOptions = RsyncOptionsInput & {
   port?: number;
 };
 
-function b64(s: string): string {
-  return Buffer.from(s, 'utf8').toString('base64');
-}
-
 /** URL host part: IPv6 literals in brackets. */
 function urlHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
@@ -140,19 +137,11 @@ class RsyncTransfer implements Transfer {
       // Without chroot the daemon sanitizes symlinks that leave the volume; repair them (symlinks.ts).
       postXferExec: ctx.root ? undefined : `/bin/bash ${RSYNCD_CONF_DIR}/${SYMLINK_REPAIR_KEY}`,
     });
-    const configMap: V1ConfigMap = {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: ctx.objectName('rsyncd'), namespace: ctx.namespace, labels: { ...ctx.labels } },
-      data: { [RSYNCD_CONF_KEY]: conf, ...(ctx.root ? {} : { [SYMLINK_REPAIR_KEY]: symlinkRepairScript() }) },
-    };
-    const secret: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'Opaque',
-      metadata: { name: ctx.objectName('rsyncd-secrets'), namespace: ctx.namespace, labels: { ...ctx.labels } },
-      data: { [RSYNCD_SECRETS_KEY]: b64(renderRsyncdSecrets(RSYNC_AUTH_USER, ctx.password)) },
-    };
+    const configMap: V1ConfigMap = configMapObject(ctx.objectName('rsyncd'), ctx.namespace, ctx.labels, {
+      [RSYNCD_CONF_KEY]: conf,
+      ...(ctx.root ? {} : { [SYMLINK_REPAIR_KEY]: symlinkRepairScript() }),
+    });
+    const secret: V1Secret = secretObject(ctx.objectName('rsyncd-secrets'), ctx.namespace, ctx.labels, { [RSYNCD_SECRETS_KEY]: renderRsyncdSecrets(RSYNC_AUTH_USER, ctx.password) }, { immutable: false });
     const volumes: V1Volume[] = [
       { name: RSYNC_VOLUME_NAMES.conf, configMap: { name: configMap.metadata!.name!, defaultMode: 0o444 } },
       { name: RSYNC_VOLUME_NAMES.secrets, secret: { secretName: secret.metadata!.name!, defaultMode: SECRET_FILE_MODE } },
@@ -189,13 +178,7 @@ class RsyncTransfer implements Transfer {
     const source = `${ctx.sourcePath.replace(/\/+$/, '')}/`;
     const destination = `rsync://${RSYNC_AUTH_USER}@${urlHost(host)}:${port}/${ctx.module}/`;
 
-    const secret: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'Opaque',
-      metadata: { name: ctx.objectName('rsync-password'), namespace: ctx.namespace, labels: { ...ctx.labels } },
-      data: { [RSYNC_PASSWORD_KEY]: b64(ctx.password) },
-    };
+    const secret: V1Secret = secretObject(ctx.objectName('rsync-password'), ctx.namespace, ctx.labels, { [RSYNC_PASSWORD_KEY]: ctx.password }, { immutable: false });
     const volumes: V1Volume[] = [
       { name: RSYNC_VOLUME_NAMES.password, secret: { secretName: secret.metadata!.name!, defaultMode: SECRET_FILE_MODE } },
     ];
