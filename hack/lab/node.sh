@@ -39,6 +39,9 @@ declare -A REGISTRY_WIRE=([src]=10.250.0.21:5000 [dst]=10.250.0.22:5000)
 declare -A REGISTRY_HOST=([src]=127.0.0.1:${FERRY_LAB_SRC_REGISTRY_PORT:-15000} [dst]=127.0.0.1:${FERRY_LAB_DST_REGISTRY_PORT:-25000})
 READY_TIMEOUT=${FERRY_LAB_READY_TIMEOUT:-120}
 STOP_GRACE=${FERRY_LAB_STOP_GRACE:-5}
+# stop_procs: shared by apiserver.sh, node.sh and registry.sh (uses this script's alive, pidfile, log).
+# shellcheck source=procs.sh
+source "$LAB_DIR/procs.sh"
 
 log() { printf '[lab-node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -105,27 +108,6 @@ start_proc() { # name cmd...
   # nsenter/setsid exec the final binary, so $! is the daemon's pid
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9<&- &
   echo $! >"$(pidfile "$name")"
-}
-stop_procs() {
-  local n pid i left
-  local -A pids=()
-  for n in "$@"; do
-    if alive "$n"; then pids[$n]=$(<"$(pidfile "$n")"); kill -TERM "${pids[$n]}" 2>/dev/null || true; fi
-  done
-  for ((i = 0; i < STOP_GRACE * 10; i++)); do
-    left=0; for n in "${!pids[@]}"; do [[ -d /proc/${pids[$n]} ]] && left=1; done
-    ((left)) || break; sleep 0.1
-  done
-  for n in "${!pids[@]}"; do
-    pid=${pids[$n]}
-    if [[ -d /proc/$pid ]]; then
-      log "$n (pid $pid) still running after ${STOP_GRACE}s, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-    fi
-    log "stopped $n (pid $pid)"
-  done
-  for n in "$@"; do rm -f "$(pidfile "$n")"; done
 }
 wait_for() { # description command...
   local what=$1; shift

@@ -37,6 +37,9 @@ declare -A WIRE_IP=([src]=10.250.0.21 [dst]=10.250.0.22)
 WIRE_PORT=5000
 USER_NAME=ferry
 STOP_GRACE=${FERRY_LAB_STOP_GRACE:-5}
+# stop_procs: shared by apiserver.sh, node.sh and registry.sh (uses this script's alive, pidfile, log).
+# shellcheck source=procs.sh
+source "$LAB_DIR/procs.sh"
 READY_TIMEOUT=${FERRY_LAB_READY_TIMEOUT:-60}
 
 log() { printf '[lab-registry %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -133,26 +136,6 @@ start_proc() { # name cmd...
   log "starting $name"
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9<&- 8<&- &
   echo $! >"$(pidfile "$name")"
-}
-stop_procs() {
-  local n pid i left
-  local -A pids=()
-  for n in "$@"; do
-    if alive "$n"; then pids[$n]=$(<"$(pidfile "$n")"); kill -TERM "${pids[$n]}" 2>/dev/null || true; fi
-  done
-  for ((i = 0; i < STOP_GRACE * 10; i++)); do
-    left=0; for n in "${!pids[@]}"; do [[ -d /proc/${pids[$n]} ]] && left=1; done
-    ((left)) || break; sleep 0.1
-  done
-  for n in "${!pids[@]}"; do
-    pid=${pids[$n]}
-    if [[ -d /proc/$pid ]]; then
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-    fi
-    log "stopped $n (pid $pid)"
-  done
-  for n in "$@"; do rm -f "$(pidfile "$n")"; done
 }
 
 # healthy CLUSTER [ADDR]: an authenticated TLS request verified with the lab CA gets /v2/ 200
