@@ -10,6 +10,7 @@ import { loadPlanFile, planFromFlags, PlanValidationError, type PlanFlags } from
 import type { MigrationPlan } from '../plan/schema';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes';
 import { follow } from './follow';
+import { checkPlanKubeconfigs } from './local-checks';
 import {
   cancel,
   cutover,
@@ -174,10 +175,13 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .option('--keep-source-quiesced', 'leave the source applications down after success')
     .option('--delete-destination-pvcs-on-rollback', 'delete the destination PVCs Ferry created on rollback')
     .option('--transfer-image <image>', 'image of the transfer pods')
+    .option('--skip-kubeconfig-check', "do not check the plan's kubeconfigs and contexts on this machine (the worker runs elsewhere with its own)")
     .action(async (o: Record<string, unknown>) => {
       const output = o.output as Output;
       const plan = planOf(o.file as string | undefined, planFlagsOf(o));
       const id = migrationIdFor(plan, o.id as string | undefined);
+      // Everything that can be checked here is checked before Temporal is contacted (exit 2).
+      if (!o.skipKubeconfigCheck) await checkPlanKubeconfigs(plan, (o.file as string | undefined) ?? 'command-line flags', io.env);
       await withSession(async (session) => {
         if (!(await workerPolling(session))) {
           err(`WARNING: no worker polls task queue "${session.taskQueue}": the migration waits until one runs (\`ferry worker\`).`);

@@ -3,7 +3,7 @@
  * Every entry point validates against ./schema.ts and reports ALL problems at once through one
  * PlanValidationError whose message lists every invalid field as `path: message` lines.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
@@ -181,6 +181,10 @@ function errorMap(iss: RawIssue): string | undefined {
     case 'invalid_value': {
       const values = iss.values as readonly unknown[];
       const strings = values.filter((v): v is string => typeof v === 'string');
+      if (iss.input === null && strings.includes('null')) {
+        // `transport: null` unquoted is YAML's null (no value), not the string "null".
+        return `is empty (YAML reads an unquoted null as no value): write "null" in quotes for the ${showValue('null')} choice, or one of ${values.filter((v) => v !== 'null').map((v) => showValue(v)).join(', ')}`;
+      }
       const hint = typeof iss.input === 'string' ? didYouMean(iss.input, strings) : undefined;
       const expected = values.length === 1 ? showValue(values[0]) : `one of ${values.map((v) => showValue(v)).join(', ')}`;
       return `must be ${expected}, got ${describeInput(iss.input)}${hint ? ` (did you mean ${showValue(hint)}?)` : ''}`;
@@ -325,26 +329,52 @@ function lineOf(doc: Document | undefined, counter: LineCounter | undefined, pat
   return undefined;
 }
 
+/** Largest plan file loadPlanFile reads, in bytes (1 MiB): real plans are a few KiB. */
+export const MAX_PLAN_FILE_BYTES = 1024 * 1024;
+/** yaml's maxAliasCount for plans: bounds how far aliases may expand (a "billion laughs" document). */
+export const MAX_YAML_ALIAS_COUNT = 100;
+
 /**
  * Reads, validates and defaults a plan file. The format is decided by content: a document starting
  * with `{` is JSON, anything else YAML 1.2 (one document; duplicate keys are errors). Relative file
  * paths in the plan (kubeconfig, registry authFile/caFile) are made absolute against the plan file's
  * directory, and `~/` is expanded.
  * @param file path of the plan file
- * @throws PlanValidationError when the file cannot be read or parsed (path `(file)`) or the plan is
- *   invalid (one issue per invalid field, with its line number)
+ * The file may be at most MAX_PLAN_FILE_BYTES (1 MiB); JSON is parsed once (the YAML parser only
+ * runs to locate an error's line); YAML aliases may expand at most MAX_YAML_ALIAS_COUNT-fold.
+ * @throws PlanValidationError when the file cannot be read, is larger than 1 MiB, or cannot be parsed
+ *   (path `(file)`; an alias bomb included), or the plan is invalid (one issue per invalid field,
+ *   with its line number)
  */
 export function loadPlanFile(file: string): MigrationPlan {
   let text: string;
   try {
+    // Checked before reading: a plan is a few KiB, and a huge file would be read and parsed whole.
+    const size = statSync(file).size;
+    if (size > MAX_PLAN_FILE_BYTES) {
+      throw new PlanValidationError(file, [
+        {
+          path: '(file)',
+          message: `the plan file is ${size} bytes (${(size / 1048576).toFixed(1)} MiB); a plan may be at most ${MAX_PLAN_FILE_BYTES} bytes (1 MiB): list namespaces and PVCs by selector instead of one by one`,
+        },
+      ]);
+    }
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof PlanValidationError) throw e;
     throw new PlanValidationError(file, [{ path: '(file)', message: `cannot read the plan file: ${(e as Error).message}` }]);
   }
   const counter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: true, uniqueKeys: true });
-  const list = Array.isArray(docs) ? docs : [];
-  const doc = list.length === 1 ? list[0] : undefined;
+  /** The YAML view of the text (JSON is YAML), for line numbers; parsed at most once. */
+  let parsed: Document[] | undefined;
+  const yamlDocs = (): Document[] => {
+    if (!parsed) {
+      const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: true, uniqueKeys: true });
+      parsed = Array.isArray(docs) ? docs : [];
+    }
+    return parsed;
+  };
+  const singleDoc = () => (yamlDocs().length === 1 ? yamlDocs()[0] : undefined);
   let obj: unknown;
   if (text.trimStart().startsWith('{')) {
     try {
@@ -353,30 +383,44 @@ export function loadPlanFile(file: string): MigrationPlan {
       const msg = (e as Error).message;
       // Node reports a position for some errors only; the YAML parser (JSON is YAML) locates the rest.
       const pos = /position (\d+)/.exec(msg);
-      const line = pos ? lineAt(text, Number(pos[1])) : doc?.errors[0]?.linePos?.[0].line;
+      const line = pos ? lineAt(text, Number(pos[1])) : singleDoc()?.errors[0]?.linePos?.[0].line;
       throw new PlanValidationError(file, [{ path: '(file)', message: `invalid JSON: ${msg}`, ...(line !== undefined ? { line } : {}) }]);
     }
   } else {
+    const list = yamlDocs();
     if (list.length === 0 || text.trim() === '') {
       throw new PlanValidationError(file, [{ path: '(file)', message: 'the plan file is empty' }]);
     }
     if (list.length > 1) {
       throw new PlanValidationError(file, [{ path: '(file)', message: `holds ${list.length} YAML documents; a plan is one document` }]);
     }
-    if (doc!.errors.length > 0) {
+    const doc = list[0]!;
+    if (doc.errors.length > 0) {
       throw new PlanValidationError(
         file,
-        doc!.errors.map((err) => ({
+        doc.errors.map((err) => ({
           path: '(file)',
           message: `invalid YAML: ${err.message.split('\n')[0]}`,
           ...(err.linePos ? { line: err.linePos[0].line } : {}),
         })),
       );
     }
-    obj = doc!.toJS({ maxAliasCount: 100 });
+    try {
+      obj = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+    } catch (e) {
+      // yaml throws a ReferenceError ("Excessive alias count indicates a resource exhaustion attack")
+      // when aliases would expand beyond maxAliasCount: a "billion laughs" document.
+      throw new PlanValidationError(file, [
+        {
+          path: '(file)',
+          message: `invalid YAML: its aliases (*name) expand to too many nodes (${(e as Error).message}); a plan needs few aliases: write the repeated values out`,
+        },
+      ]);
+    }
   }
   const { plan, issues } = validate(obj);
   if (!plan) {
+    const doc = singleDoc();
     const yamlDoc = doc && doc.errors.length === 0 ? doc : undefined;
     throw new PlanValidationError(
       file,

@@ -582,3 +582,131 @@ describe('kubeconfig resolution', () => {
     expect(resolveKubeconfigPaths({ context: 'c' }, {}, '/home/u')).toEqual(['/home/u/.kube/config']);
   });
 });
+
+describe('plan loading is bounded and checked locally before Temporal (issue 8 item 18)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ferry-plan18-'));
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const loadError = (p: string): PlanValidationError => {
+    try {
+      loadPlanFile(p);
+    } catch (e) {
+      expect(e).toBeInstanceOf(PlanValidationError);
+      return e as PlanValidationError;
+    }
+    throw new Error('plan was accepted');
+  };
+  const VALID = 'source: { context: ferry-src }\ndestination: { context: ferry-dst }\nnamespaces: [demo]\n';
+  /** Nine levels of ten aliases each: 10^9 nodes when expanded ("billion laughs"). */
+  const BOMB =
+    VALID +
+    'x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n' +
+    Array.from({ length: 8 }, (_, i) => `x${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(', ')}]\n`).join('');
+
+  /** Runs `ferry <args>` in this process; Temporal is an address where nothing answers. */
+  async function ferry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
+    const { runCli } = await import('../../src/cli/program');
+    const { Writable } = await import('node:stream');
+    let stderr = '';
+    const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+    const err = new Writable({
+      write: (c, _e, cb) => {
+        stderr += String(c);
+        cb();
+      },
+    });
+    const code = await runCli(args, { stdout: sink(), stderr: err, env: { PATH: process.env.PATH, HOME: dir, TEMPORAL_ADDRESS: '127.0.0.1:1', ...env } });
+    return { code, stderr };
+  }
+  /** A kubeconfig with the contexts ferry-src and ferry-dst. */
+  const kubeconfig = () =>
+    write(
+      'kubeconfig',
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]',
+        'users: [{ name: u, user: { token: t } }]',
+        'contexts: [{ name: ferry-src, context: { cluster: c, user: u } }, { name: ferry-dst, context: { cluster: c, user: u } }]',
+        'current-context: ferry-src',
+        '',
+      ].join('\n'),
+    );
+
+  test('a YAML alias bomb is a plan error naming the file, not a crash', () => {
+    const p = write('bomb.yaml', BOMB);
+    const e = loadError(p);
+    expect(e.origin).toBe(p);
+    expect(e.issues).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringMatching(/aliases .* expand to too many nodes/) })]);
+  });
+
+  test('ferry migrate on an alias bomb exits 2 with the file name', async () => {
+    const p = write('bomb.yaml', BOMB);
+    const r = await ferry(['migrate', '-f', p]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(p);
+  });
+
+  test('a plan file larger than 1 MiB is refused before it is parsed, with the limit', () => {
+    const p = write('big.yaml', VALID + `# ${'x'.repeat(1024 * 1024)}\n`);
+    const e = loadError(p);
+    expect(e.issues).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringContaining('at most 1048576 bytes (1 MiB)') })]);
+    // A plan just under the limit loads.
+    const q = write('under.yaml', VALID + `# ${'x'.repeat(1000 * 1000)}\n`);
+    expect(loadPlanFile(q).namespaces).toHaveLength(1);
+  });
+
+  test('a JSON plan is parsed once (no YAML parse of a valid JSON plan)', () => {
+    const yaml = jest.requireActual<typeof import('yaml')>('yaml');
+    const spy = jest.spyOn(yaml, 'parseAllDocuments');
+    const p = write('plan.json', JSON.stringify({ source: { context: 'ferry-src' }, destination: { context: 'ferry-dst' }, namespaces: ['demo'] }));
+    expect(loadPlanFile(p).namespaces[0]!.source).toBe('demo');
+    expect(spy).not.toHaveBeenCalled();
+    // Errors still carry their line (the YAML parser locates them, on the error path only).
+    const bad = write('bad.json', '{\n  "source": { "context": "ferry-src" },\n  "destination": { "context": "ferry-dst" },\n  "namespaces": ["demo"],\n  "concurrency": 0\n}\n');
+    expect(loadError(bad).issues).toEqual([expect.objectContaining({ path: 'concurrency', line: 5 })]);
+  });
+
+  test('`transport: null` unquoted is refused with a message that says to quote it', () => {
+    const p = write('null.yaml', VALID + 'transfer: rclone\ntransport: null\n');
+    const e = loadError(p);
+    expect(e.issues).toEqual([expect.objectContaining({ path: 'transport', line: 5, message: expect.stringContaining('write "null" in quotes') })]);
+    const q = write('quoted.yaml', VALID + 'transfer: rclone\ntransport: "null"\n');
+    expect(loadPlanFile(q).transport).toBe('null');
+  });
+
+  test('ferry migrate refuses a missing context or an unreadable kubeconfig with exit 2, before contacting Temporal', async () => {
+    const kc = kubeconfig();
+    const missingContext = write('ctx.yaml', `source: { kubeconfig: ${kc}, context: ferry-src }\ndestination: { kubeconfig: ${kc}, context: nope }\nnamespaces: [demo]\n`);
+    let r = await ferry(['migrate', '-f', missingContext]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(missingContext);
+    expect(r.stderr).toMatch(/destination\.context: context "nope" not found .*available contexts: ferry-src, ferry-dst/);
+
+    const missingFile = write('nofile.yaml', `source: { kubeconfig: ${join(dir, 'absent')}, context: a }\ndestination: { kubeconfig: ${kc}, context: ferry-dst }\nnamespaces: [demo]\n`);
+    r = await ferry(['migrate', '-f', missingFile]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/source\.kubeconfig: kubeconfig .*absent .* does not exist/);
+
+    const garbage = write('garbage-kubeconfig', 'clusters: [unterminated\n');
+    const unreadable = write('unreadable.yaml', `source: { kubeconfig: ${garbage} }\ndestination: { kubeconfig: ${kc}, context: ferry-dst }\nnamespaces: [demo]\n`);
+    r = await ferry(['migrate', '-f', unreadable]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/source\.kubeconfig: cannot load kubeconfig .*garbage-kubeconfig/);
+
+    // A plan whose kubeconfigs check out goes on to Temporal (nothing answers at 127.0.0.1:1: exit 4).
+    const good = write('good.yaml', `source: { kubeconfig: ${kc}, context: ferry-src }\ndestination: { kubeconfig: ${kc}, context: ferry-dst }\nnamespaces: [demo]\n`);
+    r = await ferry(['migrate', '-f', good]);
+    expect(r.code).toBe(4);
+  });
+});

@@ -52,11 +52,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A kubeconfig naming the contexts of the test plans (src, dst): `ferry migrate` checks them locally. */
+function kubeconfigFile(): string {
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\n' +
+      'contexts: [{ name: src, context: { cluster: c, user: u } }, { name: dst, context: { cluster: c, user: u } }]\n',
+  );
+  return file;
+}
+
 /** Runs `ferry <args>` in this process against the test server. */
 async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: () => unknown }> {
   const stdout = new Capture();
   const stderr = new Capture();
-  const code = await runCli(args, { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: env.address, FERRY_TASK_QUEUE: taskQueue } });
+  const code = await runCli(args, { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: env.address, FERRY_TASK_QUEUE: taskQueue, KUBECONFIG: kubeconfigFile() } });
   return { code, stdout: stdout.text, stderr: stderr.text, json: () => JSON.parse(stdout.text) };
 }
 
