@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `npm run demo`: a real migration on the lab, end to end.
+# `npm run demo`: a real migration on the lab, end to end, from a fresh clone.
 #
+#   0. set-up (bash hack/setup.sh: system packages, npm dependencies, the temporal CLI), before
+#      anything that needs them
 #   1. the lab up (bash hack/lab/lab.sh up: two clusters src/dst, registries, LoadBalancers, storage)
 #   2. the sample namespace ferry-demo seeded in src (hack/e2e/sample-app.sh; recreated if present)
 #   3. `ferry worker` in the background (embedded Temporal dev server, Web UI http://127.0.0.1:8233)
 #   4. `ferry migrate -f examples/lab-plan.yaml` with live progress, then its summary
 #   5. checks (hack/e2e/verify.ts): identical trees in every PVC, images with equal digests, source
-#      workloads back exactly as before, no Ferry object left in either cluster; figures printed
+#      workloads back exactly as before, no object of this migration left in either cluster (other
+#      migrations running at the same time are not counted); figures printed
 #   6. the worker stopped
 # Exit status: 0 when the migration succeeded and every check holds, non-zero otherwise.
 #
@@ -45,6 +48,10 @@ finish() {
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
+
+step "set-up (hack/setup.sh: packages, npm dependencies, temporal CLI)"
+# A fresh clone has no node_modules: everything below runs TypeScript through npx tsx.
+bash hack/setup.sh
 
 step "lab up"
 # `lab.sh up` is idempotent, but on a running lab it sometimes fails spuriously (SIGPIPE from

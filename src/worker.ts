@@ -156,8 +156,9 @@ export async function writeWorkflowBundle(file: string): Promise<void> {
 }
 
 /**
- * The worker process: resolves Temporal (TEMPORAL_ADDRESS, else the embedded dev server), makes sure
- * Ferry's search attributes exist, loads the activities and runs until SIGINT/SIGTERM.
+ * The worker process: resolves Temporal (TEMPORAL_ADDRESS, else the embedded dev server, started when
+ * none runs and left running when the worker stops), makes sure Ferry's search attributes exist,
+ * loads the activities and runs until SIGINT/SIGTERM.
  * @returns the process exit code
  */
 export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -172,28 +173,27 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
   const logger = createLogger(env);
   installRuntimeLogger(logger);
   const temporal = await resolveTemporal({ env, log: (m) => logger.info(m) });
-  try {
-    if (temporal.origin === 'external') {
-      // The dev server path registers them itself; an external server may lack them.
-      const admin = await Connection.connect({ address: temporal.address });
-      try {
-        await ensureSearchAttributes(admin, temporal.namespace);
-      } catch (e) {
-        logger.warn({ err: e }, 'cannot check or register Ferry search attributes (ferry list --phase needs them)');
-      } finally {
-        await admin.close();
-      }
-    }
-    const connection = await NativeConnection.connect({ address: temporal.address });
-    try {
-      await runWorker({ connection, namespace: temporal.namespace, taskQueue: taskQueueFromEnv(env), activities: await loadActivities(logger), logger });
-    } finally {
-      await connection.close();
-    }
-    return 0;
-  } finally {
-    await temporal.stop();
+  if (temporal.origin === 'started') {
+    logger.info({ pid: temporal.pid, address: temporal.address }, 'the Temporal dev server runs on its own: it outlives this worker (`ferry server stop` stops it)');
   }
+  if (temporal.origin === 'external') {
+    // The dev server path registers them itself; an external server may lack them.
+    const admin = await Connection.connect({ address: temporal.address });
+    try {
+      await ensureSearchAttributes(admin, temporal.namespace);
+    } catch (e) {
+      logger.warn({ err: e }, 'cannot check or register Ferry search attributes (ferry list --phase needs them)');
+    } finally {
+      await admin.close();
+    }
+  }
+  const connection = await NativeConnection.connect({ address: temporal.address });
+  try {
+    await runWorker({ connection, namespace: temporal.namespace, taskQueue: taskQueueFromEnv(env), activities: await loadActivities(logger), logger });
+  } finally {
+    await connection.close();
+  }
+  return 0;
 }
 
 if (require.main === module) {

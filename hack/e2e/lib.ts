@@ -9,6 +9,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { LABELS, migrationKey } from '../../src/statetransfer/names';
 import type { MigrationState, NamespaceState } from '../../src/workflows/state';
 
 const execFileAsync = promisify(execFile);
@@ -185,12 +186,15 @@ export function readyReplicas(namespace: string): Record<string, number> {
 }
 
 /** Objects labelled app.kubernetes.io/managed-by=ferry in both clusters, as "ctx kind/ns/name";
- * only in `namespaces` when given. */
-export function ferryObjects(namespaces?: string[]): string[] {
+ * only in `namespaces` when given, and only those of migration `migrationId` (its label
+ * ferry.dev/migration=<migrationKey(id)>) when given, so that other migrations running on the same
+ * clusters are not counted. */
+export function ferryObjects(namespaces?: string[], migrationId?: string): string[] {
   const kinds = 'pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,jobs,deployments,networkpolicies,ingresses';
+  const selector = migrationId !== undefined ? `${MANAGED_BY},${LABELS.migration}=${migrationKey(migrationId)}` : MANAGED_BY;
   const out: string[] = [];
   for (const ctx of ['ferry-src', 'ferry-dst'] as const) {
-    const items = JSON.parse(kubectl(ctx, ['get', kinds, '-A', '-l', MANAGED_BY, '-o', 'json'])).items as any[];
+    const items = JSON.parse(kubectl(ctx, ['get', kinds, '-A', '-l', selector, '-o', 'json'])).items as any[];
     for (const o of items) if (!namespaces || namespaces.includes(o.metadata.namespace)) out.push(`${ctx} ${o.kind}/${o.metadata.namespace}/${o.metadata.name}`);
   }
   return out;

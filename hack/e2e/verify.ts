@@ -6,8 +6,8 @@
  *   tsx hack/e2e/verify.ts check PLAN BEFORE.json SUMMARY.json
  *       for every namespace of the plan: destination namespace and PVCs bound, every PVC's tree
  *       identical (owners compared in preserve-ownership mode), images at the destination with the
- *       source's digests, source workloads exactly as before and running again, no Ferry object left
- *       in either cluster; prints the figures of the summary (`ferry status ID -o json`).
+ *       source's digests, source workloads exactly as before and running again, no object of this
+ *       migration (selected by its ferry.dev/migration label) left in either cluster; prints the figures of the summary (`ferry status ID -o json`).
  *       Exit 0 when everything holds, 1 otherwise.
  */
 import { readFileSync } from 'node:fs';
@@ -66,8 +66,9 @@ async function main(argv: string[]): Promise<number> {
     }, 'the source workloads running again', 180_000).catch(() => readyReplicas(ns.source));
     ok(isDeepStrictEqual(ready, before.ready), `${ns.source}: source workloads running again`, JSON.stringify(ready));
   }
-  const left = ferryObjects();
-  ok(left.length === 0, 'no Ferry object (app.kubernetes.io/managed-by=ferry) in either cluster', left.join(', '));
+  // Only this migration's objects: another migration may run on the same clusters at the same time.
+  const left = ferryObjects(undefined, summary.migrationId);
+  ok(left.length === 0, `no object of migration ${summary.migrationId} (app.kubernetes.io/managed-by=ferry, ferry.dev/migration) in either cluster`, left.join(', '));
   process.stdout.write(`\n${figuresTable('demo', summary)}\n`);
   process.stdout.write(failed ? `\n${failed} check(s) FAILED\n` : '\nall checks passed\n');
   return failed ? 1 : 0;

@@ -57,7 +57,7 @@ export interface TemporalSession {
   namespace: string;
   taskQueue: string;
   uiUrl?: string;
-  /** Closes the connection (and stops a dev server this process started). */
+  /** Closes the connection (an embedded dev server keeps running). */
   close(): Promise<void>;
 }
 
@@ -74,13 +74,12 @@ export async function openSession(env: NodeJS.ProcessEnv = process.env, log: (me
     throw new CliError(`cannot reach or start Temporal: ${(e as Error).message}`, EXIT.TEMPORAL_UNREACHABLE);
   }
   if (temporal.origin === 'started') {
-    log(`started the Temporal dev server (pid ${temporal.pid}) for this command; it stops when the command ends. Keep one running with \`ferry worker\`.`);
+    log(`started the Temporal dev server (pid ${temporal.pid}, ${temporal.address}); it keeps running for the worker and later commands: \`ferry server stop\` stops it.`);
   }
   let connection: Connection;
   try {
     connection = await Connection.connect({ address: temporal.address, connectTimeout: 5000 });
   } catch (e) {
-    await temporal.stop();
     throw new CliError(`cannot reach Temporal at ${temporal.address}: ${(e as Error).message}`, EXIT.TEMPORAL_UNREACHABLE);
   }
   return {
@@ -90,8 +89,8 @@ export async function openSession(env: NodeJS.ProcessEnv = process.env, log: (me
     taskQueue: env.FERRY_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     ...(temporal.uiUrl ? { uiUrl: temporal.uiUrl } : {}),
     close: async () => {
+      // The embedded dev server, if any, keeps running: it is shared with the worker.
       await connection.close();
-      await temporal.stop();
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The `ferry` command line (commander): migrate, status, list, retry / skip / abort, cutover, cancel,
- * rollback, worker. Every command prints human text, or JSON with `--output json`; exit codes are in
+ * rollback, worker, server start|stop|status. Every command prints human text, or JSON with `--output json`; exit codes are in
  * ./exit-codes.ts.
  *
  * Without TEMPORAL_ADDRESS every command uses the embedded dev server (shared with `ferry worker`).
@@ -26,6 +26,7 @@ import {
   type TemporalSession,
 } from './operations';
 import { renderList, renderView } from './render';
+import { devServerStatus, resolveTemporal, stopDevServer } from '../temporal/devserver';
 
 /** Where the CLI reads and writes. */
 export interface CliIO {
@@ -296,6 +297,66 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         else out(`Rollback of ${id} started for: ${r.namespaces.join(', ') || 'no running namespace'}. Follow: ferry status ${id} --follow`);
         setExit(EXIT.OK);
       });
+    });
+
+  const server = program
+    .command('server')
+    .description('the embedded Temporal dev server (without TEMPORAL_ADDRESS): a process of its own, shared by every ferry command and worker, state in ~/.ferry');
+  /** TEMPORAL_ADDRESS means an external server that Ferry does not manage. */
+  const refuseExternal = (what: string) => {
+    if (io.env.TEMPORAL_ADDRESS) throw new CliError(`TEMPORAL_ADDRESS=${io.env.TEMPORAL_ADDRESS} is set: Ferry uses that server and does not ${what} it`, EXIT.INVALID_INPUT);
+  };
+  server
+    .command('start')
+    .description('start the dev server unless one runs (ferry worker and ferry migrate also do); it runs until `ferry server stop`')
+    .addOption(outputOption())
+    .action(async (o: { output: Output }) => {
+      refuseExternal('start');
+      let h;
+      try {
+        h = await resolveTemporal({ env: io.env, log: (m) => err(m) });
+      } catch (e) {
+        throw new CliError(`cannot start the Temporal dev server: ${(e as Error).message}`, EXIT.TEMPORAL_UNREACHABLE);
+      }
+      const st = await devServerStatus({ env: io.env });
+      if (o.output === 'json') json({ ...st, origin: h.origin });
+      else out(`Temporal dev server ${h.origin === 'started' ? 'started' : 'already running'}: ${h.address}${st.pid ? `, pid ${st.pid}` : ''}${h.uiUrl ? `, Web UI ${h.uiUrl}` : ''}, log ${st.logFile}`);
+      setExit(EXIT.OK);
+    });
+  server
+    .command('stop')
+    .description('stop the dev server (running migrations pause and resume at the next start: their state is in its database)')
+    .addOption(outputOption())
+    .action(async (o: { output: Output }) => {
+      refuseExternal('stop');
+      let pid: number | undefined;
+      try {
+        pid = await stopDevServer({ env: io.env });
+      } catch (e) {
+        throw new CliError((e as Error).message, EXIT.INVALID_INPUT);
+      }
+      if (o.output === 'json') json({ stopped: pid !== undefined, ...(pid !== undefined ? { pid } : {}) });
+      else out(pid !== undefined ? `Temporal dev server (pid ${pid}) stopped.` : 'No Temporal dev server of Ferry runs.');
+      setExit(EXIT.OK);
+    });
+  server
+    .command('status')
+    .description('whether the dev server runs and answers (exit 0), or not (exit 4)')
+    .addOption(outputOption())
+    .action(async (o: { output: Output }) => {
+      if (io.env.TEMPORAL_ADDRESS) {
+        const { temporalAnswers } = await import('../temporal/devserver');
+        const answers = await temporalAnswers(io.env.TEMPORAL_ADDRESS);
+        if (o.output === 'json') json({ address: io.env.TEMPORAL_ADDRESS, external: true, answers });
+        else out(`TEMPORAL_ADDRESS=${io.env.TEMPORAL_ADDRESS} (not managed by Ferry): ${answers ? 'answers' : 'does not answer'}`);
+        setExit(answers ? EXIT.OK : EXIT.TEMPORAL_UNREACHABLE);
+        return;
+      }
+      const st = await devServerStatus({ env: io.env });
+      if (o.output === 'json') json(st);
+      else if (st.answers) out(`Temporal dev server at ${st.address}: running${st.pid ? `, pid ${st.pid} since ${st.startedAt}` : ' (not started by Ferry: no pid file)'}${st.uiUrl ? `, Web UI ${st.uiUrl}` : ''}, state ${st.stateDir}`);
+      else out(`Temporal dev server at ${st.address}: ${st.pid ? `pid ${st.pid} runs but does not answer (log ${st.logFile})` : 'not running'}. \`ferry server start\` (or \`ferry worker\`) starts it.`);
+      setExit(st.answers ? EXIT.OK : EXIT.TEMPORAL_UNREACHABLE);
     });
 
   program

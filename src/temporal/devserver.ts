@@ -5,6 +5,11 @@
  * and `ferry migrate` in two terminals talk to the same server. A lock file serialises the
  * "is one running? else start one" step; a pid file records the server a Ferry process started.
  *
+ * The dev server is a process of its own: detached in its own session and process group, output to
+ * the log file, so that it outlives the Ferry process that started it (a worker killed or stopped
+ * does not cut off a second worker or a `ferry migrate` that reuse it; Ctrl-C in the starter's
+ * terminal does not reach it). It runs until `ferry server stop` (stopDevServer).
+ *
  * State directory layout (default ~/.ferry, or $FERRY_STATE_DIR):
  *   temporal.db    SQLite persistence of the dev server (workflow histories survive restarts)
  *   temporal.log   the dev server's stdout/stderr
@@ -60,7 +65,8 @@ export interface TemporalHandle {
   /** Process id of the dev server, when known. */
   pid?: number;
   /** Stops the dev server if, and only if, this process started it (SIGTERM, then SIGKILL after 10 s).
-   * Idempotent; a no-op for external and reused servers. */
+   * Idempotent; a no-op for external and reused servers. Ferry's commands do not call it: the server
+   * outlives them (see stopDevServer for `ferry server stop`); tests and library users may. */
   stop(): Promise<void>;
 }
 
@@ -265,7 +271,8 @@ function logTail(file: string, lines = 15): string {
  *   started in its own process group with output to <stateDir>/temporal.log, its pid recorded in
  *   <stateDir>/temporal.pid, and awaited until its gRPC frontend answers.
  *
- * A server this process started is also sent SIGTERM when the process exits without calling stop().
+ * A server this process started keeps running when the process exits (stop it with stop() or
+ * stopDevServer).
  * @throws Error `temporal CLI not found: run \`npm run setup\` or set TEMPORAL_ADDRESS` when no binary
  *   is found; an Error quoting the server log when it exits or does not answer within startTimeoutMs;
  *   an Error when a dev server recorded in the pid file runs but does not answer
@@ -353,13 +360,9 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
     const uiPort = headless ? undefined : port + 1000;
 
     let stopped = false;
-    const killOnExit = () => {
-      if (!exited()) child.kill('SIGTERM');
-    };
     const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
-      process.off('exit', killOnExit);
       if (!exited() && pid !== undefined) {
         child.kill('SIGTERM');
         for (let i = 0; i < 100 && !exited(); i++) await sleep(100);
@@ -382,7 +385,6 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
       const e = await Promise.race([spawnError, sleep(1000).then(() => undefined)]);
       throw new Error(`cannot start ${binary}: ${e?.message ?? 'no pid'}`);
     }
-    process.on('exit', killOnExit);
     const record: PidFile = { pid, host, port, ...(uiPort !== undefined ? { uiPort } : {}), namespace, startedAt: new Date().toISOString() };
     writeFileSync(pidFile, JSON.stringify(record) + '\n');
 
@@ -421,5 +423,113 @@ export async function resolveTemporal(opts: ResolveTemporalOptions = {}): Promis
       pid,
       stop,
     };
+  });
+}
+
+
+/** Where the embedded dev server's files are: $FERRY_STATE_DIR, else ~/.ferry. */
+export function stateDirOf(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FERRY_STATE_DIR ?? join(env.HOME ?? homedir(), '.ferry');
+}
+
+/** What `ferry server status` reports about the embedded dev server. */
+export interface DevServerStatus {
+  /** The state directory (database, log, pid and lock files). */
+  stateDir: string;
+  /** gRPC address Ferry uses ("host:port"). */
+  address: string;
+  /** A Temporal frontend answers at `address`. */
+  answers: boolean;
+  /** The dev server recorded in the pid file, when its process runs. */
+  pid?: number;
+  /** Web UI URL of the recorded server. */
+  uiUrl?: string;
+  /** When the recorded server was started (ISO 8601). */
+  startedAt?: string;
+  /** The dev server's log file. */
+  logFile: string;
+}
+
+/** Host, port and files of the embedded dev server for these options (see ResolveTemporalOptions). */
+function devServerPlace(opts: Pick<ResolveTemporalOptions, 'env' | 'stateDir' | 'port' | 'host'>) {
+  const env = opts.env ?? process.env;
+  const stateDir = opts.stateDir ?? stateDirOf(env);
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? (env.FERRY_TEMPORAL_PORT ? Number(env.FERRY_TEMPORAL_PORT) : DEFAULT_TEMPORAL_PORT);
+  return { stateDir, host, port, address: `${host}:${port}`, pidFile: join(stateDir, 'temporal.pid'), logFile: join(stateDir, 'temporal.log'), lockFile: join(stateDir, 'temporal.lock') };
+}
+
+/**
+ * The embedded dev server's state: whether something answers at its address, and the server
+ * recorded in the pid file when its process still runs. Never throws for a missing state directory.
+ */
+export async function devServerStatus(opts: Pick<ResolveTemporalOptions, 'env' | 'stateDir' | 'port' | 'host'> = {}): Promise<DevServerStatus> {
+  const place = devServerPlace(opts);
+  const rec = readPidFile(place.pidFile);
+  const recorded = rec && rec.port === place.port && rec.host === place.host && alive(rec.pid) && isDevServer(rec.pid) ? rec : undefined;
+  return {
+    stateDir: place.stateDir,
+    address: place.address,
+    answers: await temporalAnswers(place.address),
+    ...(recorded ? { pid: recorded.pid, startedAt: recorded.startedAt, ...(recorded.uiPort !== undefined ? { uiUrl: `http://${recorded.host}:${recorded.uiPort}` } : {}) } : {}),
+    logFile: place.logFile,
+  };
+}
+
+/**
+ * Stops the embedded dev server recorded in the state directory's pid file (`ferry server stop`):
+ * SIGTERM to its process group, SIGKILL after `graceMs`; removes the pid file. Holds the start-up
+ * lock meanwhile, so that no Ferry process reuses the server while it stops. Migrations are not
+ * lost: their histories are in the database, and the next start resumes them.
+ * @returns the pid stopped, or undefined when no recorded dev server runs
+ * @throws Error when a server answers at the address but was not started by Ferry (no pid file):
+ *   the message says how to find and stop it
+ */
+export async function stopDevServer(opts: Pick<ResolveTemporalOptions, 'env' | 'stateDir' | 'port' | 'host'> & { graceMs?: number } = {}): Promise<number | undefined> {
+  const place = devServerPlace(opts);
+  if (!existsSync(place.stateDir)) return undefined;
+  return withLock(place.lockFile, 60_000, async () => {
+    const rec = readPidFile(place.pidFile);
+    const recorded = rec && rec.port === place.port && rec.host === place.host && alive(rec.pid) && isDevServer(rec.pid) ? rec : undefined;
+    if (!recorded) {
+      if (rec && !alive(rec.pid)) {
+        try {
+          unlinkSync(place.pidFile);
+        } catch {
+          /* gone */
+        }
+      }
+      if (await temporalAnswers(place.address)) {
+        throw new Error(
+          `a Temporal server answers at ${place.address} but Ferry did not start it (no running dev server in ${place.pidFile}); ` +
+            `stop it where it was started (e.g. \`ss -ltnp 'sport = :${place.port}'\` shows its process)`,
+        );
+      }
+      return undefined;
+    }
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-recorded.pid, sig); // its process group (spawned detached)
+      } catch {
+        try {
+          process.kill(recorded.pid, sig);
+        } catch {
+          /* already gone */
+        }
+      }
+    };
+    signal('SIGTERM');
+    const deadline = Date.now() + (opts.graceMs ?? 10_000);
+    while (alive(recorded.pid) && Date.now() < deadline) await sleep(100);
+    if (alive(recorded.pid)) {
+      signal('SIGKILL');
+      for (let i = 0; i < 50 && alive(recorded.pid); i++) await sleep(100);
+    }
+    try {
+      unlinkSync(place.pidFile);
+    } catch {
+      /* gone */
+    }
+    return recorded.pid;
   });
 }

@@ -1,7 +1,9 @@
 /**
- * `ferry worker` as an operator runs it: without TEMPORAL_ADDRESS it starts the embedded dev server,
- * loads the real activities, polls the task queue with JSON logs (the SDK's own logs forwarded), and
- * on SIGTERM shuts down gracefully and stops the dev server it started.
+ * `ferry worker` and the embedded dev server as an operator runs them: without TEMPORAL_ADDRESS the
+ * first ferry command starts the dev server as a process of its own, which outlives it; the worker
+ * reuses it, loads the real activities, polls the task queue with JSON logs (the SDK's own logs
+ * forwarded), and on SIGTERM shuts down gracefully, leaving the server running until
+ * `ferry server stop`.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { temporalAnswers } from '../../src/temporal/devserver';
 import { temporalBinary, waitFor } from './support/env';
 
 jest.setTimeout(90_000);
@@ -45,24 +48,47 @@ const alive = (pid: number) => {
   }
 };
 
-test('ferry worker: embedded dev server, polling, graceful SIGTERM', async () => {
+/** Runs `ferry <args>` as its own process and waits for it. */
+function ferryProcess(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => resolve({ code, out }));
+  });
+}
+
+test('the embedded dev server outlives the ferry process that started it; ferry worker reuses it, stops gracefully on SIGTERM; ferry server stop stops it', async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'ferry-worker-'));
   const port = await freePort();
   const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], {
-    cwd: ROOT,
-    env: { ...env, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TEMPORAL_BIN: temporalBinary(), FERRY_TASK_QUEUE: 'ferry-test' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ferryEnv = { ...env, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TEMPORAL_BIN: temporalBinary(), FERRY_TASK_QUEUE: 'ferry-test' };
+  const address = `127.0.0.1:${port}`;
   let devServerPid: number | undefined;
+  let child: ReturnType<typeof spawn> | undefined;
   try {
-    await waitFor('the worker to start', async () => out.includes('"msg":"worker started"'), 60_000);
+    const none = await ferryProcess(['server', 'status'], ferryEnv);
+    expect(none.code).toBe(4);
+    expect(none.out).toContain('not running');
+
+    // 1. A short-lived command starts the server and ends: the server stays.
+    const list = await ferryProcess(['list'], ferryEnv);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/started the Temporal dev server \(pid \d+.*keeps running/);
     devServerPid = (JSON.parse(readFileSync(join(stateDir, 'temporal.pid'), 'utf8')) as { pid: number }).pid;
-    const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+    expect(alive(devServerPid)).toBe(true);
+    expect(await temporalAnswers(address)).toBe(true);
+
+    // 2. The worker, another process, reuses it.
+    child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], { cwd: ROOT, env: ferryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    await waitFor('the worker to start', async () => out.includes('"msg":"worker started"'), 60_000);
+    expect(out).toContain(`using the Temporal dev server at ${address}`);
+    const connection = await Connection.connect({ address });
     try {
       const client = new Client({ connection });
       await waitFor('a poller on the task queue', async () => {
@@ -77,12 +103,25 @@ test('ferry worker: embedded dev server, polling, graceful SIGTERM', async () =>
     expect(lines.every((l) => l.startsWith('{'))).toBe(true);
     expect(lines.some((l) => (JSON.parse(l) as { source?: string }).source === 'temporal')).toBe(true);
 
+    // 3. SIGTERM: the worker stops gracefully; the server it used goes on.
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toContain('"msg":"worker stopped"');
+    expect(alive(devServerPid)).toBe(true);
+    expect(await temporalAnswers(address)).toBe(true);
+
+    const status = await ferryProcess(['server', 'status'], ferryEnv);
+    expect(status.code).toBe(0);
+    expect(status.out).toContain(`running, pid ${devServerPid}`);
+
+    // 4. `ferry server stop` stops it.
+    const stop = await ferryProcess(['server', 'stop'], ferryEnv);
+    expect(stop).toMatchObject({ code: 0, out: `Temporal dev server (pid ${devServerPid}) stopped.\n` });
     await waitFor('the dev server to stop', async () => !alive(devServerPid!), 15_000);
+    expect(await temporalAnswers(address)).toBe(false);
+    expect((await ferryProcess(['server', 'status'], ferryEnv)).code).toBe(4);
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child && child.exitCode === null) child.kill('SIGKILL');
     if (devServerPid && alive(devServerPid)) process.kill(devServerPid, 'SIGKILL');
     rmSync(stateDir, { recursive: true, force: true });
   }
