@@ -16,7 +16,8 @@
  *   API errors: transient (network, 408, 429, 5xx, 409 races) → FerryTransient; 401/403 → FerryAuth;
  *   other 4xx → FerryConfig. Programming errors (TypeError, RangeError, …) → FerryFatal; any other
  *   error → FerryTransient (the retry policy bounds the attempts).
- * A cancelled activity rethrows Temporal's cancellation.
+ * A cancelled activity rethrows Temporal's cancellation. runTransfer leaves its client pod running when
+ * the cancellation is the worker's shutdown (isWorkerShutdown), so that the next worker re-attaches.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -36,6 +37,7 @@ import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from 
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
+import { isWorkerShutdown } from './shutdown';
 import { FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
 
 /** Builds the client of one cluster from the plan's reference. */
@@ -245,6 +247,8 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         return runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
           onProgress: (progress) => heartbeat(progress),
           ...(signal ? { signal } : {}),
+          // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
+          keepPodOnAbort: () => isWorkerShutdown(activityContext()),
           logger: log,
           ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
           ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),

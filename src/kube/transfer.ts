@@ -317,6 +317,10 @@ export interface ClientTransferOptions {
   timeoutSeconds?: number;
   /** Seconds between progress polls (default 5). */
   intervalSeconds?: number;
+  /** Asked when `signal` aborts: true leaves the client pod running (the worker is shutting down, and
+   * the next attempt of the sync re-attaches to the pod, which copies on meanwhile); false or absent
+   * deletes it (a real cancellation: rollback). */
+  keepPodOnAbort?: () => boolean;
 }
 
 async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
@@ -334,7 +338,8 @@ async function deletePodAndWait(client: KubeClient, namespace: string, name: str
  * followed (a retried activity re-attaches instead of starting a second writer; a pod that already
  * finished yields its result); a pod of another pass is deleted first.
  * @throws FerryError classified by `transferVerdict` (transient, noSpace, auth, config, partial,
- *   fatal); AbortedError when cancelled (the pod is deleted first).
+ *   fatal); AbortedError when cancelled (the pod is deleted first, unless `keepPodOnAbort` says the
+ *   worker is shutting down).
  */
 export async function runClientTransfer(
   source: KubeClient,
@@ -391,8 +396,12 @@ export async function runClientTransfer(
     return transferVerdict(finished, { engine: nt.transfer.type, final: req.final, durationSeconds });
   } catch (err) {
     const timedOut = limit?.signal.aborted && !options.signal?.aborted;
-    // Whatever ended the follow (cancel, stuck pod, time limit), this attempt's pod goes; the uid
-    // precondition keeps a replacement made by another attempt.
+    if (options.signal?.aborted && options.keepPodOnAbort?.()) {
+      log.info({ pod: `${ns}/${name}`, pass: req.pass }, 'worker shutting down: leaving the client pod running for the next attempt to re-attach to');
+      throw err;
+    }
+    // Whatever else ended the follow (cancel, stuck pod, time limit), this attempt's pod goes; the
+    // uid precondition keeps a replacement made by another attempt.
     await source.delete(podRef(ns, name), undefined, uid).catch(() => undefined);
     if (timedOut) throw new FerryError('transient', `the sync of PVC ${ns}/${req.pvc.name} exceeded the plan's transferSeconds (${options.timeoutSeconds} s); the next attempt resumes from what was copied`);
     throw err;

@@ -9,7 +9,7 @@
  * activity start/completion and every object created.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -156,4 +156,66 @@ test('a migration survives SIGKILL of its worker mid-transfer and at an activity
   expect(fake.replicas('shop', 'web')).toBe(2);
   expect(fake.objectsUnder('source/client/')).toEqual([]);
   expect(readFileSync(join(dir, 'worker-3.log'), 'utf8')).toContain('worker started');
+});
+
+test('a graceful worker stop (SIGTERM) mid-transfer leaves the client pods; the next worker re-attaches to them', async () => {
+  const taskQueue = unique('graceful');
+  const stateDir = join(dir, 'graceful');
+  mkdirSync(stateDir);
+  const configFile = join(stateDir, 'config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({ address: env.address, taskQueue, dir: stateDir, bundlePath: join(dir, 'workflow-bundle.js'), source: SOURCE, transferMs: 6000, quiesceWaitMs: 0 }),
+  );
+  const fake = new FakeCluster({ source: SOURCE, dir: stateDir });
+
+  const w1 = spawnWorker(configFile, 11);
+  const id = unique('graceful-mig');
+  const handle = await env.client.workflow.start(migrationWorkflow, {
+    taskQueue,
+    workflowId: id,
+    args: [{ migrationId: id, plan: testPlan({ concurrency: 2 }), tuning: { heartbeatTimeoutSeconds: 2, retryIntervalScale: 0.01 } }],
+  });
+  await waitFor(
+    'both stage transfers to be under way',
+    async () => {
+      const progress = fake.journal().filter((e) => e.event === 'progress');
+      return ['shop/data', 'shop/logs'].every((pvc) => progress.filter((e) => e.detail?.startsWith(`${pvc} `)).length >= 3);
+    },
+    60_000,
+  );
+  // SIGTERM: runWorker shuts down gracefully; after shutdownGraceTime (1 s here) the SDK cancels the
+  // running transfers with WORKER_SHUTDOWN.
+  const exited = new Promise<number | null>((resolve) => w1.once('exit', (code) => resolve(code)));
+  w1.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  const stopped = fake.journal();
+  // The attempts ended (cancelled by the shutdown), and their client pods were left in place.
+  expect(stopped.filter((e) => e.event === 'fail' && e.activity === 'runTransfer' && e.pid === w1.pid)).toHaveLength(2);
+  expect(stopped.filter((e) => e.event === 'delete' && e.object?.startsWith('source/client/'))).toEqual([]);
+  expect(fake.objectsUnder('source/client/').sort()).toEqual(['source/client/shop/data-1', 'source/client/shop/logs-1']);
+
+  const w2 = spawnWorker(configFile, 12);
+  const summary = await handle.result();
+  w2.kill('SIGTERM');
+  expect(summary.status).toBe('succeeded');
+  const journal = fake.journal();
+  // The next worker's attempts re-attached: each stage pod created once (by w1), adopted by w2.
+  const creates = journal.filter((e) => e.event === 'create' && e.object?.startsWith('source/client/'));
+  expect(creates.map((e) => [e.object, e.pid]).sort()).toEqual(
+    [
+      ['source/client/shop/data-1', w1.pid],
+      ['source/client/shop/data-2', w2.pid],
+      ['source/client/shop/logs-1', w1.pid],
+      ['source/client/shop/logs-2', w2.pid],
+    ].sort(),
+  );
+  const adopted = journal.filter((e) => e.event === 'adopt' && e.object?.startsWith('source/client/'));
+  expect(adopted.map((e) => [e.object, e.pid]).sort()).toEqual(
+    [
+      ['source/client/shop/data-1', w2.pid],
+      ['source/client/shop/logs-1', w2.pid],
+    ].sort(),
+  );
+  expect(fake.objectsUnder('source/client/')).toEqual([]);
 });

@@ -18,6 +18,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { isWorkerShutdown } from '../../../src/activities/shutdown';
 import {
   FailureType,
   type FailureTypeName,
@@ -323,7 +324,9 @@ export class FakeCluster {
         await Promise.race([sleep(this.opts.heartbeatMs ?? 20), ctx.cancelled]);
       }
     } catch (err) {
-      if (err instanceof CancelledFailure) this.delete(pod);
+      // As the real runTransfer: a worker shutting down leaves the client pod for the next attempt to
+      // re-attach to; a real cancellation deletes it.
+      if (err instanceof CancelledFailure && !isWorkerShutdown(ctx)) this.delete(pod);
       throw err;
     } finally {
       this.runningTransfers--;
