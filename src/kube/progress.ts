@@ -34,12 +34,24 @@ export const FINAL_LIMIT_BYTES = 1024 * 1024;
 /** Failed files kept in a TransferResult / failure message. */
 export const MAX_REPORTED_FAILED_FILES = 100;
 
+/**
+ * Smallest whole percent from which the total size is estimated from bytes and percent. rsync prints
+ * the percent truncated (progress.c: `(int)(100.0 * ofs / size)`), so the true fraction lies in
+ * [P, P+1) %: bytes·100/P overestimated the total by up to 1/P (6 % at P = 16, as seen on the lab).
+ * Dividing by P + 0.5 halves the error bound to 0.5/(P + 0.5): under 1 % from P = 50 on. Below it,
+ * no total is reported (the CLI then shows the PVC's capacity as the scale and rsync's percent).
+ */
+export const MIN_PERCENT_FOR_TOTAL = 50;
+
 /** Pure: TransferProgress from an rsync progress2 line (and the file-list scan counter). */
 export function progressFromRsync(p: RsyncProgress | undefined, filesScanned?: number): TransferProgress | undefined {
   if (!p) return filesScanned !== undefined ? { bytes: 0, filesChecked: 0, filesTotal: filesScanned } : undefined;
   const out: TransferProgress = { bytes: p.bytes, percent: p.percent, rate: p.rateBytesPerSecond };
   // progress2's percentage is of the total known so far; with --no-inc-recursive it is final.
-  if (p.percent > 0 && !p.incremental) out.totalBytes = Math.round((p.bytes * 100) / p.percent);
+  if (!p.incremental) {
+    if (p.percent === 100) out.totalBytes = p.bytes;
+    else if (p.percent >= MIN_PERCENT_FOR_TOTAL) out.totalBytes = Math.round((p.bytes * 100) / (p.percent + 0.5));
+  }
   if (p.etaSeconds !== undefined) out.eta = p.etaSeconds;
   if (p.filesTotal !== undefined) {
     out.filesTotal = p.filesTotal;

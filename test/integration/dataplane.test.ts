@@ -6,7 +6,7 @@
  * Needs root, rsync and stunnel4 (installed by .ci/run).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, readdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -15,6 +15,8 @@ import { createNamespaceTransfer, createTransferCredentials, type NamespaceTrans
 import { parseTerminationMessage } from '../../src/statetransfer/pods/lifecycle';
 import type { ClientLifecycle } from '../../src/statetransfer/pods/pods';
 import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
+import type { RsyncOptionsInput } from '../../src/statetransfer/transfer/rsync/options';
+import { PROGRESS_TAIL_LINES, progressFromRsync } from '../../src/kube/progress';
 import { RsyncOutputParser, parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-codes';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
@@ -66,7 +68,7 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
   });
 
   /** Starts the destination side exactly as the library describes it and waits until it is ready. */
-  async function startServer(migrationId: string, mode: SecurityMode, lifecycle: ClientLifecycle, dstDir: string): Promise<Setup> {
+  async function startServer(migrationId: string, mode: SecurityMode, lifecycle: ClientLifecycle, dstDir: string, rsyncOptions: RsyncOptionsInput = {}): Promise<Setup> {
     const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst-ns', backendPort: BACKEND_PORT, port: BACKEND_PORT });
     // The endpoint's Service as the API server would report it, its cluster IP being the destination
     // host's address (no kube-proxy here: the port is the backend port).
@@ -82,7 +84,7 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
       sourceNamespace: 'src-ns',
       destinationNamespace: 'dst-ns',
       volumes: [{ sourcePVC: 'data', destinationPVC: 'data', identity: mode === 'restricted' ? { runAsUser: 1000, runAsGroup: 1000 } : undefined }],
-      transfer: createRsyncTransfer({}),
+      transfer: createRsyncTransfer(rsyncOptions),
       transport: createStunnelTransport(),
       endpoint,
       security: mode,
@@ -101,13 +103,17 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     return { nt, credentials, address, server };
   }
 
-  async function runClient(s: Setup, name: string, srcDir: string, credentials: TransferCredentials, final: boolean): Promise<Record<string, ContainerResult>> {
+  async function startClient(s: Setup, name: string, srcDir: string, credentials: TransferCredentials, final: boolean): Promise<LocalPod> {
     const objects = s.nt.sourceObjects('data', s.address, credentials, { final });
     const pod = objects.find((o) => o.kind === 'Pod') as V1Pod;
     const client = new LocalPod({ pod, objects, pvcs: { data: srcDir }, netns: net.source, workDir: join(work, name) });
     pods.push(client);
     await client.start();
-    return client.completion(300_000);
+    return client;
+  }
+
+  async function runClient(s: Setup, name: string, srcDir: string, credentials: TransferCredentials, final: boolean): Promise<Record<string, ContainerResult>> {
+    return (await startClient(s, name, srcDir, credentials, final)).completion(300_000);
   }
 
   /** The client succeeded as Ferry judges it: exit 0, or rsync's exit 23 when its only failure is
@@ -258,6 +264,43 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     expect(readdirSync(dst)).toEqual([]);
     // The server is still healthy after both attempts.
     execFileSync('ip', ['netns', 'exec', net.destination, 'bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/2222']);
+    await s.server.stop();
+  });
+
+  it('shows live progress every few seconds at a throttled rate (issue 8 item 12)', async () => {
+    const src = join(work, 'bw-src');
+    const dst = join(work, 'bw-dst');
+    mkdirSync(src);
+    mkdirSync(dst);
+    // 20 MiB at 2 MiB/s: about 10 s of transfer.
+    writeFileSync(join(src, 'big.bin'), execFileSync('head', ['-c', String(20 * MiB), '/dev/urandom'], { maxBuffer: 32 * MiB }));
+    const s = await startServer('mig-progress', 'preserve-ownership', 'done-file', dst, { bwLimitKiBps: 2048 });
+    const client = await startClient(s, 'bw-client', src, s.credentials, false);
+    const done = client.completion(120_000);
+    let finished = false;
+    void done.then(() => (finished = true));
+    // Poll the container log as followTransferPod does (its last PROGRESS_TAIL_LINES lines, a fresh
+    // parser each time) every 500 ms, and note when a new byte count first shows up.
+    const seen: { at: number; bytes: number }[] = [];
+    const started = Date.now();
+    while (!finished) {
+      const tail = client.log('rsync').split('\n').slice(-PROGRESS_TAIL_LINES).join('\n');
+      const parser = new RsyncOutputParser();
+      parser.feed(tail);
+      const p = progressFromRsync(parser.result().progress);
+      if (p && (seen.length === 0 || p.bytes !== seen[seen.length - 1]!.bytes)) seen.push({ at: Date.now() - started, bytes: p.bytes });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expectSuccess(await done);
+    const total = Date.now() - started;
+    expect(total).toBeGreaterThan(8_000);
+    const during = seen.filter((x) => x.bytes < 20 * MiB);
+    // rsync prints an update about once a second: most of them must be visible while it runs…
+    expect(during.length).toBeGreaterThanOrEqual(5);
+    // …the first within a few seconds of the start, and never a gap of more than 3 s between updates.
+    expect(during[0]!.at).toBeLessThan(5_000);
+    for (let i = 1; i < during.length; i++) expect(during[i]!.at - during[i - 1]!.at).toBeLessThan(3_000);
+    expect(readFileSync(join(dst, 'big.bin')).equals(readFileSync(join(src, 'big.bin')))).toBe(true);
     await s.server.stop();
   });
 });

@@ -48,11 +48,33 @@ describe('progressFromRsync', () => {
   });
   it('computes totals from the percentage; none while incremental', () => {
     expect(progressFromRsync({ bytes: 500, percent: 50, rateBytesPerSecond: 10, etaSeconds: 50, filesToCheck: 3, filesTotal: 10 })).toEqual({
-      bytes: 500, percent: 50, rate: 10, totalBytes: 1000, eta: 50, filesTotal: 10, filesChecked: 7,
+      bytes: 500, percent: 50, rate: 10, totalBytes: 990, eta: 50, filesTotal: 10, filesChecked: 7,
     });
     expect(progressFromRsync({ bytes: 500, percent: 50, rateBytesPerSecond: 10, incremental: true })!.totalBytes).toBeUndefined();
     expect(progressFromRsync(undefined, 1234)).toEqual({ bytes: 0, filesChecked: 0, filesTotal: 1234 });
     expect(progressFromRsync(undefined)).toBeUndefined();
+  });
+});
+
+describe('progressFromRsync total estimate (issue 8 item 12)', () => {
+  // rsync truncates the percent (progress.c: (int)(100.0 * ofs / size)); simulate every whole
+  // percent of a 1,000,000,007-byte transfer at the first and last byte counts that print it.
+  const total = 1_000_000_007;
+  const printed = (bytes: number) => (bytes === total ? 100 : Math.floor((100 * bytes) / total));
+  it('is never more than 1 % off, and absent while the percent is too coarse to estimate from', () => {
+    let estimates = 0;
+    for (let pct = 1; pct <= 100; pct++) {
+      for (const bytes of [Math.ceil((pct * total) / 100), Math.ceil(((pct + 1) * total) / 100) - 1].filter((b) => b <= total)) {
+        const p = progressFromRsync({ bytes, percent: printed(bytes), rateBytesPerSecond: 1 })!;
+        if (p.totalBytes === undefined) continue;
+        estimates++;
+        expect(Math.abs(p.totalBytes - total) / total).toBeLessThan(0.01);
+      }
+    }
+    expect(estimates).toBeGreaterThan(90);
+    // The case seen on the lab: 16 % printed for 16.9 % done was a 6 % overestimate; now no total.
+    expect(progressFromRsync({ bytes: Math.round(0.169 * total), percent: 16, rateBytesPerSecond: 1 })!.totalBytes).toBeUndefined();
+    expect(progressFromRsync({ bytes: total, percent: 100, rateBytesPerSecond: 1 })!.totalBytes).toBe(total);
   });
 });
 

@@ -189,7 +189,9 @@ describe('lifecycle scripts', () => {
 
   it('keep the engine exit code as the container exit code and the summary bounded', () => {
     const s = transferClientScript(['rsync', '-a', 'x y'], { signalDone: true, waitPort: 2222 });
-    expect(s).toContain("rsync -a 'x y' 2>&1 | awk");
+    // Progress lines ('\r'-terminated) are turned into lines and passed on one at a time (issue 8 item 12).
+    expect(s).toContain("rsync -a 'x y' 2>&1 | stdbuf -oL tr '\\r' '\\n' | line_awk");
+    expect(s).toContain('awk -W interactive');
     expect(s).toContain('rc=${PIPESTATUS[0]}');
     expect(s).toContain('exit "$rc"');
     expect(s).toContain('wait_port 2222 120');

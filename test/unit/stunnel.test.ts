@@ -16,6 +16,11 @@ describe('stunnel configuration', () => {
     expect(d.get('CAfile')).toEqual(['/etc/ferry/tls/ca.crt']);
     expect(d.get('sslVersionMin')).toEqual(['TLSv1.2']);
     expect(d.get('sslVersionMax')).toEqual(['TLSv1.3']);
+    // TLS 1.2: ECDHE + AEAD only (forward secrecy); no TLS 1.3 ciphersuites override.
+    const ciphers = d.get('ciphers')![0]!.split(':');
+    expect(ciphers.length).toBeGreaterThan(0);
+    for (const c of ciphers) expect(c).toMatch(/^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
+    expect(d.get('ciphersuites')).toBeUndefined();
     expect(d.get('accept')).toEqual(['8443']);
     expect(d.get('connect')).toEqual(['127.0.0.1:2222']);
     expect(d.get('client')).toBeUndefined();

@@ -5,7 +5,9 @@
  * certificate", requires a certificate and a CAfile). The client additionally checks that the server
  * certificate names the endpoint it dialled (`checkHost` / `checkIP`, stunnel 5.x) and sends SNI,
  * which OpenShift passthrough Routes and ingress-nginx ssl-passthrough route on. TLS 1.2 is the
- * minimum; OpenSSL negotiates 1.3 whenever both ends offer it. Run in the foreground with no pid file,
+ * minimum; OpenSSL negotiates 1.3 whenever both ends offer it. TLS 1.2 is restricted to ECDHE key
+ * exchange with AEAD ciphers (`TLS12_CIPHERS`); TLS 1.3 suites keep OpenSSL's defaults (all of them are
+ * AEAD with forward secrecy). Run in the foreground with no pid file,
  * so it works on a read-only root filesystem; logs go to stderr.
  */
 import { isIP } from 'node:net';
@@ -23,6 +25,22 @@ export const STUNNEL_PATHS = {
   key: '/run/ferry/stunnel-tls.key',
   ca: '/etc/ferry/tls/ca.crt',
 } as const;
+
+/**
+ * The TLS 1.2 cipher list (OpenSSL names; stunnel's `ciphers`, which does not touch TLS 1.3 suites):
+ * ECDHE only (forward secrecy) with AES-GCM or ChaCha20-Poly1305 (AEAD), for ECDSA and RSA keys (the
+ * migration CA issues RSA). Everything else — static-RSA suites such as AES128-SHA, CBC modes,
+ * finite-field DHE — is refused at the handshake. Same set as Mozilla's "intermediate" TLS 1.2 list
+ * minus DHE.
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
 
 const COMMON = [
   'foreground = yes',
@@ -42,6 +60,7 @@ function tlsLines(paths: { cert: string; key: string; ca: string }): string[] {
     'verify = 2',
     'sslVersionMin = TLSv1.2',
     'sslVersionMax = TLSv1.3',
+    `ciphers = ${TLS12_CIPHERS}`,
   ];
 }
 
