@@ -25,7 +25,7 @@ import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { apiErrorMessage, isTransient, KubeClient, statusCode } from '../kube/client';
 import { cleanupMigration } from '../kube/cleanup';
-import { deleteDestinationPVCs, prepareDestination } from '../kube/destination';
+import { deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
 import { discoverNamespace } from '../kube/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
@@ -242,13 +242,17 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const source = clients(req.plan).source();
         const credentials = await readClientCredentials(source, req.migrationId, req.namespace.source);
         const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
-        return runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+        const result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
           onProgress: (progress) => heartbeat(progress),
           ...(signal ? { signal } : {}),
           logger: log,
           ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
           ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
         });
+        // The final sync succeeded: the destination PVC now belongs to the cut-over application; the
+        // mark keeps any later migration (or a new run of this id) from overwriting it (preflight).
+        if (req.final) await markCutover(clients(req.plan).destination(), req.migrationId, req.namespace.destination, req.pvc.destinationName);
+        return result;
       }),
 
     quiesce: (input) =>
