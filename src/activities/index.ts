@@ -25,7 +25,7 @@ import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { apiErrorMessage, isTransient, KubeClient, statusCode } from '../kube/client';
 import { cleanupMigration } from '../kube/cleanup';
-import { deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
+import { clearCutoverMarks, deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
 import { discoverNamespace } from '../kube/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
@@ -277,6 +277,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       run('cleanup', { migrationId: input.migrationId, ...(input.namespace ? { namespace: input.namespace.source } : {}) }, async (log, signal) => {
         const c = clients(input.plan);
         const namespaces: NamespaceMapping[] = input.namespace ? [input.namespace] : input.plan.namespaces;
+        if (input.clearCutoverMarks) for (const n of namespaces) await clearCutoverMarks(c.destination(), input.migrationId, n.destination, log);
         return cleanupMigration(c.source(), c.destination(), input.migrationId, { source: namespaces.map((n) => n.source), destination: namespaces.map((n) => n.destination) }, {
           onTick: (remaining) => heartbeat({ remaining }),
           ...(signal ? { signal } : {}),

@@ -156,3 +156,21 @@ export async function deleteDestinationPVCs(destination: KubeClient, migrationId
   if (deleted.length) logger.info({ namespace, pvcs: deleted }, 'destination PVCs deleted (rollback)');
   return deleted;
 }
+
+/**
+ * Rollback of a namespace whose final sync did not complete: removes the cutover marks `migrationId`
+ * left on destination PVCs of `namespace` (PVCs whose own final sync had succeeded), since the
+ * namespace did not cut over and a new run may write into them again. Marks of other migrations
+ * are left alone. Returns the names of the PVCs unmarked.
+ */
+export async function clearCutoverMarks(destination: KubeClient, migrationId: string, namespace: string, logger: Logger = silentLogger): Promise<string[]> {
+  const cleared: string[] = [];
+  for (const pvc of await destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, namespace)) {
+    if (cutoverMarkOf(pvc)?.by !== migrationId) continue;
+    const name = pvc.metadata!.name!;
+    await destination.patch({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name }, { metadata: { annotations: { [CUTOVER_ANNOTATIONS.by]: null, [CUTOVER_ANNOTATIONS.at]: null } } });
+    cleared.push(name);
+  }
+  if (cleared.length) logger.info({ namespace, pvcs: cleared }, 'cutover marks removed (the namespace rolled back before its cutover completed)');
+  return cleared;
+}

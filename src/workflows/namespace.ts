@@ -451,7 +451,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       st.downtime.endedAt = st.downtime.startedAt;
       st.downtime.seconds = 0;
     }
-    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace }));
+    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace, ...(st.finalSynced ? {} : { clearCutoverMarks: true }) }));
     if (plan.deleteDestinationPVCsOnRollback && st.touched) {
       if (st.finalSynced) {
         steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'kept: the final sync had completed' });
