@@ -222,7 +222,14 @@ export interface FerryActivities {
   unquiesce(input: { migrationId: string; plan: MigrationPlan; records: QuiesceRecord[]; workloads?: WorkloadRef[] }): Promise<void>;
   /** Deletes every object labelled with the migration in both clusters (for one namespace when
    * given); verifies none remain. */
-  cleanup(input: { migrationId: string; plan: MigrationPlan; namespace?: NamespaceMapping }): Promise<CleanupReport>;
+  cleanup(input: {
+    migrationId: string;
+    plan: MigrationPlan;
+    namespace?: NamespaceMapping;
+    /** Rollback before the namespace's final sync completed: also remove this migration's cutover
+     * marks from the destination PVCs (../kube/destination.ts clearCutoverMarks). */
+    clearCutoverMarks?: boolean;
+  }): Promise<CleanupReport>;
   /** Rollback: deletes destination PVCs Ferry created (when the plan asks). */
   deleteDestinationPVCs(input: NamespaceContext & { pvcs: string[] }): Promise<void>;
   /** Direct Image Migration for one namespace. */

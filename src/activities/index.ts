@@ -26,7 +26,7 @@ import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { apiErrorMessage, isTransient, KubeClient, statusCode } from '../kube/client';
 import { cleanupMigration } from '../kube/cleanup';
-import { deleteDestinationPVCs, prepareDestination } from '../kube/destination';
+import { clearCutoverMarks, deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
 import { discoverNamespace } from '../kube/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
@@ -244,7 +244,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const source = clients(req.plan).source();
         const credentials = await readClientCredentials(source, req.migrationId, req.namespace.source);
         const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
-        return runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+        const result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
           onProgress: (progress) => heartbeat(progress),
           ...(signal ? { signal } : {}),
           // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
@@ -253,6 +253,10 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
           ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
         });
+        // The final sync succeeded: the destination PVC now belongs to the cut-over application; the
+        // mark keeps any later migration (or a new run of this id) from overwriting it (preflight).
+        if (req.final) await markCutover(clients(req.plan).destination(), req.migrationId, req.namespace.destination, req.pvc.destinationName);
+        return result;
       }),
 
     quiesce: (input) =>
@@ -277,6 +281,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       run('cleanup', { migrationId: input.migrationId, ...(input.namespace ? { namespace: input.namespace.source } : {}) }, async (log, signal) => {
         const c = clients(input.plan);
         const namespaces: NamespaceMapping[] = input.namespace ? [input.namespace] : input.plan.namespaces;
+        if (input.clearCutoverMarks) for (const n of namespaces) await clearCutoverMarks(c.destination(), input.migrationId, n.destination, log);
         return cleanupMigration(c.source(), c.destination(), input.migrationId, { source: namespaces.map((n) => n.source), destination: namespaces.map((n) => n.destination) }, {
           onTick: (remaining) => heartbeat({ remaining }),
           ...(signal ? { signal } : {}),

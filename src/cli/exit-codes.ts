@@ -14,6 +14,9 @@ export const EXIT = {
   NOT_FOUND: 3,
   /** Temporal cannot be reached (or started), or no worker answers. */
   TEMPORAL_UNREACHABLE: 4,
+  /** The data is migrated, but restoring the source workloads after the final sync failed: they are
+   * still scaled down (the summary prints what to restore). */
+  SOURCE_NOT_RESTORED: 5,
   /** Interrupted (Ctrl-C). The migration itself goes on: it runs in the worker, not in the CLI. */
   INTERRUPTED: 130,
 } as const;
@@ -26,6 +29,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    invalid input (plan, flags, or a command the migration rejects)
   3    migration not found
   4    Temporal unreachable, or no worker answering
+  5    migrated, but the source applications were not restored (still scaled down)
   130  interrupted (Ctrl-C); the migration goes on in the worker`;
 
 /** An error that ends the command with `exitCode`; `details` is shown with --output json. */

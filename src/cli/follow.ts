@@ -93,7 +93,7 @@ export async function follow(session: TemporalSession, id: string, opts: FollowO
           const key = `${source}/${p.name}`;
           const live = p.running ? view.live[p.running.workflowId] : undefined;
           const f = pvcFigures(p, live);
-          if (p.status === 'failed') {
+          if (p.status === 'failed' && ns.status === 'running') {
             say(`failed:${key}:${p.errors.length}`, `${key} FAILED: ${p.errors[p.errors.length - 1]?.message ?? ''}\n  decide: ferry retry ${id} --namespace ${source} --pvc ${p.name} | ferry skip ... | ferry abort ...`);
           }
           if (multibar) {

@@ -122,18 +122,38 @@ export function migrationIdFor(plan: MigrationPlan, id?: string, now: Date = new
 }
 
 /**
- * Starts a migration.
- * @throws CliError (exit 2) when a migration with this id is running
+ * Starts a migration. The id may be reused only when its last run did not succeed
+ * (ALLOW_DUPLICATE_FAILED_ONLY): a rolled-back, cancelled, failed or terminated migration can be run
+ * again under its id, a finished one cannot — its new run would adopt the destination PVCs and its
+ * final sync (with --delete) overwrite what the cut-over application wrote since. (Destination PVCs
+ * a namespace already cut over also carry a cutover mark that preflight checks, for the namespaces
+ * that succeeded in a migration that failed elsewhere.)
+ * @throws CliError (exit 2) when a migration with this id is running or has finished successfully
  */
 export async function startMigration(session: TemporalSession, plan: MigrationPlan, id: string, tuning?: WorkflowTuning): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrationWorkflow>> {
   try {
     return await session.client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
       taskQueue: session.taskQueue,
       workflowId: id,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       args: [{ migrationId: id, plan, ...(tuning ? { tuning } : {}) }],
     });
   } catch (e) {
     if (e instanceof WorkflowExecutionAlreadyStartedError) {
+      let desc;
+      try {
+        desc = await session.client.workflow.getHandle(id).describe();
+      } catch {
+        desc = undefined;
+      }
+      if (desc && desc.status.name !== 'RUNNING') {
+        const at = desc.closeTime ? ` at ${desc.closeTime.toISOString()}` : '';
+        throw new CliError(
+          `migration ${id} already finished${at} (${desc.status.name.toLowerCase()}): its destination PVCs belong to the cut-over applications now, ` +
+            `and running it again would overwrite what they wrote since. Use another --id (see \`ferry status ${id}\`)`,
+          EXIT.INVALID_INPUT,
+        );
+      }
       throw new CliError(`a migration with id ${id} is already running: follow it with \`ferry status ${id} --follow\`, or choose another --id`, EXIT.INVALID_INPUT);
     }
     throw cliErrorOf(e, `starting migration ${id}`);

@@ -25,7 +25,7 @@ import {
   type MigrationView,
   type TemporalSession,
 } from './operations';
-import { renderList, renderView } from './render';
+import { renderList, renderView, sourceNotRestored, sourceNotRestoredLines } from './render';
 import { devServerStatus, resolveTemporal, stopDevServer } from '../temporal/devserver';
 
 /** Where the CLI reads and writes. */
@@ -88,8 +88,12 @@ export function planOf(file: string | undefined, flags: PlanFlags): MigrationPla
   return planFromFlags(flags, base);
 }
 
-/** Exit code of a migration that ended (or stopped being followed). */
-function exitOf(view: MigrationView): number {
+/**
+ * Exit code of a migration that ended (or stopped being followed): SOURCE_NOT_RESTORED (5) when a
+ * namespace was migrated but its source applications were left scaled down by a failed unquiesce.
+ */
+export function exitOf(view: MigrationView): number {
+  if (view.state?.status === 'succeeded' && Object.values(view.namespaces).some(sourceNotRestored)) return EXIT.SOURCE_NOT_RESTORED;
   if (view.state) return view.state.status === 'succeeded' ? EXIT.OK : view.state.status === 'running' ? EXIT.OK : EXIT.MIGRATION_FAILED;
   return view.workflowStatus === 'COMPLETED' || view.workflowStatus === 'RUNNING' ? EXIT.OK : EXIT.MIGRATION_FAILED;
 }
@@ -124,8 +128,10 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       }
       throw e;
     }
-    if (output === 'json') json(view.state ?? view);
-    else out(renderView(view));
+    if (output === 'json') {
+      json(view.state ?? view);
+      for (const line of sourceNotRestoredLines(Object.values(view.namespaces))) err(line);
+    } else out(renderView(view));
     setExit(exitOf(view));
   };
 
@@ -212,7 +218,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         const view = await getMigration(session, id);
         if (o.output === 'json') json(view);
         else out(renderView(view));
-        setExit(EXIT.OK);
+        setExit(exitOf(view) === EXIT.SOURCE_NOT_RESTORED ? EXIT.SOURCE_NOT_RESTORED : EXIT.OK);
       });
     });
 

@@ -28,9 +28,48 @@ export function formatDuration(seconds: number | undefined): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
 }
 
-/** One line for a PVC: status, syncs, bytes, live progress, last error. */
-export function pvcLine(p: PVCState, live?: LiveProgress): string {
-  const parts = [p.name.padEnd(24), p.status.toUpperCase().padEnd(8), `syncs ${p.syncs}`.padEnd(9), `${formatBytes(p.bytesSent)} sent`];
+/**
+ * The status a PVC shows: its own, except that a sync still marked running in a namespace that has
+ * ended was stopped by the rollback (states recorded before the `cancelled` status existed).
+ */
+export function pvcDisplayStatus(p: PVCState, namespaceEnded: boolean): string {
+  return namespaceEnded && p.status === 'syncing' ? 'cancelled' : p.status;
+}
+
+/**
+ * Whether the source workloads of `ns` stayed scaled down after its final sync because restoring
+ * them failed (`unquiesceFailed`, or its warning in states recorded before that field existed).
+ */
+export function sourceNotRestored(ns: NamespaceState): boolean {
+  return ns.unquiesceFailed !== undefined || (ns.finalSynced && !ns.unquiesced && ns.warnings.some((w) => w.includes('restoring the source workloads failed')));
+}
+
+/** Shell commands that put the quiesced workloads of `ns` back (and show their recorded prior state). */
+export function restoreCommands(ns: NamespaceState): string[] {
+  return ns.quiesced
+    .filter((r) => r.changed)
+    .map((r) => {
+      const w = r.workload;
+      const target = `${w.kind.toLowerCase()}/${w.name}`;
+      if (r.replicas !== undefined) return `kubectl -n ${w.namespace} scale ${target} --replicas=${r.replicas}`;
+      return `kubectl -n ${w.namespace} get ${target} -o jsonpath='{.metadata.annotations.ferry\\.dev/pre-quiesce}'   # restore these fields`;
+    });
+}
+
+/** The loud lines for namespaces whose source was not restored after the final sync (empty if none). */
+export function sourceNotRestoredLines(namespaces: readonly NamespaceState[]): string[] {
+  const lines: string[] = [];
+  for (const ns of namespaces.filter(sourceNotRestored)) {
+    lines.push(`!!! SOURCE NOT RESTORED: namespace ${ns.source} is migrated, but its source applications are still scaled down` + (ns.unquiesceFailed ? ` (${ns.unquiesceFailed})` : ''));
+    const cmds = restoreCommands(ns);
+    if (cmds.length > 0) lines.push('!!! restore them in the source cluster:', ...cmds.map((c) => `      ${c}`));
+  }
+  return lines;
+}
+
+/** One line for a PVC: status, syncs, bytes, live progress, last error. `ended`: its namespace has ended. */
+export function pvcLine(p: PVCState, live?: LiveProgress, ended = false): string {
+  const parts = [p.name.padEnd(24), pvcDisplayStatus(p, ended).toUpperCase().padEnd(8), `syncs ${p.syncs}`.padEnd(9), `${formatBytes(p.bytesSent)} sent`];
   if (p.running) {
     const pr = live?.progress;
     const pct = pr?.percent ?? (pr?.totalBytes ? Math.round((100 * pr.bytes) / pr.totalBytes) : undefined);
@@ -49,11 +88,22 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
   const lines: string[] = [];
   const dest = ns.destination !== ns.source ? ` → ${ns.destination}` : '';
   const passes = ns.stagePassesDone > 0 ? `, ${ns.stagePassesDone} stage pass${ns.stagePassesDone === 1 ? '' : 'es'}` : '';
-  const downtime = ns.downtime?.seconds !== undefined ? `, downtime ${formatDuration(ns.downtime.seconds)}` : ns.downtime ? ', applications down' : '';
+  const ended = ns.status !== 'running';
+  const restoredByRollback = ns.rollback?.steps.some((s) => s.step === 'unquiesce' && s.ok) === true;
+  let downtime = '';
+  if (ns.downtime) {
+    const figure = ns.downtime.seconds !== undefined ? `, downtime ${formatDuration(ns.downtime.seconds)}` : '';
+    if (!ended) downtime = figure || ', applications down';
+    else if (sourceNotRestored(ns)) downtime = `${figure}, applications STILL DOWN`;
+    else if (restoredByRollback) downtime = `${figure}, applications restored at ${ns.downtime.endedAt ?? ns.rollback?.endedAt ?? '?'}`;
+    else if (ns.rollback && (ns.quiesced.length > 0 || ns.quiesceStarted) && !ns.unquiesced) downtime = `${figure}, applications STILL DOWN (restoring them failed)`;
+    else downtime = figure;
+  }
   lines.push(`  ${ns.source}${dest}: ${ns.phase}${passes}${downtime}`);
   for (const p of ns.pvcs) {
-    lines.push(`    ${pvcLine(p, p.running ? view?.live[p.running.workflowId] : undefined)}`);
-    if (p.status === 'failed') {
+    lines.push(`    ${pvcLine(p, p.running ? view?.live[p.running.workflowId] : undefined, ended)}`);
+    // A decision is awaited only while the namespace runs.
+    if (p.status === 'failed' && !ended) {
       lines.push(`      decide: ferry retry ${id} --namespace ${ns.source} --pvc ${p.name}  |  ferry skip …  |  ferry abort …`);
     }
   }
@@ -89,6 +139,7 @@ export function renderView(view: MigrationView): string {
       for (const p of st.problems) lines.push(`    ${p.subject}: ${p.message}`);
     }
   }
+  lines.push(...sourceNotRestoredLines(Object.values(view.namespaces)));
   if (view.failure && !st?.error) lines.push(`  failure: ${view.failure}`);
   for (const w of view.warnings) lines.push(`  WARNING: ${w}`);
   return lines.join('\n');

@@ -24,7 +24,40 @@ const SYSTEM_ANNOTATION = /^(pv\.kubernetes\.io\/|volume\.kubernetes\.io\/|volum
 const SYSTEM_LABELS = new Set(['kubernetes.io/metadata.name']);
 
 function copyAnnotations(a: Record<string, string> | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => !SYSTEM_ANNOTATION.test(k) && k !== 'ferry.dev/pre-quiesce'));
+  return Object.fromEntries(
+    Object.entries(a ?? {}).filter(([k]) => !SYSTEM_ANNOTATION.test(k) && k !== 'ferry.dev/pre-quiesce' && k !== CUTOVER_ANNOTATIONS.by && k !== CUTOVER_ANNOTATIONS.at),
+  );
+}
+
+/**
+ * The cutover mark of a destination PVC: after the final sync of a PVC succeeded, the PVC belongs to
+ * the cut-over application, and no migration may write into it again unless its plan says
+ * `overwriteCutoverPVCs: true` (a second final sync with --delete would overwrite what the
+ * application wrote since). `by`: the migration id; `at`: ISO 8601 time of the mark.
+ */
+export const CUTOVER_ANNOTATIONS = { by: 'ferry.dev/cutover-by', at: 'ferry.dev/cutover-at' } as const;
+
+/** The cutover mark of `pvc`, or undefined when it carries none. */
+export function cutoverMarkOf(pvc: V1PersistentVolumeClaim | undefined): { by: string; at?: string } | undefined {
+  const a = pvc?.metadata?.annotations;
+  const by = a?.[CUTOVER_ANNOTATIONS.by];
+  if (!by) return undefined;
+  const at = a?.[CUTOVER_ANNOTATIONS.at];
+  return { by, ...(at ? { at } : {}) };
+}
+
+/**
+ * Marks the destination PVC `namespace/name` as cut over by `migrationId` (see CUTOVER_ANNOTATIONS).
+ * Called once the final sync of the PVC succeeded; idempotent (a retry rewrites the same id).
+ * @throws FerryError (config) when the PVC does not exist: the final sync just wrote into it, so
+ *   that means someone deleted it.
+ */
+export async function markCutover(destination: KubeClient, migrationId: string, namespace: string, name: string, at: Date = new Date()): Promise<void> {
+  const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name };
+  if (!(await destination.get<V1PersistentVolumeClaim>(ref))) {
+    throw new FerryError('config', `destination PVC ${namespace}/${name} disappeared right after its final sync: check who deleted it before using the migrated data`);
+  }
+  await destination.patch(ref, { metadata: { annotations: { [CUTOVER_ANNOTATIONS.by]: migrationId, [CUTOVER_ANNOTATIONS.at]: at.toISOString() } } });
 }
 
 function copyLabels(l: Record<string, string> | undefined): Record<string, string> {
@@ -122,4 +155,22 @@ export async function deleteDestinationPVCs(destination: KubeClient, migrationId
   }
   if (deleted.length) logger.info({ namespace, pvcs: deleted }, 'destination PVCs deleted (rollback)');
   return deleted;
+}
+
+/**
+ * Rollback of a namespace whose final sync did not complete: removes the cutover marks `migrationId`
+ * left on destination PVCs of `namespace` (PVCs whose own final sync had succeeded), since the
+ * namespace did not cut over and a new run may write into them again. Marks of other migrations
+ * are left alone. Returns the names of the PVCs unmarked.
+ */
+export async function clearCutoverMarks(destination: KubeClient, migrationId: string, namespace: string, logger: Logger = silentLogger): Promise<string[]> {
+  const cleared: string[] = [];
+  for (const pvc of await destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, namespace)) {
+    if (cutoverMarkOf(pvc)?.by !== migrationId) continue;
+    const name = pvc.metadata!.name!;
+    await destination.patch({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name }, { metadata: { annotations: { [CUTOVER_ANNOTATIONS.by]: null, [CUTOVER_ANNOTATIONS.at]: null } } });
+    cleared.push(name);
+  }
+  if (cleared.length) logger.info({ namespace, pvcs: cleared }, 'cutover marks removed (the namespace rolled back before its cutover completed)');
+  return cleared;
 }

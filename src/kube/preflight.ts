@@ -7,7 +7,8 @@
  * - source namespaces exist (not Terminating), named PVCs exist, something is selected;
  * - PVCs are Bound, Filesystem (Block is not supported yet), their destination StorageClass exists
  *   (or the destination has a default class), their destination names are free or already this
- *   migration's, and usable as rsync module names;
+ *   migration's, and usable as rsync module names; existing destination PVCs carry no cutover mark
+ *   of a finished migration (unless the plan says overwriteCutoverPVCs: true);
  * - destination namespaces are not Terminating;
  * - ReadWriteOncePod volumes in use cannot be read by a client pod while the application runs
  *   (stage syncs would wait forever);
@@ -26,6 +27,7 @@ import { moduleNameProblem } from '../statetransfer/transfer/rsync/rsyncd-conf';
 import type { EndpointType } from '../statetransfer/types';
 import { SKOPEO_BINARY } from '../images/skopeo';
 import { apiErrorMessage, type AccessCheck, type KubeClient } from './client';
+import { cutoverMarkOf } from './destination';
 import { defaultStorageClassName } from './discovery';
 import { errorMessage } from './errors';
 import { endpointOptionsFor, transferFor } from './setup';
@@ -127,6 +129,23 @@ function fileProblem(path: string | undefined, what: string): string | undefined
   } catch (err) {
     return `${what} ${path} cannot be read by the worker (${errorMessage(err)})`;
   }
+}
+
+/**
+ * Pure: the problem with writing into the existing destination PVC `pvc` (of `namespace`) when it
+ * carries a cutover mark (../kube/destination.ts CUTOVER_ANNOTATIONS): a migration already finished
+ * its final sync into it, its application may have written since, and a new sync (the final one runs
+ * with --delete) would overwrite those writes. Undefined when unmarked or the plan says
+ * `overwriteCutoverPVCs: true`.
+ */
+export function cutoverMarkProblem(pvc: V1PersistentVolumeClaim | undefined, plan: MigrationPlan): string | undefined {
+  const mark = cutoverMarkOf(pvc);
+  if (!mark || plan.overwriteCutoverPVCs === true) return undefined;
+  const name = `${pvc?.metadata?.namespace ?? '?'}/${pvc?.metadata?.name ?? '?'}`;
+  return (
+    `destination PVC ${name} was cut over by migration ${mark.by}${mark.at ? ` at ${mark.at}` : ''}: the migrated application may have written to it since, ` +
+    `and another sync would overwrite those writes. Leave it out of the plan, or set overwriteCutoverPVCs: true if overwriting it is really wanted`
+  );
 }
 
 /**
@@ -251,6 +270,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           if (existing && existing.metadata?.labels?.[LABELS.migration] !== migrationKey(migrationId)) {
             add(ps, `destination PVC ${mapping.destination}/${info.destinationName} already exists and is not this migration's: Ferry never overwrites it; delete it or migrate into another namespace`);
           }
+          const marked = cutoverMarkProblem(existing, plan);
+          if (marked) add(ps, marked);
         }
       });
     }

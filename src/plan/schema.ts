@@ -526,6 +526,12 @@ export const migrationPlanSchema = z
       .boolean()
       .default(false)
       .describe('On rollback, delete the destination PVCs Ferry created (and their data). Default: keep them.'),
+    overwriteCutoverPVCs: z
+      .boolean()
+      .optional()
+      .describe(
+        'Write into destination PVCs that a finished migration already cut over (annotation ferry.dev/cutover-by). Default: refused at preflight, since the migrated application may have written to them since.',
+      ),
     images: imagesSchema.prefault({}),
     transferImage: z
       .string()

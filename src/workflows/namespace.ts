@@ -288,7 +288,10 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     } catch (err) {
       // Our own cancellation (abort, workflow cancelled): stop. A sync cancelled by someone else
       // (e.g. from the UI) is just a failed sync.
-      if (wf.isCancellation(err) && wf.CancellationScope.current().consideredCancelled) throw err;
+      if (wf.isCancellation(err) && wf.CancellationScope.current().consideredCancelled) {
+        p.status = 'cancelled';
+        throw err;
+      }
       const failure: SyncFailure = { pass, final, ...describeFailure(err), at: now() };
       p.errors.push(failure);
       if (p.errors.length > MAX_PVC_ERRORS) p.errors.splice(0, p.errors.length - MAX_PVC_ERRORS);
@@ -402,6 +405,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         st.unquiesced = true;
       } catch (err) {
         if (wf.isCancellation(err)) throw err;
+        st.unquiesceFailed = failureMessage(err);
         st.warnings.push(`the data is migrated, but restoring the source workloads failed: ${failureMessage(err)}; they are still scaled down`);
       }
     }
@@ -435,9 +439,19 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       await step('unquiesce', async () => {
         await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: discovery.workloads });
         st.unquiesced = true;
+        // The applications run again: the downtime ends here.
+        if (st.downtime && st.downtime.endedAt === undefined) {
+          st.downtime.endedAt = now();
+          st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
+        }
       });
     }
-    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace }));
+    if (st.downtime && st.downtime.endedAt === undefined && !st.quiesceStarted && st.quiesced.length === 0) {
+      // Cancelled before anything was scaled down: no application was down.
+      st.downtime.endedAt = st.downtime.startedAt;
+      st.downtime.seconds = 0;
+    }
+    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace, ...(st.finalSynced ? {} : { clearCutoverMarks: true }) }));
     if (plan.deleteDestinationPVCsOnRollback && st.touched) {
       if (st.finalSynced) {
         steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'kept: the final sync had completed' });

@@ -91,9 +91,10 @@ export interface Decision {
 
 /**
  * Status of one PVC. `failed`: its last sync failed after the activity's retries and it waits for
- * the operator's decision; `synced`: its last stage sync succeeded; `done`: its final sync succeeded.
+ * the operator's decision; `synced`: its last stage sync succeeded; `done`: its final sync succeeded;
+ * `cancelled`: its sync was stopped by the namespace's rollback or cancellation.
  */
-export type PVCStatus = 'pending' | 'syncing' | 'synced' | 'failed' | 'skipped' | 'done';
+export type PVCStatus = 'pending' | 'syncing' | 'synced' | 'failed' | 'skipped' | 'done' | 'cancelled';
 
 /** One finished sync of one PVC. */
 export interface SyncRecord {
@@ -182,11 +183,14 @@ export interface NamespaceState {
   unquiesced: boolean;
   /** Every PVC's final sync finished: the copy is complete, rollback no longer deletes PVCs. */
   finalSynced: boolean;
-  /** Application downtime: from the start of quiesce to the end of the final sync. */
+  /** Application downtime: from the start of quiesce to the end of the final sync (on rollback: to the
+   * end of the unquiesce step that restored the applications). */
   downtime?: { startedAt: string; endedAt?: string; seconds?: number };
   cleanup?: CleanupReport;
   /** Problems after the copy was complete (unquiesce or cleanup failed): no rollback, but act on them. */
   warnings: string[];
+  /** Why restoring the source workloads failed after the final sync (they are still scaled down). */
+  unquiesceFailed?: string;
   /** Why the namespace rolled back. */
   error?: string;
   rollback?: { reason: string; startedAt: string; endedAt?: string; steps: RollbackStep[] };

@@ -2,7 +2,7 @@
  * The pure parts of preflight: which permissions the plan needs on each side, and option problems.
  * The checks against clusters run in test/integration/activities-lab.test.ts.
  */
-import { destinationPermissions, optionProblems, sourcePermissions } from '../../src/kube/preflight';
+import { cutoverMarkProblem, destinationPermissions, optionProblems, sourcePermissions } from '../../src/kube/preflight';
 import { parsePlan } from '../../src/plan/load';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
@@ -36,5 +36,20 @@ describe('optionProblems', () => {
     expect(optionProblems(plan, 'm', 'shop', ['Route'])).toEqual([]);
     expect(optionProblems(parsePlan({ ...base, endpoint: { type: 'NodePort', nodePort: 30080 } }), 'm', 'shop', ['NodePort'])).toEqual([]);
     expect(optionProblems(parsePlan({ ...base, endpoint: { type: 'NodePort', nodePort: 80 } }), 'm', 'shop', ['NodePort']).join()).toMatch(/nodePort 80 must be an integer from 30000 to 32767/);
+  });
+});
+
+describe('cutoverMarkProblem (issue 8 item 2)', () => {
+  const marked = {
+    metadata: { name: 'data', namespace: 'shop', annotations: { 'ferry.dev/cutover-by': 'first-migration', 'ferry.dev/cutover-at': '2026-01-02T03:04:05.000Z' } },
+  };
+  it('refuses a destination PVC another migration cut over, naming it, the migration and the time', () => {
+    const p = cutoverMarkProblem(marked, parsePlan(base));
+    expect(p).toMatch(/^destination PVC shop\/data was cut over by migration first-migration at 2026-01-02T03:04:05.000Z: .*overwriteCutoverPVCs: true/);
+  });
+  it('accepts it when the plan says so, and unmarked PVCs', () => {
+    expect(cutoverMarkProblem(marked, parsePlan({ ...base, overwriteCutoverPVCs: true }))).toBeUndefined();
+    expect(cutoverMarkProblem({ metadata: { name: 'data', namespace: 'shop', annotations: { other: 'x' } } }, parsePlan(base))).toBeUndefined();
+    expect(cutoverMarkProblem(undefined, parsePlan(base))).toBeUndefined();
   });
 });

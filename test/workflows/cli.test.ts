@@ -161,3 +161,87 @@ test('a rolled-back migration exits 1; exit codes for unknown ids, bad input and
   expect(code).toBe(EXIT.TEMPORAL_UNREACHABLE);
   expect(stderr.text).toMatch(/cannot reach Temporal at 127.0.0.1:9/);
 });
+
+/** A plan file with several namespaces and extra top-level YAML. */
+function planFileOf(namespaces: string[], extra = ''): string {
+  const file = join(dir, `${unique('plan')}.yaml`);
+  writeFileSync(file, `source: { context: src }\ndestination: { context: dst }\nnamespaces: ${JSON.stringify(namespaces)}\nstageIntervalSeconds: 0\n${extra}`);
+  return file;
+}
+
+test('a finished migration cannot be started again under its id (issue 8 item 2)', async () => {
+  const id = unique('cli-dup');
+  const plan = planFileOf(['blog:blog-dup']);
+  expect((await ferry('migrate', '-f', plan, '--id', id)).code).toBe(EXIT.OK);
+  const again = await ferry('migrate', '-f', plan, '--id', id);
+  expect(again.code).toBe(EXIT.INVALID_INPUT);
+  expect(again.stderr).toMatch(new RegExp(`migration ${id} already finished at \\d{4}-\\d\\d-\\d\\dT[^ ]+ \\(completed\\).*Use another --id`));
+});
+
+test('a failed migration may run again under its id, but not into the PVCs a namespace already cut over (issue 8 item 2)', async () => {
+  fake.failTransfer({ namespace: 'shop', pvc: 'db', final: true, times: 1, type: FailureType.Partial, message: 'rsync exit 23' });
+  const id = unique('cli-rerun');
+  const plan = planFileOf(['shop:shop-rerun', 'blog:blog-rerun']);
+  expect((await ferry('migrate', '-f', plan, '--id', id, '--detach')).code).toBe(EXIT.OK);
+  await waitFor('db to fail in its final sync', async () => {
+    const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+    return v.namespaces.shop?.pvcs.find((p) => p.name === 'db')?.status === 'failed' && v.state?.namespaces.find((n) => n.source === 'blog')?.status === 'succeeded';
+  });
+  expect((await ferry('abort', id, '--pvc', 'db', '--namespace', 'shop')).code).toBe(EXIT.OK);
+  expect((await ferry('status', id, '--follow')).code).toBe(EXIT.MIGRATION_FAILED);
+
+  // Temporal accepts the id again (the last run failed); preflight refuses blog's cut-over PVC, not
+  // shop's data (its final sync had succeeded, but shop rolled back: its marks were removed).
+  const rerun = await ferry('migrate', '-f', plan, '--id', id, '--output', 'json');
+  expect(rerun.code).toBe(EXIT.MIGRATION_FAILED);
+  const summary = rerun.json() as MigrationState;
+  expect(summary.problems).toEqual([{ subject: 'pvc blog-rerun/content', message: `was cut over by migration ${id}` }]);
+  // With the plan's explicit consent it runs.
+  const consent = await ferry('migrate', '-f', planFileOf(['shop:shop-rerun', 'blog:blog-rerun'], 'overwriteCutoverPVCs: true\n'), '--id', id);
+  expect(consent.code).toBe(EXIT.OK);
+});
+
+test('restoring the source fails after the final sync: exit 5 and a loud line with the commands (issue 8 item 16)', async () => {
+  fake.unquiesceFailsIn = { namespaces: ['shop'], message: 'deployments.apps "web" is forbidden: cannot patch' };
+  const id = unique('cli-unq');
+  try {
+    const r = await ferry('migrate', '-f', planFileOf(['shop:shop-unq']), '--id', id);
+    expect(r.code).toBe(EXIT.SOURCE_NOT_RESTORED);
+    expect(r.stdout).toMatch(/!!! SOURCE NOT RESTORED: namespace shop is migrated, but its source applications are still scaled down \(.*forbidden: cannot patch/);
+    expect(r.stdout).toContain('kubectl -n shop scale deployment/web --replicas=1');
+    const status = await ferry('status', id);
+    expect(status.code).toBe(EXIT.SOURCE_NOT_RESTORED);
+    expect(status.stdout).toContain('!!! SOURCE NOT RESTORED');
+    const json = await ferry('status', id, '--follow', '--output', 'json');
+    expect(json.code).toBe(EXIT.SOURCE_NOT_RESTORED);
+    expect(json.stderr).toContain('!!! SOURCE NOT RESTORED');
+  } finally {
+    fake.unquiesceFailsIn = undefined;
+  }
+});
+
+test('status after a cancel during the final sync: applications restored, PVCs cancelled, no retry hint (issue 8 item 20)', async () => {
+  fake.hold = (req) => req.final;
+  const id = unique('cli-cx');
+  try {
+    expect((await ferry('migrate', '-f', planFileOf(['shop:shop-cx']), '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the final syncs to run', async () => {
+      const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+      return v.namespaces.shop?.pvcs.every((p) => p.running?.final) ? v : undefined;
+    });
+    expect((await ferry('status', id)).stdout).toMatch(/shop → shop-cx: final-sync.*applications down/);
+    expect((await ferry('cancel', id)).code).toBe(EXIT.OK);
+    expect((await ferry('status', id, '--follow')).code).toBe(EXIT.MIGRATION_FAILED);
+  } finally {
+    fake.hold = () => false;
+  }
+  const status = await ferry('status', id);
+  expect(status.stdout).toMatch(/shop → shop-cx: rolled-back, 1 stage pass, downtime [\d.]+s, applications restored at \d{4}-/);
+  expect(status.stdout).not.toMatch(/applications down/);
+  expect(status.stdout).toMatch(/data\s+CANCELLED/);
+  expect(status.stdout).not.toMatch(/SYNCING/);
+  expect(status.stdout).not.toContain('ferry retry');
+  const st = ((await ferry('status', id, '--output', 'json')).json() as MigrationView).namespaces.shop!;
+  expect(st.pvcs.map((p) => p.status)).toEqual(['cancelled', 'cancelled']);
+  expect(st.downtime?.endedAt).toBeDefined();
+});

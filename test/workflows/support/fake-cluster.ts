@@ -80,6 +80,8 @@ interface ClusterState {
   data: Record<string, { source: number; destination: number }>;
   /** Remaining scripted transfer failures. */
   failures: TransferFailureScript[];
+  /** Cutover marks of destination PVCs "destination/pvc/<ns>/<name>" → migration id (after a final sync). */
+  cutover?: Record<string, string>;
   seq: number;
 }
 
@@ -94,6 +96,8 @@ export class FakeCluster {
   preflightProblems: PreflightProblem[] = [];
   /** runTransfer keeps heartbeating without finishing while this returns true (or until cancelled). */
   hold: (req: TransferRequest) => boolean = () => false;
+  /** unquiesce fails (non-retryable) with this message for workloads of these namespaces. */
+  unquiesceFailsIn: { namespaces: string[]; message: string } | undefined;
   private st: ClusterState;
 
   constructor(private readonly opts: FakeClusterOptions) {
@@ -200,7 +204,16 @@ export class FakeCluster {
               })
               .map((p) => ({ subject: `pvc ${d.destinationNamespace}/${p.destinationName}`, message: 'already exists in the destination cluster and was not created by this migration' })),
           );
-          return [...taken, ...this.preflightProblems];
+          // As src/kube/preflight.ts cutoverMarkProblem.
+          const marks = this.reload().cutover ?? {};
+          const marked = input.plan.overwriteCutoverPVCs
+            ? []
+            : input.discoveries.flatMap((d) =>
+                d.pvcs
+                  .filter((p) => marks[`destination/pvc/${d.destinationNamespace}/${p.destinationName}`] !== undefined)
+                  .map((p) => ({ subject: `pvc ${d.destinationNamespace}/${p.destinationName}`, message: `was cut over by migration ${marks[`destination/pvc/${d.destinationNamespace}/${p.destinationName}`]}` })),
+              );
+          return [...taken, ...marked, ...this.preflightProblems];
         }),
       prepareDestination: (input) =>
         this.activity('prepareDestination', input.namespace.source, async () => {
@@ -253,6 +266,10 @@ export class FakeCluster {
         }),
       unquiesce: (input) =>
         this.activity('unquiesce', input.records[0]?.workload.namespace ?? '', async () => {
+          const failing = this.unquiesceFailsIn;
+          if (failing && input.records.some((r) => failing.namespaces.includes(r.workload.namespace))) {
+            throw ApplicationFailure.nonRetryable(failing.message, FailureType.Auth);
+          }
           const st = this.reload();
           for (const r of input.records) {
             const cur = st.workloads[`${r.workload.namespace}/${r.workload.name}`]!;
@@ -269,6 +286,13 @@ export class FakeCluster {
             .filter(([k]) => !ns || k.split('/')[2] === ns.source || k.split('/')[2] === ns.destination)
             .map(([k]) => k);
           for (const k of doomed) this.delete(k);
+          if (input.clearCutoverMarks) {
+            const st = this.reload();
+            for (const [k, by] of Object.entries(st.cutover ?? {})) {
+              if (by === input.migrationId && (!ns || k.split('/')[2] === ns.destination)) delete st.cutover![k];
+            }
+            this.save();
+          }
           return {
             source: doomed.filter((k) => k.startsWith('source/')).length,
             destination: doomed.filter((k) => k.startsWith('destination/')).length,
@@ -333,6 +357,7 @@ export class FakeCluster {
     }
     const after = this.reload();
     after.data[dataKey]!.destination = startVersion;
+    if (req.final) (after.cutover ??= {})[`destination/pvc/${req.namespace.destination}/${req.pvc.destinationName}`] = req.migrationId;
     // Applications that still run kept writing while the sync copied.
     const writers = Object.entries(after.workloads).filter(([k, w]) => k.startsWith(`${ns}/`) && w.replicas > 0);
     if (writers.length > 0) after.data[dataKey]!.source = startVersion + 1;
