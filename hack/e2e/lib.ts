@@ -187,7 +187,7 @@ export function readyReplicas(namespace: string): Record<string, number> {
 /** Objects labelled app.kubernetes.io/managed-by=ferry in both clusters, as "ctx kind/ns/name";
  * only in `namespaces` when given. */
 export function ferryObjects(namespaces?: string[]): string[] {
-  const kinds = 'pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,jobs,deployments,networkpolicies,ingresses';
+  const kinds = 'pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,jobs,deployments,networkpolicies,ingresses,poddisruptionbudgets';
   const out: string[] = [];
   for (const ctx of ['ferry-src', 'ferry-dst'] as const) {
     const items = JSON.parse(kubectl(ctx, ['get', kinds, '-A', '-l', MANAGED_BY, '-o', 'json'])).items as any[];
