@@ -190,7 +190,7 @@ export function readyReplicas(namespace: string): Record<string, number> {
  * ferry.dev/migration=<migrationKey(id)>) when given, so that other migrations running on the same
  * clusters are not counted. */
 export function ferryObjects(namespaces?: string[], migrationId?: string): string[] {
-  const kinds = 'pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,jobs,deployments,networkpolicies,ingresses';
+  const kinds = 'pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings,jobs,deployments,networkpolicies,ingresses,poddisruptionbudgets';
   const selector = migrationId !== undefined ? `${MANAGED_BY},${LABELS.migration}=${migrationKey(migrationId)}` : MANAGED_BY;
   const out: string[] = [];
   for (const ctx of ['ferry-src', 'ferry-dst'] as const) {

@@ -35,6 +35,7 @@ import { runPreflight, type PreflightCluster } from '../kube/preflight';
 import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
 import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
+import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { isWorkerShutdown } from './shutdown';
@@ -241,21 +242,31 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
 
     runTransfer: (req) =>
       run('runTransfer', { ...nsFields(req), pvc: req.pvc.name, pass: req.pass, final: req.final }, async (log, signal) => {
-        const source = clients(req.plan).source();
-        const credentials = await readClientCredentials(source, req.migrationId, req.namespace.source);
+        const c = clients(req.plan);
+        const source = c.source();
+        const destination = c.destination();
+        // The server and both sides' credentials, made right before every sync (server-sync.ts).
+        const serverOptions = { timeoutSeconds: req.plan.timeouts.serverReadySeconds, onTick: () => heartbeat(), ...(signal ? { signal } : {}), logger: log };
+        const server = await ensureServerForSync(source, destination, req, serverOptions);
+        const credentials = server.credentials;
         const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
-        const result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
-          onProgress: (progress) => heartbeat(progress),
-          ...(signal ? { signal } : {}),
-          // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
-          keepPodOnAbort: () => isWorkerShutdown(activityContext()),
-          logger: log,
-          ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
-          ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
-        });
+        let result;
+        try {
+          result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+            onProgress: (progress) => heartbeat(progress),
+            ...(signal ? { signal } : {}),
+            // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
+            keepPodOnAbort: () => isWorkerShutdown(activityContext()),
+            logger: log,
+            ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
+            ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
+          });
+        } catch (err) {
+          throw await explainSyncFailure(err, destination, server, serverOptions);
+        }
         // The final sync succeeded: the destination PVC now belongs to the cut-over application; the
         // mark keeps any later migration (or a new run of this id) from overwriting it (preflight).
-        if (req.final) await markCutover(clients(req.plan).destination(), req.migrationId, req.namespace.destination, req.pvc.destinationName);
+        if (req.final) await markCutover(destination, req.migrationId, req.namespace.destination, req.pvc.destinationName);
         return result;
       }),
 

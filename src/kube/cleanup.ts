@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from './log';
 /** The kinds of transfer objects, in deletion order (pods first: they use the others). */
 export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
   { apiVersion: 'v1', kind: 'Pod' },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   { apiVersion: 'route.openshift.io/v1', kind: 'Route' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
   { apiVersion: 'v1', kind: 'Service' },

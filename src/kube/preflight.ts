@@ -88,6 +88,8 @@ export function destinationPermissions(plan: MigrationPlan, endpointTypes: reado
     need(['get', 'list', 'create', 'delete'], '', 'services'),
     need(['get', 'list', 'create', 'delete'], '', 'secrets'),
     need(['get', 'list', 'create', 'delete'], '', 'configmaps'),
+    // the transfer server's PodDisruptionBudget (namespace-transfer.ts serverDisruptionBudget)
+    need(['get', 'list', 'create', 'delete'], 'policy', 'poddisruptionbudgets'),
   ];
   if (endpointTypes.includes('Route')) out.push(need(['get', 'list', 'create', 'delete'], 'route.openshift.io', 'routes'));
   if (endpointTypes.includes('Ingress')) out.push(need(['get', 'list', 'create', 'delete'], 'networking.k8s.io', 'ingresses'));

@@ -23,8 +23,9 @@ import { secret, secretValues } from '../statetransfer/objects';
 import { transferClientScript } from '../statetransfer/pods/lifecycle';
 import { TLS_KEYS } from '../statetransfer/tls/certificates';
 import { describeRef, refOf, selectorString, waitFor, type KubeClient } from './client';
-import { FerryError, WaitTimeoutError, errorMessage } from './errors';
+import { FerryError, errorMessage } from './errors';
 import { silentLogger, type Logger } from './log';
+import { ensureServerPod, serverTemplateConfigMap } from './server';
 import { followTransferPod, podTrouble, readLogTail, transferContainerName, transferContainerState, transferVerdict } from './progress';
 
 /** Object role of the source credentials Secret. */
@@ -70,14 +71,15 @@ export function certificateNames(certPem: string, host: string): boolean {
 }
 
 /**
- * Pure: rebuilds TransferCredentials from the two Secrets' values, or says why they cannot be used.
- * The CA key is not available (never stored): `certificates.ca.keyPem` is ''.
+ * Pure: rebuilds TransferCredentials from the two Secrets' values, or says why they cannot be used
+ * (incomplete, different CAs, expiring within `minRemainingSeconds`, not naming the address). The CA key is not available (never stored): `certificates.ca.keyPem` is ''.
  */
 export function credentialsFromSecrets(
   server: Record<string, string> | undefined,
   client: Record<string, string>,
   address: EndpointAddressInfo | undefined,
   now = Date.now(),
+  minRemainingSeconds = CREDENTIALS_MIN_REMAINING_SECONDS,
 ): { credentials?: TransferCredentials; problem?: string } {
   const need = [TLS_KEYS.cert, TLS_KEYS.key, TLS_KEYS.ca];
   if (need.some((k) => !client[k]) || !client[PASSWORD_KEY]) return { problem: 'the source credentials Secret is incomplete' };
@@ -87,7 +89,7 @@ export function credentialsFromSecrets(
   try {
     const clientCert = new X509Certificate(client[TLS_KEYS.cert]!);
     notAfter = new Date(clientCert.validTo).toISOString();
-    if (new Date(clientCert.validTo).getTime() - now < CREDENTIALS_MIN_REMAINING_SECONDS * 1000) return { problem: `the certificates expire at ${notAfter}` };
+    if (new Date(clientCert.validTo).getTime() - now < minRemainingSeconds * 1000) return { problem: `the certificates expire at ${notAfter}` };
     if (server && address) {
       for (const name of [address.host, ...(address.sni ? [address.sni] : [])]) {
         if (!certificateNames(server[TLS_KEYS.cert]!, name)) return { problem: `the server certificate does not name the endpoint address ${name}` };
@@ -232,10 +234,6 @@ export async function ensureOwned(client: KubeClient, obj: KubernetesObject): Pr
   return 'adopted';
 }
 
-function podReady(pod: V1Pod): boolean {
-  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-}
-
 /** Options of `ensureServer`. */
 export interface EnsureServerOptions {
   /** Seconds to wait for the server pod to be Ready (plan timeouts.serverReadySeconds). */
@@ -246,57 +244,28 @@ export interface EnsureServerOptions {
 }
 
 /**
- * Creates (or adopts) the destination's Secrets, ConfigMaps and server pod, in order, and waits until
- * the server pod is Ready. A server pod that ended (Failed/Succeeded) or was made before one of its
- * Secrets/ConfigMaps changed is replaced.
+ * Creates (or adopts) the destination's Secrets, ConfigMaps, PodDisruptionBudget, the server pod's
+ * template (server.ts) and the server pod, in order, and waits until the server pod is Ready. A server
+ * pod that is missing, ended (Failed/Succeeded, e.g. evicted), or was made before one of its
+ * Secrets/ConfigMaps changed is (re)created (server.ts `ensureServerPod`).
  * @throws FerryError (config) for a pod that cannot start (image, configuration) or is not Ready in
  *   time; ConflictError when a foreign object holds a name.
  */
 export async function ensureServer(destination: KubeClient, nt: NamespaceTransfer, credentials: TransferCredentials, options: EnsureServerOptions): Promise<void> {
-  const log = options.logger ?? silentLogger;
   const objects = nt.destinationObjects(credentials);
+  const pod = objects.find((o) => o.kind === 'Pod') as V1Pod;
   let changed = false;
-  for (const o of objects) {
-    if (o.kind === 'Pod') continue;
+  for (const o of [...objects.filter((x) => x.kind !== 'Pod'), serverTemplateConfigMap(nt.migrationId, pod)]) {
     const action = await ensureOwned(destination, o);
     if (action === 'replaced') changed = true;
   }
-  const pod = objects.find((o) => o.kind === 'Pod') as V1Pod;
-  const ref = refOf(pod);
-  const live = await destination.get<V1Pod>(ref);
-  if (live && (changed || live.status?.phase === 'Failed' || live.status?.phase === 'Succeeded')) {
-    log.info({ pod: describeRef(ref), phase: live.status?.phase, configChanged: changed }, 'replacing the server pod');
-    await destination.delete(ref, 0);
-    await waitFor(async () => !(await destination.get(ref)), { timeoutSeconds: 120, intervalSeconds: 2, signal: options.signal, description: `${describeRef(ref)} to be deleted` });
-  }
-  await destination.createOrAdopt(pod);
-  let reason = 'not created yet';
-  try {
-    await waitFor(
-      async () => {
-        const p = await destination.get<V1Pod>(ref);
-        if (!p) throw new FerryError('transient', `server pod ${describeRef(ref)} disappeared while starting`);
-        if (podReady(p)) return true;
-        const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-        const trouble = podTrouble(p, (Date.now() - created) / 1000);
-        if (trouble) throw trouble;
-        reason = `phase ${p.status?.phase ?? 'Pending'}${p.status?.conditions?.find((c) => c.status !== 'True')?.message ? `: ${p.status!.conditions!.find((c) => c.status !== 'True')!.message}` : ''}`;
-        return false;
-      },
-      {
-        timeoutSeconds: options.timeoutSeconds,
-        intervalSeconds: 3,
-        signal: options.signal,
-        onTick: () => options.onTick?.(reason),
-        description: `server pod ${describeRef(ref)} to be Ready`,
-        explain: () => reason,
-      },
-    );
-  } catch (err) {
-    if (err instanceof WaitTimeoutError) throw new FerryError('config', `${err.message}; check the destination namespace's events and the pod's logs`, { cause: err });
-    throw err;
-  }
-  log.info({ pod: describeRef(ref) }, 'server pod ready');
+  await ensureServerPod(destination, pod, {
+    timeoutSeconds: options.timeoutSeconds,
+    replace: changed,
+    ...(options.onTick ? { onTick: options.onTick } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
 }
 
 /** One sync of one PVC. */

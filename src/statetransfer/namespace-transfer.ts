@@ -6,12 +6,13 @@
  *   1. `endpoint.objects()` in the destination namespace; wait until `endpoint.health()` is healthy.
  *   2. `createTransferCredentials()` with the endpoint's address: a fresh CA, server and client
  *      certificates, and the transfer password. The caller keeps them out of logs and workflow state.
- *   3. `destinationObjects(credentials)`: TLS and transfer Secrets, ConfigMaps and the server pod.
+ *   3. `destinationObjects(credentials)`: TLS and transfer Secrets, ConfigMaps, the server's
+ *      PodDisruptionBudget and the server pod.
  *   4. per source PVC, `sourceObjects(pvc, address, credentials, {final})`: client Secrets, ConfigMaps
  *      and the client pod.
  * Every object carries the migration's labels (names.ts `migrationSelector`) for cleanup.
  */
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import { objectLabels, objectName } from './names';
 import { deepFreeze, secret } from './objects';
 import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
@@ -82,7 +83,8 @@ export interface NamespaceTransfer {
   readonly serverPodName: string;
   /** Name of the client pod of a source PVC. */
   clientPodName(sourcePVC: string): string;
-  /** Secrets, ConfigMaps and the server pod for the destination namespace, in creation order. */
+  /** Secrets, ConfigMaps, the server's PodDisruptionBudget and the server pod for the destination
+   * namespace, in creation order (pod last). */
   destinationObjects(credentials: TransferCredentials): KubernetesObject[];
   /** Secrets, ConfigMaps and the client pod for one source PVC, in creation order (pod last). */
   sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[];
@@ -116,6 +118,21 @@ function validate(o: NamespaceTransferOptions): void {
     seen.add(v.destinationPVC);
   }
   if (problems.length) throw new Error(`invalid namespace transfer ${o.sourceNamespace} → ${o.destinationNamespace}: ${problems.join('; ')}`);
+}
+
+/**
+ * The server pod's PodDisruptionBudget (policy/v1): minAvailable 1, so that a node drain or any other
+ * eviction through the Eviction API waits instead of taking the only server away mid-transfer.
+ * (Integer minAvailable is the form Kubernetes accepts for pods without a controller; deletions and
+ * kubelet evictions under node pressure ignore PDBs: Ferry recreates the pod before each sync.)
+ */
+export function serverDisruptionBudget(name: string, namespace: string, labels: Readonly<Record<string, string>>): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name, namespace, labels: { ...labels } },
+    spec: { minAvailable: 1, selector: { matchLabels: { ...labels } } },
+  };
 }
 
 function merge(...parts: PodParts[]): PodParts {
@@ -191,7 +208,7 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
         transport: transportParts,
       });
       const tls = secret(serverTLS, ns, serverLabels, serverSecretData(credentials.certificates));
-      return [tls, ...merge(transferParts, transportParts).objects, pod];
+      return [tls, ...merge(transferParts, transportParts).objects, serverDisruptionBudget(serverName('pdb'), ns, serverLabels), pod];
     },
 
     sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[] {

@@ -22,6 +22,7 @@ describe('permissions Ferry asks for', () => {
     const plan = parsePlan(base);
     expect(flat(destinationPermissions(plan, ['NodePort']))).toEqual(expect.arrayContaining(['create persistentvolumeclaims', 'create services', 'create pods', 'create secrets', 'create configmaps']));
     expect(flat(destinationPermissions(plan, ['NodePort'])).some((p) => p.includes('routes') || p.includes('ingresses') || p === 'delete persistentvolumeclaims')).toBe(false);
+    expect(flat(destinationPermissions(plan, ['NodePort']))).toEqual(expect.arrayContaining(['create policy/poddisruptionbudgets', 'delete policy/poddisruptionbudgets']));
     expect(flat(destinationPermissions(plan, ['Route']))).toContain('create route.openshift.io/routes');
     expect(flat(destinationPermissions(plan, ['Ingress']))).toContain('create networking.k8s.io/ingresses');
     expect(flat(destinationPermissions(parsePlan({ ...base, deleteDestinationPVCsOnRollback: true }), ['NodePort']))).toContain('delete persistentvolumeclaims');

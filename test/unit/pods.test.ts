@@ -1,4 +1,5 @@
-import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node';
+import { TRANSFER_OBJECT_KINDS } from '../../src/kube/cleanup';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
 import { isDNSLabel } from '../../src/statetransfer/names';
@@ -149,6 +150,31 @@ describe('transfer pods', () => {
     expect(names.size).toBe(dst.length + src.length);
     // The CA key never goes into any object.
     expect(JSON.stringify([...dst, ...src])).not.toContain(Buffer.from(credentials.certificates.ca.keyPem).toString('base64'));
+  });
+});
+
+describe('the transfer server survives for the whole migration (issue 8 item 8)', () => {
+  it('requests CPU and memory for every server container and sets no limit (rsync is never throttled)', () => {
+    const { server } = pods('restricted');
+    for (const c of server.spec!.containers) {
+      expect(c.resources?.requests).toEqual({ cpu: '50m', memory: '64Mi' });
+      expect(c.resources?.limits).toBeUndefined();
+    }
+  });
+
+  it('adds a PodDisruptionBudget (minAvailable 1) that selects exactly the server pod, labelled for cleanup', () => {
+    const { nt, server } = pods('preserve-ownership');
+    const objects = nt.destinationObjects(credentials);
+    const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as V1PodDisruptionBudget;
+    expect(pdb.apiVersion).toBe('policy/v1');
+    expect(pdb.spec?.minAvailable).toBe(1);
+    expect(pdb.metadata?.labels).toEqual(expect.objectContaining({ 'app.kubernetes.io/managed-by': 'ferry', 'ferry.dev/role': 'server' }));
+    const selector = pdb.spec!.selector!.matchLabels!;
+    expect(Object.entries(selector).every(([k, v]) => server.metadata!.labels![k] === v)).toBe(true);
+    const client = nt.sourceObjects('data', address, credentials, { final: false }).find((o) => o.kind === 'Pod') as V1Pod;
+    expect(Object.entries(selector).every(([k, v]) => client.metadata!.labels![k] === v)).toBe(false);
+    expect(objects.at(-1)!.kind).toBe('Pod');
+    expect(TRANSFER_OBJECT_KINDS).toContainEqual({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' });
   });
 });
 

@@ -56,6 +56,15 @@ export interface ClientPodOptions extends CommonPodOptions {
   transportWaitSeconds?: number;
 }
 
+/**
+ * Resources of each server container when the caller gives none: small requests so that the
+ * scheduler reserves room for the server for the whole migration and the kubelet does not evict it
+ * first under node pressure (pods without requests are BestEffort, evicted before everything else),
+ * and no CPU limit (a CPU limit throttles rsync and stunnel, whose throughput is the migration's
+ * speed) nor memory limit (rsync's memory grows with the file list: ~100 bytes per file).
+ */
+export const DEFAULT_SERVER_RESOURCES: Readonly<V1ResourceRequirements> = Object.freeze({ requests: Object.freeze({ cpu: '50m', memory: '64Mi' }) });
+
 const RUN_VOLUME = 'ferry-run';
 const TMP_VOLUME = 'ferry-tmp';
 const COMMON_MOUNTS: V1VolumeMount[] = [
@@ -119,10 +128,12 @@ function metadata(opts: CommonPodOptions) {
 
 /**
  * Builds the destination's server pod. Each destination PVC `i` is volume `pvc-<i>`, mounted only in
- * the transfer container. The transfer container gets a readiness probe on its loopback port.
+ * the transfer container. The transfer container gets a readiness probe on its loopback port. Every
+ * container gets `opts.resources`, by default DEFAULT_SERVER_RESOURCES (requests, no limits).
  * @throws Error when the parts have no transfer process or volumes collide.
  */
-export function buildServerPod(opts: ServerPodOptions): V1Pod {
+export function buildServerPod(options: ServerPodOptions): V1Pod {
+  const opts: ServerPodOptions = { ...options, resources: options.resources ?? structuredClone(DEFAULT_SERVER_RESOURCES) as V1ResourceRequirements };
   const [transferProc] = opts.transfer.processes;
   if (!transferProc) throw new Error('the transfer layer returned no server process');
   const pvcVolumes: V1Volume[] = opts.volumes.map((v, i) => ({ name: `pvc-${i}`, persistentVolumeClaim: { claimName: v.pvcName } }));

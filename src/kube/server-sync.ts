@@ -1,0 +1,211 @@
+/**
+ * Before and after every sync (the runTransfer activity): the destination's transfer server and the
+ * credentials both sides hold, made right again whatever happened to them since createServer.
+ *
+ * Before a sync (`ensureServerForSync`):
+ * - credentials: read back from both clusters (transfer.ts `credentialsFromSecrets`). When they
+ *   expire within RENEW_BEFORE_SECONDS (a long warm migration), or the destination's server TLS Secret
+ *   is gone or disagrees with the source's, new certificates (a new CA) are made for both sides and the
+ *   server pod is restarted on them; the transfer password is kept (the server's rsync Secret holds it
+ *   and cannot be rebuilt from one sync's request). Concurrent syncs of other PVCs renew once: the
+ *   renewing sync deletes the source credentials Secret with a uid precondition, so exactly one wins;
+ *   the others wait until both sides agree and the server was restarted.
+ * - the server pod: server.ts `ensureServerPod` from the manifest createServer stored in the
+ *   destination (kept if Ready, awaited if starting, recreated if deleted, evicted or ended).
+ *
+ * After a sync that failed at the connection level (`explainSyncFailure`): what happened to the server
+ * during the sync goes into the error, and a lost server is recreated at once.
+ */
+import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { EndpointAddressInfo, PVCInfo } from '../activities/contract';
+import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
+import { createTransferCredentials, type TransferCredentials } from '../statetransfer/namespace-transfer';
+import { objectLabels } from '../statetransfer/names';
+import { secret, secretValues } from '../statetransfer/objects';
+import { serverSecretData } from '../statetransfer/tls/certificates';
+import { isTransient, sleep, type KubeClient } from './client';
+import { endpointTypeInUse } from './endpoint';
+import { FerryError, errorMessage } from './errors';
+import { silentLogger, type Logger } from './log';
+import { ensureServerPod, podFromTemplate, serverChange, serverSnapshot, serverTemplateName, type ServerSnapshot } from './server';
+import { namespaceTransferFor } from './setup';
+import { credentialsFromSecrets, credentialsSecret, credentialsSecretName, CREDENTIALS_VALIDITY_DAYS, ensureOwned, PASSWORD_KEY, readClientCredentials, serverTLSSecretName } from './transfer';
+
+/** Credentials expiring sooner than this are renewed before a sync (seconds): longer than any one sync. */
+export const RENEW_BEFORE_SECONDS = 7 * 24 * 3600;
+/** How long a renewal by another sync may take before this one takes over (seconds). */
+export const RENEWAL_GRACE_SECONDS = 180;
+/** How long a missing source credentials Secret is awaited (a renewal replaces it) before it is an error (seconds). */
+export const MISSING_GRACE_SECONDS = 30;
+/** rsync exit codes that mean the connection to the server broke or never came up. */
+export const CONNECTION_EXIT_CODES: readonly number[] = Object.freeze([5, 10, 12, 30, 35]);
+
+/** The sync's identity: the runTransfer request's fields used here. */
+export interface SyncTarget {
+  migrationId: string;
+  plan: MigrationPlan;
+  namespace: Pick<NamespaceMapping, 'source' | 'destination'>;
+  pvc: PVCInfo;
+  address: EndpointAddressInfo;
+}
+
+/** Options of `ensureServerForSync`. */
+export interface SyncServerOptions {
+  /** Seconds to wait for the server pod to be Ready (plan timeouts.serverReadySeconds). */
+  timeoutSeconds: number;
+  onTick?: (reason: string) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+/** What `ensureServerForSync` found and did. */
+export interface SyncServer {
+  credentials: TransferCredentials;
+  /** The server pod's manifest (undefined: a migration created before Ferry stored it). */
+  template?: V1Pod;
+  /** The server pod the sync is about to use. */
+  before?: ServerSnapshot;
+  /** What was done to the server or the credentials before the sync (for logs). */
+  actions: string[];
+}
+
+const ref = (kind: string, namespace: string, name: string) => ({ apiVersion: 'v1', kind, namespace, name });
+const createdAt = (o: { metadata?: { creationTimestamp?: unknown } } | undefined) => (o?.metadata?.creationTimestamp ? new Date(o.metadata.creationTimestamp as string | Date).getTime() : undefined);
+
+/** The destination's server TLS Secret for `credentials` (what namespace-transfer.ts makes). */
+function serverTLSSecret(migrationId: string, namespace: string, credentials: TransferCredentials): V1Secret {
+  return secret(serverTLSSecretName(migrationId), namespace, objectLabels(migrationId, 'server'), serverSecretData(credentials.certificates));
+}
+
+interface StoredCredentials {
+  credentials: TransferCredentials;
+  /** When the server TLS Secret was written (ms): a server pod older than that serves old certificates. */
+  since?: number;
+  renewed: boolean;
+}
+
+/**
+ * The credentials of the sync, renewed first when needed (see module docstring).
+ * @throws FerryError (config) when the source credentials Secret is missing for good (createServer
+ *   must run again), or transient when another sync's renewal does not complete in time.
+ */
+async function syncCredentials(source: KubeClient, destination: KubeClient, t: SyncTarget, log: Logger, signal?: AbortSignal): Promise<StoredCredentials> {
+  const srcRef = ref('Secret', t.namespace.source, credentialsSecretName(t.migrationId));
+  const dstRef = ref('Secret', t.namespace.destination, serverTLSSecretName(t.migrationId));
+  const deadline = Date.now() + RENEWAL_GRACE_SECONDS * 1000;
+  const missingDeadline = Date.now() + MISSING_GRACE_SECONDS * 1000;
+  for (let round = 0; ; round++) {
+    if (round > 0) await sleep(2000, signal);
+    const [s, d] = await Promise.all([source.get<V1Secret>(srcRef), destination.get<V1Secret>(dstRef)]);
+    const now = Date.now();
+    if (!s) {
+      // Deleted by a renewing sync that is about to write the new one, or gone for good.
+      if (Date.now() < missingDeadline) continue;
+      throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is missing in the source cluster: the transfer server must be (re)created first (retry the namespace's set-up: createServer)`);
+    }
+    const values = secretValues(s);
+    const { credentials, problem } = credentialsFromSecrets(d ? secretValues(d) : undefined, values, t.address, now, RENEW_BEFORE_SECONDS);
+    if (credentials && d) return { credentials, renewed: false, ...(createdAt(d) !== undefined ? { since: createdAt(d)! } : {}) };
+    const why = d ? problem! : 'the destination server TLS Secret is missing';
+    if (!values[PASSWORD_KEY]) throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is unusable (${why}): recreate the transfer server`);
+    // Another sync renewed the source side moments ago and is writing the destination side: wait.
+    const sourceNewer = (createdAt(s) ?? 0) > now - RENEWAL_GRACE_SECONDS * 1000 && (!d || (createdAt(d) ?? 0) < (createdAt(s) ?? 0));
+    if (sourceNewer && Date.now() < deadline) {
+      if (round === 0) log.info({ reason: why }, 'waiting for the credential renewal of another sync');
+      continue;
+    }
+    if (round > 60) throw new FerryError('transient', `the transfer credentials could not be renewed (${why}): concurrent renewals kept conflicting; retrying`);
+    // This sync renews. The new certificates are made first (key generation takes seconds), then the
+    // Secret read above is deleted with a uid precondition: only one concurrent sync succeeds.
+    const type = await endpointTypeInUse(destination, t.plan, t.migrationId, t.namespace.destination);
+    if (!type) throw new FerryError('config', `the endpoint of namespace ${t.namespace.destination} does not exist: the namespace's set-up (createEndpoint, createServer) must run again`);
+    const nt = namespaceTransferFor(t.plan, t.migrationId, t.namespace, [t.pvc], type);
+    const fresh = { ...createTransferCredentials(t.migrationId, nt.endpoint, t.address, CREDENTIALS_VALIDITY_DAYS), password: values[PASSWORD_KEY]! };
+    if (!(await source.delete(s, undefined, s.metadata?.uid))) continue;
+    log.warn({ reason: why, notAfter: fresh.certificates.notAfter }, 'renewing the transfer certificates of both sides');
+    const { created } = await source.createOrAdopt(credentialsSecret(t.migrationId, t.namespace.source, fresh));
+    if (!created) continue;
+    await ensureOwned(destination, serverTLSSecret(t.migrationId, t.namespace.destination, fresh));
+    const written = createdAt(await destination.get<V1Secret>(dstRef));
+    return { credentials: fresh, renewed: true, since: written ?? Date.now() };
+  }
+}
+
+/**
+ * Before a sync: the credentials (renewed when they expire within RENEW_BEFORE_SECONDS or the two
+ * sides disagree), and the server pod Ready (recreated when deleted, evicted or ended; restarted when
+ * older than its certificates). Without a stored server template (a migration set up by an older
+ * Ferry) the server pod is left as it is; when an API server is unreachable, the sync goes ahead with
+ * the source's credentials unchecked.
+ * @throws FerryError as `syncCredentials` and server.ts `ensureServerPod`.
+ */
+export async function ensureServerForSync(source: KubeClient, destination: KubeClient, t: SyncTarget, options: SyncServerOptions): Promise<SyncServer> {
+  const log = options.logger ?? silentLogger;
+  try {
+    return await ensureServerForSyncOrFail(source, destination, t, options, log);
+  } catch (err) {
+    // The data path does not need the API servers: when one is unreachable (network error, 5xx), the
+    // sync goes ahead with the source's credentials, as before Ferry checked the server.
+    if (err instanceof FerryError || !isTransient(err)) throw err;
+    log.warn({ error: errorMessage(err) }, 'the transfer server could not be checked before the sync (API unreachable); syncing anyway');
+    return { credentials: await readClientCredentials(source, t.migrationId, t.namespace.source), actions: [] };
+  }
+}
+
+async function ensureServerForSyncOrFail(source: KubeClient, destination: KubeClient, t: SyncTarget, options: SyncServerOptions, log: Logger): Promise<SyncServer> {
+  const stored = await syncCredentials(source, destination, t, log, options.signal);
+  const actions: string[] = stored.renewed ? [`renewed the transfer certificates (valid until ${stored.credentials.certificates.notAfter})`] : [];
+  const cm = await destination.get<V1ConfigMap>(ref('ConfigMap', t.namespace.destination, serverTemplateName(t.migrationId)));
+  const template = podFromTemplate(cm);
+  if (!template) {
+    log.warn({ configMap: serverTemplateName(t.migrationId) }, 'no stored server pod template (migration set up by an older Ferry): the server pod is not checked before the sync');
+    return { credentials: stored.credentials, actions };
+  }
+  const ensured = await ensureServerPod(destination, template, {
+    timeoutSeconds: options.timeoutSeconds,
+    ...(stored.since !== undefined ? { configSince: stored.since } : {}),
+    ...(options.onTick ? { onTick: options.onTick } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    logger: log,
+  });
+  if (ensured.decision.action !== 'keep') actions.push(`${ensured.decision.reason}: ${ensured.created ? 'recreated it' : 'waited for it'}, Ready again`);
+  if (actions.length) log.warn({ actions }, 'transfer server repaired before the sync');
+  return { credentials: stored.credentials, template, ...(serverSnapshot(ensured.pod) ? { before: serverSnapshot(ensured.pod)! } : {}), actions };
+}
+
+/** Whether a sync error is a connection-level failure (CONNECTION_EXIT_CODES of rsync). */
+export function isConnectionFailure(err: unknown): err is FerryError {
+  const code = err instanceof FerryError ? err.details?.exitCode : undefined;
+  return typeof code === 'number' && CONNECTION_EXIT_CODES.includes(code);
+}
+
+/**
+ * After a failed sync: for a connection-level failure, what happened to the server during the sync
+ * (server.ts `serverChange`) is added to the error, and a lost server is recreated now so that the
+ * next attempt resumes at once. Other errors are returned unchanged. Never throws.
+ */
+export async function explainSyncFailure(err: unknown, destination: KubeClient, server: SyncServer, options: SyncServerOptions): Promise<unknown> {
+  if (!isConnectionFailure(err) || !server.template) return err;
+  const log = options.logger ?? silentLogger;
+  const name = `${server.template.metadata!.namespace}/${server.template.metadata!.name}`;
+  let note: string;
+  try {
+    const live = await destination.get<V1Pod>(ref('Pod', server.template.metadata!.namespace!, server.template.metadata!.name!));
+    const change = serverChange(server.before, live, name);
+    if (!change) {
+      note = `the transfer server pod ${name} ran throughout the sync (same pod, no restart, Ready): the connection broke between the clusters (endpoint, network or transport); the next attempt resumes from partial files`;
+    } else {
+      try {
+        const ensured = await ensureServerPod(destination, server.template, { ...options, logger: log });
+        note = `${change}; ${ensured.created ? 'Ferry recreated it, ' : ''}Ready again at ${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')}: the next attempt resumes from partial files`;
+      } catch (e) {
+        note = `${change}; recreating it failed (${errorMessage(e)}): the next attempt recreates it again`;
+      }
+    }
+  } catch (e) {
+    note = `the transfer server pod ${name} could not be checked (${errorMessage(e)})`;
+  }
+  log.warn({ note }, 'sync failed at the connection level');
+  const e = err as FerryError;
+  return new FerryError(e.category, `${e.message} Server: ${note}.`, { cause: e, ...(e.details ? { details: e.details } : {}) });
+}
