@@ -25,7 +25,7 @@ import { TLS_KEYS } from '../statetransfer/tls/certificates';
 import { describeRef, refOf, selectorString, waitFor, type KubeClient } from './client';
 import { FerryError, WaitTimeoutError, errorMessage } from './errors';
 import { silentLogger, type Logger } from './log';
-import { followTransferPod, podTrouble, readLogTail, transferContainerName, transferContainerState, transferVerdict } from './progress';
+import { DEFAULT_PENDING_LIMITS, describePodState, diagnosePod, followTransferPod, readLogTail, transferContainerName, transferContainerState, transferVerdict, type PendingLimits } from './progress';
 
 /** Object role of the source credentials Secret. */
 export const CREDENTIALS_ROLE = 'credentials';
@@ -249,8 +249,10 @@ export interface EnsureServerOptions {
  * Creates (or adopts) the destination's Secrets, ConfigMaps and server pod, in order, and waits until
  * the server pod is Ready. A server pod that ended (Failed/Succeeded) or was made before one of its
  * Secrets/ConfigMaps changed is replaced.
- * @throws FerryError (config) for a pod that cannot start (image, configuration) or is not Ready in
- *   time; ConflictError when a foreign object holds a name.
+ * @throws FerryError (config) for a pod that cannot start (image, configuration), keeps crashing, or
+ *   is not Ready within `timeoutSeconds` (the message gives its last state: phase, containers,
+ *   scheduling); FerryError (transient) when it disappears while starting; ConflictError when a
+ *   foreign object holds a name.
  */
 export async function ensureServer(destination: KubeClient, nt: NamespaceTransfer, credentials: TransferCredentials, options: EnsureServerOptions): Promise<void> {
   const log = options.logger ?? silentLogger;
@@ -278,9 +280,12 @@ export async function ensureServer(destination: KubeClient, nt: NamespaceTransfe
         if (!p) throw new FerryError('transient', `server pod ${describeRef(ref)} disappeared while starting`);
         if (podReady(p)) return true;
         const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-        const trouble = podTrouble(p, (Date.now() - created) / 1000);
+        // The overall bound is timeoutSeconds (its expiry below explains the last state); podTrouble
+        // ends it sooner for a bad image, a container that cannot be created or keeps crashing.
+        const trouble = await diagnosePod(destination, p, (Date.now() - created) / 1000, { ...DEFAULT_PENDING_LIMITS, pendingSeconds: Number.POSITIVE_INFINITY });
         if (trouble) throw trouble;
-        reason = `phase ${p.status?.phase ?? 'Pending'}${p.status?.conditions?.find((c) => c.status !== 'True')?.message ? `: ${p.status!.conditions!.find((c) => c.status !== 'True')!.message}` : ''}`;
+        const notReady = p.status?.conditions?.find((c) => c.status !== 'True' && c.message)?.message;
+        reason = `${describePodState(p)}${notReady ? `; ${notReady}` : ''}`;
         return false;
       },
       {
@@ -317,6 +322,9 @@ export interface ClientTransferOptions {
   timeoutSeconds?: number;
   /** Seconds between progress polls (default 5). */
   intervalSeconds?: number;
+  /** Bounds of a client pod that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS;
+   * pendingSeconds from plan timeouts.podStartSeconds). */
+  pendingLimits?: PendingLimits;
 }
 
 async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
@@ -383,6 +391,7 @@ export async function runClientTransfer(
       intervalSeconds: options.intervalSeconds,
       onProgress: options.onProgress,
       signal,
+      ...(options.pendingLimits ? { pendingLimits: options.pendingLimits } : {}),
       ...(uid ? { uid } : {}),
     });
     const durationSeconds = Math.round((Date.now() - started) / 1000);
@@ -405,6 +414,8 @@ export async function runClientTransfer(
 export interface ProbeOptions {
   /** Overall limit (default 300 s). */
   timeoutSeconds?: number;
+  /** Bounds of a probe pod that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS). */
+  pendingLimits?: PendingLimits;
   onTick?: (reason: string) => void;
   signal?: AbortSignal;
   logger?: Logger;
@@ -516,6 +527,7 @@ export async function probeConnectivity(
   await source.createOrAdopt(pod);
   try {
     let phase = 'Pending';
+    let state = 'not observed yet';
     const done = await waitFor(
       async () => {
         const p = await source.get<V1Pod>(podRef(ns, name));
@@ -523,12 +535,20 @@ export async function probeConnectivity(
         phase = p.status?.phase ?? 'Pending';
         const st = transferContainerState(p);
         if (st.state === 'terminated') return { pod: p, exitCode: st.exitCode };
+        state = describePodState(p);
         const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-        const trouble = podTrouble(p, (Date.now() - created) / 1000);
+        const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
         if (trouble) throw trouble;
         return undefined;
       },
-      { timeoutSeconds: options.timeoutSeconds ?? 300, intervalSeconds: 2, signal: options.signal, onTick: () => options.onTick?.(`probe pod ${phase}`), description: `probe pod ${ns}/${name} to finish` },
+      {
+        timeoutSeconds: options.timeoutSeconds ?? 300,
+        intervalSeconds: 2,
+        signal: options.signal,
+        onTick: () => options.onTick?.(`probe pod ${phase}`),
+        description: `probe pod ${ns}/${name} to finish`,
+        explain: () => `last seen: ${state}`,
+      },
     );
     const probeLog = await readLogTail(source, ns, name, transferContainerName(done.pod), 50, 16 * 1024).catch(() => '');
     const transport = done.pod.spec?.containers?.[1]?.name ?? done.pod.spec?.initContainers?.[0]?.name;
