@@ -34,6 +34,7 @@ import type { Logger } from '../kube/log';
 import { runPreflight, type PreflightCluster } from '../kube/preflight';
 import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
 import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
+import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
 import { copyNamespaceImages } from '../images';
@@ -115,8 +116,46 @@ function activityContext(): Context | undefined {
   }
 }
 
+/** The details of each running activity's latest heartbeat, re-sent by `keepAlive`. */
+const lastHeartbeat = new WeakMap<Context, unknown>();
+
 function heartbeat(details?: unknown): void {
-  activityContext()?.heartbeat(details);
+  const context = activityContext();
+  if (!context) return;
+  lastHeartbeat.set(context, details);
+  context.heartbeat(details);
+}
+
+/**
+ * Heartbeats the activity's latest details (or none) every third of its heartbeat timeout (at most
+ * every 10 s) while `body` runs, whatever the library is doing between its own heartbeats (deleting
+ * an old pod, a skopeo copy, an API call being retried): with the heartbeat timeout of
+ * activity-options.ts, a dead worker is noticed within that timeout instead of the start-to-close
+ * timeout. Activities without a heartbeat timeout run `body` as is.
+ */
+async function keepAlive<T>(body: () => Promise<T>): Promise<T> {
+  const context = activityContext();
+  const timeoutMs = context?.info.heartbeatTimeoutMs;
+  if (!context || !timeoutMs) return body();
+  const timer = setInterval(() => {
+    context.heartbeat(lastHeartbeat.get(context));
+  }, Math.max(10, Math.min(10_000, Math.floor(timeoutMs / 3))));
+  try {
+    return await body();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * Seconds a wait inside the activity may last so that it ends with its own explanation before
+ * Temporal's start-to-close timeout ends the attempt without one: the start-to-close timeout less
+ * 10 % (at most 60 s). undefined outside an activity.
+ */
+function waitBudgetSeconds(): number | undefined {
+  const ms = activityContext()?.info.startToCloseTimeoutMs;
+  if (!ms) return undefined;
+  return Math.max(1, (ms - Math.min(60_000, ms / 10)) / 1000);
 }
 
 function cancellationSignal(): AbortSignal | undefined {
@@ -146,7 +185,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
     const log = withFields(baseLog, { activity, ...fields });
     const signal = cancellationSignal();
     try {
-      return await body(log, signal);
+      return await keepAlive(() => body(log, signal));
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (err instanceof AbortedError) throw err;
@@ -234,6 +273,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const credentials = await readClientCredentials(source, input.migrationId, input.namespace.source);
         const nt = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()], clientLifecycleFor(await source.version()));
         await probeConnectivity(source, nt, credentials, input.address, {
+          pendingLimits: pendingLimitsOf(input.plan),
           onTick: (reason) => heartbeat({ reason }),
           ...(signal ? { signal } : {}),
           logger: log,
@@ -258,6 +298,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
             // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
             keepPodOnAbort: () => isWorkerShutdown(activityContext()),
             logger: log,
+            pendingLimits: pendingLimitsOf(req.plan),
             ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
             ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
           });
@@ -276,6 +317,8 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
     waitForQuiesced: (input) =>
       run('waitForQuiesced', { migrationId: input.migrationId }, async (_log, signal) =>
         waitForQuiesced(clients(input.plan).source(), input.workloads, {
+          // Ends with the pods still running named, before the start-to-close timeout would.
+          ...withTimeout(waitBudgetSeconds()),
           onTick: (remaining) => heartbeat({ remaining: remaining.length, pods: remaining.slice(0, 20) }),
           ...(signal ? { signal } : {}),
         }),
@@ -315,6 +358,15 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         }),
       ),
   };
+}
+
+function withTimeout(timeoutSeconds: number | undefined): { timeoutSeconds?: number } {
+  return timeoutSeconds !== undefined ? { timeoutSeconds } : {};
+}
+
+/** The bounds of a transfer or probe pod that cannot start: the defaults, pendingSeconds from the plan. */
+function pendingLimitsOf(plan: MigrationPlan): PendingLimits {
+  return { ...DEFAULT_PENDING_LIMITS, pendingSeconds: plan.timeouts.podStartSeconds };
 }
 
 /** A stand-in PVC for the probe pod (its volume is removed; only the transfer's client pieces are used). */

@@ -219,9 +219,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * Polls `fn` until it returns something other than undefined/false/null and returns that value.
- * Transient errors thrown by `fn` count as "not yet" (logged through `onTick` only by elapsed time);
- * other errors propagate at once.
- * @throws WaitTimeoutError after `timeoutSeconds`; AbortedError when `signal` aborts.
+ * Only genuinely transient errors of the API or the network thrown by `fn` (`isTransient`, not
+ * FerryErrors) count as "not yet"; a FerryError thrown by `fn` is Ferry's own verdict ("pod
+ * disappeared", "cannot be scheduled", …) and propagates at once with its own category, as does
+ * any other error.
+ * @throws WaitTimeoutError after `timeoutSeconds`, saying what was awaited (`description`), the last
+ *   observed state (`explain`) and the last transient API error if the last check failed;
+ *   AbortedError when `signal` aborts.
  */
 export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>, options: WaitOptions = {}): Promise<T> {
   const start = Date.now();
@@ -234,12 +238,12 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
       if (v !== undefined && v !== false && v !== null) return v;
       lastTransient = undefined;
     } catch (err) {
-      if (!isTransient(err)) throw err;
+      if (err instanceof FerryError || !isTransient(err)) throw err;
       lastTransient = err;
     }
     const elapsed = (Date.now() - start) / 1000;
     if (options.timeoutSeconds !== undefined && elapsed >= options.timeoutSeconds) {
-      const extra = options.explain?.() ?? (lastTransient ? `last error: ${apiErrorMessage(lastTransient)}` : undefined);
+      const extra = [options.explain?.(), lastTransient ? `last check failed: ${apiErrorMessage(lastTransient)}` : undefined].filter(Boolean).join('; ');
       throw new WaitTimeoutError(`timed out after ${Math.round(elapsed)} s waiting for ${options.description ?? 'a condition'}${extra ? `: ${extra}` : ''}`);
     }
     options.onTick?.(elapsed);

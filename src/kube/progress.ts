@@ -14,7 +14,7 @@
  * termination message (last 40 lines + `ferry-exit-code=N`, see pods/lifecycle.ts). rsync codes are
  * classified by `classifyRsyncExit`; rclone codes by `classifyRcloneExit` below.
  */
-import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { TransferProgress, TransferResult } from '../activities/contract';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import { classifyRsyncExit, type RsyncExitClassification } from '../statetransfer/transfer/rsync/exit-codes';
@@ -231,49 +231,202 @@ export function transferContainerState(pod: V1Pod): TransferContainerState {
   return { state: 'waiting', ...(w?.reason ? { reason: w.reason } : {}), ...(w?.message ? { message: w.message } : {}) };
 }
 
-/** Seconds a pod may stay in each trouble state before it is reported. */
+/** Seconds (and restarts) a pod may spend in each trouble state before it is reported. */
 export interface PendingLimits {
   /** ErrImagePull / ImagePullBackOff (default 180: MTC warns after 3 min). */
   imagePullSeconds: number;
-  /** CreateContainerConfigError / CreateContainerError (default 60). */
+  /** CreateContainerConfigError / CreateContainerError / RunContainerError (default 60). */
   containerConfigSeconds: number;
-  /** Unschedulable (default 600: MTC warns when a pod is Pending for 10 min). */
-  unschedulableSeconds: number;
+  /** A pod not started yet: Pending (unschedulable, ContainerCreating: volumes, sandbox) or a transfer
+   * container still waiting behind its transport (PodInitializing). Default 600: MTC fails a client
+   * pod stuck in ContainerCreating after 10 minutes. Plan: timeouts.podStartSeconds. */
+  pendingSeconds: number;
+  /** A container in CrashLoopBackOff that has restarted this many times (default 3: kubelet's back-off
+   * is 10, 20, 40 s, so about 70 s after the first crash). */
+  crashRestarts: number;
 }
 
 /** Defaults of PendingLimits. */
-export const DEFAULT_PENDING_LIMITS: PendingLimits = Object.freeze({ imagePullSeconds: 180, containerConfigSeconds: 60, unschedulableSeconds: 600 });
+export const DEFAULT_PENDING_LIMITS: PendingLimits = Object.freeze({ imagePullSeconds: 180, containerConfigSeconds: 60, pendingSeconds: 600, crashRestarts: 3 });
+
+/** What the cluster says about a troubled pod beyond its status, gathered by `diagnosePod`. */
+export interface PodEvidence {
+  /** The pod's Warning events, oldest first (kubelet: FailedMount, FailedAttachVolume, BackOff…; scheduler: FailedScheduling). */
+  events?: { reason?: string; message?: string; count?: number }[];
+  /** The last log line of a container, by container name (of its previous run when it restarted). */
+  lastLogLines?: Record<string, string>;
+}
+
+const IMAGE_PULL_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'RegistryUnavailable']);
+const CREATE_REASONS = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'PreCreateHookError', 'PreStartHookError']);
+
+/** Pure: the role of a container in a Ferry pod, for messages. */
+function containerRole(pod: V1Pod, name: string): string {
+  if (name === transferContainerName(pod)) return `transfer container ${name}`;
+  const init = pod.spec?.initContainers?.find((c) => c.name === name);
+  if (init) return init.restartPolicy === 'Always' ? `transport sidecar ${name} (init container with restartPolicy Always)` : `init container ${name}`;
+  return `container ${name}`;
+}
+
+function since(ts: unknown): string {
+  return ts ? ` at ${new Date(ts as string | Date).toISOString()}` : '';
+}
+
+/** Pure: one container's status in words ("waiting (CrashLoopBackOff), restarted 4 times, last run exited 1 (Error) at …"). */
+export function describeContainerStatus(cs: V1ContainerStatus): string {
+  const parts: string[] = [];
+  const s = cs.state;
+  if (s?.terminated) parts.push(`exited ${s.terminated.exitCode}${s.terminated.reason ? ` (${s.terminated.reason})` : ''}${since(s.terminated.finishedAt)}`);
+  else if (s?.running) parts.push(`running${cs.started === false ? ' (not started: startup probe pending)' : ''}`);
+  else parts.push(`waiting${s?.waiting?.reason ? ` (${s.waiting.reason})` : ''}`);
+  if (cs.restartCount) parts.push(`restarted ${cs.restartCount} time${cs.restartCount === 1 ? '' : 's'}`);
+  const last = cs.lastState?.terminated;
+  if (last) parts.push(`last run exited ${last.exitCode}${last.reason ? ` (${last.reason})` : ''}${since(last.finishedAt)}`);
+  return parts.join(', ');
+}
+
+/** Pure: the pod's state in words, for timeout messages ("phase Pending; transfer container rsync: waiting (PodInitializing); …"). */
+export function describePodState(pod: V1Pod): string {
+  const parts = [`phase ${pod.status?.phase ?? 'Pending'}${pod.status?.reason ? ` (${pod.status.reason})` : ''}`];
+  for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) parts.push(`${containerRole(pod, cs.name)}: ${describeContainerStatus(cs)}`);
+  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (sched) parts.push(`not scheduled: ${sched.message ?? sched.reason ?? 'no reason given'}`);
+  return parts.join('; ');
+}
+
+function evidenceText(evidence: PodEvidence | undefined, container?: string): string {
+  const out: string[] = [];
+  const line = container ? evidence?.lastLogLines?.[container] : undefined;
+  if (line) out.push(`its last log line: ${JSON.stringify(line.slice(0, 300))}`);
+  const events = (evidence?.events ?? []).slice(-3);
+  if (events.length) out.push(`events: ${events.map((e) => `${e.reason ?? '?'}: ${(e.message ?? '').slice(0, 300)}${e.count && e.count > 1 ? ` (×${e.count})` : ''}`).join(' | ')}`);
+  return out.length ? `; ${out.join('; ')}` : '';
+}
 
 /**
- * Pure: why a pod that has not finished cannot make progress, once it has been stuck longer than the
- * limits; undefined while it may still start. `stuckSeconds` = time since the pod was created.
+ * Pure: why a pod that has not finished cannot make progress, once it has been stuck longer than
+ * `limits`; undefined while it may still start or run. Works for both client pod lifecycles (the
+ * transport as a native sidecar init container, or as a second regular container with the done-file)
+ * and for the server and probe pods. `stuckSeconds` = time since the pod was created.
+ *
+ * Rules (first match):
+ * - a container waiting with InvalidImageName / ErrImageNeverPull (at once), ErrImagePull /
+ *   ImagePullBackOff (after imagePullSeconds), CreateContainerConfigError / CreateContainerError /
+ *   RunContainerError (after containerConfigSeconds): `config`;
+ * - a container in CrashLoopBackOff restarted `crashRestarts` times or more: `config` (a new pod
+ *   would crash the same way), naming its last exit code and reason (OOMKilled: raise the limit);
+ * - in a restartPolicy Never pod, another container than the transfer exited non-zero while the
+ *   transfer has not finished (done-file mode: the transport died; the transfer would only wait 120 s
+ *   for its port and exit 35): `transient`;
+ * - the pod Failed before its containers ran (evicted…): `transient`;
+ * - the pod not started after pendingSeconds (Pending, or the transfer container still waiting):
+ *   `transient` (capacity or a volume attachment may recover; each retry makes a new pod and the
+ *   retry policy bounds the attempts), saying whether it is unschedulable (the PodScheduled
+ *   condition's message) or which container waits for what.
+ * The message names the pod and container, its state and last exit, and `evidence` (the last log line,
+ * the pod's Warning events such as FailedMount "Multi-Attach error…") when given; `details` carry
+ * `container`, `reason` and `exitCode` when known.
  */
-export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimits = DEFAULT_PENDING_LIMITS): FerryError | undefined {
+export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimits = DEFAULT_PENDING_LIMITS, evidence?: PodEvidence): FerryError | undefined {
   const where = `pod ${pod.metadata?.namespace}/${pod.metadata?.name}`;
+  const stuck = Math.round(stuckSeconds);
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  const fail = (category: FerryErrorCategory, message: string, cs?: V1ContainerStatus, reason?: string) =>
+    new FerryError(category, message + evidenceText(evidence, cs?.name), {
+      details: {
+        ...(cs ? { container: cs.name } : {}),
+        ...(reason ? { reason } : {}),
+        ...(cs?.lastState?.terminated ? { exitCode: cs.lastState.terminated.exitCode } : cs?.state?.terminated ? { exitCode: cs.state.terminated.exitCode } : {}),
+      },
+    });
   for (const cs of statuses) {
     const w = cs.state?.waiting;
     if (!w?.reason) continue;
+    const who = `${where}: ${containerRole(pod, cs.name)}`;
     const msg = w.message ? `: ${w.message}` : '';
-    if (w.reason === 'InvalidImageName') return new FerryError('config', `${where}: invalid image ${cs.image}${msg}; fix transferImage in the plan`);
-    if ((w.reason === 'ErrImagePull' || w.reason === 'ImagePullBackOff') && stuckSeconds >= limits.imagePullSeconds) {
-      return new FerryError('config', `${where}: cannot pull image ${cs.image} for ${Math.round(stuckSeconds)} s${msg}; check transferImage, registry access and imagePullSecrets`);
+    if (w.reason === 'InvalidImageName' || w.reason === 'ErrImageNeverPull') {
+      return fail('config', `${who} cannot use image ${cs.image} (${w.reason}${msg}); fix transferImage (or its pull policy) in the plan`, cs, w.reason);
     }
-    if ((w.reason === 'CreateContainerConfigError' || w.reason === 'CreateContainerError') && stuckSeconds >= limits.containerConfigSeconds) {
-      return new FerryError('config', `${where}: container ${cs.name} cannot be created (${w.reason}${msg})`);
+    if (IMAGE_PULL_REASONS.has(w.reason) && stuckSeconds >= Math.min(limits.imagePullSeconds, limits.pendingSeconds)) {
+      return fail('config', `${who} cannot pull image ${cs.image} for ${stuck} s (${w.reason}${msg}); check transferImage, registry access from the cluster's nodes and imagePullSecrets`, cs, w.reason);
+    }
+    if (CREATE_REASONS.has(w.reason) && stuckSeconds >= Math.min(limits.containerConfigSeconds, limits.pendingSeconds)) {
+      return fail('config', `${who} cannot be created (${w.reason}${msg}); a Secret or ConfigMap it mounts is missing or the security context is refused: run the migration again to recreate the transfer objects, or check the namespace's policies`, cs, w.reason);
+    }
+    if (w.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) >= limits.crashRestarts) {
+      const last = cs.lastState?.terminated;
+      const hint = last?.reason === 'OOMKilled'
+        ? 'it ran out of memory: raise the transfer pods\' memory limit'
+        : `see its log with kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${cs.name} --previous; a transport that cannot start usually means unusable TLS files or an image without stunnel`;
+      return fail('config', `${who} keeps crashing (${describeContainerStatus(cs)}); ${hint}`, cs, 'CrashLoopBackOff');
+    }
+  }
+  const transfer = transferContainerName(pod);
+  const transferState = pod.status?.containerStatuses?.find((c) => c.name === transfer)?.state;
+  if (pod.spec?.restartPolicy === 'Never' && !transferState?.terminated) {
+    const dead = (pod.status?.containerStatuses ?? []).find((c) => c.name !== transfer && c.state?.terminated && c.state.terminated.exitCode !== 0);
+    if (dead) {
+      return fail('transient', `${where}: ${containerRole(pod, dead.name)} ${describeContainerStatus(dead)} before the transfer finished (the transport died; the transfer cannot reach the server): see kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${dead.name}`, dead, dead.state!.terminated!.reason ?? 'Error');
     }
   }
   if (pod.status?.phase === 'Failed' && !statuses.some((c) => c.state?.terminated)) {
-    return new FerryError('transient', `${where} failed before its containers ran (${pod.status.reason ?? 'unknown reason'}${pod.status.message ? `: ${pod.status.message}` : ''})`);
+    return fail('transient', `${where} failed before its containers ran (${pod.status.reason ?? 'unknown reason'}${pod.status.message ? `: ${pod.status.message}` : ''})`, undefined, pod.status.reason);
   }
-  const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
-  if (sched?.status === 'False' && sched.reason === 'Unschedulable' && stuckSeconds >= limits.unschedulableSeconds) {
-    return new FerryError(
-      'transient',
-      `${where} cannot be scheduled after ${Math.round(stuckSeconds)} s: ${sched.message ?? 'no reason given'} (a ReadWriteOnce volume pins the pod to the node of the workload using it; is that node full or gone?)`,
-    );
+  const notStarted = pod.status?.phase === 'Pending' || pod.status?.phase === undefined || !transferState || transferState.waiting !== undefined;
+  if (notStarted && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed' && stuckSeconds >= limits.pendingSeconds) {
+    const sched = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+    if (sched?.status === 'False') {
+      return fail(
+        'transient',
+        `${where} cannot be scheduled after ${stuck} s: ${sched.message ?? sched.reason ?? 'no reason given'} (a ReadWriteOnce volume pins the pod to the node of the workload using it; is that node full, cordoned or gone?)`,
+        undefined,
+        sched.reason ?? 'Unschedulable',
+      );
+    }
+    const waiting = statuses.filter((c) => !c.state?.terminated && !(c.state?.running && c.started !== false));
+    const first = waiting.find((c) => c.name !== transfer) ?? waiting[0];
+    const reason = first?.state?.waiting?.reason ?? (first?.state?.running ? 'StartupProbe' : 'ContainerCreating');
+    const what = waiting.length ? waiting.map((c) => `${containerRole(pod, c.name)}: ${describeContainerStatus(c)}`).join('; ') : 'no container status yet';
+    const hint = reason === 'PodInitializing' || reason === 'StartupProbe'
+      ? 'the transfer waits for its transport, which never became ready (its startup probe checks the local port)'
+      : 'kubelet could not set the pod up: usually a volume that cannot be attached or mounted (a ReadWriteOnce PVC still attached to another node: Multi-Attach error; a missing Secret; a CSI driver problem)';
+    return fail('transient', `${where} has not started after ${stuck} s (${what}): ${hint}; see kubectl describe pod -n ${pod.metadata?.namespace} ${pod.metadata?.name}`, first, reason);
   }
   return undefined;
+}
+
+/**
+ * `podTrouble` with the evidence a troubled pod leaves: its Warning events and the last log line of
+ * the troubled container (its previous run when it restarted). Events and logs that cannot be read
+ * (RBAC, gone) are left out. undefined while the pod is not in trouble.
+ */
+export async function diagnosePod(client: KubeClient, pod: V1Pod, stuckSeconds: number, limits: PendingLimits = DEFAULT_PENDING_LIMITS): Promise<FerryError | undefined> {
+  const trouble = podTrouble(pod, stuckSeconds, limits);
+  if (!trouble) return undefined;
+  const namespace = pod.metadata?.namespace ?? '';
+  const name = pod.metadata?.name ?? '';
+  const evidence: PodEvidence = {};
+  try {
+    const list = await client.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${name}` });
+    const uid = pod.metadata?.uid;
+    const time = (e: CoreV1Event) => new Date((e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0) as string | Date).getTime();
+    evidence.events = (list.items ?? [])
+      .filter((e) => e.type === 'Warning' && (!uid || !e.involvedObject?.uid || e.involvedObject.uid === uid))
+      .sort((a, b) => time(a) - time(b))
+      .map((e) => ({ reason: e.reason, message: e.message, count: e.count }));
+  } catch {
+    // events are evidence, not a requirement
+  }
+  const container = trouble.details?.container;
+  if (typeof container === 'string') {
+    const cs = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find((c) => c.name === container);
+    if (cs?.state?.terminated || cs?.lastState?.terminated) {
+      const tail = await readLogTail(client, namespace, name, container, 20, 16 * 1024, !cs.state?.terminated).catch(() => '');
+      const line = tail.split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean).pop();
+      if (line) evidence.lastLogLines = { [container]: line };
+    }
+  }
+  return podTrouble(pod, stuckSeconds, limits, evidence);
 }
 
 /** Options of `followTransferPod`. */
@@ -287,16 +440,18 @@ export interface FollowOptions {
   onProgress?: (progress: TransferProgress | undefined, podPhase: string) => void;
   /** Stops following (AbortedError); the caller deletes the pod. */
   signal?: AbortSignal;
+  /** Bounds of a pod that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS). */
   pendingLimits?: PendingLimits;
   /** uid of the pod to follow: a pod of the same name with another uid (a replacement made by
    * another attempt or sync) ends the follow with a transient error instead of reporting its result. */
   uid?: string;
 }
 
-/** Reads the tail of a container's log; '' when the log is not available (yet / anymore). */
-export async function readLogTail(client: KubeClient, namespace: string, name: string, container: string, tailLines: number, limitBytes: number): Promise<string> {
+/** Reads the tail of a container's log (`previous`: of its previous run, after a restart); '' when the
+ * log is not available (yet / anymore). */
+export async function readLogTail(client: KubeClient, namespace: string, name: string, container: string, tailLines: number, limitBytes: number, previous = false): Promise<string> {
   try {
-    return await client.core.readNamespacedPodLog({ name, namespace, container, tailLines, limitBytes });
+    return await client.core.readNamespacedPodLog({ name, namespace, container, tailLines, limitBytes, ...(previous ? { previous } : {}) });
   } catch (err) {
     const code = statusCode(err);
     if (code === 400 || code === 404) return '';
@@ -307,8 +462,9 @@ export async function readLogTail(client: KubeClient, namespace: string, name: s
 /**
  * Follows a client pod until its transfer container terminates and returns the exit code and the
  * explaining output. Transient API errors while polling are tolerated (the next poll retries).
- * @throws FerryError (transient) when the pod disappears; the FerryError of `podTrouble` when it is
- *   stuck; AbortedError when `signal` aborts.
+ * @throws FerryError (transient) when the pod disappears; the FerryError of `podTrouble` (with the
+ *   evidence of `diagnosePod`) when it cannot start or its transport crashes, in either lifecycle;
+ *   AbortedError when `signal` aborts.
  */
 export async function followTransferPod(client: KubeClient, options: FollowOptions): Promise<FinishedTransfer> {
   const interval = (options.intervalSeconds ?? 5) * 1000;
@@ -337,10 +493,10 @@ export async function followTransferPod(client: KubeClient, options: FollowOptio
       return { exitCode: state.exitCode, lines };
     }
     const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-    if (state.state === 'waiting') {
-      const trouble = podTrouble(pod, (Date.now() - created) / 1000, options.pendingLimits);
-      if (trouble) throw trouble;
-    } else {
+    // Checked while running too: a native transport sidecar can crash-loop beside a running transfer.
+    const trouble = await diagnosePod(client, pod, (Date.now() - created) / 1000, options.pendingLimits);
+    if (trouble) throw trouble;
+    if (state.state === 'running') {
       const tail = await readLogTail(client, options.namespace, options.name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
       if (tail) {
         let p: TransferProgress | undefined;

@@ -369,7 +369,7 @@ export async function waitForQuiesced(client: KubeClient, workloads: readonly Wo
       intervalSeconds: options.intervalSeconds ?? 5,
       signal: options.signal,
       description: 'the quiesced workloads\' pods to stop',
-      explain: () => `still running: ${remaining.slice(0, 10).join(', ')}${remaining.length > 10 ? ` and ${remaining.length - 10} more` : ''}`,
+      explain: () => (remaining.length ? `still running: ${remaining.slice(0, 10).join(', ')}${remaining.length > 10 ? ` and ${remaining.length - 10} more` : ''}` : undefined),
     },
   );
 }

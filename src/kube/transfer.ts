@@ -26,7 +26,7 @@ import { describeRef, refOf, selectorString, waitFor, type KubeClient } from './
 import { FerryError, errorMessage } from './errors';
 import { silentLogger, type Logger } from './log';
 import { ensureServerPod, serverTemplateConfigMap } from './server';
-import { followTransferPod, podTrouble, readLogTail, transferContainerName, transferContainerState, transferVerdict } from './progress';
+import { describePodState, diagnosePod, followTransferPod, readLogTail, transferContainerName, transferContainerState, transferVerdict, type PendingLimits } from './progress';
 
 /** Object role of the source credentials Secret. */
 export const CREDENTIALS_ROLE = 'credentials';
@@ -290,6 +290,9 @@ export interface ClientTransferOptions {
    * the next attempt of the sync re-attaches to the pod, which copies on meanwhile); false or absent
    * deletes it (a real cancellation: rollback). */
   keepPodOnAbort?: () => boolean;
+  /** Bounds of a client pod that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS;
+   * pendingSeconds from plan timeouts.podStartSeconds). */
+  pendingLimits?: PendingLimits;
 }
 
 async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
@@ -357,6 +360,7 @@ export async function runClientTransfer(
       intervalSeconds: options.intervalSeconds,
       onProgress: options.onProgress,
       signal,
+      ...(options.pendingLimits ? { pendingLimits: options.pendingLimits } : {}),
       ...(uid ? { uid } : {}),
     });
     const durationSeconds = Math.round((Date.now() - started) / 1000);
@@ -383,6 +387,8 @@ export async function runClientTransfer(
 export interface ProbeOptions {
   /** Overall limit (default 300 s). */
   timeoutSeconds?: number;
+  /** Bounds of a probe pod that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS). */
+  pendingLimits?: PendingLimits;
   onTick?: (reason: string) => void;
   signal?: AbortSignal;
   logger?: Logger;
@@ -494,6 +500,7 @@ export async function probeConnectivity(
   await source.createOrAdopt(pod);
   try {
     let phase = 'Pending';
+    let state = 'not observed yet';
     const done = await waitFor(
       async () => {
         const p = await source.get<V1Pod>(podRef(ns, name));
@@ -501,12 +508,20 @@ export async function probeConnectivity(
         phase = p.status?.phase ?? 'Pending';
         const st = transferContainerState(p);
         if (st.state === 'terminated') return { pod: p, exitCode: st.exitCode };
+        state = describePodState(p);
         const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-        const trouble = podTrouble(p, (Date.now() - created) / 1000);
+        const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
         if (trouble) throw trouble;
         return undefined;
       },
-      { timeoutSeconds: options.timeoutSeconds ?? 300, intervalSeconds: 2, signal: options.signal, onTick: () => options.onTick?.(`probe pod ${phase}`), description: `probe pod ${ns}/${name} to finish` },
+      {
+        timeoutSeconds: options.timeoutSeconds ?? 300,
+        intervalSeconds: 2,
+        signal: options.signal,
+        onTick: () => options.onTick?.(`probe pod ${phase}`),
+        description: `probe pod ${ns}/${name} to finish`,
+        explain: () => `last seen: ${state}`,
+      },
     );
     const probeLog = await readLogTail(source, ns, name, transferContainerName(done.pod), 50, 16 * 1024).catch(() => '');
     const transport = done.pod.spec?.containers?.[1]?.name ?? done.pod.spec?.initContainers?.[0]?.name;

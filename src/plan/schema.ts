@@ -461,6 +461,9 @@ export const timeoutsSchema = z
       .default(600)
       .describe('How long to wait for the endpoint (load balancer address, Route admission...).'),
     serverReadySeconds: seconds(86400).default(600).describe('How long to wait for the transfer server pod to be ready.'),
+    podStartSeconds: seconds(86400)
+      .default(600)
+      .describe('How long a transfer client or probe pod may stay unstarted (unschedulable, ContainerCreating, waiting for its transport) before the sync fails with the reason (as MTC: 10 minutes).'),
     transferSeconds: seconds(30 * 86400)
       .optional()
       .describe('Limit for one PVC sync. Default: none (liveness is checked through progress heartbeats).'),

@@ -5,9 +5,15 @@
  * Rules behind the numbers:
  * - Failure types in NON_RETRYABLE_FAILURES (preflight, auth, no space, config, partial, fatal) are
  *   never retried: retrying "No space left on device" 20 times (MTC) only delays the bad news.
- * - Activities that wait on the cluster heartbeat (createEndpoint, createServer, waitForQuiesced,
- *   runTransfer): a short heartbeat timeout detects a dead worker within a minute, however long the
- *   activity may legitimately run.
+ * - Every activity that heartbeats has a heartbeat timeout (createEndpoint, createServer,
+ *   probeConnectivity, runTransfer, waitForQuiesced, cleanup, copyImages): a short heartbeat timeout
+ *   detects a dead worker within a minute, however long the activity may legitimately run (the
+ *   activities heartbeat at least every 10 s while they run, skopeo copies included:
+ *   activities/index.ts keepAlive). test/unit/activity-options.test.ts pins this.
+ * - Every activity has a start-to-close timeout, and every wait inside an activity has its own,
+ *   shorter bound that ends it with an explanation (kube/progress.ts podTrouble for pods that cannot
+ *   start or keep crashing, plan timeouts.podStartSeconds; waitForQuiesced: the start-to-close
+ *   timeout less a margin).
  * - Every activity that changes a cluster is cancelled with WAIT_CANCELLATION_COMPLETED: a rollback
  *   starts only once the activities it undoes have stopped (no client pod created after cleanup).
  * - Restoring the source (unquiesce) gets the most attempts: leaving applications scaled down is
@@ -57,7 +63,7 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
       cancellationType: waitCancel,
     },
     // A probe pod in the source cluster: pod start plus a TLS handshake.
-    probeConnectivity: { startToCloseTimeout: s(600), retry: retry(5, 60, 5), cancellationType: waitCancel },
+    probeConnectivity: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(5, 60, 5), cancellationType: waitCancel },
     // One sync of one PVC.
     runTransfer: {
       startToCloseTimeout: s(plan.timeouts.transferSeconds ?? DEFAULT_TRANSFER_SECONDS),
@@ -68,10 +74,10 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     quiesce: { startToCloseTimeout: s(120), retry: retry(1, 30, 10), cancellationType: waitCancel },
     waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
     unquiesce: { startToCloseTimeout: s(120), retry: retry(1, 60, 20), cancellationType: waitCancel },
-    cleanup: { startToCloseTimeout: s(600), retry: retry(2, 60, 10), cancellationType: waitCancel },
+    cleanup: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 60, 10), cancellationType: waitCancel },
     deleteDestinationPVCs: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },
     // Direct Image Migration of a namespace (7 attempts, as MTC).
-    copyImages: { startToCloseTimeout: s(6 * 3600), retry: retry(10, 300, 7), cancellationType: waitCancel },
+    copyImages: { startToCloseTimeout: s(6 * 3600), heartbeatTimeout, retry: retry(10, 300, 7), cancellationType: waitCancel },
   };
 }
 

@@ -94,6 +94,24 @@ current-context: src
     expect(problems.find((p) => p.subject === 'source')!.message).toMatch(/API server of context src is not reachable/);
   });
 
+  it('a heartbeating activity heartbeats while its API calls fail, and its wait ends before start-to-close with the reason (issue 8 item 10)', async () => {
+    // Nothing answers: waitForQuiesced's own checks never succeed, so it never calls onTick. Before,
+    // it sent no heartbeat at all and waited until Temporal's start-to-close timeout cut it off.
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300, startToCloseTimeoutMs: 2000 });
+    let beats = 0;
+    env.on('heartbeat', () => beats++);
+    const a = createActivities({ logger: silent });
+    const guard = setTimeout(() => env.cancel(), 9000);
+    const started = Date.now();
+    const err = await env.run(a.waitForQuiesced, { migrationId: 'm', plan: plan('src'), workloads: [{ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'web' }] }).catch((e: unknown) => e);
+    clearTimeout(guard);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: FailureType.Transient, nonRetryable: false });
+    expect((err as Error).message).toMatch(/^waitForQuiesced: timed out after \d+ s waiting for the quiesced workloads' pods to stop: last check failed: .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(beats).toBeGreaterThanOrEqual(3);
+  }, 15000);
+
   it('cancellation surfaces as the activity\'s cancellation, not as a Ferry failure', async () => {
     const env = new MockActivityEnvironment();
     const a = createActivities({ logger: silent });

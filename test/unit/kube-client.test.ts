@@ -157,6 +157,38 @@ describe('waitFor', () => {
       /timed out after \d+ s waiting for the thing: still pending/,
     );
   });
+  it("propagates Ferry's own classified errors at once, transient ones included (issue 8 item 10)", async () => {
+    // ensureServer's predicate throws "disappeared"; the old waitFor took it for an API hiccup, polled
+    // on until its timeout and ended in a WaitTimeoutError that ensureServer turned into FerryConfig.
+    const disappeared = new FerryError('transient', 'server pod Pod shop/ferry-m1-server disappeared while starting');
+    let calls = 0;
+    const started = Date.now();
+    const err = await waitFor(async () => {
+      calls++;
+      throw disappeared;
+    }, { timeoutSeconds: 1, intervalSeconds: 0.01, description: 'the server pod to be Ready' }).catch((e: unknown) => e);
+    expect(err).toBe(disappeared);
+    expect(calls).toBe(1);
+    expect(Date.now() - started).toBeLessThan(500);
+    const unschedulable = new FerryError('transient', 'pod shop/c cannot be scheduled after 601 s: 0/3 nodes are available');
+    await expect(waitFor(async () => { throw unschedulable; }, { timeoutSeconds: 1, intervalSeconds: 0.01 })).rejects.toBe(unschedulable);
+  });
+  it('its timeout names what it waited for, the last observed state and the last API error', async () => {
+    let n = 0;
+    const err = await waitFor(
+      async () => {
+        if (++n % 2 === 0) throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:6443'), { code: 'ECONNREFUSED' });
+        return false;
+      },
+      { timeoutSeconds: 0.05, intervalSeconds: 0.01, description: 'probe pod shop/p to finish', explain: () => 'last seen: phase Pending' },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WaitTimeoutError);
+    expect((err as Error).message).toMatch(/^timed out after \d+ s waiting for probe pod shop\/p to finish: last seen: phase Pending(; last check failed: .*ECONNREFUSED.*)?$/);
+    const always = await waitFor(async () => { throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:6443'), { code: 'ECONNREFUSED' }); }, {
+      timeoutSeconds: 0.05, intervalSeconds: 0.01, description: 'x', explain: () => 'state y',
+    }).catch((e: unknown) => e);
+    expect((always as Error).message).toMatch(/waiting for x: state y; last check failed: connect ECONNREFUSED 10.0.0.1:6443$/);
+  });
   it('stops when aborted', async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 30);

@@ -11,12 +11,15 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { FerryError } from '../../src/kube/errors';
 import {
   classifyRcloneExit,
+  describePodState,
+  followTransferPod,
   podTrouble,
   progressFromRclone,
   progressFromRsync,
   transferContainerState,
   transferVerdict,
 } from '../../src/kube/progress';
+import { DEFAULT_PENDING_LIMITS } from '../../src/kube/progress';
 import { RSYNC_INFO_FLAGS } from '../../src/statetransfer/transfer/rsync/options';
 import { parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 
@@ -197,5 +200,183 @@ describe('pod states', () => {
     expect(podTrouble(unsched, 700)?.category).toBe('transient');
     const evicted = base({ phase: 'Failed', reason: 'Evicted', message: 'low on ephemeral storage' });
     expect(podTrouble(evicted, 1)?.message).toMatch(/failed before its containers ran \(Evicted: low on ephemeral storage\)/);
+  });
+});
+
+/**
+ * Stuck and crashing client pods in both lifecycles. The statuses are copied from what kubelet
+ * reports (kubectl get pod -o yaml on Kubernetes 1.31): a native sidecar is an init container with
+ * restartPolicy Always whose status is in initContainerStatuses; the transfer container waits with
+ * reason PodInitializing until the sidecar has started.
+ */
+describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
+  const IMAGE = 'docker.io/ferry/transfer:latest';
+  const meta = { name: 'ferry-m1-c-data', namespace: 'shop', uid: 'u-1', creationTimestamp: new Date('2026-12-05T00:00:00Z') };
+  /** A native-sidecar client pod as buildClientPod makes it. */
+  const nativeSpec = {
+    restartPolicy: 'Never',
+    initContainers: [{ name: 'stunnel', image: IMAGE, restartPolicy: 'Always' }],
+    containers: [{ name: 'rsync', image: IMAGE }],
+  };
+  /** A done-file client pod: the transport is a second regular container. */
+  const doneFileSpec = { restartPolicy: 'Never', containers: [{ name: 'rsync', image: IMAGE }, { name: 'stunnel', image: IMAGE }] };
+  const pod = (spec: object, status: object): V1Pod => ({ apiVersion: 'v1', kind: 'Pod', metadata: { ...meta }, spec: spec as V1Pod['spec'], status: status as V1Pod['status'] });
+  const pendingConditions = [
+    { type: 'PodReadyToStartContainers', status: 'True' },
+    { type: 'Initialized', status: 'False', reason: 'ContainersNotInitialized', message: 'containers with incomplete status: [stunnel]' },
+    { type: 'Ready', status: 'False', reason: 'ContainersNotReady', message: 'containers with unready status: [rsync stunnel]' },
+    { type: 'ContainersReady', status: 'False', reason: 'ContainersNotReady', message: 'containers with unready status: [rsync stunnel]' },
+    { type: 'PodScheduled', status: 'True' },
+  ];
+  const rsyncInitializing = { name: 'rsync', image: IMAGE, imageID: '', ready: false, restartCount: 0, started: false, lastState: {}, state: { waiting: { reason: 'PodInitializing' } } };
+  /** The native transport sidecar crash-looping: 4 restarts, last run exited 1. */
+  const crashLoop = pod(nativeSpec, {
+    phase: 'Pending',
+    conditions: pendingConditions,
+    initContainerStatuses: [
+      {
+        name: 'stunnel',
+        image: IMAGE,
+        imageID: 'docker.io/ferry/transfer@sha256:0f3c',
+        containerID: 'containerd://9a1b',
+        ready: false,
+        restartCount: 4,
+        started: false,
+        lastState: { terminated: { exitCode: 1, reason: 'Error', startedAt: new Date('2026-12-05T00:01:58Z'), finishedAt: new Date('2026-12-05T00:01:58Z'), containerID: 'containerd://9a1b' } },
+        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 1m20s restarting failed container=stunnel pod=ferry-m1-c-data_shop(u-1)' } },
+      },
+    ],
+    containerStatuses: [rsyncInitializing],
+  });
+
+  it('native sidecar in CrashLoopBackOff: config error naming the sidecar, its last exit and log line', () => {
+    expect(podTrouble(crashLoop, 120)).toBeDefined();
+    const err = podTrouble(crashLoop, 120, undefined, { lastLogLines: { stunnel: '[!] Error resolving "ferry.example.com": Neither nodename nor servname known (EAI_NONAME)' } })!;
+    expect(err).toBeInstanceOf(FerryError);
+    expect(err.category).toBe('config');
+    expect(err.message).toMatch(/pod shop\/ferry-m1-c-data: transport sidecar stunnel \(init container with restartPolicy Always\) keeps crashing/);
+    expect(err.message).toMatch(/restarted 4 times, last run exited 1 \(Error\) at 2026-12-05T00:01:58/);
+    expect(err.message).toMatch(/kubectl logs -n shop ferry-m1-c-data -c stunnel --previous/);
+    expect(err.message).toMatch(/last log line: .*Error resolving/);
+    expect(err.details).toMatchObject({ container: 'stunnel', reason: 'CrashLoopBackOff', exitCode: 1 });
+    // Two restarts are not yet a loop: kubelet may still bring it up.
+    const twice = structuredClone(crashLoop);
+    twice.status!.initContainerStatuses![0]!.restartCount = 2;
+    expect(podTrouble(twice, 60)).toBeUndefined();
+  });
+
+  it('native sidecar OOMKilled in a loop beside a running transfer: says to raise the memory limit', () => {
+    const p = pod(nativeSpec, {
+      phase: 'Running',
+      initContainerStatuses: [
+        { name: 'stunnel', image: IMAGE, ready: false, restartCount: 3, started: false, lastState: { terminated: { exitCode: 137, reason: 'OOMKilled' } }, state: { waiting: { reason: 'CrashLoopBackOff' } } },
+      ],
+      containerStatuses: [{ name: 'rsync', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } }],
+    });
+    expect(podTrouble(p, 3000)?.message).toMatch(/keeps crashing .*exited 137 \(OOMKilled\).*raise the transfer pods' memory limit/);
+  });
+
+  it('native sidecar whose startup probe never passes: the transfer waits in PodInitializing; reported after pendingSeconds', () => {
+    const p = pod(nativeSpec, {
+      phase: 'Pending',
+      conditions: pendingConditions,
+      initContainerStatuses: [{ name: 'stunnel', image: IMAGE, ready: false, restartCount: 0, started: false, state: { running: { startedAt: new Date() } } }],
+      containerStatuses: [rsyncInitializing],
+    });
+    expect(podTrouble(p, 599)).toBeUndefined();
+    const err = podTrouble(p, 601)!;
+    expect(err.category).toBe('transient');
+    expect(err.message).toMatch(/has not started after 601 s \(transport sidecar stunnel .*running \(not started: startup probe pending\); transfer container rsync: waiting \(PodInitializing\)\)/);
+    expect(err.message).toMatch(/never became ready/);
+    expect(podTrouble(p, 100, { ...DEFAULT_PENDING_LIMITS, pendingSeconds: 90 })).toBeDefined();
+  });
+
+  it('done-file transport that died while the transfer waits for its port: transient, at once, naming it', () => {
+    const p = pod(doneFileSpec, {
+      phase: 'Running',
+      containerStatuses: [
+        { name: 'rsync', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } },
+        { name: 'stunnel', image: IMAGE, ready: false, restartCount: 0, started: false, state: { terminated: { exitCode: 1, reason: 'Error', finishedAt: new Date('2026-12-05T00:00:09Z') } } },
+      ],
+    });
+    const err = podTrouble(p, 10, undefined, { lastLogLines: { stunnel: 'ferry: transport exited before the transfer finished (code 1)' } })!;
+    expect(err.category).toBe('transient');
+    expect(err.message).toMatch(/container stunnel exited 1 \(Error\) at 2026-12-05T00:00:09.000Z before the transfer finished .*last log line: "ferry: transport exited/);
+    // After the transfer: the transport stops with 0 (done-file); nothing wrong.
+    const done = structuredClone(p);
+    done.status!.containerStatuses![0]!.state = { terminated: { exitCode: 0, reason: 'Completed' } };
+    done.status!.containerStatuses![1]!.state = { terminated: { exitCode: 0, reason: 'Completed' } };
+    expect(podTrouble(done, 5000)).toBeUndefined();
+  });
+
+  it('ContainerCreating past the bound (both lifecycles): transient, with the pod\'s Warning events', () => {
+    for (const spec of [nativeSpec, doneFileSpec]) {
+      const statuses = spec === nativeSpec
+        ? { initContainerStatuses: [{ name: 'stunnel', image: IMAGE, ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }], containerStatuses: [rsyncInitializing] }
+        : { containerStatuses: ['rsync', 'stunnel'].map((name) => ({ name, image: IMAGE, ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } })) };
+      const p = pod(spec, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }], ...statuses });
+      expect(podTrouble(p, 300)).toBeUndefined();
+      const events = [
+        { reason: 'FailedAttachVolume', message: 'Multi-Attach error for volume "pvc-5c1e" Volume is already used by pod(s) web-0', count: 12 },
+      ];
+      const err = podTrouble(p, 612, undefined, { events })!;
+      expect(err.category).toBe('transient');
+      expect(err.message).toMatch(/has not started after 612 s \(.*waiting \(ContainerCreating\)/);
+      expect(err.message).toMatch(/events: FailedAttachVolume: Multi-Attach error for volume "pvc-5c1e" .* \(×12\)/);
+      expect(err.message).toMatch(/kubectl describe pod -n shop ferry-m1-c-data/);
+    }
+  });
+
+  it('image and configuration errors of the sidecar are config errors', () => {
+    const pull = pod(nativeSpec, {
+      phase: 'Pending',
+      initContainerStatuses: [{ name: 'stunnel', image: 'registry.local/ferry/transfer:nope', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "registry.local/ferry/transfer:nope"' } } }],
+      containerStatuses: [rsyncInitializing],
+    });
+    expect(podTrouble(pull, 200)?.message).toMatch(/transport sidecar stunnel .*cannot pull image registry.local\/ferry\/transfer:nope for 200 s/);
+    const secret = pod(doneFileSpec, {
+      phase: 'Pending',
+      containerStatuses: [{ name: 'rsync', image: IMAGE, ready: false, restartCount: 0, state: { waiting: { reason: 'CreateContainerConfigError', message: 'secret "ferry-m1-credentials" not found' } } }],
+    });
+    expect(podTrouble(secret, 61)).toMatchObject({ category: 'config', message: expect.stringMatching(/transfer container rsync cannot be created \(CreateContainerConfigError: secret "ferry-m1-credentials" not found\)/) });
+  });
+
+  it('a healthy running pod is never reported, however long it runs', () => {
+    const p = pod(nativeSpec, {
+      phase: 'Running',
+      initContainerStatuses: [{ name: 'stunnel', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: {} } }],
+      containerStatuses: [{ name: 'rsync', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: {} } }],
+    });
+    expect(podTrouble(p, 86400 * 3)).toBeUndefined();
+    expect(describePodState(p)).toBe('phase Running; transport sidecar stunnel (init container with restartPolicy Always): running; transfer container rsync: running');
+  });
+
+  it('followTransferPod ends on a crash-looping native sidecar with the previous run\'s log and the events', async () => {
+    const logs: { container: string; previous?: boolean }[] = [];
+    const fake = {
+      get: async () => structuredClone(crashLoop),
+      core: {
+        readNamespacedPodLog: async (req: { container: string; previous?: boolean }) => {
+          logs.push(req);
+          return req.previous ? 'LOG5[ui]: stunnel 5.68 on x86_64-pc-linux-gnu\n[!] /ferry/tls/tls.crt: No such file or directory\n' : '';
+        },
+        listNamespacedEvent: async () => ({
+          items: [
+            { type: 'Normal', reason: 'Pulled', message: 'Container image already present on machine', involvedObject: { uid: 'u-1' } },
+            { type: 'Warning', reason: 'BackOff', message: 'Back-off restarting failed container stunnel in pod ferry-m1-c-data_shop(u-1)', count: 7, involvedObject: { uid: 'u-1' }, lastTimestamp: new Date() },
+          ],
+        }),
+      },
+    };
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 2000);
+    const err = await followTransferPod(fake as never, { namespace: 'shop', name: 'ferry-m1-c-data', engine: 'rsync', intervalSeconds: 0.01, signal: ac.signal }).catch((e: unknown) => e);
+    clearTimeout(timer);
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).category).toBe('config');
+    expect((err as FerryError).message).toMatch(/transport sidecar stunnel .*keeps crashing/);
+    expect((err as FerryError).message).toMatch(/last log line: "\[!\] \/ferry\/tls\/tls.crt: No such file or directory"/);
+    expect((err as FerryError).message).toMatch(/events: BackOff: Back-off restarting failed container stunnel .*\(×7\)/);
+    expect(logs).toContainEqual(expect.objectContaining({ container: 'stunnel', previous: true }));
   });
 });

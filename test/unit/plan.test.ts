@@ -76,7 +76,7 @@ describe('defaults', () => {
       deleteDestinationPVCsOnRollback: false,
       images: { enabled: false, mode: 'imagestreams' },
       transferImage: DEFAULT_TRANSFER_IMAGE,
-      timeouts: { endpointReadySeconds: 600, serverReadySeconds: 600 },
+      timeouts: { endpointReadySeconds: 600, serverReadySeconds: 600, podStartSeconds: 600 },
     });
     expect(DEFAULT_TRANSFER_IMAGE).toBe('ferry/transfer:latest');
   });
@@ -132,7 +132,7 @@ describe('full plan', () => {
         repositories: ['shop/web'],
       },
       transferImage: 'registry.lab:5000/ferry/transfer:1.0@sha256:' + 'a'.repeat(64),
-      timeouts: { endpointReadySeconds: 60, serverReadySeconds: 120, transferSeconds: 3600 },
+      timeouts: { endpointReadySeconds: 60, serverReadySeconds: 120, podStartSeconds: 300, transferSeconds: 3600 },
     };
     const plan = parsePlan(input);
     expect(plan.namespaces).toEqual([{ source: 'shop', destination: 'shop-new', pvcs: { names: ['db'] } }]);
