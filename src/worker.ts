@@ -12,7 +12,9 @@
  *
  * Logs are JSON lines (pino) on stdout; the Temporal SDK's own logs (worker, workflow `log`, core) are
  * forwarded into the same logger. SIGINT/SIGTERM shut the worker down gracefully (running activities get
- * `shutdownGraceTime` to finish, then are cancelled and retried elsewhere); a second signal exits at once.
+ * `shutdownGraceTime` to finish, then are cancelled with WORKER_SHUTDOWN and retried elsewhere; a
+ * transfer then leaves its client pod running, and the retry re-attaches to it); a second signal exits
+ * at once. The embedded dev server, if this worker started it, keeps running after it.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,12 +1,19 @@
 /**
  * Following a running migration: one progress bar per PVC (bytes, rate, ETA) on a terminal, one line
  * per change otherwise. Polls getMigration() once a second; the migration itself runs in the worker,
- * so interrupting the follower changes nothing.
+ * so interrupting the follower changes nothing, and a Temporal outage is waited out.
  */
 import { MultiBar, type SingleBar } from 'cli-progress';
+import { isGrpcServiceError } from '@temporalio/client';
 import type { PVCState } from '../workflows/state';
+import { CliError, EXIT } from './exit-codes';
 import { getMigration, type LiveProgress, type MigrationView, type TemporalSession } from './operations';
 import { formatBytes, formatDuration } from './render';
+
+/** How long follow() keeps trying through a Temporal outage by default: 30 minutes. */
+export const DEFAULT_OUTAGE_LIMIT_MS = 30 * 60 * 1000;
+/** Longest pause between two attempts to reach Temporal during an outage, ms. */
+const MAX_OUTAGE_BACKOFF_MS = 15_000;
 
 export interface FollowOptions {
   /** Where bars and lines go (stderr, so that stdout keeps only the result). */
@@ -17,6 +24,35 @@ export interface FollowOptions {
   intervalMs?: number;
   /** Stops following (Ctrl-C); follow() then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** How long to keep trying while Temporal cannot be reached, ms (default DEFAULT_OUTAGE_LIMIT_MS). */
+  outageLimitMs?: number;
+}
+
+/** Whether `err` says Temporal cannot be reached (gRPC UNAVAILABLE / DEADLINE_EXCEEDED, or exit 4). */
+export function isTemporalOutage(err: unknown): boolean {
+  if (err instanceof CliError) return err.exitCode === EXIT.TEMPORAL_UNREACHABLE;
+  const grpc = isGrpcServiceError(err) ? err : isGrpcServiceError((err as Error | undefined)?.cause) ? (err as Error).cause : undefined;
+  return grpc !== undefined && ((grpc as { code?: number }).code === 14 || (grpc as { code?: number }).code === 4);
+}
+
+/** `p`, or the signal's reason as soon as it aborts (the call itself is left to finish). */
+function orAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -52,7 +88,12 @@ function pvcFigures(p: PVCState, live: LiveProgress | undefined): { value: numbe
 
 /**
  * Follows migration `id` until its workflow closes; returns the final view.
- * @throws the signal's reason when aborted
+ *
+ * Through a Temporal outage (server stopped or restarting, network cut) it keeps trying with
+ * backoff (1 s doubling up to 15 s), says so in one line — the migration itself goes on in the
+ * worker, whose state Temporal keeps — and goes on following when Temporal answers again.
+ * @throws the signal's reason when aborted; CliError (exit 4) when Temporal stayed unreachable for
+ *   `outageLimitMs`, saying how to follow the migration again (no raw gRPC text)
  */
 export async function follow(session: TemporalSession, id: string, opts: FollowOptions): Promise<MigrationView> {
   const out = opts.stream;
@@ -80,9 +121,41 @@ export async function follow(session: TemporalSession, id: string, opts: FollowO
     else out.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
   };
 
+  /** When the current outage started (undefined: Temporal answers). */
+  let outageSince: Date | undefined;
+  let backoffMs = 1000;
+  const outageLimitMs = opts.outageLimitMs ?? DEFAULT_OUTAGE_LIMIT_MS;
+  const clock = (d: Date) => d.toISOString().slice(11, 19);
+  const note = (text: string) => (multibar ? multibar.log(`${text}\n`) : out.write(`${clock(new Date())} ${text}\n`));
+
   try {
     for (;;) {
-      const view = await getMigration(session, id);
+      const attemptStarted = new Date();
+      let view: MigrationView;
+      try {
+        view = await orAbort(getMigration(session, id), opts.signal);
+      } catch (e) {
+        if (opts.signal?.aborted || !isTemporalOutage(e)) throw e;
+        if (!outageSince) {
+          outageSince = attemptStarted;
+          backoffMs = 1000;
+          note(`Temporal at ${session.address} unreachable since ${clock(outageSince)} UTC; the migration goes on in the worker; still trying… (Ctrl-C, then \`ferry status ${id} --follow\`)`);
+        }
+        if (Date.now() - outageSince.getTime() >= outageLimitMs) {
+          throw new CliError(
+            `Temporal at ${session.address} unreachable since ${outageSince.toISOString()} (${formatDuration((Date.now() - outageSince.getTime()) / 1000)}): stopped following. ` +
+              `Migration ${id} goes on in the worker once Temporal is back (\`ferry server status\` for the embedded server); follow it again with \`ferry status ${id} --follow\`.`,
+            EXIT.TEMPORAL_UNREACHABLE,
+          );
+        }
+        await sleep(backoffMs, opts.signal);
+        backoffMs = Math.min(backoffMs * 2, MAX_OUTAGE_BACKOFF_MS);
+        continue;
+      }
+      if (outageSince) {
+        note(`Temporal at ${session.address} answers again (unreachable for ${formatDuration((Date.now() - outageSince.getTime()) / 1000)}); following migration ${id}`);
+        outageSince = undefined;
+      }
       const st = view.state;
       say('migration', `migration ${id}: ${st ? `${st.status}, phase ${st.phase}` : `${view.workflowStatus.toLowerCase()}, phase ${view.searchAttributes.phase ?? '?'}`}`);
       for (const w of view.warnings) say(`warning:${w}`, `WARNING: ${w}`);

@@ -119,7 +119,13 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     const signal = io.interrupt ?? interruptSignal();
     let view: MigrationView;
     try {
-      view = await follow(session, id, { stream: io.stderr, bars: output === 'human' && io.stderr.isTTY === true, signal });
+      const outageSeconds = Number(io.env.FERRY_FOLLOW_OUTAGE_SECONDS);
+      view = await follow(session, id, {
+        stream: io.stderr,
+        bars: output === 'human' && io.stderr.isTTY === true,
+        signal,
+        ...(io.env.FERRY_FOLLOW_OUTAGE_SECONDS && Number.isFinite(outageSeconds) && outageSeconds >= 0 ? { outageLimitMs: outageSeconds * 1000 } : {}),
+      });
     } catch (e) {
       if (signal.aborted) {
         err(`\nStopped following. Migration ${id} goes on in the worker: \`ferry status ${id} --follow\` to follow it again, \`ferry cancel ${id}\` to roll it back.`);
@@ -138,7 +144,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
   const program = new Command('ferry')
     .description('Ferry migrates the persistent state of Kubernetes namespaces (PVC data, internal images) between clusters, on Temporal workflows.')
     .showHelpAfterError()
-    .addHelpText('after', `\n${EXIT_CODES_HELP}\n\nEnvironment: TEMPORAL_ADDRESS (default: the embedded dev server, state in ~/.ferry), TEMPORAL_NAMESPACE, FERRY_TASK_QUEUE (default "ferry").`)
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n\nEnvironment: TEMPORAL_ADDRESS (default: the embedded dev server, state in ~/.ferry), TEMPORAL_NAMESPACE, FERRY_TASK_QUEUE (default "ferry"), FERRY_FOLLOW_OUTAGE_SECONDS (how long --follow waits out a Temporal outage, default 1800).`)
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
 
