@@ -303,9 +303,10 @@ function evidenceText(evidence: PodEvidence | undefined, container?: string): st
  * - a container waiting with InvalidImageName / ErrImageNeverPull (at once), ErrImagePull /
  *   ImagePullBackOff (after imagePullSeconds), CreateContainerConfigError / CreateContainerError /
  *   RunContainerError (after containerConfigSeconds): `config`;
- * - a container restarted `crashRestarts` times or more and now in CrashLoopBackOff or exited (how
- *   kubelet 1.32 shows a crash-looping native sidecar): `config` (a new pod would crash the same
- *   way), naming its last exit code and reason (OOMKilled: raise the limit);
+ * - a container restarted `crashRestarts` times or more and now in CrashLoopBackOff, or exited while
+ *   the transfer is not running (how kubelet 1.32 shows a crash-looping native sidecar): `config` (a
+ *   new pod would crash the same way), naming its last exit code and reason (OOMKilled: raise the
+ *   limit);
  * - in a restartPolicy Never pod, another container than the transfer exited non-zero while the
  *   transfer has not finished (done-file mode: the transport died; the transfer would only wait 120 s
  *   for its port and exit 35): `transient`;
@@ -327,7 +328,7 @@ export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimi
       details: {
         ...(cs ? { container: cs.name } : {}),
         ...(reason ? { reason } : {}),
-        ...(cs?.lastState?.terminated ? { exitCode: cs.lastState.terminated.exitCode } : cs?.state?.terminated ? { exitCode: cs.state.terminated.exitCode } : {}),
+        ...((cs?.state?.terminated ?? cs?.lastState?.terminated) ? { exitCode: (cs!.state?.terminated ?? cs!.lastState!.terminated)!.exitCode } : {}),
       },
     });
   for (const cs of statuses) {
@@ -345,18 +346,22 @@ export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimi
       return fail('config', `${who} cannot be created (${w.reason}${msg}); a Secret or ConfigMap it mounts is missing or the security context is refused: run the migration again to recreate the transfer objects, or check the namespace's policies`, cs, w.reason);
     }
   }
+  const transfer = transferContainerName(pod);
+  const transferState = pod.status?.containerStatuses?.find((c) => c.name === transfer)?.state;
   for (const cs of statuses) {
     // kubelet shows a crash loop as waiting CrashLoopBackOff (lastState: the crash) or, for a native
-    // sidecar (seen on Kubernetes 1.32), as the terminated crash itself with an empty lastState.
-    if ((cs.restartCount ?? 0) < limits.crashRestarts || !(cs.state?.waiting?.reason === 'CrashLoopBackOff' || cs.state?.terminated)) continue;
-    const last = cs.lastState?.terminated ?? cs.state?.terminated;
+    // sidecar (seen on Kubernetes 1.32), as the terminated crash itself with an empty lastState. The
+    // latter only counts before the transfer runs: restartCount adds up over the pod's life, and a
+    // sidecar that crashed now and then during a long transfer is no loop (the back-off, and with it
+    // CrashLoopBackOff, resets after 10 minutes of running).
+    const looping = cs.state?.waiting?.reason === 'CrashLoopBackOff' || (cs.state?.terminated !== undefined && !transferState?.running);
+    if ((cs.restartCount ?? 0) < limits.crashRestarts || !looping) continue;
+    const last = cs.state?.terminated ?? cs.lastState?.terminated;
     const hint = last?.reason === 'OOMKilled'
       ? 'it ran out of memory: raise the transfer pods\' memory limit'
       : `see its log with kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${cs.name}${cs.state?.terminated ? '' : ' --previous'}; a transport that cannot start usually means unusable TLS files or an image without stunnel`;
     return fail('config', `${where}: ${containerRole(pod, cs.name)} keeps crashing (${describeContainerStatus(cs)}); ${hint}`, cs, 'CrashLoopBackOff');
   }
-  const transfer = transferContainerName(pod);
-  const transferState = pod.status?.containerStatuses?.find((c) => c.name === transfer)?.state;
   if (pod.spec?.restartPolicy === 'Never' && !transferState?.terminated) {
     const dead = (pod.status?.containerStatuses ?? []).find((c) => c.name !== transfer && c.state?.terminated && c.state.terminated.exitCode !== 0);
     if (dead) {

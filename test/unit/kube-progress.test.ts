@@ -285,6 +285,11 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
       containerStatuses: [{ name: 'rsync', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } }],
     });
     expect(podTrouble(p, 3000)?.message).toMatch(/keeps crashing .*exited 137 \(OOMKilled\).*raise the transfer pods' memory limit/);
+    // A sidecar that crashed three times over a long transfer and is restarting right now is no loop.
+    const now = structuredClone(p);
+    now.status!.initContainerStatuses![0]!.state = { terminated: { exitCode: 1, reason: 'Error' } };
+    now.status!.initContainerStatuses![0]!.lastState = {};
+    expect(podTrouble(now, 86400)).toBeUndefined();
   });
 
   it('native sidecar whose startup probe never passes: the transfer waits in PodInitializing; reported after pendingSeconds', () => {
