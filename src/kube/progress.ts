@@ -257,6 +257,8 @@ export interface PodEvidence {
   lastLogLines?: Record<string, string>;
 }
 
+/** Warning events kubelet emits for every pod of a node whatever its state (DNS set-up): no evidence. */
+const IRRELEVANT_EVENT_REASONS = new Set(['MissingClusterDNS', 'DNSConfigForming']);
 const IMAGE_PULL_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'RegistryUnavailable']);
 const CREATE_REASONS = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'PreCreateHookError', 'PreStartHookError']);
 
@@ -313,8 +315,10 @@ function evidenceText(evidence: PodEvidence | undefined, container?: string): st
  * - a container waiting with InvalidImageName / ErrImageNeverPull (at once), ErrImagePull /
  *   ImagePullBackOff (after imagePullSeconds), CreateContainerConfigError / CreateContainerError /
  *   RunContainerError (after containerConfigSeconds): `config`;
- * - a container in CrashLoopBackOff restarted `crashRestarts` times or more: `config` (a new pod
- *   would crash the same way), naming its last exit code and reason (OOMKilled: raise the limit);
+ * - a container restarted `crashRestarts` times or more and now in CrashLoopBackOff, or exited while
+ *   the transfer is not running (how kubelet 1.32 shows a crash-looping native sidecar): `config` (a
+ *   new pod would crash the same way), naming its last exit code and reason (OOMKilled: raise the
+ *   limit);
  * - in a restartPolicy Never pod, another container than the transfer exited non-zero while the
  *   transfer has not finished (done-file mode: the transport died; the transfer would only wait 120 s
  *   for its port and exit 35): `transient`;
@@ -336,7 +340,7 @@ export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimi
       details: {
         ...(cs ? { container: cs.name } : {}),
         ...(reason ? { reason } : {}),
-        ...(cs?.lastState?.terminated ? { exitCode: cs.lastState.terminated.exitCode } : cs?.state?.terminated ? { exitCode: cs.state.terminated.exitCode } : {}),
+        ...((cs?.state?.terminated ?? cs?.lastState?.terminated) ? { exitCode: (cs!.state?.terminated ?? cs!.lastState!.terminated)!.exitCode } : {}),
       },
     });
   for (const cs of statuses) {
@@ -353,16 +357,23 @@ export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimi
     if (CREATE_REASONS.has(w.reason) && stuckSeconds >= Math.min(limits.containerConfigSeconds, limits.pendingSeconds)) {
       return fail('config', `${who} cannot be created (${w.reason}${msg}); a Secret or ConfigMap it mounts is missing or the security context is refused: run the migration again to recreate the transfer objects, or check the namespace's policies`, cs, w.reason);
     }
-    if (w.reason === 'CrashLoopBackOff' && (cs.restartCount ?? 0) >= limits.crashRestarts) {
-      const last = cs.lastState?.terminated;
-      const hint = last?.reason === 'OOMKilled'
-        ? 'it ran out of memory: raise the transfer pods\' memory limit'
-        : `see its log with kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${cs.name} --previous; a transport that cannot start usually means unusable TLS files or an image without stunnel`;
-      return fail('config', `${who} keeps crashing (${describeContainerStatus(cs)}); ${hint}`, cs, 'CrashLoopBackOff');
-    }
   }
   const transfer = transferContainerName(pod);
   const transferState = pod.status?.containerStatuses?.find((c) => c.name === transfer)?.state;
+  for (const cs of statuses) {
+    // kubelet shows a crash loop as waiting CrashLoopBackOff (lastState: the crash) or, for a native
+    // sidecar (seen on Kubernetes 1.32), as the terminated crash itself with an empty lastState. The
+    // latter only counts before the transfer runs: restartCount adds up over the pod's life, and a
+    // sidecar that crashed now and then during a long transfer is no loop (the back-off, and with it
+    // CrashLoopBackOff, resets after 10 minutes of running).
+    const looping = cs.state?.waiting?.reason === 'CrashLoopBackOff' || (cs.state?.terminated !== undefined && !transferState?.running);
+    if ((cs.restartCount ?? 0) < limits.crashRestarts || !looping) continue;
+    const last = cs.state?.terminated ?? cs.lastState?.terminated;
+    const hint = last?.reason === 'OOMKilled'
+      ? 'it ran out of memory: raise the transfer pods\' memory limit'
+      : `see its log with kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${cs.name}${cs.state?.terminated ? '' : ' --previous'}; a transport that cannot start usually means unusable TLS files or an image without stunnel`;
+    return fail('config', `${where}: ${containerRole(pod, cs.name)} keeps crashing (${describeContainerStatus(cs)}); ${hint}`, cs, 'CrashLoopBackOff');
+  }
   if (pod.spec?.restartPolicy === 'Never' && !transferState?.terminated) {
     const dead = (pod.status?.containerStatuses ?? []).find((c) => c.name !== transfer && c.state?.terminated && c.state.terminated.exitCode !== 0);
     if (dead) {
@@ -383,14 +394,24 @@ export function podTrouble(pod: V1Pod, stuckSeconds: number, limits: PendingLimi
         sched.reason ?? 'Unschedulable',
       );
     }
-    const waiting = statuses.filter((c) => !c.state?.terminated && !(c.state?.running && c.started !== false));
-    const first = waiting.find((c) => c.name !== transfer) ?? waiting[0];
-    const reason = first?.state?.waiting?.reason ?? (first?.state?.running ? 'StartupProbe' : 'ContainerCreating');
-    const what = waiting.length ? waiting.map((c) => `${containerRole(pod, c.name)}: ${describeContainerStatus(c)}`).join('; ') : 'no container status yet';
-    const hint = reason === 'PodInitializing' || reason === 'StartupProbe'
-      ? 'the transfer waits for its transport, which never became ready (its startup probe checks the local port)'
-      : 'kubelet could not set the pod up: usually a volume that cannot be attached or mounted (a ReadWriteOnce PVC still attached to another node: Multi-Attach error; a missing Secret; a CSI driver problem)';
-    return fail('transient', `${where} has not started after ${stuck} s (${what}): ${hint}; see kubectl describe pod -n ${pod.metadata?.namespace} ${pod.metadata?.name}`, first, reason);
+    const notReady = statuses.filter((c) => !(c.state?.running && c.started !== false));
+    const what = notReady.length ? notReady.map((c) => `${containerRole(pod, c.name)}: ${describeContainerStatus(c)}`).join('; ') : 'no container status yet';
+    const exiting = statuses.find((c) => (c.restartCount ?? 0) > 0 || c.lastState?.terminated);
+    const probing = statuses.find((c) => c.state?.running && c.started === false);
+    let reason: string;
+    let hint: string;
+    if (exiting) {
+      reason = 'Restarting';
+      hint = `${containerRole(pod, exiting.name)} keeps exiting: see kubectl logs -n ${pod.metadata?.namespace} ${pod.metadata?.name} -c ${exiting.name} --previous`;
+    } else if (probing) {
+      reason = 'StartupProbe';
+      hint = `${containerRole(pod, probing.name)} runs but never became ready (its startup probe checks the local port): see its log`;
+    } else {
+      reason = notReady.find((c) => c.state?.waiting?.reason)?.state?.waiting?.reason ?? 'ContainerCreating';
+      hint = 'kubelet could not set the pod up: usually a volume that cannot be attached or mounted (a ReadWriteOnce PVC still attached to another node: Multi-Attach error; a missing Secret; a CSI driver problem)';
+    }
+    const subject = exiting ?? probing ?? notReady.find((c) => c.name !== transfer) ?? notReady[0];
+    return fail('transient', `${where} has not started after ${stuck} s (${what}): ${hint}; see kubectl describe pod -n ${pod.metadata?.namespace} ${pod.metadata?.name}`, subject, reason);
   }
   return undefined;
 }
@@ -411,7 +432,7 @@ export async function diagnosePod(client: KubeClient, pod: V1Pod, stuckSeconds: 
     const uid = pod.metadata?.uid;
     const time = (e: CoreV1Event) => new Date((e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? 0) as string | Date).getTime();
     evidence.events = (list.items ?? [])
-      .filter((e) => e.type === 'Warning' && (!uid || !e.involvedObject?.uid || e.involvedObject.uid === uid))
+      .filter((e) => e.type === 'Warning' && !IRRELEVANT_EVENT_REASONS.has(e.reason ?? '') && (!uid || !e.involvedObject?.uid || e.involvedObject.uid === uid))
       .sort((a, b) => time(a) - time(b))
       .map((e) => ({ reason: e.reason, message: e.message, count: e.count }));
   } catch {
@@ -422,7 +443,9 @@ export async function diagnosePod(client: KubeClient, pod: V1Pod, stuckSeconds: 
     const cs = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find((c) => c.name === container);
     if (cs?.state?.terminated || cs?.lastState?.terminated) {
       const tail = await readLogTail(client, namespace, name, container, 20, 16 * 1024, !cs.state?.terminated).catch(() => '');
-      const line = tail.split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean).pop();
+      // The log, else the termination message (FallbackToLogsOnError: the log's tail on a failure).
+      const text = tail || (cs.state?.terminated ?? cs.lastState?.terminated)?.message || '';
+      const line = text.split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean).pop();
       if (line) evidence.lastLogLines = { [container]: line };
     }
   }

@@ -298,7 +298,20 @@ export interface ClientTransferOptions {
 async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
   const ref = podRef(namespace, name);
   if (!(await client.delete(ref))) return;
-  await waitFor(async () => !(await client.get(ref)), { timeoutSeconds: 180, intervalSeconds: 2, signal, description: `pod ${namespace}/${name} to be deleted` });
+  let seen: V1Pod | undefined;
+  await waitFor(
+    async () => {
+      seen = await client.get<V1Pod>(ref);
+      return !seen;
+    },
+    {
+      timeoutSeconds: 180,
+      intervalSeconds: 2,
+      signal,
+      description: `pod ${namespace}/${name} to be deleted`,
+      explain: () => (seen ? `still there: ${describePodState(seen)}${seen.metadata?.finalizers?.length ? `; finalizers ${seen.metadata.finalizers.join(', ')}` : ''}${seen.spec?.nodeName ? `; on node ${seen.spec.nodeName} (is its kubelet down?)` : ''}` : undefined),
+    },
+  );
 }
 
 /**

@@ -112,6 +112,39 @@ current-context: src
     expect(beats).toBeGreaterThanOrEqual(3);
   }, 15000);
 
+  it('copyImages heartbeats during a long skopeo copy (issue 8 item 10)', async () => {
+    // A stand-in skopeo whose copy takes 1.5 s. Before, copyImages heartbeated only between images,
+    // so a heartbeat timeout shorter than one copy would have failed a healthy copy.
+    const skopeo = join(dir, 'skopeo');
+    writeFileSync(
+      skopeo,
+      `#!/bin/bash
+case "$1" in
+  list-tags) echo '{"Tags":["v1"]}' ;;
+  inspect) case "\${@: -1}" in *127.0.0.1:2*) echo 'manifest unknown' >&2; exit 1 ;; *) echo '{"schemaVersion":2}' ;; esac ;;
+  copy) sleep 1.5; for a in "$@"; do case "$a" in --digestfile=*) echo sha256:abc > "\${a#--digestfile=}" ;; esac; done ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const imagePlan = parsePlan({
+      source: { kubeconfig: join(dir, 'config'), context: 'src' },
+      destination: { kubeconfig: join(dir, 'config'), context: 'dst' },
+      namespaces: ['shop'],
+      images: { enabled: true, mode: 'registry', sourceRegistry: { url: 'https://127.0.0.1:1' }, destinationRegistry: { url: 'https://127.0.0.1:2' }, repositories: ['shop/web'] },
+    });
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300, startToCloseTimeoutMs: 60000 });
+    const beats: number[] = [];
+    env.on('heartbeat', () => beats.push(Date.now()));
+    const a = createActivities({ logger: silent, skopeo: { binary: skopeo } });
+    const started = Date.now();
+    const report = (await env.run(a.copyImages, { migrationId: 'm', plan: imagePlan, namespace: imagePlan.namespaces[0]! })) as Awaited<ReturnType<typeof a.copyImages>>;
+    const ended = Date.now();
+    expect(report.copied).toEqual([{ source: '127.0.0.1:1/shop/web:v1', destination: '127.0.0.1:2/shop/web:v1', digest: 'sha256:abc' }]);
+    const gaps = [started, ...beats, ended].slice(1).map((t, i) => t - [started, ...beats][i]!);
+    expect(Math.max(...gaps)).toBeLessThan(300);
+  });
+
   it('cancellation surfaces as the activity\'s cancellation, not as a Ferry failure', async () => {
     const env = new MockActivityEnvironment();
     const a = createActivities({ logger: silent });

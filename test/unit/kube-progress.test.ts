@@ -204,10 +204,13 @@ describe('pod states', () => {
 });
 
 /**
- * Stuck and crashing client pods in both lifecycles. The statuses are copied from what kubelet
- * reports (kubectl get pod -o yaml on Kubernetes 1.31): a native sidecar is an init container with
- * restartPolicy Always whose status is in initContainerStatuses; the transfer container waits with
- * reason PodInitializing until the sidecar has started.
+ * Stuck and crashing client pods in both lifecycles. The statuses are copied from what the lab's
+ * kubelet (Kubernetes 1.32.5) reported for pods built by buildClientPod (kubectl get pod -o json): a
+ * native sidecar is an init container with restartPolicy Always whose status is in
+ * initContainerStatuses; while it crash-loops kubelet shows its last crash as `state.terminated`
+ * (lastState empty) and the transfer container waits with reason PodInitializing; a regular
+ * container of a restartPolicy Always pod (the server pod) shows waiting CrashLoopBackOff with the
+ * crash in lastState.
  */
 describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
   const IMAGE = 'docker.io/ferry/transfer:latest';
@@ -229,7 +232,7 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     { type: 'PodScheduled', status: 'True' },
   ];
   const rsyncInitializing = { name: 'rsync', image: IMAGE, imageID: '', ready: false, restartCount: 0, started: false, lastState: {}, state: { waiting: { reason: 'PodInitializing' } } };
-  /** The native transport sidecar crash-looping: 4 restarts, last run exited 1. */
+  /** The native transport sidecar crash-looping: 4 restarts, last run exited 1 (kubelet 1.32's shape). */
   const crashLoop = pod(nativeSpec, {
     phase: 'Pending',
     conditions: pendingConditions,
@@ -237,13 +240,22 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
       {
         name: 'stunnel',
         image: IMAGE,
-        imageID: 'docker.io/ferry/transfer@sha256:0f3c',
-        containerID: 'containerd://9a1b',
+        imageID: 'sha256:f75e9d8524b3d76338109cebe0116f6ba60447343eadaa4fc4123aefaebdcbd9',
+        containerID: 'containerd://967794257f4645ed0bbc5dd19c4698094a493da8fa7c9d77f5f09f31c8505549',
         ready: false,
         restartCount: 4,
         started: false,
-        lastState: { terminated: { exitCode: 1, reason: 'Error', startedAt: new Date('2026-12-05T00:01:58Z'), finishedAt: new Date('2026-12-05T00:01:58Z'), containerID: 'containerd://9a1b' } },
-        state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 1m20s restarting failed container=stunnel pod=ferry-m1-c-data_shop(u-1)' } },
+        lastState: {},
+        state: {
+          terminated: {
+            containerID: 'containerd://967794257f4645ed0bbc5dd19c4698094a493da8fa7c9d77f5f09f31c8505549',
+            exitCode: 1,
+            reason: 'Error',
+            message: '[!] Error resolving "ferry.example.com": Neither nodename nor servname known (EAI_NONAME)\n',
+            startedAt: new Date('2026-12-05T00:01:58Z'),
+            finishedAt: new Date('2026-12-05T00:01:58Z'),
+          },
+        },
       },
     ],
     containerStatuses: [rsyncInitializing],
@@ -255,14 +267,35 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     expect(err).toBeInstanceOf(FerryError);
     expect(err.category).toBe('config');
     expect(err.message).toMatch(/pod shop\/ferry-m1-c-data: transport sidecar stunnel \(init container with restartPolicy Always\) keeps crashing/);
-    expect(err.message).toMatch(/restarted 4 times, last run exited 1 \(Error\) at 2026-12-05T00:01:58/);
-    expect(err.message).toMatch(/kubectl logs -n shop ferry-m1-c-data -c stunnel --previous/);
+    expect(err.message).toMatch(/exited 1 \(Error\) at 2026-12-05T00:01:58.000Z, restarted 4 times/);
+    expect(err.message).toMatch(/kubectl logs -n shop ferry-m1-c-data -c stunnel;/);
     expect(err.message).toMatch(/last log line: .*Error resolving/);
     expect(err.details).toMatchObject({ container: 'stunnel', reason: 'CrashLoopBackOff', exitCode: 1 });
     // Two restarts are not yet a loop: kubelet may still bring it up.
     const twice = structuredClone(crashLoop);
     twice.status!.initContainerStatuses![0]!.restartCount = 2;
     expect(podTrouble(twice, 60)).toBeUndefined();
+  });
+
+  it('a regular container in CrashLoopBackOff (server pod, restartPolicy Always): config, with the crash from lastState', () => {
+    const p = pod({ restartPolicy: 'Always', containers: [{ name: 'rsync', image: IMAGE }, { name: 'stunnel', image: IMAGE }] }, {
+      phase: 'Running',
+      containerStatuses: [
+        {
+          name: 'rsync',
+          image: IMAGE,
+          ready: false,
+          restartCount: 3,
+          started: false,
+          lastState: { terminated: { exitCode: 3, reason: 'Error', message: 'rsync: failed to open config\n', startedAt: new Date('2026-12-05T00:46:15Z'), finishedAt: new Date('2026-12-05T00:46:15Z') } },
+          state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container=rsync pod=ferry-m1-server_shop(u-1)' } },
+        },
+        { name: 'stunnel', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: {} } },
+      ],
+    });
+    const err = podTrouble(p, 90)!;
+    expect(err.category).toBe('config');
+    expect(err.message).toMatch(/transfer container rsync keeps crashing \(waiting \(CrashLoopBackOff\), restarted 3 times, last run exited 3 \(Error\) at 2026-12-05T00:46:15.000Z\).*-c rsync --previous/);
   });
 
   it('native sidecar OOMKilled in a loop beside a running transfer: says to raise the memory limit', () => {
@@ -274,6 +307,11 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
       containerStatuses: [{ name: 'rsync', image: IMAGE, ready: true, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } }],
     });
     expect(podTrouble(p, 3000)?.message).toMatch(/keeps crashing .*exited 137 \(OOMKilled\).*raise the transfer pods' memory limit/);
+    // A sidecar that crashed three times over a long transfer and is restarting right now is no loop.
+    const now = structuredClone(p);
+    now.status!.initContainerStatuses![0]!.state = { terminated: { exitCode: 1, reason: 'Error' } };
+    now.status!.initContainerStatuses![0]!.lastState = {};
+    expect(podTrouble(now, 86400)).toBeUndefined();
   });
 
   it('native sidecar whose startup probe never passes: the transfer waits in PodInitializing; reported after pendingSeconds', () => {
@@ -287,7 +325,7 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     const err = podTrouble(p, 601)!;
     expect(err.category).toBe('transient');
     expect(err.message).toMatch(/has not started after 601 s \(transport sidecar stunnel .*running \(not started: startup probe pending\); transfer container rsync: waiting \(PodInitializing\)\)/);
-    expect(err.message).toMatch(/never became ready/);
+    expect(err.message).toMatch(/transport sidecar stunnel .* runs but never became ready \(its startup probe checks the local port\)/);
     expect(podTrouble(p, 100, { ...DEFAULT_PENDING_LIMITS, pendingSeconds: 90 })).toBeDefined();
   });
 
@@ -309,10 +347,10 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     expect(podTrouble(done, 5000)).toBeUndefined();
   });
 
-  it('ContainerCreating past the bound (both lifecycles): transient, with the pod\'s Warning events', () => {
+  it('ContainerCreating past the bound (both lifecycles; a native pod waits in PodInitializing): transient, with the pod\'s Warning events', () => {
     for (const spec of [nativeSpec, doneFileSpec]) {
       const statuses = spec === nativeSpec
-        ? { initContainerStatuses: [{ name: 'stunnel', image: IMAGE, ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }], containerStatuses: [rsyncInitializing] }
+        ? { initContainerStatuses: [{ name: 'stunnel', image: IMAGE, imageID: '', lastState: {}, ready: false, restartCount: 0, started: false, state: { waiting: { reason: 'PodInitializing' } } }], containerStatuses: [rsyncInitializing] }
         : { containerStatuses: ['rsync', 'stunnel'].map((name) => ({ name, image: IMAGE, ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } })) };
       const p = pod(spec, { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }], ...statuses });
       expect(podTrouble(p, 300)).toBeUndefined();
@@ -321,7 +359,8 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
       ];
       const err = podTrouble(p, 612, undefined, { events })!;
       expect(err.category).toBe('transient');
-      expect(err.message).toMatch(/has not started after 612 s \(.*waiting \(ContainerCreating\)/);
+      expect(err.message).toMatch(spec === nativeSpec ? /has not started after 612 s \(transport sidecar stunnel .*: waiting \(PodInitializing\); transfer container rsync: waiting \(PodInitializing\)\)/ : /has not started after 612 s \(transfer container rsync: waiting \(ContainerCreating\); container stunnel: waiting \(ContainerCreating\)\)/);
+      expect(err.message).toMatch(/kubelet could not set the pod up: usually a volume/);
       expect(err.message).toMatch(/events: FailedAttachVolume: Multi-Attach error for volume "pvc-5c1e" .* \(×12\)/);
       expect(err.message).toMatch(/kubectl describe pod -n shop ferry-m1-c-data/);
     }
@@ -351,18 +390,19 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     expect(describePodState(p)).toBe('phase Running; transport sidecar stunnel (init container with restartPolicy Always): running; transfer container rsync: running');
   });
 
-  it('followTransferPod ends on a crash-looping native sidecar with the previous run\'s log and the events', async () => {
+  it('followTransferPod ends on a crash-looping native sidecar with its last log line and the events', async () => {
     const logs: { container: string; previous?: boolean }[] = [];
     const fake = {
       get: async () => structuredClone(crashLoop),
       core: {
         readNamespacedPodLog: async (req: { container: string; previous?: boolean }) => {
           logs.push(req);
-          return req.previous ? 'LOG5[ui]: stunnel 5.68 on x86_64-pc-linux-gnu\n[!] /ferry/tls/tls.crt: No such file or directory\n' : '';
+          return req.container === 'stunnel' ? 'LOG5[ui]: stunnel 5.68 on x86_64-pc-linux-gnu\n[!] /ferry/tls/tls.crt: No such file or directory\n' : '';
         },
         listNamespacedEvent: async () => ({
           items: [
             { type: 'Normal', reason: 'Pulled', message: 'Container image already present on machine', involvedObject: { uid: 'u-1' } },
+            { type: 'Warning', reason: 'MissingClusterDNS', message: 'kubelet does not have ClusterDNS IP configured', involvedObject: { uid: 'u-1' } },
             { type: 'Warning', reason: 'BackOff', message: 'Back-off restarting failed container stunnel in pod ferry-m1-c-data_shop(u-1)', count: 7, involvedObject: { uid: 'u-1' }, lastTimestamp: new Date() },
           ],
         }),
@@ -377,6 +417,8 @@ describe('pods that cannot start or keep crashing (issue 8 item 10)', () => {
     expect((err as FerryError).message).toMatch(/transport sidecar stunnel .*keeps crashing/);
     expect((err as FerryError).message).toMatch(/last log line: "\[!\] \/ferry\/tls\/tls.crt: No such file or directory"/);
     expect((err as FerryError).message).toMatch(/events: BackOff: Back-off restarting failed container stunnel .*\(×7\)/);
-    expect(logs).toContainEqual(expect.objectContaining({ container: 'stunnel', previous: true }));
+    expect((err as FerryError).message).not.toMatch(/MissingClusterDNS/);
+    // The sidecar's crash is its current (terminated) state: its current log, not --previous.
+    expect(logs).toContainEqual({ name: 'ferry-m1-c-data', namespace: 'shop', container: 'stunnel', tailLines: 20, limitBytes: 16 * 1024 });
   });
 });
