@@ -207,5 +207,7 @@ export async function explainSyncFailure(err: unknown, destination: KubeClient, 
   }
   log.warn({ note }, 'sync failed at the connection level');
   const e = err as FerryError;
-  return new FerryError(e.category, `${e.message} Server: ${note}.`, { cause: e, ...(e.details ? { details: e.details } : {}) });
+  // No `cause`: Temporal keeps a pending activity's last failure only up to 4 KiB (with stacks), and
+  // the original message is part of this one.
+  return new FerryError(e.category, `${e.message} Server: ${note}.`, e.details ? { details: e.details } : {});
 }
