@@ -202,6 +202,12 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     buildTree(src, { smallFiles: 2_000, largeFileBytes: 20 * MiB, sparseFileBytes: 64 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
     symlinkSync('../../outside/the/volume', join(src, 'links', 'escaping'));
     symlinkSync('/var/lib/app/releases/42', join(src, 'small', 'd0', 'current'));
+    // A user file with the name of the old repair list, at the volume root and deeper: plain data
+    // (issue 8 item 7: it used to be taken for Ferry's list and deleted at the destination).
+    writeFileSync(join(src, '.ferry-symlinks'), 'user data: not a list\n');
+    writeFileSync(join(src, 'small', '.ferry-symlinks'), 'more user data\n');
+    chownTree(join(src, '.ferry-symlinks'), 1000, 1000);
+    chownTree(join(src, 'small', '.ferry-symlinks'), 1000, 1000);
     // A fresh PVC's root belongs to root; the unprivileged receiver can write into it but cannot set
     // its mode, so rsync ends with exit 23 for the root alone, which Ferry counts as success; the
     // symlink repair must still run.
@@ -213,13 +219,19 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     const pod = s.nt.destinationObjects(s.credentials).find((o) => o.kind === 'Pod') as V1Pod;
     expect(pod.spec!.securityContext!.runAsNonRoot).toBe(true);
 
-    expectSuccess(await runClient(s, 'r-client', src, s.credentials, true));
+    const client = await runClient(s, 'r-client', src, s.credentials, true);
+    expectSuccess(client);
+    // The repair finished before the client ended: the destination acknowledged it to the client.
+    expect(client.rsync!.logs).toMatch(/ferry: restored \d+ symlink\(s\) .*repair acknowledged by the destination/);
     const diffs = diffManifests(manifest(src, { owners: false }), manifest(dst, { owners: false }));
     // Without chroot (CAP_SYS_CHROOT is not allowed by the restricted standard) the rsync daemon
     // sanitizes symlinks that leave the volume; Ferry repairs them after the sync (symlinks.ts).
     expect(diffs).toEqual([]);
     expect(readlinkSync(join(dst, 'links', 'absolute'))).toBe('/etc/hostname');
-    expect(existsSync(join(dst, '.ferry-symlinks'))).toBe(false);
+    expect(readFileSync(join(dst, '.ferry-symlinks'), 'utf8')).toBe('user data: not a list\n');
+    expect(readFileSync(join(dst, 'small', '.ferry-symlinks'), 'utf8')).toBe('more user data\n');
+    // Ferry's bookkeeping never entered the user's tree.
+    expect(readdirSync(dst).filter((n) => /ferry|symlinks\.list/.test(n) && n !== '.ferry-symlinks')).toEqual([]);
     // Files belong to the server's UID: ownership is not (and cannot be) preserved without privileges.
     expect(manifest(dst).get('large.bin')!.uid).toBe(2000);
     await s.server.stop();
