@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything Ferry's tests and demo need on a fresh Debian bookworm machine (root):
-# system packages (rsync, stunnel4, rclone, skopeo, iproute2, util-linux, openssl), npm
+# system packages (rsync, stunnel4, rclone, skopeo, iproute2, util-linux, openssl; acl and attr for
+# the data-plane test's ACLs and xattrs), npm
 # dependencies, and the temporal CLI (built once from the Go module proxy, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/ferry/bin). Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates)
+packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates acl attr)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

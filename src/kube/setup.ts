@@ -27,7 +27,8 @@ export type TransferPlan = Pick<MigrationPlan, 'transfer' | 'transport' | 'allow
 
 /**
  * The Transfer engine of a plan: rsync (verify → --checksum, bandwidthLimitKiBps → --bwlimit,
- * excludes after the default `/lost+found`, extraArgs, and in preserve-ownership mode `chown`) or
+ * excludes after the default `/lost+found`, extraArgs, and in preserve-ownership mode `chown` and
+ * ACLs + xattrs, on unless the plan turns them off) or
  * rclone (the same verify, bandwidth limit and excludes).
  * @throws FerryError (config) listing every invalid option.
  */
@@ -46,6 +47,11 @@ export function transferFor(plan: TransferPlan): Transfer {
       excludes: [...DEFAULT_EXCLUDES, ...plan.rsync.excludes],
       ...(plan.rsync.extraArgs?.length ? { extraArgs: plan.rsync.extraArgs } : {}),
       ...(plan.security.mode === 'preserve-ownership' && plan.security.chown ? { chown: plan.security.chown } : {}),
+      // ACLs and xattrs: kept by default where they can be (root); the plan schema refuses them in
+      // restricted mode.
+      ...(plan.security.mode === 'preserve-ownership'
+        ? { acls: plan.rsync.acls ?? true, xattrs: plan.rsync.xattrs ?? true, selinuxXattrs: (plan.rsync.selinuxXattrs ?? false) && (plan.rsync.xattrs ?? true) }
+        : {}),
     });
   } catch (err) {
     const detail = err instanceof RsyncOptionsError ? err.problems.map((p) => `rsync.${p.field}: ${p.message}`).join('; ') : errorMessage(err);

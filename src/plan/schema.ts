@@ -10,6 +10,7 @@
  * deterministic. Reading files, resolving relative paths and friendly error messages live in ./load.ts.
  */
 import { z } from 'zod';
+import { extraArgProblem } from '../statetransfer/transfer/rsync/options';
 
 /** The transfer image used when the plan names none. */
 export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
@@ -146,17 +147,6 @@ const IMAGE_REFERENCE = new RegExp(
   `^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`,
 );
 
-/**
- * rsync options Ferry controls itself (daemon protocol, authentication, logging, deletion policy); they
- * are refused in `rsync.extraArgs` because overriding them breaks the transfer or its reporting.
- */
-export const RSYNC_RESERVED_OPTIONS = [
-  '--server', '--daemon', '--sender', '--rsh', '-e', '--rsync-path', '--password-file', '--port', '--address',
-  '--config', '--log-file', '--log-file-format', '--remove-source-files', '--delete', '--delete-before',
-  '--delete-during', '--delete-delay', '--delete-after', '--delete-excluded', '--dry-run', '-n', '--list-only',
-  '--write-batch', '--only-write-batch', '--read-batch', '--info', '--out-format', '--daemon-bwlimit',
-] as const;
-const RSYNC_ARG = /^(--[a-z][a-z0-9-]*(=[A-Za-z0-9_.,:/+%=@-]*)?|-[A-Za-z0-9]+)$/;
 
 // ---------------------------------------------------------------------------------------------
 // Schema building blocks.
@@ -376,24 +366,36 @@ export const rsyncOptionsSchema = z
       )
       .default([])
       .describe('Exclude patterns, rsync --exclude syntax; lost+found is always excluded.'),
+    acls: z
+      .boolean()
+      .optional()
+      .describe('Keep POSIX ACLs (rsync --acls). Default: true in preserve-ownership mode; restricted mode cannot keep them. rsync only.'),
+    xattrs: z
+      .boolean()
+      .optional()
+      .describe(
+        'Keep extended attributes (user.*; not system.*, not security.selinux, and not trusted.*, which needs CAP_SYS_ADMIN) (rsync --xattrs). Default: true in preserve-ownership mode; restricted mode cannot keep them. rsync only.',
+      ),
+    selinuxXattrs: z
+      .boolean()
+      .optional()
+      .describe('With xattrs: copy the security.selinux label too (default: the destination keeps its own labels).'),
     extraArgs: z
       .array(z.string())
       .optional()
-      .describe('Extra rsync options, e.g. ["--sparse", "--acls"]. rsync only; options Ferry manages are refused.'),
+      .describe(
+        'Extra rsync long options, e.g. ["--max-size=10G", "--numeric-ids"]. rsync only. Options Ferry sets itself or that have a field here (--acls, --checksum, --bwlimit, --exclude, --delete…) are refused with the reason.',
+      ),
   })
   .superRefine((o, ctx) => {
     o.extraArgs?.forEach((arg, i) => {
-      const name = arg.split('=')[0]!;
-      if (!RSYNC_ARG.test(arg)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['extraArgs', i],
-          message: `must be one rsync option like "--sparse" or "--max-size=10G", got ${showValue(arg)}`,
-        });
-      } else if ((RSYNC_RESERVED_OPTIONS as readonly string[]).includes(name) || /^--(delete|info)/.test(name)) {
-        ctx.addIssue({ code: 'custom', path: ['extraArgs', i], message: `${name} is managed by Ferry and cannot be set` });
-      }
+      // The library's list and check (src/statetransfer/transfer/rsync/options.ts): one list.
+      const problem = extraArgProblem(arg);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['extraArgs', i], message: problem });
     });
+    if (o.selinuxXattrs && o.xattrs === false) {
+      ctx.addIssue({ code: 'custom', path: ['selinuxXattrs'], message: 'needs xattrs (the SELinux label is an extended attribute)' });
+    }
   })
   .describe('File copy options.');
 
@@ -598,8 +600,20 @@ export const migrationPlanSchema = z
       if (plan.transfer !== 'rsync' && plan.rsync.extraArgs !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['rsync', 'extraArgs'], message: `is rsync-only and cannot be used with transfer: ${plan.transfer}` });
       }
+      for (const f of ['acls', 'xattrs', 'selinuxXattrs'] as const) {
+        if (plan.rsync[f] !== true) continue;
+        if (plan.transfer !== 'rsync') {
+          ctx.addIssue({ code: 'custom', path: ['rsync', f], message: `is rsync-only: transfer ${plan.transfer} cannot keep ACLs or extended attributes` });
+        } else if (plan.security.mode !== 'preserve-ownership') {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rsync', f],
+            message: `needs security mode preserve-ownership: restricted mode re-owns every file to the transfer's uid and cannot read other users' files, so it cannot keep ACLs or extended attributes`,
+          });
+        }
+      }
     },
-    { when: RELEVANT_TOP_KEYS('transfer', 'transport', 'allowInsecure', 'rsync') },
+    { when: RELEVANT_TOP_KEYS('transfer', 'transport', 'allowInsecure', 'rsync', 'security') },
   )
   .superRefine(
     (plan, ctx) => {

@@ -22,7 +22,9 @@ import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-c
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
 import { createNullTransport } from '../../src/statetransfer/transport/null';
 import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
-import type { EndpointAddress, SecurityMode } from '../../src/statetransfer/types';
+import type { EndpointAddress, SecurityMode, Transfer } from '../../src/statetransfer/types';
+import { transferFor } from '../../src/kube/setup';
+import { parsePlan } from '../../src/plan/load';
 import { LocalPod, removeWorkDir, type ContainerResult } from '../support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../support/netns';
 import { buildTree, chownTree, diffManifests, manifest } from '../support/tree';
@@ -68,7 +70,7 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
   });
 
   /** Starts the destination side exactly as the library describes it and waits until it is ready. */
-  async function startServer(migrationId: string, mode: SecurityMode, lifecycle: ClientLifecycle, dstDir: string, rsyncOptions: RsyncOptionsInput = {}): Promise<Setup> {
+  async function startServer(migrationId: string, mode: SecurityMode, lifecycle: ClientLifecycle, dstDir: string, rsync: RsyncOptionsInput | Transfer = {}): Promise<Setup> {
     const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst-ns', backendPort: BACKEND_PORT, port: BACKEND_PORT });
     // The endpoint's Service as the API server would report it, its cluster IP being the destination
     // host's address (no kube-proxy here: the port is the backend port).
@@ -84,7 +86,7 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
       sourceNamespace: 'src-ns',
       destinationNamespace: 'dst-ns',
       volumes: [{ sourcePVC: 'data', destinationPVC: 'data', identity: mode === 'restricted' ? { runAsUser: 1000, runAsGroup: 1000 } : undefined }],
-      transfer: createRsyncTransfer(rsyncOptions),
+      transfer: 'server' in rsync ? rsync : createRsyncTransfer(rsync),
       transport: createStunnelTransport(),
       endpoint,
       security: mode,
@@ -158,12 +160,54 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     await s.server.stop();
   });
 
+  it('keeps POSIX ACLs and extended attributes in preserve-ownership mode by default, not the SELinux label (issue 8 item 5)', async () => {
+    const src = join(work, 'acl-src');
+    const dst = join(work, 'acl-dst');
+    mkdirSync(join(src, 'shared', 'sub'), { recursive: true });
+    writeFileSync(join(src, 'shared', 'report.txt'), 'acl\n');
+    writeFileSync(join(src, 'tagged.bin'), 'xattr\n');
+    writeFileSync(join(src, 'plain.txt'), 'plain\n');
+    const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { cwd: src, encoding: 'utf8' });
+    // Three paths with ACLs: an access ACL on a file, access + default ACLs on a directory.
+    sh('setfacl -m u:1234:rwx,g:2345:r shared/report.txt && setfacl -m u:1234:rx shared && setfacl -d -m g:2345:rx,u:1234:rwx shared/sub');
+    sh('setfattr -n user.checksum -v 0xcafe tagged.bin && setfattr -n user.origin -v "cluster a" shared && setfattr -n user.x -v 1 plain.txt && setfattr -n trusted.app -v 1 plain.txt');
+    sh('setfattr -n security.selinux -v system_u:object_r:container_file_t:s0:c1,c2 tagged.bin');
+    mkdirSync(dst);
+    // The plan's defaults, as the activities build the Transfer (kube/setup.ts transferFor).
+    const plan = parsePlan({ source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['n'], security: { mode: 'preserve-ownership' } });
+    const s = await startServer('mig-acl', 'preserve-ownership', 'done-file', dst, transferFor(plan));
+    expectSuccess(await runClient(s, 'acl-client', src, s.credentials, false));
+    const acls = (dir: string) => execFileSync('getfacl', ['-R', '-n', '-p', '.'], { cwd: dir, encoding: 'utf8' });
+    const xattrs = (dir: string) => execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '.'], { cwd: dir, encoding: 'utf8' });
+    // trusted.* can only be read and written with CAP_SYS_ADMIN, which the pods never get (not in the
+    // "baseline" Pod Security Standard): it stays behind, as documented in options.ts.
+    const comparable = (text: string) =>
+      text.split('\n\n').map((block) => block.split('\n').filter((l) => !/^(security\.selinux|trusted\.)/.test(l)).join('\n')).filter((b) => b.split('\n').length > 1).join('\n\n');
+    expect(acls(src)).toMatch(/user:1234:rwx/);
+    expect(acls(dst)).toEqual(acls(src));
+    expect(acls(dst)).toMatch(/default:group:2345:r-x/);
+    expect(comparable(xattrs(dst))).toEqual(comparable(xattrs(src)));
+    expect(xattrs(dst)).toMatch(/user\.checksum=/);
+    expect(xattrs(dst)).toMatch(/user\.origin=/);
+    expect(xattrs(dst)).not.toMatch(/trusted\.app=/);
+    // The destination's SELinux labels are its own: the source's label did not travel.
+    expect(xattrs(src)).toMatch(/security\.selinux=/);
+    expect(xattrs(dst)).not.toMatch(/security\.selinux=/);
+    await s.server.stop();
+  });
+
   it('copies the tree without privileges in restricted mode (native sidecar lifecycle)', async () => {
     const src = join(work, 'r-src');
     const dst = join(work, 'r-dst');
     buildTree(src, { smallFiles: 2_000, largeFileBytes: 20 * MiB, sparseFileBytes: 64 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
     symlinkSync('../../outside/the/volume', join(src, 'links', 'escaping'));
     symlinkSync('/var/lib/app/releases/42', join(src, 'small', 'd0', 'current'));
+    // A user file with the name of the old repair list, at the volume root and deeper: plain data
+    // (issue 8 item 7: it used to be taken for Ferry's list and deleted at the destination).
+    writeFileSync(join(src, '.ferry-symlinks'), 'user data: not a list\n');
+    writeFileSync(join(src, 'small', '.ferry-symlinks'), 'more user data\n');
+    chownTree(join(src, '.ferry-symlinks'), 1000, 1000);
+    chownTree(join(src, 'small', '.ferry-symlinks'), 1000, 1000);
     // A fresh PVC's root belongs to root; the unprivileged receiver can write into it but cannot set
     // its mode, so rsync ends with exit 23 for the root alone, which Ferry counts as success; the
     // symlink repair must still run.
@@ -175,13 +219,19 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     const pod = s.nt.destinationObjects(s.credentials).find((o) => o.kind === 'Pod') as V1Pod;
     expect(pod.spec!.securityContext!.runAsNonRoot).toBe(true);
 
-    expectSuccess(await runClient(s, 'r-client', src, s.credentials, true));
+    const client = await runClient(s, 'r-client', src, s.credentials, true);
+    expectSuccess(client);
+    // The repair finished before the client ended: the destination acknowledged it to the client.
+    expect(client.rsync!.logs).toMatch(/ferry: restored \d+ symlink\(s\) .*repair acknowledged by the destination/);
     const diffs = diffManifests(manifest(src, { owners: false }), manifest(dst, { owners: false }));
     // Without chroot (CAP_SYS_CHROOT is not allowed by the restricted standard) the rsync daemon
     // sanitizes symlinks that leave the volume; Ferry repairs them after the sync (symlinks.ts).
     expect(diffs).toEqual([]);
     expect(readlinkSync(join(dst, 'links', 'absolute'))).toBe('/etc/hostname');
-    expect(existsSync(join(dst, '.ferry-symlinks'))).toBe(false);
+    expect(readFileSync(join(dst, '.ferry-symlinks'), 'utf8')).toBe('user data: not a list\n');
+    expect(readFileSync(join(dst, 'small', '.ferry-symlinks'), 'utf8')).toBe('more user data\n');
+    // Ferry's bookkeeping never entered the user's tree.
+    expect(readdirSync(dst).filter((n) => /ferry|symlinks\.list/.test(n) && n !== '.ferry-symlinks')).toEqual([]);
     // Files belong to the server's UID: ownership is not (and cannot be) preserved without privileges.
     expect(manifest(dst).get('large.bin')!.uid).toBe(2000);
     await s.server.stop();

@@ -17,6 +17,8 @@ import {
 } from '../../src/plan/load';
 import { DEFAULT_TRANSFER_IMAGE, labelSelectorProblem, type MigrationPlan, type MigrationPlanInput } from '../../src/plan/schema';
 import type { EndpointType, SecurityMode, TransferType, TransportType } from '../../src/statetransfer/types';
+import { DENIED_EXTRA_ARGS, rsyncClientArgs, validateRsyncOptions, type RsyncOptions } from '../../src/statetransfer/transfer/rsync/options';
+import { transferFor } from '../../src/kube/setup';
 
 // Compile-time: the plan's enums are the state-transfer library's types.
 const _transfer: TransferType = 'rsync' as MigrationPlan['transfer'];
@@ -253,7 +255,7 @@ describe('refinements', () => {
     ]);
     expect(ok({ transport: 'null', allowInsecure: true }).transport).toBe('null');
     expect(ok({ transfer: 'rclone', transport: 'null' }).transfer).toBe('rclone');
-    expect(problems({ transfer: 'rclone', rsync: { extraArgs: ['--sparse'] } })).toEqual([
+    expect(problems({ transfer: 'rclone', rsync: { extraArgs: ['--max-size=1G'] } })).toEqual([
       'rsync.extraArgs: is rsync-only and cannot be used with transfer: rclone',
     ]);
   });
@@ -285,12 +287,53 @@ describe('refinements', () => {
     expect(problems({ rsync: { extraArgs: ['--delete-after', '--rsh=ssh', '-e', 'x y', '--sparse'], bandwidthLimitKiBps: 0, excludes: [''] } })).toEqual([
       'rsync.bandwidthLimitKiBps: must be at least 1, got 0',
       'rsync.excludes[0]: must not be empty',
-      'rsync.extraArgs[0]: --delete-after is managed by Ferry and cannot be set',
-      'rsync.extraArgs[1]: --rsh is managed by Ferry and cannot be set',
-      'rsync.extraArgs[2]: -e is managed by Ferry and cannot be set',
-      'rsync.extraArgs[3]: must be one rsync option like "--sparse" or "--max-size=10G", got "x y"',
+      'rsync.extraArgs[0]: --delete-after is not allowed: use the delete option',
+      'rsync.extraArgs[1]: --rsh is not allowed: runs a remote shell program; Ferry connects to its own rsync daemon',
+      'rsync.extraArgs[2]: "-e" must be one long option such as --name or --name=value (value of letters, digits and _ . , : / + = -)',
+      'rsync.extraArgs[3]: "x y" must be one long option such as --name or --name=value (value of letters, digits and _ . , : / + = -)',
+      'rsync.extraArgs[4]: --sparse is not allowed: Ferry always passes it',
     ]);
-    expect(ok({ rsync: { extraArgs: ['--sparse', '--max-size=10G', '-H'] } }).rsync.extraArgs).toEqual(['--sparse', '--max-size=10G', '-H']);
+    expect(ok({ rsync: { extraArgs: ['--max-size=10G', '--numeric-ids'] } }).rsync.extraArgs).toEqual(['--max-size=10G', '--numeric-ids']);
+  });
+
+  test('rsync extraArgs: the plan refuses exactly what the library refuses (one list, issue 8 item 5)', () => {
+    // Every denied option, and each with a value: refused by the plan with the library's reason.
+    for (const [name, reason] of Object.entries(DENIED_EXTRA_ARGS)) {
+      expect(problems({ rsync: { extraArgs: [name] } })).toEqual([`rsync.extraArgs[0]: ${name} is not allowed: ${reason}`]);
+    }
+    // What the plan accepts, the library accepts too (it was refused at preflight before).
+    const accepted = ok({ rsync: { extraArgs: ['--max-size=10G', '--numeric-ids', '--one-file-system'] } }).rsync.extraArgs!;
+    expect(validateRsyncOptions({ extraArgs: accepted }).extraArgs).toEqual(accepted);
+    expect(() => transferFor(ok({ rsync: { extraArgs: accepted } }))).not.toThrow();
+    // The report's case: --acls/--xattrs point to fields the plan now has.
+    expect(problems({ rsync: { extraArgs: ['--acls', '--xattrs'] } })).toEqual([
+      'rsync.extraArgs[0]: --acls is not allowed: use rsync.acls (on by default in preserve-ownership mode)',
+      'rsync.extraArgs[1]: --xattrs is not allowed: use rsync.xattrs (on by default in preserve-ownership mode)',
+    ]);
+  });
+
+  test('rsync acls and xattrs: on by default in preserve-ownership, refused in restricted mode (issue 8 item 5)', () => {
+    // The options of the plan's rsync Transfer (RsyncTransfer exposes them as `options`).
+    const argv = (plan: MigrationPlan, _root: boolean) => (transferFor(plan) as unknown as { options: RsyncOptions }).options;
+    const po = ok({ security: { mode: 'preserve-ownership' } });
+    const poArgs = rsyncClientArgs(argv(po, true), { final: false, root: true });
+    expect(poArgs).toEqual(expect.arrayContaining(['--acls', '--xattrs', '--filter=-x system.*', '--filter=-x security.selinux']));
+    const off = ok({ security: { mode: 'preserve-ownership' }, rsync: { acls: false, xattrs: false } });
+    expect(rsyncClientArgs(argv(off, true), { final: false, root: true }).filter((a) => /acls|xattrs|-x /.test(a))).toEqual([]);
+    const selinux = ok({ security: { mode: 'preserve-ownership' }, rsync: { selinuxXattrs: true } });
+    expect(rsyncClientArgs(argv(selinux, true), { final: false, root: true })).not.toContain('--filter=-x security.selinux');
+    // Restricted mode: none by default, and asking for them is a plan error that says why.
+    expect(rsyncClientArgs(argv(ok({}), false), { final: false, root: false }).filter((a) => /acls|xattrs/.test(a))).toEqual([]);
+    expect(problems({ rsync: { acls: true, xattrs: true } })).toEqual([
+      "rsync.acls: needs security mode preserve-ownership: restricted mode re-owns every file to the transfer's uid and cannot read other users' files, so it cannot keep ACLs or extended attributes",
+      "rsync.xattrs: needs security mode preserve-ownership: restricted mode re-owns every file to the transfer's uid and cannot read other users' files, so it cannot keep ACLs or extended attributes",
+    ]);
+    expect(problems({ transfer: 'rclone', security: { mode: 'preserve-ownership' }, rsync: { acls: true } })).toEqual([
+      'rsync.acls: is rsync-only: transfer rclone cannot keep ACLs or extended attributes',
+    ]);
+    expect(problems({ security: { mode: 'preserve-ownership' }, rsync: { xattrs: false, selinuxXattrs: true } })).toEqual([
+      'rsync.selinuxXattrs: needs xattrs (the SELinux label is an extended attribute)',
+    ]);
   });
 
   test('numeric ranges', () => {

@@ -86,6 +86,23 @@ describe('renderRsyncdConf', () => {
     expect(parseConf(renderRsyncdConf({ ...base, root: false, timeoutSeconds: 30 })).modules['data']!.timeout).toBe('30');
   });
 
+  test('non-root symlink repair: its own modules outside the data, the repair as pre-xfer exec (issue 8 item 7)', () => {
+    const { modules } = parseConf(renderRsyncdConf({ ...base, root: false, symlinkRepair: { script: '/etc/ferry/rsyncd/repair-symlinks.sh', linksRoot: '/tmp/ferry-links' } }));
+    expect(Object.keys(modules)).toEqual(['data', 'data_ferry-links', 'data_ferry-repair', 'db-0', 'db-0_ferry-links', 'db-0_ferry-repair']);
+    // The data modules run nothing after a transfer: no list is ever looked for in the user's tree.
+    expect(modules['data']).not.toHaveProperty('post-xfer exec');
+    expect(modules['db-0_ferry-links']).toMatchObject({ path: '/tmp/ferry-links/1', 'write only': 'yes', 'read only': 'no', 'auth users': 'ferry', 'max connections': '1', 'lock file': '/run/ferry/rsyncd/module-1-links.lock' });
+    expect(modules['db-0_ferry-repair']).toMatchObject({
+      path: '/tmp/ferry-links/1',
+      'read only': 'yes',
+      'auth users': 'ferry',
+      'pre-xfer exec': '/bin/bash /etc/ferry/rsyncd/repair-symlinks.sh /mnt/db-0 /tmp/ferry-links/1',
+      'lock file': '/run/ferry/rsyncd/module-1-repair.lock',
+    });
+    // '_' is not allowed in PVC names, so these names cannot be a data module's.
+    expect(moduleNameProblem('data_ferry-links')).toBeUndefined();
+  });
+
   test('IPv6 loopback and another 127/8 address', () => {
     expect(parseConf(renderRsyncdConf({ ...base, bindAddress: '::1' })).global.address).toBe('::1');
     const c = parseConf(renderRsyncdConf({ ...base, bindAddress: '127.0.0.2' }));

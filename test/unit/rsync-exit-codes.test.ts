@@ -116,6 +116,15 @@ describe('classifyRsyncExit with output evidence', () => {
     expect(classifyRsyncExit(23, { failedFiles: [{ ...rootOnly[0]!, path: 'sub' }] }).outcome).toBe('partial');
   });
 
+  test('a failed symlink repair is fatal and says what happened (issue 8 item 7)', () => {
+    const lines = ['sent 1,234 bytes  received 56 bytes', 'ferry: symlink repair failed on the destination: could not re-create 2 symlink(s) in /data'];
+    const c = classifyRsyncExit(11, { lines });
+    expect(c.outcome).toBe('fatal');
+    expect(c.explanation).toMatch(/files were copied, but re-creating the symlinks .* failed on the destination \(ferry: symlink repair failed/);
+    // Without the marker, 11 keeps its usual meaning.
+    expect(classifyRsyncExit(11, { lines: lines.slice(0, 1) }).explanation).toMatch(/could not be read or written/);
+  });
+
   test('password file and write-only module explanations for code 1', () => {
     expect(classifyRsyncExit(1, { lines: ['ERROR: password file must not be other-accessible'] }).explanation).toMatch(/0400/);
     expect(classifyRsyncExit(1, { lines: ['ERROR: module is write only'] }).explanation).toMatch(/write-only/);

@@ -35,6 +35,7 @@ describe('validateRsyncOptions', () => {
       excludes: ['/lost+found'],
       acls: false,
       xattrs: false,
+      selinuxXattrs: false,
       chown: undefined,
       usermap: undefined,
       groupmap: undefined,
@@ -195,8 +196,18 @@ describe('validateRsyncOptions', () => {
     );
     // '--x' passes the pattern (rsync rejects unknown options itself); '*' is outside the value alphabet;
     // '--exclude' is also denied by name.
-    expect(problemsOf({ extraArgs: ['--exclude=/x'] })[0]?.message).toMatch(/use excludes/);
+    expect(problemsOf({ extraArgs: ['--exclude=/x'] })[0]?.message).toMatch(/use rsync\.excludes/);
     expect(problemsOf({ extraArgs: 'x' })).toEqual([{ field: 'extraArgs', message: expect.any(String) }]);
+  });
+
+  test('acls and xattrs need root; the xattr filter keeps system.* and security.selinux out (issue 8 item 5)', () => {
+    const o = validateRsyncOptions({ acls: true, xattrs: true });
+    expect(rsyncClientArgs(o, { final: false, root: true })).toEqual(
+      expect.arrayContaining(['--acls', '--xattrs', '--filter=-x system.*', '--filter=-x security.selinux']),
+    );
+    expect(() => rsyncClientArgs(o, { final: false, root: false })).toThrow(/acls: needs the preserve-ownership.*xattrs: needs the preserve-ownership/);
+    expect(problemsOf({ acls: true, xattrs: true }, { root: false }).map((p) => p.field)).toEqual(['acls', 'xattrs']);
+    expect(problemsOf({ selinuxXattrs: true }).map((p) => p.field)).toEqual(['selinuxXattrs']);
   });
 
   test.each(Object.keys(DENIED_EXTRA_ARGS))('extraArgs denies %s', (name) => {
@@ -315,7 +326,8 @@ describe('rsync binary accepts the emitted flags', () => {
     ['chown', { chown: '0:0' }, true],
     ['minimal', { archive: false, hardLinks: false, partial: false, sparse: false, delete: true, excludes: [] }, true],
     ['non-root defaults', {}, false],
-    ['non-root everything', { checksum: true, xattrs: true, compress: true, bwLimitKiBps: 100_000, delete: false }, false],
+    ['selinux labels too', { acls: true, xattrs: true, selinuxXattrs: true }, true],
+    ['non-root everything', { checksum: true, compress: true, bwLimitKiBps: 100_000, delete: false }, false],
   ];
 
   for (const [name, input, root] of variants) {

@@ -112,7 +112,13 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
   // Finish also after rsync's exit 23 (partial transfer): an unprivileged receiver cannot set the
   // volume root's attributes and reports 23 for that alone, which Ferry counts as success
   // (exit-codes.ts); the finish step (e.g. the symlink repair) must run then too. 23 is kept.
-  if (opts.finish) lines.push(`if [ "$rc" -eq 0 ] || [ "$rc" -eq 23 ]; then ( set -u\n${opts.finish}\n) >&2; frc=$?; [ "$frc" -eq 0 ] || rc=$frc; fi`);
+  // Its output goes to the log and into the termination message's lines too (after rsync's), so a
+  // failure of the finish step is explained even when the log is gone.
+  if (opts.finish) {
+    lines.push(
+      `if [ "$rc" -eq 0 ] || [ "$rc" -eq 23 ]; then ( set -u\n${opts.finish}\n) 2>&1 | tee -a ${SUMMARY_FILE} >&2; frc=\${PIPESTATUS[0]}; [ "$frc" -eq 0 ] || rc=$frc; fi`,
+    );
+  }
   lines.push('write_termination "$rc"', 'exit "$rc"');
   return lines.join('\n');
 }

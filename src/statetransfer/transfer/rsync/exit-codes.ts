@@ -8,6 +8,7 @@
  * files; both are avoided here.
  */
 import type { RsyncFailedFile, RsyncParseResult } from './parser';
+import { SYMLINK_REPAIR_FAILED_EXIT, SYMLINK_REPAIR_FAILED_MARKER } from './symlinks';
 
 /** What to do after an rsync run. */
 export type RsyncOutcome = 'success' | 'partial' | 'retryable' | 'fatal';
@@ -227,6 +228,17 @@ export function classifyRsyncExit(code: number, parsed: RsyncExitEvidence = {}):
       }
       return { ...base, outcome: 'retryable', explanation: `The daemon refused the session (@ERROR: ${d}): retrying.` };
     }
+  }
+
+  if (code === SYMLINK_REPAIR_FAILED_EXIT && anyLine(parsed, new RegExp(SYMLINK_REPAIR_FAILED_MARKER))) {
+    const line = [...(parsed.lines ?? []), ...(parsed.messages ?? [])].find((l) => l.includes(SYMLINK_REPAIR_FAILED_MARKER))!;
+    return {
+      ...base,
+      outcome: 'fatal',
+      explanation:
+        `The files were copied, but re-creating the symlinks that the unprivileged rsync daemon sanitizes failed on the destination (${line.trim()}). ` +
+        'Check the server pod log; a retry redoes the sync and the repair.',
+    };
   }
 
   const known = BY_CODE[code];

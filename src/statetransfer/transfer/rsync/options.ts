@@ -60,10 +60,18 @@ export interface RsyncOptionsInput {
   bwLimitKiBps?: number;
   /** --exclude patterns, relative to the volume root. Default ['/lost+found']. */
   excludes?: string[];
-  /** --acls. Default false. */
+  /** --acls: POSIX ACLs. Default false here; the plan turns it on in preserve-ownership mode
+   * (kube/setup.ts). Root (preserve-ownership) only: see `rsyncClientArgs`. */
   acls?: boolean;
-  /** --xattrs. Default false. */
+  /** --xattrs: extended attributes except system.* (ACLs travel with `acls`) and, unless
+   * `selinuxXattrs`, security.selinux. Default false here (see `acls`). Root only. In practice the
+   * user.* namespace (and security.* names other than the label): trusted.* needs CAP_SYS_ADMIN
+   * on both ends, which Ferry never grants, so rsync does not even see it (checked in
+   * test/integration/dataplane.test.ts). */
   xattrs?: boolean;
+  /** With `xattrs`: copy the security.selinux label too. Default false: the destination keeps the
+   * labels its own SELinux policy gives (another cluster's MCS categories rarely fit). */
+  selinuxXattrs?: boolean;
   /** --chown=UID:GID (numeric ids; either part may be omitted: '1000', ':2000'). Root only. */
   chown?: string;
   /** --usermap=FROM:TO[,FROM:TO…], numeric ids / LOW-HIGH ranges / '*'. Root only. */
@@ -94,6 +102,7 @@ export interface RsyncOptions {
   readonly excludes: readonly string[];
   readonly acls: boolean;
   readonly xattrs: boolean;
+  readonly selinuxXattrs: boolean;
   readonly chown: string | undefined;
   readonly usermap: string | undefined;
   readonly groupmap: string | undefined;
@@ -125,7 +134,10 @@ export const EXTRA_ARG_PATTERN = /^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.,:/+=-]*)?$/;
 /**
  * Options refused in extraArgs, with the reason shown to the operator. Covers options that run
  * programs or reach other hosts, read or write files outside the transfer, destroy source data,
- * weaken deletion safety, or that Ferry manages itself (use the typed field instead).
+ * weaken deletion safety, or that Ferry manages itself (use the typed field instead). This is THE
+ * list: the plan schema (src/plan/schema.ts) checks `rsync.extraArgs` with `extraArgProblem`, so a
+ * plan that validates is never refused later by the library. Where a reason names a field, it is
+ * the plan's `rsync.<field>` (the library's own name follows in parentheses when it differs).
  */
 export const DENIED_EXTRA_ARGS: Readonly<Record<string, string>> = Object.freeze({
   '--rsh': 'runs a remote shell program; Ferry connects to its own rsync daemon',
@@ -159,6 +171,10 @@ export const DENIED_EXTRA_ARGS: Readonly<Record<string, string>> = Object.freeze
   '--sockopts': 'Ferry decides how to connect',
   '--connect-prog': 'runs a program to connect',
   '--protocol': 'forcing an old protocol disables features Ferry relies on',
+  '--dry-run': 'transfers nothing while Ferry would count the sync as done',
+  '--list-only': 'transfers nothing while Ferry would count the sync as done',
+  '--daemon-bwlimit': 'daemon option',
+  '--fake-super': 'stores ownership and ACLs in xattrs instead of applying them; use the preserve-ownership mode',
   '--ignore-errors': 'deletes destination files even after source I/O errors',
   '--inplace': 'overwrites destination files in place; conflicts with the partial directory',
   '--append': 'assumes destination files are unchanged prefixes; can leave corrupt files',
@@ -180,28 +196,43 @@ export const DENIED_EXTRA_ARGS: Readonly<Record<string, string>> = Object.freeze
   '--itemize-changes': 'changes the output Ferry parses',
   '--stderr': 'changes the output Ferry parses',
   '--msgs2stderr': 'changes the output Ferry parses',
-  '--timeout': 'use timeoutSeconds',
-  '--contimeout': 'Ferry connects through a local transport; use timeoutSeconds',
-  '--bwlimit': 'use bwLimitKiBps',
-  '--exclude': 'use excludes',
+  '--timeout': 'Ferry sets the I/O timeout (600 s)',
+  '--contimeout': 'Ferry connects through a local transport',
+  '--bwlimit': 'use rsync.bandwidthLimitKiBps (library option bwLimitKiBps)',
+  '--exclude': 'use rsync.excludes',
   '--include': 'include rules change what excludes mean; use excludes',
-  '--chown': 'use chown',
-  '--usermap': 'use usermap',
-  '--groupmap': 'use groupmap',
-  '--partial': 'use partial',
-  '--partial-dir': 'use partialDir',
-  '--checksum': 'use checksum',
-  '--compress': 'use compress',
-  '--sparse': 'use sparse',
-  '--hard-links': 'use hardLinks',
-  '--acls': 'use acls',
-  '--xattrs': 'use xattrs',
-  '--archive': 'use archive',
-  '--inc-recursive': 'use incrementalRecursion',
-  '--no-inc-recursive': 'use incrementalRecursion',
-  '--i-r': 'use incrementalRecursion',
-  '--no-i-r': 'use incrementalRecursion',
+  '--chown': 'use security.chown',
+  '--usermap': 'Ferry keeps numeric ids; use security.chown to re-own files',
+  '--groupmap': 'Ferry keeps numeric ids; use security.chown to re-own files',
+  '--partial': 'Ferry always passes it (resumes interrupted files)',
+  '--partial-dir': 'Ferry sets it (.ferry-partial)',
+  '--checksum': 'use rsync.verify (library option checksum)',
+  '--compress': 'costs far more CPU than it saves on fast links; not offered',
+  '--sparse': 'Ferry always passes it',
+  '--hard-links': 'Ferry always passes it',
+  '--acls': 'use rsync.acls (on by default in preserve-ownership mode)',
+  '--xattrs': 'use rsync.xattrs (on by default in preserve-ownership mode)',
+  '--archive': 'Ferry passes the archive flags that fit the security mode',
+  '--inc-recursive': 'Ferry needs the full file list for accurate progress',
+  '--no-inc-recursive': 'Ferry sets it',
+  '--i-r': 'Ferry needs the full file list for accurate progress',
+  '--no-i-r': 'Ferry sets it',
 });
+
+/**
+ * Why one extraArgs entry is refused, or undefined when it is accepted: it must be ONE long option
+ * (`--name` or `--name=value`, value of letters, digits and _ . , : / + = -; short options are refused
+ * because bundles such as `-avz` or `-e ssh` cannot be checked) and not in DENIED_EXTRA_ARGS.
+ * Used by `validateRsyncOptions` and by the plan schema.
+ */
+export function extraArgProblem(arg: unknown): string | undefined {
+  if (typeof arg !== 'string' || !EXTRA_ARG_PATTERN.test(arg)) {
+    return `${JSON.stringify(arg)} must be one long option such as --name or --name=value (value of letters, digits and _ . , : / + = -)`;
+  }
+  const name = arg.split('=')[0]!;
+  const reason = DENIED_EXTRA_ARGS[name];
+  return reason === undefined ? undefined : `${name} is not allowed: ${reason}`;
+}
 
 // A POSIX-ish numeric id: 0 .. 2^32-2 (4294967295 is (uid_t)-1, "no change").
 const MAX_ID = 4_294_967_294;
@@ -265,9 +296,14 @@ function checkBoolean(problems: RsyncOptionProblem[], input: Record<string, unkn
 
 const KNOWN_FIELDS: ReadonlySet<string> = new Set([
   'archive', 'delete', 'hardLinks', 'partial', 'partialDir', 'sparse', 'checksum', 'bwLimitKiBps',
-  'excludes', 'acls', 'xattrs', 'chown', 'usermap', 'groupmap', 'compress', 'timeoutSeconds',
+  'excludes', 'acls', 'xattrs', 'selinuxXattrs', 'chown', 'usermap', 'groupmap', 'compress', 'timeoutSeconds',
   'incrementalRecursion', 'extraArgs',
 ]);
+
+/** Why ACLs and xattrs need the preserve-ownership (root) mode. */
+const METADATA_NEEDS_ROOT =
+  'needs the preserve-ownership (root) security mode: restricted mode re-owns every file to the transfer\'s uid and cannot ' +
+  'read other users\' files, so it cannot keep ACLs or extended attributes faithfully';
 
 /** Context for validation that depends on the pod: whether the transfer runs as root. */
 export interface RsyncValidationContext {
@@ -293,7 +329,7 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
   for (const key of Object.keys(raw)) {
     if (!KNOWN_FIELDS.has(key)) problems.push({ field: key, message: 'unknown option' });
   }
-  for (const f of ['archive', 'hardLinks', 'partial', 'sparse', 'checksum', 'acls', 'xattrs', 'compress', 'incrementalRecursion']) {
+  for (const f of ['archive', 'hardLinks', 'partial', 'sparse', 'checksum', 'acls', 'xattrs', 'selinuxXattrs', 'compress', 'incrementalRecursion']) {
     checkBoolean(problems, raw, f);
   }
 
@@ -369,6 +405,12 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
       });
     }
   }
+  for (const f of ['acls', 'xattrs', 'selinuxXattrs'] as const) {
+    if (input[f] === true && root === false) problems.push({ field: f, message: METADATA_NEEDS_ROOT });
+  }
+  if (input.selinuxXattrs === true && input.xattrs !== true) {
+    problems.push({ field: 'selinuxXattrs', message: 'needs xattrs: true (the SELinux label is an extended attribute)' });
+  }
   if (input.chown !== undefined && (input.usermap !== undefined || input.groupmap !== undefined)) {
     problems.push({ field: 'chown', message: 'cannot be combined with usermap/groupmap (rsync(1): --chown is a shorthand for them)' });
   }
@@ -379,17 +421,8 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
       problems.push({ field: 'extraArgs', message: 'must be a list of options' });
     } else {
       input.extraArgs.forEach((a, i) => {
-        const field = `extraArgs[${i}]`;
-        if (typeof a !== 'string' || !EXTRA_ARG_PATTERN.test(a)) {
-          problems.push({
-            field,
-            message: `${JSON.stringify(a)} must be one long option such as --name or --name=value (value of letters, digits and _ . , : / + = -)`,
-          });
-          return;
-        }
-        const name = a.split('=')[0]!;
-        const reason = DENIED_EXTRA_ARGS[name];
-        if (reason !== undefined) problems.push({ field, message: `${name} is not allowed: ${reason}` });
+        const problem = extraArgProblem(a);
+        if (problem !== undefined) problems.push({ field: `extraArgs[${i}]`, message: problem });
         else extraArgs.push(a);
       });
     }
@@ -409,6 +442,7 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
     excludes: Object.freeze(excludes),
     acls: input.acls ?? false,
     xattrs: input.xattrs ?? false,
+    selinuxXattrs: input.selinuxXattrs ?? false,
     chown: input.chown,
     usermap: input.usermap,
     groupmap: input.groupmap,
@@ -461,7 +495,10 @@ export interface RsyncArgsContext {
  *   at once; a missing greeting is bounded by --timeout (exit 30) or ends as exit 5 when stunnel drops
  *   the connection (both captured).
  *
- * @throws RsyncOptionsError when chown/usermap/groupmap are set and `ctx.root` is false.
+ * - `--acls` and `--xattrs` (with `--filter=-x system.*` and, unless selinuxXattrs,
+ *   `--filter=-x security.selinux`) in root mode only.
+ *
+ * @throws RsyncOptionsError when chown/usermap/groupmap/acls/xattrs are set and `ctx.root` is false.
  */
 export function rsyncClientArgs(opts: RsyncOptions, ctx: RsyncArgsContext): string[] {
   const { root, final } = ctx;
@@ -475,6 +512,7 @@ export function rsyncClientArgs(opts: RsyncOptions, ctx: RsyncArgsContext): stri
         });
       }
     }
+    for (const f of ['acls', 'xattrs'] as const) if (opts[f]) problems.push({ field: f, message: METADATA_NEEDS_ROOT });
     if (problems.length > 0) throw new RsyncOptionsError(problems);
   }
 
@@ -489,7 +527,15 @@ export function rsyncClientArgs(opts: RsyncOptions, ctx: RsyncArgsContext): stri
   if (opts.sparse) args.push('--sparse');
   if (opts.checksum) args.push('--checksum');
   if (opts.acls) args.push('--acls');
-  if (opts.xattrs) args.push('--xattrs');
+  if (opts.xattrs) {
+    args.push('--xattrs');
+    // rsync(1) --xattrs: once any xattr filter rule is given, rsync no longer skips system.* by
+    // itself, so both rules are needed. system.* holds the ACLs (carried by --acls) and kernel
+    // attributes; security.selinux stays the destination's (and, as an excluded name, is not deleted
+    // there either). Checked against rsync 3.5.0 as root: user.* copied, the label not.
+    args.push('--filter=-x system.*');
+    if (!opts.selinuxXattrs) args.push('--filter=-x security.selinux');
+  }
   if (opts.compress) args.push('--compress');
   if (opts.bwLimitKiBps !== undefined) args.push(`--bwlimit=${opts.bwLimitKiBps}`);
   args.push(`--timeout=${opts.timeoutSeconds}`);

@@ -24,7 +24,7 @@ import {
 import { configMap as configMapObject, secret as secretObject } from '../../objects';
 import { RsyncOptionsError, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
 import { moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets } from './rsyncd-conf';
-import { SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
+import { SYMLINK_LINKS_ROOT, SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
 
 /** Default daemon port inside the server pod (crane-lib's choice, kept for familiarity). */
 export const RSYNC_DEFAULT_PORT = 2222;
@@ -135,7 +135,7 @@ class RsyncTransfer implements Transfer {
       runDir: RSYNCD_RUN_DIR,
       timeoutSeconds: this.#options.timeoutSeconds,
       // Without chroot the daemon sanitizes symlinks that leave the volume; repair them (symlinks.ts).
-      postXferExec: ctx.root ? undefined : `/bin/bash ${RSYNCD_CONF_DIR}/${SYMLINK_REPAIR_KEY}`,
+      symlinkRepair: ctx.root ? undefined : { script: `${RSYNCD_CONF_DIR}/${SYMLINK_REPAIR_KEY}`, linksRoot: SYMLINK_LINKS_ROOT },
     });
     const configMap: V1ConfigMap = configMapObject(ctx.objectName('rsyncd'), ctx.namespace, ctx.labels, {
       [RSYNCD_CONF_KEY]: conf,
@@ -155,7 +155,9 @@ class RsyncTransfer implements Transfer {
       command: ['rsync', '--daemon', '--no-detach', `--port=${port}`, `--config=${RSYNCD_CONF_PATH}`],
       volumeMounts,
       readyPort: port,
-      prepare: `mkdir -p ${RSYNCD_RUN_DIR} && install -m 0400 ${RSYNCD_MOUNTED_SECRETS_PATH} ${RSYNCD_SECRETS_PATH}`,
+      prepare:
+        `mkdir -p ${RSYNCD_RUN_DIR} && install -m 0400 ${RSYNCD_MOUNTED_SECRETS_PATH} ${RSYNCD_SECRETS_PATH}` +
+        (ctx.root ? '' : ` && mkdir -p ${ctx.volumes.map((_, i) => `${SYMLINK_LINKS_ROOT}/${i}`).join(' ')}`),
     };
     return { processes: [process], volumes, objects: [configMap, secret] };
   }
@@ -195,7 +197,13 @@ class RsyncTransfer implements Transfer {
       prepare: `install -m 0400 ${RSYNC_MOUNTED_PASSWORD_FILE} ${RSYNC_PASSWORD_FILE}`,
     };
     if (!ctx.root) {
-      process.finish = symlinkListUpload({ sourcePath: source.replace(/\/$/, ''), workDir: FERRY_RUN_DIR, passwordFile: RSYNC_PASSWORD_FILE, moduleURL: destination });
+      process.finish = symlinkListUpload({
+        sourcePath: source.replace(/\/$/, ''),
+        workDir: FERRY_RUN_DIR,
+        passwordFile: RSYNC_PASSWORD_FILE,
+        daemonURL: `rsync://${RSYNC_AUTH_USER}@${urlHost(host)}:${port}/`,
+        module: ctx.module,
+      });
     }
     return { processes: [process], volumes, objects: [secret] };
   }

@@ -6,6 +6,7 @@
  * from rsyncd.conf(5) of rsync 3.5.0; behaviour noted below was checked against that binary.
  */
 import { randomBytes } from 'node:crypto';
+import { symlinkLinksModule, symlinkRepairModule } from './symlinks';
 
 /** One module: a name (the destination PVC name) and the directory it serves. */
 export interface RsyncdModule {
@@ -33,6 +34,10 @@ export interface RsyncdConfParams {
   /** Command the daemon runs after each transfer into a module (rsyncd.conf(5) `post-xfer exec`),
    * e.g. the symlink repair of non-root mode (symlinks.ts). Must not contain a newline. */
   postXferExec?: string;
+  /** The symlink repair of non-root mode (symlinks.ts): per data module `i`, a write-only module
+   * `<name>_ferry-links` and a read-only module `<name>_ferry-repair`, both at `<linksRoot>/<i>`, the
+   * latter running `/bin/bash <script> <module path> <linksRoot>/<i>` as its pre-xfer exec. */
+  symlinkRepair?: { script: string; linksRoot: string };
   /** Daemon-side I/O timeout in seconds (so a vanished client frees its module). Default 600. */
   timeoutSeconds?: number;
   /** Where the daemon logs. Default '/dev/stdout' (the container log). */
@@ -133,7 +138,7 @@ function checkAbsolutePath(what: string, v: string): void {
  * non-loopback bind address, an out-of-range port, or an invalid user name.
  */
 export function renderRsyncdConf(params: RsyncdConfParams): string {
-  const { modules, bindAddress, port, authUser, secretsFile, root, runDir, postXferExec } = params;
+  const { modules, bindAddress, port, authUser, secretsFile, root, runDir, postXferExec, symlinkRepair } = params;
   const timeout = params.timeoutSeconds ?? 600;
   const logFile = params.logFile ?? '/dev/stdout';
   if (!Array.isArray(modules) || modules.length === 0) throw new RsyncdConfError('at least one module is required');
@@ -152,6 +157,10 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
   const dir = runDir.replace(/\/+$/, '');
   checkAbsolutePath('logFile', logFile);
   if (postXferExec !== undefined && /[\r\n\0]/.test(postXferExec)) throw new RsyncdConfError('postXferExec must be one line');
+  if (symlinkRepair) {
+    checkAbsolutePath('symlinkRepair.script', symlinkRepair.script);
+    checkAbsolutePath('symlinkRepair.linksRoot', symlinkRepair.linksRoot);
+  }
 
   const seen = new Set<string>();
   for (const m of modules) {
@@ -194,6 +203,36 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
       ...(postXferExec ? [`post-xfer exec = ${postXferExec}`] : []),
       '',
     );
+    if (symlinkRepair) {
+      const dir = `${symlinkRepair.linksRoot.replace(/\/+$/, '')}/${i}`;
+      const common = [
+        `path = ${dir}`,
+        'list = no',
+        `hosts allow = ${hostsAllow}`,
+        'hosts deny = *',
+        `auth users = ${authUser}`,
+        `secrets file = ${secretsFile}`,
+        'strict modes = yes',
+        'max connections = 1',
+      ];
+      lines.push(
+        `[${symlinkLinksModule(m.name)}]`,
+        ...common,
+        'read only = no',
+        'write only = yes',
+        `lock file = ${params.runDir.replace(/\/+$/, '')}/module-${i}-links.lock`,
+        `timeout = ${timeout}`,
+        '',
+        `[${symlinkRepairModule(m.name)}]`,
+        ...common,
+        'read only = yes',
+        'write only = no',
+        `lock file = ${params.runDir.replace(/\/+$/, '')}/module-${i}-repair.lock`,
+        `timeout = ${timeout}`,
+        `pre-xfer exec = /bin/bash ${symlinkRepair.script} ${m.path} ${dir}`,
+        '',
+      );
+    }
   });
   return lines.join('\n');
 }
