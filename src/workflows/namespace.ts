@@ -414,9 +414,9 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
           `Stop them (or their controller)${plan.unmanagedPods === 'delete' ? '' : ', or set unmanagedPods: delete for pods Ferry cannot quiesce'}, then migrate again`,
       });
     if (plan.quiesce) {
-      enter('quiesce');
       if (checkWriters) {
-        // Workloads created since discovery (a long warm migration) are quiesced too.
+        // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
+        // stage phase: the applications are not touched yet (downtime starts with quiesce).
         const again = await acts.discoverNamespace(ctx);
         quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
         st.workloads = quiesceTargets.length;
@@ -426,6 +426,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         reporter.touch();
         if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure('before quiesce', unmanaged);
       }
+      enter('quiesce');
       st.downtime = { startedAt: now() };
       if (quiesceTargets.length > 0) {
         // In a cancelled scope the call below schedules nothing: then the source was not touched.
