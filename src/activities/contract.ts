@@ -91,6 +91,45 @@ export interface NamespaceDiscovery {
   pvcs: PVCInfo[];
   /** All workloads using the selected PVCs (deduplicated): what quiesce scales down. */
   workloads: WorkloadRef[];
+  /** Active pods mounting a selected PVC that Ferry cannot quiesce (bare pods, pods of controllers
+   * Ferry does not know). Preflight refuses them unless the plan says `unmanagedPods: delete`. */
+  unmanagedPods?: UnmanagedPod[];
+  /** Workloads whose pods do not all run their template's revision (partitioned, stalled or OnDelete
+   * rollout): after quiesce they come back on the new revision. Preflight refuses them unless the plan
+   * says `acceptRevisionChange: true`. */
+  pendingRollouts?: PendingRollout[];
+}
+
+/** A pod that mounts a source PVC and that Ferry cannot quiesce. */
+export interface UnmanagedPod {
+  name: string;
+  /** The selected source PVCs it mounts (writable mounts only). */
+  pvcs: string[];
+  /** What controls it, when something Ferry does not know does ("Kind name", "Kind name (controls
+   * StatefulSet ns/x)"); absent for a bare pod. */
+  owner?: string;
+}
+
+/** A workload in the middle of a rollout (see NamespaceDiscovery.pendingRollouts). */
+export interface PendingRollout {
+  workload: WorkloadRef;
+  /** What differs, e.g. "2 of 3 pods run revision web-5d4 while the template is web-7f9 (partition 2)". */
+  detail: string;
+}
+
+/** StatefulSet spec.persistentVolumeClaimRetentionPolicy (Kubernetes ≥ 1.27 beta, GA in 1.32);
+ * an absent field means Retain. */
+export interface PVCRetentionPolicy {
+  whenScaled?: string;
+  whenDeleted?: string;
+}
+
+/** Result of `checkSourceWriters`. */
+export interface WriterCheck {
+  /** Active pods other than Ferry's that mount a source PVC of the namespace (after any deletion). */
+  pods: UnmanagedPod[];
+  /** Pods this call deleted (plan `unmanagedPods: delete`). */
+  deleted: string[];
 }
 
 /** One problem found by preflight. */
@@ -113,6 +152,12 @@ export interface QuiesceRecord {
   parallelism?: number;
   /** DaemonSet nodeSelector before. */
   nodeSelector?: Record<string, string>;
+  /** StatefulSet persistentVolumeClaimRetentionPolicy before, recorded when it deleted PVCs
+   * (a Delete in either field): quiesce sets both to Retain before scaling to 0, unquiesce restores it. */
+  pvcRetentionPolicy?: PVCRetentionPolicy;
+  /** The migration that wrote the record (in the `ferry.dev/pre-quiesce` annotation too): a record of
+   * another migration (e.g. one left by keepSourceQuiesced) is never restored by this one. */
+  migrationId?: string;
   /** Whether Ferry changed anything (an already-suspended CronJob is recorded but untouched). */
   changed: boolean;
 }
@@ -214,6 +259,12 @@ export interface FerryActivities {
   runTransfer(req: TransferRequest): Promise<TransferResult>;
   /** Quiesces the workloads; returns their prior state. */
   quiesce(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<QuiesceRecord[]>;
+  /**
+   * Lists the active pods other than Ferry's own that mount (read-write) one of `pvcs` in the source
+   * namespace. With `deleteUnmanaged`, first deletes those no quiesced workload controls (waits until
+   * they are gone), then lists again. Used right before and right after the final sync.
+   */
+  checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean }): Promise<WriterCheck>;
   /** Waits (heartbeating) until no pod of the workloads runs. */
   waitForQuiesced(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<void>;
   /** Restores workloads exactly as recorded (only what is still in the quiesced state). `workloads`

@@ -13,7 +13,8 @@
  *   config                 → FerryConfig         no
  *   partial                → FerryPartial        no
  *   fatal                  → FerryFatal          no
- *   API errors: transient (network, 408, 429, 5xx, 409 races) → FerryTransient; 401/403 → FerryAuth;
+ *   API errors: transient (network, 408, 429, 5xx, 409 races) → FerryTransient; a 403 from Pod
+ *   Security admission ("violates PodSecurity") → FerryConfig with the namespace-label fix; other 401/403 → FerryAuth;
  *   other 4xx → FerryConfig. Programming errors (TypeError, RangeError, …) → FerryFatal; any other
  *   error → FerryTransient (the retry policy bounds the attempts).
  * A cancelled activity rethrows Temporal's cancellation. runTransfer leaves its client pod running when
@@ -24,17 +25,18 @@ import { ApplicationFailure } from '@temporalio/common';
 import pino from 'pino';
 import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
-import { apiErrorMessage, isTransient, KubeClient, statusCode } from '../kube/client';
+import { apiErrorMessage, isTransient, KubeClient, podSecurityRejection, statusCode } from '../kube/client';
 import { cleanupMigration } from '../kube/cleanup';
 import { clearCutoverMarks, deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
 import { discoverNamespace } from '../kube/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
 import type { Logger } from '../kube/log';
-import { runPreflight, type PreflightCluster } from '../kube/preflight';
+import { POD_SECURITY_ENFORCE_LABEL, runPreflight, type PreflightCluster } from '../kube/preflight';
 import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
 import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
 import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
+import { checkSourceWriters } from '../kube/writers';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
 import { copyNamespaceImages } from '../images';
@@ -84,7 +86,13 @@ export function toApplicationFailure(err: unknown, activity: string): Applicatio
   } else if (statusCode(err) !== undefined && !isTransient(err)) {
     const code = statusCode(err)!;
     message = apiErrorMessage(err);
-    if (code === 401 || code === 403) {
+    const rejected = podSecurityRejection(err);
+    if (rejected) {
+      type = FailureType.Config;
+      message =
+        `Pod Security admission rejected a transfer pod: ${rejected}; the namespace's ${POD_SECURITY_ENFORCE_LABEL} label does not admit the pods of the plan's security.mode ` +
+        `(preserve-ownership needs "baseline"): label the namespace ${POD_SECURITY_ENFORCE_LABEL}=baseline for the migration, or use security.mode: restricted`;
+    } else if (code === 401 || code === 403) {
       type = FailureType.Auth;
       message = `the Kubernetes API refused Ferry's identity: ${message}; fix the kubeconfig credentials or grant the RBAC permissions preflight lists`;
     } else type = code === 409 ? FailureType.Transient : FailureType.Config;
@@ -312,7 +320,19 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       }),
 
     quiesce: (input) =>
-      run('quiesce', { migrationId: input.migrationId }, async (log) => quiesceWorkloads(clients(input.plan).source(), input.workloads, { logger: log })),
+      run('quiesce', { migrationId: input.migrationId }, async (log) =>
+        quiesceWorkloads(clients(input.plan).source(), input.workloads, { logger: log, migrationId: input.migrationId }),
+      ),
+
+    checkSourceWriters: (input) =>
+      run('checkSourceWriters', nsFields(input), async (log, signal) =>
+        checkSourceWriters(clients(input.plan).source(), input.namespace.source, input.pvcs, {
+          deleteUnmanaged: input.deleteUnmanaged,
+          onTick: (remaining) => heartbeat({ terminating: remaining }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        }),
+      ),
 
     waitForQuiesced: (input) =>
       run('waitForQuiesced', { migrationId: input.migrationId }, async (_log, signal) =>
@@ -327,7 +347,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
     unquiesce: (input) =>
       run('unquiesce', { migrationId: input.migrationId }, async (log) => {
         const source = clients(input.plan).source();
-        const fromAnnotations = input.workloads ? await recordsFromAnnotations(source, input.workloads, input.records) : [];
+        const fromAnnotations = input.workloads ? await recordsFromAnnotations(source, input.workloads, input.records, { migrationId: input.migrationId, logger: log }) : [];
         await unquiesceWorkloads(source, [...input.records, ...fromAnnotations], { logger: log });
       }),
 

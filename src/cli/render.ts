@@ -108,6 +108,10 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
     }
   }
   if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
+  if (ns.unmanagedPods?.length) {
+    lines.push(`    pods Ferry cannot quiesce mount source PVCs (plan unmanagedPods decides: fail or delete):`);
+    for (const u of ns.unmanagedPods) lines.push(`      ${u.name}: mounts ${u.pvcs.join(', ')}${u.owner ? `; controlled by ${u.owner}` : '; no controller'}`);
+  }
   for (const w of ns.warnings) lines.push(`    WARNING: ${w}`);
   if (ns.rollback) {
     lines.push(`    rolled back: ${ns.rollback.reason}`);

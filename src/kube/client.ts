@@ -160,6 +160,18 @@ export function apiErrorMessage(err: unknown): string {
   return errorMessage(err);
 }
 
+/**
+ * The API server's message when Pod Security admission rejected an object (HTTP 403 whose Status
+ * message says `violates PodSecurity "<level>:<version>": …`, kubernetes/pod-security-admission), else
+ * undefined. Such a 403 is about the namespace's pod-security.kubernetes.io/enforce label, not about
+ * Ferry's credentials or RBAC.
+ */
+export function podSecurityRejection(err: unknown): string | undefined {
+  if (statusCode(err) !== 403) return undefined;
+  const message = apiErrorMessage(err);
+  return /violates PodSecurity/i.test(message) ? message : undefined;
+}
+
 const TRANSIENT_NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_SOCKET_CONNECTION_TIMEOUT',

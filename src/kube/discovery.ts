@@ -7,9 +7,10 @@
  * preflight (./preflight.ts) reports the gaps together with every other problem.
  */
 import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
-import type { NamespaceDiscovery, PVCInfo, WorkloadIdentity, WorkloadRef } from '../activities/contract';
+import type { NamespaceDiscovery, PendingRollout, PVCInfo, UnmanagedPod, WorkloadIdentity, WorkloadRef } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping, PVCSelection } from '../plan/schema';
 import type { KubeClient } from './client';
+import { LABELS } from '../statetransfer/names';
 import { silentLogger, type Logger } from './log';
 import { parseQuantity } from './quantity';
 import {
@@ -26,6 +27,7 @@ import {
   statefulSetOwnsClaim,
   workloadKey,
   workloadRef,
+  writableClaimNamesOf,
   type WorkloadInventory,
 } from './workloads';
 
@@ -109,6 +111,9 @@ export interface PVCUsage {
   barePods: string[];
   /** Controllers above a workload that Ferry does not know and that may undo a quiesce. */
   foreignOwners: string[];
+  /** Active pods mounting the PVC writable that Ferry cannot stop: bare pods, pods whose controller
+   * chain contains a kind Ferry does not know (owner: that controller). Always set by pvcUsage. */
+  unmanaged?: { name: string; owner?: string }[];
 }
 
 /**
@@ -124,6 +129,7 @@ export function pvcUsage(claimName: string, inventory: WorkloadInventory): PVCUs
   const usedBy = new Map<string, WorkloadRef>();
   const barePods: string[] = [];
   const foreignOwners = new Set<string>();
+  const unmanaged: { name: string; owner?: string }[] = [];
   let nodeName: string | undefined;
   let identity: WorkloadIdentity | undefined;
 
@@ -132,7 +138,10 @@ export function pvcUsage(claimName: string, inventory: WorkloadInventory): PVCUs
     const r = resolveController(pod, index);
     if (r.workload) usedBy.set(workloadKey(r.workload), r.workload);
     else barePods.push(pod.metadata?.name ?? '?');
-    if (r.foreignOwner) foreignOwners.add(`${r.foreignOwner.kind} ${r.foreignOwner.name}${r.workload ? ` (controls ${describeWorkload(r.workload)})` : ''}`);
+    const foreign = r.foreignOwner ? `${r.foreignOwner.kind} ${r.foreignOwner.name}${r.workload ? ` (controls ${describeWorkload(r.workload)})` : ''}` : undefined;
+    if (foreign) foreignOwners.add(foreign);
+    const ferrys = pod.metadata?.labels?.[LABELS.managedBy] === 'ferry';
+    if ((!r.workload || foreign) && !ferrys && writableClaimNamesOf(pod.spec).includes(claimName)) unmanaged.push({ name: pod.metadata?.name ?? '?', ...(foreign ? { owner: foreign } : {}) });
     if (pod.status?.phase === 'Running' && pod.spec?.nodeName) {
       if (nodeName === undefined) nodeName = pod.spec.nodeName;
       identity ??= identityOf(pod.spec, claimName);
@@ -160,7 +169,39 @@ export function pvcUsage(claimName: string, inventory: WorkloadInventory): PVCUs
     ...(identity !== undefined ? { identity } : {}),
     barePods,
     foreignOwners: [...foreignOwners],
+    unmanaged,
   };
+}
+
+/**
+ * Why a workload's pods will not come back "as they were" after quiesce (pure), or undefined:
+ * - a StatefulSet whose status.currentRevision differs from status.updateRevision (a partitioned,
+ *   stalled or unfinished rollout, or OnDelete pods not yet replaced): recreated from 0, every pod
+ *   starts on the update revision (the controller creates missing pods from updateRevision);
+ * - a DaemonSet with updateStrategy OnDelete whose updatedNumberScheduled < desiredNumberScheduled:
+ *   the pods quiesce removes come back from the current template.
+ * Status fields from the apps/v1 API (StatefulSetStatus, DaemonSetStatus).
+ */
+export function pendingRolloutOf(o: KubernetesObject): string | undefined {
+  const spec = (o as { spec?: { updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } } } }).spec ?? {};
+  const status = (o as { status?: Record<string, unknown> }).status ?? {};
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  const strategy = spec.updateStrategy?.type ?? 'RollingUpdate';
+  if (o.kind === 'StatefulSet') {
+    const current = status.currentRevision;
+    const update = status.updateRevision;
+    if (typeof current !== 'string' || typeof update !== 'string' || current === update) return undefined;
+    const partition = spec.updateStrategy?.rollingUpdate?.partition;
+    const why = strategy === 'OnDelete' ? 'updateStrategy OnDelete' : partition ? `partition ${partition}` : 'rollout not finished';
+    return `${num(status.currentReplicas)} of ${num(status.replicas)} pods run revision ${current} while the template is ${update} (${why}); after quiesce every pod comes back on ${update}`;
+  }
+  if (o.kind === 'DaemonSet' && strategy === 'OnDelete') {
+    const desired = num(status.desiredNumberScheduled);
+    const updated = num(status.updatedNumberScheduled);
+    if (updated >= desired) return undefined;
+    return `${desired - updated} of ${desired} pods run an older template (updateStrategy OnDelete); after quiesce every pod comes back on the current template`;
+  }
+  return undefined;
 }
 
 function claimTemplateName(sts: KubernetesObject, pvcName: string): string | undefined {
@@ -231,8 +272,14 @@ export async function discoverNamespace(source: KubeClient, options: DiscoverOpt
   const inventory = await readInventory(source, mapping.source);
   const infos: PVCInfo[] = [];
   const workloads = new Map<string, WorkloadRef>();
+  const unmanaged = new Map<string, UnmanagedPod>();
   for (const pvc of pvcs) {
     const usage = pvcUsage(pvc.metadata?.name ?? '', inventory);
+    for (const u of usage.unmanaged ?? []) {
+      const entry = unmanaged.get(u.name) ?? { name: u.name, pvcs: [], ...(u.owner ? { owner: u.owner } : {}) };
+      entry.pvcs.push(pvc.metadata?.name ?? '');
+      unmanaged.set(u.name, entry);
+    }
     if (usage.barePods.length) {
       log.warn({ namespace: mapping.source, pvc: pvc.metadata?.name, pods: usage.barePods }, 'pods without a controller mount this PVC: Ferry cannot quiesce them; stop them before the final sync');
     }
@@ -243,5 +290,18 @@ export async function discoverNamespace(source: KubeClient, options: DiscoverOpt
     for (const w of info.usedBy) workloads.set(workloadKey(w), w);
     infos.push(info);
   }
-  return { ...empty, pvcs: infos, workloads: [...workloads.values()].sort((a, b) => workloadKey(a).localeCompare(workloadKey(b))) };
+  const sortedWorkloads = [...workloads.values()].sort((a, b) => workloadKey(a).localeCompare(workloadKey(b)));
+  const pendingRollouts: PendingRollout[] = [];
+  for (const w of sortedWorkloads) {
+    const o = inventory.workloads.find((x) => x.kind === w.kind && x.metadata?.name === w.name);
+    const detail = o ? pendingRolloutOf(o) : undefined;
+    if (detail) pendingRollouts.push({ workload: w, detail });
+  }
+  return {
+    ...empty,
+    pvcs: infos,
+    workloads: sortedWorkloads,
+    unmanagedPods: [...unmanaged.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    pendingRollouts,
+  };
 }

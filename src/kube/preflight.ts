@@ -14,7 +14,11 @@
  *   (stage syncs would wait forever);
  * - the plan's transfer and endpoint options are accepted by the state-transfer library;
  * - image migration: skopeo runs on the worker, the registry files exist, the ImageStream API exists
- *   in imagestreams mode.
+ *   in imagestreams mode;
+ * - the Pod Security admission level the source and destination namespaces enforce
+ *   (`pod-security.kubernetes.io/enforce`) admits the transfer pods of the security mode;
+ * - with quiesce: no pod Ferry cannot stop mounts a source PVC (unless `unmanagedPods: delete`), and
+ *   no quiesced workload is in the middle of a rollout (unless `acceptRevisionChange: true`).
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
@@ -30,8 +34,67 @@ import { apiErrorMessage, type AccessCheck, type KubeClient } from './client';
 import { cutoverMarkOf } from './destination';
 import { defaultStorageClassName } from './discovery';
 import { errorMessage } from './errors';
+import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
+import type { SecurityMode } from '../statetransfer/types';
 import { endpointOptionsFor, transferFor } from './setup';
 import { WORKLOAD_KINDS } from './workloads';
+
+/** The namespace label that sets the Pod Security Standard level admission enforces (Kubernetes docs,
+ * "Enforce Pod Security Standards with Namespace Labels"). */
+export const POD_SECURITY_ENFORCE_LABEL = 'pod-security.kubernetes.io/enforce';
+
+/** Capabilities the "baseline" Pod Security Standard allows to add (Kubernetes docs, "Pod Security
+ * Standards", Baseline → Capabilities). */
+export const BASELINE_CAPABILITIES: readonly string[] = [
+  'AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT',
+];
+
+/**
+ * Pure: why the transfer pods of `mode` would be rejected by a namespace enforcing Pod Security `level`
+ * (undefined: admitted). restricted-mode pods pass "restricted"; preserve-ownership pods run as root
+ * with PRESERVE_OWNERSHIP_CAPABILITIES, which "restricted" refuses and "baseline" admits while every
+ * capability is in BASELINE_CAPABILITIES. `side` and `namespace` name the namespace in the message.
+ */
+export function podSecurityProblem(mode: SecurityMode, level: string | undefined, side: 'source' | 'destination', namespace: string): string | undefined {
+  if (mode !== 'preserve-ownership' || level === undefined || level === 'privileged') return undefined;
+  const where = `${side} namespace ${namespace}`;
+  const fix =
+    `label the namespace for the migration (kubectl label --overwrite namespace ${namespace} ${POD_SECURITY_ENFORCE_LABEL}=baseline${side === 'source' ? ' in the source cluster; a destination namespace Ferry creates copies it' : ' in the destination cluster'}), ` +
+    'or use security.mode: restricted (file owners are then not kept)';
+  if (level === 'restricted') {
+    return `${where} enforces the "restricted" Pod Security Standard (${POD_SECURITY_ENFORCE_LABEL}=restricted), which rejects the root transfer pods of security.mode preserve-ownership: ${fix}`;
+  }
+  if (level === 'baseline') {
+    const beyond = PRESERVE_OWNERSHIP_CAPABILITIES.filter((c) => !BASELINE_CAPABILITIES.includes(c));
+    if (beyond.length) {
+      return `${where} enforces the "baseline" Pod Security Standard, which rejects the capabilities ${beyond.join(', ')} of security.mode preserve-ownership: label it ${POD_SECURITY_ENFORCE_LABEL}=privileged for the migration, or use security.mode: restricted`;
+    }
+    return undefined;
+  }
+  return `${where} has an unknown Pod Security level ${POD_SECURITY_ENFORCE_LABEL}=${level} (expected privileged, baseline or restricted): fix the label`;
+}
+
+/** Pure: the problem of the unmanaged pods of a discovery for this plan (undefined: none or accepted). */
+export function unmanagedPodsProblem(plan: Pick<MigrationPlan, 'quiesce' | 'unmanagedPods'>, discovery: Pick<NamespaceDiscovery, 'sourceNamespace' | 'unmanagedPods'>): string | undefined {
+  const pods = discovery.unmanagedPods ?? [];
+  if (!plan.quiesce || pods.length === 0 || plan.unmanagedPods === 'delete') return undefined;
+  const list = pods.map((p) => `pod ${p.name} (${p.owner ? `controlled by ${p.owner}` : 'no controller'}; mounts ${p.pvcs.join(', ')})`).join('; ');
+  return (
+    `${pods.length} pod${pods.length === 1 ? '' : 's'} in ${discovery.sourceNamespace} that Ferry cannot quiesce mount${pods.length === 1 ? 's' : ''} source PVCs and could write during the final sync: ${list}. ` +
+    'Stop them (or their controller) before migrating, or set unmanagedPods: delete to have Ferry delete them after quiesce'
+  );
+}
+
+/** Pure: the problem of the pending rollouts of a discovery for this plan (undefined: none or accepted). */
+export function pendingRolloutsProblem(plan: Pick<MigrationPlan, 'quiesce' | 'acceptRevisionChange'>, discovery: Pick<NamespaceDiscovery, 'pendingRollouts'>): string | undefined {
+  const rollouts = discovery.pendingRollouts ?? [];
+  if (!plan.quiesce || rollouts.length === 0 || plan.acceptRevisionChange === true) return undefined;
+  return (
+    `quiesce cannot restore these workloads as they were, because they are in the middle of a rollout: ` +
+    rollouts.map((r) => `${r.workload.kind} ${r.workload.namespace}/${r.workload.name}: ${r.detail}`).join('; ') +
+    '. Finish or undo the rollout first, or set acceptRevisionChange: true to accept it'
+  );
+}
 
 /** A cluster for preflight: a client, or why none could be built (bad kubeconfig/context). */
 export type PreflightCluster = { client: KubeClient } | { error: string };
@@ -215,6 +278,13 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
     const discovery = discoveries.find((d) => d.sourceNamespace === mapping.source);
     for (const p of optionProblems(plan, migrationId, mapping.destination, types)) add(subject, p);
 
+    if (discovery) {
+      const unmanaged = unmanagedPodsProblem(plan, discovery);
+      if (unmanaged) add(subject, unmanaged);
+      const rollouts = pendingRolloutsProblem(plan, discovery);
+      if (rollouts) add(subject, rollouts);
+    }
+
     if (src) {
       await guarded(subject, async () => {
         const ns = await src.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: mapping.source });
@@ -222,6 +292,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           add(subject, `source namespace ${mapping.source} does not exist in context ${src.contextName}`);
           return;
         }
+        const psa = podSecurityProblem(plan.security.mode, ns.metadata?.labels?.[POD_SECURITY_ENFORCE_LABEL], 'source', mapping.source);
+        if (psa) add(subject, psa);
         if (ns.metadata?.deletionTimestamp) add(subject, `source namespace ${mapping.source} is being deleted`);
         const missing = await denied(src, sourcePermissions(plan, hasDeploymentConfigs), mapping.source);
         if (missing.length) add(subject, `missing permissions in source namespace ${mapping.source} (context ${src.contextName}): ${missing.join(', ')}`);
@@ -250,6 +322,10 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
     if (dst) {
       await guarded(subject, async () => {
         const ns = await dst.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: mapping.destination });
+        // A namespace Ferry creates copies the source's labels (its Pod Security level included): the
+        // source check covers it.
+        const psa = ns ? podSecurityProblem(plan.security.mode, ns.metadata?.labels?.[POD_SECURITY_ENFORCE_LABEL], 'destination', mapping.destination) : undefined;
+        if (psa) add(subject, psa);
         if (ns?.metadata?.deletionTimestamp) add(subject, `destination namespace ${mapping.destination} is being deleted (Terminating): wait until it is gone or choose another name`);
         if (!ns) {
           const cluster = await denied(dst, [need(['create'], '', 'namespaces')], undefined);

@@ -25,12 +25,25 @@
  * it in the meantime (scaled the Deployment to 3 by hand), their choice wins and a note says so.
  * Then the annotation is removed.
  *
+ * StatefulSets whose `persistentVolumeClaimRetentionPolicy` deletes PVCs (`whenScaled: Delete`, GA in
+ * Kubernetes 1.32: the controller deletes the PVCs of the pods a scale-down removes; `whenDeleted:
+ * Delete` deletes them with the StatefulSet) would lose their source PVCs to quiesce. Ferry first
+ * sets both fields to Retain (with the annotation, in a patch of its own), reads the object back to
+ * check the API server kept it, and only then scales to 0; the original policy is recorded
+ * (`pvcRetentionPolicy`) and restored by unquiesce in the same patch as the replicas. If the policy
+ * cannot be changed, quiesce fails before scaling.
+ *
+ * The annotation carries the migration id. A record of another migration (left by a migration with
+ * `keepSourceQuiesced: true`, or an older Ferry that wrote no id) is never restored by this one: quiesce
+ * records the current state instead (and replaces the annotation when it scales), and restoring from
+ * annotations ignores it.
+ *
  * `quiescePatch` / `unquiescePatch` are pure; `quiesceWorkloads`, `waitForQuiesced` and
  * `unquiesceWorkloads` apply them with optimistic concurrency (the patch carries the
  * resourceVersion that was read; a 409 re-reads and recomputes).
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import type { QuiesceRecord, WorkloadRef } from '../activities/contract';
+import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../activities/contract';
 import { statusCode, waitFor, type KubeClient } from './client';
 import { FerryError } from './errors';
 import { silentLogger, type Logger } from './log';
@@ -50,12 +63,21 @@ import {
 export const PRE_QUIESCE_ANNOTATION = 'ferry.dev/pre-quiesce';
 /** nodeSelector key that keeps a quiesced DaemonSet's pods off every node. */
 export const QUIESCE_NODE_SELECTOR_KEY = 'ferry.dev/quiesced';
+/** The retention policy a quiesced StatefulSet holds while it is scaled to 0 (keeps every PVC). */
+export const RETAIN_POLICY = { whenScaled: 'Retain', whenDeleted: 'Retain' } as const;
 
 /** The patch to apply (JSON merge patch, RFC 7386) and what to remember. */
 export interface QuiescePlan {
   record: QuiesceRecord;
   /** undefined when nothing must change (already quiesced, or already in the quiesced state). */
   patch?: Record<string, unknown>;
+  /**
+   * For a StatefulSet whose retention policy deletes PVCs and that must be scaled: the patch to apply
+   * FIRST (policy Retain and the annotation, replicas untouched). `patch` scales it afterwards.
+   */
+  guard?: Record<string, unknown>;
+  /** An annotation of another migration found on the object (ignored): who wrote it. */
+  staleAnnotation?: string;
 }
 
 /** The patch that restores a workload, and notes for operators about what was left alone. */
@@ -80,13 +102,24 @@ function numberOr(v: unknown, dflt: number): number {
   return typeof v === 'number' ? v : dflt;
 }
 
+/** A StatefulSet's spec.persistentVolumeClaimRetentionPolicy as set (undefined fields: Retain). */
+export function retentionPolicyOf(o: KubernetesObject): PVCRetentionPolicy {
+  const p = specOf(o).persistentVolumeClaimRetentionPolicy as PVCRetentionPolicy | undefined;
+  return { ...(p?.whenScaled !== undefined ? { whenScaled: p.whenScaled } : {}), ...(p?.whenDeleted !== undefined ? { whenDeleted: p.whenDeleted } : {}) };
+}
+
+/** Whether a retention policy lets the StatefulSet controller delete PVCs (either field Delete). */
+export function policyDeletesPVCs(p: PVCRetentionPolicy | undefined): boolean {
+  return p?.whenScaled === 'Delete' || p?.whenDeleted === 'Delete';
+}
+
 function refOfWorkload(o: KubernetesObject): WorkloadRef {
   if (!isWorkloadKind(o.kind)) throw new FerryError('config', `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name} is not a workload kind Ferry can quiesce`);
   return workloadRef(o.kind, o.metadata?.namespace ?? '', o.metadata?.name ?? '');
 }
 
-/** The record read from the annotation, or undefined when absent or unreadable. */
-export function recordFromAnnotation(o: KubernetesObject): QuiesceRecord | undefined {
+/** The record in the annotation whatever migration wrote it, or undefined when absent or unreadable. */
+function anyRecordFromAnnotation(o: KubernetesObject): QuiesceRecord | undefined {
   const raw = o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION];
   if (!raw) return undefined;
   try {
@@ -96,6 +129,25 @@ export function recordFromAnnotation(o: KubernetesObject): QuiesceRecord | undef
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The record read from the annotation, or undefined when absent or unreadable. With `migrationId`,
+ * only a record written by that migration (an annotation of another migration, or one without id, is
+ * stale: see `staleAnnotationOwner`).
+ */
+export function recordFromAnnotation(o: KubernetesObject, migrationId?: string): QuiesceRecord | undefined {
+  const record = anyRecordFromAnnotation(o);
+  if (!record || (migrationId !== undefined && record.migrationId !== migrationId)) return undefined;
+  return record;
+}
+
+/** Who wrote the annotation when it is not `migrationId`'s ("migration X", "an unknown migration"); undefined otherwise. */
+export function staleAnnotationOwner(o: KubernetesObject, migrationId: string): string | undefined {
+  if (o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION] === undefined) return undefined;
+  const record = anyRecordFromAnnotation(o);
+  if (record?.migrationId === migrationId) return undefined;
+  return record?.migrationId !== undefined ? `migration ${record.migrationId}` : 'an unknown migration (no id: an older Ferry, or unreadable)';
 }
 
 /** Whether `o` is in its kind's quiesced state. */
@@ -112,6 +164,7 @@ export function isQuiesced(o: KubernetesObject): boolean {
 /** The merge patch that puts `o` in the quiesced state (spec part only). */
 function quiescedSpecPatch(o: KubernetesObject): Record<string, unknown> {
   const kind = o.kind as WorkloadKind;
+  if (kind === 'StatefulSet' && policyDeletesPVCs(retentionPolicyOf(o))) return { spec: { replicas: 0, persistentVolumeClaimRetentionPolicy: { ...RETAIN_POLICY } } };
   if (REPLICA_KINDS.includes(kind)) return { spec: { replicas: 0 } };
   if (kind === 'Job') return { spec: { parallelism: 0 } };
   if (kind === 'CronJob') return { spec: { suspend: true } };
@@ -119,11 +172,12 @@ function quiescedSpecPatch(o: KubernetesObject): Record<string, unknown> {
 }
 
 /** The prior state of `o` as a record (changed = whether quiescing changes anything). */
-function currentRecord(o: KubernetesObject): QuiesceRecord {
+function currentRecord(o: KubernetesObject, migrationId: string | undefined): QuiesceRecord {
   const spec = specOf(o);
   const kind = o.kind as WorkloadKind;
-  const record: QuiesceRecord = { workload: refOfWorkload(o), changed: !isQuiesced(o) };
+  const record: QuiesceRecord = { workload: refOfWorkload(o), changed: !isQuiesced(o), ...(migrationId !== undefined ? { migrationId } : {}) };
   if (REPLICA_KINDS.includes(kind)) record.replicas = numberOr(spec.replicas, 1);
+  if (kind === 'StatefulSet' && record.changed && policyDeletesPVCs(retentionPolicyOf(o))) record.pvcRetentionPolicy = retentionPolicyOf(o);
   if (kind === 'Deployment') record.paused = spec.paused === true;
   if (kind === 'Job') record.parallelism = numberOr(spec.parallelism, 1);
   if (kind === 'CronJob') record.suspend = spec.suspend === true;
@@ -132,21 +186,32 @@ function currentRecord(o: KubernetesObject): QuiesceRecord {
 }
 
 /**
- * What quiescing `o` records and patches (pure).
- * - Annotation present (quiesced before, e.g. a retried activity): the annotation's record (the
- *   original state); a patch only if the object left the quiesced state since (re-applies it).
- * - Already in the quiesced state and no annotation: `changed: false`, no patch.
- * - Otherwise: the quiesced state plus the annotation, in one patch.
+ * What quiescing `o` for migration `migrationId` records and patches (pure).
+ * - Annotation of this migration present (quiesced before, e.g. a retried activity): the annotation's
+ *   record (the original state); a patch only if the object left the quiesced state since (re-applies it).
+ * - Annotation of another migration (or without id): stale, ignored (`staleAnnotation` says whose);
+ *   the current state is recorded as below, and the annotation replaced when Ferry patches.
+ * - Already in the quiesced state: `changed: false`, no patch.
+ * - Otherwise: the quiesced state plus the annotation, in one patch; for a StatefulSet whose
+ *   retention policy deletes PVCs, also `guard` (policy Retain + annotation) to apply before it.
+ * Without `migrationId` (older callers) any annotation is taken as this migration's.
  * @throws FerryError (config) when `o` is not a workload kind Ferry knows.
  */
-export function quiescePatch(o: KubernetesObject): QuiescePlan {
+export function quiescePatch(o: KubernetesObject, migrationId?: string): QuiescePlan {
   refOfWorkload(o);
-  const previous = recordFromAnnotation(o);
-  if (previous) return { record: previous, ...(isQuiesced(o) ? {} : { patch: quiescedSpecPatch(o) }) };
-  const record = currentRecord(o);
-  if (!record.changed) return { record };
+  const previous = recordFromAnnotation(o, migrationId);
+  const stale = migrationId !== undefined ? staleAnnotationOwner(o, migrationId) : undefined;
+  const withGuard = (plan: QuiescePlan): QuiescePlan => {
+    if (!plan.patch || o.kind !== 'StatefulSet' || !policyDeletesPVCs(retentionPolicyOf(o))) return plan;
+    const meta = plan.patch.metadata as Record<string, unknown> | undefined;
+    return { ...plan, guard: { spec: { persistentVolumeClaimRetentionPolicy: { ...RETAIN_POLICY } }, ...(meta ? { metadata: meta } : {}) } };
+  };
+  if (previous) return withGuard({ record: previous, ...(isQuiesced(o) ? {} : { patch: quiescedSpecPatch(o) }) });
+  const record = currentRecord(o, migrationId);
+  const staleField = stale !== undefined ? { staleAnnotation: stale } : {};
+  if (!record.changed) return { record, ...staleField };
   const { workload: _w, ...stored } = record;
-  return { record, patch: { ...quiescedSpecPatch(o), metadata: { annotations: { [PRE_QUIESCE_ANNOTATION]: JSON.stringify(stored) } } } };
+  return withGuard({ record, ...staleField, patch: { ...quiescedSpecPatch(o), metadata: { annotations: { [PRE_QUIESCE_ANNOTATION]: JSON.stringify(stored) } } } });
 }
 
 /**
@@ -165,7 +230,18 @@ export function unquiescePatch(o: KubernetesObject, record: QuiesceRecord): Unqu
     if (REPLICA_KINDS.includes(kind) && record.replicas !== undefined) {
       const now = numberOr(spec.replicas, 1);
       if (now === 0) specPatch.replicas = record.replicas;
-      else notes.push(`${what}: replicas were changed to ${now} since quiesce (recorded ${record.replicas}); left as is`);
+      else if (now !== record.replicas) notes.push(`${what}: replicas were changed to ${now} since quiesce (recorded ${record.replicas}); left as is`);
+    }
+    if (kind === 'StatefulSet' && record.pvcRetentionPolicy) {
+      // Restored in the same patch as the replicas: the controller never sees replicas 0 with Delete.
+      const now = retentionPolicyOf(o);
+      const recorded = record.pvcRetentionPolicy;
+      const same = (now.whenScaled ?? 'Retain') === (recorded.whenScaled ?? 'Retain') && (now.whenDeleted ?? 'Retain') === (recorded.whenDeleted ?? 'Retain');
+      if (!same && !policyDeletesPVCs(now)) {
+        specPatch.persistentVolumeClaimRetentionPolicy = { whenScaled: recorded.whenScaled ?? 'Retain', whenDeleted: recorded.whenDeleted ?? 'Retain' };
+      } else if (!same) {
+        notes.push(`${what}: persistentVolumeClaimRetentionPolicy was changed to ${JSON.stringify(now)} since quiesce (recorded ${JSON.stringify(recorded)}); left as is`);
+      }
     }
     if (kind === 'Job' && record.parallelism !== undefined) {
       const now = numberOr(spec.parallelism, 1);
@@ -189,7 +265,10 @@ export function unquiescePatch(o: KubernetesObject, record: QuiesceRecord): Unqu
   }
   const patch: Record<string, unknown> = {};
   if (Object.keys(specPatch).length) patch.spec = specPatch;
-  if (o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION] !== undefined) patch.metadata = { annotations: { [PRE_QUIESCE_ANNOTATION]: null } };
+  // Only the record's own annotation is removed: another migration's (stale) one stays, documented.
+  const annotated = o.metadata?.annotations?.[PRE_QUIESCE_ANNOTATION] !== undefined;
+  const annotationMigration = anyRecordFromAnnotation(o)?.migrationId;
+  if (annotated && annotationMigration === record.migrationId) patch.metadata = { annotations: { [PRE_QUIESCE_ANNOTATION]: null } };
   return { ...(Object.keys(patch).length ? { patch } : {}), notes };
 }
 
@@ -229,6 +308,37 @@ async function patchWithRetry<T>(
 /** Options of the quiesce I/O functions. */
 export interface QuiesceOptions {
   logger?: Logger;
+  /** The migration quiescing (written into the annotation; annotations of others are ignored). */
+  migrationId?: string;
+}
+
+/**
+ * Applies the retention guard of a StatefulSet (policy Retain + annotation) and reads the object back:
+ * scaling happens only once the API server holds Retain.
+ * @throws FerryError (config) when the policy still deletes PVCs after the patch; API errors (a 403
+ * or 422 refusing the change) as they are. Either way nothing was scaled.
+ */
+async function guardRetention(client: KubeClient, ref: WorkloadRef, migrationId: string | undefined, log: Logger): Promise<void> {
+  const guarded = await patchWithRetry(
+    client,
+    ref,
+    (live) => {
+      const plan = quiescePatch(live, migrationId);
+      return { patch: plan.guard, result: plan.guard !== undefined };
+    },
+    () => false,
+  );
+  if (!guarded) return;
+  const live = await readWorkload(client, ref);
+  if (live && policyDeletesPVCs(retentionPolicyOf(live))) {
+    throw new FerryError(
+      'config',
+      `${describeWorkload(ref)}: its persistentVolumeClaimRetentionPolicy is still ${JSON.stringify(retentionPolicyOf(live))} after Ferry set it to Retain ` +
+        '(an admission webhook or a controller changed it back?); scaling it to 0 would delete its PVCs, so it was not scaled. ' +
+        'Set whenScaled and whenDeleted to Retain for the migration (kubectl patch statefulset … ), or migrate with quiesce: false after stopping it yourself',
+    );
+  }
+  log.info({ workload: describeWorkload(ref), policy: RETAIN_POLICY }, 'StatefulSet retention policy set to Retain before scaling to 0 (its PVCs are kept)');
 }
 
 /**
@@ -240,18 +350,23 @@ export interface QuiesceOptions {
 export async function quiesceWorkloads(client: KubeClient, workloads: readonly WorkloadRef[], options: QuiesceOptions = {}): Promise<QuiesceRecord[]> {
   const log = options.logger ?? silentLogger;
   const order = [...workloads].sort((a, b) => Number(b.kind === 'CronJob') - Number(a.kind === 'CronJob'));
+  // Every StatefulSet's PVCs are safe before any workload is scaled.
+  for (const ref of order) if (ref.kind === 'StatefulSet') await guardRetention(client, ref, options.migrationId, log);
   const byKey = new Map<string, QuiesceRecord>();
   for (const ref of order) {
     const record = await patchWithRetry(
       client,
       ref,
       (live) => {
-        const plan = quiescePatch(live);
+        const plan = quiescePatch(live, options.migrationId);
+        if (plan.staleAnnotation) {
+          log.warn({ workload: describeWorkload(ref), annotation: PRE_QUIESCE_ANNOTATION, writtenBy: plan.staleAnnotation }, 'ignoring a pre-quiesce annotation of another migration: the current state is recorded instead');
+        }
         return { patch: plan.patch, result: plan.record };
       },
       () => {
         log.warn({ workload: describeWorkload(ref) }, 'workload to quiesce no longer exists; skipped');
-        return { workload: normalizeRef(ref), changed: false };
+        return { workload: normalizeRef(ref), changed: false, ...(options.migrationId !== undefined ? { migrationId: options.migrationId } : {}) };
       },
     );
     log.info({ workload: describeWorkload(ref), record }, record.changed ? 'quiesced' : 'already quiesced before the migration; left untouched');
@@ -297,16 +412,22 @@ export async function unquiesceWorkloads(client: KubeClient, records: readonly Q
  * Records for `workloads` that `known` lacks, read from their `ferry.dev/pre-quiesce` annotation:
  * the second copy of the prior state, for a rollback after a quiesce that failed half-way (the
  * workflow then holds no records). Workloads without the annotation (never quiesced) or gone are
- * skipped.
+ * skipped; with `options.migrationId`, so are annotations of another migration (logged: a migration
+ * with keepSourceQuiesced left them, and restoring them would undo that choice with stale values).
  */
-export async function recordsFromAnnotations(client: KubeClient, workloads: readonly WorkloadRef[], known: readonly QuiesceRecord[]): Promise<QuiesceRecord[]> {
+export async function recordsFromAnnotations(client: KubeClient, workloads: readonly WorkloadRef[], known: readonly QuiesceRecord[], options: QuiesceOptions = {}): Promise<QuiesceRecord[]> {
+  const log = options.logger ?? silentLogger;
   const have = new Set(known.map((r) => workloadKey(normalizeRef(r.workload))));
   const out: QuiesceRecord[] = [];
   for (const w of workloads) {
     if (have.has(workloadKey(normalizeRef(w)))) continue;
     const live = await readWorkload(client, w);
-    const record = live ? recordFromAnnotation(live) : undefined;
+    if (!live) continue;
+    const record = recordFromAnnotation(live, options.migrationId);
     if (record) out.push(record);
+    else if (options.migrationId !== undefined && staleAnnotationOwner(live, options.migrationId)) {
+      log.warn({ workload: describeWorkload(w), writtenBy: staleAnnotationOwner(live, options.migrationId) }, 'pre-quiesce annotation of another migration left alone: not restored');
+    }
   }
   return out;
 }

@@ -124,6 +124,11 @@ export function claimNamesOf(spec: V1PodSpec | undefined): string[] {
   return (spec?.volumes ?? []).flatMap((v) => (v.persistentVolumeClaim?.claimName ? [v.persistentVolumeClaim.claimName] : []));
 }
 
+/** Names of the PVCs a pod spec mounts writable (claims with `readOnly: true` left out). */
+export function writableClaimNamesOf(spec: V1PodSpec | undefined): string[] {
+  return (spec?.volumes ?? []).flatMap((v) => (v.persistentVolumeClaim?.claimName && v.persistentVolumeClaim.readOnly !== true ? [v.persistentVolumeClaim.claimName] : []));
+}
+
 /**
  * Whether StatefulSet `sts` owns PVC `pvcName` through a volumeClaimTemplate: the StatefulSet
  * controller names those claims `<template>-<statefulset>-<ordinal>` (kubernetes/pkg/controller/

@@ -27,6 +27,8 @@ export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
 export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
 /** Cutover policies. */
 export const CUTOVER_MODES = ['auto', 'manual'] as const;
+/** What to do with pods that mount a source PVC and that Ferry cannot quiesce. */
+export const UNMANAGED_POD_POLICIES = ['fail', 'delete'] as const;
 /** Where the internal images to migrate are listed. */
 export const IMAGE_MODES = ['imagestreams', 'registry'] as const;
 
@@ -526,7 +528,26 @@ export const migrationPlanSchema = z
     keepSourceQuiesced: z
       .boolean()
       .default(false)
-      .describe('Leave the source applications down after a successful migration (they are always restored on rollback).'),
+      .describe(
+        'Leave the source applications down after a successful migration (they are always restored on rollback). ' +
+          'Their ferry.dev/pre-quiesce annotation stays, naming this migration id: a later migration ignores it.',
+      ),
+    unmanagedPods: z
+      .enum(UNMANAGED_POD_POLICIES)
+      .optional()
+      .describe(
+        'Pods mounting a source PVC that Ferry cannot quiesce (bare pods, pods of controllers it does not know, e.g. operators): ' +
+          'fail (default): preflight refuses them, and a migration that finds one before or after the final sync rolls back; ' +
+          'delete: Ferry deletes them after quiesce, before the final sync (a controller that recreates them still fails the migration).',
+      ),
+    acceptRevisionChange: z
+      .boolean()
+      .optional()
+      .describe(
+        'Accept that workloads in the middle of a rollout (StatefulSet currentRevision ≠ updateRevision, e.g. a partition; ' +
+          'OnDelete StatefulSets/DaemonSets whose pods lag their template) come back on their new revision after quiesce. ' +
+          'Default false: preflight refuses them.',
+      ),
     deleteDestinationPVCsOnRollback: z
       .boolean()
       .default(false)

@@ -73,6 +73,8 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     },
     quiesce: { startToCloseTimeout: s(120), retry: retry(1, 30, 10), cancellationType: waitCancel },
     waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
+    // Lists the pods mounting source PVCs; with unmanagedPods: delete also deletes and waits for them.
+    checkSourceWriters: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 30, 5), cancellationType: waitCancel },
     unquiesce: { startToCloseTimeout: s(120), retry: retry(1, 60, 20), cancellationType: waitCancel },
     cleanup: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 60, 10), cancellationType: waitCancel },
     deleteDestinationPVCs: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },

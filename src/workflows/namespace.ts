@@ -8,6 +8,13 @@
  *   → quiesce → waitForQuiesced → final sync of every PVC → unquiesce (unless keepSourceQuiesced)
  *   → cleanup.
  *
+ * With quiesce (patch `q-writers`): discoverNamespace again right before quiesce (workloads created
+ * during a long warm migration are quiesced too; pods Ferry cannot stop fail the namespace unless the
+ * plan says `unmanagedPods: delete`), and checkSourceWriters right before the final sync (deleting
+ * those pods with `unmanagedPods: delete`) and right after it: while any pod other than Ferry's mounts
+ * a source PVC the final sync does not start, and a final sync such a pod overlapped is not trusted;
+ * either way the namespace rolls back (source restored) with the pods' names.
+ *
  * A PVC whose sync still fails after the activity's retries does not stop the others: it is marked
  * `failed` and waits for the operator's `decide` update — retry (sync it again), skip (leave it out of
  * the rest of the migration) or abort (roll the namespace back).
@@ -22,7 +29,7 @@
  * warnings instead of a rollback that would throw a finished copy away.
  */
 import * as wf from '@temporalio/workflow';
-import type { NamespaceContext, NamespaceDiscovery, PVCInfo } from '../activities/contract';
+import { FailureType, type NamespaceContext, type NamespaceDiscovery, type PVCInfo, type UnmanagedPod, type WorkloadRef } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { ferryActivities } from './activity-options';
 import {
@@ -90,6 +97,7 @@ function initialState(input: NamespaceWorkflowInput, workflowId: string): Namesp
       decisions: [],
     })),
     workloads: input.discovery.workloads.length,
+    ...(input.discovery.unmanagedPods?.length ? { unmanagedPods: input.discovery.unmanagedPods } : {}),
     touched: false,
     prepared: false,
     createdPVCs: [],
@@ -100,6 +108,18 @@ function initialState(input: NamespaceWorkflowInput, workflowId: string): Namesp
     warnings: [],
     runs: 0,
   };
+}
+
+/** "pod a (mounts x; controlled by K n)", for messages. */
+function describePods(pods: readonly UnmanagedPod[]): string {
+  return pods.map((p) => `pod ${p.name} (mounts ${p.pvcs.join(', ')}${p.owner ? `; controlled by ${p.owner}` : '; no controller'})`).join(', ');
+}
+
+/** `a` plus the workloads of `b` it lacks, in order. */
+function mergeWorkloads(a: readonly WorkloadRef[], b: readonly WorkloadRef[]): WorkloadRef[] {
+  const key = (w: WorkloadRef) => `${w.kind}/${w.namespace}/${w.name}`;
+  const have = new Set(a.map(key));
+  return [...a, ...b.filter((w) => !have.has(key(w)))];
 }
 
 /** A counting semaphore for workflow code: FIFO, deterministic, and cancellable (built on condition()). */
@@ -198,6 +218,13 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
   let abortedBy: Decision | undefined;
   const main = new wf.CancellationScope();
   const reporter = new ParentReporter(st);
+  /** What quiesce stops: discovery's workloads, plus those re-discovery finds before quiesce. */
+  let quiesceTargets: WorkloadRef[] = discovery.workloads;
+  if (st.runs === 1 && plan.quiesce && plan.acceptRevisionChange) {
+    for (const r of discovery.pendingRollouts ?? []) {
+      st.warnings.push(`${r.workload.kind} ${r.workload.namespace}/${r.workload.name} is in the middle of a rollout (${r.detail}); accepted by acceptRevisionChange`);
+    }
+  }
 
   const enter = (phase: NamespacePhase): void => {
     st.phase = phase;
@@ -379,18 +406,55 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
 
     await stagePasses();
 
+    const checkWriters = plan.quiesce && wf.patched('q-writers');
+    const migrated = () => st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name);
+    const writersFailure = (when: string, pods: UnmanagedPod[]) =>
+      wf.ApplicationFailure.create({
+        type: FailureType.Preflight,
+        nonRetryable: true,
+        message:
+          `${when}, ${pods.length} pod${pods.length === 1 ? '' : 's'} other than Ferry's mount${pods.length === 1 ? 's' : ''} source PVCs of ${namespace.source} and could write: ${describePods(pods)}. ` +
+          `Stop them (or their controller)${plan.unmanagedPods === 'delete' ? '' : ', or set unmanagedPods: delete for pods Ferry cannot quiesce'}, then migrate again`,
+      });
     if (plan.quiesce) {
+      if (checkWriters) {
+        // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
+        // stage phase: the applications are not touched yet (downtime starts with quiesce).
+        const again = await acts.discoverNamespace(ctx);
+        quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
+        st.workloads = quiesceTargets.length;
+        const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
+        if (unmanaged.length > 0) st.unmanagedPods = unmanaged;
+        else delete st.unmanagedPods;
+        reporter.touch();
+        if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure('before quiesce', unmanaged);
+      }
       enter('quiesce');
       st.downtime = { startedAt: now() };
-      if (discovery.workloads.length > 0) {
+      if (quiesceTargets.length > 0) {
         // In a cancelled scope the call below schedules nothing: then the source was not touched.
         st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
-        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: discovery.workloads });
-        await acts.waitForQuiesced({ migrationId, plan, workloads: discovery.workloads });
+        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: quiesceTargets });
+        await acts.waitForQuiesced({ migrationId, plan, workloads: quiesceTargets });
+      }
+      if (checkWriters) {
+        const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete' });
+        if (before.deleted.length > 0) st.warnings.push(`deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): ${before.deleted.join(', ')}`);
+        if (before.pods.length > 0) {
+          st.unmanagedPods = before.pods;
+          throw writersFailure('after quiesce, before the final sync', before.pods);
+        }
       }
     }
     enter('final-sync');
     await syncAll(true);
+    if (checkWriters) {
+      const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
+      if (after.pods.length > 0) {
+        st.unmanagedPods = after.pods;
+        throw writersFailure('the final sync is not trusted: right after it', after.pods);
+      }
+    }
     st.finalSynced = true;
     if (st.downtime) {
       st.downtime.endedAt = now();
@@ -437,7 +501,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       // A quiesce that failed half-way returned no records: the activity then restores the
       // workloads from their ferry.dev/pre-quiesce annotations (the second copy of the prior state).
       await step('unquiesce', async () => {
-        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: discovery.workloads });
+        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: quiesceTargets });
         st.unquiesced = true;
         // The applications run again: the downtime ends here.
         if (st.downtime && st.downtime.endedAt === undefined) {

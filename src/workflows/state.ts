@@ -17,6 +17,7 @@ import type {
   ImageCopyReport,
   PreflightProblem,
   QuiesceRecord,
+  UnmanagedPod,
 } from '../activities/contract';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
@@ -187,6 +188,9 @@ export interface NamespaceState {
    * end of the unquiesce step that restored the applications). */
   downtime?: { startedAt: string; endedAt?: string; seconds?: number };
   cleanup?: CleanupReport;
+  /** Pods mounting a source PVC that Ferry cannot quiesce (bare pods, pods of unknown controllers), as
+   * last found (discovery, re-discovery before quiesce, checks around the final sync). */
+  unmanagedPods?: UnmanagedPod[];
   /** Problems after the copy was complete (unquiesce or cleanup failed): no rollback, but act on them. */
   warnings: string[];
   /** Why restoring the source workloads failed after the final sync (they are still scaled down). */

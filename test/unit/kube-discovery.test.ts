@@ -151,7 +151,7 @@ describe('pvcUsage', () => {
   });
 
   it('an unused PVC has no users', () => {
-    expect(pvcUsage('scratch', inventory)).toEqual({ usedBy: [], barePods: [], foreignOwners: [] });
+    expect(pvcUsage('scratch', inventory)).toEqual({ usedBy: [], barePods: [], foreignOwners: [], unmanaged: [] });
   });
 
   it('old ReplicaSets of a Deployment and finished Jobs are not top-level', () => {

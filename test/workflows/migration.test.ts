@@ -150,9 +150,12 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     'createServer',
     'probeConnectivity',
     ...stage,
+    'discoverNamespace',
     'quiesce',
     'waitForQuiesced',
+    'checkSourceWriters',
     ...stage,
+    'checkSourceWriters',
     'unquiesce',
     'cleanup',
   ]);
@@ -163,9 +166,12 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     'createServer',
     'probeConnectivity',
     'runTransfer',
+    'discoverNamespace',
     'quiesce',
     'waitForQuiesced',
+    'checkSourceWriters',
     'runTransfer',
+    'checkSourceWriters',
     'unquiesce',
     'cleanup',
   ]);
@@ -231,7 +237,7 @@ test('manual cutover: stage passes go on (across continue-as-new) until the cuto
   expect(shop.stagePassesDone).toBeGreaterThanOrEqual(3);
   expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'ready-for-cutover', 'quiesce', 'final-sync', 'unquiesce', 'cleanup']);
   const order = fake.activityOrder({ namespace: 'shop' });
-  expect(order.slice(order.indexOf('quiesce'))).toEqual(['quiesce', 'waitForQuiesced', 'runTransfer', 'runTransfer', 'runTransfer', 'unquiesce', 'cleanup']);
+  expect(order.slice(order.indexOf('quiesce') - 1)).toEqual(['discoverNamespace', 'quiesce', 'waitForQuiesced', 'checkSourceWriters', 'runTransfer', 'runTransfer', 'runTransfer', 'checkSourceWriters', 'unquiesce', 'cleanup']);
   expect(order.filter((a) => a === 'prepareDestination')).toHaveLength(1); // not repeated by continue-as-new
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
 });

@@ -31,8 +31,16 @@ import {
   type WorkloadRef,
 } from '../../../src/activities/contract';
 
-/** The source cluster to simulate: namespace → its PVCs (name, size) and the workloads mounting them. */
-export type SourceSpec = Record<string, { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[] }>;
+/** The source cluster to simulate: namespace → its PVCs (name, size), the workloads mounting them, and
+ * pods Ferry cannot quiesce (bare pods, or with `owner`, pods an unknown controller recreates). */
+export type SourceSpec = Record<string, { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[]; pods?: FakePod[] }>;
+
+/** A pod Ferry cannot quiesce. With `owner` its controller recreates it when deleted. */
+export interface FakePod {
+  name: string;
+  pvcs: string[];
+  owner?: string;
+}
 
 export interface FakeClusterOptions {
   source: SourceSpec;
@@ -82,6 +90,8 @@ interface ClusterState {
   failures: TransferFailureScript[];
   /** Cutover marks of destination PVCs "destination/pvc/<ns>/<name>" → migration id (after a final sync). */
   cutover?: Record<string, string>;
+  /** Pods Ferry cannot quiesce, per namespace (they write to the PVCs they mount). */
+  pods?: Record<string, FakePod[]>;
   seq: number;
 }
 
@@ -106,8 +116,9 @@ export class FakeCluster {
       this.st = JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
       return;
     }
-    this.st = { objects: {}, workloads: {}, data: {}, failures: [], seq: 0 };
+    this.st = { objects: {}, workloads: {}, data: {}, failures: [], pods: {}, seq: 0 };
     for (const [ns, spec] of Object.entries(opts.source)) {
+      this.st.pods![ns] = [...(spec.pods ?? [])];
       for (const w of spec.workloads ?? []) this.st.workloads[`${ns}/${w.name}`] = { replicas: w.replicas };
       for (const p of spec.pvcs) {
         this.st.data[`${ns}/${p.name}`] = { source: 1, destination: 0 };
@@ -161,6 +172,25 @@ export class FakeCluster {
     this.save();
   }
 
+  /** Adds a pod Ferry cannot quiesce (e.g. while the migration runs). */
+  addPod(namespace: string, pod: FakePod): void {
+    const st = this.reload();
+    (st.pods ??= {})[namespace] = [...(st.pods[namespace] ?? []), pod];
+    this.save();
+    this.log({ event: 'create', object: `source/pod/${namespace}/${pod.name}` });
+  }
+
+  /** Pods Ferry cannot quiesce in a namespace now. */
+  pods(namespace: string): FakePod[] {
+    return this.reload().pods?.[namespace] ?? [];
+  }
+
+  /** Adds a source workload mounting every PVC of the namespace (e.g. created during a warm migration). */
+  addWorkload(namespace: string, name: string, replicas: number): void {
+    this.reload().workloads[`${namespace}/${name}`] = { replicas };
+    this.save();
+  }
+
   /** Scripts failures of runTransfer. */
   failTransfer(script: TransferFailureScript): void {
     this.reload().failures.push(script);
@@ -175,11 +205,16 @@ export class FakeCluster {
         this.activity('discoverNamespace', ctx.namespace.source, async () => {
           const spec = this.opts.source[ctx.namespace.source];
           if (!spec) throw ApplicationFailure.nonRetryable(`namespace ${ctx.namespace.source} not found in the source cluster`, FailureType.Preflight);
-          const workloads: WorkloadRef[] = (spec.workloads ?? []).map((w) => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ctx.namespace.source, name: w.name }));
+          const st = this.reload();
+          const workloads: WorkloadRef[] = Object.keys(st.workloads)
+            .filter((k) => k.startsWith(`${ctx.namespace.source}/`))
+            .map((k) => ({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ctx.namespace.source, name: k.split('/')[1]! }));
+          const unmanagedPods = (st.pods?.[ctx.namespace.source] ?? []).map((p) => ({ ...p }));
           const d: NamespaceDiscovery = {
             sourceNamespace: ctx.namespace.source,
             destinationNamespace: ctx.namespace.destination,
             workloads,
+            ...(unmanagedPods.length ? { unmanagedPods } : {}),
             pvcs: spec.pvcs.map((p) => ({
               name: p.name,
               destinationName: p.name,
@@ -251,6 +286,28 @@ export class FakeCluster {
           });
           this.save();
           return records;
+        }),
+      checkSourceWriters: (input) =>
+        this.activity('checkSourceWriters', `${input.namespace.source} delete=${input.deleteUnmanaged}`, async () => {
+          const ns = input.namespace.source;
+          const mounting = (p: FakePod) => p.pvcs.some((c) => input.pvcs.includes(c));
+          const deleted: string[] = [];
+          if (input.deleteUnmanaged) {
+            const st = this.reload();
+            const doomed = (st.pods?.[ns] ?? []).filter(mounting);
+            // A pod with an owner is recreated by its controller.
+            st.pods![ns] = (st.pods?.[ns] ?? []).filter((p) => !mounting(p) || p.owner !== undefined);
+            this.save();
+            for (const p of doomed) {
+              deleted.push(p.name);
+              this.log({ event: 'delete', object: `source/pod/${ns}/${p.name}` });
+            }
+          }
+          const st = this.reload();
+          const running = Object.entries(st.workloads)
+            .filter(([k, w]) => k.startsWith(`${ns}/`) && w.replicas > 0)
+            .map(([k]) => ({ name: `${k.split('/')[1]}-0`, pvcs: [...input.pvcs], owner: `Deployment ${k} (not quiesced)` }));
+          return { pods: [...(st.pods?.[ns] ?? []).filter(mounting), ...running], deleted };
         }),
       waitForQuiesced: (input) =>
         this.activity('waitForQuiesced', input.workloads[0]?.namespace ?? '', async () => {
@@ -359,7 +416,10 @@ export class FakeCluster {
     after.data[dataKey]!.destination = startVersion;
     if (req.final) (after.cutover ??= {})[`destination/pvc/${req.namespace.destination}/${req.pvc.destinationName}`] = req.migrationId;
     // Applications that still run kept writing while the sync copied.
-    const writers = Object.entries(after.workloads).filter(([k, w]) => k.startsWith(`${ns}/`) && w.replicas > 0);
+    const writers = [
+      ...Object.entries(after.workloads).filter(([k, w]) => k.startsWith(`${ns}/`) && w.replicas > 0),
+      ...(after.pods?.[ns] ?? []).filter((p) => p.pvcs.includes(req.pvc.name)),
+    ];
     if (writers.length > 0) after.data[dataKey]!.source = startVersion + 1;
     this.save();
     this.delete(pod);

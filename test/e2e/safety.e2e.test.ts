@@ -1,0 +1,261 @@
+/**
+ * Safety drills on the lab (issue 8): real Temporal dev server, a real `ferry worker` child process,
+ * migrations of small namespaces (prefix q-) between the lab's two Kubernetes 1.32 clusters, checked
+ * inside the clusters.
+ *
+ *   (r) StatefulSet with persistentVolumeClaimRetentionPolicy whenScaled: Delete (GA in 1.32: scaling
+ *       to 0 deletes the claims): migrated with quiesce, the source PVC survives (same uid, identical
+ *       data), the policy is back to Delete, the destination data is identical.
+ *   (u) a bare pod writing to a PVC: with the default plan preflight refuses, naming the pod, and
+ *       nothing is touched; with unmanagedPods: delete the migration completes and the pod is gone.
+ *
+ * Skipped with a message unless the lab with nodes is up; FERRY_REQUIRE_LAB=1 makes that a failure.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
+import { parsePlan } from '../../src/plan/load';
+import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
+import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
+import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil } from '../../hack/e2e/lib';
+
+const ROOT = join(__dirname, '..', '..');
+
+function labWithNodes(): string | undefined {
+  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
+  for (const c of ['ferry-src', 'ferry-dst']) {
+    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
+    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
+  }
+  return undefined;
+}
+const unavailable = labWithNodes();
+if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
+if (unavailable) console.warn(`SKIPPED safety drills: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
+const labDescribe = unavailable ? describe.skip : describe;
+
+const TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 20, retryIntervalScale: 0.2 };
+const RUN = Math.random().toString(36).slice(2, 7);
+const BUSYBOX = 'ferry.local/lab/busybox:1';
+const t0 = Date.now();
+const created: string[] = [];
+const report: string[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => process.stdout.write(`[safety +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
+
+async function freePort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+const json = (ctx: 'ferry-src' | 'ferry-dst', args: string[]) => JSON.parse(kubectl(ctx, [...args, '-o', 'json']));
+const exists = (ctx: 'ferry-src' | 'ferry-dst', args: string[]) => spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', ctx, 'get', ...args], { encoding: 'utf8' }).status === 0;
+
+labDescribe('safety drills on the lab', () => {
+  let temporal: TemporalHandle;
+  let session: TemporalSession;
+  let stateDir: string;
+  let worker: ChildProcess | undefined;
+  let workerLog = '';
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'ferry-q-safety-'));
+    const port = await freePort();
+    const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
+    const workerEnv = { ...env, KUBECONFIG: LAB_KUBECONFIG, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TASK_QUEUE: `q-safety-${RUN}`, FERRY_LOG_LEVEL: 'info' };
+    temporal = await resolveTemporal({ env: workerEnv, stateDir, port, headless: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (d: Buffer) => {
+      workerLog += d.toString();
+      if (workerLog.length > 4 << 20) workerLog = workerLog.slice(-(2 << 20));
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    worker = child;
+    await waitUntil(() => {
+      if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${workerLog.slice(-2000)}`);
+      return workerLog.includes('"msg":"worker started"');
+    }, 'the worker to start', 120_000, 500);
+    session = await openSession(workerEnv);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker!.once('exit', r));
+      worker.kill('SIGTERM');
+      await Promise.race([exited, sleep(30_000)]);
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    }
+    await session?.close().catch(() => undefined);
+    await temporal?.stop().catch(() => undefined);
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    if (process.env.FERRY_E2E_KEEP !== '1') {
+      for (const ns of created) {
+        for (const ctx of ['ferry-src', 'ferry-dst']) spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', ctx, 'delete', 'ns', ns, '--wait=false'], { timeout: 30000 });
+      }
+    }
+    process.stdout.write(`\n==================== Ferry safety drills (${((Date.now() - t0) / 1000).toFixed(0)} s) ====================\n${report.join('\n')}\n`);
+  }, 120_000);
+
+  function plan(ns: string, extra: Record<string, unknown> = {}) {
+    return parsePlan({
+      source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' },
+      destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' },
+      namespaces: [ns],
+      stagePasses: 1,
+      stageIntervalSeconds: 0,
+      quiesce: true,
+      endpoint: { type: 'LoadBalancer' },
+      security: { mode: 'preserve-ownership' },
+      timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300 },
+      ...extra,
+    });
+  }
+
+  async function outcome(id: string): Promise<MigrationState> {
+    try {
+      return (await session.client.workflow.getHandle(id).result()) as MigrationState;
+    } catch (e) {
+      if (e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure && e.cause.details?.[0]) return e.cause.details[0] as MigrationState;
+      throw e;
+    }
+  }
+
+  function createNamespace(ns: string): void {
+    created.push(ns);
+    kubectl('ferry-src', ['create', 'namespace', ns]);
+  }
+
+  test('(r) StatefulSet whenScaled: Delete: the source PVC survives quiesce, the policy is restored, the copy is identical', async () => {
+    const ns = `q-${RUN}-ret`;
+    createNamespace(ns);
+    const policy = { whenScaled: 'Delete', whenDeleted: 'Retain' };
+    kubectl('ferry-src', ['-n', ns, 'apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'db', namespace: ns },
+      spec: {
+        replicas: 1,
+        serviceName: 'db',
+        persistentVolumeClaimRetentionPolicy: policy,
+        selector: { matchLabels: { app: 'db' } },
+        template: {
+          metadata: { labels: { app: 'db' } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{
+              name: 'db',
+              image: BUSYBOX,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sh', '-c', 'if [ ! -f /d/init.done ]; then mkdir -p /d/tables; i=1; while [ $i -le 8 ]; do dd if=/dev/urandom of=/d/tables/t$i bs=4096 count=$((i*16)) 2>/dev/null; i=$((i+1)); done; echo "$HOSTNAME" > /d/identity; ln -s tables/t1 /d/current; touch /d/init.done; fi; exec sleep 2147483647'],
+              volumeMounts: [{ name: 'data', mountPath: '/d' }],
+            }],
+          },
+        },
+        volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '32Mi' } } } }],
+      },
+    }));
+    kubectl('ferry-src', ['-n', ns, 'rollout', 'status', 'statefulset/db', '--timeout=180s']);
+    await waitUntil(() => kubectl('ferry-src', ['-n', ns, 'exec', 'db-0', '--', 'ls', '/d/init.done']).includes('init.done'), 'db-0 to write its data', 60_000);
+    const uidBefore = json('ferry-src', ['-n', ns, 'get', 'pvc', 'data-db-0']).metadata.uid as string;
+    const srcBefore = await manifest('ferry-src', ns, 'data-db-0');
+
+    const id = `q-${RUN}-ret`;
+    await startMigration(session, plan(ns), id, TUNING);
+    const s = await outcome(id);
+    log(`(r) ${s.status}${s.error ? `: ${s.error}` : ''}`);
+    expect({ status: s.status, error: s.error }).toEqual({ status: 'succeeded', error: undefined });
+
+    // The source PVC is the same object (not deleted and re-created empty by the scale-up) with the same data.
+    const pvcAfter = json('ferry-src', ['-n', ns, 'get', 'pvc', 'data-db-0']);
+    expect(pvcAfter.metadata.uid).toBe(uidBefore);
+    const sts = json('ferry-src', ['-n', ns, 'get', 'statefulset', 'db']);
+    expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual(policy);
+    expect(sts.spec.replicas).toBe(1);
+    expect(Object.keys(sts.metadata.annotations ?? {}).filter((k) => k.startsWith('ferry.dev/'))).toEqual([]);
+    const record = s.namespaces[0]!.result!.quiesced[0]!;
+    expect(record).toMatchObject({ replicas: 1, pvcRetentionPolicy: policy, migrationId: id });
+    const srcAfter = await manifest('ferry-src', ns, 'data-db-0');
+    expect(compareManifests(srcBefore, srcAfter).differences).toEqual([]);
+    const c = compareManifests(srcAfter, await manifest('ferry-dst', ns, 'data-db-0'));
+    expect(c.differences.slice(0, 20)).toEqual([]);
+    expect(c.files).toBeGreaterThanOrEqual(9);
+    kubectl('ferry-src', ['-n', ns, 'rollout', 'status', 'statefulset/db', '--timeout=180s']);
+    expect(ferryObjects([ns])).toEqual([]);
+    report.push(
+      `(r) whenScaled: Delete: migration ${s.status}; source PVC data-db-0 same uid ${uidBefore}, data unchanged; policy restored ${JSON.stringify(sts.spec.persistentVolumeClaimRetentionPolicy)}; ` +
+        `destination identical (${c.entries} entries, ${c.files} files, ${c.bytes} bytes, owners compared)`,
+    );
+  }, 900_000);
+
+  test('(u) a bare pod writing to a PVC: refused by preflight by default; with unmanagedPods: delete migrated and the pod gone', async () => {
+    const ns = `q-${RUN}-bare`;
+    createNamespace(ns);
+    kubectl('ferry-src', ['-n', ns, 'apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'files', namespace: ns }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '32Mi' } } } },
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: 'writer', namespace: ns },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{
+              name: 'w',
+              image: BUSYBOX,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['sh', '-c', 'mkdir -p /d/log; i=1; while [ $i -le 6 ]; do dd if=/dev/urandom of=/d/log/seg$i bs=4096 count=64 2>/dev/null; i=$((i+1)); done; touch /d/ready; exec sleep 2147483647'],
+              volumeMounts: [{ name: 'd', mountPath: '/d' }],
+            }],
+            volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'files' } }],
+          },
+        },
+      ],
+    }));
+    kubectl('ferry-src', ['-n', ns, 'wait', '--for=condition=Ready', 'pod/writer', '--timeout=180s']);
+    await waitUntil(() => kubectl('ferry-src', ['-n', ns, 'exec', 'writer', '--', 'ls', '/d/ready']).includes('ready'), 'the writer to write', 60_000);
+
+    // Default plan: preflight names the pod; nothing is touched.
+    const refused = `q-${RUN}-bare-refused`;
+    await startMigration(session, plan(ns), refused, TUNING);
+    const r = await outcome(refused);
+    const problems = r.problems.map((p) => `${p.subject}: ${p.message}`);
+    log(`(u) default plan: ${r.status}; ${problems.join(' | ')}`);
+    expect(r.status).toBe('failed');
+    expect(problems.join('\n')).toMatch(/pod writer \(no controller; mounts files\).*unmanagedPods: delete/);
+    expect(exists('ferry-dst', ['namespace', ns])).toBe(false);
+    expect(json('ferry-src', ['-n', ns, 'get', 'pod', 'writer']).status.phase).toBe('Running');
+    expect(ferryObjects([ns])).toEqual([]);
+
+    // unmanagedPods: delete: the pod is deleted after quiesce, before the final sync.
+    const id = `q-${RUN}-bare`;
+    await startMigration(session, plan(ns, { unmanagedPods: 'delete' }), id, TUNING);
+    const s = await outcome(id);
+    log(`(u) unmanagedPods: delete: ${s.status}${s.error ? `: ${s.error}` : ''}`);
+    expect({ status: s.status, error: s.error }).toEqual({ status: 'succeeded', error: undefined });
+    expect(exists('ferry-src', ['-n', ns, 'pod', 'writer'])).toBe(false);
+    const shop = s.namespaces[0]!.result!;
+    expect(shop.warnings).toEqual([expect.stringMatching(/deleted pods Ferry cannot quiesce before the final sync \(unmanagedPods: delete\): writer/)]);
+    const c = compareManifests(await manifest('ferry-src', ns, 'files'), await manifest('ferry-dst', ns, 'files'));
+    expect(c.differences.slice(0, 20)).toEqual([]);
+    expect(c.files).toBe(7);
+    expect(ferryObjects([ns])).toEqual([]);
+    report.push(
+      `(u) bare pod writer: default plan → ${r.status} at preflight ("${r.problems[0]?.message.slice(0, 200)}…"), destination namespace not created, pod still running; ` +
+        `unmanagedPods: delete → ${s.status}, pod deleted before the final sync, destination identical (${c.entries} entries, ${c.files} files)`,
+    );
+  }, 900_000);
+});
