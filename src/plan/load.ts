@@ -3,7 +3,7 @@
  * Every entry point validates against ./schema.ts and reports ALL problems at once through one
  * PlanValidationError whose message lists every invalid field as `path: message` lines.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
@@ -325,20 +325,41 @@ function lineOf(doc: Document | undefined, counter: LineCounter | undefined, pat
   return undefined;
 }
 
+/** Largest plan file accepted, in bytes (1 MiB): the plan is part of the migration workflow's input. */
+export const MAX_PLAN_BYTES = 1024 * 1024;
+
+class PlanTooLargeError extends Error {
+  constructor(readonly size: number) {
+    super(`plan of ${size} bytes`);
+  }
+}
+
 /**
  * Reads, validates and defaults a plan file. The format is decided by content: a document starting
  * with `{` is JSON, anything else YAML 1.2 (one document; duplicate keys are errors). Relative file
  * paths in the plan (kubeconfig, registry authFile/caFile) are made absolute against the plan file's
  * directory, and `~/` is expanded.
  * @param file path of the plan file
- * @throws PlanValidationError when the file cannot be read or parsed (path `(file)`) or the plan is
+ * @throws PlanValidationError when the file cannot be read or parsed, or is larger than MAX_PLAN_BYTES
+ *   (path `(file)`), or the plan is
  *   invalid (one issue per invalid field, with its line number)
  */
 export function loadPlanFile(file: string): MigrationPlan {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_PLAN_BYTES) throw new PlanTooLargeError(size);
     text = readFileSync(file, 'utf8');
+    if (Buffer.byteLength(text) > MAX_PLAN_BYTES) throw new PlanTooLargeError(Buffer.byteLength(text));
   } catch (e) {
+    if (e instanceof PlanTooLargeError) {
+      throw new PlanValidationError(file, [
+        {
+          path: '(file)',
+          message: `the plan file has ${e.size} bytes; a plan may have at most ${MAX_PLAN_BYTES} bytes (1 MiB): it is copied into the migration's workflow history. Select PVCs with labelSelector or all: true instead of long lists, or split the migration`,
+        },
+      ]);
+    }
     throw new PlanValidationError(file, [{ path: '(file)', message: `cannot read the plan file: ${(e as Error).message}` }]);
   }
   const counter = new LineCounter();
