@@ -353,10 +353,34 @@ export async function rollback(session: TemporalSession, id: string, reason?: st
   }
 }
 
-/** Cancels the migration: every namespace rolls back, and the workflow ends cancelled. */
-export async function cancel(session: TemporalSession, id: string): Promise<void> {
+/**
+ * Cancels the migration: every namespace rolls back, and the workflow ends cancelled. When the
+ * migration workflow has already ended (e.g. terminated) while namespace workflows of it still run
+ * (they outlive it: parentClosePolicy ABANDON), those are cancelled instead.
+ * @returns the workflow ids asked to cancel
+ * @throws CliError exit 2 when nothing of the migration runs, exit 3 when not found
+ */
+export async function cancel(session: TemporalSession, id: string): Promise<string[]> {
   try {
-    await session.client.workflow.getHandle(id).cancel();
+    const handle = session.client.workflow.getHandle(id);
+    const desc = await handle.describe();
+    if (desc.status.name === 'RUNNING') {
+      await handle.cancel();
+      return [id];
+    }
+    const cancelled: string[] = [];
+    for (const ns of desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryNamespaces) ?? []) {
+      const child = session.client.workflow.getHandle(namespaceWorkflowId(id, ns));
+      const status = await child.describe().then(
+        (d) => d.status.name,
+        () => undefined,
+      );
+      if (status !== 'RUNNING') continue;
+      await child.cancel();
+      cancelled.push(child.workflowId);
+    }
+    if (cancelled.length === 0) throw new CliError(`migration ${id} has already ended (${desc.status.name.toLowerCase()}): nothing to cancel; \`ferry cleanup ${id}\` removes what it left`, EXIT.INVALID_INPUT);
+    return cancelled;
   } catch (e) {
     throw cliErrorOf(e, `cancelling migration ${id}`);
   }

@@ -8,6 +8,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadPlanFile, planFromFlags, PlanValidationError, type PlanFlags } from '../plan/load';
 import type { MigrationPlan } from '../plan/schema';
+import { KubeClient } from '../kube/client';
+import { kubeMigrationClusters } from '../kube/leftovers';
+import { cleanupMigrationById, renderCleanup, renderSweep, sweep, type ClustersFor } from './cleanup';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes';
 import { follow } from './follow';
 import { checkPlanKubeconfigs } from './local-checks';
@@ -35,6 +38,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   /** Aborted on Ctrl-C (default: SIGINT of this process). */
   interrupt?: AbortSignal;
+  /** The clusters of a plan for `ferry cleanup` (default: Kubernetes clients from the plan's kubeconfig and contexts). */
+  clustersFor?: ClustersFor;
 }
 
 type Output = 'human' | 'json';
@@ -136,7 +141,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     }
     if (output === 'json') {
       json(view.state ?? view);
-      for (const line of sourceNotRestoredLines(Object.values(view.namespaces))) err(line);
+      for (const line of sourceNotRestoredLines(Object.values(view.namespaces), id)) err(line);
     } else out(renderView(view));
     setExit(exitOf(view));
   };
@@ -289,9 +294,10 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .addOption(outputOption())
     .action(async (id: string, o: { output: Output }) => {
       await withSession(async (session) => {
-        await cancel(session, id);
-        if (o.output === 'json') json({ id, cancelRequested: true });
-        else out(`Cancellation of ${id} requested: running namespaces roll back. Follow: ferry status ${id} --follow`);
+        const cancelled = await cancel(session, id);
+        if (o.output === 'json') json({ id, cancelRequested: true, workflows: cancelled });
+        else if (cancelled.length === 1 && cancelled[0] === id) out(`Cancellation of ${id} requested: running namespaces roll back. Follow: ferry status ${id} --follow`);
+        else out(`Migration ${id} had ended; cancellation requested for its namespace workflows still running: ${cancelled.join(', ')} (they roll back and clean up).`);
         setExit(EXIT.OK);
       });
     });
@@ -369,6 +375,42 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       else if (st.answers) out(`Temporal dev server at ${st.address}: running${st.pid ? `, pid ${st.pid} since ${st.startedAt}` : ' (not started by Ferry: no pid file)'}${st.uiUrl ? `, Web UI ${st.uiUrl}` : ''}, state ${st.stateDir}`);
       else out(`Temporal dev server at ${st.address}: ${st.pid ? `pid ${st.pid} runs but does not answer (log ${st.logFile})` : 'not running'}. \`ferry server start\` (or \`ferry worker\`) starts it.`);
       setExit(st.answers ? EXIT.OK : EXIT.TEMPORAL_UNREACHABLE);
+    });
+
+  program
+    .command('cleanup')
+    .description(
+      'clean up after a migration whose workflow cannot (terminated, timed out): restore the source workloads it left quiesced and delete its transfer objects in both clusters; refuses while it runs',
+    )
+    .argument('[id]', 'migration id')
+    .option('-f, --file <plan>', "the migration's plan (default: the plan stored in its workflow); with --sweep: the clusters to sweep")
+    .option('--sweep', 'find the transfer objects of every migration no longer running in the clusters of -f, and clean them up')
+    .option('--dry-run', 'only check and list; change nothing')
+    .addOption(outputOption())
+    .action(async (id: string | undefined, o: { file?: string; sweep?: boolean; dryRun?: boolean; output: Output }) => {
+      if ((id === undefined) === (o.sweep !== true)) throw new CliError('give either a migration id or --sweep (with -f plan)', EXIT.INVALID_INPUT);
+      if (o.sweep && o.file === undefined) throw new CliError('--sweep needs -f plan: the plan names the two clusters to sweep', EXIT.INVALID_INPUT);
+      const plan = o.file !== undefined ? loadPlanFile(o.file) : undefined;
+      const clustersFor: ClustersFor =
+        io.clustersFor ??
+        ((p) =>
+          kubeMigrationClusters(
+            KubeClient.fromOptions({ kubeconfig: p.source.kubeconfig, context: p.source.context }, io.env),
+            KubeClient.fromOptions({ kubeconfig: p.destination.kubeconfig, context: p.destination.context }, io.env),
+          ));
+      await withSession(async (session) => {
+        if (o.sweep) {
+          const entries = await sweep(session, plan!, { clustersFor, ...(o.dryRun ? { dryRun: true } : {}) });
+          if (o.output === 'json') json(entries);
+          else out(renderSweep(entries));
+          setExit(entries.some((e) => e.action === 'failed') ? EXIT.MIGRATION_FAILED : EXIT.OK);
+          return;
+        }
+        const outcome = await cleanupMigrationById(session, id!, { clustersFor, ...(plan ? { plan } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
+        if (o.output === 'json') json(outcome);
+        else out(renderCleanup(outcome));
+        setExit(EXIT.OK);
+      });
     });
 
   program

@@ -56,13 +56,15 @@ export function restoreCommands(ns: NamespaceState): string[] {
     });
 }
 
-/** The loud lines for namespaces whose source was not restored after the final sync (empty if none). */
-export function sourceNotRestoredLines(namespaces: readonly NamespaceState[]): string[] {
+/** The loud lines for namespaces whose source was not restored after the final sync (empty if none);
+ * `id`: the migration's, for the `ferry cleanup` hint. */
+export function sourceNotRestoredLines(namespaces: readonly NamespaceState[], id?: string): string[] {
   const lines: string[] = [];
   for (const ns of namespaces.filter(sourceNotRestored)) {
     lines.push(`!!! SOURCE NOT RESTORED: namespace ${ns.source} is migrated, but its source applications are still scaled down` + (ns.unquiesceFailed ? ` (${ns.unquiesceFailed})` : ''));
     const cmds = restoreCommands(ns);
     if (cmds.length > 0) lines.push('!!! restore them in the source cluster:', ...cmds.map((c) => `      ${c}`));
+    if (id !== undefined) lines.push(`!!! or: ferry cleanup ${id}   (restores them from their ferry.dev/pre-quiesce annotations)`);
   }
   return lines;
 }
@@ -143,7 +145,7 @@ export function renderView(view: MigrationView): string {
       for (const p of st.problems) lines.push(`    ${p.subject}: ${p.message}`);
     }
   }
-  lines.push(...sourceNotRestoredLines(Object.values(view.namespaces)));
+  lines.push(...sourceNotRestoredLines(Object.values(view.namespaces), view.id));
   if (view.failure && !st?.error) lines.push(`  failure: ${view.failure}`);
   for (const w of view.warnings) lines.push(`  WARNING: ${w}`);
   return lines.join('\n');

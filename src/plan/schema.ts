@@ -39,6 +39,10 @@ export const SYSTEM_NAMESPACE_PATTERN = /^(kube-.*|openshift|openshift-.*)$/;
 export const MAX_CONCURRENCY = 20;
 /** Largest number of stage passes accepted in 'auto' cutover mode. */
 export const MAX_STAGE_PASSES = 100;
+/** Most namespaces one plan may migrate (bounds the migration workflow's state and history). */
+export const MAX_NAMESPACES = 100;
+/** Most PVC names one selection may list. */
+export const MAX_PVC_NAMES = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // Name validators. Each returns a problem description (without the "got …" part) or undefined.
@@ -180,7 +184,12 @@ const posixId = () => integer().min(0).max(2147483647);
 export const pvcSelectionSchema = z
   .strictObject({
     all: z.literal(true).optional().describe('Every PVC of the namespace.'),
-    names: z.array(dnsSubdomain()).min(1).optional().describe('These PVCs, by name.'),
+    names: z
+      .array(dnsSubdomain())
+      .min(1)
+      .max(MAX_PVC_NAMES, { error: `lists more than ${MAX_PVC_NAMES} PVCs: select them with labelSelector or all: true instead` })
+      .optional()
+      .describe('These PVCs, by name.'),
     labelSelector: z.string().optional().describe('PVCs matching this label selector, e.g. "app=db,tier!=cache".'),
   })
   .superRefine((sel, ctx) => {
@@ -491,6 +500,7 @@ export const migrationPlanSchema = z
     namespaces: z
       .array(namespaceMappingSchema)
       .min(1)
+      .max(MAX_NAMESPACES, { error: `more than ${MAX_NAMESPACES} namespaces in one plan: split the migration into several plans` })
       .describe('Namespaces to migrate: "name", "source:destination" or { source, destination?, pvcs? }.'),
     pvcs: pvcSelectionSchema.prefault({ all: true }).describe('Default PVC selection of every namespace.'),
     storageClassMapping: z

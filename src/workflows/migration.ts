@@ -41,9 +41,34 @@ export interface MigrationWorkflowInput {
   migrationId: string;
   plan: MigrationPlan;
   tuning?: WorkflowTuning;
+  /** State carried over continue-as-new (internal): discovery and preflight are done, every
+   * namespace workflow has started and reports to the new run. */
+  resume?: MigrationState;
 }
 
 const now = () => new Date().toISOString();
+
+/**
+ * Patch of the bounded-history migration (issue 8 item 9): namespace workflows are started with
+ * parentClosePolicy ABANDON, so that they survive this workflow's continue-as-new and keep reporting
+ * to the new run, and the workflow continues as new when its history grows long.
+ */
+export const PATCH_MIGRATION_CONTINUE_AS_NEW = 'w-migration-can';
+
+/**
+ * The plan as one namespace's workflow and activities need it: the same plan with only that
+ * namespace in `namespaces`, so that their inputs (and histories) do not grow with the number of
+ * namespaces (issue 8 item 9).
+ */
+export function planFor(plan: MigrationPlan, namespace: NamespaceMapping): MigrationPlan {
+  return { ...plan, namespaces: [namespace] };
+}
+
+/** Whether this run should continue as new: Temporal suggests it, or the tuning's event bound is reached. */
+export function historyLong(tuning: WorkflowTuning | undefined): boolean {
+  const info = wf.workflowInfo();
+  return info.continueAsNewSuggested || (tuning?.continueAsNewAfterEvents !== undefined && info.historyLength >= tuning.continueAsNewAfterEvents);
+}
 
 /** The migration's own steps; while namespaces run, the phase is derived from theirs. */
 type OwnStep = 'discover' | 'preflight' | 'migrate';
@@ -63,8 +88,9 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
   const info = wf.workflowInfo();
   const acts = ferryActivities(plan, tuning);
   const main = new wf.CancellationScope();
-  let step: OwnStep = 'discover';
-  const st: MigrationState = {
+  const bounded = input.resume !== undefined || wf.patched(PATCH_MIGRATION_CONTINUE_AS_NEW);
+  let step: OwnStep = input.resume ? 'migrate' : 'discover';
+  const st: MigrationState = input.resume ?? {
     migrationId,
     workflowId: info.workflowId,
     ...(plan.name !== undefined ? { name: plan.name } : {}),
@@ -156,10 +182,16 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     e.pvcs = discovery.pvcs.length;
     refresh();
     try {
-      e.result = await wf.executeChild(namespaceWorkflow, {
-        workflowId: e.workflowId,
-        args: [{ migrationId, plan, namespace, discovery, ...(tuning ? { tuning } : {}) }],
-      });
+      const args: Parameters<typeof namespaceWorkflow> = [{ migrationId, plan: planFor(plan, namespace), namespace, discovery, ...(tuning ? { tuning } : {}) }];
+      if (bounded) {
+        // ABANDON: the namespace workflow outlives this run's continue-as-new (its reports reach the
+        // new run). Cancelling `main` still cancels it while this run waits on it.
+        const child = await wf.startChild(namespaceWorkflow, { workflowId: e.workflowId, args, parentClosePolicy: 'ABANDON' });
+        startedChildren++;
+        e.result = await child.result();
+      } else {
+        e.result = await wf.executeChild(namespaceWorkflow, { workflowId: e.workflowId, args });
+      }
       e.status = 'succeeded';
     } catch (err) {
       const final = stateFromFailure(err) ?? e.result;
@@ -176,18 +208,56 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     e.images = { status: 'running' };
     refresh();
     try {
-      e.images = { status: 'succeeded', report: await acts.copyImages({ migrationId, plan, namespace }) };
+      e.images = { status: 'succeeded', report: await acts.copyImages({ migrationId, plan: planFor(plan, namespace), namespace }) };
     } catch (err) {
       e.images = { status: 'failed', error: failureMessage(err) };
     }
     refresh();
   }
 
+  /** Namespace workflows this run started (bounded mode). */
+  let startedChildren = 0;
+  const ended = () => running().length === 0 && !st.namespaces.some((e) => e.images.status === 'pending' || e.images.status === 'running');
+  /**
+   * Bounded mode: waits until every namespace and image copy ended; continues as new when the
+   * history grew long and the new run can take over (every namespace workflow started — they report
+   * to whichever run is current —, no image copy in flight, no rollback under way).
+   */
+  async function awaitNamespaces(work: Promise<void>[], expectedChildren: number): Promise<void> {
+    try {
+      for (;;) {
+        const canHandOver = () =>
+          startedChildren >= expectedChildren && !st.namespaces.some((e) => e.images.status === 'pending' || e.images.status === 'running') && !st.rollbackRequested;
+        await wf.condition(() => ended() || (canHandOver() && historyLong(tuning)));
+        if (ended()) break;
+        await wf.condition(wf.allHandlersFinished);
+        await wf.continueAsNew<typeof migrationWorkflow>({ migrationId, plan, ...(tuning ? { tuning } : {}), resume: st });
+      }
+    } catch (err) {
+      if (!wf.isCancellation(err)) throw err;
+      // Rollback or cancellation. This run's own children are cancelled with its scope; a continued
+      // run does not own the namespace workflows: it asks each one still running to roll back. Then
+      // wait for every final report, as the first run waits for its children.
+      await wf.CancellationScope.nonCancellable(async () => {
+        if (input.resume) await Promise.allSettled(running().map((e) => wf.getExternalWorkflowHandle(e.workflowId).cancel()));
+        await Promise.allSettled(work);
+        await wf.condition(() => running().length === 0);
+      });
+    }
+    await Promise.allSettled(work);
+  }
+
   try {
     await main.run(async () => {
+      if (input.resume) {
+        // A continued run: the namespace workflows run on and report here.
+        refresh();
+        await awaitNamespaces([], 0);
+        return;
+      }
       enter('discover');
       const problems: PreflightProblem[] = [];
-      const found = await Promise.allSettled(plan.namespaces.map((namespace) => acts.discoverNamespace({ migrationId, plan, namespace })));
+      const found = await Promise.allSettled(plan.namespaces.map((namespace) => acts.discoverNamespace({ migrationId, plan: planFor(plan, namespace), namespace })));
       const discoveries: NamespaceDiscovery[] = [];
       found.forEach((r, i) => {
         if (r.status === 'fulfilled') {
@@ -210,15 +280,16 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
       }
 
       enter('migrate');
-      await Promise.allSettled(
-        plan.namespaces.flatMap((namespace, i) => {
-          const e = st.namespaces[i]!;
-          const discovery = discoveries[i]!;
-          return plan.images.enabled ? [runNamespace(e, namespace, discovery), copyImages(e, namespace)] : [runNamespace(e, namespace, discovery)];
-        }),
-      );
+      const work = plan.namespaces.flatMap((namespace, i) => {
+        const e = st.namespaces[i]!;
+        const discovery = discoveries[i]!;
+        return plan.images.enabled ? [runNamespace(e, namespace, discovery), copyImages(e, namespace)] : [runNamespace(e, namespace, discovery)];
+      });
+      if (bounded) await awaitNamespaces(work, plan.namespaces.length);
+      else await Promise.allSettled(work);
     });
   } catch (err) {
+    if (err instanceof wf.ContinueAsNew) throw err;
     if (wf.isCancellation(err)) {
       if (st.rollbackRequested) {
         const message = `migration ${migrationId} rolled back by the operator before anything was changed`;

@@ -383,7 +383,9 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       passesThisRun++;
       reporter.touch();
       const perRun = tuning?.stagePassesPerRun;
-      if (!cutNow() && ((perRun !== undefined && passesThisRun >= perRun) || wf.workflowInfo().continueAsNewSuggested)) {
+      const eventBound = tuning?.continueAsNewAfterEvents;
+      const longHistory = wf.workflowInfo().continueAsNewSuggested || (eventBound !== undefined && wf.workflowInfo().historyLength >= eventBound);
+      if (!cutNow() && ((perRun !== undefined && passesThisRun >= perRun) || longHistory)) {
         await reporter.drained();
         await wf.condition(wf.allHandlersFinished);
         await wf.continueAsNew<typeof namespaceWorkflow>({ ...input, resume: st });

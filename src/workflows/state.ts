@@ -29,6 +29,10 @@ export interface WorkflowTuning {
   /** Stage passes per run of namespaceWorkflow before it continues as new (bounding its history in a
    * long manual-cutover migration). Default: when Temporal suggests it (history size). */
   stagePassesPerRun?: number;
+  /** Continue as new once a run's history has this many events (migrationWorkflow while its
+   * namespaces run; namespaceWorkflow between stage passes), besides when Temporal suggests it.
+   * Default: only when Temporal suggests it. Tests scale it down. */
+  continueAsNewAfterEvents?: number;
 }
 
 /** A phase with its start and end times (ISO 8601, workflow time). */

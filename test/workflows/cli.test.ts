@@ -13,6 +13,8 @@ import { EXIT } from '../../src/cli/exit-codes';
 import type { MigrationView } from '../../src/cli/operations';
 import { runCli } from '../../src/cli/program';
 import { createWorker } from '../../src/worker';
+import type { CleanupOutcome, SweepEntry } from '../../src/cli/cleanup';
+import { namespaceWorkflowId } from '../../src/workflows/definitions';
 import type { MigrationState } from '../../src/workflows/state';
 import { FakeCluster } from './support/fake-cluster';
 import { startTemporal, unique, waitFor, workflowBundle } from './support/env';
@@ -67,7 +69,7 @@ function kubeconfigFile(): string {
 async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: () => unknown }> {
   const stdout = new Capture();
   const stderr = new Capture();
-  const code = await runCli(args, { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: env.address, FERRY_TASK_QUEUE: taskQueue, KUBECONFIG: kubeconfigFile() } });
+  const code = await runCli(args, { stdout, stderr, env: { ...process.env, TEMPORAL_ADDRESS: env.address, FERRY_TASK_QUEUE: taskQueue, KUBECONFIG: kubeconfigFile() }, clustersFor: () => fake.clusters() });
   return { code, stdout: stdout.text, stderr: stderr.text, json: () => JSON.parse(stdout.text) };
 }
 
@@ -244,4 +246,89 @@ test('status after a cancel during the final sync: applications restored, PVCs c
   const st = ((await ferry('status', id, '--output', 'json')).json() as MigrationView).namespaces.shop!;
   expect(st.pvcs.map((p) => p.status)).toEqual(['cancelled', 'cancelled']);
   expect(st.downtime?.endedAt).toBeDefined();
+});
+
+test('ferry cleanup: a terminated migration is cleaned up and its source restored; refused while anything of it runs (issue 8 item 9)', async () => {
+  fake.hold = (req) => req.final;
+  const id = unique('cli-term');
+  const plan = planFileOf(['shop:shop-term']);
+  try {
+    expect((await ferry('migrate', '-f', plan, '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the final syncs to run (source quiesced)', async () => {
+      const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+      return v.namespaces.shop?.pvcs.every((p) => p.running?.final) ? v : undefined;
+    });
+    expect(fake.replicas('shop', 'web')).toBe(0);
+
+    const whileRunning = await ferry('cleanup', id);
+    expect(whileRunning.code).toBe(EXIT.INVALID_INPUT);
+    expect(whileRunning.stderr).toMatch(/is running and cleans up after itself: `ferry cancel/);
+
+    // Temporal's history limit terminates the migration workflow: its namespace workflow runs on.
+    await env.client.workflow.getHandle(id).terminate('history limit (simulated)');
+    const childRuns = await ferry('cleanup', id);
+    expect(childRuns.code).toBe(EXIT.INVALID_INPUT);
+    expect(childRuns.stderr).toContain(`namespace workflow ${namespaceWorkflowId(id, 'shop')} still runs`);
+    // ... and then the namespace workflow too: nothing is left to roll back.
+    await env.client.workflow.getHandle(namespaceWorkflowId(id, 'shop')).terminate('history limit (simulated)');
+  } finally {
+    fake.hold = () => false;
+  }
+  expect((await ferry('cancel', id)).code).toBe(EXIT.INVALID_INPUT); // nothing of it runs any more
+  expect(fake.objectsUnder('destination/server/shop-term/')).toHaveLength(1);
+
+  const dry = await ferry('cleanup', id, '--dry-run');
+  expect(dry.code).toBe(EXIT.OK);
+  expect(fake.objectsUnder('destination/server/shop-term/')).toHaveLength(1);
+  expect(fake.replicas('shop', 'web')).toBe(0);
+
+  // The plan comes from the workflow's stored input.
+  const r = await ferry('cleanup', id, '--output', 'json');
+  expect(r.code).toBe(EXIT.OK);
+  const outcome = r.json() as CleanupOutcome;
+  expect(outcome).toMatchObject({ id, workflowStatus: 'TERMINATED', planFrom: 'workflow', restore: { restored: ['Deployment shop/web'] }, cleanup: { destination: 2 } });
+  expect(fake.replicas('shop', 'web')).toBe(1);
+  expect([...fake.objectsUnder('destination/server/shop-term/'), ...fake.objectsUnder('destination/endpoint/shop-term/')]).toEqual([]);
+  expect(fake.has('destination/pvc/shop-term/data')).toBe(true); // PVCs are never deleted
+
+  expect((await ferry('cleanup', 'no-such-migration')).code).toBe(EXIT.NOT_FOUND);
+  expect((await ferry('cleanup')).code).toBe(EXIT.INVALID_INPUT);
+});
+
+test('ferry cleanup --sweep: objects of ended migrations go, those of running or unknown ones stay (issue 8 item 9)', async () => {
+  // Leftovers of an ended migration (it failed at preflight, so it is known and not running).
+  fake.preflightProblems = [{ subject: 'x', message: 'simulated' }];
+  const ended = unique('cli-ended');
+  expect((await ferry('migrate', '-f', planFileOf(['blog:blog-ended']), '--id', ended)).code).toBe(EXIT.MIGRATION_FAILED);
+  fake.preflightProblems = [];
+  fake.seed('destination/server/blog-ended/ferry-server', ended);
+  fake.seed('source/client/blog/content-9', ended);
+  // Objects of a migration this Temporal does not know.
+  fake.seed('destination/endpoint/elsewhere/ferry-endpoint', 'migration-of-another-temporal');
+  // A running migration (held in its stage sync) whose source namespace is blog as well.
+  fake.hold = (req) => req.namespace.source === 'blog' && !req.final;
+  const live = unique('cli-live');
+  try {
+    expect((await ferry('migrate', '-f', planFileOf(['blog:blog-live']), '--id', live, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the live migration to run its stage sync', async () => fake.has('destination/server/blog-live/ferry-server') && fake.runningTransfers > 0);
+
+    const r = await ferry('cleanup', '--sweep', '-f', planFileOf(['blog']), '--output', 'json');
+    expect(r.code).toBe(EXIT.OK);
+    const entries = r.json() as SweepEntry[];
+    const byId = (x: string | undefined) => entries.find((e) => e.id === x);
+    expect(byId(ended)).toMatchObject({ action: 'cleaned', outcome: { cleanup: { source: 1, destination: 1 } } });
+    // The running migration uses blog: the ended one's cleanup does not touch blog's workloads.
+    expect(byId(ended)?.outcome?.restore.notes).toEqual(['namespace blog: another running migration uses it; its workloads are left as they are']);
+    expect(byId(live)).toMatchObject({ action: 'left-running' });
+    expect(entries.find((e) => e.id === undefined)).toMatchObject({ action: 'left-unknown', found: ['destination/elsewhere (1)'] });
+    expect(fake.objectsUnder('destination/server/blog-ended/')).toEqual([]);
+    expect(fake.objectsUnder('source/client/blog/content-9')).toEqual([]);
+    expect(fake.has('destination/server/blog-live/ferry-server')).toBe(true);
+    expect(fake.has('destination/endpoint/elsewhere/ferry-endpoint')).toBe(true);
+    expect((await ferry('cleanup', '--sweep')).code).toBe(EXIT.INVALID_INPUT); // needs -f
+  } finally {
+    fake.hold = () => false;
+  }
+  expect((await ferry('cancel', live)).code).toBe(EXIT.OK);
+  expect((await ferry('status', live, '--follow')).code).toBe(EXIT.MIGRATION_FAILED);
 });

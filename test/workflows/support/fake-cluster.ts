@@ -30,6 +30,9 @@ import {
   type TransferResult,
   type WorkloadRef,
 } from '../../../src/activities/contract';
+import type { ClusterSide } from '../../../src/activities/contract';
+import type { FerryObjectGroup, MigrationClusters } from '../../../src/kube/leftovers';
+import { migrationKey } from '../../../src/statetransfer/names';
 
 /** The source cluster to simulate: namespace → its PVCs (name, size), the workloads mounting them, and
  * pods Ferry cannot quiesce (bare pods, or with `owner`, pods an unknown controller recreates). */
@@ -368,6 +371,60 @@ export class FakeCluster {
           copied: [{ source: `src/${ctx.namespace.source}/app:1`, destination: `dst/${ctx.namespace.destination}/app:1`, digest: 'sha256:0' }],
           skipped: [],
         })),
+    };
+  }
+
+  // ------------------------------------------------------------------ `ferry cleanup`
+
+  /** The simulated clusters as `ferry cleanup` sees them (src/kube/leftovers.ts MigrationClusters). */
+  clusters(): MigrationClusters {
+    const transferObject = /^(source|destination)\/(endpoint|server|client)\//;
+    return {
+      ferryObjects: async () => {
+        const groups = new Map<string, FerryObjectGroup>();
+        for (const [k, owner] of Object.entries(this.reload().objects)) {
+          if (!owner || !transferObject.test(k)) continue;
+          const [side, , namespace] = k.split('/') as [ClusterSide, string, string];
+          const id = `${side}/${namespace}/${owner}`;
+          const g = groups.get(id) ?? { key: migrationKey(owner), side, namespace, count: 0 };
+          g.count++;
+          groups.set(id, g);
+        }
+        return [...groups.values()];
+      },
+      cleanup: async (migrationId, plan) => {
+        const sources = plan.namespaces.map((n) => n.source);
+        const destinations = plan.namespaces.map((n) => n.destination);
+        const doomed = Object.entries(this.reload().objects)
+          .filter(([k, owner]) => owner === migrationId && transferObject.test(k))
+          .filter(([k]) => (k.startsWith('source/') ? sources : destinations).includes(k.split('/')[2]!))
+          .map(([k]) => k);
+        for (const k of doomed) this.delete(k);
+        this.log({ event: 'complete', activity: 'ferry cleanup', detail: migrationId });
+        return { source: doomed.filter((k) => k.startsWith('source/')).length, destination: doomed.filter((k) => k.startsWith('destination/')).length, remaining: 0 };
+      },
+      restoreQuiesced: async (migrationId, plan, skip) => {
+        const out = { restored: [] as string[], notes: [] as string[] };
+        const st = this.reload();
+        for (const n of plan.namespaces) {
+          if (skip.has(n.source)) {
+            out.notes.push(`namespace ${n.source}: another running migration uses it; its workloads are left as they are`);
+            continue;
+          }
+          if (plan.keepSourceQuiesced && Object.entries(st.cutover ?? {}).some(([k, by]) => by === migrationId && k.split('/')[2] === n.destination)) {
+            out.notes.push(`namespace ${n.source}: cut over with keepSourceQuiesced: true; its source workloads stay down`);
+            continue;
+          }
+          for (const [key, w] of Object.entries(st.workloads)) {
+            if (!key.startsWith(`${n.source}/`) || w.preQuiesceReplicas === undefined) continue;
+            if (w.replicas === 0) w.replicas = w.preQuiesceReplicas;
+            delete w.preQuiesceReplicas;
+            out.restored.push(`Deployment ${key}`);
+          }
+        }
+        this.save();
+        return out;
+      },
     };
   }
 
