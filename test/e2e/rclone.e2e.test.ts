@@ -15,9 +15,8 @@
  * Namespaces and the migration id start with `r-` (this drill's own); small data only (~1 minute).
  * Skipped with a message unless the lab is up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -26,19 +25,11 @@ import { cutover, getMigration, openSession, startMigration, type TemporalSessio
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
-import { ferryObjects, kubectl, LAB_KUBECONFIG, manifest, seedSample, waitUntil } from '../../hack/e2e/lib';
+import { ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable();
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED rclone e2e drill: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labDescribe = unavailable ? describe.skip : describe;
@@ -51,20 +42,6 @@ const TASK_QUEUE = `r-ferry-e2e-${RUN}`;
 const t0 = Date.now();
 const log = (s: string) => process.stdout.write(`[r-e2e +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port < 64000) return port;
-  }
-}
 
 /** path → "sha256 size" of every regular file, and path → target of every symlink (hack/e2e/manifest.sh lines). */
 function contents(text: string): { files: Map<string, string>; links: Map<string, string> } {
@@ -111,7 +88,6 @@ labDescribe('rclone on the lab: files rewritten in place between the stage pass 
   let session: TemporalSession;
   let stateDir: string;
   let worker: ChildProcess | undefined;
-  let workerLog = '';
 
   beforeAll(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'ferry-r-e2e-'));
@@ -119,18 +95,7 @@ labDescribe('rclone on the lab: files rewritten in place between the stage pass 
     const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
     const workerEnv = { ...env, KUBECONFIG: LAB_KUBECONFIG, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TASK_QUEUE: TASK_QUEUE, FERRY_LOG_LEVEL: 'info' };
     temporal = await resolveTemporal({ env: workerEnv, stateDir, port, headless: true });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const onData = (d: Buffer) => {
-      workerLog += d.toString();
-      if (workerLog.length > 4 << 20) workerLog = workerLog.slice(-(2 << 20));
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    worker = child;
-    await waitUntil(() => {
-      if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${workerLog.slice(-2000)}`);
-      return workerLog.includes('"msg":"worker started"');
-    }, 'the worker to start', 120_000, 500);
+    worker = await startWorkerProcess(ROOT, workerEnv);
     session = await openSession(workerEnv);
   }, 300_000);
 
