@@ -6,7 +6,9 @@
  * Everything goes through kubectl, skopeo and the two bash scripts next to this file, so that what the
  * demo checks and what the tests check are the same thing.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { LABELS, migrationKey } from '../../src/statetransfer/names';
@@ -224,6 +226,62 @@ export async function waitUntil<T>(fn: () => T | Promise<T>, what: string, timeo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Why the lab cannot run end-to-end tests: no kubeconfig, no Ready node in either cluster, or one of
+ * `tools` missing; undefined when it can.
+ */
+export function labUnavailable(tools: string[] = []): string | undefined {
+  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
+  for (const c of ['ferry-src', 'ferry-dst']) {
+    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
+    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
+  }
+  for (const t of tools) if (spawnSync('which', [t]).status !== 0) return `${t} not installed`;
+  return undefined;
+}
+
+/** A free TCP port on 127.0.0.1, below 64000 (for a Temporal dev server). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (port < 64000) return port;
+  }
+}
+
+/**
+ * Starts `ferry worker` (src/client.ts of the tree at `root`) as a child process with `env`, passes
+ * every output chunk to `onOutput`, and resolves once it logged "worker started".
+ * @throws Error with its output when it exits first or does not start within 120 s (it is killed then).
+ */
+export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'client.ts'), 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 1 << 20) out = out.slice(-(1 << 19));
+    onOutput(d.toString());
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  try {
+    await waitUntil(() => {
+      if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${out.slice(-2000)}`);
+      return out.includes('"msg":"worker started"');
+    }, 'the worker to start', 120_000, 500);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return child;
 }
 
 // ---------------------------------------------------------------------------------------------

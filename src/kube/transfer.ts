@@ -412,15 +412,14 @@ export const PROBE_EXIT = { ok: 0, noLocalPort: 35, noGreeting: 4, badGreeting: 
 
 /**
  * The probe script: reads the transfer server's greeting at host:port (the local transport port);
- * `tcpOnly` (null transport: the engine speaks TLS itself) only opens the TCP connection.
+ * `tcpOnly` (null transport: the engine encrypts itself) only opens the TCP connection.
  */
 export function probeScript(engine: 'rsync' | 'rclone', host: string, port: number, tcpOnly = false): string {
   if (tcpOnly) return `exec 3<>/dev/tcp/${host}/${port} || { echo "ferry-probe: cannot connect to ${host}:${port}"; exit ${PROBE_EXIT.noTcp}; }\necho "ferry-probe: OK, TCP connection to ${host}:${port} established"`;
-  const expect = engine === 'rsync' ? '@RSYNCD:*' : 'HTTP/*';
-  const send = engine === 'rsync' ? '' : `printf 'OPTIONS / HTTP/1.0\\r\\n\\r\\n' >&3\n`;
+  // Both servers speak first: rsyncd "@RSYNCD: 31.0", rclone serve sftp "SSH-2.0-rclone/...".
+  const expect = engine === 'rsync' ? '@RSYNCD:*' : 'SSH-2.0-*';
   return [
     `exec 3<>/dev/tcp/${host}/${port} || { echo "ferry-probe: cannot connect to ${host}:${port}"; exit ${PROBE_EXIT.noTcp}; }`,
-    send.trimEnd(),
     `if ! IFS= read -r -t 15 line <&3; then echo "ferry-probe: no greeting from the transfer server within 15 s (the connection was closed or stayed silent)"; exit ${PROBE_EXIT.noGreeting}; fi`,
     'line=${line%$\'\\r\'}',
     `if [[ $line == ${expect} ]]; then echo "ferry-probe: OK, server says: \${line:0:60}"; exit 0; fi`,
@@ -492,7 +491,7 @@ export function buildProbePod(nt: NamespaceTransfer, credentials: TransferCreden
 
 /**
  * From the source namespace, opens TCP + TLS (client certificate) to the endpoint and reads the
- * transfer server's greeting (rsync "@RSYNCD:"; an HTTP status line for rclone). With the null
+ * transfer server's greeting (rsync "@RSYNCD:"; the SSH identification line for rclone). With the null
  * transport only TCP reachability is checked (TLS is the engine's own). The probe pod is deleted at
  * the end whatever happened.
  * @throws FerryError explaining the failure (see explainProbeFailure), or podTrouble's.

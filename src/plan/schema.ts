@@ -363,7 +363,7 @@ export const rsyncOptionsSchema = z
     verify: z
       .boolean()
       .default(false)
-      .describe('Compare file checksums instead of size and modification time (rsync --checksum, rclone --checksum).'),
+      .describe('Compare file checksums instead of size and modification time (rsync --checksum; rclone --checksum, which its final sync always uses).'),
     bandwidthLimitKiBps: integer()
       .min(1)
       .optional()
@@ -515,11 +515,19 @@ export const migrationPlanSchema = z
       .optional()
       .describe("StorageClass for PVCs whose class is not mapped. Default: keep the name, else the destination's default class."),
     endpoint: endpointSchema.prefault({}),
-    transfer: z.enum(TRANSFER_TYPES).default('rsync').describe('Transfer engine.'),
+    transfer: z
+      .enum(TRANSFER_TYPES)
+      .default('rsync')
+      .describe(
+        'Transfer engine. rsync keeps everything (owners and ACLs/xattrs in preserve-ownership mode). rclone (over SFTP) keeps file ' +
+          'contents, file modification times (to the second), symlinks and empty directories only; it cannot keep owners, groups, ' +
+          'permission bits, hard links, sparseness, ACLs, extended attributes, directory times or special files, so it is refused ' +
+          'with security.mode preserve-ownership; its final sync always compares checksums.',
+      ),
     transport: z
       .enum(TRANSPORT_TYPES)
       .default('stunnel')
-      .describe('stunnel: mutual TLS tunnel. null: no tunnel (rclone uses its own TLS; rsync would be plaintext).'),
+      .describe('stunnel: mutual TLS tunnel. null: no tunnel (rclone encrypts itself with SSH, not through a Route/Ingress; rsync would be plaintext).'),
     allowInsecure: z.boolean().default(false).describe('Accept rsync with the null transport (unencrypted, unauthenticated stream).'),
     security: securitySchema.prefault({}),
     rsync: rsyncOptionsSchema.prefault({}),
@@ -645,6 +653,27 @@ export const migrationPlanSchema = z
       }
     },
     { when: RELEVANT_TOP_KEYS('transfer', 'transport', 'allowInsecure', 'rsync', 'security') },
+  )
+  .superRefine(
+    (plan, ctx) => {
+      // What transfer: rclone cannot keep or carry (src/statetransfer/transfer/rclone/index.ts).
+      if (plan.transfer === 'rclone' && plan.security.mode === 'preserve-ownership') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['security', 'mode'],
+          message:
+            'preserve-ownership cannot be honoured by transfer: rclone, which keeps no owners, groups, permission bits, hard links, sparseness, ACLs or xattrs: use transfer: rsync to keep them, or security.mode: restricted to accept losing them',
+        });
+      }
+      if (plan.transfer === 'rclone' && plan.transport === 'null' && (plan.endpoint.type === 'Route' || plan.endpoint.type === 'Ingress')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['endpoint', 'type'],
+          message: `${plan.endpoint.type} routes TLS by SNI and cannot carry rclone's own SSH encryption (transport: null): use transport: stunnel, or endpoint type LoadBalancer or NodePort`,
+        });
+      }
+    },
+    { when: RELEVANT_TOP_KEYS('transfer', 'transport', 'security', 'endpoint') },
   )
   .superRefine(
     (plan, ctx) => {

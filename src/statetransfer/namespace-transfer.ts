@@ -112,6 +112,9 @@ function validate(o: NamespaceTransferOptions): void {
   if (o.transport.direct && !o.transfer.selfEncrypting && !o.allowInsecure) {
     problems.push(`transfer ${o.transfer.type} does not encrypt itself: use transport stunnel (or allow insecure transfers explicitly)`);
   }
+  if (o.transport.direct && o.transfer.type === 'rclone' && (o.endpoint.type === 'Route' || o.endpoint.type === 'Ingress')) {
+    problems.push(`rclone encrypts itself with SSH, which a ${o.endpoint.type} cannot carry (it routes TLS by SNI): use transport stunnel, or a LoadBalancer or NodePort endpoint`);
+  }
   const seen = new Set<string>();
   for (const v of o.volumes) {
     if (seen.has(v.destinationPVC)) problems.push(`destination PVC ${v.destinationPVC} is the target of two source PVCs`);

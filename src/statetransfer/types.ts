@@ -12,7 +12,7 @@
  *   │ transport client (stunnel)  │                       │ 127.0.0.1:transferPort       │
  *   └─────────────────────────────┘                       └──────────────────────────────┘
  *
- * With the null transport the transfer engine encrypts itself (rclone with TLS) and listens on the
+ * With the null transport the transfer engine encrypts itself (rclone over SSH) and listens on the
  * endpoint's backend port directly.
  */
 import type { KubernetesObject, V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
@@ -170,7 +170,7 @@ export interface Transfer {
   readonly type: TransferType;
   /** Port the transfer server listens on inside the server pod. */
   readonly port: number;
-  /** Whether the engine encrypts and authenticates itself with TLS (usable with the null transport). */
+  /** Whether the engine encrypts and authenticates itself (usable with the null transport): rclone over SSH. */
   readonly selfEncrypting: boolean;
   server(ctx: TransferServerContext): PodParts;
   /** The client process's shell command (run by the pod builder's wrapper) and what it mounts. */

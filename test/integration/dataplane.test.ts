@@ -6,7 +6,8 @@
  * Needs root, rsync and stunnel4 (installed by .ci/run).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync, existsSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, writeSync, existsSync, readdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -237,10 +238,19 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     await s.server.stop();
   });
 
-  it('rclone encrypts itself over the null transport: mutual TLS with the migration certificates, same content', async () => {
+  it('rclone (SFTP, null transport): files rewritten in place between passes arrive, times and empty dirs kept; what it cannot keep', async () => {
     const src = join(work, 'rc-src');
     const dst = join(work, 'rc-dst');
-    buildTree(src, { smallFiles: 500, largeFileBytes: 30 * MiB, sparseFileBytes: 8 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
+    buildTree(src, { smallFiles: 300, largeFileBytes: 8 * MiB, sparseFileBytes: 8 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
+    // A database file rewritten in place (same size) between the passes, and what rclone cannot copy.
+    mkdirSync(join(src, 'db'));
+    const table = join(src, 'db', 'table.dat');
+    writeFileSync(table, randomBytes(MiB));
+    const past = new Date('2020-01-02T03:04:05Z');
+    utimesSync(table, past, past);
+    execFileSync('mkfifo', [join(src, 'db', 'fifo')]);
+    execFileSync('setfattr', ['-n', 'user.ferry', '-v', 'kept?', join(src, 'large.bin')]);
+    chownTree(src, 1000, 1000);
     mkdirSync(dst);
     chownTree(dst, 2000, 2000);
     const migrationId = 'mig-rclone';
@@ -265,27 +275,88 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     await server.start();
     await waitForTCP(net.source, address.host, address.port);
 
-    const run = async (name: string, creds: TransferCredentials) => {
-      const objects = nt.sourceObjects('data', address, creds, { final: true });
+    const run = async (name: string, creds: TransferCredentials, final: boolean) => {
+      const objects = nt.sourceObjects('data', address, creds, { final });
       const client = new LocalPod({ pod: objects.find((o) => o.kind === 'Pod') as V1Pod, objects, pvcs: { data: src }, netns: net.source, workDir: join(work, name) });
       pods.push(client);
       await client.start();
       return (await client.completion(300_000)).rclone!;
     };
-    const ok = await run('rc-client', credentials);
-    if (ok.exitCode !== 0) throw new Error(`rclone exited ${ok.exitCode}:\n${ok.logs.slice(-3000)}\nserver:\n${server.log('rclone').slice(-2000)}`);
-    // WebDAV carries contents, times and (with --links) symlinks; not modes, owners, hard links or holes.
-    const contents = (m: ReturnType<typeof manifest>) =>
-      new Map([...m].filter(([, e]) => e.type === 'file').map(([p, e]) => [p, `${e.sha256} ${e.size}`]));
-    expect(contents(manifest(dst, { owners: false }))).toEqual(contents(manifest(src, { owners: false })));
+    const expectOk = (r: ContainerResult) => {
+      if (r.exitCode !== 0) throw new Error(`rclone exited ${r.exitCode}:\n${r.logs.slice(-3000)}\nserver:\n${server.log('rclone').slice(-2000)}`);
+      return r;
+    };
+    const files = (m: ReturnType<typeof manifest>) => new Map([...m].filter(([, e]) => e.type === 'file').map(([p, e]) => [p, `${e.sha256} ${e.size}`]));
+    const times = (m: ReturnType<typeof manifest>) => new Map([...m].filter(([, e]) => e.type === 'file').map(([p, e]) => [p, e.mtimeMs]));
     const links = (m: ReturnType<typeof manifest>) => new Map([...m].filter(([, e]) => e.type === 'symlink').map(([p, e]) => [p, e.target]));
-    expect(links(manifest(dst, { owners: false }))).toEqual(links(manifest(src, { owners: false })));
+    const dirs = (m: ReturnType<typeof manifest>) => [...m].filter(([, e]) => e.type === 'dir').map(([p]) => p).sort();
+    const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+    const rewriteInPlace = (path: string, at: number) => {
+      const fd = openSync(path, 'r+');
+      writeSync(fd, randomBytes(4096), 0, 4096, at);
+      closeSync(fd);
+    };
 
-    // A client certificate from another CA is refused by rclone's TLS server.
-    const rogue = createTransferCredentials(migrationId, endpoint, address);
+    // Stage pass 1: contents and symlinks arrive.
+    expectOk(await run('rc-stage-1', credentials, false));
+    const srcM = () => manifest(src, { owners: false });
+    const dstM = () => manifest(dst, { owners: false });
+    expect(files(dstM())).toEqual(files(srcM()));
+    expect(links(dstM())).toEqual(links(srcM()));
+
+    // The database rewrites a block in place: same size, a new modification time. Stage pass 2
+    // (size + time) must carry it; with WebDAV (no times at the destination) it compared sizes only.
+    rewriteInPlace(table, 4096);
+    expect(statSync(table).size).toBe(MiB);
+    expectOk(await run('rc-stage-2', credentials, false));
+    expect(sha(join(dst, 'db', 'table.dat'))).toBe(sha(table));
+
+    // Worst case: rewritten in place again and its modification time put back, as a tool restoring
+    // times would (or a rewrite within the same second: SFTP keeps whole seconds). Times and sizes
+    // then match; the final sync compares checksums and must still carry it. A file deleted at the
+    // source disappears at the destination.
+    const before = statSync(table);
+    rewriteInPlace(table, 65536);
+    utimesSync(table, before.atime, before.mtime);
+    // Same size, same time to the second as the destination's copy: only a checksum tells them apart.
+    expect(Math.floor(statSync(table).mtimeMs / 1000) * 1000).toBe(statSync(join(dst, 'db', 'table.dat')).mtimeMs);
+    expect(sha(join(dst, 'db', 'table.dat'))).not.toBe(sha(table));
+    rmSync(join(src, 'small', 'd0', 'f0.txt'));
+    const final = expectOk(await run('rc-final', credentials, true));
+    expect(sha(join(dst, 'db', 'table.dat'))).toBe(sha(table));
+    expect(files(dstM())).toEqual(files(srcM()));
+    expect(links(dstM())).toEqual(links(srcM()));
+    // File modification times are kept to the second (SFTP v3).
+    expect(times(dstM())).toEqual(times(srcM()));
+    // Empty directories are kept (--create-empty-src-dirs); the FIFO is reported, not copied.
+    expect(dirs(dstM())).toEqual(dirs(srcM()));
+    expect(existsSync(join(dst, 'empty', 'nested', 'deeper'))).toBe(true);
+    expect(final.logs).toMatch(/db\/fifo: Can't transfer non file\/directory/);
+
+    // What the rclone engine cannot keep (README, plan schema): owners, permission bits, hard links,
+    // sparseness, extended attributes, POSIX ACLs, special files.
+    const d = manifest(dst, { owners: true });
+    const sm = manifest(src, { owners: true });
+    expect(d.get('large.bin')!.uid).toBe(2000);
+    expect(sm.get('modes/private')!.mode).toBe(0o600);
+    expect(d.get('modes/private')!.mode).toBe(0o644);
+    expect(sm.get('links/second')!.linkGroup).toBeDefined();
+    expect(d.get('links/second')!.linkGroup).toBeUndefined();
+    expect(sm.get('sparse.img')!.sparse).toBe(true);
+    expect(d.get('sparse.img')!.sparse).toBe(false);
+    expect(execFileSync('getfattr', ['-d', join(src, 'large.bin')], { encoding: 'utf8' })).toContain('user.ferry');
+    expect(execFileSync('getfattr', ['-d', join(dst, 'large.bin')], { encoding: 'utf8' })).not.toContain('user.ferry');
+    expect(existsSync(join(dst, 'db', 'fifo'))).toBe(false);
+    execFileSync('setfacl', ['-m', 'u:4242:r', join(src, 'modes', 'group')]);
+    expectOk(await run('rc-acl', credentials, true));
+    expect(execFileSync('getfacl', ['-cp', join(src, 'modes', 'group')], { encoding: 'utf8' })).toContain('user:4242:r--');
+    expect(execFileSync('getfacl', ['-cp', join(dst, 'modes', 'group')], { encoding: 'utf8' })).not.toContain('user:4242');
+
+    // A client without the migration's password is refused by the SSH server.
     writeFileSync(join(src, 'must-not-arrive'), 'x');
-    const refused = await run('rc-rogue', { certificates: rogue.certificates, password: credentials.password });
+    const refused = await run('rc-rogue', { certificates: credentials.certificates, password: createTransferCredentials(migrationId, endpoint, address).password }, true);
     expect(refused.exitCode).not.toBe(0);
+    expect(refused.logs).toMatch(/unable to authenticate|knownhosts/);
     expect(existsSync(join(dst, 'must-not-arrive'))).toBe(false);
   });
 

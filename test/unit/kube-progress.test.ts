@@ -4,7 +4,7 @@
  * as against the daemon).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -14,6 +14,7 @@ import {
   describePodState,
   followTransferPod,
   podTrouble,
+  parseRcloneStats,
   progressFromRclone,
   progressFromRsync,
   transferContainerState,
@@ -165,7 +166,45 @@ describe('transferVerdict (rsync)', () => {
   });
 });
 
+/**
+ * Captured output of the real rclone 1.60 (Debian bookworm, the transfer image's) with Ferry's client
+ * flags (`-v --stats=Ns`, no --stats-one-line) against `rclone serve sftp`:
+ * copy-bwlimit.log: `rclone copy` of 5.7 MiB in 4 files at --bwlimit=2M (two progress blocks, then
+ * the final one); sync-checksum.log: `rclone sync --checksum` replacing one file and deleting one.
+ */
+describe('rclone stats from real output', () => {
+  const fixture = (name: string) => readFileSync(join(__dirname, '../fixtures/rclone', name), 'utf8');
+  const MiB = 1024 * 1024;
+
+  it('the final stats block: bytes and files transferred (the summary said "0 B sent")', () => {
+    const lines = fixture('copy-bwlimit.log').split('\n').filter((l) => l.length > 0);
+    expect(parseRcloneStats(lines.join('\n'))).toMatchObject({ bytes: Math.round(5.722 * MiB), totalBytes: Math.round(5.722 * MiB), percent: 100, filesTransferred: 4, filesToTransfer: 4 });
+    const r = transferVerdict({ exitCode: 0, lines }, { engine: 'rclone', final: false, durationSeconds: 3 });
+    expect(r).toMatchObject({ outcome: 'success', bytesSent: Math.round(5.722 * MiB), filesTransferred: 4 });
+  });
+
+  it('a final sync with checks and deletions', () => {
+    const lines = fixture('sync-checksum.log').split('\n').filter((l) => l.length > 0);
+    expect(parseRcloneStats(lines.join('\n'))).toEqual({ bytes: Math.round(5.722 * MiB), totalBytes: Math.round(5.722 * MiB), percent: 100, rate: 0, filesTransferred: 1, filesToTransfer: 1, checks: 4, deletedFiles: 1 });
+    expect(transferVerdict({ exitCode: 0, lines }, { engine: 'rclone', final: true, durationSeconds: 1 }).bytesSent).toBe(Math.round(5.722 * MiB));
+  });
+
+  it('live progress: the newest block of a running copy', () => {
+    const running = fixture('copy-bwlimit.log').split('big.bin: Copied')[0]!;
+    expect(progressFromRclone(running)).toEqual({ bytes: Math.round(3.934 * MiB), totalBytes: Math.round(5.722 * MiB), percent: 69, rate: Math.round(1.933 * MiB), eta: 0 });
+  });
+});
+
 describe('classifyRcloneExit', () => {
+  it('SFTP failures: login and host key are auth, an unreachable server is retried, a size-only fallback is refused', () => {
+    expect(classifyRcloneExit(1, ['Failed to create file system for ":sftp:data": NewFs: couldn\'t connect SSH: ssh: handshake failed: ssh: unable to authenticate, attempted methods [none password], no supported methods remain']).category).toBe('auth');
+    expect(classifyRcloneExit(1, ['Failed to create file system for ":sftp:data": NewFs: couldn\'t connect SSH: ssh: handshake failed: knownhosts: key mismatch']).category).toBe('auth');
+    expect(classifyRcloneExit(1, ['Failed to create file system for ":sftp:data": NewFs: couldn\'t connect SSH: dial tcp 10.0.0.1:8443: connect: connection refused']).outcome).toBe('retryable');
+    expect(classifyRcloneExit(0, ["2026/12/05 00:40:22 NOTICE: db/fifo: Can't transfer non file/directory"]).explanation).toMatch(/skipped 1 special file.*: db\/fifo/);
+    const fallback = classifyRcloneExit(0, ['NOTICE: --checksum is in use but the source and destination have no hashes in common; falling back to --size-only']);
+    expect(fallback).toMatchObject({ outcome: 'fatal', category: 'config' });
+  });
+
   it('maps codes and output', () => {
     expect(classifyRcloneExit(0, []).outcome).toBe('success');
     expect(classifyRcloneExit(5, []).outcome).toBe('retryable');

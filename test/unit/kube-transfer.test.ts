@@ -126,14 +126,13 @@ describe('the probe script, run with bash', () => {
         execFile('bash', ['-c', script], { encoding: 'utf8', timeout: 30000 }, (err, stdout) => resolve({ status: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout }));
       });
     let server: Server;
-    let mode: 'banner' | 'close' | 'http' = 'banner';
+    let mode: 'banner' | 'close' = 'banner';
     let sport = 0;
     beforeAll(async () => {
       server = createServer((s) => {
         s.on('error', () => undefined); // the probe closes as soon as it has its line
         if (mode === 'banner') s.end('SSH-2.0-OpenSSH_9.2\r\n');
-        else if (mode === 'close') s.destroy();
-        else s.once('data', () => s.end('HTTP/1.1 200 OK\r\n\r\n'));
+        else s.destroy();
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       sport = (server.address() as { port: number }).port;
@@ -149,9 +148,11 @@ describe('the probe script, run with bash', () => {
       mode = 'close';
       expect((await runAsync(probeScript('rsync', '127.0.0.1', sport))).status).toBe(PROBE_EXIT.noGreeting);
     });
-    it('rclone over the tunnel: an HTTP status line', async () => {
-      mode = 'http';
-      expect((await runAsync(probeScript('rclone', '127.0.0.1', sport))).status).toBe(0);
+    it('rclone over the tunnel: the SSH identification line of rclone serve sftp', async () => {
+      mode = 'banner';
+      const r = await runAsync(probeScript('rclone', '127.0.0.1', sport));
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/server says: SSH-2\.0-/);
     });
   });
 });

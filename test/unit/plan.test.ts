@@ -114,8 +114,8 @@ describe('full plan', () => {
       accessModeMapping: { ReadWriteOnce: 'ReadWriteMany', ReadWriteOncePod: 'ReadWriteOnce' },
       defaultStorageClass: 'standard',
       endpoint: { type: 'Ingress', hostname: 'ferry.apps.example.com', ingressClassName: 'nginx' },
-      transfer: 'rclone',
-      transport: 'null',
+      transfer: 'rsync',
+      transport: 'stunnel',
       allowInsecure: false,
       security: { mode: 'preserve-ownership', chown: '1000:2000' },
       rsync: { verify: true, bandwidthLimitKiBps: 10240, excludes: ['*.tmp', 'cache/'] },
@@ -751,5 +751,23 @@ describe('plan loading is bounded and checked locally before Temporal (issue 8 i
     const good = write('good.yaml', `source: { kubeconfig: ${kc}, context: ferry-src }\ndestination: { kubeconfig: ${kc}, context: ferry-dst }\nnamespaces: [demo]\n`);
     r = await ferry(['migrate', '-f', good]);
     expect(r.code).toBe(4);
+  });
+});
+
+describe('transfer: rclone refuses what it cannot keep', () => {
+  test('preserve-ownership (owners, modes, hard links, holes, ACLs, xattrs) is refused with the alternatives', () => {
+    expect(problems({ transfer: 'rclone', security: { mode: 'preserve-ownership' } })).toEqual([
+      'security.mode: preserve-ownership cannot be honoured by transfer: rclone, which keeps no owners, groups, permission bits, hard links, sparseness, ACLs or xattrs: use transfer: rsync to keep them, or security.mode: restricted to accept losing them',
+    ]);
+    expect(ok({ transfer: 'rclone', security: { mode: 'restricted' } }).transfer).toBe('rclone');
+    expect(ok({ transfer: 'rsync', security: { mode: 'preserve-ownership' } }).security.mode).toBe('preserve-ownership');
+  });
+
+  test('its own SSH encryption cannot pass a Route or Ingress; stunnel can', () => {
+    expect(problems({ transfer: 'rclone', transport: 'null', endpoint: { type: 'Route' } })).toEqual([
+      "endpoint.type: Route routes TLS by SNI and cannot carry rclone's own SSH encryption (transport: null): use transport: stunnel, or endpoint type LoadBalancer or NodePort",
+    ]);
+    expect(ok({ transfer: 'rclone', transport: 'stunnel', endpoint: { type: 'Route' } }).transfer).toBe('rclone');
+    expect(ok({ transfer: 'rclone', transport: 'null', endpoint: { type: 'NodePort' } }).transport).toBe('null');
   });
 });

@@ -184,13 +184,19 @@ describe('namespace transfer validation', () => {
     expect(() => createNamespaceTransfer(options({ transport: createNullTransport(), allowInsecure: true }))).not.toThrow();
   });
 
-  it('lets rclone encrypt itself over the null transport with the migration certificates', () => {
+  it('lets rclone encrypt itself over the null transport (SFTP: SSH with a pinned host key)', () => {
     const nt = createNamespaceTransfer(options({ transfer: createRcloneTransfer(), transport: createNullTransport() }));
     const server = nt.destinationObjects(credentials).find((o) => o.kind === 'Pod') as V1Pod;
     const cmd = server.spec!.containers[0]!.command!.join(' ');
-    expect(cmd).toContain('--client-ca=');
-    expect(cmd).toContain(':8443');
+    expect(cmd).toContain('rclone serve sftp');
+    expect(cmd).toContain('0.0.0.0:8443');
+    expect(cmd).not.toContain(credentials.password);
     expect(server.spec!.containers).toHaveLength(1);
+  });
+
+  it('refuses rclone over the null transport behind a Route or Ingress (SNI routing needs TLS)', () => {
+    const route = createEndpoint({ type: 'Route', migrationId: 'mig-1', namespace: 'shop-new', backendPort: 8443 });
+    expect(() => createNamespaceTransfer(options({ transfer: createRcloneTransfer(), transport: createNullTransport(), endpoint: route }))).toThrow(/rclone encrypts itself with SSH, which a Route cannot carry/);
   });
 
   it('lists every problem at once', () => {

@@ -1,28 +1,47 @@
 /**
- * The rclone transfer: the destination runs `rclone serve webdav` over the directory holding every
+ * The rclone transfer: the destination runs `rclone serve sftp` over the directory holding every
  * destination PVC; each source client runs `rclone copy` (stage) or `rclone sync` (final) into its
- * PVC's sub-path.
+ * PVC's sub-path over SFTP.
  *
- * rclone encrypts itself when asked: with the null transport the WebDAV server serves HTTPS with the
- * migration's server certificate and requires client certificates signed by the migration's CA
- * (`--cert`, `--key`, `--client-ca`; the client presents `--client-cert`/`--client-key` and trusts
- * `--ca-cert`). It authenticates with HTTP basic auth against an htpasswd line (SHA-1 of a random
- * 256-bit password, so brute force is moot) either way.
+ * Why SFTP and not WebDAV: measured with Debian's rclone 1.60 (the transfer image), `rclone serve
+ * webdav` keeps no modification times (it ignores X-OC-Mtime) and exposes no hashes the webdav
+ * backend reads, so a later sync compared sizes only and kept old content of files rewritten in place
+ * (databases). `rclone serve sftp` stores modification times (to the second: SFTP v3 attributes) and
+ * answers `md5sum`/`sha1sum`, computed on the destination's own disk.
  *
- * Limits, stated for operators: WebDAV carries file contents and modification times only; owners,
- * groups, modes, hard links, sparseness and special files are not preserved (use rsync for those).
- * Symlinks are carried as `.rclonelink` files (`--links`) and restored by the same engine.
+ * How changes are detected:
+ * - stage passes (`copy`): size and modification time, or checksums with `checksum: true`;
+ * - the final sync (`sync`, after quiesce): always `--checksum` (MD5 on both sides, each read
+ *   locally). Modification times are kept to the second only, so a file rewritten in the same second
+ *   with the same size would look unchanged by time; the final sync is what must not miss it. A final
+ *   sync that falls back to sizes because no hash is common is refused by `classifyRcloneExit`.
+ *
+ * Security: SSH encrypts the stream, so rclone is usable with the null transport (LoadBalancer,
+ * NodePort, ClusterIP endpoints; not Route/Ingress, which route TLS by SNI). The server's host key is
+ * an Ed25519 key derived from the migration's random 256-bit password (HMAC-SHA-256), so the client
+ * pins it (`known_hosts`) without another Secret exchange; the client logs in with that password.
+ * Neither the password nor the key appears in a pod spec or on a command line: they reach rclone
+ * from mounted Secrets (the password through the environment, obscured as rclone requires). Behind
+ * the stunnel transport the server listens on 127.0.0.1 only.
+ *
+ * What the rclone engine keeps: file contents, file modification times (to the second), symlinks
+ * (`--links`, carried as `.rclonelink` files and restored by the server), empty directories
+ * (`--create-empty-src-dirs`). What it cannot keep (measured in test/integration/dataplane.test.ts):
+ * owners and groups (files belong to the server's user), permission bits (0644 files, 0755 dirs),
+ * hard links (each name becomes its own copy), sparseness (holes are written as zeros), POSIX ACLs
+ * and extended attributes, directory modification times, special files (FIFOs, sockets, devices are
+ * skipped). Use transfer: rsync for those; the plan refuses rclone with preserve-ownership.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { deepFreeze, secret } from '../../objects';
 import type { PodParts, Transfer, TransferClientContext, TransferServerContext } from '../../types';
 
 /** Options of the rclone transfer. */
 export interface RcloneTransferOptions {
-  /** Port of the WebDAV server behind the transport (default 2222). */
+  /** Port of the SFTP server behind the transport (default 2222). */
   port?: number;
-  /** Compare checksums instead of size and time (slower, verifies content). */
+  /** Stage passes compare checksums instead of size and time (the final sync always does). */
   checksum?: boolean;
   /** Bandwidth limit in KiB/s (> 0). */
   bwLimitKiBps?: number;
@@ -34,19 +53,65 @@ export interface RcloneTransferOptions {
 
 /** Mount paths of the rclone transfer's secrets. */
 export const RCLONE_PATHS = {
-  passwordDir: '/etc/ferry/rclone-password',
-  password: '/etc/ferry/rclone-password/password',
-  htpasswdDir: '/etc/ferry/rclone-htpasswd',
-  htpasswd: '/etc/ferry/rclone-htpasswd/htpasswd',
-  tlsDir: '/etc/ferry/rclone-tls',
+  /** Server and client: the Secret with `password` (and `host-key` / `known_hosts`). */
+  secretDir: '/etc/ferry/rclone',
+  password: '/etc/ferry/rclone/password',
+  /** Server: the SSH host key (PKCS#8 PEM, Ed25519). */
+  hostKey: '/etc/ferry/rclone/host-key',
+  /** Client: the pinned host key's public half (`ssh-ed25519 AAAA...`). */
+  hostPublicKey: '/etc/ferry/rclone/host-key.pub',
+  /** Client: the known_hosts file written at start from `hostPublicKey` and the port in use. */
+  knownHosts: '/tmp/rclone-known_hosts',
 } as const;
 
-/** The WebDAV user. */
+/** The SFTP user. */
 export const RCLONE_USER = 'ferry';
 
-/** An htpasswd line with a `{SHA}` hash (Apache htpasswd format, understood by rclone's HTTP auth). */
-export function htpasswdLine(user: string, password: string): string {
-  return `${user}:{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}\n`;
+/** PKCS#8 DER prefix of an Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** The SSH host key of a migration's rclone server. */
+export interface RcloneHostKey {
+  /** Private key, PKCS#8 PEM (what `rclone serve sftp --key` reads). */
+  privateKeyPem: string;
+  /** Public key in OpenSSH form: `ssh-ed25519 AAAA...`. */
+  publicKey: string;
+  /** SHA-256 fingerprint as OpenSSH prints it (`SHA256:...`), for logs and operators. */
+  fingerprint: string;
+}
+
+/**
+ * The server's SSH host key, derived from the migration's shared password: Ed25519 seed =
+ * HMAC-SHA-256(password, "ferry rclone sftp host key v1"). Deterministic, so the server and the
+ * client compute the same key from what each already holds; only a holder of the password can
+ * present it, and the password holders are exactly the two ends of the transfer.
+ */
+export function rcloneHostKey(password: string): RcloneHostKey {
+  const seed = createHmac('sha256', password).update('ferry rclone sftp host key v1').digest();
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const raw = createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(-32);
+  const sshString = (b: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const blob = Buffer.concat([sshString(Buffer.from('ssh-ed25519')), sshString(raw)]);
+  return {
+    privateKeyPem: key.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    publicKey: `ssh-ed25519 ${blob.toString('base64')}`,
+    fingerprint: `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`,
+  };
+}
+
+/**
+ * The shell line that writes the client's known_hosts: the pinned key for any host on the port in
+ * use (`[*]:PORT`; rclone's known_hosts matching needs the port spelled out). The key, unique to the
+ * migration, is what is pinned; the host is a wildcard because the client reaches the server as
+ * 127.0.0.1 behind stunnel or under the endpoint's name or address with the null transport. Written
+ * at start so that the (immutable) client Secret does not depend on the endpoint's port.
+ */
+function writeKnownHosts(): string {
+  return `printf '[*]:%s %s\\n' "$RCLONE_SFTP_PORT" "$(cat ${RCLONE_PATHS.hostPublicKey})" > ${RCLONE_PATHS.knownHosts}`;
 }
 
 function validate(o: RcloneTransferOptions): void {
@@ -66,6 +131,8 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
   validate(options);
   const port = options.port ?? 2222;
   const excludes = options.excludes ?? ['/lost+found/**'];
+  const secretVolume = (secretName: string): V1Volume => ({ name: 'ferry-rclone', secret: { secretName, defaultMode: 0o444 } });
+  const secretMount: V1VolumeMount = { name: 'ferry-rclone', mountPath: RCLONE_PATHS.secretDir, readOnly: true };
   const transfer: Transfer = {
     type: 'rclone',
     port,
@@ -77,61 +144,64 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
       for (const v of ctx.volumes) {
         if (v.mountPath !== `${root}/${v.pvcName}`) throw new Error(`rclone serves one root: volume ${v.pvcName} must be mounted at ${root}/${v.pvcName}`);
       }
-      const htName = ctx.objectName('rclone-htpasswd');
-      const volumes: V1Volume[] = [{ name: 'ferry-rclone-htpasswd', secret: { secretName: htName, defaultMode: 0o444 } }];
-      const mounts: V1VolumeMount[] = [{ name: 'ferry-rclone-htpasswd', mountPath: RCLONE_PATHS.htpasswdDir, readOnly: true }];
-      const argv = ['rclone', 'serve', 'webdav', root, `--addr=${ctx.bindAddress}:${ctx.port}`, `--htpasswd=${RCLONE_PATHS.htpasswd}`, '--links', '--config=/dev/null', '--cache-dir=/tmp/rclone', '-v'];
-      if (ctx.tls) {
-        volumes.push({ name: 'ferry-rclone-tls', secret: { secretName: ctx.tls.secretName, defaultMode: 0o444 } });
-        mounts.push({ name: 'ferry-rclone-tls', mountPath: RCLONE_PATHS.tlsDir, readOnly: true });
-        argv.push(`--cert=${RCLONE_PATHS.tlsDir}/tls.crt`, `--key=${RCLONE_PATHS.tlsDir}/tls.key`, `--client-ca=${RCLONE_PATHS.tlsDir}/ca.crt`);
-      }
+      const name = ctx.objectName('rclone');
+      const argv = [
+        'rclone', 'serve', 'sftp', root,
+        `--addr=${ctx.bindAddress}:${ctx.port}`,
+        `--user=${RCLONE_USER}`,
+        `--key=${RCLONE_PATHS.hostKey}`,
+        // Password login only: no authorized_keys of whatever home directory the image has.
+        '--authorized-keys=/dev/null',
+        '--links',
+        '--config=/dev/null',
+        '--cache-dir=/tmp/rclone',
+        '-v',
+      ];
       return {
-        processes: [{ name: 'rclone', command: argv, volumeMounts: mounts, readyPort: ctx.tls ? undefined : ctx.port }],
-        volumes,
-        objects: [secret(htName, ctx.namespace, ctx.labels, { htpasswd: htpasswdLine(RCLONE_USER, ctx.password) })],
+        // No readiness probe: a bare TCP connect makes the SSH server log a failed login every period.
+        processes: [{ name: 'rclone', command: argv, volumeMounts: [secretMount], prepare: `export RCLONE_PASS="$(cat ${RCLONE_PATHS.password})"` }],
+        volumes: [secretVolume(name)],
+        objects: [secret(name, ctx.namespace, ctx.labels, { password: ctx.password, 'host-key': rcloneHostKey(ctx.password).privateKeyPem })],
       };
     },
 
     client(ctx: TransferClientContext): PodParts {
-      const pwName = ctx.objectName('rclone-password');
-      const scheme = ctx.tls ? 'https' : 'http';
-      const host = ctx.connect.host.includes(':') ? `[${ctx.connect.host}]` : ctx.connect.host;
+      const name = ctx.objectName('rclone');
       const env: V1EnvVar[] = [
         { name: 'RCLONE_CONFIG', value: '/dev/null' },
         { name: 'RCLONE_CACHE_DIR', value: '/tmp/rclone' },
-        { name: 'RCLONE_WEBDAV_URL', value: `${scheme}://${host}:${ctx.connect.port}/${encodeURIComponent(ctx.module)}` },
-        { name: 'RCLONE_WEBDAV_USER', value: RCLONE_USER },
-        { name: 'RCLONE_WEBDAV_VENDOR', value: 'rclone' },
+        { name: 'RCLONE_SFTP_HOST', value: ctx.connect.host },
+        { name: 'RCLONE_SFTP_PORT', value: String(ctx.connect.port) },
+        { name: 'RCLONE_SFTP_USER', value: RCLONE_USER },
+        { name: 'RCLONE_SFTP_KNOWN_HOSTS_FILE', value: RCLONE_PATHS.knownHosts },
       ];
-      const volumes: V1Volume[] = [{ name: 'ferry-rclone-password', secret: { secretName: pwName, defaultMode: 0o444 } }];
-      const mounts: V1VolumeMount[] = [{ name: 'ferry-rclone-password', mountPath: RCLONE_PATHS.passwordDir, readOnly: true }];
-      const argv = ['rclone', ctx.final ? 'sync' : 'copy', `${ctx.sourcePath}/`, ':webdav:', '--links', '--stats=5s', '--stats-one-line', '-v', `--transfers=${options.transfers ?? 4}`];
-      if (options.checksum) argv.push('--checksum');
+      const argv = [
+        'rclone', ctx.final ? 'sync' : 'copy', `${ctx.sourcePath}/`, `:sftp:${ctx.module}`,
+        '--links',
+        '--create-empty-src-dirs',
+        '--stats=5s',
+        '-v',
+        `--transfers=${options.transfers ?? 4}`,
+      ];
+      if (ctx.final || options.checksum) argv.push('--checksum');
       if (options.bwLimitKiBps) argv.push(`--bwlimit=${options.bwLimitKiBps}k`);
       for (const e of excludes) argv.push(`--exclude=${e}`);
-      if (ctx.tls) {
-        volumes.push({ name: 'ferry-rclone-tls', secret: { secretName: ctx.tls.secretName, defaultMode: 0o444 } });
-        mounts.push({ name: 'ferry-rclone-tls', mountPath: RCLONE_PATHS.tlsDir, readOnly: true });
-        argv.push(`--ca-cert=${RCLONE_PATHS.tlsDir}/ca.crt`, `--client-cert=${RCLONE_PATHS.tlsDir}/tls.crt`, `--client-key=${RCLONE_PATHS.tlsDir}/tls.key`);
-      }
       return {
         processes: [
           {
             name: 'rclone',
             command: argv,
             env,
-            volumeMounts: mounts,
+            volumeMounts: [secretMount],
             // The password reaches rclone through its own environment, obscured as rclone requires;
             // it is never in the pod spec or on a command line.
-            prepare: `export RCLONE_WEBDAV_PASS="$(rclone obscure - < ${RCLONE_PATHS.password})"`,
+            prepare: `export RCLONE_SFTP_PASS="$(rclone obscure - < ${RCLONE_PATHS.password})"\n${writeKnownHosts()}`,
           },
         ],
-        volumes,
-        objects: [secret(pwName, ctx.namespace, ctx.labels, { password: ctx.password })],
+        volumes: [secretVolume(name)],
+        objects: [secret(name, ctx.namespace, ctx.labels, { password: ctx.password, 'host-key.pub': `${rcloneHostKey(ctx.password).publicKey}\n` })],
       };
     },
   };
   return deepFreeze(transfer);
 }
-
