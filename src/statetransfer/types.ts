@@ -137,7 +137,7 @@ export interface TransferServerContext {
   /** Address the transfer server binds: 127.0.0.1 behind a transport, 0.0.0.0 when direct. */
   bindAddress: string;
   port: number;
-  /** Shared secret the client must present (rsync auth user password, rclone HTTP password). */
+  /** Shared secret the client must present (rsync auth user password, rclone SFTP password). */
   password: string;
   /** Whether the server runs as root (preserve-ownership mode). */
   root: boolean;

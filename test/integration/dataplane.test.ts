@@ -360,6 +360,45 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     expect(existsSync(join(dst, 'must-not-arrive'))).toBe(false);
   });
 
+  it('rclone behind the stunnel transport: SFTP to 127.0.0.1 through the mutual TLS tunnel', async () => {
+    const src = join(work, 'rcs-src');
+    const dst = join(work, 'rcs-dst');
+    buildTree(src, { smallFiles: 50, largeFileBytes: 2 * MiB, sparseFileBytes: 1 * MiB, mixedOwners: false, owner: { uid: 1000, gid: 1000 } });
+    mkdirSync(dst);
+    chownTree(dst, 2000, 2000);
+    const migrationId = 'mig-rclone-stunnel';
+    const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst-ns', backendPort: BACKEND_PORT, port: BACKEND_PORT });
+    const address = { host: net.destinationIP, port: BACKEND_PORT };
+    const nt = createNamespaceTransfer({
+      migrationId,
+      sourceNamespace: 'src-ns',
+      destinationNamespace: 'dst-ns',
+      volumes: [{ sourcePVC: 'data', destinationPVC: 'data', identity: { runAsUser: 1000, runAsGroup: 1000 } }],
+      transfer: createRcloneTransfer({}),
+      transport: createStunnelTransport(),
+      endpoint,
+      security: 'restricted',
+      image: 'ferry/transfer:test',
+      serverIdentity: { runAsUser: 2000, runAsGroup: 2000 },
+    });
+    const credentials = createTransferCredentials(migrationId, endpoint, address);
+    const dobjs = nt.destinationObjects(credentials);
+    const server = new LocalPod({ pod: dobjs.find((o) => o.kind === 'Pod') as V1Pod, objects: dobjs, pvcs: { data: dst }, netns: net.destination, workDir: join(work, 'rcs-server') });
+    pods.push(server);
+    await server.start();
+    await server.ready();
+    const cobjs = nt.sourceObjects('data', address, credentials, { final: true });
+    const client = new LocalPod({ pod: cobjs.find((o) => o.kind === 'Pod') as V1Pod, objects: cobjs, pvcs: { data: src }, netns: net.source, workDir: join(work, 'rcs-client') });
+    pods.push(client);
+    await client.start();
+    const r = await client.completion(300_000);
+    if (r.rclone!.exitCode !== 0) throw new Error(`rclone exited ${r.rclone!.exitCode}:\n${r.rclone!.logs.slice(-3000)}\nserver:\n${server.log('rclone').slice(-2000)}`);
+    const contents = (m: ReturnType<typeof manifest>) => new Map([...m].filter(([, e]) => e.type === 'file' || e.type === 'symlink').map(([p, e]) => [p, `${e.sha256 ?? e.target} ${e.mtimeMs}`]));
+    expect(contents(manifest(dst, { owners: false }))).toEqual(contents(manifest(src, { owners: false })));
+    // The SFTP server listens on loopback only: stunnel is the only way in.
+    expect(server.log('rclone')).toMatch(/SFTP server listening on 127\.0\.0\.1:2222/);
+  });
+
   it('refuses a client certificate from another CA, and moves no data over plaintext', async () => {
     const dst = join(work, 'neg-dst');
     mkdirSync(dst);

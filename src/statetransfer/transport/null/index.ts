@@ -1,7 +1,7 @@
 /**
  * The null transport: adds nothing between the transfer client and the endpoint. Only for transfer
  * engines that authenticate and encrypt themselves (Transfer.selfEncrypting, e.g. rclone serving
- * WebDAV over mutual TLS); the namespace builder refuses it for rsync unless insecure transfers are
+ * SFTP over SSH); the namespace builder refuses it for rsync unless insecure transfers are
  * explicitly allowed.
  */
 import { deepFreeze } from '../../objects';
