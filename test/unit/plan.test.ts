@@ -330,6 +330,7 @@ describe('refinements', () => {
     ]);
     expect(problems({ transfer: 'rclone', security: { mode: 'preserve-ownership' }, rsync: { acls: true } })).toEqual([
       'rsync.acls: is rsync-only: transfer rclone cannot keep ACLs or extended attributes',
+      'security.mode: preserve-ownership cannot be honoured by transfer: rclone, which keeps no owners, groups, permission bits, hard links, sparseness, ACLs or xattrs: use transfer: rsync to keep them, or security.mode: restricted to accept losing them',
     ]);
     expect(problems({ security: { mode: 'preserve-ownership' }, rsync: { xattrs: false, selinuxXattrs: true } })).toEqual([
       'rsync.selinuxXattrs: needs xattrs (the SELinux label is an extended attribute)',

@@ -12,9 +12,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
 import type { PVCInfo, TransferRequest } from '../../src/activities/contract';
 import type { KubeClient, ObjectRef } from '../../src/kube/client';
-import { credentialsSecret } from '../../src/kube/transfer';
+import { credentialsSecret, serverTLSSecretName } from '../../src/kube/transfer';
+import { objectLabels } from '../../src/statetransfer/names';
+import { secret as objectSecret } from '../../src/statetransfer/objects';
 import { parsePlan } from '../../src/plan/load';
-import { createMigrationCertificates } from '../../src/statetransfer/tls/certificates';
+import { createMigrationCertificates, serverSecretData } from '../../src/statetransfer/tls/certificates';
 
 jest.setTimeout(60_000);
 
@@ -77,9 +79,13 @@ const request = (pass: number): TransferRequest => ({ migrationId: 'mig-17', pla
 let source: FakeSource;
 beforeAll(() => {
   source = new FakeSource();
-  const certificates = createMigrationCertificates({ migrationId: 'mig-17', serverNames: ['10.0.0.1'] });
+  const certificates = createMigrationCertificates({ migrationId: 'mig-17', serverNames: ['10.0.0.1'], validityDays: 30 });
   const secret = credentialsSecret('mig-17', 'shop', { certificates, password: 'x'.repeat(32) });
   source.objects.set(key(secret as KubernetesObject), secret as KubernetesObject);
+  // The destination (the same stand-in: namespace shop on both sides) holds the server's TLS Secret of
+  // the same CA, so the check before the sync (server-sync.ts) finds the credentials in order.
+  const server = objectSecret(serverTLSSecretName('mig-17'), 'shop', objectLabels('mig-17', 'server'), serverSecretData(certificates));
+  source.objects.set(key(server as KubernetesObject), server as KubernetesObject);
 });
 
 /** Runs runTransfer in a mock activity context, cancels it once its pod runs, returns the error. */
