@@ -10,6 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { listMigrations } from '../../src/cli/operations';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import { cutoverUpdate, namespaceStateQuery, namespaceWorkflowId, rollbackUpdate } from '../../src/workflows/definitions';
@@ -113,6 +114,9 @@ test('a warm migration of 2 namespaces completes with every run of every workflo
     for (const r of runs) expect(r.events).toBeLessThan(ERROR);
   }
   for (const r of migrationRuns) expect(r.events).toBeLessThan(ERROR);
+  // `ferry list` shows the migration once, not once per run.
+  const session = { client: env.client, address: env.address, namespace: 'default', taskQueue, close: async () => undefined };
+  expect((await listMigrations(session, { limit: 1000 })).filter((r) => r.id === id)).toEqual([expect.objectContaining({ id, status: 'COMPLETED', phase: 'succeeded' })]);
   process.stderr.write(`history figures (limit ${ERROR}, suggest ${SUGGEST}): ${figures.join('; ')}\n`);
 
   // Child inputs carry one namespace's slice of the plan, not the whole plan.
