@@ -39,10 +39,11 @@ export interface CleanupOutcome {
   cleanup?: CleanupReport;
 }
 
-/** Status of a workflow id's latest run, or undefined when Temporal does not know it. */
-async function statusOf(session: TemporalSession, workflowId: string): Promise<string | undefined> {
+/** Status of a workflow id's latest run and its FerryNamespaces, or undefined when Temporal does not know it. */
+async function describeRun(session: TemporalSession, workflowId: string): Promise<{ status: string; namespaces: string[] } | undefined> {
   try {
-    return (await session.client.workflow.getHandle(workflowId).describe()).status.name;
+    const d = await session.client.workflow.getHandle(workflowId).describe();
+    return { status: d.status.name, namespaces: d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryNamespaces) ?? [] };
   } catch (e) {
     const mapped = cliErrorOf(e, workflowId);
     if (e instanceof WorkflowNotFoundError || (mapped instanceof CliError && mapped.exitCode === EXIT.NOT_FOUND)) return undefined;
@@ -82,8 +83,9 @@ export async function cleanupMigrationById(
   id: string,
   opts: { plan?: MigrationPlan; clustersFor: ClustersFor; dryRun?: boolean },
 ): Promise<CleanupOutcome> {
-  const status = await statusOf(session, id);
-  if (status === undefined) {
+  const run = await describeRun(session, id);
+  const status = run?.status;
+  if (run === undefined || status === undefined) {
     throw new CliError(`migration ${id}: not found in Temporal, so Ferry cannot tell whether it still runs; nothing was touched`, EXIT.NOT_FOUND);
   }
   if (status === 'RUNNING') {
@@ -91,9 +93,10 @@ export async function cleanupMigrationById(
   }
   const plan = opts.plan ?? (await storedPlan(session, id));
   const runningChildren: string[] = [];
-  for (const ns of plan.namespaces) {
-    const wid = namespaceWorkflowId(id, ns.source);
-    if ((await statusOf(session, wid)) === 'RUNNING') runningChildren.push(wid);
+  // The plan's namespaces and those the migration recorded (a plan given with -f may differ).
+  for (const source of new Set([...plan.namespaces.map((n) => n.source), ...run.namespaces])) {
+    const wid = namespaceWorkflowId(id, source);
+    if ((await describeRun(session, wid))?.status === 'RUNNING') runningChildren.push(wid);
   }
   if (runningChildren.length > 0) {
     throw new CliError(

@@ -402,7 +402,8 @@ export interface MigrationRow {
  * @throws CliError (exit 2) for an unknown phase
  */
 export async function listMigrations(session: TemporalSession, opts: { phase?: string; limit?: number } = {}): Promise<MigrationRow[]> {
-  let query = 'WorkflowType = "migrationWorkflow"';
+  // One row per migration: the runs a migration closed by continuing as new are not migrations.
+  let query = 'WorkflowType = "migrationWorkflow" AND ExecutionStatus != "ContinuedAsNew"';
   if (opts.phase !== undefined) {
     if (!(MIGRATION_PHASES as readonly string[]).includes(opts.phase)) {
       throw new CliError(`unknown phase ${JSON.stringify(opts.phase)}: one of ${MIGRATION_PHASES.join(', ')}`, EXIT.INVALID_INPUT);

@@ -8,8 +8,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadPlanFile, planFromFlags, PlanValidationError, type PlanFlags } from '../plan/load';
 import type { MigrationPlan } from '../plan/schema';
-import { KubeClient } from '../kube/client';
-import { kubeMigrationClusters } from '../kube/leftovers';
 import { cleanupMigrationById, renderCleanup, renderSweep, sweep, type ClustersFor } from './cleanup';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes';
 import { follow } from './follow';
@@ -391,22 +389,26 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       if ((id === undefined) === (o.sweep !== true)) throw new CliError('give either a migration id or --sweep (with -f plan)', EXIT.INVALID_INPUT);
       if (o.sweep && o.file === undefined) throw new CliError('--sweep needs -f plan: the plan names the two clusters to sweep', EXIT.INVALID_INPUT);
       const plan = o.file !== undefined ? loadPlanFile(o.file) : undefined;
-      const clustersFor: ClustersFor =
-        io.clustersFor ??
-        ((p) =>
+      let clustersFor = io.clustersFor;
+      if (!clustersFor) {
+        // Loaded here: the Kubernetes client is not needed by the other commands.
+        const [{ KubeClient }, { kubeMigrationClusters }] = await Promise.all([import('../kube/client'), import('../kube/leftovers')]);
+        clustersFor = (p) =>
           kubeMigrationClusters(
             KubeClient.fromOptions({ kubeconfig: p.source.kubeconfig, context: p.source.context }, io.env),
             KubeClient.fromOptions({ kubeconfig: p.destination.kubeconfig, context: p.destination.context }, io.env),
-          ));
+          );
+      }
+      const forPlan: ClustersFor = clustersFor;
       await withSession(async (session) => {
         if (o.sweep) {
-          const entries = await sweep(session, plan!, { clustersFor, ...(o.dryRun ? { dryRun: true } : {}) });
+          const entries = await sweep(session, plan!, { clustersFor: forPlan, ...(o.dryRun ? { dryRun: true } : {}) });
           if (o.output === 'json') json(entries);
           else out(renderSweep(entries));
           setExit(entries.some((e) => e.action === 'failed') ? EXIT.MIGRATION_FAILED : EXIT.OK);
           return;
         }
-        const outcome = await cleanupMigrationById(session, id!, { clustersFor, ...(plan ? { plan } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
+        const outcome = await cleanupMigrationById(session, id!, { clustersFor: forPlan, ...(plan ? { plan } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
         if (o.output === 'json') json(outcome);
         else out(renderCleanup(outcome));
         setExit(EXIT.OK);

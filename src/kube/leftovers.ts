@@ -9,8 +9,9 @@
  * - Restoring a workload whose PVCs another running migration is syncing would start writers under
  *   that migration's final sync: the caller passes the namespaces of running migrations in `skip`.
  * - Restoring the source of a namespace the migration cut over while the plan said
- *   `keepSourceQuiesced: true` would run the application twice: left down (the destination PVCs carry
- *   this migration's cutover mark).
+ *   `keepSourceQuiesced: true` would run the application twice: left down (every selected PVC's
+ *   destination carries this migration's cutover mark). A namespace whose cutover did not complete
+ *   is restored, as its rollback would have done: the source is still the truth.
  * - Only workloads that mount the plan's selected PVCs are considered, and only those carrying the
  *   annotation; a record tied to another migration (a `migrationId` field in the annotation) is left.
  * - PVCs and namespaces are never deleted here.
@@ -94,14 +95,19 @@ export function kubeMigrationClusters(source: KubeClient, destination: KubeClien
           out.notes.push(`namespace ${mapping.source}: another running migration uses it; its workloads are left as they are`);
           continue;
         }
-        if (plan.keepSourceQuiesced) {
-          const pvcs = await destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, mapping.destination);
-          if (pvcs.some((p) => cutoverMarkOf(p)?.by === migrationId)) {
+        const discovery = await discoverNamespace(source, { mapping, plan, logger });
+        if (plan.keepSourceQuiesced && discovery.pvcs.length > 0) {
+          // Cut over = the final sync of every selected PVC succeeded (each destination PVC marked).
+          const marked = new Set(
+            (await destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, mapping.destination))
+              .filter((p) => cutoverMarkOf(p)?.by === migrationId)
+              .map((p) => p.metadata?.name),
+          );
+          if (discovery.pvcs.every((p) => marked.has(p.destinationName))) {
             out.notes.push(`namespace ${mapping.source}: cut over with keepSourceQuiesced: true; its source workloads stay down`);
             continue;
           }
         }
-        const discovery = await discoverNamespace(source, { mapping, plan, logger });
         const records = (await recordsFromAnnotations(source, discovery.workloads, [])).filter((r) => {
           const owner = (r as { migrationId?: unknown }).migrationId;
           if (owner === undefined || owner === migrationId) return true;

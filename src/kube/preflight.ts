@@ -146,7 +146,8 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
 /** Pure: the namespaced permissions Ferry needs in a destination namespace for this plan and endpoint types. */
 export function destinationPermissions(plan: MigrationPlan, endpointTypes: readonly EndpointType[]): Needed[] {
   const out = [
-    need(['get', 'create', ...(plan.deleteDestinationPVCsOnRollback ? ['delete'] : [])], '', 'persistentvolumeclaims'),
+    // patch and list: the cutover mark after each final sync, and its removal on rollback.
+    need(['get', 'create', 'patch', 'list', ...(plan.deleteDestinationPVCsOnRollback ? ['delete'] : [])], '', 'persistentvolumeclaims'),
     need(['get', 'list', 'create', 'delete'], '', 'pods'),
     need(['get', 'list', 'create', 'delete'], '', 'services'),
     need(['get', 'list', 'create', 'delete'], '', 'secrets'),

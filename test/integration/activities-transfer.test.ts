@@ -177,6 +177,9 @@ labDescribe.each(['preserve-ownership', 'restricted'] as const)('a real migratio
     await env.run(activities.waitForQuiesced, { migrationId: MID, plan, workloads: discovery.workloads });
     const final = (await env.run(activities.runTransfer, { ...ctx(), pvc, address, final: true, pass: 2 })) as TransferResult;
     expect(final).toMatchObject({ outcome: 'success', exitCode: 0 });
+    // The final sync marked the destination PVC as cut over by this migration (issue 8 item 2).
+    const marked = await dst.get<KubernetesObject>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: DST_NS, name: 'data' });
+    expect(marked?.metadata?.annotations?.['ferry.dev/cutover-by']).toBe(MID);
 
     const [before, after] = await Promise.all([inspect(src, SRC_NS, 'data', CHECKSUMS), inspect(dst, DST_NS, 'data', CHECKSUMS)]);
     expect(after).toBe(before);

@@ -332,3 +332,27 @@ test('ferry cleanup --sweep: objects of ended migrations go, those of running or
   expect((await ferry('cancel', live)).code).toBe(EXIT.OK);
   expect((await ferry('status', live, '--follow')).code).toBe(EXIT.MIGRATION_FAILED);
 });
+
+test('ferry cancel reaches the namespace workflows of a terminated migration: they roll back themselves (issue 8 item 9)', async () => {
+  fake.hold = (req) => req.final;
+  const id = unique('cli-orphan');
+  try {
+    expect((await ferry('migrate', '-f', planFileOf(['shop:shop-orphan']), '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the final syncs to run (source quiesced)', async () => {
+      const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+      return v.namespaces.shop?.pvcs.every((p) => p.running?.final) ? v : undefined;
+    });
+    await env.client.workflow.getHandle(id).terminate('history limit (simulated)');
+    const c = await ferry('cancel', id);
+    expect(c.code).toBe(EXIT.OK);
+    expect(c.stdout).toContain(`its namespace workflows still running: ${namespaceWorkflowId(id, 'shop')}`);
+    const ns = env.client.workflow.getHandle(namespaceWorkflowId(id, 'shop'));
+    await waitFor('the namespace workflow to end', async () => (await ns.describe()).status.name !== 'RUNNING');
+  } finally {
+    fake.hold = () => false;
+  }
+  expect(fake.replicas('shop', 'web')).toBe(1);
+  expect([...fake.objectsUnder('destination/server/shop-orphan/'), ...fake.objectsUnder('destination/endpoint/shop-orphan/')]).toEqual([]);
+  // Nothing is left for `ferry cleanup` to do, and it may run.
+  expect((await ferry('cleanup', id, '--output', 'json')).json()).toMatchObject({ restore: { restored: [] }, cleanup: { source: 0, destination: 0 } });
+});

@@ -6,11 +6,15 @@
  * namespace workflows must survive their parent's continue-as-new and report to its new run, and
  * child inputs must carry only their own namespace's slice of the plan.
  */
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { listMigrations } from '../../src/cli/operations';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
-import { cutoverUpdate, namespaceStateQuery, namespaceWorkflowId } from '../../src/workflows/definitions';
+import { cutoverUpdate, namespaceStateQuery, namespaceWorkflowId, rollbackUpdate } from '../../src/workflows/definitions';
+import type { MigrationSummary } from '../../src/workflows/state';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
 import { FakeCluster } from './support/fake-cluster';
 import { temporalBinary, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
@@ -110,6 +114,9 @@ test('a warm migration of 2 namespaces completes with every run of every workflo
     for (const r of runs) expect(r.events).toBeLessThan(ERROR);
   }
   for (const r of migrationRuns) expect(r.events).toBeLessThan(ERROR);
+  // `ferry list` shows the migration once, not once per run.
+  const session = { client: env.client, address: env.address, namespace: 'default', taskQueue, close: async () => undefined };
+  expect((await listMigrations(session, { limit: 1000 })).filter((r) => r.id === id)).toEqual([expect.objectContaining({ id, status: 'COMPLETED', phase: 'succeeded' })]);
   process.stderr.write(`history figures (limit ${ERROR}, suggest ${SUGGEST}): ${figures.join('; ')}\n`);
 
   // Child inputs carry one namespace's slice of the plan, not the whole plan.
@@ -117,4 +124,41 @@ test('a warm migration of 2 namespaces completes with every run of every workflo
   const started = first.events![0]!.workflowExecutionStartedEventAttributes!;
   const payload = env.client.options.loadedDataConverter.payloadConverter.fromPayload<{ plan: { namespaces: { source: string }[] } }>(started.input!.payloads![0]!);
   expect(payload.plan.namespaces.map((n) => n.source)).toEqual(['blog']);
+});
+
+test('after the migration continued as new, a rollback still reaches every namespace workflow and the summary has their final states', async () => {
+  const fake = new FakeCluster({
+    source: { shop: { pvcs: [{ name: 'data', bytes: 100 }], workloads: [{ name: 'web', replicas: 2 }] }, blog: { pvcs: [{ name: 'content', bytes: 100 }] } },
+    transferMs: 10,
+    heartbeatMs: 5,
+  });
+  const taskQueue = unique('hist-rb');
+  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, activities: fake.activities(), workflowBundle: await workflowBundle() });
+  const id = unique('warm-rb');
+  const plan = testPlan({ namespaces: ['shop', 'blog'], cutover: 'manual', stagePasses: 1, stageIntervalSeconds: 0 });
+  const { failure, runs } = await worker.runUntil(async () => {
+    // The tuning knob, well below the server's suggestion: the migration continues as new early.
+    const handle = await env.client.workflow.start(migrationWorkflow, { taskQueue, workflowId: id, args: [{ migrationId: id, plan, tuning: { ...TEST_TUNING, continueAsNewAfterEvents: 40 } }] });
+    const r = await waitFor('the migration to continue as new twice', async () => {
+      const x = await runsOf(id);
+      return x.length >= 3 ? x : undefined;
+    }, 120_000);
+    await handle.executeUpdate(rollbackUpdate, { args: [{ reason: 'test after continue-as-new' }] });
+    const f = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e as WorkflowFailedError,
+    );
+    return { failure: f, runs: r };
+  });
+  expect(runs.length).toBeGreaterThanOrEqual(3);
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const summary = (failure!.cause as ApplicationFailure).details?.[0] as MigrationSummary;
+  expect(summary.status).toBe('rolled-back');
+  for (const ns of summary.namespaces) {
+    expect(ns.status).toBe('rolled-back');
+    expect(ns.result?.rollback?.reason).toBe('the migration was cancelled');
+  }
+  expect(fake.objectsUnder('destination/server/')).toEqual([]);
+  expect(fake.objectsUnder('source/client/')).toEqual([]);
+  for (const ns of ['shop', 'blog']) expect((await env.client.workflow.getHandle(namespaceWorkflowId(id, ns)).describe()).status.name).toBe('CANCELLED');
 });

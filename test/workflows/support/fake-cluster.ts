@@ -29,8 +29,8 @@ import {
   type TransferRequest,
   type TransferResult,
   type WorkloadRef,
+  type ClusterSide,
 } from '../../../src/activities/contract';
-import type { ClusterSide } from '../../../src/activities/contract';
 import type { FerryObjectGroup, MigrationClusters } from '../../../src/kube/leftovers';
 import { migrationKey } from '../../../src/statetransfer/names';
 
@@ -411,7 +411,8 @@ export class FakeCluster {
             out.notes.push(`namespace ${n.source}: another running migration uses it; its workloads are left as they are`);
             continue;
           }
-          if (plan.keepSourceQuiesced && Object.entries(st.cutover ?? {}).some(([k, by]) => by === migrationId && k.split('/')[2] === n.destination)) {
+          const pvcs = this.opts.source[n.source]?.pvcs ?? [];
+          if (plan.keepSourceQuiesced && pvcs.length > 0 && pvcs.every((p) => st.cutover?.[`destination/pvc/${n.destination}/${p.name}`] === migrationId)) {
             out.notes.push(`namespace ${n.source}: cut over with keepSourceQuiesced: true; its source workloads stay down`);
             continue;
           }
