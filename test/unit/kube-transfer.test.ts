@@ -14,10 +14,12 @@ import {
   buildProbePod,
   credentialsFromSecrets,
   credentialsSecret,
+  ensureServer,
   explainProbeFailure,
   PROBE_EXIT,
   probeScript,
 } from '../../src/kube/transfer';
+import { FerryError } from '../../src/kube/errors';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials, type TransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import { secretValues } from '../../src/statetransfer/objects';
@@ -213,5 +215,45 @@ describe('client pod lifecycle by cluster version', () => {
     expect(clientLifecycleFor({ major: '1', minor: '27+' })).toBe('done-file');
     expect(clientLifecycleFor({ major: '', minor: '' })).toBe('done-file');
     expect(clientLifecycleFor({ major: '2', minor: '0' })).toBe('native-sidecar');
+  });
+});
+
+describe('ensureServer waits (issue 8 item 10)', () => {
+  const nt = namespaceTransferFor(plan, 'm1', plan.namespaces[0]!, [pvc('data')], 'NodePort');
+  const creds = createTransferCredentials('m1', nt.endpoint, address, 30);
+  /** A destination cluster that accepts every object and then never shows the server pod. */
+  const vanishing = {
+    contextName: 'ferry-dst',
+    createOrAdopt: async (o: unknown) => ({ object: o, created: true }),
+    get: async () => undefined,
+    delete: async () => true,
+    core: { listNamespacedEvent: async () => ({ items: [] }) },
+  };
+
+  it('a server pod that disappears while starting is a transient failure at once, not a config error after the wait', async () => {
+    const started = Date.now();
+    const err = await ensureServer(vanishing as never, nt, creds, { timeoutSeconds: 3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FerryError);
+    expect(err).toMatchObject({ category: 'transient', message: expect.stringMatching(/^server pod Pod shop2\/\S+ disappeared while starting$/) });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('a server pod that is not Ready in time: config, naming what was awaited and the last state seen', async () => {
+    const pending = {
+      ...vanishing,
+      get: async (ref: { kind: string; name: string; namespace: string }) =>
+        ref.kind === 'Pod'
+          ? {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              metadata: { name: ref.name, namespace: ref.namespace, creationTimestamp: new Date() },
+              spec: { restartPolicy: 'Always', containers: [{ name: 'rsync' }, { name: 'stunnel' }] },
+              status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }.' }] },
+            }
+          : undefined,
+    };
+    const err = await ensureServer(pending as never, nt, creds, { timeoutSeconds: 1 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ category: 'config' });
+    expect((err as Error).message).toMatch(/timed out after \d+ s waiting for server pod Pod shop2\/\S+ to be Ready: phase Pending; not scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/);
   });
 });
