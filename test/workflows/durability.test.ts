@@ -66,6 +66,25 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** Starts a migration of SOURCE on `taskQueue` and waits until both stage transfers are under way. */
+async function startUnderWay(fake: FakeCluster, taskQueue: string, idPrefix: string) {
+  const id = unique(idPrefix);
+  const handle = await env.client.workflow.start(migrationWorkflow, {
+    taskQueue,
+    workflowId: id,
+    args: [{ migrationId: id, plan: testPlan({ concurrency: 2 }), tuning: { heartbeatTimeoutSeconds: 2, retryIntervalScale: 0.01 } }],
+  });
+  await waitFor(
+    'both stage transfers to be under way',
+    async () => {
+      const progress = fake.journal().filter((e) => e.event === 'progress');
+      return ['shop/data', 'shop/logs'].every((pvc) => progress.filter((e) => e.detail?.startsWith(`${pvc} `)).length >= 3);
+    },
+    60_000,
+  );
+  return { id, handle };
+}
+
 test('a migration survives SIGKILL of its worker mid-transfer and at an activity boundary', async () => {
   const taskQueue = unique('durable');
   const configFile = join(dir, 'config.json');
@@ -76,22 +95,8 @@ test('a migration survives SIGKILL of its worker mid-transfer and at an activity
   const fake = new FakeCluster({ source: SOURCE, dir }); // writes the initial cluster state
 
   const w1 = spawnWorker(configFile, 1);
-  const id = unique('durable-mig');
-  const handle = await env.client.workflow.start(migrationWorkflow, {
-    taskQueue,
-    workflowId: id,
-    args: [{ migrationId: id, plan: testPlan({ concurrency: 2 }), tuning: { heartbeatTimeoutSeconds: 2, retryIntervalScale: 0.01 } }],
-  });
-
   // 1. Kill in the middle of the long stage transfers of both PVCs.
-  await waitFor(
-    'both stage transfers to be under way',
-    async () => {
-      const progress = fake.journal().filter((e) => e.event === 'progress');
-      return ['shop/data', 'shop/logs'].every((pvc) => progress.filter((e) => e.detail?.startsWith(`${pvc} `)).length >= 3);
-    },
-    60_000,
-  );
+  const { id, handle } = await startUnderWay(fake, taskQueue, 'durable-mig');
   await kill(w1);
 
   // 2. Kill at an activity boundary: right after Temporal recorded the completion of quiesce.
@@ -170,20 +175,7 @@ test('a graceful worker stop (SIGTERM) mid-transfer leaves the client pods; the 
   const fake = new FakeCluster({ source: SOURCE, dir: stateDir });
 
   const w1 = spawnWorker(configFile, 11);
-  const id = unique('graceful-mig');
-  const handle = await env.client.workflow.start(migrationWorkflow, {
-    taskQueue,
-    workflowId: id,
-    args: [{ migrationId: id, plan: testPlan({ concurrency: 2 }), tuning: { heartbeatTimeoutSeconds: 2, retryIntervalScale: 0.01 } }],
-  });
-  await waitFor(
-    'both stage transfers to be under way',
-    async () => {
-      const progress = fake.journal().filter((e) => e.event === 'progress');
-      return ['shop/data', 'shop/logs'].every((pvc) => progress.filter((e) => e.detail?.startsWith(`${pvc} `)).length >= 3);
-    },
-    60_000,
-  );
+  const { handle } = await startUnderWay(fake, taskQueue, 'graceful-mig');
   // SIGTERM: runWorker shuts down gracefully; after shutdownGraceTime (1 s here) the SDK cancels the
   // running transfers with WORKER_SHUTDOWN.
   const exited = new Promise<number | null>((resolve) => w1.once('exit', (code) => resolve(code)));
