@@ -99,8 +99,9 @@ async function syncCredentials(source: KubeClient, destination: KubeClient, t: S
     const [s, d] = await Promise.all([source.get<V1Secret>(srcRef), destination.get<V1Secret>(dstRef)]);
     const now = Date.now();
     if (!s) {
-      // Deleted by a renewing sync that is about to write the new one, or gone for good.
-      if (Date.now() < missingDeadline) continue;
+      // Deleted by a renewing sync that is about to write the new one (the destination side is still
+      // there), or gone for good.
+      if (d && Date.now() < missingDeadline) continue;
       throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is missing in the source cluster: the transfer server must be (re)created first (retry the namespace's set-up: createServer)`);
     }
     const values = secretValues(s);
