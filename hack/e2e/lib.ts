@@ -6,7 +6,9 @@
  * Everything goes through kubectl, skopeo and the two bash scripts next to this file, so that what the
  * demo checks and what the tests check are the same thing.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MigrationState, NamespaceState } from '../../src/workflows/state';
@@ -289,4 +291,31 @@ export function figuresTable(label: string, state: MigrationState): string {
     if (n.images.report) lines.push(`  images: ${n.images.report.copied.length} copied, ${n.images.report.skipped.length} skipped`);
   }
   return lines.join('\n');
+}
+
+/** A free TCP port on 127.0.0.1 below 64000 (for a test's own Temporal dev server). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (port < 64000) return port;
+  }
+}
+
+/** Why the lab with nodes cannot run an e2e test (undefined: it can): no kubeconfig, no Ready node in
+ * a cluster, or one of `tools` missing on this machine. */
+export function labWithNodes(tools: readonly string[] = ['kubectl']): string | undefined {
+  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
+  for (const c of ['ferry-src', 'ferry-dst']) {
+    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
+    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
+  }
+  for (const t of tools) if (spawnSync('which', [t]).status !== 0) return `${t} not installed`;
+  return undefined;
 }
