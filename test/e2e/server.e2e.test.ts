@@ -114,6 +114,14 @@ labDescribe('the destination transfer server pod lost mid-transfer (lab)', () =>
     const server = servers[0].metadata as { name: string; uid: string };
     const pdbs = JSON.parse(kubectl('ferry-dst', ['-n', NS, 'get', 'poddisruptionbudgets', '-l', 'app.kubernetes.io/managed-by=ferry', '-o', 'json'])).items as any[];
     const requests = servers[0].spec.containers.map((c: any) => c.resources?.requests);
+    // A drain (the Eviction API) is refused by the PodDisruptionBudget while the server is needed.
+    const eviction = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', 'ferry-dst', 'create', '--raw', `/api/v1/namespaces/${NS}/pods/${server.name}/eviction`, '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: server.name, namespace: NS } }),
+      encoding: 'utf8',
+      timeout: 30000,
+    });
+    log(`eviction of ${server.name}: exit ${eviction.status}, ${(eviction.stderr || eviction.stdout).trim().slice(0, 300)}`);
+    const evictionRefused = eviction.status !== 0 && /disruption budget|TooManyRequests|429/i.test(eviction.stderr);
     const deletedAt = Date.now();
     kubectl('ferry-dst', ['-n', NS, 'delete', 'pod', server.name, '--wait=false']);
     log(`deleted server pod ${server.name} after ${bytes} bytes`);
@@ -147,6 +155,7 @@ labDescribe('the destination transfer server pod lost mid-transfer (lab)', () =>
 
     // the server had resource requests and a PodDisruptionBudget
     expect(pdbs.map((p) => p.spec.minAvailable)).toEqual([1]);
+    expect(evictionRefused).toBe(true);
     expect(requests).toEqual([{ cpu: '50m', memory: '64Mi' }, { cpu: '50m', memory: '64Mi' }]);
     const c = compareManifests(await manifest('ferry-src', NS, 'files'), await manifest('ferry-dst', NS, 'files'));
     expect(c.differences.slice(0, 20)).toEqual([]);
