@@ -254,8 +254,11 @@ export interface FerryActivities {
   /** From the source cluster, a probe pod opens TCP + TLS (client certificate) to the endpoint and
    * reads the transfer server's greeting. Throws FerryTransient/FerryAuth with an explanation. */
   probeConnectivity(input: NamespaceContext & { address: EndpointAddressInfo }): Promise<void>;
-  /** One sync of one PVC: creates (or re-attaches to) the client pod, heartbeats TransferProgress,
-   * returns the result or throws a classified failure. Deletes the finished client pod. */
+  /** One sync of one PVC: first ensures the destination server and both sides' credentials
+   * (recreates a lost server pod, renews expiring certificates: kube/server-sync.ts), then creates
+   * (or re-attaches to) the client pod, heartbeats TransferProgress, returns the result or throws a
+   * classified failure (a connection-level one says what happened to the server). Deletes the
+   * finished client pod. */
   runTransfer(req: TransferRequest): Promise<TransferResult>;
   /** Quiesces the workloads; returns their prior state. */
   quiesce(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<QuiesceRecord[]>;

@@ -89,18 +89,23 @@ interface StoredCredentials {
  * @throws FerryError (config) when the source credentials Secret is missing for good (createServer
  *   must run again), or transient when another sync's renewal does not complete in time.
  */
-async function syncCredentials(source: KubeClient, destination: KubeClient, t: SyncTarget, log: Logger, signal?: AbortSignal): Promise<StoredCredentials> {
+async function syncCredentials(source: KubeClient, destination: KubeClient, t: SyncTarget, log: Logger, options: SyncServerOptions): Promise<StoredCredentials> {
+  const signal = options.signal;
   const srcRef = ref('Secret', t.namespace.source, credentialsSecretName(t.migrationId));
   const dstRef = ref('Secret', t.namespace.destination, serverTLSSecretName(t.migrationId));
   const deadline = Date.now() + RENEWAL_GRACE_SECONDS * 1000;
   const missingDeadline = Date.now() + MISSING_GRACE_SECONDS * 1000;
   for (let round = 0; ; round++) {
-    if (round > 0) await sleep(2000, signal);
+    if (round > 0) {
+      options.onTick?.('waiting for the transfer credentials');
+      await sleep(2000, signal);
+    }
     const [s, d] = await Promise.all([source.get<V1Secret>(srcRef), destination.get<V1Secret>(dstRef)]);
     const now = Date.now();
     if (!s) {
-      // Deleted by a renewing sync that is about to write the new one, or gone for good.
-      if (Date.now() < missingDeadline) continue;
+      // Deleted by a renewing sync that is about to write the new one (the destination side is still
+      // there), or gone for good.
+      if (d && Date.now() < missingDeadline) continue;
       throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is missing in the source cluster: the transfer server must be (re)created first (retry the namespace's set-up: createServer)`);
     }
     const values = secretValues(s);
@@ -153,14 +158,15 @@ export async function ensureServerForSync(source: KubeClient, destination: KubeC
 }
 
 async function ensureServerForSyncOrFail(source: KubeClient, destination: KubeClient, t: SyncTarget, options: SyncServerOptions, log: Logger): Promise<SyncServer> {
-  const stored = await syncCredentials(source, destination, t, log, options.signal);
-  const actions: string[] = stored.renewed ? [`renewed the transfer certificates (valid until ${stored.credentials.certificates.notAfter})`] : [];
   const cm = await destination.get<V1ConfigMap>(ref('ConfigMap', t.namespace.destination, serverTemplateName(t.migrationId)));
   const template = podFromTemplate(cm);
   if (!template) {
+    // Without the manifest the server cannot be restarted on renewed certificates either.
     log.warn({ configMap: serverTemplateName(t.migrationId) }, 'no stored server pod template (migration set up by an older Ferry): the server pod is not checked before the sync');
-    return { credentials: stored.credentials, actions };
+    return { credentials: await readClientCredentials(source, t.migrationId, t.namespace.source), actions: [] };
   }
+  const stored = await syncCredentials(source, destination, t, log, options);
+  const actions: string[] = stored.renewed ? [`renewed the transfer certificates (valid until ${stored.credentials.certificates.notAfter})`] : [];
   const ensured = await ensureServerPod(destination, template, {
     timeoutSeconds: options.timeoutSeconds,
     ...(stored.since !== undefined ? { configSince: stored.since } : {}),

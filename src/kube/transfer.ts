@@ -1,5 +1,6 @@
 /**
- * The transfer's objects in the clusters: credentials, the destination server pod, the source client
+ * The transfer's objects in the clusters: credentials, the destination server pod (and its stored
+ * template, server.ts), the source client
  * pods (one per PVC sync) and the connectivity probe pod.
  *
  * Credentials live only in Secrets in the clusters, never in workflow state:
@@ -11,7 +12,9 @@
  * either is missing, they disagree (different CA), the server certificate no longer names the
  * endpoint address, or it expires within a day, every credential Secret of both sides, the server
  * pod and any client or probe pod are deleted and everything is made afresh (a client certificate
- * cannot be re-issued without the discarded CA key).
+ * cannot be re-issued without the discarded CA key). Before every sync, server-sync.ts renews
+ * credentials that expire within a week (both sides, same password) and ensures the server pod from
+ * the manifest `ensureServer` stores (server.ts).
  */
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -12,8 +12,7 @@
  * Skipped with a message unless the lab with nodes is up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -22,19 +21,11 @@ import { getMigration, openSession, startMigration, type TemporalSession } from 
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
-import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED server drill: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labDescribe = unavailable ? describe.skip : describe;
@@ -48,20 +39,6 @@ const TASK_QUEUE = `ferry-s-${RUN}`;
 const t0 = Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stdout.write(`[server drill +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port < 64000) return port;
-  }
-}
 
 labDescribe('the destination transfer server pod lost mid-transfer (lab)', () => {
   let temporal: TemporalHandle;
@@ -137,6 +114,14 @@ labDescribe('the destination transfer server pod lost mid-transfer (lab)', () =>
     const server = servers[0].metadata as { name: string; uid: string };
     const pdbs = JSON.parse(kubectl('ferry-dst', ['-n', NS, 'get', 'poddisruptionbudgets', '-l', 'app.kubernetes.io/managed-by=ferry', '-o', 'json'])).items as any[];
     const requests = servers[0].spec.containers.map((c: any) => c.resources?.requests);
+    // A drain (the Eviction API) is refused by the PodDisruptionBudget while the server is needed.
+    const eviction = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', 'ferry-dst', 'create', '--raw', `/api/v1/namespaces/${NS}/pods/${server.name}/eviction`, '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: server.name, namespace: NS } }),
+      encoding: 'utf8',
+      timeout: 30000,
+    });
+    log(`eviction of ${server.name}: exit ${eviction.status}, ${(eviction.stderr || eviction.stdout).trim().slice(0, 300)}`);
+    const evictionRefused = eviction.status !== 0 && /disruption budget|TooManyRequests|429/i.test(eviction.stderr);
     const deletedAt = Date.now();
     kubectl('ferry-dst', ['-n', NS, 'delete', 'pod', server.name, '--wait=false']);
     log(`deleted server pod ${server.name} after ${bytes} bytes`);
@@ -170,6 +155,7 @@ labDescribe('the destination transfer server pod lost mid-transfer (lab)', () =>
 
     // the server had resource requests and a PodDisruptionBudget
     expect(pdbs.map((p) => p.spec.minAvailable)).toEqual([1]);
+    expect(evictionRefused).toBe(true);
     expect(requests).toEqual([{ cpu: '50m', memory: '64Mi' }, { cpu: '50m', memory: '64Mi' }]);
     const c = compareManifests(await manifest('ferry-src', NS, 'files'), await manifest('ferry-dst', NS, 'files'));
     expect(c.differences.slice(0, 20)).toEqual([]);

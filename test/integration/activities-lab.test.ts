@@ -19,7 +19,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import type { EndpointAddressInfo, FerryActivities, NamespaceDiscovery, PVCInfo, QuiesceRecord } from '../../src/activities/contract';
-import { KubeClient, waitFor } from '../../src/kube/client';
+import { KubeClient, statusCode, waitFor } from '../../src/kube/client';
 import { ensureEndpoint } from '../../src/kube/endpoint';
 import { FerryError } from '../../src/kube/errors';
 import { PRE_QUIESCE_ANNOTATION, QUIESCE_NODE_SELECTOR_KEY } from '../../src/kube/quiesce';
@@ -84,6 +84,17 @@ const deployment = (name: string, replicas: number, claims: string[], extra: obj
 
 /** Writes the transfer container's terminated state to the pod status, as the kubelet would. */
 async function finishPod(client: KubeClient, namespace: string, name: string, exitCode: number, message: string): Promise<void> {
+  // The scheduler or a kubelet may update the fresh pod's status at the same moment (409): read again.
+  for (let i = 0; ; i++) {
+    try {
+      return await writeFinished(client, namespace, name, exitCode, message);
+    } catch (err) {
+      if (statusCode(err) !== 409 || i >= 10) throw err;
+    }
+  }
+}
+
+async function writeFinished(client: KubeClient, namespace: string, name: string, exitCode: number, message: string): Promise<void> {
   const pod = await waitFor(() => client.get<V1Pod>({ apiVersion: 'v1', kind: 'Pod', namespace, name }), { timeoutSeconds: 30, intervalSeconds: 0.2, description: `pod ${name}` });
   const now = new Date();
   pod.status = {
@@ -410,6 +421,12 @@ labDescribe('activities against the lab API servers', () => {
   });
 
   test('runTransfer: creates the client pod for the pass, re-attaches on retry, classifies the exit, deletes the pod', async () => {
+    // runTransfer ensures the server before every sync: without nodes, its pod is made Ready here as
+    // the kubelet would.
+    const serverRef = { apiVersion: 'v1', kind: 'Pod', namespace: DST_NS, name: objectName(MID, 'server') };
+    const server = (await dst.get<V1Pod>(serverRef))!;
+    server.status = { ...server.status, phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
+    await dst.core.replaceNamespacedPodStatus({ name: serverRef.name, namespace: DST_NS, body: server });
     const pvc = discovery.pvcs.find((p) => p.name === 'uploads')!;
     const req = (pass: number, final: boolean) => ({ ...ctx(), pvc, address, final, pass });
     const podName = objectName(MID, 'client', 'uploads');
@@ -507,7 +524,10 @@ labDescribe('activities against the lab API servers', () => {
       (await Promise.all(['Pod', 'Service', 'Secret', 'ConfigMap'].map((kind) => client.list({ apiVersion: 'v1', kind }, ns, { labelSelector: `${LABELS.migration}=${migrationKey(MID)},${LABELS.managedBy}=ferry` })))).flat();
     expect((await labelled(dst, DST_NS)).length).toBeGreaterThan(0);
     expect((await labelled(src, SRC_NS)).length).toBeGreaterThan(0);
+    const pdbs = () => dst.list({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' }, DST_NS, { labelSelector: `${LABELS.migration}=${migrationKey(MID)}` });
+    expect((await pdbs()).length).toBe(1); // the server's (createServer)
     const report = await activities.cleanup({ migrationId: MID, plan });
+    expect(await pdbs()).toEqual([]);
     expect(report.remaining).toBe(0);
     expect(report.source).toBeGreaterThan(0);
     expect(report.destination).toBeGreaterThan(0);

@@ -146,6 +146,26 @@ describe('ensureServerForSync: the server is made right before every sync', () =
     expect(JSON.stringify([...src.objects, ...dst.objects])).toBe(before);
   });
 
+  it('createServer again (a retry) keeps the same template and the same server pod', async () => {
+    const { src, dst, podKey } = await prepared();
+    const uids = () => [dst.objects.get(podKey)!.metadata!.uid, dst.objects.get(`ConfigMap/shop2/${serverTemplateName(MID)}`)!.metadata!.uid];
+    const before = uids();
+    const { credentials, created } = await ensureCredentials(src.client(), dst.client(), nt(), address);
+    expect(created).toBe(false);
+    await ensureServer(dst.client(), nt(), credentials, opts);
+    expect(uids()).toEqual(before);
+  });
+
+  it('a migration set up before the template existed: the server is left alone, the credentials used as stored', async () => {
+    const { src, dst, podKey } = await prepared();
+    dst.objects.delete(`ConfigMap/shop2/${serverTemplateName(MID)}`);
+    dst.objects.delete(podKey);
+    const s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
+    expect(s.template).toBeUndefined();
+    expect(dst.objects.has(podKey)).toBe(false);
+    expect(s.credentials.password).toBeTruthy();
+  });
+
   it('recreates a deleted server pod from the stored template, with the same Secrets', async () => {
     const { src, dst, podKey } = await prepared();
     const template = podFromTemplate(dst.objects.get(`ConfigMap/shop2/${serverTemplateName(MID)}`) as V1ConfigMap)!;
