@@ -28,7 +28,7 @@ import { resolveTemporal } from '../temporal/devserver';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import type { migrationWorkflow } from '../workflows';
 import {
-  cutoverUpdate,
+  cutoverWithRequestUpdate,
   DEFAULT_TASK_QUEUE,
   decideUpdate,
   migrationStateQuery,
@@ -318,11 +318,12 @@ export async function decide(session: TemporalSession, id: string, req: { namesp
 }
 
 /**
- * Manual cutover of one namespace, or of every running namespace.
+ * Manual cutover of one namespace, or of every running namespace. `force`: cut over although the
+ * last stage pass of some PVC was partial (also releases an automatic cutover held back for that).
  * @returns one result per namespace that accepted
  * @throws CliError when a named namespace rejects, or when every namespace rejects
  */
-export async function cutover(session: TemporalSession, id: string, namespace?: string): Promise<CutoverResult[]> {
+export async function cutover(session: TemporalSession, id: string, namespace?: string, opts: { force?: boolean } = {}): Promise<CutoverResult[]> {
   let targets: string[];
   if (namespace !== undefined) targets = [namespace];
   else {
@@ -335,7 +336,7 @@ export async function cutover(session: TemporalSession, id: string, namespace?: 
   const errors: unknown[] = [];
   for (const ns of targets) {
     try {
-      results.push(await session.client.workflow.getHandle(namespaceWorkflowId(id, ns)).executeUpdate(cutoverUpdate, { args: [] }));
+      results.push(await session.client.workflow.getHandle(namespaceWorkflowId(id, ns)).executeUpdate(cutoverWithRequestUpdate, { args: [opts.force ? { force: true } : {}] }));
     } catch (e) {
       errors.push(cliErrorOf(e, `cutover of namespace ${ns} in migration ${id}`));
     }

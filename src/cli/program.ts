@@ -275,10 +275,11 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .description('manual cutover: after the running stage pass, quiesce and run the final sync')
     .argument('<id>', 'migration id')
     .option('--namespace <ns>', 'only this source namespace (default: every running namespace)')
+    .option('--force', 'cut over although the last stage pass of a PVC was partial (its final sync then fails unless the cause was fixed)')
     .addOption(outputOption())
-    .action(async (id: string, o: { namespace?: string; output: Output }) => {
+    .action(async (id: string, o: { namespace?: string; force?: boolean; output: Output }) => {
       await withSession(async (session) => {
-        const results = await cutover(session, id, o.namespace);
+        const results = await cutover(session, id, o.namespace, { force: o.force === true });
         if (o.output === 'json') json(results);
         else for (const r of results) out(`cutover of ${r.namespace} requested (${r.stagePassesDone} stage pass(es) done, ${r.minimumStagePasses} required).`);
         setExit(EXIT.OK);

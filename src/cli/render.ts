@@ -81,6 +81,11 @@ export function pvcLine(p: PVCState, live?: LiveProgress, ended = false): string
         `${live && live.attempt > 1 ? `, attempt ${live.attempt}${live.lastFailure ? ` after: ${live.lastFailure}` : ''}` : ''}]`,
     );
   }
+  // A stage pass that left files behind (rsync exit 23) is not a done pass: say so, with its reason.
+  if (p.status === 'synced' && p.lastSync && !p.lastSync.final && p.lastSync.outcome === 'partial' && p.lastSync.exitCode !== 24) {
+    parts[1] = 'PARTIAL '.padEnd(8);
+    parts.push(`— last stage pass partial: ${p.lastSync.message}`);
+  }
   const lastError = p.errors[p.errors.length - 1];
   if (p.status === 'failed' && lastError) parts.push(`— ${lastError.message}${lastError.type ? ` (${lastError.type})` : ''}`);
   return parts.join('  ');
@@ -109,7 +114,8 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
       lines.push(`      decide: ferry retry ${id} --namespace ${ns.source} --pvc ${p.name}  |  ferry skip …  |  ferry abort …`);
     }
   }
-  if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
+  if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
+  else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {
     lines.push(`    pods Ferry cannot quiesce mount source PVCs (plan unmanagedPods decides: fail or delete):`);
     for (const u of ns.unmanagedPods) lines.push(`      ${u.name}: mounts ${u.pvcs.join(', ')}${u.owner ? `; controlled by ${u.owner}` : '; no controller'}`);

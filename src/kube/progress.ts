@@ -226,6 +226,9 @@ export interface VerdictOptions {
   /** Final sync (after quiesce): partial transfers fail it. */
   final: boolean;
   durationSeconds: number;
+  /** Who the client ran as, for the fix hint of a partial transfer: root (preserve-ownership) or the
+   * uid/gid of its pod security context. */
+  client?: { root: boolean; uid?: number; gid?: number };
 }
 
 /**
@@ -260,14 +263,22 @@ export function transferVerdict(finished: FinishedTransfer, options: VerdictOpti
   const details = { exitCode, failedFiles, failedFilesOmitted: omitted };
   if (verdict.outcome === 'retryable') throw new FerryError('transient', verdict.explanation, { details });
   if (verdict.outcome === 'fatal') throw new FerryError(verdict.category ?? 'fatal', verdict.explanation + filesNote, { details });
+  // Issue 8 item 4: a partial stage pass names the cause and the fix; the workflow holds cutover back.
+  let hint = '';
+  const c = options.client;
+  if (verdict.outcome === 'partial' && exitCode !== 24 && c && !c.root && /Permission denied \(13\)|Operation not permitted \(1\)/.test(lines.join('\n'))) {
+    hint =
+      ` The client runs as uid ${c.uid ?? 'of the transfer image'}${c.gid !== undefined ? ` (gid ${c.gid})` : ''} and cannot read these files: ` +
+      "use security mode preserve-ownership, or set security.runAsUser/runAsGroup (or fsGroup) to the workload's ids.";
+  }
   if (verdict.outcome === 'partial' && options.final) {
-    throw new FerryError('partial', `final sync incomplete: ${verdict.explanation}${filesNote}`, { details });
+    throw new FerryError('partial', `final sync incomplete: ${verdict.explanation}${filesNote}${hint}`, { details });
   }
   const vanishedOnly = verdict.outcome === 'partial' && exitCode === 24;
   const result: TransferResult = {
     exitCode,
     outcome: verdict.outcome === 'success' || vanishedOnly ? 'success' : 'partial',
-    message: vanishedOnly ? `stage sync complete; some files vanished while the application was writing (expected before quiesce).${filesNote}` : verdict.outcome === 'partial' ? `${verdict.explanation}${filesNote}` : verdict.explanation,
+    message: vanishedOnly ? `stage sync complete; some files vanished while the application was writing (expected before quiesce).${filesNote}` : verdict.outcome === 'partial' ? `${verdict.explanation}${filesNote}${hint}` : verdict.explanation,
     durationSeconds: options.durationSeconds,
   };
   if (failedFiles.length) result.failedFiles = failedFiles;

@@ -382,7 +382,13 @@ export async function runClientTransfer(
     const durationSeconds = Math.round((Date.now() - started) / 1000);
     log.info({ pod: `${ns}/${name}`, exitCode: finished.exitCode, durationSeconds }, 'client transfer ended');
     await source.delete(podRef(ns, name), undefined, uid).catch(() => undefined);
-    return transferVerdict(finished, { engine: nt.transfer.type, final: req.final, durationSeconds });
+    const sc = pod.spec?.securityContext;
+    return transferVerdict(finished, {
+      engine: nt.transfer.type,
+      final: req.final,
+      durationSeconds,
+      client: { root: sc?.runAsUser === 0, ...(sc?.runAsUser !== undefined ? { uid: sc.runAsUser } : {}), ...(sc?.runAsGroup !== undefined ? { gid: sc.runAsGroup } : {}) },
+    });
   } catch (err) {
     const timedOut = limit?.signal.aborted && !options.signal?.aborted;
     if (options.signal?.aborted && options.keepPodOnAbort?.()) {

@@ -33,6 +33,14 @@ export interface DecideResult {
 
 /** Manual cutover of one namespace: finish the stage pass running, then quiesce and final sync. */
 export const cutoverUpdate = defineUpdate<CutoverResult, []>('cutover');
+/** The same update (same name) with its optional request, e.g. `{ force: true }`; the workflow
+ * handles both forms (no argument = no options). */
+export const cutoverWithRequestUpdate = defineUpdate<CutoverResult, [CutoverRequest]>('cutover');
+export interface CutoverRequest {
+  /** Cut over although the last stage pass of some PVC was partial (its final sync will fail unless
+   * the cause was fixed); also releases an automatic cutover held back for that reason. */
+  force?: boolean;
+}
 export interface CutoverResult {
   namespace: string;
   stagePassesDone: number;

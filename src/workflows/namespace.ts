@@ -33,12 +33,13 @@ import { FailureType, type NamespaceContext, type NamespaceDiscovery, type PVCIn
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { ferryActivities } from './activity-options';
 import {
-  cutoverUpdate,
+  cutoverWithRequestUpdate,
   decideUpdate,
   namespaceReportSignal,
   namespaceStateQuery,
   pvcWorkflowId,
   WorkflowFailureType,
+  type CutoverRequest,
 } from './definitions';
 import { describeFailure, failureMessage } from './failures';
 import { pvcTransferWorkflow } from './pvc-transfer';
@@ -68,6 +69,9 @@ export interface NamespaceWorkflowInput {
 }
 
 const now = () => new Date().toISOString();
+
+/** Seconds between stage passes while cutover is held back by a partial pass (at least). */
+const PARTIAL_RETRY_SECONDS = 60;
 
 /** Phases during which the operator may still ask for cutover. */
 const BEFORE_CUTOVER: readonly NamespacePhase[] = ['pending', 'prepare', 'stage', 'ready-for-cutover'];
@@ -226,6 +230,16 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     }
   }
 
+  // Issue 8 item 4: a partial stage pass holds cutover back (new commands: behind a patch).
+  const gatePartial = wf.patched('d-partial-stage');
+
+  /** PVCs whose last stage pass was partial for a reason other than vanished files (exit 24 is a
+   * success in the activity's result). */
+  const partialPVCs = (): PVCState[] =>
+    gatePartial ? st.pvcs.filter((p) => p.status !== 'skipped' && p.lastSync && !p.lastSync.final && p.lastSync.outcome === 'partial' && p.lastSync.exitCode !== 24) : [];
+  const partialReason = (ps: PVCState[]): string =>
+    ps.map((p) => `${p.name} (pass ${p.lastSync!.pass}, rsync exit ${p.lastSync!.exitCode}): ${p.lastSync!.message}`).join('; ');
+
   const enter = (phase: NamespacePhase): void => {
     st.phase = phase;
     // Terminal phases only close the last one.
@@ -265,17 +279,32 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
   );
 
   wf.setHandler(
-    cutoverUpdate,
-    () => {
-      st.cutoverRequested = true;
+    cutoverWithRequestUpdate,
+    (req: CutoverRequest | undefined) => {
+      if (req?.force && partialPVCs().length > 0) st.cutoverForcedAt = now();
+      if (plan.cutover === 'manual') st.cutoverRequested = true;
       reporter.touch();
       return { namespace: st.source, stagePassesDone: st.stagePassesDone, minimumStagePasses: plan.stagePasses };
     },
     {
-      validator: () => {
-        if (plan.cutover !== 'manual') throw new Error(`namespace ${st.source} cuts over automatically (plan cutover: auto): nothing to trigger`);
-        if (st.cutoverRequested) throw new Error(`cutover of namespace ${st.source} was already requested`);
+      validator: (req: CutoverRequest | undefined) => {
+        const partial = partialPVCs();
+        const releasesAuto = plan.cutover !== 'manual' && req?.force === true && partial.length > 0 && st.cutoverForcedAt === undefined;
+        if (plan.cutover !== 'manual' && !releasesAuto) {
+          throw new Error(
+            `namespace ${st.source} cuts over automatically (plan cutover: auto): nothing to trigger` +
+              (partial.length > 0 ? ' (a cutover held back by partial stage passes is released with --force)' : ''),
+          );
+        }
+        if (plan.cutover === 'manual' && st.cutoverRequested) throw new Error(`cutover of namespace ${st.source} was already requested`);
         if (st.status !== 'running' || !BEFORE_CUTOVER.includes(st.phase)) throw new Error(`namespace ${st.source} is past cutover (phase ${st.phase})`);
+        if (partial.length > 0 && !req?.force) {
+          throw new Error(
+            `cutover of namespace ${st.source} refused: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ` +
+              `${partialReason(partial)}. The final sync would fail the same way after the applications went down. ` +
+              'Fix the cause and wait for the next stage pass, or cut over anyway with --force.',
+          );
+        }
       },
     },
   );
@@ -368,15 +397,40 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
   async function stagePasses(): Promise<void> {
     const manual = plan.cutover === 'manual';
     const minimumDone = () => st.stagePassesDone >= plan.stagePasses;
-    const cutNow = () => minimumDone() && (!manual || st.cutoverRequested);
+    const wouldCut = () => minimumDone() && (!manual || st.cutoverRequested);
+    // A partial last pass holds cutover back unless the operator forced it.
+    const heldBack = () => st.cutoverForcedAt === undefined && partialPVCs().length > 0;
+    const cutNow = () => wouldCut() && !heldBack();
     let passesThisRun = 0;
     if (st.phase !== 'stage' && st.phase !== 'ready-for-cutover') enter('stage');
     for (;;) {
-      if (manual && minimumDone() && st.phase === 'stage') enter('ready-for-cutover');
-      if (cutNow()) return;
-      if (st.stagePassesDone > 0 && plan.stageIntervalSeconds > 0) {
+      if (manual && minimumDone() && st.phase === 'stage' && partialPVCs().length === 0) enter('ready-for-cutover');
+      if (cutNow()) {
+        if (st.cutoverBlocked) {
+          delete st.cutoverBlocked;
+          reporter.touch();
+        }
+        return;
+      }
+      let pause = plan.stageIntervalSeconds;
+      if (gatePartial && wouldCut() && heldBack()) {
+        // Cutover is due but would take the applications down for a final sync that fails: wait for
+        // a clean pass (another stage pass after a pause, so the operator can fix the cause) or for
+        // `ferry cutover --force`.
+        const partial = partialPVCs();
+        const reason =
+          `cutover held back: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ${partialReason(partial)}. ` +
+          `Fix the cause (another stage pass runs every ${Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS)} s and cutover follows a clean one), or force it: ferry cutover ${migrationId} --namespace ${st.source} --force`;
+        if (st.cutoverBlocked?.reason !== reason) {
+          st.cutoverBlocked = { pvcs: partial.map((p) => p.name), reason, since: st.cutoverBlocked?.since ?? now() };
+          wf.log.warn('cutover held back by a partial stage pass', { namespace: st.source, pvcs: st.cutoverBlocked.pvcs });
+          reporter.touch();
+        }
+        pause = Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS);
+      }
+      if (st.stagePassesDone > 0 && pause > 0) {
         // The pause between passes; in manual mode the operator's cutover ends it early.
-        if (await wf.condition(cutNow, plan.stageIntervalSeconds * 1000)) return;
+        if (await wf.condition(cutNow, pause * 1000)) continue;
       }
       await syncAll(false);
       st.stagePassesDone++;

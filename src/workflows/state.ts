@@ -204,6 +204,12 @@ export interface NamespaceState {
   rollback?: { reason: string; startedAt: string; endedAt?: string; steps: RollbackStep[] };
   /** Runs of this workflow so far (continue-as-new in long stage phases). */
   runs: number;
+  /** Cutover is held back: the last stage pass of these PVCs was partial (rsync exit 23, not only
+   * vanished files), so the final sync would fail after the applications went down. Cleared by a
+   * clean pass or by a forced cutover. */
+  cutoverBlocked?: { pvcs: string[]; reason: string; since: string };
+  /** The operator forced cutover despite partial stage passes (`ferry cutover --force`). */
+  cutoverForcedAt?: string;
 }
 
 /** What a namespace workflow reports to its parent (signal), on phase changes and failures. */

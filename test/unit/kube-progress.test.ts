@@ -116,6 +116,9 @@ describe('transferVerdict (rsync)', () => {
       expect(stage.outcome).toBe('partial');
       expect(stage.failedFiles).toEqual([join(dir, 'src/secret')]);
       expect(stage.message).toMatch(/Permission errors/);
+      // With the client's identity: the uid that cannot read, and the fix (issue 8 item 4).
+      const hinted = transferVerdict({ exitCode: 23, lines }, { engine: 'rsync', final: false, durationSeconds: 1, client: { root: false, uid: 65534, gid: 65534 } });
+      expect(hinted.message).toMatch(/src\/secret\. The client runs as uid 65534 \(gid 65534\) and cannot read these files: use security mode preserve-ownership, or set security\.runAsUser/);
       let err: unknown;
       try {
         transferVerdict({ exitCode: 23, lines }, { engine: 'rsync', final: true, durationSeconds: 1 });

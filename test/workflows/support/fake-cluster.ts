@@ -82,6 +82,17 @@ export interface TransferFailureScript {
   message?: string;
 }
 
+/** A scripted partial result of runTransfer (rsync exit 23: some files could not be read). */
+export interface TransferPartialScript {
+  namespace: string;
+  pvc: string;
+  /** Only syncs with this `final` flag (default: any). */
+  final?: boolean;
+  /** How many syncs end partial. */
+  times: number;
+  failedFiles: string[];
+}
+
 interface ClusterState {
   /** Objects by key "<side>/<kind>/<namespace>/<name>" → migration id. */
   objects: Record<string, string>;
@@ -95,6 +106,8 @@ interface ClusterState {
   cutover?: Record<string, string>;
   /** Pods Ferry cannot quiesce, per namespace (they write to the PVCs they mount). */
   pods?: Record<string, FakePod[]>;
+  /** Remaining scripted partial results (absent in state files of older runs). */
+  partials?: TransferPartialScript[];
   seq: number;
 }
 
@@ -191,6 +204,13 @@ export class FakeCluster {
   /** Adds a source workload mounting every PVC of the namespace (e.g. created during a warm migration). */
   addWorkload(namespace: string, name: string, replicas: number): void {
     this.reload().workloads[`${namespace}/${name}`] = { replicas };
+    this.save();
+  }
+
+  /** Scripts partial results (exit 23) of runTransfer. */
+  partialTransfer(script: TransferPartialScript): void {
+    const st = this.reload();
+    (st.partials ??= []).push(script);
     this.save();
   }
 
@@ -481,6 +501,19 @@ export class FakeCluster {
     if (writers.length > 0) after.data[dataKey]!.source = startVersion + 1;
     this.save();
     this.delete(pod);
+    const partial = after.partials?.find((f) => f.namespace === ns && f.pvc === req.pvc.name && (f.final === undefined || f.final === req.final) && f.times > 0);
+    if (partial) {
+      partial.times--;
+      this.save();
+      return {
+        exitCode: 23,
+        outcome: 'partial',
+        bytesSent: total,
+        failedFiles: partial.failedFiles,
+        message: `rsync exit 23 (Partial transfer due to error): Some files or attributes were not transferred. Files: ${partial.failedFiles.join(', ')}. The client runs as uid 65532 and cannot read these files: use security mode preserve-ownership, or set security.runAsUser/runAsGroup (or fsGroup) to the workload's ids.`,
+        durationSeconds: (Date.now() - started) / 1000,
+      };
+    }
     return { exitCode: 0, outcome: 'success', bytesSent: total, totalFileSize: total, message: 'ok', durationSeconds: (Date.now() - started) / 1000 };
   }
 

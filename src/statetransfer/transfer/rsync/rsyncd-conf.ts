@@ -185,51 +185,30 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
     'munge symlinks = no',
     '',
   ];
+  // One module section: who may connect (loopback, the auth user) and one connection at a time.
+  const section = (name: string, path: string, lock: string, access: string[]): string[] => [
+    `[${name}]`,
+    `path = ${path}`,
+    ...access,
+    'list = no',
+    `hosts allow = ${hostsAllow}`,
+    'hosts deny = *',
+    `auth users = ${authUser}`,
+    `secrets file = ${secretsFile}`,
+    'strict modes = yes',
+    'max connections = 1',
+    `lock file = ${dir}/${lock}.lock`,
+    `timeout = ${timeout}`,
+  ];
   modules.forEach((m, i) => {
-    lines.push(
-      `[${m.name}]`,
-      `path = ${m.path}`,
-      'read only = no',
-      'write only = yes',
-      'list = no',
-      `hosts allow = ${hostsAllow}`,
-      'hosts deny = *',
-      `auth users = ${authUser}`,
-      `secrets file = ${secretsFile}`,
-      'strict modes = yes',
-      'max connections = 1',
-      `lock file = ${dir}/module-${i}.lock`,
-      `timeout = ${timeout}`,
-      ...(postXferExec ? [`post-xfer exec = ${postXferExec}`] : []),
-      '',
-    );
+    lines.push(...section(m.name, m.path, `module-${i}`, ['read only = no', 'write only = yes']), ...(postXferExec ? [`post-xfer exec = ${postXferExec}`] : []), '');
     if (symlinkRepair) {
-      const dir = `${symlinkRepair.linksRoot.replace(/\/+$/, '')}/${i}`;
-      const common = [
-        `path = ${dir}`,
-        'list = no',
-        `hosts allow = ${hostsAllow}`,
-        'hosts deny = *',
-        `auth users = ${authUser}`,
-        `secrets file = ${secretsFile}`,
-        'strict modes = yes',
-        'max connections = 1',
-      ];
+      const links = `${symlinkRepair.linksRoot.replace(/\/+$/, '')}/${i}`;
       lines.push(
-        `[${symlinkLinksModule(m.name)}]`,
-        ...common,
-        'read only = no',
-        'write only = yes',
-        `lock file = ${params.runDir.replace(/\/+$/, '')}/module-${i}-links.lock`,
-        `timeout = ${timeout}`,
+        ...section(symlinkLinksModule(m.name), links, `module-${i}-links`, ['read only = no', 'write only = yes']),
         '',
-        `[${symlinkRepairModule(m.name)}]`,
-        ...common,
-        'read only = yes',
-        'write only = no',
-        `lock file = ${params.runDir.replace(/\/+$/, '')}/module-${i}-repair.lock`,
-        `timeout = ${timeout}`,
-        `pre-xfer exec = /bin/bash ${symlinkRepair.script} ${m.path} ${dir}`,
+        ...section(symlinkRepairModule(m.name), links, `module-${i}-repair`, ['read only = yes', 'write only = no']),
+        `pre-xfer exec = /bin/bash ${symlinkRepair.script} ${m.path} ${links}`,
         '',
       );
     }
