@@ -16,7 +16,7 @@ import { configMap } from '../statetransfer/objects';
 import { describeRef, refOf, waitFor, type KubeClient, type ObjectRef } from './client';
 import { FerryError, WaitTimeoutError } from './errors';
 import { silentLogger, type Logger } from './log';
-import { podTrouble } from './progress';
+import { DEFAULT_PENDING_LIMITS, describePodState, diagnosePod } from './progress';
 
 /** Key of the pod manifest (JSON) in the server template ConfigMap. */
 export const SERVER_TEMPLATE_KEY = 'pod.json';
@@ -182,7 +182,7 @@ export interface EnsureServerPodResult {
  * starting or restarting, deletes one that ended or is outdated (waiting for a deletion in progress
  * to finish), creates a missing one from `template`, then waits until it is Ready.
  * @throws FerryError (config) for a pod that cannot start (image, configuration) or is not Ready in
- *   time; the FerryError of `podTrouble`; AbortedError when `signal` aborts.
+ *   time; the FerryError of `diagnosePod` (bad image, crash loop, container that cannot be created); AbortedError when `signal` aborts.
  */
 export async function ensureServerPod(destination: KubeClient, template: V1Pod, options: EnsureServerPodOptions): Promise<EnsureServerPodResult> {
   const log = options.logger ?? silentLogger;
@@ -211,10 +211,12 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
         if (!p) throw new FerryError('transient', `server pod ${name} disappeared while starting`);
         if (podReady(p)) return p;
         const since = time(p.metadata?.creationTimestamp) ?? Date.now();
-        const trouble = podTrouble(p, (Date.now() - since) / 1000);
+        // The overall bound is timeoutSeconds (its expiry below explains the last state); diagnosePod
+        // ends it sooner for a bad image, a container that cannot be created or keeps crashing.
+        const trouble = await diagnosePod(destination, p, (Date.now() - since) / 1000, { ...DEFAULT_PENDING_LIMITS, pendingSeconds: Number.POSITIVE_INFINITY });
         if (trouble) throw trouble;
-        const waiting = p.status?.conditions?.find((c) => c.status !== 'True')?.message;
-        reason = `phase ${p.status?.phase ?? 'Pending'}${waiting ? `: ${waiting}` : ''}`;
+        const notReady = p.status?.conditions?.find((c) => c.status !== 'True' && c.message)?.message;
+        reason = `${describePodState(p)}${notReady ? `; ${notReady}` : ''}`;
         return undefined;
       },
       {

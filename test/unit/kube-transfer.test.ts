@@ -234,7 +234,7 @@ describe('ensureServer waits (issue 8 item 10)', () => {
     const started = Date.now();
     const err = await ensureServer(vanishing as never, nt, creds, { timeoutSeconds: 3 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FerryError);
-    expect(err).toMatchObject({ category: 'transient', message: expect.stringMatching(/^server pod Pod shop2\/\S+ disappeared while starting$/) });
+    expect(err).toMatchObject({ category: 'transient', message: expect.stringMatching(/^server pod shop2\/\S+ disappeared while starting$/) });
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
@@ -254,6 +254,6 @@ describe('ensureServer waits (issue 8 item 10)', () => {
     };
     const err = await ensureServer(pending as never, nt, creds, { timeoutSeconds: 1 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ category: 'config' });
-    expect((err as Error).message).toMatch(/timed out after \d+ s waiting for server pod Pod shop2\/\S+ to be Ready: phase Pending; not scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/);
+    expect((err as Error).message).toMatch(/timed out after \d+ s waiting for server pod shop2\/\S+ to be Ready: phase Pending; not scheduled: 0\/1 nodes are available: 1 node\(s\) had untolerated taint/);
   });
 });
