@@ -149,3 +149,14 @@ test('a pod that mounts a source PVC during the final sync: its result is not tr
   expect(fromStage(fake).slice(-5)).toEqual(['runTransfer', 'checkSourceWriters', 'unquiesce', 'cleanup', 'deleteDestinationPVCs']);
   expect(fake.replicas('shop', 'web')).toBe(2);
 });
+
+test('item 14: a rollout accepted by acceptRevisionChange is announced in the warnings', async () => {
+  const source = SHOP();
+  source.shop!.pendingRollouts = [{ workload: 'web', detail: '1 of 2 pods run revision web-1 while the template is web-2 (partition 1)' }];
+  const fake = new FakeCluster({ source, transferMs: 20 });
+  const { summary, failed } = await run(fake, testPlan({ acceptRevisionChange: true }));
+  expect(failed).toBe(false);
+  expect(shopResult(summary).warnings).toEqual([
+    'Deployment shop/web is in the middle of a rollout (1 of 2 pods run revision web-1 while the template is web-2 (partition 1)); accepted by acceptRevisionChange',
+  ]);
+});
