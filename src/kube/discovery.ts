@@ -251,7 +251,8 @@ export interface DiscoverOptions {
 /**
  * Discovers one source namespace (see the module docstring). Returns an empty discovery when the
  * namespace does not exist. Logs a warning for pods no workload controls (they cannot be quiesced)
- * and for unknown controllers that may undo a quiesce.
+ * and for unknown controllers that may undo a quiesce; lists both in `unmanagedPods`, and the
+ * workloads in the middle of a rollout (`pendingRolloutOf`) in `pendingRollouts`.
  * @throws API errors (callers classify them with isTransient).
  */
 export async function discoverNamespace(source: KubeClient, options: DiscoverOptions): Promise<NamespaceDiscovery> {
@@ -281,7 +282,7 @@ export async function discoverNamespace(source: KubeClient, options: DiscoverOpt
       unmanaged.set(u.name, entry);
     }
     if (usage.barePods.length) {
-      log.warn({ namespace: mapping.source, pvc: pvc.metadata?.name, pods: usage.barePods }, 'pods without a controller mount this PVC: Ferry cannot quiesce them; stop them before the final sync');
+      log.warn({ namespace: mapping.source, pvc: pvc.metadata?.name, pods: usage.barePods }, 'pods without a controller mount this PVC: Ferry cannot quiesce them (preflight refuses them unless the plan says unmanagedPods: delete)');
     }
     if (usage.foreignOwners.length) {
       log.warn({ namespace: mapping.source, pvc: pvc.metadata?.name, owners: usage.foreignOwners }, 'a controller Ferry does not know manages a workload using this PVC and may undo its quiesce');

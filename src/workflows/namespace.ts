@@ -500,6 +500,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
           st.unmanagedPods = before.pods;
           throw writersFailure('after quiesce, before the final sync', before.pods);
         }
+        delete st.unmanagedPods; // deleted ones are in the warnings
       }
     }
     enter('final-sync');

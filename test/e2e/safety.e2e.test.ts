@@ -8,6 +8,9 @@
  *       data), the policy is back to Delete, the destination data is identical.
  *   (u) a bare pod writing to a PVC: with the default plan preflight refuses, naming the pod, and
  *       nothing is touched; with unmanagedPods: delete the migration completes and the pod is gone.
+ *   (p) a namespace enforcing the "restricted" Pod Security Standard: preflight refuses
+ *       preserve-ownership with the label fix; the API server's own rejection of a root pod there
+ *       is classified FerryConfig (not FerryAuth).
  *
  * Skipped with a message unless the lab with nodes is up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
@@ -18,7 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { toApplicationFailure } from '../../src/activities';
+import { FailureType } from '../../src/activities/contract';
 import { openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
+import { KubeClient } from '../../src/kube/client';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
@@ -258,4 +264,38 @@ labDescribe('safety drills on the lab', () => {
         `unmanagedPods: delete → ${s.status}, pod deleted before the final sync, destination identical (${c.entries} entries, ${c.files} files)`,
     );
   }, 900_000);
+
+  test('(p) a namespace enforcing "restricted": preflight refuses preserve-ownership; the real 403 is FerryConfig', async () => {
+    const ns = `q-${RUN}-psa`;
+    createNamespace(ns);
+    kubectl('ferry-src', ['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    kubectl('ferry-src', ['-n', ns, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'files', namespace: ns }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '16Mi' } } } }));
+    const id = `q-${RUN}-psa`;
+    await startMigration(session, plan(ns), id, TUNING);
+    const r = await outcome(id);
+    const psa = r.problems.find((p) => /Pod Security/.test(p.message));
+    log(`(p) ${r.status}: ${psa?.message}`);
+    expect(r.status).toBe('failed');
+    expect(psa?.message).toMatch(new RegExp(`source namespace ${ns} enforces the "restricted" Pod Security Standard.*kubectl label --overwrite namespace ${ns} pod-security.kubernetes.io/enforce=baseline`));
+    expect(exists('ferry-dst', ['namespace', ns])).toBe(false);
+
+    // What the API server answers a root pod with preserve-ownership's capabilities there.
+    const client = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' });
+    const err = await client
+      .createOrAdopt({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'root-probe', namespace: ns },
+        spec: {
+          securityContext: { runAsUser: 0, runAsNonRoot: false, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [{ name: 'c', image: BUSYBOX, securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] } } }],
+        },
+      })
+      .then(() => undefined, (e: unknown) => e);
+    const f = toApplicationFailure(err, 'createServer');
+    log(`(p) real rejection → ${f.type}: ${f.message.slice(0, 300)}`);
+    expect(f.type).toBe(FailureType.Config);
+    expect(f.message).toMatch(/violates PodSecurity "restricted:latest"/);
+    report.push(`(p) restricted namespace: preflight → ${r.status} ("${psa?.message.slice(0, 160)}…"); a root pod there → ${f.type} ("${f.message.slice(0, 160)}…")`);
+  }, 300_000);
 });

@@ -6,17 +6,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { QuiesceRecord } from '../../src/activities/contract';
 import { isQuiesced, PRE_QUIESCE_ANNOTATION, QUIESCE_NODE_SELECTOR_KEY, quiescePatch, unquiescePatch } from '../../src/kube/quiesce';
-
-/** RFC 7386 JSON merge patch. */
-function mergePatch<T>(target: T, patch: unknown): T {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch as T;
-  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out as T;
-}
+import { mergePatch } from '../support/fake-kube';
 
 const ns = 'shop';
 function obj(apiVersion: string, kind: string, spec: Record<string, unknown>, annotations?: Record<string, string>): KubernetesObject {

@@ -8,6 +8,7 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { renderView } from '../../src/cli/render';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
@@ -94,7 +95,7 @@ test('a workload and a bare pod created during the stage passes: re-discovered, 
   expect(fake.replicas('shop', 'web')).toBe(2);
   expect(fake.pods('shop')).toEqual([]);
   expect(shop.warnings).toEqual(['deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): debug']);
-  expect(shop.unmanagedPods).toEqual([{ name: 'debug', pvcs: ['data'] }]);
+  expect(shop.unmanagedPods).toBeUndefined(); // none left; the deleted one is in the warnings
   // The final sync ran with no writer: the copy equals the source.
   for (const pvc of ['data', 'logs']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
 });
@@ -129,6 +130,9 @@ test('a pod its controller recreates: the final sync does not start, the source 
   expect(fake.journal().some((e) => e.activity === 'runTransfer' && e.detail?.includes('final=true'))).toBe(false);
   expect(fake.replicas('shop', 'web')).toBe(2);
   expect(shop.unmanagedPods).toEqual([{ name: 'pg-0', pvcs: ['data'], owner: 'postgresql pg' }]);
+  // `ferry status` lists them.
+  const text = renderView({ id: summary.migrationId, workflowStatus: 'FAILED', state: summary, namespaces: { shop }, live: {}, searchAttributes: {}, warnings: [] });
+  expect(text).toContain('pods Ferry cannot quiesce mount source PVCs (plan unmanagedPods decides: fail or delete):\n      pg-0: mounts data; controlled by postgresql pg');
 });
 
 test('a pod that mounts a source PVC during the final sync: its result is not trusted, rollback', async () => {
@@ -144,4 +148,15 @@ test('a pod that mounts a source PVC during the final sync: its result is not tr
   expect(shop.finalSynced).toBe(false);
   expect(fromStage(fake).slice(-5)).toEqual(['runTransfer', 'checkSourceWriters', 'unquiesce', 'cleanup', 'deleteDestinationPVCs']);
   expect(fake.replicas('shop', 'web')).toBe(2);
+});
+
+test('item 14: a rollout accepted by acceptRevisionChange is announced in the warnings', async () => {
+  const source = SHOP();
+  source.shop!.pendingRollouts = [{ workload: 'web', detail: '1 of 2 pods run revision web-1 while the template is web-2 (partition 1)' }];
+  const fake = new FakeCluster({ source, transferMs: 20 });
+  const { summary, failed } = await run(fake, testPlan({ acceptRevisionChange: true }));
+  expect(failed).toBe(false);
+  expect(shopResult(summary).warnings).toEqual([
+    'Deployment shop/web is in the middle of a rollout (1 of 2 pods run revision web-1 while the template is web-2 (partition 1)); accepted by acceptRevisionChange',
+  ]);
 });

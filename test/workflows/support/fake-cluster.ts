@@ -36,7 +36,10 @@ import { migrationKey } from '../../../src/statetransfer/names';
 
 /** The source cluster to simulate: namespace → its PVCs (name, size), the workloads mounting them, and
  * pods Ferry cannot quiesce (bare pods, or with `owner`, pods an unknown controller recreates). */
-export type SourceSpec = Record<string, { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[]; pods?: FakePod[] }>;
+export type SourceSpec = Record<
+  string,
+  { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[]; pods?: FakePod[]; pendingRollouts?: { workload: string; detail: string }[] }
+>;
 
 /** A pod Ferry cannot quiesce. With `owner` its controller recreates it when deleted. */
 export interface FakePod {
@@ -238,6 +241,7 @@ export class FakeCluster {
             destinationNamespace: ctx.namespace.destination,
             workloads,
             ...(unmanagedPods.length ? { unmanagedPods } : {}),
+            ...(spec.pendingRollouts ? { pendingRollouts: spec.pendingRollouts.map((r) => ({ workload: workloads.find((w) => w.name === r.workload)!, detail: r.detail })) } : {}),
             pvcs: spec.pvcs.map((p) => ({
               name: p.name,
               destinationName: p.name,
