@@ -14,9 +14,8 @@
  *
  * Skipped with a message unless the lab with nodes is up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -28,19 +27,11 @@ import { KubeClient } from '../../src/kube/client';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
-import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil, freePort, labUnavailable, startWorkerProcess } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED safety drills: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labDescribe = unavailable ? describe.skip : describe;
@@ -53,17 +44,6 @@ const created: string[] = [];
 const report: string[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stdout.write(`[safety +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 const json = (ctx: 'ferry-src' | 'ferry-dst', args: string[]) => JSON.parse(kubectl(ctx, [...args, '-o', 'json']));
 const exists = (ctx: 'ferry-src' | 'ferry-dst', args: string[]) => spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', ctx, 'get', ...args], { encoding: 'utf8' }).status === 0;
@@ -81,18 +61,10 @@ labDescribe('safety drills on the lab', () => {
     const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
     const workerEnv = { ...env, KUBECONFIG: LAB_KUBECONFIG, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TASK_QUEUE: `q-safety-${RUN}`, FERRY_LOG_LEVEL: 'info' };
     temporal = await resolveTemporal({ env: workerEnv, stateDir, port, headless: true });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const onData = (d: Buffer) => {
-      workerLog += d.toString();
+    worker = await startWorkerProcess(ROOT, workerEnv, (chunk) => {
+      workerLog += chunk;
       if (workerLog.length > 4 << 20) workerLog = workerLog.slice(-(2 << 20));
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    worker = child;
-    await waitUntil(() => {
-      if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${workerLog.slice(-2000)}`);
-      return workerLog.includes('"msg":"worker started"');
-    }, 'the worker to start', 120_000, 500);
+    });
     session = await openSession(workerEnv);
   }, 300_000);
 

@@ -13,22 +13,14 @@
  * Namespace t-waits-<random> in ferry-src, deleted at the end. Skipped unless the lab with nodes is
  * up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client';
 import { FerryError } from '../../src/kube/errors';
 import { DEFAULT_PENDING_LIMITS, followTransferPod, type PendingLimits } from '../../src/kube/progress';
 import { buildClientPod, type ClientLifecycle } from '../../src/statetransfer/pods/pods';
-import { LAB_KUBECONFIG } from '../../hack/e2e/lib';
+import { LAB_KUBECONFIG, labUnavailable } from '../../hack/e2e/lib';
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', 'ferry-src', 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-  if (r.status !== 0 || !r.stdout.includes('True')) return 'no Ready node in ferry-src (start the lab: bash hack/lab/lab.sh up)';
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED waits drill: ${unavailable}`);
 const labDescribe = unavailable ? describe.skip : describe;
