@@ -6,7 +6,9 @@
  * Everything goes through kubectl, skopeo and the two bash scripts next to this file, so that what the
  * demo checks and what the tests check are the same thing.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { LABELS, migrationKey } from '../../src/statetransfer/names';
@@ -28,6 +30,35 @@ const env = () => ({ ...process.env, KUBECONFIG: LAB_KUBECONFIG });
 /** kubectl in one of the lab's clusters (synchronous, throws with stderr on failure). */
 export function kubectl(ctx: Ctx, args: string[], input?: string): string {
   return execFileSync('kubectl', ['--context', ctx, ...args], { env: env(), encoding: 'utf8', maxBuffer: 256 << 20, ...(input !== undefined ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/**
+ * Why the lab cannot run end-to-end tests, or undefined when it can: the kubeconfig exists, each
+ * cluster has a Ready node, kubectl and skopeo are installed.
+ */
+export function labUnavailable(): string | undefined {
+  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
+  for (const c of ['ferry-src', 'ferry-dst']) {
+    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
+    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
+  }
+  for (const t of ['skopeo', 'kubectl']) if (spawnSync('which', [t]).status !== 0) return `${t} not installed`;
+  return undefined;
+}
+
+/** A free TCP port on 127.0.0.1 below 64000 (a dev server's UI may take port + 1000). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (port < 64000) return port;
+  }
 }
 
 /** Options of the sample namespace (hack/e2e/sample-app.sh). */

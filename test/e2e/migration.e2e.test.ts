@@ -26,8 +26,7 @@
  * FERRY_E2E_ONLY=main|drills runs a part. Runtime on a 2-core machine: see the report printed at the end.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -43,9 +42,11 @@ import {
   ferryObjects,
   figures,
   figuresTable,
+  freePort,
   imageDigest,
   kubectl,
   LAB_KUBECONFIG,
+  labUnavailable,
   manifest,
   pvcPhases,
   readyReplicas,
@@ -57,16 +58,7 @@ import {
 
 const ROOT = join(__dirname, '..', '..');
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  for (const t of ['skopeo', 'kubectl']) if (spawnSync('which', [t]).status !== 0) return `${t} not installed`;
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable();
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED end-to-end tests: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labDescribe = unavailable ? describe.skip : describe;
@@ -81,20 +73,6 @@ const TASK_QUEUE = `ferry-e2e-${RUN}`;
 const report: string[] = [];
 const t0 = Date.now();
 const created: { src: string[]; dst: string[] } = { src: [], dst: [] };
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port < 64000) return port;
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stdout.write(`[e2e +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);

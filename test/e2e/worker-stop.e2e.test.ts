@@ -11,8 +11,7 @@
  * FERRY_REQUIRE_LAB=1 makes that a failure.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -21,19 +20,11 @@ import { getMigration, openSession, startMigration, type TemporalSession } from 
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
-import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable();
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED worker-stop drill: ${unavailable} (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labTest = unavailable ? test.skip : test;
@@ -43,20 +34,6 @@ const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `c-${RUN}-stop`;
 const ID = `c-${RUN}-stop`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as { port: number }).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port < 64000) return port;
-  }
-}
 
 let temporal: TemporalHandle | undefined;
 let session: TemporalSession | undefined;
