@@ -10,7 +10,7 @@
 #   5. checks (hack/e2e/verify.ts): identical trees in every PVC, images with equal digests, source
 #      workloads back exactly as before, no object of this migration left in either cluster (other
 #      migrations running at the same time are not counted); figures printed
-#   6. the worker stopped
+#   6. the worker stopped (the Temporal dev server keeps running: `npm run ferry -- server stop`)
 # Exit status: 0 when the migration succeeded and every check holds, non-zero otherwise.
 #
 # Environment: DEMO_NAMESPACE (default ferry-demo; the plan's namespace is rewritten to it),
@@ -98,6 +98,9 @@ set -e
 
 stop_worker
 step "done"
+# The dev server is its own process and outlives the worker: the migration stays visible in the Web UI.
+"${FERRY[@]}" server status || true
+echo "(\`npm run ferry -- server stop\` stops the Temporal dev server)"
 if [[ $MIGRATE_RC -ne 0 || $VERIFY_RC -ne 0 ]]; then
   echo "demo FAILED: ferry migrate exit $MIGRATE_RC, verification exit $VERIFY_RC"
   exit 1

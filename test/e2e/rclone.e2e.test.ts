@@ -29,7 +29,7 @@ import { ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manife
 
 const ROOT = join(__dirname, '..', '..');
 
-const unavailable = labUnavailable();
+const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED rclone e2e drill: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
 const labDescribe = unavailable ? describe.skip : describe;
