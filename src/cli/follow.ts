@@ -162,6 +162,8 @@ export async function follow(session: TemporalSession, id: string, opts: FollowO
       for (const [source, ns] of Object.entries(view.namespaces)) {
         say(`ns:${source}`, `${source}: ${ns.phase}${ns.stagePassesDone ? ` (${ns.stagePassesDone} stage pass${ns.stagePassesDone === 1 ? '' : 'es'} done)` : ''}`);
         if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) say(`cutover:${source}`, `${source}: ready for cutover: ferry cutover ${id} --namespace ${source}`);
+        // Issue 8 item 4: cutover held back by a partial stage pass; the operator must act.
+        if (ns.cutoverBlocked && !ns.cutoverForcedAt) say(`held:${source}:${ns.cutoverBlocked.reason}`, `${source}: CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
         for (const p of ns.pvcs) {
           const key = `${source}/${p.name}`;
           const live = p.running ? view.live[p.running.workflowId] : undefined;

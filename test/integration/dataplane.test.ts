@@ -238,6 +238,31 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     await s.server.stop();
   });
 
+  it('a symlink repair that fails on the destination fails the sync, with the reason (issue 8 item 7)', async () => {
+    const src = join(work, 'rf-src');
+    const dst = join(work, 'rf-dst');
+    mkdirSync(join(src, 'links'), { recursive: true });
+    symlinkSync('/etc/hostname', join(src, 'links', 'absolute'));
+    chownTree(src, 1000, 1000);
+    // The destination already holds the link (as the daemon sanitized it) in a directory the
+    // unprivileged server (uid 2000) cannot write: rsync cannot update it (exit 23) and neither can
+    // the repair, which must then fail the sync instead of reporting success.
+    mkdirSync(join(dst, 'links'), { recursive: true, mode: 0o755 });
+    chmodSync(dst, 0o777);
+    symlinkSync('etc/hostname', join(dst, 'links', 'absolute'));
+    const s = await startServer('mig-repair-fail', 'restricted', 'done-file', dst);
+    const r = (await runClient(s, 'rf-client', src, s.credentials, false)).rsync!;
+    expect(r.exitCode).toBe(11);
+    const report = parseTerminationMessage(r.terminationMessage);
+    expect(report.exitCode).toBe(11);
+    expect(report.lines.join('\n')).toMatch(/ferry: symlink repair failed on the destination: could not re-create 1 symlink/);
+    const verdict = classifyRsyncExit(11, parseRsyncOutput(report.lines.join('\n')));
+    expect(verdict.outcome).toBe('fatal');
+    expect(verdict.explanation).toMatch(/re-creating the symlinks .* failed on the destination/);
+    expect(readlinkSync(join(dst, 'links', 'absolute'))).toBe('etc/hostname');
+    await s.server.stop();
+  });
+
   it('rclone (SFTP, null transport): files rewritten in place between passes arrive, times and empty dirs kept; what it cannot keep', async () => {
     const src = join(work, 'rc-src');
     const dst = join(work, 'rc-dst');

@@ -440,7 +440,10 @@ export class RsyncOutputParser {
     }
     if (t.startsWith('*** Skipping any contents from this failed directory')) {
       this.addMessage(t);
+      return;
     }
+    // Ferry's own lines from the client pod's script (e.g. the symlink repair's outcome, symlinks.ts).
+    if (t.startsWith('ferry: ')) this.addMessage(t);
   }
 
   /** Parses one line of the STATS2 block; true when it was one. */
