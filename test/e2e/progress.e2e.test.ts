@@ -9,29 +9,20 @@
  * Own namespace (d-progress-<run>), own Temporal dev server, task queue and migration id, so it runs
  * beside other drills. Skipped unless the lab is up (FERRY_REQUIRE_LAB=1 makes that a failure).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getMigration, openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { WorkflowTuning } from '../../src/workflows/state';
-import { compareManifests, kubectl, LAB_KUBECONFIG, manifest, waitUntil } from '../../hack/e2e/lib';
+import { compareManifests, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 const MiB = 1024 * 1024;
 
-function labWithNodes(): string | undefined {
-  if (!existsSync(LAB_KUBECONFIG)) return `no lab kubeconfig at ${LAB_KUBECONFIG}`;
-  for (const c of ['ferry-src', 'ferry-dst']) {
-    const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', c, 'get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}'], { encoding: 'utf8', timeout: 30000 });
-    if (r.status !== 0 || !r.stdout.includes('True')) return `no Ready node in ${c} (start the lab: bash hack/lab/lab.sh up)`;
-  }
-  return undefined;
-}
-const unavailable = labWithNodes();
+const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
 if (unavailable) console.warn(`SKIPPED progress drill: ${unavailable}`);
 const labDescribe = unavailable ? describe.skip : describe;
@@ -40,14 +31,6 @@ const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `d-progress-${RUN}`;
 const TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 20, retryIntervalScale: 0.2 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const p = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return p;
-}
 
 labDescribe('lab drill: live progress at a throttled rate', () => {
   let temporal: TemporalHandle;
@@ -62,14 +45,7 @@ labDescribe('lab drill: live progress at a throttled rate', () => {
     const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
     const workerEnv = { ...env, KUBECONFIG: LAB_KUBECONFIG, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TASK_QUEUE: `d-progress-${RUN}`, FERRY_LOG_LEVEL: 'info' };
     temporal = await resolveTemporal({ env: workerEnv, stateDir, port, headless: true });
-    worker = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'client.ts'), 'worker'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const onData = (d: Buffer) => (workerLog = (workerLog + d.toString()).slice(-(2 << 20)));
-    worker.stdout!.on('data', onData);
-    worker.stderr!.on('data', onData);
-    await waitUntil(() => {
-      if (worker!.exitCode !== null) throw new Error(`the worker exited ${worker!.exitCode}: ${workerLog.slice(-2000)}`);
-      return workerLog.includes('"msg":"worker started"');
-    }, 'the worker to start', 120_000, 500);
+    worker = await startWorkerProcess(ROOT, workerEnv, (chunk) => (workerLog = (workerLog + chunk).slice(-(2 << 20))));
     session = await openSession(workerEnv);
 
     // The source: one PVC with 48 MiB of random data, written by a pod that then goes away.
