@@ -311,6 +311,9 @@ export interface NamespaceWorkflowStatus {
    * carries (FAILED with FerryRolledBack), else the answer of its `state` query, which Temporal
    * computes by replaying its history (TERMINATED, TIMED_OUT, CANCELLED). */
   lastState?: NamespaceState;
+  /** Where `lastState` comes from: the workflow's result, its failure's details, its `state` query,
+   * or its latest run's input (the state that run started from: it closed before running). */
+  lastStateFrom?: 'result' | 'failure' | 'query' | 'run-input';
   /** Why `lastState` could not be obtained (a closed one without it). */
   stateError?: string;
 }

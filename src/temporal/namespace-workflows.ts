@@ -8,6 +8,7 @@ import { WorkflowFailedError, type Client, type WorkflowExecutionDescription } f
 import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import type { NamespaceWorkflowStatus } from '../activities/contract';
 import { namespaceStateQuery, WorkflowFailureType } from '../workflows/definitions';
+import type { NamespaceWorkflowInput } from '../workflows/namespace';
 import type { NamespaceState } from '../workflows/state';
 
 /** Options of describeNamespaceWorkflow. */
@@ -25,7 +26,9 @@ export const DEFAULT_STATE_QUERY_TIMEOUT_MS = 10_000;
  * run, so a namespace workflow that continued as new is followed to its current run; a latest run
  * still marked CONTINUED_AS_NEW is described once more). For a closed run, also reads its last state:
  * the result (COMPLETED), the NamespaceState a FerryRolledBack failure carries (FAILED), else the
- * answer of its `state` query, bounded by `queryTimeoutMs`; when none is obtainable, `stateError` says why.
+ * answer of its `state` query (bounded by `queryTimeoutMs`), else the state the run started from
+ * (its input's `resume`, for a continued run closed before its first workflow task); when none is
+ * obtainable, `stateError` says what was tried.
  * @throws the Client's errors other than "not found" (Temporal unreachable: the activity retries).
  */
 export async function describeNamespaceWorkflow(client: Client, workflowId: string, opts: DescribeOptions = {}): Promise<NamespaceWorkflowStatus> {
@@ -51,35 +54,44 @@ export async function describeNamespaceWorkflow(client: Client, workflowId: stri
   if (status === 'RUNNING' || status === 'OTHER') return out;
   if (d!.closeTime) out.closedAt = d!.closeTime.toISOString();
   const run = client.workflow.getHandle(workflowId, d!.runId);
+  const tried: string[] = [];
   try {
-    if (status === 'COMPLETED') {
-      out.lastState = (await run.result()) as NamespaceState;
-      return out;
-    }
+    if (status === 'COMPLETED') return { ...out, lastState: (await run.result()) as NamespaceState, lastStateFrom: 'result' };
     if (status === 'FAILED') {
       const state = await run.result().then(
         () => undefined,
         (err: unknown) => rolledBackState(err),
       );
-      if (state) {
-        out.lastState = state;
-        return out;
-      }
-    }
-    const timeoutMs = opts.queryTimeoutMs ?? DEFAULT_STATE_QUERY_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`its state query did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
-    });
-    try {
-      out.lastState = await Promise.race([run.query(namespaceStateQuery), timeout]);
-    } finally {
-      clearTimeout(timer);
+      if (state) return { ...out, lastState: state, lastStateFrom: 'failure' };
     }
   } catch (err) {
-    out.stateError = err instanceof Error ? err.message : String(err);
+    tried.push(`its result: ${errorText(err)}`);
   }
-  return out;
+  const timeoutMs = opts.queryTimeoutMs ?? DEFAULT_STATE_QUERY_TIMEOUT_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  try {
+    return { ...out, lastState: await Promise.race([run.query(namespaceStateQuery), timeout]), lastStateFrom: 'query' };
+  } catch (err) {
+    // E.g. "Workflow execution closed before WorkflowTaskStarted event": a run closed before its
+    // first workflow task ran cannot be queried.
+    tried.push(`its state query: ${errorText(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  try {
+    const history = await run.fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const payload = started?.input?.payloads?.[0];
+    const input = payload ? client.options.loadedDataConverter.payloadConverter.fromPayload<NamespaceWorkflowInput>(payload) : undefined;
+    if (input?.resume) return { ...out, lastState: input.resume, lastStateFrom: 'run-input' };
+    tried.push('its run input: the first run carries no state');
+  } catch (err) {
+    tried.push(`its run input: ${errorText(err)}`);
+  }
+  return { ...out, stateError: tried.join('; ') };
 }
 
 /** The NamespaceState a namespace workflow's FerryRolledBack failure carries (details[0]). */
@@ -87,4 +99,12 @@ function rolledBackState(err: unknown): NamespaceState | undefined {
   const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
   if (cause instanceof ApplicationFailure && cause.type === WorkflowFailureType.RolledBack) return cause.details?.[0] as NamespaceState | undefined;
   return undefined;
+}
+
+/** An error's message with its causes' ("Failed to query Workflow: …"). */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e !== undefined; i++, e = e instanceof Error ? e.cause : undefined) parts.push(e instanceof Error ? e.message : String(e));
+  return parts.filter((p) => p).join(': ');
 }

@@ -9,6 +9,7 @@
 import { WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describeNamespaceWorkflow } from '../../src/temporal/namespace-workflows';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import { cutoverUpdate, migrationStateQuery, namespaceWorkflowId } from '../../src/workflows/definitions';
@@ -67,7 +68,9 @@ async function terminateShop(tuning: WorkflowTuning, ready: (handle: WorkflowHan
       () => undefined,
       (e: unknown) => e,
     );
-    return { id, handle, fake, shop, noticedSeconds, failure };
+    // What the activity's adapter reads for a terminated, a completed and an unknown namespace workflow.
+    const described = await Promise.all(['shop', 'blog', 'nowhere'].map((ns) => describeNamespaceWorkflow(env.client, namespaceWorkflowId(id, ns))));
+    return { id, handle, fake, shop, noticedSeconds, failure, described };
   });
 }
 
@@ -96,13 +99,15 @@ test('after the migration continued as new, a terminated namespace workflow ends
   ]);
   const s = summary.namespaces.find((n) => n.source === 'shop')!;
   expect(s.error).toMatch(explanation(id, 'shop'));
-  // Its last known state, from the terminated workflow's `state` query: it was still staging.
+  // Its last known state (the terminated workflow's `state` query, or the state its last run started
+  // from when that run closed before it ran): it was still staging; no "last state unknown".
   expect(s.result).toMatchObject({ source: 'shop', status: 'running' });
+  expect(s.error).not.toContain('its last state is unknown');
   expect(summary.error).toContain(`namespace shop failed (namespace workflow ${namespaceWorkflowId(id, 'shop')} was terminated at`);
 });
 
 test('in the first run, a terminated namespace workflow (the child result) ends the migration failed with the same explanation', async () => {
-  const { id, handle, shop, failure } = await terminateShop({ ...TEST_TUNING }, async () => true, 20_000);
+  const { id, handle, shop, failure, described } = await terminateShop({ ...TEST_TUNING }, async () => true, 20_000);
   expect(shop.error).toMatch(explanation(id, 'shop'));
   // No continue-as-new happened: the first run handled it.
   expect((await env.client.workflow.getHandle(handle.workflowId).describe()).runId).toBe(handle.firstExecutionRunId);
@@ -111,4 +116,10 @@ test('in the first run, a terminated namespace workflow (the child result) ends 
     ['shop', 'failed'],
     ['blog', 'succeeded'],
   ]);
+  // describeNamespaceWorkflows' adapter: status, close time and last state of each.
+  const [terminated, completed, missing] = described;
+  expect(terminated).toMatchObject({ workflowId: namespaceWorkflowId(id, 'shop'), status: 'TERMINATED', lastState: { source: 'shop', status: 'running' }, lastStateFrom: 'query' });
+  expect(Date.parse(terminated!.closedAt!)).toBeGreaterThan(Date.parse(summary.startedAt));
+  expect(completed).toMatchObject({ status: 'COMPLETED', lastState: { source: 'blog', status: 'succeeded', phase: 'succeeded' }, lastStateFrom: 'result' });
+  expect(missing).toEqual({ workflowId: namespaceWorkflowId(id, 'nowhere'), status: 'NOT_FOUND' });
 });
