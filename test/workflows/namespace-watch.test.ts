@@ -68,6 +68,8 @@ async function terminateShop(tuning: WorkflowTuning, ready: (handle: WorkflowHan
       () => undefined,
       (e: unknown) => e,
     );
+    // blog closes in the workflow task after its final report, which may come after the migration ended.
+    await waitFor('blog to close', async () => (await env.client.workflow.getHandle(namespaceWorkflowId(id, 'blog')).describe()).status.name !== 'RUNNING');
     // What the activity's adapter reads for a terminated, a completed and an unknown namespace workflow.
     const described = await Promise.all(['shop', 'blog', 'nowhere'].map((ns) => describeNamespaceWorkflow(env.client, namespaceWorkflowId(id, ns))));
     return { id, handle, fake, shop, noticedSeconds, failure, described };
