@@ -9,6 +9,8 @@
 import { WorkflowFailedError, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { cleanupMigrationById } from '../../src/cli/cleanup';
+import type { TemporalSession } from '../../src/cli/operations';
 import { describeNamespaceWorkflow } from '../../src/temporal/namespace-workflows';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
@@ -82,7 +84,7 @@ function summaryOf(failure: unknown): MigrationSummary {
 }
 
 test('after the migration continued as new, a terminated namespace workflow ends the migration failed within seconds, with the way out', async () => {
-  const { id, handle, shop, noticedSeconds, failure } = await terminateShop(
+  const { id, handle, fake, shop, noticedSeconds, failure } = await terminateShop(
     { ...TEST_TUNING, continueAsNewAfterEvents: 40, namespaceWatchSeconds: 1 },
     async (h) => (await env.client.workflow.getHandle(h.workflowId).describe()).runId !== h.firstExecutionRunId,
     20_000,
@@ -106,6 +108,14 @@ test('after the migration continued as new, a terminated namespace workflow ends
   expect(s.result).toMatchObject({ source: 'shop', status: 'running' });
   expect(s.error).not.toContain('its last state is unknown');
   expect(summary.error).toContain(`namespace shop failed (namespace workflow ${namespaceWorkflowId(id, 'shop')} was terminated at`);
+
+  // The way out the explanation names works: `ferry cleanup ID` (no longer refused: nothing of the
+  // migration runs) removes shop's transfer objects, which nothing else removed.
+  expect(fake.objectsUnder('destination/server/shop/')).toHaveLength(1);
+  const session: TemporalSession = { client: env.client, address: env.address, namespace: 'default', taskQueue: 'test', close: async () => undefined };
+  const outcome = await cleanupMigrationById(session, id, { clustersFor: () => fake.clusters() });
+  expect(outcome).toMatchObject({ id, workflowStatus: 'FAILED', planFrom: 'workflow' });
+  expect([...fake.objectsUnder('destination/server/shop/'), ...fake.objectsUnder('destination/endpoint/shop/')]).toEqual([]);
 });
 
 test('in the first run, a terminated namespace workflow (the child result) ends the migration failed with the same explanation', async () => {
