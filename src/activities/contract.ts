@@ -12,6 +12,7 @@
  *   listed in `NON_RETRYABLE_FAILURES` and carry an explanation an operator can act on.
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
+import type { NamespaceState } from '../workflows/state';
 
 /** Failure types thrown by activities (ApplicationFailure.type). */
 export const FailureType = {
@@ -288,4 +289,31 @@ export interface FerryActivities {
   deleteDestinationPVCs(input: NamespaceContext & { pvcs: string[] }): Promise<void>;
   /** Direct Image Migration for one namespace. */
   copyImages(ctx: NamespaceContext): Promise<ImageCopyReport>;
+  /** Asks Temporal how the namespace workflows of a migration stand (latest run of each id; a
+   * continued-as-new run is followed to the run after it) and, for closed ones, their last state
+   * when obtainable. Read-only; used by a continued migration run to notice namespace workflows that
+   * ended without a final report (terminated, timed out). */
+  describeNamespaceWorkflows(input: { migrationId: string; workflowIds: string[] }): Promise<NamespaceWorkflowStatus[]>;
+}
+
+/**
+ * One namespace workflow as Temporal describes it (describeNamespaceWorkflows). `status` is the
+ * status of its latest run: the names of Temporal's WorkflowExecutionStatus, plus NOT_FOUND when
+ * Temporal knows no run of the id (never started, or deleted after its retention period).
+ */
+export interface NamespaceWorkflowStatus {
+  workflowId: string;
+  status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'TIMED_OUT' | 'NOT_FOUND' | 'OTHER';
+  runId?: string;
+  /** When the latest run closed (ISO 8601), for closed ones. */
+  closedAt?: string;
+  /** The last state of a closed one, when obtainable: its result (COMPLETED), the state its failure
+   * carries (FAILED with FerryRolledBack), else the answer of its `state` query, which Temporal
+   * computes by replaying its history (TERMINATED, TIMED_OUT, CANCELLED). */
+  lastState?: NamespaceState;
+  /** Where `lastState` comes from: the workflow's result, its failure's details, its `state` query,
+   * or its latest run's input (the state that run started from: it closed before running). */
+  lastStateFrom?: 'result' | 'failure' | 'query' | 'run-input';
+  /** Why `lastState` could not be obtained (a closed one without it). */
+  stateError?: string;
 }

@@ -21,6 +21,7 @@
  * the cancellation is the worker's shutdown (isWorkerShutdown), so that the next worker re-attaches.
  */
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import pino from 'pino';
 import type { V1StorageClass } from '@kubernetes/client-node';
@@ -41,6 +42,7 @@ import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentia
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
+import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
 import { FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
 
@@ -57,6 +59,9 @@ export interface ActivityDeps {
   skopeo?: SkopeoOptions;
   /** Seconds between progress polls of a running transfer (default 5). */
   pollIntervalSeconds?: number;
+  /** The Temporal Client describeNamespaceWorkflows uses. Default: the worker's own client
+   * (Context.current().client, same connection and Temporal namespace as the worker). */
+  temporalClient?: () => Client;
 }
 
 const CATEGORY_TYPES: Record<FerryErrorCategory, FailureTypeName> = {
@@ -377,6 +382,17 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           ...(deps.skopeo ? { skopeo: deps.skopeo } : {}),
         }),
       ),
+
+    describeNamespaceWorkflows: (input) =>
+      run('describeNamespaceWorkflows', { migrationId: input.migrationId }, async () => {
+        const client = deps.temporalClient?.() ?? Context.current().client;
+        const out = [];
+        for (const workflowId of input.workflowIds) {
+          out.push(await describeNamespaceWorkflow(client, workflowId));
+          heartbeat({ described: out.length, of: input.workflowIds.length });
+        }
+        return out;
+      }),
   };
 }
 

@@ -6,10 +6,11 @@
  * - Failure types in NON_RETRYABLE_FAILURES (preflight, auth, no space, config, partial, fatal) are
  *   never retried: retrying "No space left on device" 20 times (MTC) only delays the bad news.
  * - Every activity that heartbeats has a heartbeat timeout (createEndpoint, createServer,
- *   probeConnectivity, runTransfer, waitForQuiesced, cleanup, copyImages): a short heartbeat timeout
- *   detects a dead worker within a minute, however long the activity may legitimately run (the
- *   activities heartbeat at least every 10 s while they run, skopeo copies included:
- *   activities/index.ts keepAlive). test/unit/activity-options.test.ts pins this.
+ *   probeConnectivity, runTransfer, waitForQuiesced, cleanup, copyImages,
+ *   describeNamespaceWorkflows): a short heartbeat timeout detects a dead worker within a minute,
+ *   however long the activity may legitimately run (the activities heartbeat at least every 10 s
+ *   while they run, skopeo copies included: activities/index.ts keepAlive).
+ *   test/unit/activity-options.test.ts pins this.
  * - Every activity has a start-to-close timeout, and every wait inside an activity has its own,
  *   shorter bound that ends it with an explanation (kube/progress.ts podTrouble for pods that cannot
  *   start or keep crashing, plan timeouts.podStartSeconds; waitForQuiesced: the start-to-close
@@ -80,6 +81,9 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     deleteDestinationPVCs: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },
     // Direct Image Migration of a namespace (7 attempts, as MTC).
     copyImages: { startToCloseTimeout: s(6 * 3600), heartbeatTimeout, retry: retry(10, 300, 7), cancellationType: waitCancel },
+    // A few Temporal calls per namespace workflow (describe, result or state query bounded by 10 s);
+    // read-only. A failure only postpones the migration's check to its next round.
+    describeNamespaceWorkflows: { startToCloseTimeout: s(300), heartbeatTimeout, retry: retry(1, 30, 3) },
   };
 }
 

@@ -17,7 +17,7 @@
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
-import { FailureType, type NamespaceDiscovery, type PreflightProblem } from '../activities/contract';
+import { FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { ferryActivities } from './activity-options';
@@ -54,6 +54,43 @@ const now = () => new Date().toISOString();
  * to the new run, and the workflow continues as new when its history grows long.
  */
 export const PATCH_MIGRATION_CONTINUE_AS_NEW = 'w-migration-can';
+
+/**
+ * Patch of the namespace watch (issue 8 item 9): a continued migration run learns a namespace's end
+ * only from its final report, which a terminated or timed-out namespace workflow never sends. While
+ * it waits, the run asks Temporal every `namespaceWatchSeconds` (describeNamespaceWorkflows) and
+ * marks a namespace whose workflow closed without a final report as failed, so that the migration
+ * ends instead of waiting for ever.
+ */
+export const PATCH_NAMESPACE_WATCH = 'n-namespace-watch';
+
+/** Seconds between two namespace checks of a continued run when the tuning sets none: 5 minutes. */
+export const DEFAULT_NAMESPACE_WATCH_SECONDS = 300;
+
+/**
+ * What the migration records for a namespace whose workflow closed without its final report: what
+ * happened, when, and what the operator must do (nothing cleaned up after it: `ferry cleanup` restores
+ * the source workloads and deletes the transfer objects, see ../cli/cleanup.ts).
+ * @param how how the workflow closed, e.g. "terminated", "timed out"
+ * @param at when (ISO 8601), when known
+ */
+export function closedWithoutReport(migrationId: string, workflowId: string, how: string, at?: string): string {
+  return (
+    `namespace workflow ${workflowId} was ${how}${at ? ` at ${at}` : ''} without reporting; ` +
+    `its transfer objects and quiesced workloads may remain: run \`ferry cleanup ${migrationId}\``
+  );
+}
+
+/** How a namespace workflow's status reads in closedWithoutReport, for statuses other than RUNNING. */
+const CLOSED_HOW: Record<Exclude<NamespaceWorkflowStatus['status'], 'RUNNING'>, string> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'terminated',
+  TIMED_OUT: 'timed out',
+  NOT_FOUND: 'not found in Temporal (never started, or deleted)',
+  OTHER: 'closed',
+};
 
 /**
  * The plan as one namespace's workflow and activities need it: the same plan with only that
@@ -198,6 +235,10 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
       if (final) e.result = final;
       e.status = final?.status === 'rolled-back' ? 'rolled-back' : 'failed';
       e.error = failureMessage(err);
+      // Terminated or timed out: no rollback ran and nothing reported; say what is left and the way out.
+      if (err instanceof wf.ChildWorkflowFailure && (err.cause instanceof wf.TerminatedFailure || err.cause instanceof wf.TimeoutFailure)) {
+        e.error = closedWithoutReport(migrationId, e.workflowId, err.cause instanceof wf.TerminatedFailure ? 'terminated' : 'timed out', now());
+      }
     }
     if (e.result) e.phase = e.result.phase;
     e.awaitingDecision = [];
@@ -215,6 +256,44 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     refresh();
   }
 
+  /**
+   * The namespace watch of a continued run: asks Temporal how the namespace workflows that have not
+   * reported their end stand, and marks each one that closed without a final report as ended (its
+   * last known state kept when Temporal could give it). A failing check is logged and retried at the
+   * next round.
+   */
+  async function checkNamespaces(): Promise<void> {
+    const waiting = running();
+    if (waiting.length === 0) return;
+    let statuses: NamespaceWorkflowStatus[];
+    try {
+      statuses = await acts.describeNamespaceWorkflows({ migrationId, workflowIds: waiting.map((e) => e.workflowId) });
+    } catch (err) {
+      if (wf.isCancellation(err)) throw err;
+      wf.log.warn('cannot check the namespace workflows; checking again later', { error: failureMessage(err) });
+      return;
+    }
+    for (const s of statuses) {
+      const e = st.namespaces.find((x) => x.workflowId === s.workflowId);
+      // Still running, or its final report arrived meanwhile.
+      if (!e || s.status === 'RUNNING' || !(e.status === 'pending' || e.status === 'running')) continue;
+      if (s.lastState) {
+        e.result = s.lastState;
+        e.phase = s.lastState.phase;
+      }
+      e.awaitingDecision = [];
+      if (s.lastState && s.lastState.status !== 'running') {
+        // It ran to its end (succeeded or rolled back); only its final report did not arrive.
+        e.status = s.lastState.status;
+        if (s.lastState.error) e.error = s.lastState.error;
+        continue;
+      }
+      e.status = 'failed';
+      e.error = closedWithoutReport(migrationId, s.workflowId, CLOSED_HOW[s.status], s.closedAt) + (s.stateError ? ` (its last state is unknown: ${s.stateError})` : '');
+    }
+    refresh();
+  }
+
   /** Namespace workflows this run started (bounded mode). */
   let startedChildren = 0;
   const ended = () => running().length === 0 && !st.namespaces.some((e) => e.images.status === 'pending' || e.images.status === 'running');
@@ -224,11 +303,20 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
    * to whichever run is current —, no image copy in flight, no rollback under way).
    */
   async function awaitNamespaces(work: Promise<void>[], expectedChildren: number): Promise<void> {
+    // A continued run does not own the namespace workflows: it watches them (the first run learns a
+    // terminated or timed-out child from its result).
+    const watch = input.resume !== undefined && wf.patched(PATCH_NAMESPACE_WATCH);
     try {
       for (;;) {
         const canHandOver = () =>
           startedChildren >= expectedChildren && !st.namespaces.some((e) => e.images.status === 'pending' || e.images.status === 'running') && !st.rollbackRequested;
-        await wf.condition(() => ended() || (canHandOver() && historyLong(tuning)));
+        const done = () => ended() || (canHandOver() && historyLong(tuning));
+        if (watch) {
+          if (!(await wf.condition(done, (tuning?.namespaceWatchSeconds ?? DEFAULT_NAMESPACE_WATCH_SECONDS) * 1000))) {
+            await checkNamespaces();
+            continue;
+          }
+        } else await wf.condition(done);
         if (ended()) break;
         await wf.condition(wf.allHandlersFinished);
         await wf.continueAsNew<typeof migrationWorkflow>({ migrationId, plan, ...(tuning ? { tuning } : {}), resume: st });

@@ -33,6 +33,9 @@ export interface WorkflowTuning {
    * namespaces run; namespaceWorkflow between stage passes), besides when Temporal suggests it.
    * Default: only when Temporal suggests it. Tests scale it down. */
   continueAsNewAfterEvents?: number;
+  /** Seconds between the checks of a continued migration run on namespace workflows that have not
+   * reported their end (a workflow terminated or timed out never does). Default 300. Tests use ~1. */
+  namespaceWatchSeconds?: number;
 }
 
 /** A phase with its start and end times (ISO 8601, workflow time). */

@@ -33,6 +33,7 @@ import {
 } from '../../../src/activities/contract';
 import type { FerryObjectGroup, MigrationClusters } from '../../../src/kube/leftovers';
 import { migrationKey } from '../../../src/statetransfer/names';
+import { describeNamespaceWorkflow } from '../../../src/temporal/namespace-workflows';
 
 /** The source cluster to simulate: namespace → its PVCs (name, size), the workloads mounting them, and
  * pods Ferry cannot quiesce (bare pods, or with `owner`, pods an unknown controller recreates). */
@@ -395,6 +396,14 @@ export class FakeCluster {
           copied: [{ source: `src/${ctx.namespace.source}/app:1`, destination: `dst/${ctx.namespace.destination}/app:1`, digest: 'sha256:0' }],
           skipped: [],
         })),
+      // Not simulated: Temporal itself is real in the workflow tests (the worker's own client).
+      describeNamespaceWorkflows: (input) =>
+        this.activity('describeNamespaceWorkflows', '', async () => {
+          const client = Context.current().client;
+          const out = [];
+          for (const id of input.workflowIds) out.push(await describeNamespaceWorkflow(client, id));
+          return out;
+        }),
     };
   }
 
