@@ -237,7 +237,7 @@ export function classifyRsyncExit(code: number, parsed: RsyncExitEvidence = {}):
       outcome: 'fatal',
       explanation:
         `The files were copied, but re-creating the symlinks that the unprivileged rsync daemon sanitizes failed on the destination (${line.trim()}). ` +
-        'Check the server pod log; a retry redoes the sync and the repair.',
+        'Check the server pod log (what it says about the listed link), fix the destination path, then `ferry retry ID --pvc PVC` redoes the sync and the repair.',
     };
   }
 

@@ -31,9 +31,6 @@ export interface RsyncdConfParams {
   /** Absolute path of a writable directory (an emptyDir) for the pid file `rsyncd.pid` and the
    * per-module lock files `module-<index>.lock` of `max connections`. */
   runDir: string;
-  /** Command the daemon runs after each transfer into a module (rsyncd.conf(5) `post-xfer exec`),
-   * e.g. the symlink repair of non-root mode (symlinks.ts). Must not contain a newline. */
-  postXferExec?: string;
   /** The symlink repair of non-root mode (symlinks.ts): per data module `i`, a write-only module
    * `<name>_ferry-links` and a read-only module `<name>_ferry-repair`, both at `<linksRoot>/<i>`, the
    * latter running `/bin/bash <script> <module path> <linksRoot>/<i>` as its pre-xfer exec. */
@@ -138,7 +135,7 @@ function checkAbsolutePath(what: string, v: string): void {
  * non-loopback bind address, an out-of-range port, or an invalid user name.
  */
 export function renderRsyncdConf(params: RsyncdConfParams): string {
-  const { modules, bindAddress, port, authUser, secretsFile, root, runDir, postXferExec, symlinkRepair } = params;
+  const { modules, bindAddress, port, authUser, secretsFile, root, runDir, symlinkRepair } = params;
   const timeout = params.timeoutSeconds ?? 600;
   const logFile = params.logFile ?? '/dev/stdout';
   if (!Array.isArray(modules) || modules.length === 0) throw new RsyncdConfError('at least one module is required');
@@ -156,7 +153,6 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
   checkAbsolutePath('runDir', runDir);
   const dir = runDir.replace(/\/+$/, '');
   checkAbsolutePath('logFile', logFile);
-  if (postXferExec !== undefined && /[\r\n\0]/.test(postXferExec)) throw new RsyncdConfError('postXferExec must be one line');
   if (symlinkRepair) {
     checkAbsolutePath('symlinkRepair.script', symlinkRepair.script);
     checkAbsolutePath('symlinkRepair.linksRoot', symlinkRepair.linksRoot);
@@ -201,7 +197,7 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
     `timeout = ${timeout}`,
   ];
   modules.forEach((m, i) => {
-    lines.push(...section(m.name, m.path, `module-${i}`, ['read only = no', 'write only = yes']), ...(postXferExec ? [`post-xfer exec = ${postXferExec}`] : []), '');
+    lines.push(...section(m.name, m.path, `module-${i}`, ['read only = no', 'write only = yes']), '');
     if (symlinkRepair) {
       const links = `${symlinkRepair.linksRoot.replace(/\/+$/, '')}/${i}`;
       lines.push(
