@@ -356,3 +356,28 @@ test('ferry cancel reaches the namespace workflows of a terminated migration: th
   // Nothing is left for `ferry cleanup` to do, and it may run.
   expect((await ferry('cleanup', id, '--output', 'json')).json()).toMatchObject({ restore: { restored: [] }, cleanup: { source: 0, destination: 0 } });
 });
+
+test('ferry migrate refuses an id whose namespace workflows still run, naming ferry cancel (review B10)', async () => {
+  fake.hold = (req) => req.final;
+  const id = unique('cli-reuse');
+  const plan = planFileOf(['shop:shop-reuse']);
+  try {
+    expect((await ferry('migrate', '-f', plan, '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the final syncs to run', async () => {
+      const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+      return v.namespaces.shop?.pvcs.every((p) => p.running?.final) ? v : undefined;
+    });
+    await env.client.workflow.getHandle(id).terminate('history limit (simulated)');
+    const again = await ferry('migrate', '-f', plan, '--id', id);
+    expect(again.code).toBe(EXIT.INVALID_INPUT);
+    expect(again.stderr).toContain(`its namespace workflow ${namespaceWorkflowId(id, 'shop')} still runs: \`ferry cancel ${id}\` rolls it back`);
+    expect((await ferry('cancel', id)).code).toBe(EXIT.OK);
+    const ns = env.client.workflow.getHandle(namespaceWorkflowId(id, 'shop'));
+    await waitFor('the namespace workflow to end', async () => (await ns.describe()).status.name !== 'RUNNING');
+  } finally {
+    fake.hold = () => false;
+  }
+  expect(fake.replicas('shop', 'web')).toBe(1);
+  // Once nothing of it runs, the id may be used again.
+  expect((await ferry('migrate', '-f', plan, '--id', id)).code).toBe(EXIT.OK);
+});
