@@ -7,17 +7,21 @@
  *   namespace workflows runs (refuses otherwise: a running migration cleans up after itself, and
  *   `ferry cancel` rolls it back), then restores the source workloads it left quiesced and deletes
  *   every transfer object labelled with it in both clusters (../kube/leftovers.ts). The plan comes from
- *   `-f` or from the workflow's stored input.
+ *   `-f` or from the workflow's stored input; keepSourceQuiesced always from the stored input.
+ *   Per namespace, its namespace workflow's last state decides (`namespaceVerdict`): one that did not
+ *   cut over is treated as its rollback would have (source restored, this migration's cutover marks
+ *   removed); one that cut over keeps its marks, and its source stays down under keepSourceQuiesced.
  * - `ferry cleanup --sweep -f plan`: finds every Ferry transfer object in the plan's two clusters,
  *   maps each migration label to a migration known to Temporal, and cleans up those no longer
  *   running; objects of running migrations, or of migrations this Temporal does not know, are listed
  *   and left alone.
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { CleanupReport } from '../activities/contract';
-import type { MigrationClusters, RestoreOutcome } from '../kube/leftovers';
+import type { LeftoverCleanupReport, MigrationClusters, RestoreOutcome } from '../kube/leftovers';
 import type { MigrationPlan } from '../plan/schema';
 import { migrationKey } from '../statetransfer/names';
+import type { NamespaceWorkflowStatus } from '../activities/contract';
+import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { namespaceWorkflowId } from '../workflows/definitions';
 import type { MigrationWorkflowInput } from '../workflows/migration';
@@ -36,7 +40,7 @@ export interface CleanupOutcome {
   planFrom: 'file' | 'workflow';
   restore: RestoreOutcome;
   /** Undefined with --dry-run. */
-  cleanup?: CleanupReport;
+  cleanup?: LeftoverCleanupReport;
 }
 
 /** Status of a workflow id's latest run and its FerryNamespaces, or undefined when Temporal does not know it. */
@@ -73,6 +77,53 @@ async function namespacesOfRunningMigrations(session: TemporalSession, except: s
   return out;
 }
 
+/** What `ferry cleanup` does in one namespace (see `namespaceVerdict`). */
+export interface NamespaceVerdict {
+  /** Restore the source workloads this migration left quiesced. */
+  restore: boolean;
+  /** Remove this migration's cutover marks in the destination namespace. */
+  clearCutoverMarks: boolean;
+  /** Why the source is left as it is (when `restore` is false). */
+  why?: string;
+}
+
+/**
+ * What `ferry cleanup ID` does in a namespace, from its namespace workflow's last state (Temporal):
+ * - never started (NOT_FOUND): restore (only annotations naming this migration are restored, and a
+ *   namespace workflow that never ran wrote none);
+ * - did not cut over (final sync incomplete): what its rollback would have done: restore the source,
+ *   remove this migration's cutover marks (so that a new run under the id is not refused);
+ * - cut over (final sync complete, or succeeded): marks kept; the source stays down unless the stored
+ *   plan says keepSourceQuiesced: false (`keepSourceQuiesced` undefined: the stored plan is unreadable,
+ *   the source stays down) — restoring it would run the application in both clusters;
+ * - last state unreadable, or still running: nothing touched, with the reason.
+ */
+export function namespaceVerdict(ns: NamespaceWorkflowStatus, keepSourceQuiesced: boolean | undefined, id: string): NamespaceVerdict {
+  if (ns.status === 'NOT_FOUND') return { restore: true, clearCutoverMarks: false };
+  const st = ns.lastState;
+  if (ns.status === 'RUNNING' || ns.status === 'OTHER' || !st) {
+    return {
+      restore: false,
+      clearCutoverMarks: false,
+      why:
+        `whether it cut over is unknown (its namespace workflow ${ns.workflowId} is ${ns.status.toLowerCase()}${ns.stateError ? `; its last state cannot be read: ${ns.stateError}` : ''}), ` +
+        `so its source workloads and cutover marks are left as they are; with \`ferry worker\` running, run \`ferry cleanup ${id}\` again`,
+    };
+  }
+  if (st.finalSynced || st.status === 'succeeded') {
+    if (keepSourceQuiesced === false) return { restore: true, clearCutoverMarks: false };
+    return {
+      restore: false,
+      clearCutoverMarks: false,
+      why:
+        keepSourceQuiesced === true
+          ? 'cut over with keepSourceQuiesced: true; its source workloads stay down'
+          : "cut over, and the migration's stored plan cannot be read to tell whether it kept the source quiesced; its source workloads stay down",
+    };
+  }
+  return { restore: true, clearCutoverMarks: true };
+}
+
 /**
  * Cleans up after migration `id` (see module docstring).
  * @throws CliError exit 3 when Temporal does not know `id` (it cannot tell whether it runs); exit 2
@@ -91,13 +142,20 @@ export async function cleanupMigrationById(
   if (status === 'RUNNING') {
     throw new CliError(`migration ${id} is running and cleans up after itself: \`ferry cancel ${id}\` rolls it back; nothing was touched`, EXIT.INVALID_INPUT);
   }
-  const plan = opts.plan ?? (await storedPlan(session, id));
-  const runningChildren: string[] = [];
+  const stored = opts.plan ? await storedPlan(session, id).catch(() => undefined) : await storedPlan(session, id);
+  const plan = opts.plan ?? stored!;
+  // keepSourceQuiesced is what the migration ran with, whatever a plan given with -f says.
+  const keepSourceQuiesced = stored ? stored.keepSourceQuiesced === true : undefined;
+  const states = new Map<string, NamespaceWorkflowStatus>();
   // The plan's namespaces and those the migration recorded (a plan given with -f may differ).
   for (const source of new Set([...plan.namespaces.map((n) => n.source), ...run.namespaces])) {
-    const wid = namespaceWorkflowId(id, source);
-    if ((await describeRun(session, wid))?.status === 'RUNNING') runningChildren.push(wid);
+    try {
+      states.set(source, await describeNamespaceWorkflow(session.client, namespaceWorkflowId(id, source)));
+    } catch (e) {
+      throw cliErrorOf(e, `namespace workflow ${namespaceWorkflowId(id, source)}`);
+    }
   }
+  const runningChildren = [...states.values()].filter((s) => s.status === 'RUNNING').map((s) => s.workflowId);
   if (runningChildren.length > 0) {
     throw new CliError(
       `migration ${id} ended (${status.toLowerCase()}), but its namespace workflow${runningChildren.length === 1 ? '' : 's'} ${runningChildren.join(', ')} still run${runningChildren.length === 1 ? 's' : ''} ` +
@@ -107,13 +165,22 @@ export async function cleanupMigrationById(
   }
   const clusters = opts.clustersFor(plan);
   const skip = await namespacesOfRunningMigrations(session, id);
+  const leave = new Map<string, string>();
+  const clearCutoverMarksIn: string[] = [];
+  for (const mapping of plan.namespaces) {
+    const verdict = namespaceVerdict(states.get(mapping.source)!, keepSourceQuiesced, id);
+    if (verdict.clearCutoverMarks) clearCutoverMarksIn.push(mapping.destination);
+    if (skip.has(mapping.source)) leave.set(mapping.source, 'another running migration uses it; its workloads are left as they are');
+    else if (!verdict.restore) leave.set(mapping.source, verdict.why ?? 'left as it is');
+  }
+  const planFrom = opts.plan ? 'file' : 'workflow';
   if (opts.dryRun) {
-    return { id, workflowStatus: status, planFrom: opts.plan ? 'file' : 'workflow', restore: { restored: [], notes: ['dry run: nothing changed'] } };
+    return { id, workflowStatus: status, planFrom, restore: { restored: [], notes: ['dry run: nothing changed', ...[...leave].map(([ns, why]) => `namespace ${ns}: ${why}`)] } };
   }
   // Restore first: the source applications matter more than the transfer objects.
-  const restore = await clusters.restoreQuiesced(id, plan, skip);
-  const cleanup = await clusters.cleanup(id, plan);
-  return { id, workflowStatus: status, planFrom: opts.plan ? 'file' : 'workflow', restore, cleanup };
+  const restore = await clusters.restoreQuiesced(id, plan, leave);
+  const cleanup = await clusters.cleanup(id, plan, clearCutoverMarksIn);
+  return { id, workflowStatus: status, planFrom, restore, cleanup };
 }
 
 /** One migration label found by the sweep, and what became of it. */
@@ -169,6 +236,7 @@ export function renderCleanup(o: CleanupOutcome): string {
   for (const n of o.restore.notes) lines.push(`  note: ${n}`);
   if (o.cleanup) {
     lines.push(`  deleted ${o.cleanup.source} transfer object(s) in the source cluster, ${o.cleanup.destination} in the destination cluster`);
+    if (o.cleanup.cutoverMarksCleared?.length) lines.push(`  removed its cutover marks (the namespace did not cut over) from ${o.cleanup.cutoverMarksCleared.join(', ')}`);
     if (o.cleanup.remaining > 0) lines.push(`  WARNING: ${o.cleanup.remaining} object(s) still present (finalizers?): run \`ferry cleanup ${o.id}\` again`);
   }
   return lines.join('\n');

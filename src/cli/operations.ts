@@ -128,9 +128,31 @@ export function migrationIdFor(plan: MigrationPlan, id?: string, now: Date = new
  * final sync (with --delete) overwrite what the cut-over application wrote since. (Destination PVCs
  * a namespace already cut over also carry a cutover mark that preflight checks, for the namespaces
  * that succeeded in a migration that failed elsewhere.)
- * @throws CliError (exit 2) when a migration with this id is running or has finished successfully
+ * @throws CliError (exit 2) when a migration with this id is running or has finished successfully, or
+ *   when it ended but namespace workflows of it still run (`ferry cancel ID` first)
  */
 export async function startMigration(session: TemporalSession, plan: MigrationPlan, id: string, tuning?: WorkflowTuning): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrationWorkflow>> {
+  // An ended migration's namespace workflows may still run (parentClosePolicy ABANDON: e.g. after the
+  // migration workflow was terminated). Temporal would accept the id again, and the new run's
+  // namespace workflows would then fail with an opaque "already started".
+  let previous;
+  try {
+    previous = await session.client.workflow.getHandle(id).describe();
+  } catch (e) {
+    const mapped = cliErrorOf(e, `migration ${id}`);
+    if (!(e instanceof WorkflowNotFoundError || (mapped instanceof CliError && mapped.exitCode === EXIT.NOT_FOUND))) throw mapped;
+  }
+  if (previous && previous.status.name !== 'RUNNING') {
+    const sources = [...plan.namespaces.map((n) => n.source), ...(previous.typedSearchAttributes.get(SEARCH_ATTRIBUTES.FerryNamespaces) ?? [])];
+    const running = await runningNamespaceWorkflows(session, id, sources);
+    if (running.length > 0) {
+      throw new CliError(
+        `migration ${id} ended (${previous.status.name.toLowerCase()}), but its namespace workflow${running.length === 1 ? '' : 's'} ${running.join(', ')} still run${running.length === 1 ? 's' : ''}: ` +
+          `\`ferry cancel ${id}\` rolls ${running.length === 1 ? 'it' : 'them'} back; once ${running.length === 1 ? 'it has' : 'they have'} ended (\`ferry status ${id}\`), start the migration again`,
+        EXIT.INVALID_INPUT,
+      );
+    }
+  }
   try {
     return await session.client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
       taskQueue: session.taskQueue,
@@ -158,6 +180,26 @@ export async function startMigration(session: TemporalSession, plan: MigrationPl
     }
     throw cliErrorOf(e, `starting migration ${id}`);
   }
+}
+
+/**
+ * The ids of the namespace workflows of migration `id` that run now, among those of the source
+ * namespaces `sources` (duplicates ignored). A namespace workflow Temporal does not know is not running.
+ * @throws CliError exit 4 when Temporal does not answer
+ */
+export async function runningNamespaceWorkflows(session: TemporalSession, id: string, sources: Iterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for (const source of new Set(sources)) {
+    const wid = namespaceWorkflowId(id, source);
+    try {
+      if ((await session.client.workflow.getHandle(wid).describe()).status.name === 'RUNNING') out.push(wid);
+    } catch (e) {
+      const mapped = cliErrorOf(e, wid);
+      if (e instanceof WorkflowNotFoundError || (mapped instanceof CliError && mapped.exitCode === EXIT.NOT_FOUND)) continue;
+      throw mapped;
+    }
+  }
+  return out;
 }
 
 /** Whether some worker polls the task queue (a migration without one waits). */

@@ -6,23 +6,24 @@
  * which first checks in Temporal that the migration no longer runs.
  *
  * What could destroy data here, and what this module does about it:
- * - Restoring a workload whose PVCs another running migration is syncing would start writers under
- *   that migration's final sync: the caller passes the namespaces of running migrations in `skip`.
- * - Restoring the source of a namespace the migration cut over while the plan said
- *   `keepSourceQuiesced: true` would run the application twice: left down (every selected PVC's
- *   destination carries this migration's cutover mark). A namespace whose cutover did not complete
- *   is restored, as its rollback would have done: the source is still the truth.
- * - Only workloads that mount the plan's selected PVCs are considered, and only those carrying the
- *   annotation; a record tied to another migration (a `migrationId` field in the annotation) is left.
+ * - Restoring the source of a namespace that cut over, or whose PVCs another running migration is
+ *   syncing, would run the application twice or start writers under that migration's final sync.
+ *   Which namespaces to leave alone is decided by the caller from Temporal (../cli/cleanup.ts reads
+ *   each namespace workflow's last state), and passed in `leave`; clusters cannot tell it reliably
+ *   (a PVC skipped by the operator, created or deleted since, carries no cutover mark).
+ * - Only workloads that mount the plan's selected PVCs are considered, and only those whose
+ *   annotation names this migration: an annotation of another migration, or without id (an older
+ *   Ferry's keepSourceQuiesced), is left with a note, as the workflow's own rollback does.
+ * - Cutover marks are removed only in the destination namespaces the caller names (those that did
+ *   not cut over, as the workflow's rollback does), and only this migration's.
  * - PVCs and namespaces are never deleted here.
  */
-import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { CleanupReport, ClusterSide } from '../activities/contract';
 import type { MigrationPlan } from '../plan/schema';
 import { LABELS } from '../statetransfer/names';
 import { cleanupMigration, TRANSFER_OBJECT_KINDS } from './cleanup';
 import type { KubeClient } from './client';
-import { cutoverMarkOf } from './destination';
+import { clearCutoverMarks } from './destination';
 import { discoverNamespace } from './discovery';
 import { silentLogger, type Logger } from './log';
 import { recordsFromAnnotations, unquiesceWorkloads } from './quiesce';
@@ -45,15 +46,22 @@ export interface RestoreOutcome {
   notes: string[];
 }
 
+/** What deleting a migration's leftovers did: the transfer objects, and the cutover marks removed. */
+export interface LeftoverCleanupReport extends CleanupReport {
+  /** Destination PVCs ("namespace/name") whose cutover mark of this migration was removed. */
+  cutoverMarksCleared?: string[];
+}
+
 /** The clusters of one plan, as `ferry cleanup` needs them. */
 export interface MigrationClusters {
   /** Every Ferry transfer object (label app.kubernetes.io/managed-by=ferry) in both clusters, grouped. */
   ferryObjects(): Promise<FerryObjectGroup[]>;
-  /** Deletes the migration's transfer objects in the plan's namespaces on both sides; waits until gone. */
-  cleanup(migrationId: string, plan: MigrationPlan): Promise<CleanupReport>;
-  /** Restores the source workloads the migration left quiesced (see module docstring); `skip`: source
-   * namespaces not to touch. */
-  restoreQuiesced(migrationId: string, plan: MigrationPlan, skip: ReadonlySet<string>): Promise<RestoreOutcome>;
+  /** Deletes the migration's transfer objects in the plan's namespaces on both sides; waits until gone.
+   * Then removes the migration's cutover marks in the destination namespaces `clearCutoverMarksIn`. */
+  cleanup(migrationId: string, plan: MigrationPlan, clearCutoverMarksIn?: readonly string[]): Promise<LeftoverCleanupReport>;
+  /** Restores the source workloads the migration left quiesced (see module docstring); `leave`: source
+   * namespaces not to touch → why (noted as "namespace NS: why"). */
+  restoreQuiesced(migrationId: string, plan: MigrationPlan, leave: ReadonlyMap<string, string>): Promise<RestoreOutcome>;
 }
 
 /** MigrationClusters over two Kubernetes clients. */
@@ -77,43 +85,42 @@ export function kubeMigrationClusters(source: KubeClient, destination: KubeClien
       return [...groups.values()];
     },
 
-    cleanup(migrationId, plan) {
-      return cleanupMigration(
+    async cleanup(migrationId, plan, clearCutoverMarksIn = []) {
+      const report: LeftoverCleanupReport = await cleanupMigration(
         source,
         destination,
         migrationId,
         { source: plan.namespaces.map((n) => n.source), destination: plan.namespaces.map((n) => n.destination) },
         { logger },
       );
+      const cleared: string[] = [];
+      for (const ns of new Set(clearCutoverMarksIn)) cleared.push(...(await clearCutoverMarks(destination, migrationId, ns, logger)).map((name) => `${ns}/${name}`));
+      if (cleared.length > 0) report.cutoverMarksCleared = cleared;
+      return report;
     },
 
-    async restoreQuiesced(migrationId, plan, skip) {
+    async restoreQuiesced(migrationId, plan, leave) {
       const out: RestoreOutcome = { restored: [], notes: [] };
       if (!plan.quiesce) return out;
+      // Annotations of another migration (or without id) are logged by recordsFromAnnotations: noted too.
+      const noting: Logger = {
+        debug: (f, m) => logger.debug(f, m),
+        info: (f, m) => logger.info(f, m),
+        error: (f, m) => logger.error(f, m),
+        warn: (f, m) => {
+          logger.warn(f, m);
+          const { workload, writtenBy } = f as { workload?: string; writtenBy?: string };
+          if (workload && writtenBy) out.notes.push(`${workload} was quiesced by ${writtenBy}; left as it is`);
+        },
+      };
       for (const mapping of plan.namespaces) {
-        if (skip.has(mapping.source)) {
-          out.notes.push(`namespace ${mapping.source}: another running migration uses it; its workloads are left as they are`);
+        const why = leave.get(mapping.source);
+        if (why !== undefined) {
+          out.notes.push(`namespace ${mapping.source}: ${why}`);
           continue;
         }
         const discovery = await discoverNamespace(source, { mapping, plan, logger });
-        if (plan.keepSourceQuiesced && discovery.pvcs.length > 0) {
-          // Cut over = the final sync of every selected PVC succeeded (each destination PVC marked).
-          const marked = new Set(
-            (await destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, mapping.destination))
-              .filter((p) => cutoverMarkOf(p)?.by === migrationId)
-              .map((p) => p.metadata?.name),
-          );
-          if (discovery.pvcs.every((p) => marked.has(p.destinationName))) {
-            out.notes.push(`namespace ${mapping.source}: cut over with keepSourceQuiesced: true; its source workloads stay down`);
-            continue;
-          }
-        }
-        const records = (await recordsFromAnnotations(source, discovery.workloads, [])).filter((r) => {
-          const owner = (r as { migrationId?: unknown }).migrationId;
-          if (owner === undefined || owner === migrationId) return true;
-          out.notes.push(`${describeWorkload(r.workload)} was quiesced by migration ${String(owner)}; left as it is`);
-          return false;
-        });
+        const records = await recordsFromAnnotations(source, discovery.workloads, [], { migrationId, logger: noting });
         for (const o of await unquiesceWorkloads(source, records, { logger })) {
           if (o.patched) out.restored.push(describeWorkload(o.workload));
           out.notes.push(...o.notes);

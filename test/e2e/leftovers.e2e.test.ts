@@ -107,7 +107,7 @@ labDescribe('ferry cleanup on the lab', () => {
   });
 
   test('finds the leftovers by label, restores the quiesced source only when safe, deletes the transfer objects', async () => {
-    await quiesceWorkloads(src, [{ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: 'web' }]);
+    await quiesceWorkloads(src, [{ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: 'web' }], { migrationId: ID });
     expect(replicas()).toBe(0);
     expect(annotation()).toBe(true);
 
@@ -118,12 +118,15 @@ labDescribe('ferry cleanup on the lab', () => {
     ]);
 
     // Another running migration uses the namespace: left as it is.
-    expect(await clusters.restoreQuiesced(ID, plan(), new Set([NS]))).toEqual({ restored: [], notes: [expect.stringMatching(/another running migration uses it/)] });
-    // The plan kept the source quiesced and the namespace cut over (destination PVC marked): stays down.
-    expect(await clusters.restoreQuiesced(ID, plan({ keepSourceQuiesced: true }), new Set())).toEqual({ restored: [], notes: [expect.stringMatching(/keepSourceQuiesced: true; its source workloads stay down/)] });
+    expect(await clusters.restoreQuiesced(ID, plan(), new Map([[NS, 'another running migration uses it']]))).toEqual({ restored: [], notes: [expect.stringMatching(/another running migration uses it/)] });
+    // The namespace cut over (the CLI read it from Temporal, see src/cli/cleanup.ts namespaceVerdict): stays down.
+    expect(await clusters.restoreQuiesced(ID, plan({ keepSourceQuiesced: true }), new Map([[NS, 'cut over with keepSourceQuiesced: true; its source workloads stay down']]))).toEqual({
+      restored: [],
+      notes: [expect.stringMatching(/keepSourceQuiesced: true; its source workloads stay down/)],
+    });
     expect(replicas()).toBe(0);
     // Otherwise restored from the annotation.
-    const restored = await clusters.restoreQuiesced(ID, plan(), new Set());
+    const restored = await clusters.restoreQuiesced(ID, plan(), new Map());
     expect(restored.restored).toEqual([`Deployment ${NS}/web`]);
     expect(replicas()).toBe(2);
     expect(annotation()).toBe(false);

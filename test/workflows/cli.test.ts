@@ -356,3 +356,79 @@ test('ferry cancel reaches the namespace workflows of a terminated migration: th
   // Nothing is left for `ferry cleanup` to do, and it may run.
   expect((await ferry('cleanup', id, '--output', 'json')).json()).toMatchObject({ restore: { restored: [] }, cleanup: { source: 0, destination: 0 } });
 });
+
+test('ferry cleanup leaves a cut-over source down under keepSourceQuiesced: a skipped PVC or a plan given with -f changes nothing (review A1)', async () => {
+  fake.failTransfer({ namespace: 'shop', pvc: 'db', final: false, times: 1, type: FailureType.NoSpace, message: 'No space left on device' });
+  const id = unique('cli-keep');
+  try {
+    expect((await ferry('migrate', '-f', planFileOf(['shop:shop-keep'], 'keepSourceQuiesced: true\n'), '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('db to fail', async () => ((await ferry('status', id, '--output', 'json')).json() as MigrationView).state?.phase === 'awaiting-decision');
+    expect((await ferry('skip', id, '--pvc', 'db')).code).toBe(EXIT.OK);
+    expect((await ferry('status', id, '--follow')).code).toBe(EXIT.OK);
+    // Cut over, source kept down; the skipped PVC carries no cutover mark.
+    expect(fake.replicas('shop', 'web')).toBe(0);
+    expect([fake.cutoverMark('shop-keep', 'data'), fake.cutoverMark('shop-keep', 'db')]).toEqual([id, undefined]);
+
+    const stay = 'namespace shop: cut over with keepSourceQuiesced: true; its source workloads stay down';
+    const stored = await ferry('cleanup', id, '--output', 'json');
+    expect(stored.code).toBe(EXIT.OK);
+    expect((stored.json() as CleanupOutcome).restore).toEqual({ restored: [], notes: [stay] });
+    // A plan without keepSourceQuiesced given with -f does not override what the migration ran with.
+    const fromFile = await ferry('cleanup', id, '-f', planFileOf(['shop:shop-keep']), '--output', 'json');
+    expect(fromFile.code).toBe(EXIT.OK);
+    expect((fromFile.json() as CleanupOutcome).restore).toEqual({ restored: [], notes: [stay] });
+    expect(fake.replicas('shop', 'web')).toBe(0);
+    expect(fake.cutoverMark('shop-keep', 'data')).toBe(id); // the marks of a namespace that cut over stay
+  } finally {
+    fake.addWorkload('shop', 'web', 1); // the source back up for the next tests
+  }
+});
+
+test('ferry cleanup removes the cutover marks of a namespace that did not cut over: the id can run again (review B9)', async () => {
+  fake.hold = (req) => req.final && req.pvc.name === 'db';
+  const id = unique('cli-marks');
+  const plan = planFileOf(['shop:shop-marks']);
+  try {
+    expect((await ferry('migrate', '-f', plan, '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor("data's final sync to be done and db's to run", async () => fake.cutoverMark('shop-marks', 'data') === id && fake.runningTransfers > 0);
+    await env.client.workflow.getHandle(id).terminate('history limit (simulated)');
+    await env.client.workflow.getHandle(namespaceWorkflowId(id, 'shop')).terminate('history limit (simulated)');
+  } finally {
+    fake.hold = () => false;
+  }
+  // The held sync's activity outlives its terminated workflow: released, it completes (and marks db).
+  await waitFor('the released sync to end', async () => fake.runningTransfers === 0);
+  const r = await ferry('cleanup', id, '--output', 'json');
+  expect(r.code).toBe(EXIT.OK);
+  const outcome = r.json() as CleanupOutcome;
+  expect(outcome.restore.restored).toEqual(['Deployment shop/web']);
+  expect(outcome.cleanup?.cutoverMarksCleared).toContain('shop-marks/data');
+  expect([fake.cutoverMark('shop-marks', 'data'), fake.cutoverMark('shop-marks', 'db')]).toEqual([undefined, undefined]);
+  expect(fake.replicas('shop', 'web')).toBe(1);
+  expect((await ferry('migrate', '-f', plan, '--id', id)).code).toBe(EXIT.OK);
+});
+
+test('ferry migrate refuses an id whose namespace workflows still run, naming ferry cancel (review B10)', async () => {
+  fake.hold = (req) => req.final;
+  const id = unique('cli-reuse');
+  const plan = planFileOf(['shop:shop-reuse']);
+  try {
+    expect((await ferry('migrate', '-f', plan, '--id', id, '--detach')).code).toBe(EXIT.OK);
+    await waitFor('the final syncs to run', async () => {
+      const v = (await ferry('status', id, '--output', 'json')).json() as MigrationView;
+      return v.namespaces.shop?.pvcs.every((p) => p.running?.final) ? v : undefined;
+    });
+    await env.client.workflow.getHandle(id).terminate('history limit (simulated)');
+    const again = await ferry('migrate', '-f', plan, '--id', id);
+    expect(again.code).toBe(EXIT.INVALID_INPUT);
+    expect(again.stderr).toContain(`its namespace workflow ${namespaceWorkflowId(id, 'shop')} still runs: \`ferry cancel ${id}\` rolls it back`);
+    expect((await ferry('cancel', id)).code).toBe(EXIT.OK);
+    const ns = env.client.workflow.getHandle(namespaceWorkflowId(id, 'shop'));
+    await waitFor('the namespace workflow to end', async () => (await ns.describe()).status.name !== 'RUNNING');
+  } finally {
+    fake.hold = () => false;
+  }
+  expect(fake.replicas('shop', 'web')).toBe(1);
+  // Once nothing of it runs, the id may be used again.
+  expect((await ferry('migrate', '-f', plan, '--id', id)).code).toBe(EXIT.OK);
+});

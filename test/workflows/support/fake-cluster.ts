@@ -182,6 +182,11 @@ export class FakeCluster {
     return this.reload().workloads[`${namespace}/${workload}`]!.replicas;
   }
 
+  /** The migration whose cutover mark the destination PVC `namespace/pvc` carries, if any. */
+  cutoverMark(namespace: string, pvc: string): string | undefined {
+    return this.reload().cutover?.[`destination/pvc/${namespace}/${pvc}`];
+  }
+
   data(namespace: string, pvc: string): { source: number; destination: number } {
     return this.reload().data[`${namespace}/${pvc}`]!;
   }
@@ -425,7 +430,7 @@ export class FakeCluster {
         }
         return [...groups.values()];
       },
-      cleanup: async (migrationId, plan) => {
+      cleanup: async (migrationId, plan, clearCutoverMarksIn = []) => {
         const sources = plan.namespaces.map((n) => n.source);
         const destinations = plan.namespaces.map((n) => n.destination);
         const doomed = Object.entries(this.reload().objects)
@@ -433,20 +438,25 @@ export class FakeCluster {
           .filter(([k]) => (k.startsWith('source/') ? sources : destinations).includes(k.split('/')[2]!))
           .map(([k]) => k);
         for (const k of doomed) this.delete(k);
+        const st = this.reload();
+        const cutoverMarksCleared: string[] = [];
+        for (const [k, by] of Object.entries(st.cutover ?? {})) {
+          if (by === migrationId && clearCutoverMarksIn.includes(k.split('/')[2]!)) {
+            delete st.cutover![k];
+            cutoverMarksCleared.push(k.split('/').slice(2).join('/'));
+          }
+        }
+        this.save();
         this.log({ event: 'complete', activity: 'ferry cleanup', detail: migrationId });
-        return { source: doomed.filter((k) => k.startsWith('source/')).length, destination: doomed.filter((k) => k.startsWith('destination/')).length, remaining: 0 };
+        return { ...(cutoverMarksCleared.length ? { cutoverMarksCleared } : {}), source: doomed.filter((k) => k.startsWith('source/')).length, destination: doomed.filter((k) => k.startsWith('destination/')).length, remaining: 0 };
       },
-      restoreQuiesced: async (migrationId, plan, skip) => {
+      restoreQuiesced: async (_migrationId, plan, leave) => {
         const out = { restored: [] as string[], notes: [] as string[] };
         const st = this.reload();
         for (const n of plan.namespaces) {
-          if (skip.has(n.source)) {
-            out.notes.push(`namespace ${n.source}: another running migration uses it; its workloads are left as they are`);
-            continue;
-          }
-          const pvcs = this.opts.source[n.source]?.pvcs ?? [];
-          if (plan.keepSourceQuiesced && pvcs.length > 0 && pvcs.every((p) => st.cutover?.[`destination/pvc/${n.destination}/${p.name}`] === migrationId)) {
-            out.notes.push(`namespace ${n.source}: cut over with keepSourceQuiesced: true; its source workloads stay down`);
+          const why = leave.get(n.source);
+          if (why !== undefined) {
+            out.notes.push(`namespace ${n.source}: ${why}`);
             continue;
           }
           for (const [key, w] of Object.entries(st.workloads)) {
