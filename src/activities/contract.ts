@@ -266,10 +266,13 @@ export interface FerryActivities {
   /**
    * Lists the active pods other than Ferry's own that mount (read-write) one of `pvcs` in the source
    * namespace. With `deleteUnmanaged`, first deletes those no quiesced workload controls (waits until
-   * they are gone), then lists again. Used right before and right after the final sync.
+   * they are gone), then lists again. Used right before and right after the final sync. With
+   * `retentionGuard` (right before it), first fails (FerryConfig) when a StatefulSet this migration
+   * quiesced holds a retention policy that deletes PVCs again.
    */
-  checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean }): Promise<WriterCheck>;
-  /** Waits (heartbeating) until no pod of the workloads runs. */
+  checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean; retentionGuard?: boolean }): Promise<WriterCheck>;
+  /** Waits (heartbeating) until no pod of the workloads runs; fails (FerryConfig) as soon as a
+   * StatefulSet this migration quiesced holds a retention policy that deletes PVCs again. */
   waitForQuiesced(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<void>;
   /** Restores workloads exactly as recorded (only what is still in the quiesced state). `workloads`
    * lists workloads to restore from their `ferry.dev/pre-quiesce` annotation when no record was

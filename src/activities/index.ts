@@ -333,6 +333,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       run('checkSourceWriters', nsFields(input), async (log, signal) =>
         checkSourceWriters(clients(input.plan).source(), input.namespace.source, input.pvcs, {
           deleteUnmanaged: input.deleteUnmanaged,
+          ...(input.retentionGuard ? { retentionOf: input.migrationId } : {}),
           onTick: (remaining) => heartbeat({ terminating: remaining }),
           ...(signal ? { signal } : {}),
           logger: log,
@@ -344,6 +345,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         waitForQuiesced(clients(input.plan).source(), input.workloads, {
           // Ends with the pods still running named, before the start-to-close timeout would.
           ...withTimeout(waitBudgetSeconds()),
+          migrationId: input.migrationId,
           onTick: (remaining) => heartbeat({ remaining: remaining.length, pods: remaining.slice(0, 20) }),
           ...(signal ? { signal } : {}),
         }),

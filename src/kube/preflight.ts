@@ -17,12 +17,14 @@
  *   in imagestreams mode;
  * - the Pod Security admission level the source and destination namespaces enforce
  *   (`pod-security.kubernetes.io/enforce`) admits the transfer pods of the security mode;
- * - with quiesce: no pod Ferry cannot stop mounts a source PVC (unless `unmanagedPods: delete`), and
- *   no quiesced workload is in the middle of a rollout (unless `acceptRevisionChange: true`).
+ * - with quiesce: no pod Ferry cannot stop mounts a source PVC (unless `unmanagedPods: delete`),
+ *   no quiesced workload is in the middle of a rollout (unless `acceptRevisionChange: true`), and no
+ *   StatefulSet whose retention policy deletes PVCs is owned by a controller Ferry does not manage
+ *   (unless `acceptOperatorRetentionPolicy: true`): that controller could set Delete back after quiesce.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import type { V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
 import type { NamespaceDiscovery, PreflightProblem } from '../activities/contract';
 import type { MigrationPlan } from '../plan/schema';
 import { validateEndpointOptions } from '../statetransfer/endpoint';
@@ -37,7 +39,8 @@ import { errorMessage } from './errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
 import { endpointOptionsFor, transferFor } from './setup';
-import { WORKLOAD_KINDS } from './workloads';
+import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
+import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
 
 /** The namespace label that sets the Pod Security Standard level admission enforces (Kubernetes docs,
  * "Enforce Pod Security Standards with Namespace Labels"). */
@@ -93,6 +96,29 @@ export function pendingRolloutsProblem(plan: Pick<MigrationPlan, 'quiesce' | 'ac
     `quiesce cannot restore these workloads as they were, because they are in the middle of a rollout: ` +
     rollouts.map((r) => `${r.workload.kind} ${r.workload.namespace}/${r.workload.name}: ${r.detail}`).join('; ') +
     '. Finish or undo the rollout first, or set acceptRevisionChange: true to accept it'
+  );
+}
+
+/**
+ * Pure: the problem of quiescing StatefulSet `sts` for this plan (undefined: none or accepted). Quiesce
+ * sets a retention policy that deletes PVCs (whenScaled/whenDeleted: Delete) to Retain before scaling
+ * to 0; a controller Ferry does not manage (ownerReferences `controller: true` of a kind outside
+ * WORKLOAD_KINDS, e.g. an operator's custom resource) reconciles the StatefulSet from its own spec and
+ * may set Delete back, and the StatefulSet controller then deletes the PVCs. Refused unless the plan
+ * says `acceptOperatorRetentionPolicy: true` (or quiesce is off).
+ */
+export function operatorRetentionProblem(plan: Pick<MigrationPlan, 'quiesce' | 'acceptOperatorRetentionPolicy'>, sts: KubernetesObject): string | undefined {
+  if (!plan.quiesce || plan.acceptOperatorRetentionPolicy === true || sts.kind !== 'StatefulSet') return undefined;
+  const policy = retentionPolicyOf(sts);
+  if (!policyDeletesPVCs(policy)) return undefined;
+  const owner = resolveController(sts, ownerIndex([])).foreignOwner;
+  if (!owner) return undefined;
+  const name = `${sts.metadata?.namespace ?? '?'}/${sts.metadata?.name ?? '?'}`;
+  return (
+    `StatefulSet ${name} has persistentVolumeClaimRetentionPolicy ${JSON.stringify(policy)} and is controlled by ${owner.kind} ${owner.name} (${owner.apiVersion}), which Ferry does not manage: ` +
+    'quiesce sets the policy to Retain before scaling to 0, and that controller may set Delete back, after which the StatefulSet controller deletes the PVCs. ' +
+    `Set whenScaled and whenDeleted to Retain in ${owner.kind} ${owner.name} (or pause its reconciliation) for the migration, stop the application yourself and migrate with quiesce: false, ` +
+    'or set acceptOperatorRetentionPolicy: true to accept the risk (Ferry then rolls back if the policy deletes PVCs again before the final sync)'
   );
 }
 
@@ -316,6 +342,14 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           }
           const moduleProblem = plan.transfer === 'rsync' ? moduleNameProblem(info.destinationName) : undefined;
           if (moduleProblem) add(ps, `destination name ${info.destinationName} cannot be an rsync module: ${moduleProblem}`);
+        }
+        if (plan.quiesce && plan.acceptOperatorRetentionPolicy !== true) {
+          for (const w of discovery?.workloads ?? []) {
+            if (w.kind !== 'StatefulSet') continue;
+            const sts = await src.get({ apiVersion: WORKLOAD_KINDS.StatefulSet.apiVersion, kind: 'StatefulSet', namespace: w.namespace, name: w.name });
+            const problem = sts ? operatorRetentionProblem(plan, sts) : undefined;
+            if (problem) add(subject, problem);
+          }
         }
       });
     }

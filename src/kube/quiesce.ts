@@ -31,7 +31,10 @@
  * sets both fields to Retain (with the annotation, in a patch of its own), reads the object back to
  * check the API server kept it, and only then scales to 0; the original policy is recorded
  * (`pvcRetentionPolicy`) and restored by unquiesce in the same patch as the replicas. If the policy
- * cannot be changed, quiesce fails before scaling.
+ * cannot be changed, quiesce fails before scaling. Something may still change it back after the scale
+ * (an operator owning the StatefulSet: preflight refuses those unless the plan says
+ * `acceptOperatorRetentionPolicy: true`), so `waitForQuiesced` and the writers check right before the
+ * final sync (./writers.ts) read the policy again and fail the migration when it deletes PVCs.
  *
  * The annotation carries the migration id. A record of another migration (left by a migration with
  * `keepSourceQuiesced: true`, or an older Ferry that wrote no id) is never restored by this one: quiesce
@@ -460,6 +463,46 @@ export async function activePodsOf(client: KubeClient, workloads: readonly Workl
   return out;
 }
 
+/**
+ * Pure: why StatefulSet `o` endangers its PVCs while this migration holds it quiesced, or undefined.
+ * It does when Ferry quiesced it (the `ferry.dev/pre-quiesce` annotation is `migrationId`'s, with
+ * `changed: true`: Ferry set its retention policy to Retain before scaling it to 0) and its
+ * `persistentVolumeClaimRetentionPolicy` deletes PVCs again: an operator owning it, a GitOps tool or
+ * an admission webhook changed it back after the scale, and the StatefulSet controller may delete the
+ * PVCs of the removed pods (whenScaled: Delete) or all of them with the StatefulSet (whenDeleted).
+ * Workloads that were already scaled down before the migration (`changed: false`) were not guarded
+ * and are not judged here. The message names the StatefulSet and what to do.
+ */
+export function revertedRetentionProblem(o: KubernetesObject, migrationId: string | undefined): string | undefined {
+  if (o.kind !== 'StatefulSet' || recordFromAnnotation(o, migrationId)?.changed !== true) return undefined;
+  const policy = retentionPolicyOf(o);
+  if (!policyDeletesPVCs(policy)) return undefined;
+  const ctrl = o.metadata?.ownerReferences?.find((r) => r.controller === true);
+  const who = ctrl ? `its controller ${ctrl.kind} ${ctrl.name}, an admission webhook or a GitOps tool` : 'an operator, an admission webhook or a GitOps tool';
+  const namespace = o.metadata?.namespace ?? '?';
+  return (
+    `StatefulSet ${namespace}/${o.metadata?.name ?? '?'}: its persistentVolumeClaimRetentionPolicy is ${JSON.stringify(policy)} again while Ferry holds it quiesced ` +
+    `(Ferry set Retain before scaling it to 0; ${who} changed it back), so the StatefulSet controller may delete its PVCs. ` +
+    `The migration stops before the final sync and the StatefulSet is restored. Check that its PVCs still exist (kubectl get pvc -n ${namespace}), ` +
+    'make whatever changed the policy keep whenScaled and whenDeleted at Retain during the migration (pause the operator\'s reconciliation, or set the policy in its custom resource), then migrate again'
+  );
+}
+
+/**
+ * Reads the StatefulSets among `workloads` and fails on the first whose retention policy was changed
+ * back to Delete while quiesced (see `revertedRetentionProblem`). Other kinds and StatefulSets that
+ * no longer exist are skipped.
+ * @throws FerryError (config) naming the StatefulSet and what to do; API errors.
+ */
+export async function assertRetentionHeld(client: KubeClient, workloads: readonly WorkloadRef[], migrationId: string | undefined): Promise<void> {
+  for (const ref of workloads) {
+    if (ref.kind !== 'StatefulSet') continue;
+    const live = await readWorkload(client, ref);
+    const problem = live ? revertedRetentionProblem(live, migrationId) : undefined;
+    if (problem) throw new FerryError('config', problem, { details: { workload: describeWorkload(ref), policy: retentionPolicyOf(live!) } });
+  }
+}
+
 /** Options of `waitForQuiesced`. */
 export interface WaitQuiescedOptions {
   /** Give up after this many seconds (WaitTimeoutError). Default: wait until aborted. */
@@ -469,17 +512,22 @@ export interface WaitQuiescedOptions {
   /** Called after every check that still found pods (heartbeat here). */
   onTick?: (remaining: string[]) => void;
   signal?: AbortSignal;
+  /** The migration that quiesced the workloads: on every check, its StatefulSets' retention policy
+   * must still be Retain (see `assertRetentionHeld`). */
+  migrationId?: string;
 }
 
 /**
  * Waits until no pod of `workloads` is active. Note: suspending a CronJob does not stop a Job that
  * already runs (Kubernetes CronJob `suspend` only affects future runs), so this also waits for such
- * a Job's pods to finish.
+ * a Job's pods to finish. Every check first re-reads the quiesced StatefulSets: one whose retention
+ * policy deletes PVCs again fails the wait at once (FerryError config, see `assertRetentionHeld`).
  */
 export async function waitForQuiesced(client: KubeClient, workloads: readonly WorkloadRef[], options: WaitQuiescedOptions = {}): Promise<void> {
   let remaining: string[] = [];
   await waitFor(
     async () => {
+      await assertRetentionHeld(client, workloads, options.migrationId);
       remaining = (await activePodsOf(client, workloads)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
       if (remaining.length === 0) return true;
       options.onTick?.(remaining);

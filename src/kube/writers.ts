@@ -11,12 +11,18 @@
  * controls (bare pods, pods of an operator's custom resource), and pods whose controller chain has
  * such a kind above a known workload. Pods of a known workload that is not quiesced (created after
  * discovery) are reported, never deleted: their controller would recreate them.
+ *
+ * With `retentionOf` (the call right before the final sync), it also fails when a StatefulSet this
+ * migration quiesced holds a retention policy that deletes PVCs again (./quiesce.ts
+ * `revertedRetentionProblem`).
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { UnmanagedPod, WriterCheck } from '../activities/contract';
 import { LABELS } from '../statetransfer/names';
 import { waitFor, type KubeClient } from './client';
+import { FerryError } from './errors';
 import { silentLogger, type Logger } from './log';
+import { revertedRetentionProblem } from './quiesce';
 import { describeWorkload, ownerIndex, podIsActive, readInventory, resolveController, writableClaimNamesOf, type WorkloadInventory } from './workloads';
 
 /** A pod found by `sourceWriters`, and whether Ferry may delete it. */
@@ -59,6 +65,9 @@ export interface CheckWritersOptions {
   onTick?: (remaining: string[]) => void;
   signal?: AbortSignal;
   logger?: Logger;
+  /** The migration id whose quiesced StatefulSets must still hold a Retain policy (checked first,
+   * before any pod is deleted); absent: not checked (the call after the final sync). */
+  retentionOf?: string;
 }
 
 const strip = (w: SourceWriter): UnmanagedPod => ({ name: w.name, pvcs: w.pvcs, ...(w.owner ? { owner: w.owner } : {}) });
@@ -67,11 +76,19 @@ const strip = (w: SourceWriter): UnmanagedPod => ({ name: w.name, pvcs: w.pvcs, 
  * Lists the writers of `pvcs` in `namespace`; with `deleteUnmanaged`, deletes the unmanaged ones
  * (uid precondition: a same-named replacement is never deleted by mistake), waits until they are
  * gone, and lists again. Returns what is left and what was deleted.
- * @throws WaitTimeoutError when deleted pods do not terminate in time; API errors.
+ * @throws FerryError (config) with `retentionOf`, for a quiesced StatefulSet whose retention policy
+ * deletes PVCs again; WaitTimeoutError when deleted pods do not terminate in time; API errors.
  */
 export async function checkSourceWriters(client: KubeClient, namespace: string, pvcs: readonly string[], options: CheckWritersOptions): Promise<WriterCheck> {
   const log = options.logger ?? silentLogger;
-  let writers = sourceWriters(await readInventory(client, namespace), pvcs);
+  const inventory = await readInventory(client, namespace);
+  if (options.retentionOf !== undefined) {
+    for (const w of inventory.workloads) {
+      const problem = revertedRetentionProblem(w, options.retentionOf);
+      if (problem) throw new FerryError('config', problem, { details: { workload: `StatefulSet ${namespace}/${w.metadata?.name}` } });
+    }
+  }
+  let writers = sourceWriters(inventory, pvcs);
   const deleted: string[] = [];
   const doomed = options.deleteUnmanaged ? writers.filter((w) => w.unmanaged) : [];
   if (doomed.length > 0) {

@@ -566,6 +566,14 @@ export const migrationPlanSchema = z
           'OnDelete StatefulSets/DaemonSets whose pods lag their template) come back on their new revision after quiesce. ' +
           'Default false: preflight refuses them.',
       ),
+    acceptOperatorRetentionPolicy: z
+      .boolean()
+      .optional()
+      .describe(
+        'Accept quiescing a StatefulSet whose persistentVolumeClaimRetentionPolicy deletes PVCs (whenScaled or whenDeleted: Delete) while a controller ' +
+          'Ferry does not manage (an operator\'s custom resource) owns it: that controller may set Delete back after Ferry set Retain and scaled it to 0. ' +
+          'Default false: preflight refuses them. Either way Ferry re-checks the policy until the final sync and rolls back if it deletes PVCs again.',
+      ),
     deleteDestinationPVCsOnRollback: z
       .boolean()
       .default(false)

@@ -10,10 +10,13 @@
  *
  * With quiesce (patch `q-writers`): discoverNamespace again right before quiesce (workloads created
  * during a long warm migration are quiesced too; pods Ferry cannot stop fail the namespace unless the
- * plan says `unmanagedPods: delete`), and checkSourceWriters right before the final sync (deleting
+ * plan says `unmanagedPods: delete`; PVCs the selection matches that the migration did not discover
+ * fail it too, before quiesce), and checkSourceWriters right before the final sync (deleting
  * those pods with `unmanagedPods: delete`) and right after it: while any pod other than Ferry's mounts
  * a source PVC the final sync does not start, and a final sync such a pod overlapped is not trusted;
- * either way the namespace rolls back (source restored) with the pods' names.
+ * either way the namespace rolls back (source restored) with the pods' names. waitForQuiesced and the
+ * check before the final sync also fail when a quiesced StatefulSet's retention policy deletes PVCs
+ * again.
  *
  * A PVC whose sync still fails after the activity's retries does not stop the others: it is marked
  * `failed` and waits for the operator's `decide` update — retry (sync it again), skip (leave it out of
@@ -472,11 +475,24 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
           `${when}, ${pods.length} pod${pods.length === 1 ? '' : 's'} other than Ferry's mount${pods.length === 1 ? 's' : ''} source PVCs of ${namespace.source} and could write: ${describePods(pods)}. ` +
           `Stop them (or their controller)${plan.unmanagedPods === 'delete' ? '' : ', or set unmanagedPods: delete for pods Ferry cannot quiesce'}, then migrate again`,
       });
+    const newPVCsFailure = (added: string[]) =>
+      wf.ApplicationFailure.create({
+        type: FailureType.Preflight,
+        nonRetryable: true,
+        message:
+          `before quiesce, ${added.length} PVC${added.length === 1 ? '' : 's'} of ${namespace.source} that the selection matches appeared since the migration discovered its PVCs: ${added.join(', ')}. ` +
+          'They are not migrated, and the final sync would leave them behind; nothing was quiesced, the source applications still run. ' +
+          `Migrate them too (a new migration whose plan selects them, once this one is rolled back), or narrow this namespace's selection (pvcs.names or a labelSelector) so that it excludes them, then migrate again`,
+      });
     if (plan.quiesce) {
       if (checkWriters) {
         // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
         // stage phase: the applications are not touched yet (downtime starts with quiesce).
         const again = await acts.discoverNamespace(ctx);
+        // A PVC the selection matches now but the migration did not discover (a StatefulSet scaled up
+        // during a warm migration) would be quiesced but never copied: stop before touching anything.
+        const added = again.pvcs.map((p) => p.name).filter((n) => !pvcInfo.has(n));
+        if (added.length > 0) throw newPVCsFailure(added);
         quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
         st.workloads = quiesceTargets.length;
         const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
@@ -494,7 +510,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         await acts.waitForQuiesced({ migrationId, plan, workloads: quiesceTargets });
       }
       if (checkWriters) {
-        const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete' });
+        const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete', retentionGuard: true });
         if (before.deleted.length > 0) st.warnings.push(`deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): ${before.deleted.join(', ')}`);
         if (before.pods.length > 0) {
           st.unmanagedPods = before.pods;

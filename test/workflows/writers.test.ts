@@ -3,7 +3,11 @@
  * server with the simulated clusters of ./support/fake-cluster.ts: re-discovery right before quiesce
  * (a workload created during the warm migration is quiesced too), checkSourceWriters right before the
  * final sync (deleting unmanaged pods with `unmanagedPods: delete`) and right after it, and the
- * rollback with the pods' names when a writer remains.
+ * rollback with the pods' names when a writer remains. Review findings A3/A4: a PVC the selection
+ * matches that appears during the stage passes (a StatefulSet scaled 2 → 3 creates data-db-2) fails the
+ * namespace at that re-discovery, before quiesce (nothing touched, source running); a quiesced
+ * StatefulSet whose retention policy an operator sets back to Delete stops it right before the final
+ * sync (checkSourceWriters with retentionGuard), source restored.
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -159,4 +163,58 @@ test('item 14: a rollout accepted by acceptRevisionChange is announced in the wa
   expect(shopResult(summary).warnings).toEqual([
     'Deployment shop/web is in the middle of a rollout (1 of 2 pods run revision web-1 while the template is web-2 (partition 1)); accepted by acceptRevisionChange',
   ]);
+});
+
+const DB = (): SourceSpec => ({
+  shop: {
+    pvcs: [
+      { name: 'data-db-0', bytes: 1000 },
+      { name: 'data-db-1', bytes: 1000 },
+    ],
+    workloads: [{ name: 'db', replicas: 2 }],
+  },
+});
+
+test('A4: a PVC created during the stage passes fails the namespace before quiesce, naming it; the source keeps running', async () => {
+  const fake = new FakeCluster({ source: DB(), transferMs: 30 });
+  let added = false;
+  fake.hold = (req) => {
+    if (!req.final && !added) {
+      added = true;
+      fake.addPVC('shop', { name: 'data-db-2', bytes: 500 });
+    }
+    return false;
+  };
+  const { summary, failed } = await run(fake, testPlan());
+  expect(failed).toBe(true);
+  const shop = shopResult(summary);
+  expect(shop.status).toBe('rolled-back');
+  expect(shop.error).toMatch(/before quiesce, 1 PVC of shop that the selection matches appeared since the migration discovered its PVCs: data-db-2\..*nothing was quiesced/);
+  expect(shop.error).toMatch(/a new migration whose plan selects them.*narrow this namespace's selection/);
+  // Nothing was quiesced, no final sync ran: only cleanup of the transfer objects after the re-discovery.
+  expect(fromStage(fake)).toEqual(['runTransfer', 'runTransfer', 'discoverNamespace', 'cleanup']);
+  expect(fake.replicas('shop', 'db')).toBe(2);
+  expect(shop.downtime).toBeUndefined();
+  expect(shop.finalSynced).toBe(false);
+  expect(shop.pvcs.map((p) => p.name)).toEqual(['data-db-0', 'data-db-1']);
+});
+
+test('A3: a retention policy set back to Delete while quiesced stops the namespace before the final sync; the source is restored', async () => {
+  const fake = new FakeCluster({ source: DB(), transferMs: 30 });
+  let reverted = false;
+  fake.hold = (req) => {
+    if (!req.final && !reverted) {
+      reverted = true;
+      fake.revertRetention('shop');
+    }
+    return false;
+  };
+  const { summary, failed } = await run(fake, testPlan());
+  expect(failed).toBe(true);
+  const shop = shopResult(summary);
+  expect(shop.status).toBe('rolled-back');
+  expect(shop.error).toMatch(/StatefulSet shop\/db: its persistentVolumeClaimRetentionPolicy is \{"whenScaled":"Delete"\} again/);
+  expect(fromStage(fake)).toEqual(['runTransfer', 'runTransfer', 'discoverNamespace', 'quiesce', 'waitForQuiesced', 'checkSourceWriters', 'unquiesce', 'cleanup']);
+  expect(fake.journal().some((e) => e.activity === 'runTransfer' && e.detail?.includes('final=true'))).toBe(false);
+  expect(fake.replicas('shop', 'db')).toBe(2);
 });

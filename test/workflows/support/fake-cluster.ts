@@ -112,6 +112,10 @@ interface ClusterState {
   pods?: Record<string, FakePod[]>;
   /** Remaining scripted partial results (absent in state files of older runs). */
   partials?: TransferPartialScript[];
+  /** Source PVCs created after the start (see addPVC), per namespace. */
+  addedPVCs?: Record<string, { name: string; bytes: number }[]>;
+  /** Namespaces where a quiesced StatefulSet's retention policy was set back to Delete (see revertRetention). */
+  retentionReverted?: string[];
   seq: number;
 }
 
@@ -216,6 +220,24 @@ export class FakeCluster {
     this.save();
   }
 
+  /** Adds a source PVC the namespace's selection matches (e.g. a StatefulSet scaled up during a warm migration). */
+  addPVC(namespace: string, pvc: { name: string; bytes: number }): void {
+    const st = this.reload();
+    (st.addedPVCs ??= {})[namespace] = [...(st.addedPVCs[namespace] ?? []), pvc];
+    st.data[`${namespace}/${pvc.name}`] = { source: 1, destination: 0 };
+    st.objects[`source/pvc/${namespace}/${pvc.name}`] = '';
+    this.save();
+    this.log({ event: 'create', object: `source/pvc/${namespace}/${pvc.name}` });
+  }
+
+  /** An operator sets a quiesced StatefulSet's retention policy back to Delete: checkSourceWriters
+   * with `retentionGuard` then fails (FerryConfig), as src/kube/writers.ts does. */
+  revertRetention(namespace: string): void {
+    const st = this.reload();
+    st.retentionReverted = [...(st.retentionReverted ?? []), namespace];
+    this.save();
+  }
+
   /** Scripts partial results (exit 23) of runTransfer. */
   partialTransfer(script: TransferPartialScript): void {
     const st = this.reload();
@@ -248,7 +270,7 @@ export class FakeCluster {
             workloads,
             ...(unmanagedPods.length ? { unmanagedPods } : {}),
             ...(spec.pendingRollouts ? { pendingRollouts: spec.pendingRollouts.map((r) => ({ workload: workloads.find((w) => w.name === r.workload)!, detail: r.detail })) } : {}),
-            pvcs: spec.pvcs.map((p) => ({
+            pvcs: [...spec.pvcs, ...(st.addedPVCs?.[ctx.namespace.source] ?? [])].map((p) => ({
               name: p.name,
               destinationName: p.name,
               capacity: `${p.bytes}`,
@@ -323,6 +345,9 @@ export class FakeCluster {
       checkSourceWriters: (input) =>
         this.activity('checkSourceWriters', `${input.namespace.source} delete=${input.deleteUnmanaged}`, async () => {
           const ns = input.namespace.source;
+          if (input.retentionGuard && this.reload().retentionReverted?.includes(ns)) {
+            throw ApplicationFailure.nonRetryable(`StatefulSet ${ns}/db: its persistentVolumeClaimRetentionPolicy is {"whenScaled":"Delete"} again while Ferry holds it quiesced`, FailureType.Config);
+          }
           const mounting = (p: FakePod) => p.pvcs.some((c) => input.pvcs.includes(c));
           const deleted: string[] = [];
           if (input.deleteUnmanaged) {
