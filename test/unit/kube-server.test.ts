@@ -293,6 +293,16 @@ describe('ensureServerForSync: a renewal that died half-way is not a dead end (r
     expect(secretValues(rsyncSecret(dst) as V1Secret)['rsyncd.secrets']).toBe(`ferry:${password}\n`);
     expect(await serverPassword(new FakeCluster().client(), nt())).toBeUndefined();
   });
+
+  it('serverPassword follows the transfer engine: rclone keeps it under `password`', async () => {
+    const rclonePlan = parsePlan({ source: {}, destination: {}, namespaces: ['shop:shop2'], endpoint: { type: 'NodePort' }, transfer: 'rclone' });
+    const rclone = namespaceTransferFor(rclonePlan, MID, { source: 'shop', destination: 'shop2' }, [pvc('data')], 'NodePort');
+    const dst = new FakeCluster();
+    const { createTransferCredentials } = await import('../../src/statetransfer/namespace-transfer');
+    const credentials = createTransferCredentials(MID, rclone.endpoint, address, 1);
+    for (const o of rclone.destinationObjects(credentials)) if (o.kind === 'Secret') dst.put(o);
+    expect(await serverPassword(dst.client(), rclone)).toBe(credentials.password);
+  }, 60_000);
 });
 
 describe('explainSyncFailure: the error says what happened to the server', () => {
