@@ -8,16 +8,23 @@
  * - a missing object is `undefined` (get) or `false` (delete), never an exception;
  * - API errors are rethrown unchanged (an ApiException with `code`), so `isTransient` / `statusCode`
  *   can classify them; the only errors this module creates are ConflictError, WaitTimeoutError,
- *   AbortedError and KubeConfigError.
+ *   AbortedError, KubeConfigError and ApiRequestTimeoutError;
+ * - every API request (headers and body) ends within API_REQUEST_TIMEOUT_SECONDS: a request hung on
+ *   a black-holed connection fails as a transient error (the activity's retry policy takes over)
+ *   instead of waiting forever while the activity's keep-alive heartbeats go on.
  */
 import { existsSync } from 'node:fs';
 import type {
   AuthorizationV1Api,
+  Configuration,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   KubernetesObject,
   KubernetesObjectApi,
+  Observable,
+  RequestContext,
+  ResponseContext,
   V1Status,
   VersionApi,
   VersionInfo,
@@ -26,6 +33,63 @@ import { k8s } from './k8s';
 import { resolveKubeconfigPaths } from '../plan/load';
 import { ANNOTATIONS, LABELS } from '../statetransfer/names';
 import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from './errors';
+
+/**
+ * Seconds one Kubernetes API request may take, response body included. Ferry makes no long-running
+ * requests (no watch, no log follow: progress.ts reads log tails), and a healthy API server answers
+ * a 500-item list page within seconds; 45 s leaves room for a loaded one.
+ */
+export const API_REQUEST_TIMEOUT_SECONDS = 45;
+
+/**
+ * Thrown when an API request got no complete answer within its timeout (API_REQUEST_TIMEOUT_SECONDS):
+ * the connection is black-holed or the API server hangs. `code` ETIMEDOUT makes it transient
+ * (`isTransient`), like a network error: not a FerryError, so waits treat it as "not yet".
+ */
+export class ApiRequestTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApiRequestTimeoutError';
+  }
+}
+
+/**
+ * The HTTP layer of every API client of a KubeClient: client-node's own (node-fetch, which takes no
+ * timeout or signal in 1.x), bounded in time. On timeout the request's agent (client-node makes one
+ * per request, KubeConfig.applySecurityAuthentication) is destroyed, which closes its socket, and
+ * the request fails with ApiRequestTimeoutError. The body is read within the same bound.
+ */
+class TimedHttpLibrary {
+  private readonly inner = new k8s.IsomorphicFetchHttpLibrary();
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly contextName: string,
+  ) {}
+
+  send(request: RequestContext): Observable<ResponseContext> {
+    return new k8s.Observable(this.timed(request));
+  }
+
+  private async timed(request: RequestContext): Promise<ResponseContext> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        (request.getAgent() as { destroy?: () => void } | undefined)?.destroy?.();
+        const url = request.getUrl().replace(/\?.*$/, '');
+        reject(new ApiRequestTimeoutError(`the Kubernetes API of context ${this.contextName} did not answer ${request.getHttpMethod()} ${url} within ${this.timeoutMs / 1000} s (connection lost or API server hung); retrying`));
+      }, this.timeoutMs);
+    });
+    try {
+      const response = await Promise.race([this.inner.send(request).toPromise(), expired]);
+      const body = await Promise.race([response.body.binary(), expired]);
+      return new k8s.ResponseContext(response.httpStatusCode, response.headers, { text: async () => body.toString('utf8'), binary: async () => body });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
 
 /** Which kubeconfig and context to use (a plan's `source` / `destination`). */
 export interface KubeConfigOptions {
@@ -280,6 +344,14 @@ function header(r: ObjectRef): { apiVersion: string; kind: string; metadata: { n
   return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, ...(r.namespace ? { namespace: r.namespace } : {}) } };
 }
 
+/** KubernetesObjectApi.makeApiClient's object: the default namespace from the kubeconfig context. */
+class ObjectApi extends k8s.KubernetesObjectApi {
+  constructor(configuration: Configuration, kubeConfig: KubeConfig) {
+    super(configuration);
+    this.setDefaultNamespace(kubeConfig);
+  }
+}
+
 /**
  * One cluster, as seen through one kubeconfig context.
  */
@@ -296,15 +368,27 @@ export class KubeClient {
   private readonly customObjects: CustomObjectsApi;
   private readonly apiPresence = new Map<string, Promise<Set<string> | undefined>>();
 
-  /** Wraps a loaded kubeconfig (its current context is the cluster). See also `fromOptions`. */
-  constructor(kubeConfig: KubeConfig) {
+  /**
+   * Wraps a loaded kubeconfig (its current context is the cluster). See also `fromOptions`.
+   * `requestTimeoutSeconds`: the bound of every API request (default API_REQUEST_TIMEOUT_SECONDS).
+   * @throws Error when the current context has no cluster (loadKubeConfig checks it first).
+   */
+  constructor(kubeConfig: KubeConfig, options: { requestTimeoutSeconds?: number } = {}) {
     this.kubeConfig = kubeConfig;
-    this.objects = k8s.KubernetesObjectApi.makeApiClient(kubeConfig);
-    this.core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-    this.authorization = kubeConfig.makeApiClient(k8s.AuthorizationV1Api);
-    this.versionApi = kubeConfig.makeApiClient(k8s.VersionApi);
-    this.customObjects = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     this.contextName = kubeConfig.getCurrentContext();
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('No active cluster!');
+    // What KubeConfig.makeApiClient does, with the time-bounded HTTP layer.
+    const configuration: Configuration = k8s.createConfiguration({
+      baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+      authMethods: { default: kubeConfig },
+      httpApi: new TimedHttpLibrary((options.requestTimeoutSeconds ?? API_REQUEST_TIMEOUT_SECONDS) * 1000, this.contextName),
+    });
+    this.objects = new ObjectApi(configuration, kubeConfig);
+    this.core = new k8s.CoreV1Api(configuration);
+    this.authorization = new k8s.AuthorizationV1Api(configuration);
+    this.versionApi = new k8s.VersionApi(configuration);
+    this.customObjects = new k8s.CustomObjectsApi(configuration);
   }
 
   /** Builds a client from a plan's cluster reference. @throws KubeConfigError (see loadKubeConfig). */

@@ -9,7 +9,10 @@
  *   server pod is restarted on them; the transfer password is kept (the server's rsync Secret holds it
  *   and cannot be rebuilt from one sync's request). Concurrent syncs of other PVCs renew once: the
  *   renewing sync deletes the source credentials Secret with a uid precondition, so exactly one wins;
- *   the others wait until both sides agree and the server was restarted.
+ *   the others wait until both sides agree and the server was restarted. A renewal that died between
+ *   deleting the source Secret and writing the new one (or a source Secret deleted by hand) leaves
+ *   the source side without credentials: after MISSING_GRACE_SECONDS the next sync renews from the
+ *   password the destination's server still holds (its transfer Secret, `serverPassword`).
  * - the server pod: server.ts `ensureServerPod` from the manifest createServer stored in the
  *   destination (kept if Ready, awaited if starting, recreated if deleted, evicted or ended).
  *
@@ -19,7 +22,7 @@
 import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { EndpointAddressInfo, PVCInfo } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
-import { createTransferCredentials, type TransferCredentials } from '../statetransfer/namespace-transfer';
+import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { objectLabels } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
 import { serverSecretData } from '../statetransfer/tls/certificates';
@@ -84,10 +87,46 @@ interface StoredCredentials {
   renewed: boolean;
 }
 
+/** A password no real transfer has (generatePassword makes 43 base64url characters): marks where the
+ * password sits in the server's rendered transfer Secrets. */
+const PASSWORD_MARKER = 'ferry-password-marker-0000000000';
+
 /**
- * The credentials of the sync, renewed first when needed (see module docstring).
- * @throws FerryError (config) when the source credentials Secret is missing for good (createServer
- *   must run again), or transient when another sync's renewal does not complete in time.
+ * The transfer password the destination's server holds, read from its transfer Secret (rsync: the
+ * daemon's secrets file `ferry:<password>` in `…-srv-rsyncd-secrets`; rclone: `password`). Which Secret
+ * and key hold it, and in what text, is taken from the objects namespace-transfer.ts
+ * `destinationObjects` renders (with a marker password), so this follows the transfer engine's own
+ * layout. undefined when no such Secret exists or none holds a password in the expected form.
+ */
+export async function serverPassword(destination: KubeClient, nt: NamespaceTransfer): Promise<string | undefined> {
+  const marker = { certificates: { ca: { certPem: '', keyPem: '' }, server: { certPem: '', keyPem: '' }, client: { certPem: '', keyPem: '' }, notAfter: '' }, password: PASSWORD_MARKER };
+  for (const o of nt.destinationObjects(marker)) {
+    if (o.kind !== 'Secret') continue;
+    const rendered = secretValues(o as V1Secret);
+    const holders = Object.entries(rendered).filter(([, v]) => v.includes(PASSWORD_MARKER));
+    if (!holders.length) continue;
+    const live = await destination.get<V1Secret>(ref('Secret', o.metadata!.namespace!, o.metadata!.name!));
+    if (!live) continue;
+    const values = secretValues(live);
+    for (const [key, template] of holders) {
+      const [before, after] = template.split(PASSWORD_MARKER, 2) as [string, string];
+      const v = values[key];
+      if (v === undefined || v.length <= before.length + after.length || !v.startsWith(before) || !v.endsWith(after)) continue;
+      const password = v.slice(before.length, v.length - after.length);
+      if (!/[\r\n\0]/.test(password)) return password;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The credentials of the sync, renewed first when needed (see module docstring). When the source
+ * credentials Secret is missing for longer than MISSING_GRACE_SECONDS (a renewal that died half-way,
+ * or deleted by hand) or holds no password, new certificates are made for both sides with the
+ * password the destination's server holds (`serverPassword`).
+ * @throws FerryError (config) when neither side holds the transfer password any more, or the
+ *   endpoint is gone (the message names the operator's way out: restore and `ferry retry`, or
+ *   `ferry cancel` and migrate again), or transient when another sync's renewal does not complete in time.
  */
 async function syncCredentials(source: KubeClient, destination: KubeClient, t: SyncTarget, log: Logger, options: SyncServerOptions): Promise<StoredCredentials> {
   const signal = options.signal;
@@ -95,6 +134,33 @@ async function syncCredentials(source: KubeClient, destination: KubeClient, t: S
   const dstRef = ref('Secret', t.namespace.destination, serverTLSSecretName(t.migrationId));
   const deadline = Date.now() + RENEWAL_GRACE_SECONDS * 1000;
   const missingDeadline = Date.now() + MISSING_GRACE_SECONDS * 1000;
+  const sourceSecret = `${t.namespace.source}/${credentialsSecretName(t.migrationId)}`;
+  const cancelAdvice = `run \`ferry cancel ${t.migrationId}\` (the namespace rolls back) and migrate it again`;
+  const wayOut = `the transfer of namespace ${t.namespace.source} cannot go on: if the Secret was deleted by mistake and you can restore it, restore it and run \`ferry retry ${t.migrationId} --namespace ${t.namespace.source} --pvc ${t.pvc.name}\`; otherwise ${cancelAdvice}`;
+
+  /** New certificates for both sides; `old` (the live source Secret, if any) is deleted first with a
+   * uid precondition so that one concurrent sync renews. undefined: another sync got there first. */
+  const renew = async (old: V1Secret | undefined, why: string): Promise<StoredCredentials | undefined> => {
+    const type = await endpointTypeInUse(destination, t.plan, t.migrationId, t.namespace.destination);
+    if (!type) throw new FerryError('config', `the transfer credentials must be renewed (${why}), but the endpoint of namespace ${t.namespace.destination} does not exist: the transfer of namespace ${t.namespace.source} cannot go on: ${cancelAdvice}`);
+    const nt = namespaceTransferFor(t.plan, t.migrationId, t.namespace, [t.pvc], type);
+    const kept = old ? secretValues(old)[PASSWORD_KEY] : undefined;
+    const password = kept || (await serverPassword(destination, nt));
+    if (!password) {
+      throw new FerryError('config', `credentials Secret ${sourceSecret} ${old ? `is unusable (${why})` : 'is missing in the source cluster'} and the transfer server's Secrets in namespace ${t.namespace.destination} hold no transfer password to renew it from: ${wayOut}`);
+    }
+    // The new certificates are made first (key generation takes seconds), then the Secret read
+    // above is deleted with a uid precondition: only one concurrent sync succeeds.
+    const fresh = { ...createTransferCredentials(t.migrationId, nt.endpoint, t.address, CREDENTIALS_VALIDITY_DAYS), password };
+    if (old && !(await source.delete(old, undefined, old.metadata?.uid))) return undefined;
+    log.warn({ reason: why, notAfter: fresh.certificates.notAfter, passwordFrom: kept ? 'source' : 'destination server' }, 'renewing the transfer certificates of both sides');
+    const { created } = await source.createOrAdopt(credentialsSecret(t.migrationId, t.namespace.source, fresh));
+    if (!created) return undefined;
+    await ensureOwned(destination, serverTLSSecret(t.migrationId, t.namespace.destination, fresh));
+    const written = createdAt(await destination.get<V1Secret>(dstRef));
+    return { credentials: fresh, renewed: true, since: written ?? Date.now() };
+  };
+
   for (let round = 0; ; round++) {
     if (round > 0) {
       options.onTick?.('waiting for the transfer credentials');
@@ -104,15 +170,17 @@ async function syncCredentials(source: KubeClient, destination: KubeClient, t: S
     const now = Date.now();
     if (!s) {
       // Deleted by a renewing sync that is about to write the new one (the destination side is still
-      // there), or gone for good.
+      // there); past the grace, a renewal that died half-way (or a deletion by hand): renew from the
+      // password the destination's server holds.
       if (d && Date.now() < missingDeadline) continue;
-      throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is missing in the source cluster: the transfer server must be (re)created first (retry the namespace's set-up: createServer)`);
+      const renewed = await renew(undefined, `the source credentials Secret ${sourceSecret} is missing`);
+      if (renewed) return renewed;
+      continue;
     }
     const values = secretValues(s);
     const { credentials, problem } = credentialsFromSecrets(d ? secretValues(d) : undefined, values, t.address, now, RENEW_BEFORE_SECONDS);
     if (credentials && d) return { credentials, renewed: false, ...(createdAt(d) !== undefined ? { since: createdAt(d)! } : {}) };
     const why = d ? problem! : 'the destination server TLS Secret is missing';
-    if (!values[PASSWORD_KEY]) throw new FerryError('config', `credentials Secret ${t.namespace.source}/${credentialsSecretName(t.migrationId)} is unusable (${why}): recreate the transfer server`);
     // Another sync renewed the source side moments ago and is writing the destination side: wait.
     const sourceNewer = (createdAt(s) ?? 0) > now - RENEWAL_GRACE_SECONDS * 1000 && (!d || (createdAt(d) ?? 0) < (createdAt(s) ?? 0));
     if (sourceNewer && Date.now() < deadline) {
@@ -120,19 +188,9 @@ async function syncCredentials(source: KubeClient, destination: KubeClient, t: S
       continue;
     }
     if (round > 60) throw new FerryError('transient', `the transfer credentials could not be renewed (${why}): concurrent renewals kept conflicting; retrying`);
-    // This sync renews. The new certificates are made first (key generation takes seconds), then the
-    // Secret read above is deleted with a uid precondition: only one concurrent sync succeeds.
-    const type = await endpointTypeInUse(destination, t.plan, t.migrationId, t.namespace.destination);
-    if (!type) throw new FerryError('config', `the endpoint of namespace ${t.namespace.destination} does not exist: the namespace's set-up (createEndpoint, createServer) must run again`);
-    const nt = namespaceTransferFor(t.plan, t.migrationId, t.namespace, [t.pvc], type);
-    const fresh = { ...createTransferCredentials(t.migrationId, nt.endpoint, t.address, CREDENTIALS_VALIDITY_DAYS), password: values[PASSWORD_KEY]! };
-    if (!(await source.delete(s, undefined, s.metadata?.uid))) continue;
-    log.warn({ reason: why, notAfter: fresh.certificates.notAfter }, 'renewing the transfer certificates of both sides');
-    const { created } = await source.createOrAdopt(credentialsSecret(t.migrationId, t.namespace.source, fresh));
-    if (!created) continue;
-    await ensureOwned(destination, serverTLSSecret(t.migrationId, t.namespace.destination, fresh));
-    const written = createdAt(await destination.get<V1Secret>(dstRef));
-    return { credentials: fresh, renewed: true, since: written ?? Date.now() };
+    // This sync renews.
+    const renewed = await renew(s, why);
+    if (renewed) return renewed;
   }
 }
 

@@ -127,16 +127,16 @@ export function credentialsSecret(migrationId: string, namespace: string, creden
 
 /**
  * Reads the credentials a client needs (source side only).
- * @throws FerryError (config) when the credentials Secret is missing or unusable: createServer must
- *   run (again) first.
+ * @throws FerryError (config) when the credentials Secret is missing or unusable (the message says
+ *   what the operator does: `ferry cancel` and migrate again).
  */
 export async function readClientCredentials(source: KubeClient, migrationId: string, namespace: string): Promise<TransferCredentials> {
   const s = await source.get<V1Secret>(secretRef(namespace, credentialsSecretName(migrationId)));
   if (!s) {
-    throw new FerryError('config', `credentials Secret ${namespace}/${credentialsSecretName(migrationId)} is missing in the source cluster: the transfer server must be (re)created first (createServer)`);
+    throw new FerryError('config', `credentials Secret ${namespace}/${credentialsSecretName(migrationId)} is missing in the source cluster: the transfer of namespace ${namespace} cannot go on; run \`ferry cancel ${migrationId}\` (the namespace rolls back) and migrate it again`);
   }
   const { credentials, problem } = credentialsFromSecrets(undefined, secretValues(s), undefined);
-  if (!credentials) throw new FerryError('config', `credentials Secret ${namespace}/${credentialsSecretName(migrationId)} is unusable (${problem}): recreate the transfer server`);
+  if (!credentials) throw new FerryError('config', `credentials Secret ${namespace}/${credentialsSecretName(migrationId)} is unusable (${problem}): the transfer of namespace ${namespace} cannot go on; run \`ferry cancel ${migrationId}\` (the namespace rolls back) and migrate it again`);
   return credentials;
 }
 

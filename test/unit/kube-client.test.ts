@@ -4,9 +4,11 @@
  * kube-apiserver in test/integration/activities-lab.test.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiErrorMessage, isTransient, KubeClient, KubeConfigError, loadKubeConfig, selectorString, statusCode, waitFor } from '../../src/kube/client';
+import { ApiRequestTimeoutError, apiErrorMessage, isTransient, KubeClient, KubeConfigError, loadKubeConfig, selectorString, statusCode, waitFor } from '../../src/kube/client';
 import { AbortedError, FerryError, WaitTimeoutError } from '../../src/kube/errors';
 import { k8s } from '../../src/kube/k8s';
 
@@ -193,5 +195,79 @@ describe('waitFor', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 30);
     await expect(waitFor(async () => false, { intervalSeconds: 0.01, signal: ac.signal })).rejects.toBeInstanceOf(AbortedError);
+  });
+});
+
+describe('KubeClient: every API request is bounded in time', () => {
+  const sockets = new Set<Socket>();
+  const servers: Server[] = [];
+  /** A server on 127.0.0.1 (an ephemeral port) that keeps every connection; returns its port. */
+  async function listen(server: Server): Promise<number> {
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  }
+  const client = (server: string, requestTimeoutSeconds: number) => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'hung', cluster: 'c', user: 'u' }],
+      currentContext: 'hung',
+    });
+    return new KubeClient(kc, { requestTimeoutSeconds });
+  };
+  /** The call's outcome, or 'still hanging' after `ms` (the bound the test allows). */
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p.then((v) => ({ value: v }), (e: unknown) => ({ error: e })), new Promise<'still hanging'>((r) => setTimeout(() => r('still hanging'), ms))]);
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  });
+
+  it('a connection that is accepted and never answered (TLS handshake hangs) fails within the bound, as a transient error', async () => {
+    // reads (and drops) what the client sends, never writes a byte
+    const port = await listen(createTcpServer((s) => s.resume()));
+    const started = Date.now();
+    const outcome = await within(client(`https://127.0.0.1:${port}`, 1).get({ apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 's' }), 5000);
+    expect(outcome).not.toBe('still hanging');
+    const err = (outcome as { error?: unknown }).error;
+    expect(err).toBeInstanceOf(ApiRequestTimeoutError);
+    expect(isTransient(err)).toBe(true);
+    // (KubernetesObjectApi first asks the API for the kind's resource: GET /api/v1)
+    expect((err as Error).message).toMatch(/context hung did not answer GET https:\/\/127\.0\.0\.1:\d+\/api\/v1\S* within 1 s/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    // the hung socket was closed, not left behind
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sockets.size).toBe(0);
+  });
+
+  it('a response whose body never ends fails within the bound too', async () => {
+    const port = await listen(createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"major":');
+    }));
+    const outcome = await within(client(`http://127.0.0.1:${port}`, 1).version(), 5000);
+    expect(outcome).not.toBe('still hanging');
+    expect((outcome as { error?: unknown }).error).toBeInstanceOf(ApiRequestTimeoutError);
+  });
+
+  it('answers within the bound pass through unchanged (a result, a 404 as undefined)', async () => {
+    const port = await listen(createHttpServer((req, res) => {
+      if (req.url === '/version') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ major: '1', minor: '32', gitVersion: 'v1.32.0' }));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'secrets "s" not found', reason: 'NotFound', code: 404 }));
+      }
+    }));
+    const c = client(`http://127.0.0.1:${port}`, 1);
+    expect((await c.version()).gitVersion).toBe('v1.32.0');
+    expect(await c.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 's' })).toBeUndefined();
   });
 });

@@ -11,7 +11,7 @@ import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from '@kubernetes
 import type { PVCInfo } from '../../src/activities/contract';
 import type { KubeClient, ObjectRef } from '../../src/kube/client';
 import { FerryError } from '../../src/kube/errors';
-import { ensureServerForSync, explainSyncFailure, type SyncTarget } from '../../src/kube/server-sync';
+import { ensureServerForSync, explainSyncFailure, MISSING_GRACE_SECONDS, serverPassword, type SyncTarget } from '../../src/kube/server-sync';
 import { podFromTemplate, serverChange, serverPodDecision, serverSnapshot, serverTemplateName } from '../../src/kube/server';
 import { namespaceTransferFor } from '../../src/kube/setup';
 import { credentialsSecretName, ensureCredentials, ensureServer, serverTLSSecretName } from '../../src/kube/transfer';
@@ -212,6 +212,96 @@ describe('ensureServerForSync: the server is made right before every sync', () =
     expect([a, b].filter((x) => x.actions.some((y) => /renewed/.test(y)))).toHaveLength(1);
     const client = secretValues(src.objects.get(`Secret/shop/${credentialsSecretName(MID)}`) as V1Secret);
     expect(client['ca.crt']).toBe(a.credentials.certificates.ca.certPem);
+  }, 60_000);
+});
+
+describe('ensureServerForSync: a renewal that died half-way is not a dead end (review B6)', () => {
+  const srcSecretKey = `Secret/shop/${credentialsSecretName(MID)}`;
+  const tlsKey = `Secret/shop2/${serverTLSSecretName(MID)}`;
+  /** The server's rsync Secret (the daemon's secrets file holds the transfer password). */
+  const rsyncSecret = (dst: FakeCluster) => [...dst.objects.values()].find((o) => o.kind === 'Secret' && 'rsyncd.secrets' in (secretValues(o as V1Secret) ?? {}))!;
+  const expectRenewedFromServer = async (src: FakeCluster, dst: FakeCluster, password: string, s: Awaited<ReturnType<typeof ensureServerForSync>>) => {
+    expect(s.actions.join()).toMatch(/renewed the transfer certificates/);
+    const client = secretValues(src.objects.get(srcSecretKey) as V1Secret);
+    const server = secretValues(dst.objects.get(tlsKey) as V1Secret);
+    expect(client.password).toBe(password);
+    expect(s.credentials.password).toBe(password);
+    expect(server['ca.crt']).toBe(client['ca.crt']);
+    expect(s.credentials.certificates.ca.certPem).toBe(client['ca.crt']);
+    expect(new X509Certificate(server['tls.crt']!).checkIP(address.host)).toBe(address.host);
+  };
+
+  it('source Secret deleted, crash before the new one: past the grace, renews both sides with the password the server holds', async () => {
+    const { src, dst, podKey, password } = await prepared();
+    const oldPod = dst.objects.get(podKey)!.metadata!.uid;
+    const rsync = rsyncSecret(dst).metadata!.uid;
+    src.objects.delete(srcSecretKey);
+    // The grace (a renewing sync may be about to write the new Secret) passes after half a second.
+    const realNow = Date.now.bind(Date);
+    let skew = 0;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => realNow() + skew);
+    const pass = setTimeout(() => (skew = (MISSING_GRACE_SECONDS + 1) * 1000), 500);
+    let s;
+    try {
+      s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
+    } finally {
+      clearTimeout(pass);
+      clock.mockRestore();
+    }
+    await expectRenewedFromServer(src, dst, password, s);
+    expect(rsyncSecret(dst).metadata!.uid).toBe(rsync);
+    expect(dst.objects.get(podKey)!.metadata!.uid).not.toBe(oldPod);
+  }, 60_000);
+
+  it('both TLS sides gone (the renewal was for a missing server TLS Secret): renews at once from the server password', async () => {
+    const { src, dst, password } = await prepared();
+    src.objects.delete(srcSecretKey);
+    dst.objects.delete(tlsKey);
+    const started = Date.now();
+    const s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
+    await expectRenewedFromServer(src, dst, password, s);
+    expect(Date.now() - started).toBeLessThan(MISSING_GRACE_SECONDS * 1000);
+  }, 60_000);
+
+  it('a source Secret without password is renewed from the server password', async () => {
+    const { src, dst, password } = await prepared();
+    const old = src.objects.get(srcSecretKey) as V1Secret;
+    delete old.data!.password;
+    const s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
+    await expectRenewedFromServer(src, dst, password, s);
+  }, 60_000);
+
+  it('nobody holds the password any more: a config error that names the operator commands, nothing touched', async () => {
+    const { src, dst } = await prepared();
+    src.objects.delete(srcSecretKey);
+    dst.objects.delete(tlsKey);
+    dst.objects.delete(`Secret/shop2/${rsyncSecret(dst).metadata!.name}`);
+    const before = JSON.stringify([...src.objects, ...dst.objects]);
+    const err = (await ensureServerForSync(src.client(), dst.client(), target(), opts).catch((e: unknown) => e)) as FerryError;
+    expect(err).toBeInstanceOf(FerryError);
+    expect(err.category).toBe('config');
+    expect(err.message).toMatch(/is missing in the source cluster and the transfer server's Secrets in namespace shop2 hold no transfer password/);
+    expect(err.message).toContain('`ferry retry mig-srv --namespace shop --pvc data`');
+    expect(err.message).toContain('`ferry cancel mig-srv`');
+    expect(err.message).not.toMatch(/createServer|createEndpoint/);
+    expect(JSON.stringify([...src.objects, ...dst.objects])).toBe(before);
+  });
+
+  it('serverPassword reads the rsync secrets file the server was made with', async () => {
+    const { dst, password } = await prepared();
+    expect(await serverPassword(dst.client(), nt())).toBe(password);
+    expect(secretValues(rsyncSecret(dst) as V1Secret)['rsyncd.secrets']).toBe(`ferry:${password}\n`);
+    expect(await serverPassword(new FakeCluster().client(), nt())).toBeUndefined();
+  });
+
+  it('serverPassword follows the transfer engine: rclone keeps it under `password`', async () => {
+    const rclonePlan = parsePlan({ source: {}, destination: {}, namespaces: ['shop:shop2'], endpoint: { type: 'NodePort' }, transfer: 'rclone' });
+    const rclone = namespaceTransferFor(rclonePlan, MID, { source: 'shop', destination: 'shop2' }, [pvc('data')], 'NodePort');
+    const dst = new FakeCluster();
+    const { createTransferCredentials } = await import('../../src/statetransfer/namespace-transfer');
+    const credentials = createTransferCredentials(MID, rclone.endpoint, address, 1);
+    for (const o of rclone.destinationObjects(credentials)) if (o.kind === 'Secret') dst.put(o);
+    expect(await serverPassword(dst.client(), rclone)).toBe(credentials.password);
   }, 60_000);
 });
 
