@@ -446,7 +446,7 @@ export function explainProbeFailure(exitCode: number, probeLog: string, transpor
   const at = `${address.host}:${address.port}${address.sni ? ` (SNI ${address.sni})` : ''}`;
   const t = transportLog;
   if (/certificate verify failed|unknown ca|bad certificate|certificate required|peer did not return a certificate|CERT_CHECK|certificate unknown|wrong version number|handshake failure/i.test(t)) {
-    return new FerryError('auth', `the TLS handshake with ${at} failed (${firstMatch(t, /.*(certificate|handshake|wrong version).*/i)}): the server presented a certificate the client does not trust or refused the client certificate. If a proxy or router terminates TLS in between, use a passthrough Route/Ingress or a Service endpoint; otherwise recreate the transfer server (createServer)`);
+    return new FerryError('auth', `the TLS handshake with ${at} failed (${firstMatch(t, /.*(certificate|handshake|wrong version).*/i)}): the server presented a certificate the client does not trust or refused the client certificate. If a proxy or router terminates TLS in between, use a passthrough Route/Ingress or a Service endpoint; otherwise delete the source credentials Secret (ferry-<key>-credentials) so that the next sync renews both sides, or run 'ferry cancel' on the migration and migrate again`);
   }
   if (/Connection refused/i.test(t)) return new FerryError('transient', `the endpoint ${at} refused the TCP connection: nothing listens there (server pod not running, wrong port, or NodePort/LoadBalancer not forwarding)`);
   if (/No route to host|Network is unreachable|timed out|Connection timed out/i.test(t)) {
