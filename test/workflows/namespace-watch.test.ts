@@ -130,7 +130,12 @@ test('in the first run, a terminated namespace workflow (the child result) ends 
   ]);
   // describeNamespaceWorkflows' adapter: status, close time and last state of each.
   const [terminated, completed, missing] = described;
-  expect(terminated).toMatchObject({ workflowId: namespaceWorkflowId(id, 'shop'), status: 'TERMINATED', lastState: { source: 'shop', status: 'running' }, lastStateFrom: 'query' });
+  expect(terminated).toMatchObject({ workflowId: namespaceWorkflowId(id, 'shop'), status: 'TERMINATED' });
+  // Its last state comes from the `state` query when a worker can replay the closed run; a run
+  // terminated before its first workflow task cannot be queried (and, being a first run, started
+  // from no state): then the adapter says why instead. Which one happens depends on timing.
+  if (terminated!.lastState) expect(terminated).toMatchObject({ lastState: { source: 'shop', status: 'running' }, lastStateFrom: 'query' });
+  else expect(terminated!.stateError).toMatch(/its state query: .*; its run input: the first run carries no state/);
   expect(Date.parse(terminated!.closedAt!)).toBeGreaterThan(Date.parse(summary.startedAt));
   expect(completed).toMatchObject({ status: 'COMPLETED', lastState: { source: 'blog', status: 'succeeded', phase: 'succeeded' }, lastStateFrom: 'result' });
   expect(missing).toEqual({ workflowId: namespaceWorkflowId(id, 'nowhere'), status: 'NOT_FOUND' });
