@@ -516,7 +516,7 @@ labDescribe('activities against the lab API servers', () => {
     await waitFor(async () => !(await src.get(podRef)), { timeoutSeconds: 20, intervalSeconds: 0.2 });
 
     // Without credentials (createServer never ran for that namespace): a clear Config failure.
-    await expectFailure(activities.runTransfer({ ...req(1, false), migrationId: `${MID}-other` }), 'FerryConfig', /credentials Secret .* is missing .*createServer/);
+    await expectFailure(activities.runTransfer({ ...req(1, false), migrationId: `${MID}-other` }), 'FerryConfig', /credentials Secret .* is missing in the source cluster: .*ferry cancel/);
   });
 
   test('cleanup deletes every labelled transfer object on both clusters and checks none remain; rollback deletes only our PVCs', async () => {
