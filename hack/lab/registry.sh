@@ -176,8 +176,11 @@ cmd_up() {
   for c in "${CLUSTERS[@]}"; do wait_for "registry $c on $(host_addr "$c")" healthy "$c"; done
   if [[ -e /run/netns/$NET_NS ]]; then
     for c in "${CLUSTERS[@]}"; do
-      ip -n "$NET_NS" -4 -o addr show dev br0 | grep -q " ${WIRE_IP[$c]}/" ||
-        ip -n "$NET_NS" addr add "${WIRE_IP[$c]}/32" dev br0
+      # Read the addresses first: `ip … | grep -q` fails under pipefail when grep exits at the first
+      # match while ip still writes (SIGPIPE), and the add then fails "Address already assigned".
+      local addrs
+      addrs=$(ip -n "$NET_NS" -4 -o addr show dev br0)
+      [[ $addrs == *" ${WIRE_IP[$c]}/"* ]] || ip -n "$NET_NS" addr add "${WIRE_IP[$c]}/32" dev br0
       start_proc "registry-$c-relay-root" socat "UNIX-LISTEN:$SOCK_DIR/registry-$c.sock,fork,unlink-early,mode=600" \
         "TCP:$(host_addr "$c")"
       wait_for "relay socket registry-$c" test -S "$SOCK_DIR/registry-$c.sock"
