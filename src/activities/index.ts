@@ -40,6 +40,7 @@ import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
 import { checkSourceWriters } from '../kube/writers';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
+import { runAgentSync } from '../kube/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
@@ -305,7 +306,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
         let result;
         try {
-          result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+          const sync = req.plan.agents === 'per-sync' ? runClientTransfer : runAgentSync;
+          result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
+            agentStartSeconds: req.plan.timeouts.podStartSeconds,
             onProgress: (progress) => heartbeat(progress),
             ...(signal ? { signal } : {}),
             // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.

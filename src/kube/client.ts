@@ -14,6 +14,7 @@
  *   instead of waiting forever while the activity's keep-alive heartbeats go on.
  */
 import { existsSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import type {
   AuthorizationV1Api,
   Configuration,
@@ -528,6 +529,91 @@ export class KubeClient {
   }
 
   /**
+   * Runs `command` in a container of a running pod (the pods/exec subresource, over a WebSocket) and
+   * returns its exit code and output (each stream capped at `maxOutputBytes`, default 1 MiB; the rest
+   * is dropped). No stdin, no TTY. The exit code comes from the Status the API server sends at the
+   * end (`Success` → 0; `Failure` with reason `NonZeroExitCode` carries it in details.causes, as
+   * kubectl reads it).
+   * @throws FerryError (transient) when the call exceeds `timeoutSeconds` (default 60 s) or the
+   *   connection ends without a Status; AbortedError when `signal` aborts; the API's error (e.g. 403
+   *   without the pods/exec permission, 404 for a missing pod or container) otherwise.
+   */
+  async exec(
+    namespace: string,
+    pod: string,
+    container: string,
+    command: string[],
+    options: { timeoutSeconds?: number; signal?: AbortSignal; maxOutputBytes?: number } = {},
+  ): Promise<ExecResult> {
+    const max = options.maxOutputBytes ?? 1024 * 1024;
+    const collect = () => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const stream = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          if (size < max) {
+            const part = chunk.subarray(0, max - size);
+            chunks.push(part);
+            size += part.length;
+          }
+          done();
+        },
+      });
+      return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+    };
+    const out = collect();
+    const err = collect();
+    if (options.signal?.aborted) throw new AbortedError();
+    const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
+    return new Promise<ExecResult>((resolve, reject) => {
+      let status: V1Status | undefined;
+      let socket: { close(): void; terminate?(): void } | undefined;
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const stop = () => {
+        try {
+          socket?.close();
+        } catch {
+          /* already closed */
+        }
+      };
+      const onAbort = () => {
+        stop();
+        finish(() => reject(new AbortedError()));
+      };
+      const timer = setTimeout(() => {
+        stop();
+        finish(() => reject(new FerryError('transient', `exec in pod ${namespace}/${pod} (container ${container}) did not end within ${timeoutMs / 1000} s (context ${this.contextName})`)));
+      }, timeoutMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      new k8s.Exec(this.kubeConfig)
+        .exec(namespace, pod, container, command, out.stream, err.stream, null, false, (s) => {
+          status = s;
+        })
+        .then((ws) => {
+          socket = ws;
+          if (settled) stop();
+          ws.on('close', () => {
+            finish(() => {
+              if (!status) {
+                reject(new FerryError('transient', `exec in pod ${namespace}/${pod} (container ${container}) ended without an exit status: the connection to the API server or the kubelet broke (context ${this.contextName})`));
+                return;
+              }
+              resolve({ exitCode: execExitCode(status), stdout: out.text(), stderr: err.text() });
+            });
+          });
+        })
+        .catch((e: unknown) => finish(() => reject(e)));
+    });
+  }
+
+  /**
    * Asks the API server whether the current identity may do `check` (SelfSubjectAccessReview).
    * Returns `allowed` and the authorizer's reason when denied.
    */
@@ -549,6 +635,26 @@ export class KubeClient {
     });
     return { allowed: review.status?.allowed === true, reason: review.status?.reason || review.status?.evaluationError || undefined };
   }
+}
+
+/** What `KubeClient.exec` returns. */
+export interface ExecResult {
+  /** The command's exit code (0 on success). */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The exit code in the Status an exec ends with: 0 for `Success`; for `Failure` with reason
+ * `NonZeroExitCode`, the cause of reason `ExitCode` (k8s.io/apimachinery remotecommand
+ * errorDecoderV4); any other failure (e.g. the container is not running) → -1 with the message.
+ */
+export function execExitCode(status: V1Status): number {
+  if (status.status === 'Success') return 0;
+  const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+  const code = cause?.message !== undefined ? Number.parseInt(cause.message, 10) : Number.NaN;
+  return Number.isNaN(code) ? -1 : code;
 }
 
 /** The ObjectRef of a full object. @throws Error when it has no kind, apiVersion or name. */

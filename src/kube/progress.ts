@@ -554,6 +554,17 @@ export interface FollowOptions {
   uid?: string;
 }
 
+/** The latest progress in the tail of a transfer's output (undefined before its first progress line). */
+export function progressFromLogTail(engine: TransferType, tail: string): TransferProgress | undefined {
+  if (engine === 'rsync') {
+    const parser = new RsyncOutputParser();
+    parser.feed(tail);
+    const r = parser.result();
+    return progressFromRsync(r.progress, r.filesScanned);
+  }
+  return progressFromRclone(tail);
+}
+
 /** Reads the tail of a container's log (`previous`: of its previous run, after a restart); '' when the
  * log is not available (yet / anymore). */
 export async function readLogTail(client: KubeClient, namespace: string, name: string, container: string, tailLines: number, limitBytes: number, previous = false): Promise<string> {
@@ -605,16 +616,8 @@ export async function followTransferPod(client: KubeClient, options: FollowOptio
     if (trouble) throw trouble;
     if (state.state === 'running') {
       const tail = await readLogTail(client, options.namespace, options.name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
-      if (tail) {
-        let p: TransferProgress | undefined;
-        if (options.engine === 'rsync') {
-          const parser = new RsyncOutputParser();
-          parser.feed(tail);
-          const r = parser.result();
-          p = progressFromRsync(r.progress, r.filesScanned);
-        } else p = progressFromRclone(tail);
-        if (p) last = p;
-      }
+      const p = tail ? progressFromLogTail(options.engine, tail) : undefined;
+      if (p) last = p;
     }
     options.onProgress?.(last, pod.status?.phase ?? 'Unknown');
     await sleep(interval, options.signal);

@@ -298,7 +298,8 @@ export interface ClientTransferOptions {
   pendingLimits?: PendingLimits;
 }
 
-async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
+/** Deletes a pod and waits (up to 180 s) until it is gone, explaining what holds it. */
+export async function deletePodAndWait(client: KubeClient, namespace: string, name: string, signal?: AbortSignal): Promise<void> {
   const ref = podRef(namespace, name);
   if (!(await client.delete(ref))) return;
   let seen: V1Pod | undefined;

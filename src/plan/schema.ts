@@ -29,6 +29,8 @@ export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
 export const CUTOVER_MODES = ['auto', 'manual'] as const;
 /** What to do with pods that mount a source PVC and that Ferry cannot quiesce. */
 export const UNMANAGED_POD_POLICIES = ['fail', 'delete'] as const;
+/** How the source side runs its syncs (kube/agent.ts): warm agents, or a client pod per sync. */
+export const SOURCE_AGENT_MODES = ['warm', 'per-sync'] as const;
 /** Where the internal images to migrate are listed. */
 export const IMAGE_MODES = ['imagestreams', 'registry'] as const;
 
@@ -532,6 +534,14 @@ export const migrationPlanSchema = z
     security: securitySchema.prefault({}),
     rsync: rsyncOptionsSchema.prefault({}),
     concurrency: integer().min(1).max(MAX_CONCURRENCY).default(5).describe('PVCs transferred at the same time.'),
+    agents: z
+      .enum(SOURCE_AGENT_MODES)
+      .optional()
+      .describe(
+        'How the source side syncs. warm (default): one long-lived agent pod per PVC, made at its first sync and kept until cleanup, ' +
+          'runs every sync through exec (needs the pods/exec permission in the source namespaces); a sync costs the rsync delta, not a pod start. ' +
+          'per-sync: a new client pod for every sync (no exec permission needed; ~5 s of pod start per sync).',
+      ),
     stagePasses: integer()
       .min(0)
       .max(MAX_STAGE_PASSES)

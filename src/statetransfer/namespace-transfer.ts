@@ -16,6 +16,7 @@ import type { KubernetesObject, V1Pod, V1PodDisruptionBudget } from '@kubernetes
 import { objectLabels, objectName } from './names';
 import { deepFreeze, secret } from './objects';
 import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
+import { agentSyncScript as buildAgentSyncScript, buildAgentPod } from './pods/agent';
 import type { PodIdentity } from './pods/security';
 import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
 import { generatePassword } from './transfer/rsync/rsyncd-conf';
@@ -88,6 +89,12 @@ export interface NamespaceTransfer {
   destinationObjects(credentials: TransferCredentials): KubernetesObject[];
   /** Secrets, ConfigMaps and the client pod for one source PVC, in creation order (pod last). */
   sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[];
+  /** Secrets, ConfigMaps and the warm agent pod (pods/agent.ts) for one source PVC, pod last. The
+   * agent pod has the client pod's name and labels: one agent per PVC. */
+  agentObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials): KubernetesObject[];
+  /** The script one sync of `sourcePVC` runs in its agent (pods/agent.ts `agentSyncScript`).
+   * @throws Error when the engine's client would need other pod settings for this sync than the agent has. */
+  agentSyncScript(id: string, sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): string;
 }
 
 /**
@@ -166,6 +173,50 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
     return v;
   };
 
+  /** The client side of one PVC: its Secrets/ConfigMaps and the options of its client or agent pod. */
+  const clientParts = (sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions) => {
+    const v = findVolume(sourcePVC);
+    const ns = o.sourceNamespace;
+    const localPort = o.transfer.port;
+    const transferParts = o.transfer.client({
+      objectName: clientName,
+      labels: clientLabels,
+      namespace: ns,
+      module: v.destinationPVC,
+      sourcePath: SOURCE_PATH,
+      connect: direct ? address : { host: '127.0.0.1', port: localPort },
+      password: credentials.password,
+      root,
+      final: sync.final,
+      tls: direct ? { secretName: clientTLS } : undefined,
+    });
+    const transportParts = o.transport.client({
+      objectName: clientName,
+      labels: clientLabels,
+      namespace: ns,
+      localPort,
+      connect: address,
+      tlsSecretName: clientTLS,
+    });
+    const pod = {
+      name: objectName(mid, 'client', sourcePVC),
+      namespace: ns,
+      labels: objectLabels(mid, 'client', sourcePVC),
+      image: o.image,
+      imagePullPolicy: o.imagePullPolicy,
+      security: o.security,
+      identity: v.identity,
+      pvcName: sourcePVC,
+      sourcePath: SOURCE_PATH,
+      transfer: transferParts,
+      transport: transportParts,
+      transportPort: direct ? undefined : localPort,
+      nodeName: v.nodeName,
+    };
+    const tls = secret(clientTLS, ns, clientLabels, clientSecretData(credentials.certificates));
+    return { objects: [tls, ...merge(transferParts, transportParts).objects], pod };
+  };
+
   const nt: NamespaceTransfer = {
     migrationId: mid,
     sourceNamespace: o.sourceNamespace,
@@ -215,48 +266,30 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
     },
 
     sourceObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): KubernetesObject[] {
-      const v = findVolume(sourcePVC);
-      const ns = o.sourceNamespace;
-      const localPort = o.transfer.port;
-      const transferParts = o.transfer.client({
-        objectName: clientName,
-        labels: clientLabels,
-        namespace: ns,
-        module: v.destinationPVC,
-        sourcePath: SOURCE_PATH,
-        connect: direct ? address : { host: '127.0.0.1', port: localPort },
-        password: credentials.password,
-        root,
-        final: sync.final,
-        tls: direct ? { secretName: clientTLS } : undefined,
+      const c = clientParts(sourcePVC, address, credentials, sync);
+      const pod = buildClientPod({ ...c.pod, lifecycle, annotations: { 'ferry.dev/sync': sync.final ? 'final' : 'stage' } });
+      return [...c.objects, pod];
+    },
+
+    agentObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials): KubernetesObject[] {
+      const c = clientParts(sourcePVC, address, credentials, { final: false });
+      return [...c.objects, buildAgentPod(c.pod)];
+    },
+
+    agentSyncScript(id: string, sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): string {
+      const stage = clientParts(sourcePVC, address, credentials, { final: false }).pod.transfer.processes[0]!;
+      const c = clientParts(sourcePVC, address, credentials, sync);
+      const proc = c.pod.transfer.processes[0]!;
+      // The agent pod is built from the stage sync's client: a final sync may change only the command.
+      if (JSON.stringify([proc.env ?? [], proc.volumeMounts]) !== JSON.stringify([stage.env ?? [], stage.volumeMounts])) {
+        throw new Error(`the ${o.transfer.type} client needs other environment or mounts for a ${sync.final ? 'final' : 'stage'} sync than its agent has`);
+      }
+      return buildAgentSyncScript(id, {
+        argv: proc.command,
+        ...(proc.prepare ? { prepare: proc.prepare } : {}),
+        ...(proc.finish ? { finish: proc.finish } : {}),
+        ...(c.pod.transportPort !== undefined ? { transportPort: c.pod.transportPort } : {}),
       });
-      const transportParts = o.transport.client({
-        objectName: clientName,
-        labels: clientLabels,
-        namespace: ns,
-        localPort,
-        connect: address,
-        tlsSecretName: clientTLS,
-      });
-      const pod = buildClientPod({
-        name: nt.clientPodName(sourcePVC),
-        namespace: ns,
-        labels: objectLabels(mid, 'client', sourcePVC),
-        image: o.image,
-        imagePullPolicy: o.imagePullPolicy,
-        security: o.security,
-        identity: v.identity,
-        pvcName: sourcePVC,
-        sourcePath: SOURCE_PATH,
-        transfer: transferParts,
-        transport: transportParts,
-        transportPort: direct ? undefined : localPort,
-        lifecycle,
-        nodeName: v.nodeName,
-        annotations: { 'ferry.dev/sync': sync.final ? 'final' : 'stage' },
-      });
-      const tls = secret(clientTLS, ns, clientLabels, clientSecretData(credentials.certificates));
-      return [tls, ...merge(transferParts, transportParts).objects, pod];
     },
   };
   return deepFreeze(nt);

@@ -65,6 +65,9 @@ export interface TransferClientScriptOptions {
   finish?: string;
   /** Drop the done-file on exit (legacy mode with a transport). */
   signalDone: boolean;
+  /** Where the exit code and final lines are written (default TERMINATION_MESSAGE_PATH; a warm
+   * agent's sync writes them into its own directory, agent.ts). */
+  terminationPath?: string;
 }
 
 /**
@@ -77,7 +80,7 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
   const lines = ['set -u -o pipefail', `mkdir -p ${FERRY_RUN_DIR}`];
   if (opts.signalDone) lines.push(`trap 'touch ${DONE_FILE}' EXIT`);
   lines.push(
-    `write_termination() { { tail -c ${SUMMARY_BYTES} ${SUMMARY_FILE} 2>/dev/null; printf '${EXIT_CODE_MARKER}%d\\n' "$1"; } > ${TERMINATION_MESSAGE_PATH} 2>/dev/null || true; }`,
+    `write_termination() { { tail -c ${SUMMARY_BYTES} ${SUMMARY_FILE} 2>/dev/null; printf '${EXIT_CODE_MARKER}%d\\n' "$1"; } > ${opts.terminationPath ?? TERMINATION_MESSAGE_PATH} 2>/dev/null || true; }`,
   );
   if (opts.waitPort !== undefined) {
     lines.push(WAIT_PORT_FN, `wait_port ${opts.waitPort} ${opts.waitSeconds ?? 120} || { write_termination 35; exit 35; }`);

@@ -1,0 +1,235 @@
+/**
+ * The warm transfer agents in the source cluster (statetransfer/pods/agent.ts builds them): one
+ * long-lived pod per PVC, made at its first sync and kept until cleanup, which runs every later sync
+ * of the PVC through `exec` instead of a new client pod. A sync then costs an exec and the rsync
+ * delta, not a pod's scheduling, volume mount, image and container start (issue 9: ~5 s per sync).
+ *
+ * `ensureAgent` keeps the agent right: an agent built from anything else than what the sync needs
+ * now (another endpoint address, renewed certificates, another node for a ReadWriteOnce PVC, a new
+ * Ferry version) is replaced; an agent that ended or is being deleted is made again.
+ *
+ * `runAgentSync` starts (or re-attaches to) one sync in the agent and follows it: it long-polls the
+ * agent (an exec that returns as soon as the sync ends, or after `intervalSeconds`), reads progress
+ * from the agent's log between polls, and turns the sync's report into a TransferResult with the same
+ * verdict as a client pod's (progress.ts `transferVerdict`).
+ */
+import { createHash } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { TransferProgress, TransferResult } from '../activities/contract';
+import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
+import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
+import {
+  AGENT_ANNOTATION,
+  AGENT_SPEC_ANNOTATION,
+  agentForgetCommand,
+  agentStartCommand,
+  agentStopCommand,
+  agentSyncId,
+  agentWaitCommand,
+  parseAgentState,
+  syncLines,
+  type AgentSyncState,
+} from '../statetransfer/pods/agent';
+import { isTransient, sleep, type KubeClient } from './client';
+import { AbortedError, FerryError, errorMessage } from './errors';
+import { silentLogger, type Logger } from './log';
+import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './progress';
+import { podReady } from './server';
+import { deletePodAndWait, ensureOwned, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
+
+/** Options of `ensureAgent`. */
+export interface EnsureAgentOptions {
+  /** Seconds to wait for the agent to be Ready (plan timeouts.podStartSeconds). */
+  timeoutSeconds: number;
+  /** Bounds of an agent that cannot start or keeps crashing (default DEFAULT_PENDING_LIMITS). */
+  pendingLimits?: PendingLimits;
+  onTick?: (reason: string) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+function podRef(namespace: string, name: string) {
+  return { apiVersion: 'v1', kind: 'Pod', namespace, name };
+}
+
+/** A short hash of everything an agent is built from (objects in creation order, pod last). */
+export function agentSpecHash(objects: readonly unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(objects)).digest('hex').slice(0, 20);
+}
+
+/** Pure: why a live pod cannot serve as the agent with spec hash `hash`, or undefined when it can. */
+export function staleAgentReason(live: V1Pod, hash: string): string | undefined {
+  if (live.metadata?.deletionTimestamp) return 'it is being deleted';
+  if (live.metadata?.annotations?.[AGENT_ANNOTATION] !== 'true') return 'it is a per-sync client pod, not an agent';
+  if (live.metadata?.annotations?.[AGENT_SPEC_ANNOTATION] !== hash) return 'it was built for other credentials, endpoint address, node or Ferry version';
+  const phase = live.status?.phase;
+  if (phase === 'Failed' || phase === 'Succeeded') return `it ended (${phase})`;
+  return undefined;
+}
+
+/**
+ * Makes sure the warm agent of `pvc` runs and is Ready (its transport listens), and returns it.
+ * Creates its Secrets/ConfigMaps (replacing ones whose data changed) and the pod; a stale agent
+ * (`staleAgentReason`) is deleted first, and a sync running in it with it.
+ * @throws FerryError from `diagnosePod` for an agent that cannot start; FerryError (transient) when it
+ *   is not Ready within `timeoutSeconds`; AbortedError when aborted; API errors.
+ */
+export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req: Pick<ClientTransferRequest, 'pvc' | 'address'>, credentials: TransferCredentials, options: EnsureAgentOptions): Promise<V1Pod> {
+  const log = options.logger ?? silentLogger;
+  const ns = nt.sourceNamespace;
+  const objects = nt.agentObjects(req.pvc.name, req.address, credentials);
+  const pod = structuredClone(objects[objects.length - 1]) as V1Pod;
+  const name = pod.metadata!.name!;
+  pod.metadata!.annotations = { ...pod.metadata!.annotations, [AGENT_SPEC_ANNOTATION]: agentSpecHash(objects) };
+  const hash = pod.metadata!.annotations[AGENT_SPEC_ANNOTATION]!;
+
+  let live = await source.get<V1Pod>(podRef(ns, name));
+  const stale = live ? staleAgentReason(live, hash) : undefined;
+  if (live && stale) {
+    log.info({ pod: `${ns}/${name}`, reason: stale }, 'replacing the transfer agent');
+    await deletePodAndWait(source, ns, name, options.signal);
+    live = undefined;
+  }
+  for (const o of objects.slice(0, -1)) await ensureOwned(source, o);
+  if (!live) {
+    const { object, created } = await source.createOrAdopt(pod);
+    live = object;
+    if (created) log.info({ pod: `${ns}/${name}`, node: req.pvc.nodeName }, 'transfer agent created');
+  }
+  if (podReady(live)) return live;
+  const start = Date.now();
+  let delay = 250;
+  for (;;) {
+    if (options.signal?.aborted) throw new AbortedError();
+    const p = await source.get<V1Pod>(podRef(ns, name));
+    if (!p) throw new FerryError('transient', `transfer agent ${ns}/${name} disappeared while starting`);
+    if (podReady(p)) {
+      log.info({ pod: `${ns}/${name}`, seconds: Math.round((Date.now() - start) / 100) / 10 }, 'transfer agent ready');
+      return p;
+    }
+    const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : start;
+    const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
+    if (trouble) throw trouble;
+    if ((Date.now() - start) / 1000 > options.timeoutSeconds) {
+      throw new FerryError('transient', `transfer agent ${ns}/${name} was not Ready within ${options.timeoutSeconds} s: ${describePodState(p)}`);
+    }
+    options.onTick?.(`transfer agent ${p.status?.phase ?? 'Pending'}`);
+    await sleep(delay, options.signal);
+    delay = Math.min(2000, delay * 2);
+  }
+}
+
+/** Extra options of `runAgentSync` beyond the client pod's. */
+export interface AgentSyncOptions extends ClientTransferOptions {
+  /** Seconds an agent may take to become Ready (plan timeouts.podStartSeconds; default 600). */
+  agentStartSeconds?: number;
+}
+
+/**
+ * Runs one sync of one PVC in its warm agent (see module docstring) and returns the result.
+ * A sync of the same pass and kind already running or finished in the agent (an earlier attempt) is
+ * attached to instead of started again; any other sync running in the agent is stopped first.
+ * @throws FerryError classified by `transferVerdict` (transient, noSpace, auth, config, partial,
+ *   fatal); FerryError (transient) when the agent is lost or replaced, or the sync process vanished
+ *   without a result; AbortedError when cancelled (the sync is stopped first, unless `keepPodOnAbort`
+ *   says the worker is shutting down: then it copies on and the next attempt attaches).
+ */
+export async function runAgentSync(
+  source: KubeClient,
+  nt: NamespaceTransfer,
+  credentials: TransferCredentials,
+  req: ClientTransferRequest,
+  options: AgentSyncOptions = {},
+): Promise<TransferResult> {
+  const log = options.logger ?? silentLogger;
+  const ns = nt.sourceNamespace;
+  const id = agentSyncId(req.pass, req.final);
+  const started = Date.now();
+  const limit = options.timeoutSeconds !== undefined ? new AbortController() : undefined;
+  const timer = limit ? setTimeout(() => limit.abort(), options.timeoutSeconds! * 1000) : undefined;
+  const signal = limit && options.signal ? AbortSignal.any([options.signal, limit.signal]) : (limit?.signal ?? options.signal);
+  const agent = await ensureAgent(source, nt, req, credentials, {
+    timeoutSeconds: options.agentStartSeconds ?? 600,
+    ...(options.pendingLimits ? { pendingLimits: options.pendingLimits } : {}),
+    onTick: (reason) => options.onProgress?.(undefined, reason),
+    ...(signal ? { signal } : {}),
+    logger: log,
+  });
+  const name = agent.metadata!.name!;
+  const uid = agent.metadata?.uid;
+  const container = agent.spec!.containers[0]!.name;
+  const exec = (command: string[], timeoutSeconds: number, s: AbortSignal | undefined = signal) =>
+    source.exec(ns, name, container, command, { timeoutSeconds, ...(s ? { signal: s } : {}) });
+  const where = `transfer agent ${ns}/${name}`;
+  let running = false;
+  try {
+    const script = nt.agentSyncScript(id, req.pvc.name, req.address, credentials, { final: req.final });
+    const start = await exec(agentStartCommand(id, script), 60);
+    if (start.exitCode !== 0) throw new FerryError('transient', `${where} could not start sync ${id} (exit ${start.exitCode}): ${(start.stderr || start.stdout).trim().slice(0, 300)}`);
+    running = true;
+    log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
+    const wait = Math.max(1, options.intervalSeconds ?? 5);
+    let last: TransferProgress | undefined;
+    for (;;) {
+      if (signal?.aborted) throw new AbortedError();
+      let state: AgentSyncState | undefined;
+      try {
+        state = parseAgentState((await exec(agentWaitCommand(id, wait), wait + 60)).stdout);
+      } catch (err) {
+        if (err instanceof AbortedError || !isTransient(err)) throw err;
+        log.warn({ pod: `${ns}/${name}`, error: errorMessage(err) }, 'polling the transfer agent failed; retrying');
+      }
+      if (state?.state === 'done') {
+        running = false;
+        const report = parseTerminationMessage(state.result);
+        const tail = await readLogTail(source, ns, name, container, FINAL_TAIL_LINES, FINAL_LIMIT_BYTES).catch(() => '');
+        const fromLog = tail ? syncLines(tail, id) : [];
+        const lines = fromLog.length > 0 ? fromLog : report.lines;
+        await exec(agentForgetCommand(id), 30, undefined).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not remove the finished sync from the agent'));
+        const durationSeconds = Math.round((Date.now() - started) / 100) / 10;
+        log.info({ pod: `${ns}/${name}`, sync: id, exitCode: report.exitCode, durationSeconds }, 'sync in the transfer agent ended');
+        const sc = agent.spec?.securityContext;
+        return transferVerdict(
+          { exitCode: report.exitCode ?? -1, lines },
+          {
+            engine: nt.transfer.type,
+            final: req.final,
+            durationSeconds,
+            client: { root: sc?.runAsUser === 0, ...(sc?.runAsUser !== undefined ? { uid: sc.runAsUser } : {}), ...(sc?.runAsGroup !== undefined ? { gid: sc.runAsGroup } : {}) },
+          },
+        );
+      }
+      if (state?.state === 'gone') {
+        running = false;
+        throw new FerryError('transient', `the sync ${id} in ${where} ended without a result (its container restarted or the process was killed); the next attempt starts it again`);
+      }
+      const pod = await source.get<V1Pod>(podRef(ns, name)).catch((err: unknown) => {
+        if (isTransient(err)) return agent;
+        throw err;
+      });
+      if (!pod || pod.metadata?.deletionTimestamp) throw new FerryError('transient', `${where} was deleted while sync ${id} ran (evicted, or deleted by hand); the next attempt makes a new agent and resumes from what was copied`);
+      if (uid && pod.metadata?.uid !== uid) throw new FerryError('transient', `${where} was replaced while sync ${id} ran`);
+      const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp as unknown as string | Date).getTime() : started;
+      const trouble = await diagnosePod(source, pod, (Date.now() - created) / 1000, options.pendingLimits);
+      if (trouble) throw trouble;
+      const tail = await readLogTail(source, ns, name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
+      const p = tail ? progressFromLogTail(nt.transfer.type, syncLines(tail, id).join('\n')) : undefined;
+      if (p) last = p;
+      options.onProgress?.(last, pod.status?.phase ?? 'Unknown');
+    }
+  } catch (err) {
+    const timedOut = limit?.signal.aborted && !options.signal?.aborted;
+    if (running && options.signal?.aborted && options.keepPodOnAbort?.()) {
+      log.info({ pod: `${ns}/${name}`, sync: id }, 'worker shutting down: leaving the sync running in the agent for the next attempt to attach to');
+      throw err;
+    }
+    if (running) {
+      // Cancelled, timed out, or followed no more: this attempt's sync stops; the agent stays warm.
+      await exec(agentStopCommand(id), 30, undefined).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'could not stop the sync in the transfer agent'));
+    }
+    if (timedOut) throw new FerryError('transient', `the sync of PVC ${ns}/${req.pvc.name} exceeded the plan's transferSeconds (${options.timeoutSeconds} s); the next attempt resumes from what was copied`);
+    throw err;
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}

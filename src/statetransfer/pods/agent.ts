@@ -1,0 +1,232 @@
+/**
+ * The warm transfer agent: one long-lived source pod per PVC that runs every sync of that PVC (stage
+ * passes and the final sync) instead of a new client pod per sync.
+ *
+ * The agent pod is the client pod (pods.ts `buildClientPod`) with two changes:
+ * - the transfer container runs an idle loop; each sync is started in it with `exec` (pods/exec), as
+ *   a detached process group (setsid) whose output goes to the container's log (/proc/1/fd/1, so that
+ *   kubelet keeps, rotates and serves it like any container log);
+ * - the transport client (stunnel) is an ordinary container that runs for the pod's lifetime, with a
+ *   readiness probe on its local port: the pod is Ready when the tunnel can be used.
+ *
+ * One sync lives in `SYNC_DIR/<id>` (FERRY_RUN_DIR is a pod-level emptyDir, so it survives a restart of
+ * the container): `sync.sh` (the transfer client script of lifecycle.ts, whose termination report is
+ * written to `result.tmp`, then renamed `result` when the sync has ended), and `pid` (its process
+ * group). Starting a sync whose directory exists attaches to it instead (a retried activity, a new
+ * worker after a crash), so a PVC never has two writers; starting one stops any other sync of the
+ * agent first. The log carries `ferry-agent: sync <id> begins` / `… ended (exit N)` around the
+ * sync's own output, so a reader takes the lines after the last begin marker of its sync.
+ *
+ * Pure: this module only builds pod specs and bash scripts; kube/agent.ts runs them.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { FERRY_RUN_DIR } from '../types';
+import { serverScript, shQuote, transferClientScript } from './lifecycle';
+import { buildClientPod, loopbackProbe, type ClientPodOptions } from './pods';
+
+/** Directory of the agent's syncs. */
+export const SYNC_DIR = `${FERRY_RUN_DIR}/syncs`;
+/** Annotation on the agent pod: a hash of everything the pod was built from (spec, Secret and
+ * ConfigMap data, endpoint address). A different hash means the agent is stale and is replaced. */
+export const AGENT_SPEC_ANNOTATION = 'ferry.dev/agent-spec';
+/** Annotation marking a client pod as a warm agent (value 'true'). */
+export const AGENT_ANNOTATION = 'ferry.dev/agent';
+/** Prefix of the state line the wait script prints. */
+export const AGENT_STATE_MARKER = 'ferry-agent-state=';
+
+/** The idle loop of the transfer container: wakes only to reap children; exits 0 on TERM at once. */
+export const AGENT_IDLE_SCRIPT = `mkdir -p ${SYNC_DIR}\ntrap 'exit 0' TERM INT\nwhile :; do sleep 3600 & wait $!; done`;
+
+/** Options of `buildAgentPod`: the client pod's, without the per-sync lifecycle. */
+export type AgentPodOptions = Omit<ClientPodOptions, 'lifecycle' | 'transportWaitSeconds'>;
+
+/**
+ * Builds the warm agent pod of one source PVC (see module docstring): restartPolicy Always, the
+ * transfer container idle, the transport (if any) a long-running container with a readiness probe on
+ * `transportPort`. The PVC is mounted read-only, the pod pinned to `nodeName` when given (RWO), and the
+ * security context is the client pod's (restricted by default).
+ * @throws Error as buildClientPod does.
+ */
+export function buildAgentPod(opts: AgentPodOptions): V1Pod {
+  const pod = buildClientPod({ ...opts, lifecycle: 'native-sidecar' });
+  const spec = pod.spec!;
+  spec.restartPolicy = 'Always';
+  const transfer = spec.containers[0]!;
+  transfer.command = ['/bin/bash', '-c', AGENT_IDLE_SCRIPT];
+  // Its output is the syncs' output: kubelet's log, read by the poller; no termination message.
+  delete transfer.terminationMessagePath;
+  delete transfer.terminationMessagePolicy;
+  const transport = opts.transport.processes[0];
+  const sidecar = spec.initContainers?.[0];
+  if (transport && sidecar) {
+    delete sidecar.restartPolicy;
+    delete sidecar.startupProbe;
+    sidecar.command = ['/bin/bash', '-c', serverScript(transport.command, transport.prepare)];
+    sidecar.readinessProbe = loopbackProbe(opts.transportPort!, 2, 3);
+    spec.containers.push(sidecar);
+    delete spec.initContainers;
+  }
+  pod.metadata!.annotations = { ...pod.metadata!.annotations, [AGENT_ANNOTATION]: 'true' };
+  return pod;
+}
+
+/** Options of `agentSyncScript`. */
+export interface AgentSyncScriptOptions {
+  /** The transfer client's argv, prepare and finish lines (the engine's client process). */
+  argv: string[];
+  prepare?: string;
+  finish?: string;
+  /** Local port of the transport client to wait for (absent with the null transport). */
+  transportPort?: number;
+}
+
+/** The directory of sync `id`. */
+export function syncDir(id: string): string {
+  return `${SYNC_DIR}/${id}`;
+}
+
+/**
+ * A sync id: stable across the retries of one sync (so a retry attaches), different for each pass
+ * and kind. Only [a-z0-9-] (it is a directory name and a shell word).
+ */
+export function agentSyncId(pass: number, final: boolean): string {
+  return `p${Math.max(0, Math.trunc(pass))}-${final ? 'final' : 'stage'}`;
+}
+
+function assertId(id: string): void {
+  if (!/^[a-z0-9-]{1,40}$/.test(id)) throw new Error(`invalid agent sync id ${JSON.stringify(id)}`);
+}
+
+/** The script of one sync (sync.sh): lifecycle.ts's transfer client script, report in result.tmp. */
+export function agentSyncScript(id: string, o: AgentSyncScriptOptions): string {
+  assertId(id);
+  return transferClientScript(o.argv, {
+    ...(o.transportPort !== undefined ? { waitPort: o.transportPort, waitSeconds: 30 } : {}),
+    ...(o.prepare ? { prepare: o.prepare } : {}),
+    ...(o.finish ? { finish: o.finish } : {}),
+    signalDone: false,
+    terminationPath: `${syncDir(id)}/result.tmp`,
+  });
+}
+
+/** Runs a sync in the background: markers around it, result.tmp renamed to result at the end. */
+const SYNC_WRAPPER = [
+  'd=$1 id=$2',
+  'echo "ferry-agent: sync $id begins"',
+  '/bin/bash "$d/sync.sh"; rc=$?',
+  `[ -s "$d/result.tmp" ] || printf 'ferry-exit-code=%d\\n' "$rc" > "$d/result.tmp"`,
+  'mv -f "$d/result.tmp" "$d/result"',
+  'echo "ferry-agent: sync $id ended (exit $rc)"',
+].join('\n');
+
+/** Bash: `alive DIR` succeeds while the sync of DIR runs (its pid's command line names DIR: a pid
+ * reused after a container restart does not count). */
+const ALIVE_FN = 'alive() { local p; p=$(cat "$1/pid" 2>/dev/null) || return 1; [ -n "$p" ] && grep -qsF -- "$1" "/proc/$p/cmdline"; }';
+
+/** Bash: stops every running sync of the agent except DIR $1 (TERM to the process group, then KILL after 10 s). */
+const STOP_OTHERS_FN = [
+  'stop_others() {',
+  `  local p o n=0; for p in ${SYNC_DIR}/*/pid; do`,
+  '    [ -e "$p" ] || continue; o=${p%/pid}; [ "$o" = "$1" ] && continue',
+  '    if alive "$o"; then kill -TERM -- "-$(cat "$p")" 2>/dev/null; echo "ferry-agent: stopping sync ${o##*/}"; n=1; fi',
+  '  done',
+  '  [ $n = 1 ] || return 0',
+  '  local t=0; while (( t < 50 )); do n=0; for p in ' + SYNC_DIR + '/*/pid; do o=${p%/pid}; [ "$o" = "$1" ] && continue; alive "$o" && n=1; done; [ $n = 0 ] && return 0; sleep 0.2; t=$((t+1)); done',
+  '  for p in ' + SYNC_DIR + '/*/pid; do o=${p%/pid}; [ "$o" = "$1" ] && continue; alive "$o" && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; return 0',
+  '}',
+].join('\n');
+
+/**
+ * The exec command that starts sync `id` with `script` (agentSyncScript), or attaches to it when its
+ * directory exists. Prints `ferry-agent: started <id>` or `ferry-agent: attached <id>`. Exit 0 unless
+ * the directory cannot be made.
+ */
+export function agentStartCommand(id: string, script: string): string[] {
+  assertId(id);
+  const body = [
+    'set -u',
+    ALIVE_FN,
+    STOP_OTHERS_FN,
+    `d=${syncDir(id)}`,
+    `mkdir -p ${SYNC_DIR}`,
+    `if ! mkdir "$d" 2>/dev/null; then echo "ferry-agent: attached ${id}"; exit 0; fi`,
+    'stop_others "$d"',
+    'printf \'%s\\n\' "$1" > "$d/sync.sh"',
+    `setsid /bin/bash -c ${shQuote(SYNC_WRAPPER)} ferry-agent-sync "$d" ${id} > /proc/1/fd/1 2>&1 < /dev/null &`,
+    'echo $! > "$d/pid"',
+    `echo "ferry-agent: started ${id}"`,
+  ].join('\n');
+  return ['/bin/bash', '-c', body, 'ferry-agent', script];
+}
+
+/**
+ * The exec command that waits up to `waitSeconds` for sync `id` to end and prints its state:
+ * `ferry-agent-state=done` followed by the result (lifecycle.ts termination report), `=running`
+ * (still running at the limit), or `=gone` (no result and no process: never started, or killed with
+ * its container; the directory is removed so that the next attempt starts afresh).
+ */
+export function agentWaitCommand(id: string, waitSeconds: number): string[] {
+  assertId(id);
+  const limit = Math.max(0, Math.floor(waitSeconds));
+  const body = [
+    'set -u',
+    ALIVE_FN,
+    `d=${syncDir(id)}`,
+    'state() { if [ -e "$d/result" ]; then echo done; elif alive "$d"; then echo running; elif [ -e "$d/result" ]; then echo done; else echo gone; fi; }',
+    `end=$((SECONDS + ${limit}))`,
+    'while s=$(state); [ "$s" = running ] && (( SECONDS < end )); do sleep 0.2; done',
+    // A directory made a moment ago whose pid is not written yet is "running", not gone.
+    'if [ "$s" = gone ] && [ -d "$d" ] && [ ! -e "$d/pid" ]; then sleep 1; s=$(state); fi',
+    `echo "${AGENT_STATE_MARKER}$s"`,
+    'if [ "$s" = done ]; then cat "$d/result"; elif [ "$s" = gone ]; then rm -rf "$d"; fi',
+    'exit 0',
+  ].join('\n');
+  return ['/bin/bash', '-c', body];
+}
+
+/** The exec command that stops sync `id` (TERM, KILL after 10 s) and removes its directory. */
+export function agentStopCommand(id: string): string[] {
+  assertId(id);
+  return ['/bin/bash', '-c', ['set -u', ALIVE_FN, STOP_OTHERS_FN, `stop_others ${SYNC_DIR}/.none`, `rm -rf ${syncDir(id)}`, 'echo "ferry-agent: stopped"'].join('\n')];
+}
+
+/** The exec command that removes the directory of a finished sync (its result was read). */
+export function agentForgetCommand(id: string): string[] {
+  assertId(id);
+  return ['/bin/bash', '-c', `rm -rf ${syncDir(id)}`];
+}
+
+/** What the wait command reported. */
+export type AgentSyncState = { state: 'done'; result: string } | { state: 'running' } | { state: 'gone' };
+
+/**
+ * Parses the wait command's output.
+ * @throws Error when the output has no state line (the command did not run as written).
+ */
+export function parseAgentState(stdout: string): AgentSyncState {
+  const i = stdout.indexOf(AGENT_STATE_MARKER);
+  if (i < 0) throw new Error(`the agent's wait command printed no state: ${stdout.slice(0, 200)}`);
+  const rest = stdout.slice(i + AGENT_STATE_MARKER.length);
+  const nl = rest.indexOf('\n');
+  const state = (nl < 0 ? rest : rest.slice(0, nl)).trim();
+  if (state === 'done') return { state, result: nl < 0 ? '' : rest.slice(nl + 1) };
+  if (state === 'running' || state === 'gone') return { state };
+  throw new Error(`the agent's wait command printed an unknown state ${JSON.stringify(state)}`);
+}
+
+/**
+ * The lines of sync `id` in a log tail: those after its last begin marker (all of them when the
+ * marker fell out of the tail: the sync printed more than the tail holds), without its end marker.
+ */
+export function syncLines(log: string, id: string): string[] {
+  const lines = log.split(/[\r\n]+/).filter((l) => l.length > 0);
+  const begin = `ferry-agent: sync ${id} begins`;
+  let start = -1;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (lines[i] === begin) {
+      start = i;
+      break;
+    }
+  }
+  return lines.slice(start + 1).filter((l) => !l.startsWith(`ferry-agent: sync ${id} ended`));
+}
