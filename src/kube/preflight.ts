@@ -149,6 +149,9 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
     need(['get', 'list'], '', 'persistentvolumeclaims'),
     need(['get', 'list', 'create', 'delete'], '', 'pods'),
     need(['get'], '', 'pods', 'log'),
+    // Warm agents (kube/agent.ts) run each sync through exec, a WebSocket (GET) upgrade: clusters
+    // before 1.31 authorize it as `get`, later ones as `create` (KEP-4006); the built-in edit role has both.
+    ...(plan.agents === 'per-sync' ? [] : [need(['get', 'create'], '', 'pods', 'exec')]),
     need(['get', 'create', 'delete', 'list'], '', 'secrets'),
     need(['get', 'create', 'delete', 'list'], '', 'configmaps'),
     need(['list'], 'apps', 'replicasets'),

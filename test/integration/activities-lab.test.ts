@@ -428,7 +428,8 @@ labDescribe('activities against the lab API servers', () => {
     server.status = { ...server.status, phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
     await dst.core.replaceNamespacedPodStatus({ name: serverRef.name, namespace: DST_NS, body: server });
     const pvc = discovery.pvcs.find((p) => p.name === 'uploads')!;
-    const req = (pass: number, final: boolean) => ({ ...ctx(), pvc, address, final, pass });
+    // The per-sync client pod (plan agents: per-sync); the warm agent is test/e2e/agent.e2e.test.ts.
+    const req = (pass: number, final: boolean) => ({ ...ctx(), plan: { ...plan, agents: 'per-sync' as const }, pvc, address, final, pass });
     const podName = objectName(MID, 'client', 'uploads');
     const podRef = { apiVersion: 'v1', kind: 'Pod', namespace: SRC_NS, name: podName };
 

@@ -18,6 +18,10 @@ describe('permissions Ferry asks for', () => {
     const noQuiesce = flat(sourcePermissions(parsePlan({ ...base, quiesce: false }), false));
     expect(noQuiesce.some((p) => p.startsWith('patch'))).toBe(false);
   });
+  it('source: exec on pods for warm agents (the default), not for per-sync client pods', () => {
+    expect(flat(sourcePermissions(parsePlan(base), false))).toEqual(expect.arrayContaining(['get pods/exec', 'create pods/exec']));
+    expect(flat(sourcePermissions(parsePlan({ ...base, agents: 'per-sync' }), false)).some((p) => p.includes('pods/exec'))).toBe(false);
+  });
   it('destination: objects of the endpoint type, PVC deletion only with rollback deletion', () => {
     const plan = parsePlan(base);
     expect(flat(destinationPermissions(plan, ['NodePort']))).toEqual(expect.arrayContaining(['create persistentvolumeclaims', 'create services', 'create pods', 'create secrets', 'create configmaps']));
