@@ -534,6 +534,14 @@ export const migrationPlanSchema = z
     security: securitySchema.prefault({}),
     rsync: rsyncOptionsSchema.prefault({}),
     concurrency: integer().min(1).max(MAX_CONCURRENCY).default(5).describe('PVCs transferred at the same time.'),
+    finalConcurrency: integer()
+      .min(1)
+      .max(MAX_CONCURRENCY)
+      .optional()
+      .describe(
+        'PVCs synced at the same time in the final sync, while the applications are down. Default: 20 with warm agents ' +
+          '(after the stage passes each final sync is only the delta, and starting one is an exec, so they all run at once), `concurrency` with per-sync pods.',
+      ),
     agents: z
       .enum(SOURCE_AGENT_MODES)
       .optional()

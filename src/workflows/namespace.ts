@@ -48,6 +48,7 @@ import { describeFailure, failureMessage } from './failures';
 import { pvcTransferWorkflow } from './pvc-transfer';
 import {
   DECISION_ACTIONS,
+  finalSyncConcurrency,
   MAX_PVC_ERRORS,
   secondsBetween,
   switchPhase,
@@ -389,7 +390,8 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
 
   /** One sync of every PVC not skipped, at most plan.concurrency at once. */
   async function syncAll(final: boolean): Promise<void> {
-    const slots = new Slots(plan.concurrency);
+    // The final sync runs more PVCs at once (plan finalConcurrency): each is only a delta by then.
+    const slots = new Slots(final && wf.patched('final-concurrency') ? finalSyncConcurrency(plan) : plan.concurrency);
     const targets = st.pvcs.filter((p) => p.status !== 'skipped');
     // allSettled, not all: on abort every running sync must have stopped before rollback starts.
     const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(p, final, slots)));

@@ -337,3 +337,16 @@ export function switchPhase(phases: PhaseRecord[], at: string, next?: string): v
 export function secondsBetween(from: string, to: string): number {
   return (Date.parse(to) - Date.parse(from)) / 1000;
 }
+
+/** Final syncs run at once with warm agents when the plan sets no finalConcurrency (≤ the schema's MAX_CONCURRENCY). */
+export const DEFAULT_FINAL_CONCURRENCY = 20;
+
+/**
+ * PVCs synced at once in the final sync: the plan's `finalConcurrency`; else, with warm agents (each
+ * final sync is a delta started by an exec), at least DEFAULT_FINAL_CONCURRENCY; with per-sync pods,
+ * `concurrency`.
+ */
+export function finalSyncConcurrency(plan: { concurrency: number; finalConcurrency?: number | undefined; agents?: string | undefined }): number {
+  if (plan.finalConcurrency !== undefined) return plan.finalConcurrency;
+  return plan.agents === 'per-sync' ? plan.concurrency : Math.max(plan.concurrency, DEFAULT_FINAL_CONCURRENCY);
+}

@@ -1,0 +1,25 @@
+/**
+ * Issue 9 §1: with warm agents the final syncs of a namespace start together (a final sync is a delta
+ * started by an exec), bounded by the plan's limits.
+ */
+import { parsePlan } from '../../src/plan/load';
+import { MAX_CONCURRENCY } from '../../src/plan/schema';
+import { DEFAULT_FINAL_CONCURRENCY, finalSyncConcurrency } from '../../src/workflows/state';
+
+const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
+
+describe('final sync concurrency', () => {
+  it('warm agents (default): at least DEFAULT_FINAL_CONCURRENCY, within the schema bound', () => {
+    expect(DEFAULT_FINAL_CONCURRENCY).toBeLessThanOrEqual(MAX_CONCURRENCY);
+    expect(finalSyncConcurrency(parsePlan(base))).toBe(DEFAULT_FINAL_CONCURRENCY);
+    expect(finalSyncConcurrency(parsePlan({ ...base, concurrency: 2 }))).toBe(DEFAULT_FINAL_CONCURRENCY);
+  });
+  it('per-sync client pods: the plan concurrency', () => {
+    expect(finalSyncConcurrency(parsePlan({ ...base, agents: 'per-sync', concurrency: 3 }))).toBe(3);
+  });
+  it('finalConcurrency wins, and is validated', () => {
+    expect(finalSyncConcurrency(parsePlan({ ...base, finalConcurrency: 4 }))).toBe(4);
+    expect(() => parsePlan({ ...base, finalConcurrency: 0 })).toThrow(/finalConcurrency/);
+    expect(() => parsePlan({ ...base, finalConcurrency: MAX_CONCURRENCY + 1 })).toThrow(/finalConcurrency/);
+  });
+});
