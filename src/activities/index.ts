@@ -40,7 +40,7 @@ import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
 import { checkSourceWriters } from '../kube/writers';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
-import { runAgentSync } from '../kube/agent';
+import { agentAllowed, DEFAULT_MAX_AGENTS, releaseAgent, runAgentSync } from '../kube/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
@@ -306,7 +306,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
         let result;
         try {
-          const sync = req.plan.agents === 'per-sync' ? runClientTransfer : runAgentSync;
+          const warm = req.plan.agents !== 'per-sync' && (await agentAllowed(source, nt, req.pvc.name, req.plan.maxAgents ?? DEFAULT_MAX_AGENTS));
+          if (req.plan.agents !== 'per-sync' && !warm) log.info({ maxAgents: req.plan.maxAgents ?? DEFAULT_MAX_AGENTS }, 'the namespace has its maximum of warm agents: this PVC syncs with a client pod per sync');
+          const sync = warm ? runAgentSync : runClientTransfer;
           result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
             agentStartSeconds: req.plan.timeouts.podStartSeconds,
             onProgress: (progress) => heartbeat(progress),
@@ -324,6 +326,8 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         // The final sync succeeded: the destination PVC now belongs to the cut-over application; the
         // mark keeps any later migration (or a new run of this id) from overwriting it (preflight).
         if (req.final) await markCutover(destination, req.migrationId, req.namespace.destination, req.pvc.destinationName);
+        // Its agent has nothing left to do: its pod slot and its read-only mount go now, not at cleanup.
+        if (req.final) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
         return result;
       }),
 

@@ -30,12 +30,35 @@ import {
   syncLines,
   type AgentSyncState,
 } from '../statetransfer/pods/agent';
-import { isTransient, sleep, type KubeClient } from './client';
+import { isTransient, selectorString, sleep, type KubeClient } from './client';
+import { LABELS, migrationSelector } from '../statetransfer/names';
 import { AbortedError, FerryError, errorMessage } from './errors';
 import { silentLogger, type Logger } from './log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './progress';
 import { podReady } from './server';
 import { deletePodAndWait, ensureOwned, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
+
+/** Warm agents per source namespace when the plan sets no maxAgents. */
+export const DEFAULT_MAX_AGENTS = 20;
+
+/**
+ * Whether the sync of `pvcName` may use a warm agent: it has one already, or the namespace has fewer
+ * than `max` agents of this migration (concurrent syncs may overshoot by their number: each counts
+ * before it creates). The limit keeps a namespace of many PVCs within its nodes' maxPods.
+ */
+export async function agentAllowed(source: KubeClient, nt: NamespaceTransfer, pvcName: string, max: number): Promise<boolean> {
+  const own = nt.clientPodName(pvcName);
+  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, nt.sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(nt.migrationId), [LABELS.role]: 'client' }) });
+  const agents = pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp);
+  if (agents.some((p) => p.metadata?.name === own)) return true;
+  return agents.length < max;
+}
+
+/** Deletes the agent of `pvcName` (no wait): after its final sync it has nothing left to do. */
+export async function releaseAgent(source: KubeClient, nt: NamespaceTransfer, pvcName: string): Promise<void> {
+  const pod = await source.get<V1Pod>(podRef(nt.sourceNamespace, nt.clientPodName(pvcName)));
+  if (pod?.metadata?.annotations?.[AGENT_ANNOTATION] === 'true') await source.delete(pod, 0, pod.metadata.uid);
+}
 
 /** Options of `ensureAgent`. */
 export interface EnsureAgentOptions {

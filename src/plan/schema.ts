@@ -542,6 +542,14 @@ export const migrationPlanSchema = z
         'PVCs synced at the same time in the final sync, while the applications are down. Default: 20 with warm agents ' +
           '(after the stage passes each final sync is only the delta, and starting one is an exec, so they all run at once), `concurrency` with per-sync pods.',
       ),
+    maxAgents: integer()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'Warm agents kept at most per source namespace (default 20): each is a pod, and a node runs at most its maxPods (110 by default). ' +
+          'A PVC beyond the limit syncs with a client pod per sync. An agent is deleted as soon as its PVC\'s final sync succeeded.',
+      ),
     agents: z
       .enum(SOURCE_AGENT_MODES)
       .optional()

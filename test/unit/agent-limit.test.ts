@@ -1,0 +1,38 @@
+/**
+ * Issue 9: warm agents are pods, and a node runs at most maxPods of them (the lab's kubelet: 50, the
+ * Kubernetes default: 110). The number of agents per namespace is bounded; a PVC beyond it syncs with
+ * a client pod per sync, and an agent goes as soon as its PVC's final sync succeeded.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { agentAllowed, releaseAgent } from '../../src/kube/agent';
+import type { KubeClient } from '../../src/kube/client';
+import type { NamespaceTransfer } from '../../src/statetransfer/namespace-transfer';
+import { AGENT_ANNOTATION } from '../../src/statetransfer/pods/agent';
+import { FakeKube } from '../support/fake-kube';
+
+const nt = { sourceNamespace: 'shop', migrationId: 'm1', clientPodName: (pvc: string) => `ferry-m1-client-${pvc}` } as unknown as NamespaceTransfer;
+const pod = (pvc: string, agent: boolean, deleting = false): KubernetesObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: nt.clientPodName(pvc), namespace: 'shop', uid: `u-${pvc}`, annotations: agent ? { [AGENT_ANNOTATION]: 'true' } : {}, ...(deleting ? { deletionTimestamp: new Date().toISOString() } : {}) },
+  }) as KubernetesObject;
+
+describe('warm agents per namespace are bounded', () => {
+  it('a PVC gets an agent while the namespace has fewer than the limit; one that has its agent keeps it', async () => {
+    const kube = new FakeKube([pod('a', true), pod('b', true), pod('c', false), pod('d', true, true)]);
+    const client = kube as unknown as KubeClient;
+    expect(await agentAllowed(client, nt, 'x', 3)).toBe(true); // a, b count; c is per-sync, d is going
+    expect(await agentAllowed(client, nt, 'x', 2)).toBe(false);
+    expect(await agentAllowed(client, nt, 'a', 2)).toBe(true);
+    expect(await agentAllowed(client, nt, 'a', 1)).toBe(true);
+  });
+  it('releaseAgent deletes the agent, not a per-sync client pod', async () => {
+    const kube = new FakeKube([pod('a', true), pod('c', false)]);
+    const client = kube as unknown as KubeClient;
+    await releaseAgent(client, nt, 'a');
+    await releaseAgent(client, nt, 'c');
+    expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('a') })).toBeUndefined();
+    expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('c') })).toBeDefined();
+  });
+});
