@@ -63,7 +63,8 @@ class FakeSource {
   }
 }
 
-const plan = parsePlan({ source: { context: 'src' }, destination: { context: 'dst' }, namespaces: ['shop'] });
+// The per-sync client pod; a warm agent's sync on shutdown is test/e2e/agent.e2e.test.ts.
+const plan = parsePlan({ source: { context: 'src' }, destination: { context: 'dst' }, namespaces: ['shop'], agents: 'per-sync' });
 const pvc: PVCInfo = {
   name: 'data',
   destinationName: 'data',
