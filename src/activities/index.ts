@@ -40,7 +40,7 @@ import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
 import { checkSourceWriters } from '../kube/writers';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
-import { agentAllowed, DEFAULT_MAX_AGENTS, releaseAgent, runAgentSync } from '../kube/agent';
+import { agentAllowed, DEFAULT_MAX_AGENTS, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../kube/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
@@ -273,18 +273,42 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const nt = namespaceTransferFor(input.plan, input.migrationId, input.namespace, input.discovery.pvcs, type);
         const { credentials } = await ensureCredentials(source, destination, nt, input.address, { logger: log, ...(signal ? { signal } : {}) });
         heartbeat({ reason: 'credentials ready' });
-        await ensureServer(destination, nt, credentials, {
+        const server = ensureServer(destination, nt, credentials, {
           timeoutSeconds: input.plan.timeouts.serverReadySeconds,
           onTick: (reason) => heartbeat({ reason }),
           ...(signal ? { signal } : {}),
           logger: log,
         });
+        // The source's warm agents start while the server does (they need only the credentials and
+        // the address): the probe runs in one, and the first sync of each PVC finds its agent warm.
+        const agents =
+          input.plan.agents === 'per-sync'
+            ? Promise.resolve([])
+            : ensureAgents(source, clientSideTransferFor(input.plan, input.migrationId, input.namespace, input.discovery.pvcs), input.discovery.pvcs.slice(0, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS), input.address, credentials, {
+                timeoutSeconds: input.plan.timeouts.podStartSeconds,
+                pendingLimits: pendingLimitsOf(input.plan),
+                onTick: (reason) => heartbeat({ reason }),
+                ...(signal ? { signal } : {}),
+                logger: log,
+              });
+        const [s, a] = await Promise.allSettled([server, agents]);
+        if (s.status === 'rejected') throw s.reason;
+        if (a.status === 'rejected') throw a.reason;
       }),
 
     probeConnectivity: (input) =>
       run('probeConnectivity', nsFields(input), async (log, signal) => {
         const source = clients(input.plan).source();
         const credentials = await readClientCredentials(source, input.migrationId, input.namespace.source);
+        if (input.plan.agents !== 'per-sync') {
+          // A warm agent made by createServer: the probe is an exec in it, not a pod to start.
+          const nsTransfer = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()]);
+          const agent = await readyAgent(source, nsTransfer);
+          if (agent) {
+            await probeThroughAgent(source, nsTransfer, agent, input.address, { ...(signal ? { signal } : {}), logger: log });
+            return;
+          }
+        }
         const nt = clientSideTransferFor(input.plan, input.migrationId, input.namespace, [probeVolume()], clientLifecycleFor(await source.version()));
         await probeConnectivity(source, nt, credentials, input.address, {
           pendingLimits: pendingLimitsOf(input.plan),

@@ -36,7 +36,7 @@ import { AbortedError, FerryError, errorMessage } from './errors';
 import { silentLogger, type Logger } from './log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './progress';
 import { podReady } from './server';
-import { deletePodAndWait, ensureOwned, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
+import { deletePodAndWait, ensureOwned, explainProbeFailure, probeScript, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
 
 /** Warm agents per source namespace when the plan sets no maxAgents. */
 export const DEFAULT_MAX_AGENTS = 20;
@@ -140,6 +140,61 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
     await sleep(delay, options.signal);
     delay = Math.min(2000, delay * 2);
   }
+}
+
+/**
+ * Makes sure the warm agents of `pvcs` run and are Ready, at most `parallel` (default 10) being made
+ * at once, e.g. at set-up while the destination's server starts, so that the first sync of each PVC
+ * finds its agent warm. Returns the agents.
+ * @throws the first error of `ensureAgent` (the others are still awaited).
+ */
+export async function ensureAgents(
+  source: KubeClient,
+  nt: NamespaceTransfer,
+  pvcs: readonly ClientTransferRequest['pvc'][],
+  address: ClientTransferRequest['address'],
+  credentials: TransferCredentials,
+  options: EnsureAgentOptions & { parallel?: number },
+): Promise<V1Pod[]> {
+  const queue = [...pvcs];
+  const out: V1Pod[] = [];
+  const worker = async () => {
+    for (let pvc = queue.shift(); pvc; pvc = queue.shift()) out.push(await ensureAgent(source, nt, { pvc, address }, credentials, options));
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(options.parallel ?? 10, pvcs.length)) }, worker));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return out;
+}
+
+/** A Ready warm agent of the migration in the namespace, if there is one (for the connectivity probe). */
+export async function readyAgent(source: KubeClient, nt: NamespaceTransfer): Promise<V1Pod | undefined> {
+  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, nt.sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(nt.migrationId), [LABELS.role]: 'client' }) });
+  return pods.find((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp && podReady(p));
+}
+
+/**
+ * The connectivity probe (transfer.ts `probeScript`) run in a warm agent through exec, over the
+ * agent's own transport: no probe pod to start. Failures are explained like the probe pod's
+ * (`explainProbeFailure`, with the tail of the agent's transport log).
+ * @throws FerryError explaining the failure; API errors.
+ */
+export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfer, agent: V1Pod, address: ClientTransferRequest['address'], options: { signal?: AbortSignal; logger?: Logger } = {}): Promise<{ message: string }> {
+  const ns = nt.sourceNamespace;
+  const name = agent.metadata!.name!;
+  const direct = nt.transport.direct;
+  const target = direct ? { host: address.host, port: address.port } : { host: '127.0.0.1', port: nt.transfer.port };
+  const script = probeScript(nt.transfer.type, target.host, target.port, direct);
+  const r = await source.exec(ns, name, agent.spec!.containers[0]!.name, ['/bin/bash', '-c', script], { timeoutSeconds: 60, ...(options.signal ? { signal: options.signal } : {}) });
+  const probeLog = `${r.stdout}${r.stderr}`;
+  if (r.exitCode !== 0) {
+    const transport = agent.spec!.containers[1]?.name;
+    const transportLog = transport ? await readLogTail(source, ns, name, transport, 100, 32 * 1024).catch(() => '') : '';
+    throw explainProbeFailure(r.exitCode, probeLog, transportLog, address);
+  }
+  const message = (/ferry-probe: OK.*/.exec(probeLog)?.[0] ?? 'ferry-probe: OK') + (direct ? ' (TCP only: the null transport leaves TLS to the engine)' : '') + ` (through transfer agent ${name})`;
+  (options.logger ?? silentLogger).info({ namespace: ns, address, message }, 'connectivity probe succeeded');
+  return { message };
 }
 
 /** Extra options of `runAgentSync` beyond the client pod's. */

@@ -4,7 +4,11 @@
  * a client pod per sync, and an agent goes as soon as its PVC's final sync succeeded.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { agentAllowed, releaseAgent } from '../../src/kube/agent';
+import type { PVCInfo } from '../../src/activities/contract';
+import { agentAllowed, agentSpecHash, releaseAgent } from '../../src/kube/agent';
+import { clientSideTransferFor } from '../../src/kube/setup';
+import { parsePlan } from '../../src/plan/load';
+import { createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import type { KubeClient } from '../../src/kube/client';
 import type { NamespaceTransfer } from '../../src/statetransfer/namespace-transfer';
 import { AGENT_ANNOTATION } from '../../src/statetransfer/pods/agent';
@@ -34,5 +38,26 @@ describe('warm agents per namespace are bounded', () => {
     await releaseAgent(client, nt, 'c');
     expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('a') })).toBeUndefined();
     expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('c') })).toBeDefined();
+  });
+});
+
+describe('an agent made at set-up is the one the first sync wants', () => {
+  it('the agent of a PVC hashes the same from the namespace transfer of all PVCs (createServer) and of that PVC alone (runTransfer)', () => {
+    const plan = parsePlan({ source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] });
+    const info = (name: string, nodeName?: string): PVCInfo => ({ name, destinationName: name, capacity: '1Gi', capacityBytes: 1 << 30, accessModes: ['ReadWriteOnce'], destinationAccessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', usedBy: [], ...(nodeName ? { nodeName } : {}) });
+    const pvcs = [info('data', 'node-a'), info('logs')];
+    const mapping = plan.namespaces[0]!;
+    const all = clientSideTransferFor(plan, 'm1', mapping, pvcs);
+    const address = { host: '192.0.2.10', port: 31443 };
+    const credentials = createTransferCredentials('m1', all.endpoint, address);
+    for (const p of pvcs) {
+      const one = clientSideTransferFor(plan, 'm1', mapping, [p]);
+      expect(agentSpecHash(one.agentObjects(p.name, address, credentials))).toBe(agentSpecHash(all.agentObjects(p.name, address, credentials)));
+    }
+    // …and differs when what it is built from differs (another node, other credentials).
+    const moved = clientSideTransferFor(plan, 'm1', mapping, [info('data', 'node-b')]);
+    expect(agentSpecHash(moved.agentObjects('data', address, credentials))).not.toBe(agentSpecHash(all.agentObjects('data', address, credentials)));
+    const renewed = createTransferCredentials('m1', all.endpoint, address);
+    expect(agentSpecHash(all.agentObjects('data', address, renewed))).not.toBe(agentSpecHash(all.agentObjects('data', address, credentials)));
   });
 });
