@@ -89,7 +89,7 @@ export interface ServerPodDecision {
  */
 export function serverPodDecision(live: V1Pod | undefined, name: string, options: { configSince?: number } = {}): ServerPodDecision {
   const what = `the transfer server pod ${name}`;
-  if (!live) return { action: 'recreate', reason: `${what} does not exist (deleted)` };
+  if (!live) return { action: 'recreate', reason: `${what} does not exist (not made yet, or deleted)` };
   const created = time(live.metadata?.creationTimestamp);
   const deleting = time(live.metadata?.deletionTimestamp);
   if (live.metadata?.deletionTimestamp) return { action: 'replace', reason: `${what} is being deleted (since ${iso(deleting !== undefined ? deleting - (live.metadata.deletionGracePeriodSeconds ?? 0) * 1000 : undefined)})` };
@@ -200,7 +200,9 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
     // gone, or already replaced by a concurrent sync of another PVC (another uid)
     await waitFor(async () => (await destination.get(ref))?.metadata?.uid !== uid, { timeoutSeconds: 180, intervalSeconds: 2, signal: options.signal, onTick: () => options.onTick?.(`${name} to be deleted`), description: `${describeRef(ref)} to be deleted` });
   } else if (decision.action === 'recreate') {
-    log.warn({ pod: name, reason: decision.reason }, 'recreating the transfer server pod');
+    // No pod at all is also the first creation (createServer): not worth a warning then.
+    if (live) log.warn({ pod: name, reason: decision.reason }, 'recreating the transfer server pod');
+    else log.info({ pod: name, reason: decision.reason }, 'creating the transfer server pod');
   }
   if (decision.action !== 'wait') created = (await destination.createOrAdopt(structuredClone(template))).created;
   let reason = 'not created yet';

@@ -103,7 +103,7 @@ const pod = (over: Partial<V1Pod['status']> & { deleting?: boolean; uid?: string
 
 describe('serverPodDecision (pure)', () => {
   it.each([
-    ['missing', undefined, 'recreate', /does not exist \(deleted\)/],
+    ['missing', undefined, 'recreate', /does not exist \(not made yet, or deleted\)/],
     ['being deleted', pod({ deleting: true }), 'replace', /is being deleted \(since 2026-01-02T00:00:00Z\)/],
     ['evicted', pod({ phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' }), 'replace', /was evicted \(Evicted: The node was low on resource: memory\.\)/],
     ['ended', pod({ phase: 'Succeeded' }), 'replace', /ended \(phase Succeeded\)/],
@@ -172,7 +172,7 @@ describe('ensureServerForSync: the server is made right before every sync', () =
     const secretsBefore = [...dst.objects.values()].filter((o) => o.kind === 'Secret').map((o) => o.metadata!.uid);
     dst.objects.delete(podKey);
     const s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
-    expect(s.actions.join()).toMatch(/does not exist \(deleted\): recreated it, Ready again/);
+    expect(s.actions.join()).toMatch(/does not exist \(not made yet, or deleted\): recreated it, Ready again/);
     const live = dst.objects.get(podKey) as V1Pod;
     expect(live.spec).toEqual(template.spec);
     expect(live.spec!.volumes!.filter((v) => v.persistentVolumeClaim).map((v) => v.persistentVolumeClaim!.claimName)).toEqual(['data', 'logs']);
