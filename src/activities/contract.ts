@@ -320,3 +320,7 @@ export interface NamespaceWorkflowStatus {
   /** Why `lastState` could not be obtained (a closed one without it). */
   stateError?: string;
 }
+
+/** Warm transfer agents of a plan when it sets no maxAgents (kube/agent.ts); shared equally by its
+ * namespaces (workflows/migration.ts `planFor`). */
+export const DEFAULT_MAX_AGENTS = 20;

@@ -15,7 +15,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { TransferProgress, TransferResult } from '../activities/contract';
+import { DEFAULT_MAX_AGENTS, type TransferProgress, type TransferResult } from '../activities/contract';
+
+export { DEFAULT_MAX_AGENTS };
 import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import {
@@ -37,9 +39,6 @@ import { silentLogger, type Logger } from './log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './progress';
 import { podReady } from './server';
 import { deletePodAndWait, ensureOwned, explainProbeFailure, probeScript, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
-
-/** Warm agents per source namespace when the plan sets no maxAgents. */
-export const DEFAULT_MAX_AGENTS = 20;
 
 /**
  * Whether the sync of `pvcName` may use a warm agent: it has one already, or the namespace has fewer

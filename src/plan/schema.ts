@@ -547,8 +547,9 @@ export const migrationPlanSchema = z
       .max(1000)
       .optional()
       .describe(
-        'Warm agents kept at most per source namespace (default 20): each is a pod, and a node runs at most its maxPods (110 by default). ' +
-          'A PVC beyond the limit syncs with a client pod per sync. An agent is deleted as soon as its PVC\'s final sync succeeded.',
+        'Warm agents the plan keeps at most (default 20), shared equally by its namespaces (at least 1 each): each is a pod, and a node runs ' +
+          'at most its maxPods (110 by default). A PVC beyond its namespace\'s share syncs with a client pod per sync. An agent is deleted as ' +
+          'soon as its PVC\'s final sync succeeded.',
       ),
     agents: z
       .enum(SOURCE_AGENT_MODES)

@@ -17,7 +17,7 @@
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
-import { FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
+import { DEFAULT_MAX_AGENTS, FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { ferryActivities } from './activity-options';
@@ -98,7 +98,16 @@ const CLOSED_HOW: Record<Exclude<NamespaceWorkflowStatus['status'], 'RUNNING'>, 
  * namespaces (issue 8 item 9).
  */
 export function planFor(plan: MigrationPlan, namespace: NamespaceMapping): MigrationPlan {
-  return { ...plan, namespaces: [namespace] };
+  const slice: MigrationPlan = { ...plan, namespaces: [namespace] };
+  // maxAgents is plan-wide: each namespace gets an equal share (at least 1), so that a plan of many
+  // namespaces does not start maxAgents warm agents in each (issue 9: pods per node are bounded).
+  if (plan.namespaces.length > 1) slice.maxAgents = agentShare(plan);
+  return slice;
+}
+
+/** One namespace's share of the plan-wide warm-agent limit (plan maxAgents, default DEFAULT_MAX_AGENTS). */
+export function agentShare(plan: Pick<MigrationPlan, 'maxAgents' | 'namespaces'>): number {
+  return Math.max(1, Math.floor((plan.maxAgents ?? DEFAULT_MAX_AGENTS) / Math.max(1, plan.namespaces.length)));
 }
 
 /** Whether this run should continue as new: Temporal suggests it, or the tuning's event bound is reached. */

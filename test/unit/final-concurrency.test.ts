@@ -4,6 +4,7 @@
  */
 import { parsePlan } from '../../src/plan/load';
 import { MAX_CONCURRENCY } from '../../src/plan/schema';
+import { agentShare, planFor } from '../../src/workflows/migration';
 import { DEFAULT_FINAL_CONCURRENCY, finalSyncConcurrency } from '../../src/workflows/state';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
@@ -21,5 +22,20 @@ describe('final sync concurrency', () => {
     expect(finalSyncConcurrency(parsePlan({ ...base, finalConcurrency: 4 }))).toBe(4);
     expect(() => parsePlan({ ...base, finalConcurrency: 0 })).toThrow(/finalConcurrency/);
     expect(() => parsePlan({ ...base, finalConcurrency: MAX_CONCURRENCY + 1 })).toThrow(/finalConcurrency/);
+  });
+});
+
+describe('the plan-wide warm-agent limit', () => {
+  it('is shared equally by the namespaces (at least 1 each) and bounds their final concurrency', () => {
+    const one = parsePlan(base);
+    expect(planFor(one, one.namespaces[0]!).maxAgents).toBeUndefined(); // one namespace: the whole limit
+    const ten = parsePlan({ ...base, namespaces: Array.from({ length: 10 }, (_, i) => `ns${i}`) });
+    const slice = planFor(ten, ten.namespaces[3]!);
+    expect(slice.maxAgents).toBe(2);
+    expect(slice.namespaces).toEqual([ten.namespaces[3]]);
+    expect(finalSyncConcurrency(slice)).toBe(5); // max(concurrency 5, share 2)
+    const many = parsePlan({ ...base, maxAgents: 30, namespaces: Array.from({ length: 50 }, (_, i) => `ns${i}`) });
+    expect(agentShare(many)).toBe(1);
+    expect(agentShare(parsePlan({ ...base, maxAgents: 30, namespaces: ['a', 'b'] }))).toBe(15);
   });
 });
