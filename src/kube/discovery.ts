@@ -135,13 +135,15 @@ export function pvcUsage(claimName: string, inventory: WorkloadInventory): PVCUs
 
   for (const pod of inventory.pods) {
     if (!podIsActive(pod) || !claimNamesOf(pod.spec).includes(claimName)) continue;
+    // Ferry's own pods (a warm transfer agent mounts the PVC read-only for the whole migration) are
+    // neither users, writers, bare pods, nor where the PVC's node and identity come from.
+    if (pod.metadata?.labels?.[LABELS.managedBy] === 'ferry') continue;
     const r = resolveController(pod, index);
     if (r.workload) usedBy.set(workloadKey(r.workload), r.workload);
     else barePods.push(pod.metadata?.name ?? '?');
     const foreign = r.foreignOwner ? `${r.foreignOwner.kind} ${r.foreignOwner.name}${r.workload ? ` (controls ${describeWorkload(r.workload)})` : ''}` : undefined;
     if (foreign) foreignOwners.add(foreign);
-    const ferrys = pod.metadata?.labels?.[LABELS.managedBy] === 'ferry';
-    if ((!r.workload || foreign) && !ferrys && writableClaimNamesOf(pod.spec).includes(claimName)) unmanaged.push({ name: pod.metadata?.name ?? '?', ...(foreign ? { owner: foreign } : {}) });
+    if ((!r.workload || foreign) && writableClaimNamesOf(pod.spec).includes(claimName)) unmanaged.push({ name: pod.metadata?.name ?? '?', ...(foreign ? { owner: foreign } : {}) });
     if (pod.status?.phase === 'Running' && pod.spec?.nodeName) {
       if (nodeName === undefined) nodeName = pod.spec.nodeName;
       identity ??= identityOf(pod.spec, claimName);

@@ -150,6 +150,19 @@ describe('pvcUsage', () => {
     expect(u.barePods).toEqual(['debug']);
   });
 
+  it("Ferry's own pods (a warm transfer agent, listed before the application's pod) are not users, bare pods, nor the node and identity (issue 9)", () => {
+    const agent = pod('ferry-abc-client-uploads', undefined, ['uploads'], 'Running', 'node-9', { runAsUser: 65532, runAsNonRoot: true });
+    agent.metadata!.labels = { 'app.kubernetes.io/managed-by': 'ferry', 'ferry.dev/role': 'client' };
+    const u = pvcUsage('uploads', { ...inventory, pods: [agent, running, done, bare] });
+    expect(u.barePods).toEqual([]);
+    expect(u.unmanaged).toEqual([]);
+    expect(u.nodeName).toBe('node-7');
+    expect(u.identity).toEqual({ runAsUser: 1001, fsGroup: 2000, supplementalGroups: [5], seLinuxOptions: { level: 's0:c1,c2' } });
+    // With no application pod running, the agent does not make the PVC look in use.
+    const alone = pvcUsage('scratch', { ...inventory, pods: [pod('ferry-abc-client-scratch', undefined, ['scratch'], 'Running', 'node-9')].map((p) => ({ ...p, metadata: { ...p.metadata, labels: { 'app.kubernetes.io/managed-by': 'ferry' } } })) });
+    expect(alone).toEqual({ usedBy: [], barePods: [], foreignOwners: [], unmanaged: [] });
+  });
+
   it('an unused PVC has no users', () => {
     expect(pvcUsage('scratch', inventory)).toEqual({ usedBy: [], barePods: [], foreignOwners: [], unmanaged: [] });
   });
