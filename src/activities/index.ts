@@ -281,19 +281,25 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         });
         // The source's warm agents start while the server does (they need only the credentials and
         // the address): the probe runs in one, and the first sync of each PVC finds its agent warm.
+        // Not for a ReadWriteOncePod PVC in use (no second pod can mount it before quiesce). Best
+        // effort: an agent that cannot start here is made again (and explained) by its first sync.
+        const early = input.discovery.pvcs.filter((p) => !(p.accessModes.includes('ReadWriteOncePod') && p.nodeName)).slice(0, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS);
         const agents =
-          input.plan.agents === 'per-sync'
+          input.plan.agents === 'per-sync' || early.length === 0
             ? Promise.resolve([])
-            : ensureAgents(source, clientSideTransferFor(input.plan, input.migrationId, input.namespace, input.discovery.pvcs), input.discovery.pvcs.slice(0, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS), input.address, credentials, {
-                timeoutSeconds: input.plan.timeouts.podStartSeconds,
-                pendingLimits: pendingLimitsOf(input.plan),
+            : ensureAgents(source, clientSideTransferFor(input.plan, input.migrationId, input.namespace, input.discovery.pvcs), early, input.address, credentials, {
+                timeoutSeconds: Math.min(SETUP_AGENT_SECONDS, input.plan.timeouts.podStartSeconds),
+                pendingLimits: { ...pendingLimitsOf(input.plan), pendingSeconds: Math.min(SETUP_AGENT_SECONDS, input.plan.timeouts.podStartSeconds) },
                 onTick: (reason) => heartbeat({ reason }),
                 ...(signal ? { signal } : {}),
                 logger: log,
               });
         const [s, a] = await Promise.allSettled([server, agents]);
         if (s.status === 'rejected') throw s.reason;
-        if (a.status === 'rejected') throw a.reason;
+        if (a.status === 'rejected') {
+          if (signal?.aborted) throw a.reason;
+          log.warn({ error: errorMessage(a.reason) }, 'the transfer agents did not all start during set-up; each PVC\'s first sync makes its own');
+        }
       }),
 
     probeConnectivity: (input) =>
@@ -432,6 +438,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
 function withTimeout(timeoutSeconds: number | undefined): { timeoutSeconds?: number } {
   return timeoutSeconds !== undefined ? { timeoutSeconds } : {};
 }
+
+/** Seconds createServer waits for the warm agents it starts (the first sync of a PVC waits for its own). */
+const SETUP_AGENT_SECONDS = 120;
 
 /** The bounds of a transfer or probe pod that cannot start: the defaults, pendingSeconds from the plan. */
 function pendingLimitsOf(plan: MigrationPlan): PendingLimits {

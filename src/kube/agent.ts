@@ -29,6 +29,7 @@ import {
   agentSyncId,
   agentWaitCommand,
   parseAgentState,
+  parseAttachedSince,
   syncLines,
   type AgentSyncState,
 } from '../statetransfer/pods/agent';
@@ -221,7 +222,7 @@ export async function runAgentSync(
   const log = options.logger ?? silentLogger;
   const ns = nt.sourceNamespace;
   const id = agentSyncId(req.pass, req.final);
-  const started = Date.now();
+  let started = Date.now();
   const limit = options.timeoutSeconds !== undefined ? new AbortController() : undefined;
   const timer = limit ? setTimeout(() => limit.abort(), options.timeoutSeconds! * 1000) : undefined;
   const signal = limit && options.signal ? AbortSignal.any([options.signal, limit.signal]) : (limit?.signal ?? options.signal);
@@ -244,6 +245,8 @@ export async function runAgentSync(
     const start = await exec(agentStartCommand(id, script), 60);
     if (start.exitCode !== 0) throw new FerryError('transient', `${where} could not start sync ${id} (exit ${start.exitCode}): ${(start.stderr || start.stdout).trim().slice(0, 300)}`);
     running = true;
+    // An attached sync counts from its own start (it ran before this attempt).
+    started = Math.min(started, parseAttachedSince(start.stdout) ?? started);
     log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
     const wait = Math.max(1, options.intervalSeconds ?? 5);
     let last: TransferProgress | undefined;

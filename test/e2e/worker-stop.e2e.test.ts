@@ -1,10 +1,10 @@
 /**
  * Drill on the lab (issue 8 item 17): a graceful stop (SIGTERM) of `ferry worker` in the middle of a
  * transfer. The real worker gives running activities shutdownGraceTime (20 s), then the SDK cancels
- * them with WORKER_SHUTDOWN: the transfer must leave its rsync client pod copying (same pod, same
- * uid), and the next worker's attempt re-attaches to it — no second client pod — so the sync's
- * summary holds that one rsync run's figures (all its bytes, its whole duration), and the data ends
- * identical.
+ * them with WORKER_SHUTDOWN: the transfer must leave its sync copying in the PVC's warm transfer agent
+ * (same pod, same uid; issue 9), and the next worker's attempt attaches to that sync — no second
+ * agent, no second rsync — so the sync's summary holds that one rsync run's figures (all its bytes,
+ * its whole duration), and the data ends identical.
  *
  * Namespace `c-<run>-stop` (its own), its own dev server, task queue and migration id. A small sample
  * with rsync limited to 1 MiB/s so that the transfer outlasts the stop and its 20 s of grace. Skipped unless the lab is up;
@@ -83,7 +83,7 @@ afterAll(async () => {
   }
 }, 120_000);
 
-labTest('SIGTERM of the worker mid-transfer: the client pod keeps copying, the next worker re-attaches to it, data identical', async () => {
+labTest('SIGTERM of the worker mid-transfer: the sync keeps copying in its agent, the next worker attaches to it, data identical', async () => {
   await seedSample(NS, { profile: 'small', owners: 'mixed', bigMiB: 72, sparse: '16M', filesSize: '128Mi', dstNamespace: NS });
   const before = workloadState(NS);
   const plan = parsePlan({
@@ -100,7 +100,9 @@ labTest('SIGTERM of the worker mid-transfer: the client pod keeps copying, the n
   });
   let worker = await startWorker();
   await startMigration(session!, plan, ID, TUNING);
-  const pod = await waitUntil(() => Object.entries(clientPods())[0], 'a client pod', 300_000, 500);
+  const pod = await waitUntil(() => Object.entries(clientPods())[0], 'a transfer agent', 300_000, 500);
+  // The agent is made at set-up; the sync starts in it after quiesce.
+  await waitUntil(() => workerLog.includes('sync started in the transfer agent'), 'the final sync to start in the agent', 300_000, 500);
   // 10 s into the sync (about 10 MiB of ~100): the stop and its 20 s of grace end well before it does.
   await sleep(10_000);
   const sentBefore = Object.values((await getMigration(session!, ID)).live)[0]?.progress?.bytes;
@@ -110,7 +112,7 @@ labTest('SIGTERM of the worker mid-transfer: the client pod keeps copying, the n
   const stoppedAt = Date.now();
   worker.kill('SIGTERM');
   expect(await Promise.race([exited, sleep(60_000).then(() => 'timeout')])).toBe(0);
-  expect(workerLog).toContain('leaving the client pod running for the next attempt to re-attach to');
+  expect(workerLog).toContain('leaving the sync running in the agent for the next attempt to attach to');
   expect(clientPods()).toEqual(Object.fromEntries([pod])); // the same pod (uid), still there
 
   const secondWorkerFrom = workerLog.length;
@@ -129,13 +131,14 @@ labTest('SIGTERM of the worker mid-transfer: the client pod keeps copying, the n
   expect(s.status).toBe('succeeded');
   const pvc = s.namespaces[0]!.result!.pvcs.find((p) => p.name === 'files')!;
   const last = pvc.lastSync!;
-  // The second worker created no client pod: one pod, so one rsync run (restartPolicy Never), did the
-  // whole sync, and the summary's figures are that run's stats, measured from the pod's creation.
+  // The second worker made no agent and started no sync: the one rsync run did the whole sync, and
+  // the summary's figures are that run's stats, measured from the sync's own start.
   const second = workerLog.slice(secondWorkerFrom);
-  expect(second).toContain('re-attaching to the client pod of this sync');
-  expect(second).not.toContain('"msg":"client pod created"');
+  expect(second).toContain('re-attached to the sync running in the agent');
+  expect(second).not.toContain('"msg":"transfer agent created"');
+  expect(second).not.toContain('"msg":"sync started in the transfer agent"');
   const at = (msg: string) => (JSON.parse(second.split('\n').find((l) => l.includes(`"msg":"${msg}"`))!) as { time: number }).time;
-  const afterAttachSeconds = (at('client transfer ended') - at('re-attaching to the client pod of this sync')) / 1000;
+  const afterAttachSeconds = (at('sync in the transfer agent ended') - at('re-attached to the sync running in the agent')) / 1000;
   expect(last.durationSeconds).toBeGreaterThan(afterAttachSeconds + 20); // the grace time and before count too
   const c = compareManifests(await manifest('ferry-src', NS, 'files'), await manifest('ferry-dst', NS, 'files'));
   expect(c.differences.slice(0, 20)).toEqual([]);

@@ -139,7 +139,8 @@ const STOP_OTHERS_FN = [
 /**
  * The exec command that starts sync `id` with `script` (agentSyncScript), or attaches to it when its
  * directory exists. Prints `ferry-agent: started <id>` or `ferry-agent: attached <id>`. Exit 0 unless
- * the directory cannot be made.
+ * the directory cannot be made. An attach also prints when the sync started (`since <epoch seconds>`,
+ * the node's clock; `parseAttachedSince`).
  */
 export function agentStartCommand(id: string, script: string): string[] {
   assertId(id);
@@ -149,7 +150,8 @@ export function agentStartCommand(id: string, script: string): string[] {
     STOP_OTHERS_FN,
     `d=${syncDir(id)}`,
     `mkdir -p ${SYNC_DIR}`,
-    `if ! mkdir "$d" 2>/dev/null; then echo "ferry-agent: attached ${id}"; exit 0; fi`,
+    `if ! mkdir "$d" 2>/dev/null; then echo "ferry-agent: attached ${id} since $(cat "$d/started" 2>/dev/null || echo 0)"; exit 0; fi`,
+    'date +%s > "$d/started"',
     'stop_others "$d"',
     'printf \'%s\\n\' "$1" > "$d/sync.sh"',
     `setsid /bin/bash -c ${shQuote(SYNC_WRAPPER)} ferry-agent-sync "$d" ${id} > /proc/1/fd/1 2>&1 < /dev/null &`,
@@ -229,4 +231,11 @@ export function syncLines(log: string, id: string): string[] {
     }
   }
   return lines.slice(start + 1).filter((l) => !l.startsWith(`ferry-agent: sync ${id} ended`));
+}
+
+/** The start time (epoch milliseconds) an attach reported (`agentStartCommand`), if any. */
+export function parseAttachedSince(stdout: string): number | undefined {
+  const m = /ferry-agent: attached \S+ since (\d+)/.exec(stdout);
+  const t = m ? Number(m[1]) * 1000 : 0;
+  return t > 0 ? t : undefined;
 }
