@@ -341,8 +341,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       ),
 
     waitForQuiesced: (input) =>
-      run('waitForQuiesced', { migrationId: input.migrationId }, async (_log, signal) =>
+      run('waitForQuiesced', { migrationId: input.migrationId }, async (log, signal) =>
         waitForQuiesced(clients(input.plan).source(), input.workloads, {
+          logger: log,
           // Ends with the pods still running named, before the start-to-close timeout would.
           ...withTimeout(waitBudgetSeconds()),
           migrationId: input.migrationId,
