@@ -401,6 +401,82 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
   }
 }
 
+/** Options of `keepWatching`. */
+export interface KeepWatchingOptions extends WatchOptions {
+  /** Milliseconds before watching again after a failure (and between attempts while they fail). */
+  retryMs: number;
+  /** `started` resolves at the latest this many milliseconds after the call. */
+  startBoundMs: number;
+  /**
+   * Events may have been missed, check again: called for every failure (of an attempt or of a
+   * running watch, with the error) and for every watch that starts, once `started` resolved (the
+   * interval before it was not watched). Not called before `started` resolved: the caller's first
+   * check comes after it.
+   */
+  onGap: (err?: unknown) => void;
+}
+
+/**
+ * Keeps a watch of `kind` in `namespace` (KubeClient.watch) running until `stop()`: `onEvent` gets
+ * every event; a watch the server closes is opened again after 1 s (at most `retryMs`), one that
+ * fails or cannot start after `retryMs`, each time with `onGap`. `started` resolves once the first
+ * attempt ended (watch running or failed), at most `startBoundMs` later: check the state after it,
+ * and every change after that check reaches `onEvent` or `onGap`.
+ */
+export function keepWatching<T extends KubernetesObject = KubernetesObject>(
+  client: KubeClient,
+  kind: KindRef,
+  namespace: string | undefined,
+  options: KeepWatchingOptions,
+  onEvent: (type: WatchEventType, object: T) => void,
+): { started: Promise<void>; stop(): void } {
+  const { retryMs, startBoundMs, onGap, ...watchOptions } = options;
+  let stopped = false;
+  let ready = false;
+  let handle: WatchHandle | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const gap = (err?: unknown) => {
+    if (ready && !stopped) onGap(err);
+  };
+  const again = (ms: number) => {
+    retry = setTimeout(() => void open(), ms);
+  };
+  const open = async (): Promise<void> => {
+    if (stopped) return;
+    let closed = false;
+    try {
+      const h = await client.watch<T>(kind, namespace, watchOptions, (type, o) => !stopped && onEvent(type, o), (err) => {
+        closed = true;
+        handle = undefined;
+        if (stopped) return;
+        if (err) gap(err);
+        again(err ? retryMs : Math.min(1000, retryMs));
+      });
+      if (stopped) return h.stop();
+      if (!closed) handle = h;
+      gap();
+    } catch (err) {
+      gap(err);
+      if (!stopped) again(retryMs);
+    }
+  };
+  let bound: NodeJS.Timeout | undefined;
+  const started = Promise.race([open(), new Promise<void>((resolve) => (bound = setTimeout(resolve, startBoundMs)))]).then(() => {
+    clearTimeout(bound);
+    ready = true;
+  });
+  return {
+    started,
+    stop: () => {
+      stopped = true;
+      clearTimeout(bound);
+      clearTimeout(retry);
+      handle?.stop();
+      handle = undefined;
+    },
+  };
+}
+
 /** The migration label value of an object, if any. */
 function migrationLabel(o: KubernetesObject | undefined): string | undefined {
   return o?.metadata?.labels?.[LABELS.migration];

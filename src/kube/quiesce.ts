@@ -47,7 +47,7 @@
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../activities/contract';
-import { statusCode, waitFor, Wakeup, type KubeClient, type WatchHandle } from './client';
+import { keepWatching, statusCode, waitFor, Wakeup, type KubeClient } from './client';
 import { FerryError } from './errors';
 import { silentLogger, type Logger } from './log';
 import {
@@ -540,13 +540,11 @@ export interface WaitQuiescedOptions {
 const POD_KIND = { apiVersion: 'v1', kind: 'Pod' } as const;
 
 /**
- * Watches the pods of `namespaces` and rings `wakeup` when one of `awaited()` (keys
- * "namespace/name") ends: deleted, or Succeeded/Failed. A watch that fails rings too (a deletion
- * may have been missed: check again) and is opened again after `retryMs` (1 s after a clean close
- * by the server); a watch that starts once `started` resolved rings (the gap is checked); while a namespace's watch is down, it rings every `retryMs` (each
- * failed attempt), i.e. the waiter polls. `started` resolves once every first attempt ended (a
- * watch started or failed), at most `startBoundMs` later; a watch that starts after that rings.
- * `stop()` ends the watches and cancels the pending attempts.
+ * Watches the pods of `namespaces` (keepWatching) and rings `wakeup` when one of `awaited()` (keys
+ * "namespace/name") ends: deleted, or Succeeded/Failed; and at every gap (a failed attempt or watch,
+ * a watch started late: see keepWatching), so while a watch is down the waiter polls every
+ * `retryMs`. A watch refused with 403 (the identity may list pods but not watch them) is logged
+ * once at warn.
  */
 function watchPodEnds(
   client: KubeClient,
@@ -555,70 +553,32 @@ function watchPodEnds(
   wakeup: Wakeup,
   options: { retryMs: number; startBoundMs: number; logger: Logger },
 ): { started: Promise<void>; stop(): void } {
-  let stopped = false;
-  let ready = false;
   let refusedLogged = false;
-  const handles = new Map<string, WatchHandle>();
-  const timers = new Set<NodeJS.Timeout>();
-  const later = (ms: number, fn: () => void) => {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, ms);
-    timers.add(t);
-  };
-  const open = async (namespace: string): Promise<void> => {
-    if (stopped) return;
-    let closedAt: number | undefined;
-    try {
-      const handle = await client.watch<V1Pod>(
-        POD_KIND,
-        namespace,
-        {},
-        (type, pod) => {
-          const key = `${namespace}/${pod.metadata?.name}`;
-          if ((type === 'DELETED' || (type === 'MODIFIED' && !podIsActive(pod))) && awaited().has(key)) wakeup.ring();
+  const watches = namespaces.map((namespace) =>
+    keepWatching<V1Pod>(
+      client,
+      POD_KIND,
+      namespace,
+      {
+        retryMs: options.retryMs,
+        startBoundMs: options.startBoundMs,
+        onGap: (err) => {
+          if (err !== undefined && statusCode(err) === 403 && !refusedLogged) {
+            refusedLogged = true;
+            options.logger.warn({ namespace, err: String(err) }, `Ferry may not watch pods in ${namespace}: the quiesce wait polls every ${options.retryMs / 1000} s instead (grant "watch" on pods to start the final sync as soon as the last pod is gone)`);
+          } else if (err !== undefined) options.logger.debug({ namespace, err: String(err) }, 'pod watch of the quiesce wait failed; checking now and watching again');
+          wakeup.ring();
         },
-        (err) => {
-          handles.delete(namespace);
-          if (stopped) return;
-          closedAt = Date.now();
-          if (err) {
-            options.logger.debug({ namespace, err: String(err) }, 'pod watch of the quiesce wait failed; checking now and watching again');
-            wakeup.ring();
-          }
-          // A clean close (the server's timeoutSeconds) is watched again at once; that rings.
-          later(err ? options.retryMs : Math.min(1000, options.retryMs), () => void open(namespace));
-        },
-      );
-      if (stopped) return handle.stop();
-      if (closedAt === undefined) handles.set(namespace, handle);
-      if (ready) wakeup.ring();
-    } catch (err) {
-      if (stopped) return;
-      if (statusCode(err) === 403 && !refusedLogged) {
-        refusedLogged = true;
-        options.logger.warn({ namespace, err: String(err) }, `Ferry may not watch pods in ${namespace}: the quiesce wait polls every ${options.retryMs / 1000} s instead (grant "watch" on pods to start the final sync as soon as the last pod is gone)`);
-      } else options.logger.debug({ namespace, err: String(err) }, 'pod watch of the quiesce wait could not start; polling meanwhile');
-      if (ready) wakeup.ring();
-      later(options.retryMs, () => void open(namespace));
-    }
-  };
-  const first = Promise.all(namespaces.map((n) => open(n)));
-  let bound: NodeJS.Timeout | undefined;
-  const started = Promise.race([first, new Promise<void>((resolve) => (bound = setTimeout(resolve, options.startBoundMs)))]).then(() => {
-    clearTimeout(bound);
-    ready = true;
-  });
+      },
+      (type, pod) => {
+        if ((type === 'DELETED' || (type === 'MODIFIED' && !podIsActive(pod))) && awaited().has(`${namespace}/${pod.metadata?.name}`)) wakeup.ring();
+      },
+    ),
+  );
   return {
-    started,
+    started: Promise.all(watches.map((w) => w.started)).then(() => undefined),
     stop: () => {
-      stopped = true;
-      clearTimeout(bound);
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
-      for (const h of handles.values()) h.stop();
-      handles.clear();
+      for (const w of watches) w.stop();
     },
   };
 }

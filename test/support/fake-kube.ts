@@ -116,6 +116,15 @@ export class FakeKube {
     return [...this.objects.values()].filter((o) => o.kind === kind.kind && (namespace === undefined || o.metadata?.namespace === namespace)).map((o) => JSON.parse(JSON.stringify(o)) as T);
   }
 
+  /** KubeClient.createOrAdopt, simplified: an existing object of that name is adopted whoever owns it. */
+  async createOrAdopt<T extends KubernetesObject>(obj: T): Promise<{ object: T; created: boolean }> {
+    this.calls.push(`createOrAdopt ${obj.kind} ${obj.metadata?.name}`);
+    const existing = this.find(obj.kind!, obj.metadata?.namespace, obj.metadata!.name!);
+    if (existing) return { object: JSON.parse(JSON.stringify(existing)) as T, created: false };
+    this.put(obj);
+    return { object: this.find(obj.kind!, obj.metadata?.namespace, obj.metadata!.name!) as T, created: true };
+  }
+
   async patch<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef, patch: Record<string, unknown>): Promise<T> {
     this.calls.push(`patch ${ref.kind} ${ref.name} ${JSON.stringify({ ...patch, metadata: { ...(patch.metadata as object), resourceVersion: undefined } })}`);
     const cur = this.find(ref.kind, ref.namespace, ref.name);
