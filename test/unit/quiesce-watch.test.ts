@@ -8,6 +8,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { waitFor, Wakeup } from '../../src/kube/client';
 import { WaitTimeoutError } from '../../src/kube/errors';
 import { quiesceWorkloads, waitForQuiesced } from '../../src/kube/quiesce';
+import { checkSourceWriters } from '../../src/kube/writers';
 import { FakeKube, mergePatch } from '../support/fake-kube';
 
 const ns = 'shop';
@@ -196,5 +197,30 @@ describe('waitFor with a Wakeup', () => {
     const started = Date.now();
     await expect(waitFor(async () => false, { intervalSeconds: 60, timeoutSeconds: 0.3 })).rejects.toThrow(WaitTimeoutError);
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('checkSourceWriters waits for the deleted unmanaged pods by watch', () => {
+  it('lists again as soon as the last deleted writer is gone (the 2 s poll before)', async () => {
+    const kube = new FakeKube([
+      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'debug', namespace: ns, uid: 'debug-uid' }, spec: { containers: [{ name: 'c' }], volumes: [{ name: 'v', persistentVolumeClaim: { claimName: 'data' } }] }, status: { phase: 'Running' } } as KubernetesObject,
+    ]);
+    // Graceful deletion as on a real API server: the pod is Terminating first, gone 300 ms later.
+    const remove = kube.delete.bind(kube);
+    let gone = 0;
+    kube.delete = async (ref, grace, uid) => {
+      const live = kube.find('Pod', ns, 'debug');
+      if (!live || (uid && live.metadata?.uid !== uid)) return false;
+      kube.put(mergePatch(live, { metadata: { deletionTimestamp: new Date().toISOString() } }));
+      setTimeout(() => {
+        gone = Date.now();
+        void remove(ref, grace, uid);
+      }, 300);
+      return true;
+    };
+    const check = await checkSourceWriters(kube.client(), ns, ['data'], { deleteUnmanaged: true, timeoutSeconds: 30 });
+    expect(check).toEqual({ pods: [], deleted: ['debug'] });
+    expect(Date.now() - gone).toBeLessThan(200);
+    expect(kube.watches.size).toBe(0);
   });
 });
