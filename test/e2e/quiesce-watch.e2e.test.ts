@@ -91,4 +91,22 @@ labDescribe('quiesce wait on the lab: watch, not poll (issue 9 item 1)', () => {
     process.stdout.write(`[quiesce-watch] ms from the last pod's end to waitForQuiesced's return: watch ${JSON.stringify(watched)}, poll every 5 s (before) ${JSON.stringify(polled)}\n`);
     for (const ms of watched) expect(ms).toBeLessThan(2000);
   }, 240_000);
+
+  test('KubeClient.watch on the real API server: events, a 410 ERROR event ends it with the code, stop() ends it without error', async () => {
+    const events: string[] = [];
+    let done: unknown = 'not yet';
+    const h = await client.watch({ apiVersion: 'v1', kind: 'ConfigMap' }, NS, { fieldSelector: 'metadata.name=wq-probe' }, (type, o) => events.push(`${type} ${o.kind} ${o.metadata?.name}`), (err) => (done = err));
+    await client.objects.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'wq-probe', namespace: NS }, data: { a: '1' } } as never);
+    await client.objects.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'wq-other', namespace: NS }, data: { a: '1' } } as never);
+    await client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: NS, name: 'wq-probe' });
+    await waitFor(async () => events.length >= 2, { timeoutSeconds: 10, intervalSeconds: 0.05, description: 'the watch events' });
+    expect(events).toEqual(['ADDED ConfigMap wq-probe', 'DELETED ConfigMap wq-probe']);
+    h.stop();
+    expect(done).toBeUndefined();
+
+    let failed: unknown;
+    await client.watch({ apiVersion: 'v1', kind: 'ConfigMap' }, NS, { resourceVersion: '1' }, () => undefined, (err) => (failed = err));
+    await waitFor(async () => failed, { timeoutSeconds: 10, intervalSeconds: 0.05, description: 'the 410' });
+    expect(failed).toMatchObject({ code: 410, message: expect.stringMatching(/watch of ConfigMap in wq-quiesce-.* \(context ferry-src\) failed: too old resource version/) });
+  });
 });
