@@ -247,7 +247,8 @@ export interface FerryActivities {
   /** Creates the destination namespace (copying the source's labels and annotations) and the
    * destination PVCs. Returns the names of the PVCs Ferry created (for rollback). */
   prepareDestination(input: NamespaceContext & { discovery: NamespaceDiscovery }): Promise<{ createdNamespace: boolean; createdPVCs: string[] }>;
-  /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. */
+  /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. Ensures the
+   * destination namespace first as prepareDestination does (it may run at the same time). */
   createEndpoint(ctx: NamespaceContext): Promise<EndpointAddressInfo>;
   /** Creates certificates, Secrets, ConfigMaps and the server pod; waits until ready. Credentials
    * stay in Secrets (re-read on retry), never returned. */

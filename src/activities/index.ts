@@ -28,7 +28,7 @@ import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { apiErrorMessage, isTransient, KubeClient, podSecurityRejection, statusCode } from '../kube/client';
 import { cleanupMigration } from '../kube/cleanup';
-import { clearCutoverMarks, deleteDestinationPVCs, markCutover, prepareDestination } from '../kube/destination';
+import { clearCutoverMarks, deleteDestinationPVCs, ensureDestinationNamespace, markCutover, prepareDestination } from '../kube/destination';
 import { discoverNamespace } from '../kube/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
@@ -250,7 +250,12 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
 
     createEndpoint: (ctx) =>
       run('createEndpoint', nsFields(ctx), async (log, signal) => {
-        const { address } = await ensureEndpoint(clients(ctx.plan).destination(), ctx.plan, ctx.migrationId, ctx.namespace.destination, {
+        // Runs beside prepareDestination (patch setup-concurrent): the endpoint's objects need the
+        // namespace, made the same way (idempotent; Ferry's whichever activity creates it).
+        const c = clients(ctx.plan);
+        const destination = c.destination();
+        await ensureDestinationNamespace(c.source(), destination, ctx.migrationId, ctx.namespace.source, ctx.namespace.destination, log);
+        const { address } = await ensureEndpoint(destination, ctx.plan, ctx.migrationId, ctx.namespace.destination, {
           timeoutSeconds: ctx.plan.timeouts.endpointReadySeconds,
           onTick: (reason) => heartbeat({ reason }),
           ...(signal ? { signal } : {}),
@@ -378,8 +383,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       ),
 
     waitForQuiesced: (input) =>
-      run('waitForQuiesced', { migrationId: input.migrationId }, async (_log, signal) =>
+      run('waitForQuiesced', { migrationId: input.migrationId }, async (log, signal) =>
         waitForQuiesced(clients(input.plan).source(), input.workloads, {
+          logger: log,
           // Ends with the pods still running named, before the start-to-close timeout would.
           ...withTimeout(waitBudgetSeconds()),
           migrationId: input.migrationId,

@@ -36,9 +36,10 @@ import { ANNOTATIONS, LABELS } from '../statetransfer/names';
 import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from './errors';
 
 /**
- * Seconds one Kubernetes API request may take, response body included. Ferry makes no long-running
- * requests (no watch, no log follow: progress.ts reads log tails), and a healthy API server answers
- * a 500-item list page within seconds; 45 s leaves room for a loaded one.
+ * Seconds one Kubernetes API request may take, response body included. Ferry's only long-running
+ * requests are watches (`KubeClient.watch`, bounded on their own: see there); there is no log follow
+ * (progress.ts reads log tails), and a healthy API server answers a 500-item list page within
+ * seconds; 45 s leaves room for a loaded one.
  */
 export const API_REQUEST_TIMEOUT_SECONDS = 45;
 
@@ -177,6 +178,32 @@ export interface ListOptions {
   fieldSelector?: string;
 }
 
+/** Options of `KubeClient.watch`. */
+export interface WatchOptions extends ListOptions {
+  /**
+   * Start after this resourceVersion (no event for what happened before). Omitted: the API server
+   * first sends a synthetic ADDED event for every existing object, then the changes.
+   */
+  resourceVersion?: string;
+  /**
+   * Seconds after which the API server ends the watch (`timeoutSeconds` of the watch request;
+   * default 300). Ferry also stops it itself WATCH_GRACE_SECONDS later, should the server not (a
+   * black-holed connection): `onDone` is then called without an error.
+   */
+  timeoutSeconds?: number;
+}
+
+/** The type of a watch event (Kubernetes API concepts, "Efficient detection of changes"). */
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+/** A running watch: `stop()` ends it (idempotent; `onDone` is then called once, without error). */
+export interface WatchHandle {
+  stop(): void;
+}
+
+/** Seconds Ferry waits past a watch's server-side `timeoutSeconds` before it stops the watch itself. */
+export const WATCH_GRACE_SECONDS = 15;
+
 /** The verbs and resource of one SelfSubjectAccessReview. */
 export interface AccessCheck {
   verb: string;
@@ -276,6 +303,51 @@ export interface WaitOptions {
   description?: string;
   /** Extra text for the timeout message, computed at timeout (e.g. the last observed reason). */
   explain?: () => string | undefined;
+  /** Rung (by a watch, say) to run the next check now instead of at the end of the interval. */
+  wakeup?: Wakeup;
+}
+
+/**
+ * A doorbell for `waitFor`: `ring()` ends the wait's current pause at once, so the next check runs
+ * now; a ring while no pause runs (during a check) makes the next pause end at once, so no ring is
+ * lost. Rings between two pauses count once.
+ */
+export class Wakeup {
+  private rung = false;
+  private waiter: (() => void) | undefined;
+
+  /** Wakes the pause in progress, or the next one. */
+  ring(): void {
+    this.rung = true;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  /**
+   * Sleeps `ms` milliseconds, less when rung (at once when rung since the last pause).
+   * @throws AbortedError when `signal` aborts.
+   */
+  async pause(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new AbortedError();
+    if (!this.rung) {
+      await new Promise<void>((resolve, reject) => {
+        const finish = (err?: Error) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          if (this.waiter === wake) this.waiter = undefined;
+          if (err) reject(err);
+          else resolve();
+        };
+        const wake = () => finish();
+        const onAbort = () => finish(new AbortedError());
+        const timer = setTimeout(wake, ms);
+        this.waiter = wake;
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    this.rung = false;
+  }
 }
 
 /** Sleeps `ms` milliseconds; rejects with AbortedError when `signal` aborts. */
@@ -296,7 +368,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * Polls `fn` until it returns something other than undefined/false/null and returns that value.
- * Only genuinely transient errors of the API or the network thrown by `fn` (`isTransient`, not
+ * Checks run every `intervalSeconds`, at once when `wakeup` rings, and a last time at the timeout
+ * (the pause before it is shortened). Only genuinely transient errors of the API or the network thrown by `fn` (`isTransient`, not
  * FerryErrors) count as "not yet"; a FerryError thrown by `fn` is Ferry's own verdict ("pod
  * disappeared", "cannot be scheduled", …) and propagates at once with its own category, as does
  * any other error.
@@ -324,8 +397,85 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
       throw new WaitTimeoutError(`timed out after ${Math.round(elapsed)} s waiting for ${options.description ?? 'a condition'}${extra ? `: ${extra}` : ''}`);
     }
     options.onTick?.(elapsed);
-    await sleep(interval, options.signal);
+    const pause = options.timeoutSeconds === undefined ? interval : Math.max(0, Math.min(interval, options.timeoutSeconds * 1000 - (Date.now() - start)));
+    await (options.wakeup ? options.wakeup.pause(pause, options.signal) : sleep(pause, options.signal));
   }
+}
+
+/** Options of `keepWatching`. */
+export interface KeepWatchingOptions extends WatchOptions {
+  /** Milliseconds before watching again after a failure (and between attempts while they fail). */
+  retryMs: number;
+  /** `started` resolves at the latest this many milliseconds after the call. */
+  startBoundMs: number;
+  /**
+   * Events may have been missed, check again: called for every failure (of an attempt or of a
+   * running watch, with the error) and for every watch that starts, once `started` resolved (the
+   * interval before it was not watched). Not called before `started` resolved: the caller's first
+   * check comes after it.
+   */
+  onGap: (err?: unknown) => void;
+}
+
+/**
+ * Keeps a watch of `kind` in `namespace` (KubeClient.watch) running until `stop()`: `onEvent` gets
+ * every event; a watch the server closes is opened again after 1 s (at most `retryMs`), one that
+ * fails or cannot start after `retryMs`, each time with `onGap`. `started` resolves once the first
+ * attempt ended (watch running or failed), at most `startBoundMs` later: check the state after it,
+ * and every change after that check reaches `onEvent` or `onGap`.
+ */
+export function keepWatching<T extends KubernetesObject = KubernetesObject>(
+  client: KubeClient,
+  kind: KindRef,
+  namespace: string | undefined,
+  options: KeepWatchingOptions,
+  onEvent: (type: WatchEventType, object: T) => void,
+): { started: Promise<void>; stop(): void } {
+  const { retryMs, startBoundMs, onGap, ...watchOptions } = options;
+  let stopped = false;
+  let ready = false;
+  let handle: WatchHandle | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const gap = (err?: unknown) => {
+    if (ready && !stopped) onGap(err);
+  };
+  const again = (ms: number) => {
+    retry = setTimeout(() => void open(), ms);
+  };
+  const open = async (): Promise<void> => {
+    if (stopped) return;
+    let closed = false;
+    try {
+      const h = await client.watch<T>(kind, namespace, watchOptions, (type, o) => !stopped && onEvent(type, o), (err) => {
+        closed = true;
+        handle = undefined;
+        if (stopped) return;
+        if (err) gap(err);
+        again(err ? retryMs : Math.min(1000, retryMs));
+      });
+      if (stopped) return h.stop();
+      if (!closed) handle = h;
+      gap();
+    } catch (err) {
+      gap(err);
+      if (!stopped) again(retryMs);
+    }
+  };
+  let bound: NodeJS.Timeout | undefined;
+  const started = Promise.race([open(), new Promise<void>((resolve) => (bound = setTimeout(resolve, startBoundMs)))]).then(() => {
+    clearTimeout(bound);
+    ready = true;
+  });
+  return {
+    started,
+    stop: () => {
+      stopped = true;
+      clearTimeout(bound);
+      clearTimeout(retry);
+      handle?.stop();
+      handle = undefined;
+    },
+  };
 }
 
 /** The migration label value of an object, if any. */
@@ -351,6 +501,11 @@ class ObjectApi extends k8s.KubernetesObjectApi {
     super(configuration);
     this.setDefaultNamespace(kubeConfig);
   }
+
+  /** The collection path of `kind` (in `namespace`), e.g. /api/v1/namespaces/shop/pods (discovery, cached). */
+  collectionPath(kind: KindRef, namespace: string | undefined): Promise<string> {
+    return this.specUriPath({ apiVersion: kind.apiVersion, kind: kind.kind, metadata: namespace ? { namespace } : {} }, 'list');
+  }
 }
 
 /**
@@ -361,6 +516,7 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   /** Generic API for any kind (including CRDs such as Route, ImageStream, DeploymentConfig). */
   readonly objects: KubernetesObjectApi;
+  private readonly objectApi: ObjectApi;
   readonly core: CoreV1Api;
   readonly authorization: AuthorizationV1Api;
   /** Context name, used in messages ("context ferry-dst"). */
@@ -385,7 +541,8 @@ export class KubeClient {
       authMethods: { default: kubeConfig },
       httpApi: new TimedHttpLibrary((options.requestTimeoutSeconds ?? API_REQUEST_TIMEOUT_SECONDS) * 1000, this.contextName),
     });
-    this.objects = new ObjectApi(configuration, kubeConfig);
+    this.objectApi = new ObjectApi(configuration, kubeConfig);
+    this.objects = this.objectApi;
     this.core = new k8s.CoreV1Api(configuration);
     this.authorization = new k8s.AuthorizationV1Api(configuration);
     this.versionApi = new k8s.VersionApi(configuration);
@@ -452,6 +609,79 @@ export class KubeClient {
       token = page.metadata?._continue || undefined;
     } while (token);
     return out;
+  }
+
+  /**
+   * Watches objects of a kind (in `namespace`, or cluster-wide when omitted) matching the selectors
+   * of `options`: `onEvent` gets each event's type and object (`apiVersion`/`kind` filled in), in
+   * the API server's order. Resolves once the API server accepted the watch (HTTP 200: every change
+   * after that moment is delivered), with a handle to stop it. Once it resolved, `onDone` is called
+   * exactly once when the watch ends: without an error when stopped or closed by the server (its `timeoutSeconds`, a
+   * restart), with the error when it failed, and with an Error carrying the Status `code` when the
+   * server sent an ERROR event (410 Gone: `resourceVersion` too old; list again and watch anew).
+   * The caller decides whether and when to watch again. Uses client-node's Watch (its own HTTP
+   * request, outside API_REQUEST_TIMEOUT_SECONDS: the response headers are bounded by 30 s, the
+   * stream by `timeoutSeconds` plus WATCH_GRACE_SECONDS).
+   * @throws (and `onDone` is never called) when the kind is not served (discovery) or the watch
+   *   request fails: network errors as is, an HTTP error with its `statusCode` (403 when the
+   *   identity may list but not watch).
+   */
+  async watch<T extends KubernetesObject = KubernetesObject>(
+    kind: KindRef,
+    namespace: string | undefined,
+    options: WatchOptions,
+    onEvent: (type: WatchEventType, object: T) => void,
+    onDone: (err?: unknown) => void,
+  ): Promise<WatchHandle> {
+    const path = await this.objectApi.collectionPath(kind, namespace);
+    const timeoutSeconds = options.timeoutSeconds ?? 300;
+    let finished = false;
+    let started = false;
+    let failure: unknown;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err?: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      onDone(err ?? undefined);
+    };
+    let controller: AbortController | undefined;
+    const stop = () => {
+      finish();
+      controller?.abort();
+    };
+    controller = await new k8s.Watch(this.kubeConfig).watch(
+      path,
+      {
+        timeoutSeconds,
+        ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
+        ...(options.fieldSelector ? { fieldSelector: options.fieldSelector } : {}),
+        ...(options.resourceVersion ? { resourceVersion: options.resourceVersion } : {}),
+      },
+      (type: string, object: T) => {
+        if (finished) return;
+        if (type === 'ERROR') {
+          const status = object as unknown as Partial<V1Status>;
+          finish(Object.assign(new Error(`watch of ${kind.kind} in ${namespace ?? 'all namespaces'} (context ${this.contextName}) failed: ${status.message ?? 'ERROR event'}`), { code: status.code }));
+          controller?.abort();
+          return;
+        }
+        object.apiVersion ??= kind.apiVersion;
+        object.kind ??= kind.kind;
+        onEvent(type as WatchEventType, object);
+      },
+      (err: unknown) => {
+        if (started) finish(err);
+        else {
+          failure = err ?? new Error(`watch of ${kind.kind} in ${namespace ?? 'all namespaces'} (context ${this.contextName}) closed at once`);
+          finished = true;
+        }
+      },
+    );
+    started = true;
+    if (failure !== undefined) throw failure;
+    if (!finished) timer = setTimeout(stop, (timeoutSeconds + WATCH_GRACE_SECONDS) * 1000);
+    return { stop };
   }
 
   /**

@@ -98,23 +98,25 @@ export function destinationPVCObject(migrationId: string, namespace: string, inf
 }
 
 /**
- * Creates the destination namespace (when absent) and PVCs (or adopts this migration's own).
- * Returns whether the namespace is Ferry's and the PVCs this migration created (adopted ones
- * included: they were created by an earlier attempt of the same migration).
- * @throws FerryError (preflight) when the destination namespace is being deleted; ConflictError when
- *   a PVC of that name exists and is not this migration's.
+ * Creates the destination namespace when absent (labels and annotations of the source namespace, and
+ * this migration's id annotation: see destinationNamespaceObject), or uses the existing one. Safe to
+ * call from several activities at once (prepareDestination and createEndpoint run concurrently): a
+ * creation that loses the race (409) reads the winner's. `createdNamespace` is true when the namespace
+ * carries this migration's id annotation, i.e. Ferry made it, whichever call did.
+ * @throws FerryError (preflight) when the destination namespace is being deleted (Terminating).
  */
-export async function prepareDestination(
+export async function ensureDestinationNamespace(
   source: KubeClient,
   destination: KubeClient,
   migrationId: string,
-  discovery: NamespaceDiscovery,
+  sourceNamespace: string,
+  destinationNamespace: string,
   logger: Logger = silentLogger,
-): Promise<{ createdNamespace: boolean; createdPVCs: string[] }> {
-  const dstNs = discovery.destinationNamespace;
+): Promise<{ namespace: V1Namespace | undefined; createdNamespace: boolean }> {
+  const dstNs = destinationNamespace;
   let ns = await destination.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: dstNs });
   if (!ns) {
-    const src = await source.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: discovery.sourceNamespace });
+    const src = await source.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: sourceNamespace });
     try {
       ns = (await destination.objects.create(destinationNamespaceObject(migrationId, dstNs, src))) as V1Namespace;
       logger.info({ namespace: dstNs }, 'destination namespace created');
@@ -126,13 +128,41 @@ export async function prepareDestination(
   if (ns?.metadata?.deletionTimestamp || ns?.status?.phase === 'Terminating') {
     throw new FerryError('preflight', `destination namespace ${dstNs} is being deleted (Terminating): wait until it is gone or choose another destination namespace`);
   }
-  const createdNamespace = ns?.metadata?.annotations?.[ANNOTATIONS.migrationId] === migrationId;
-  const createdPVCs: string[] = [];
-  for (const info of discovery.pvcs) {
+  return { namespace: ns, createdNamespace: ns?.metadata?.annotations?.[ANNOTATIONS.migrationId] === migrationId };
+}
+
+/** How many destination PVCs `prepareDestination` creates at the same time. */
+export const PVC_CREATE_CONCURRENCY = 8;
+
+/**
+ * Creates the destination namespace (when absent: ensureDestinationNamespace) and PVCs (or adopts
+ * this migration's own), PVC_CREATE_CONCURRENCY PVCs at a time. Returns whether the namespace is
+ * Ferry's and the PVCs this migration created (adopted ones included: they were created by an
+ * earlier attempt of the same migration), in the order of `discovery.pvcs`.
+ * @throws FerryError (preflight) when the destination namespace is being deleted; ConflictError when
+ *   a PVC of that name exists and is not this migration's.
+ */
+export async function prepareDestination(
+  source: KubeClient,
+  destination: KubeClient,
+  migrationId: string,
+  discovery: NamespaceDiscovery,
+  logger: Logger = silentLogger,
+): Promise<{ createdNamespace: boolean; createdPVCs: string[] }> {
+  const dstNs = discovery.destinationNamespace;
+  const { createdNamespace } = await ensureDestinationNamespace(source, destination, migrationId, discovery.sourceNamespace, dstNs, logger);
+  const createOne = async (info: PVCInfo): Promise<string> => {
     const src = await source.get<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: discovery.sourceNamespace, name: info.name });
     const { created } = await destination.createOrAdopt(destinationPVCObject(migrationId, dstNs, info, src));
     logger.info({ namespace: dstNs, pvc: info.destinationName, created }, created ? 'destination PVC created' : 'destination PVC of this migration already exists; adopted');
-    createdPVCs.push(info.destinationName);
+    return info.destinationName;
+  };
+  const createdPVCs: string[] = [];
+  for (let i = 0; i < discovery.pvcs.length; i += PVC_CREATE_CONCURRENCY) {
+    // Every call of a batch ends before a failure is thrown: nothing is still being created after.
+    const batch = await Promise.allSettled(discovery.pvcs.slice(i, i + PVC_CREATE_CONCURRENCY).map(createOne));
+    for (const r of batch) if (r.status === 'rejected') throw r.reason;
+    createdPVCs.push(...batch.map((r) => (r as PromiseFulfilledResult<string>).value));
   }
   return { createdNamespace, createdPVCs };
 }

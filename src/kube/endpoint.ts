@@ -12,7 +12,7 @@ import type { EndpointAddressInfo } from '../activities/contract';
 import { objectName } from '../statetransfer/names';
 import type { Endpoint, EndpointHealth, EndpointType } from '../statetransfer/types';
 import { ENDPOINT_ROLE } from '../statetransfer/endpoint';
-import { describeRef, refOf, waitFor, type KubeClient } from './client';
+import { describeRef, keepWatching, refOf, waitFor, Wakeup, type KubeClient } from './client';
 import { FerryError, WaitTimeoutError } from './errors';
 import { silentLogger, type Logger } from './log';
 import { endpointFor, type TransferPlan } from './setup';
@@ -59,24 +59,51 @@ async function createAll(client: KubeClient, endpoint: Endpoint): Promise<void> 
   for (const o of endpoint.objects()) await client.createOrAdopt(o);
 }
 
+/** Seconds between two health checks of an endpoint (also while its objects are watched: a resync). */
+export const ENDPOINT_CHECK_SECONDS = 3;
+
+/**
+ * Waits until the endpoint is healthy. Its objects are watched (keepWatching, one watch per object,
+ * selected by name): any change of one (a load-balancer address assigned, a Route admitted) runs the
+ * next check at once instead of at the end of the 3 s interval. A client without `watch` polls.
+ */
 async function waitHealthy(client: KubeClient, endpoint: Endpoint, timeoutSeconds: number, options: EnsureEndpointOptions): Promise<EndpointAddressInfo> {
   let reason = 'not observed yet';
-  const address = await waitFor(
-    async () => {
-      const h = await observeEndpoint(client, endpoint);
-      reason = h.reason;
-      return h.healthy && h.address ? h.address : undefined;
-    },
-    {
-      timeoutSeconds,
-      intervalSeconds: 3,
-      signal: options.signal,
-      onTick: () => options.onTick?.(reason),
-      description: `${endpoint.type} endpoint ${endpoint.namespace}/${endpoint.name} to become healthy`,
-      explain: () => reason,
-    },
-  );
-  return { host: address.host, port: address.port, ...(address.sni ? { sni: address.sni } : {}) };
+  const wakeup = new Wakeup();
+  const canWatch = typeof (client as Partial<KubeClient>).watch === 'function';
+  const watches = canWatch
+    ? endpoint.objects().map((o) =>
+        keepWatching(
+          client,
+          { apiVersion: o.apiVersion!, kind: o.kind! },
+          o.metadata?.namespace,
+          { fieldSelector: `metadata.name=${o.metadata?.name}`, retryMs: ENDPOINT_CHECK_SECONDS * 1000, startBoundMs: 2000, onGap: () => wakeup.ring() },
+          () => wakeup.ring(),
+        ),
+      )
+    : [];
+  try {
+    await Promise.all(watches.map((w) => w.started));
+    const address = await waitFor(
+      async () => {
+        const h = await observeEndpoint(client, endpoint);
+        reason = h.reason;
+        return h.healthy && h.address ? h.address : undefined;
+      },
+      {
+        timeoutSeconds,
+        intervalSeconds: ENDPOINT_CHECK_SECONDS,
+        signal: options.signal,
+        wakeup,
+        onTick: () => options.onTick?.(reason),
+        description: `${endpoint.type} endpoint ${endpoint.namespace}/${endpoint.name} to become healthy`,
+        explain: () => reason,
+      },
+    );
+    return { host: address.host, port: address.port, ...(address.sni ? { sni: address.sni } : {}) };
+  } finally {
+    for (const w of watches) w.stop();
+  }
 }
 
 /**

@@ -47,7 +47,7 @@
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../activities/contract';
-import { statusCode, waitFor, type KubeClient } from './client';
+import { keepWatching, statusCode, waitFor, Wakeup, type KubeClient } from './client';
 import { FerryError } from './errors';
 import { silentLogger, type Logger } from './log';
 import {
@@ -503,18 +503,84 @@ export async function assertRetentionHeld(client: KubeClient, workloads: readonl
   }
 }
 
+/**
+ * Seconds between two full checks of `waitForQuiesced` while its pod watches run: a resync that
+ * catches anything a watch missed (each check re-lists; the watches wake it as pods end).
+ */
+export const QUIESCE_RESYNC_SECONDS = 20;
+/**
+ * Seconds between two checks of `waitForQuiesced` while a pod watch is down (not yet started,
+ * failed, refused): the poll of old, also the pause before watching again.
+ */
+export const QUIESCE_POLL_SECONDS = 5;
+
 /** Options of `waitForQuiesced`. */
 export interface WaitQuiescedOptions {
   /** Give up after this many seconds (WaitTimeoutError). Default: wait until aborted. */
   timeoutSeconds?: number;
-  /** Seconds between checks (default 5). */
+  /**
+   * Seconds between checks while no watch runs (default QUIESCE_POLL_SECONDS), and between
+   * attempts to watch again.
+   */
   intervalSeconds?: number;
+  /** Seconds between checks while the watches run (default QUIESCE_RESYNC_SECONDS). */
+  resyncSeconds?: number;
+  /** false: poll only, every `intervalSeconds` (no watch). Default true. */
+  watch?: boolean;
   /** Called after every check that still found pods (heartbeat here). */
   onTick?: (remaining: string[]) => void;
   signal?: AbortSignal;
   /** The migration that quiesced the workloads: on every check, its StatefulSets' retention policy
    * must still be Retain (see `assertRetentionHeld`). */
   migrationId?: string;
+  /** Where watch failures go (debug; a refused watch once at warn). */
+  logger?: Logger;
+}
+
+const POD_KIND = { apiVersion: 'v1', kind: 'Pod' } as const;
+
+/**
+ * Watches the pods of `namespaces` (keepWatching) and rings `wakeup` when one of `awaited()` (keys
+ * "namespace/name") ends: deleted, or Succeeded/Failed; and at every gap (a failed attempt or watch,
+ * a watch started late: see keepWatching), so while a watch is down the waiter polls every
+ * `retryMs`. A watch refused with 403 (the identity may list pods but not watch them) is logged
+ * once at warn.
+ */
+function watchPodEnds(
+  client: KubeClient,
+  namespaces: readonly string[],
+  awaited: () => ReadonlySet<string>,
+  wakeup: Wakeup,
+  options: { retryMs: number; startBoundMs: number; logger: Logger },
+): { started: Promise<void>; stop(): void } {
+  let refusedLogged = false;
+  const watches = namespaces.map((namespace) =>
+    keepWatching<V1Pod>(
+      client,
+      POD_KIND,
+      namespace,
+      {
+        retryMs: options.retryMs,
+        startBoundMs: options.startBoundMs,
+        onGap: (err) => {
+          if (err !== undefined && statusCode(err) === 403 && !refusedLogged) {
+            refusedLogged = true;
+            options.logger.warn({ namespace, err: String(err) }, `Ferry may not watch pods in ${namespace}: the quiesce wait polls every ${options.retryMs / 1000} s instead (grant "watch" on pods to start the final sync as soon as the last pod is gone)`);
+          } else if (err !== undefined) options.logger.debug({ namespace, err: String(err) }, 'pod watch of the quiesce wait failed; checking now and watching again');
+          wakeup.ring();
+        },
+      },
+      (type, pod) => {
+        if ((type === 'DELETED' || (type === 'MODIFIED' && !podIsActive(pod))) && awaited().has(`${namespace}/${pod.metadata?.name}`)) wakeup.ring();
+      },
+    ),
+  );
+  return {
+    started: Promise.all(watches.map((w) => w.started)).then(() => undefined),
+    stop: () => {
+      for (const w of watches) w.stop();
+    },
+  };
 }
 
 /**
@@ -522,25 +588,50 @@ export interface WaitQuiescedOptions {
  * already runs (Kubernetes CronJob `suspend` only affects future runs), so this also waits for such
  * a Job's pods to finish. Every check first re-reads the quiesced StatefulSets: one whose retention
  * policy deletes PVCs again fails the wait at once (FerryError config, see `assertRetentionHeld`).
+ *
+ * Watch, not poll: the pods of the workloads' namespaces are watched (`KubeClient.watch`), and the
+ * end of a pod still awaited (deleted, or Succeeded/Failed) runs the next check at once, so the wait
+ * returns within a check's API round trips of the last pod's deletion (the final syncs start then).
+ * Checks still run every `resyncSeconds` while the watches run, and every `intervalSeconds` while
+ * one is down (a failed, closed or refused watch: rings, polls, and is watched again), so a watch
+ * that misses an event only costs latency. A client without `watch` (or `watch: false`) polls.
+ * @throws WaitTimeoutError after `timeoutSeconds`, naming the pods still running; FerryError
+ *   (config) for a reverted retention policy; AbortedError on abort; non-transient API errors.
  */
 export async function waitForQuiesced(client: KubeClient, workloads: readonly WorkloadRef[], options: WaitQuiescedOptions = {}): Promise<void> {
   let remaining: string[] = [];
-  await waitFor(
-    async () => {
-      await assertRetentionHeld(client, workloads, options.migrationId);
-      remaining = (await activePodsOf(client, workloads)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
-      if (remaining.length === 0) return true;
-      options.onTick?.(remaining);
-      return false;
-    },
-    {
-      timeoutSeconds: options.timeoutSeconds,
-      intervalSeconds: options.intervalSeconds ?? 5,
-      signal: options.signal,
-      description: 'the quiesced workloads\' pods to stop',
-      explain: () => (remaining.length ? `still running: ${remaining.slice(0, 10).join(', ')}${remaining.length > 10 ? ` and ${remaining.length - 10} more` : ''}` : undefined),
-    },
-  );
+  let awaited: ReadonlySet<string> = new Set();
+  const pollSeconds = options.intervalSeconds ?? QUIESCE_POLL_SECONDS;
+  const canWatch = options.watch !== false && typeof (client as Partial<KubeClient>).watch === 'function';
+  const wakeup = new Wakeup();
+  const namespaces = [...new Set(workloads.map((w) => w.namespace))];
+  const watches = canWatch
+    ? watchPodEnds(client, namespaces, () => awaited, wakeup, { retryMs: pollSeconds * 1000, startBoundMs: Math.min(5000, pollSeconds * 1000), logger: options.logger ?? silentLogger })
+    : undefined;
+  try {
+    // The first check lists after the watches started: a pod that ends later is an event.
+    await watches?.started;
+    await waitFor(
+      async () => {
+        await assertRetentionHeld(client, workloads, options.migrationId);
+        remaining = (await activePodsOf(client, workloads)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
+        awaited = new Set(remaining);
+        if (remaining.length === 0) return true;
+        options.onTick?.(remaining);
+        return false;
+      },
+      {
+        timeoutSeconds: options.timeoutSeconds,
+        intervalSeconds: canWatch ? (options.resyncSeconds ?? QUIESCE_RESYNC_SECONDS) : pollSeconds,
+        signal: options.signal,
+        wakeup,
+        description: 'the quiesced workloads\' pods to stop',
+        explain: () => (remaining.length ? `still running: ${remaining.slice(0, 10).join(', ')}${remaining.length > 10 ? ` and ${remaining.length - 10} more` : ''}` : undefined),
+      },
+    );
+  } finally {
+    watches?.stop();
+  }
 }
 
 /** A ref with Ferry's API version for its kind (a batch/v1beta1 CronJob ref becomes batch/v1). */

@@ -19,7 +19,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { UnmanagedPod, WriterCheck } from '../activities/contract';
 import { LABELS } from '../statetransfer/names';
-import { waitFor, type KubeClient } from './client';
+import { keepWatching, waitFor, Wakeup, type KubeClient } from './client';
 import { FerryError } from './errors';
 import { silentLogger, type Logger } from './log';
 import { revertedRetentionProblem } from './quiesce';
@@ -61,6 +61,8 @@ export interface CheckWritersOptions {
   deleteUnmanaged: boolean;
   /** How long to wait for deleted pods to terminate, seconds (default 300). */
   timeoutSeconds?: number;
+  /** Seconds between checks while the pods are not watched (no watch, or a failed one), and between
+   * attempts to watch them again (default 2). While watched: every 10 s, and at each deletion. */
   intervalSeconds?: number;
   onTick?: (remaining: string[]) => void;
   signal?: AbortSignal;
@@ -75,7 +77,8 @@ const strip = (w: SourceWriter): UnmanagedPod => ({ name: w.name, pvcs: w.pvcs, 
 /**
  * Lists the writers of `pvcs` in `namespace`; with `deleteUnmanaged`, deletes the unmanaged ones
  * (uid precondition: a same-named replacement is never deleted by mistake), waits until they are
- * gone, and lists again. Returns what is left and what was deleted.
+ * gone (the namespace's pods are watched: the final sync need not wait for the next poll), and
+ * lists again. Returns what is left and what was deleted.
  * @throws FerryError (config) with `retentionOf`, for a quiesced StatefulSet whose retention policy
  * deletes PVCs again; WaitTimeoutError when deleted pods do not terminate in time; API errors.
  */
@@ -98,24 +101,38 @@ export async function checkSourceWriters(client: KubeClient, namespace: string, 
     log.warn({ namespace, pods: doomed.map((w) => w.name) }, 'deleted pods that mount source PVCs and that Ferry cannot quiesce (plan unmanagedPods: delete)');
     const uids = new Map(doomed.map((w) => [w.name, w.uid]));
     let remaining: string[] = [];
-    await waitFor(
-      async () => {
-        const pods = await client.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, namespace);
-        remaining = pods
-          .filter((p) => uids.has(p.metadata?.name ?? '') && [undefined, p.metadata?.uid].includes(uids.get(p.metadata?.name ?? '')))
-          .map((p) => p.metadata?.name ?? '');
-        if (remaining.length === 0) return true;
-        options.onTick?.(remaining);
-        return false;
-      },
-      {
-        timeoutSeconds: options.timeoutSeconds ?? 300,
-        intervalSeconds: options.intervalSeconds ?? 2,
-        ...(options.signal ? { signal: options.signal } : {}),
-        description: 'the deleted unmanaged pods to terminate',
-        explain: () => `still terminating: ${remaining.join(', ')}`,
-      },
-    );
+    // Watched, not only polled: the deletion of a doomed pod runs the next check at once.
+    const wakeup = new Wakeup();
+    const watch =
+      typeof (client as Partial<KubeClient>).watch === 'function'
+        ? keepWatching<V1Pod>(client, { apiVersion: 'v1', kind: 'Pod' }, namespace, { retryMs: (options.intervalSeconds ?? 2) * 1000, startBoundMs: 2000, onGap: () => wakeup.ring() }, (type, pod) => {
+            if (type === 'DELETED' && uids.has(pod.metadata?.name ?? '')) wakeup.ring();
+          })
+        : undefined;
+    try {
+      await watch?.started;
+      await waitFor(
+        async () => {
+          const pods = await client.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, namespace);
+          remaining = pods
+            .filter((p) => uids.has(p.metadata?.name ?? '') && [undefined, p.metadata?.uid].includes(uids.get(p.metadata?.name ?? '')))
+            .map((p) => p.metadata?.name ?? '');
+          if (remaining.length === 0) return true;
+          options.onTick?.(remaining);
+          return false;
+        },
+        {
+          timeoutSeconds: options.timeoutSeconds ?? 300,
+          intervalSeconds: watch ? 10 : (options.intervalSeconds ?? 2),
+          ...(options.signal ? { signal: options.signal } : {}),
+          wakeup,
+          description: 'the deleted unmanaged pods to terminate',
+          explain: () => `still terminating: ${remaining.join(', ')}`,
+        },
+      );
+    } finally {
+      watch?.stop();
+    }
     writers = sourceWriters(await readInventory(client, namespace), pvcs);
   }
   if (writers.length > 0) log.warn({ namespace, pods: writers.map((w) => w.name) }, 'pods other than Ferry\'s mount source PVCs');

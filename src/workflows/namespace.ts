@@ -1,7 +1,7 @@
 /**
  * namespaceWorkflow: the migration of one namespace's PVCs.
  *
- *   prepareDestination → createEndpoint → createServer → probeConnectivity
+ *   prepareDestination ∥ createEndpoint → createServer → probeConnectivity
  *   → stage passes (every PVC synced while the applications run; at most plan.concurrency at once;
  *     plan.stageIntervalSeconds between passes; with cutover 'manual' the passes go on until the
  *     operator's `cutover` update)
@@ -456,10 +456,34 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     if (!st.prepared) {
       enter('prepare');
       st.touched = true;
-      const created = await acts.prepareDestination({ ...ctx, discovery });
-      st.createdNamespace = created.createdNamespace;
-      st.createdPVCs = created.createdPVCs;
-      st.address = await acts.createEndpoint(ctx);
+      if (wf.patched('setup-concurrent')) {
+        // The destination namespace and PVCs, and the endpoint (createEndpoint ensures the namespace
+        // itself), at the same time. Both settle before anything is thrown, so the PVCs
+        // prepareDestination reports are recorded (rollback deletes only those); a failed
+        // prepareDestination cancels the endpoint's wait.
+        const endpointScope = new wf.CancellationScope();
+        const [prepared, endpoint] = await Promise.allSettled([
+          acts.prepareDestination({ ...ctx, discovery }).then(
+            (created) => {
+              st.createdNamespace = created.createdNamespace;
+              st.createdPVCs = created.createdPVCs;
+            },
+            (err: unknown) => {
+              endpointScope.cancel();
+              throw err;
+            },
+          ),
+          endpointScope.run(() => acts.createEndpoint(ctx)),
+        ]);
+        if (prepared.status === 'rejected') throw prepared.reason;
+        if (endpoint.status === 'rejected') throw endpoint.reason;
+        st.address = endpoint.value;
+      } else {
+        const created = await acts.prepareDestination({ ...ctx, discovery });
+        st.createdNamespace = created.createdNamespace;
+        st.createdPVCs = created.createdPVCs;
+        st.address = await acts.createEndpoint(ctx);
+      }
       await acts.createServer({ ...ctx, discovery, address: st.address });
       await acts.probeConnectivity({ ...ctx, address: st.address });
       st.prepared = true;

@@ -2,11 +2,21 @@
  * An in-memory stand-in for KubeClient (src/kube/client.ts) for unit tests of the kube library's I/O
  * functions: objects by kind/namespace/name, JSON merge patches (RFC 7386) with resourceVersion
  * bumps, deletes, every API served, every permission granted. It records every call in `calls`, and
- * `onPatch` may veto or rewrite a patch (to play an admission webhook or an API refusal). It does not
- * run controllers: what a controller would do, a test does by hand.
+ * `onPatch` may veto or rewrite a patch (to play an admission webhook or an API refusal). Watches
+ * (`watch`) get ADDED/MODIFIED/DELETED events of `put`, `patch` and `delete` (asynchronously, as
+ * from a real API server; selectors are ignored); `watchRefusal` makes new watches fail and
+ * `breakWatches` ends the running ones. It does not run controllers: what a controller would do, a
+ * test does by hand.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient, KindRef, ListOptions, ObjectRef } from '../../src/kube/client';
+import type { KubeClient, KindRef, ListOptions, ObjectRef, WatchEventType, WatchHandle, WatchOptions } from '../../src/kube/client';
+
+interface FakeWatch {
+  kind: string;
+  namespace: string | undefined;
+  onEvent: (type: WatchEventType, o: KubernetesObject) => void;
+  onDone: (err?: unknown) => void;
+}
 
 /** RFC 7386 JSON merge patch. */
 export function mergePatch<T>(target: T, patch: unknown): T {
@@ -28,6 +38,10 @@ export class FakeKube {
   /** Called before a patch is applied: throw to refuse it, or return the object to store instead. */
   onPatch?: (current: KubernetesObject, patch: Record<string, unknown>, patched: KubernetesObject) => KubernetesObject | void;
   private rv = 100;
+  /** The watches in progress. */
+  readonly watches = new Set<FakeWatch>();
+  /** When set, `watch` rejects with it (a 403, a network error) instead of starting. */
+  watchRefusal?: unknown;
 
   constructor(objects: KubernetesObject[] = []) {
     for (const o of objects) this.put(o);
@@ -36,7 +50,39 @@ export class FakeKube {
   put(o: KubernetesObject): void {
     const copy = JSON.parse(JSON.stringify(o)) as KubernetesObject;
     copy.metadata = { ...copy.metadata, resourceVersion: String(++this.rv) };
-    this.objects.set(key(o.kind, o.metadata?.namespace, o.metadata?.name), copy);
+    const k = key(o.kind, o.metadata?.namespace, o.metadata?.name);
+    const existed = this.objects.has(k);
+    this.objects.set(k, copy);
+    this.emit(existed ? 'MODIFIED' : 'ADDED', copy);
+  }
+
+  /** Delivers an event to the matching watches, on a later tick. */
+  private emit(type: WatchEventType, o: KubernetesObject): void {
+    const copy = JSON.parse(JSON.stringify(o)) as KubernetesObject;
+    for (const w of this.watches) {
+      if (w.kind === o.kind && (w.namespace === undefined || w.namespace === o.metadata?.namespace)) setImmediate(() => this.watches.has(w) && w.onEvent(type, copy));
+    }
+  }
+
+  /** KubeClient.watch: starts at once (no initial ADDED events) unless `watchRefusal` is set. */
+  async watch(kind: KindRef, namespace: string | undefined, _options: WatchOptions, onEvent: FakeWatch['onEvent'], onDone: FakeWatch['onDone']): Promise<WatchHandle> {
+    this.calls.push(`watch ${kind.kind} ${namespace ?? ''}`);
+    if (this.watchRefusal !== undefined) throw this.watchRefusal;
+    const w: FakeWatch = { kind: kind.kind, namespace, onEvent, onDone };
+    this.watches.add(w);
+    return {
+      stop: () => {
+        if (this.watches.delete(w)) onDone();
+      },
+    };
+  }
+
+  /** Ends every watch in progress, with `err` (a failure) or without (a close by the server). */
+  breakWatches(err?: unknown): void {
+    for (const w of [...this.watches]) {
+      this.watches.delete(w);
+      w.onDone(err);
+    }
   }
 
   find(kind: string, namespace: string | undefined, name: string): KubernetesObject | undefined {
@@ -70,6 +116,15 @@ export class FakeKube {
     return [...this.objects.values()].filter((o) => o.kind === kind.kind && (namespace === undefined || o.metadata?.namespace === namespace)).map((o) => JSON.parse(JSON.stringify(o)) as T);
   }
 
+  /** KubeClient.createOrAdopt, simplified: an existing object of that name is adopted whoever owns it. */
+  async createOrAdopt<T extends KubernetesObject>(obj: T): Promise<{ object: T; created: boolean }> {
+    this.calls.push(`createOrAdopt ${obj.kind} ${obj.metadata?.name}`);
+    const existing = this.find(obj.kind!, obj.metadata?.namespace, obj.metadata!.name!);
+    if (existing) return { object: JSON.parse(JSON.stringify(existing)) as T, created: false };
+    this.put(obj);
+    return { object: this.find(obj.kind!, obj.metadata?.namespace, obj.metadata!.name!) as T, created: true };
+  }
+
   async patch<T extends KubernetesObject = KubernetesObject>(ref: ObjectRef, patch: Record<string, unknown>): Promise<T> {
     this.calls.push(`patch ${ref.kind} ${ref.name} ${JSON.stringify({ ...patch, metadata: { ...(patch.metadata as object), resourceVersion: undefined } })}`);
     const cur = this.find(ref.kind, ref.namespace, ref.name);
@@ -89,6 +144,7 @@ export class FakeKube {
     const cur = this.find(r.kind, r.namespace, r.name);
     if (!cur || (uid && cur.metadata?.uid !== uid)) return false;
     this.objects.delete(key(r.kind, r.namespace, r.name));
+    this.emit('DELETED', cur);
     return true;
   }
 }

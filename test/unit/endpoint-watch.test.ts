@@ -1,0 +1,50 @@
+/**
+ * The endpoint's health is watched, not only polled (issue 9 item 1, set-up before the first byte):
+ * ensureEndpoint returns as soon as the load-balancer controller writes the Service's address, not at
+ * the next 3 s check. A client without watch, or a watch that fails, still gets there by the poll.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ensureEndpoint } from '../../src/kube/endpoint';
+import { parsePlan } from '../../src/plan/load';
+import { FakeKube, mergePatch } from '../support/fake-kube';
+
+const plan = parsePlan({ source: { context: 'src' }, destination: { context: 'dst' }, namespaces: ['shop'], endpoint: { type: 'LoadBalancer' } });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Plays the load-balancer controller: after `ms`, writes an address into the endpoint Service's status. */
+async function assignAddress(kube: FakeKube, ms: number): Promise<number> {
+  let svc: KubernetesObject | undefined;
+  for (let waited = 0; !svc && waited < 2000; waited += 10) {
+    svc = [...kube.objects.values()].find((o) => o.kind === 'Service');
+    if (!svc) await sleep(10);
+  }
+  await sleep(ms);
+  kube.put(mergePatch(svc!, { status: { loadBalancer: { ingress: [{ ip: '10.250.0.150' }] } } }));
+  return Date.now();
+}
+
+describe('ensureEndpoint watches the endpoint objects', () => {
+  it('returns within a few ms of the address being assigned (the 3 s poll before)', async () => {
+    const kube = new FakeKube();
+    const ticks: string[] = [];
+    const p = ensureEndpoint(kube.client(), plan, 'm1', 'shop', { timeoutSeconds: 30, onTick: (r) => ticks.push(r) });
+    const assigned = await assignAddress(kube, 400);
+    const r = await p;
+    expect(r).toEqual({ type: 'LoadBalancer', address: { host: '10.250.0.150', port: expect.any(Number) } });
+    expect(Date.now() - assigned).toBeLessThan(500);
+    expect(ticks[0]).toMatch(/no external address assigned yet/);
+    expect(kube.calls.some((c) => c.startsWith('watch Service'))).toBe(true);
+    expect(kube.watches.size).toBe(0);
+  });
+
+  it('a refused watch falls back to the 3 s poll', async () => {
+    const kube = new FakeKube();
+    kube.watchRefusal = Object.assign(new Error('Forbidden'), { statusCode: 403 });
+    const started = Date.now();
+    const p = ensureEndpoint(kube.client(), plan, 'm1', 'shop', { timeoutSeconds: 30 });
+    await assignAddress(kube, 100);
+    await p;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
+});
