@@ -623,6 +623,7 @@ async function main(): Promise<number> {
     log(`${sig}: deleting the bench namespaces ${[...live].join(' ')}`);
     currentWorker?.kill('SIGKILL');
     deleteNamespaces([...live]);
+    log(`work directory kept: ${work} (worker logs)`);
     void temporal?.stop().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
