@@ -14,8 +14,7 @@ import { execExitCode, type ExecResult, type KubeClient } from '../../src/kube/c
 import { AbortedError, FerryError } from '../../src/kube/errors';
 import { clientSideTransferFor } from '../../src/kube/setup';
 import { parsePlan } from '../../src/plan/load';
-import { createEndpoint } from '../../src/statetransfer/endpoint';
-import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
+import { createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import {
   AGENT_ANNOTATION,
   AGENT_SPEC_ANNOTATION,
@@ -30,34 +29,25 @@ import {
   syncDir,
   syncLines,
 } from '../../src/statetransfer/pods/agent';
-import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
-import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
 import { FERRY_RUN_DIR, type SecurityMode } from '../../src/statetransfer/types';
 
 const address = { host: '192.0.2.10', port: 31443 };
 
-function options(over: Partial<NamespaceTransferOptions> = {}): NamespaceTransferOptions {
-  return {
-    migrationId: 'mig-1',
-    sourceNamespace: 'shop',
-    destinationNamespace: 'shop-new',
-    volumes: [
-      { sourcePVC: 'data', destinationPVC: 'data', nodeName: 'node-a', identity: { fsGroup: 3000, supplementalGroups: [4000], runAsUser: 1001 } },
-      { sourcePVC: 'logs', destinationPVC: 'logs' },
-    ],
-    transfer: createRsyncTransfer({}),
-    transport: createStunnelTransport(),
-    endpoint: createEndpoint({ type: 'NodePort', migrationId: 'mig-1', namespace: 'shop-new', backendPort: 8443 }),
-    security: 'restricted',
-    image: 'registry.example/ferry/transfer:1',
-    ...over,
-  };
-}
-
-const credentials = createTransferCredentials('mig-1', options().endpoint, address);
+/** A PVC as discovery reports it; `nodeName` when a pod mounts it (ReadWriteOnce: the agent is pinned). */
+const pvcInfo = (name: string, nodeName?: string): PVCInfo => ({
+  name, destinationName: name, capacity: '1Gi', capacityBytes: 2 ** 30, accessModes: ['ReadWriteOnce'], destinationAccessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', usedBy: [], ...(nodeName ? { nodeName } : {}),
+});
+const planOf = (mode: SecurityMode) => parsePlan({ source: {}, destination: {}, namespaces: ['shop:shop2'], security: { mode } });
+/** The client side of namespace shop (migration m1) with PVC data in use on node-a and PVC logs idle. */
+const transferOf = (mode: SecurityMode = 'restricted') => {
+  const plan = planOf(mode);
+  return clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [pvcInfo('data', 'node-a'), pvcInfo('logs')]);
+};
+const newCredentials = () => createTransferCredentials('m1', transferOf().endpoint, address);
+const credentials = newCredentials();
 
 function agent(pvc: string, mode: SecurityMode = 'restricted', creds = credentials) {
-  const nt = createNamespaceTransfer(options({ security: mode }));
+  const nt = transferOf(mode);
   const objects = nt.agentObjects(pvc, address, creds);
   return { nt, objects, pod: objects.at(-1) as V1Pod };
 }
@@ -140,7 +130,7 @@ describe('buildAgentPod (through NamespaceTransfer.agentObjects)', () => {
     expect(transport.startupProbe).toBeUndefined();
     expect(transport.readinessProbe?.exec?.command?.join(' ')).toMatch(/\/dev\/tcp\/127\.0\.0\.1\/\d+/);
     expect(pod.metadata!.annotations![AGENT_ANNOTATION]).toBe('true');
-    expect(pod.metadata!.name).toBe(createNamespaceTransfer(options()).clientPodName('data'));
+    expect(pod.metadata!.name).toBe(transferOf().clientPodName('data'));
   });
 
   it('mounts the PVC read-only', () => {
@@ -191,7 +181,7 @@ describe('agentSpecHash and staleAgentReason', () => {
   it('the hash is stable for the same objects and changes with a Secret\'s data', () => {
     const a = agent('data').objects;
     expect(agentSpecHash(a)).toBe(agentSpecHash(agent('data').objects));
-    const renewed = createTransferCredentials('mig-1', options().endpoint, address);
+    const renewed = newCredentials();
     const b = agent('data', 'restricted', renewed).objects;
     expect(agentSpecHash(b)).not.toBe(agentSpecHash(a));
     // Only one Secret's data differs: still another hash.
@@ -308,12 +298,12 @@ describe("the agent's commands, run with bash", () => {
 });
 
 describe('runAgentSync against a fake API server', () => {
-  const plan = parsePlan({ source: {}, destination: {}, namespaces: ['shop:shop2'] });
-  const pvc: PVCInfo = { name: 'data', destinationName: 'data', capacity: '1Gi', capacityBytes: 2 ** 30, accessModes: ['ReadWriteOnce'], destinationAccessModes: ['ReadWriteOnce'], volumeMode: 'Filesystem', usedBy: [] };
+  const pvc = pvcInfo('data');
   type Kind = 'start' | 'wait' | 'stop' | 'forget';
 
   /** A source cluster with a Ready agent of the right spec; `answer` plays each exec. */
   function fakeSource(answer: (kind: Kind, n: number) => ExecResult | Error, podAt: (n: number, live: V1Pod) => V1Pod | undefined = (_n, live) => live) {
+    const plan = planOf('restricted');
     const nt = clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [pvc]);
     const objects = nt.agentObjects('data', address, credentials);
     const live = structuredClone(objects.at(-1)) as V1Pod;
