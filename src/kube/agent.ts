@@ -197,6 +197,9 @@ export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfe
   return { message };
 }
 
+/** Consecutive failed polls of a sync (the agent still there) before `runAgentSync` gives up. */
+const MAX_POLL_FAILURES = 5;
+
 /** Extra options of `runAgentSync` beyond the client pod's. */
 export interface AgentSyncOptions extends ClientTransferOptions {
   /** Seconds an agent may take to become Ready (plan timeouts.podStartSeconds; default 600). */
@@ -208,8 +211,9 @@ export interface AgentSyncOptions extends ClientTransferOptions {
  * A sync of the same pass and kind already running or finished in the agent (an earlier attempt) is
  * attached to instead of started again; any other sync running in the agent is stopped first.
  * @throws FerryError classified by `transferVerdict` (transient, noSpace, auth, config, partial,
- *   fatal); FerryError (transient) when the agent is lost or replaced, or the sync process vanished
- *   without a result; AbortedError when cancelled (the sync is stopped first, unless `keepPodOnAbort`
+ *   fatal); FerryError (transient) when the agent is lost or replaced (also when that broke a poll),
+ *   the sync process vanished without a result, or MAX_POLL_FAILURES polls in a row failed; the
+ *   API's refusal of an exec into a live agent (e.g. 403 without pods/exec); AbortedError when cancelled (the sync is stopped first, unless `keepPodOnAbort`
  *   says the worker is shutting down: then it copies on and the next attempt attaches).
  */
 export async function runAgentSync(
@@ -236,8 +240,9 @@ export async function runAgentSync(
   const name = agent.metadata!.name!;
   const uid = agent.metadata?.uid;
   const container = agent.spec!.containers[0]!.name;
-  const exec = (command: string[], timeoutSeconds: number, s: AbortSignal | undefined = signal) =>
-    source.exec(ns, name, container, command, { timeoutSeconds, ...(s ? { signal: s } : {}) });
+  // `abortable: false` for the clean-up execs (stop, forget) that must run after the signal aborted.
+  const exec = (command: string[], timeoutSeconds: number, abortable = true) =>
+    source.exec(ns, name, container, command, { timeoutSeconds, ...(abortable && signal ? { signal } : {}) });
   const where = `transfer agent ${ns}/${name}`;
   let running = false;
   try {
@@ -250,13 +255,25 @@ export async function runAgentSync(
     log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
     const wait = Math.max(1, options.intervalSeconds ?? 5);
     let last: TransferProgress | undefined;
+    let pollFailures = 0;
     for (;;) {
       if (signal?.aborted) throw new AbortedError();
       let state: AgentSyncState | undefined;
+      // A failed poll is judged after the pod check below: an agent deleted mid-sync ends the exec
+      // with no state line (or a 404), which must read as the agent's loss, not as the poll's error.
+      let pollError: unknown;
       try {
-        state = parseAgentState((await exec(agentWaitCommand(id, wait), wait + 60)).stdout);
+        const polled = await exec(agentWaitCommand(id, wait), wait + 60);
+        try {
+          state = parseAgentState(polled.stdout);
+        } catch (err) {
+          throw new FerryError('transient', `${where} answered the poll of sync ${id} without a state (exit ${polled.exitCode}): ${errorMessage(err)} ${polled.stderr.trim().slice(0, 200)}`.trim());
+        }
+        pollFailures = 0;
       } catch (err) {
-        if (err instanceof AbortedError || !isTransient(err)) throw err;
+        if (err instanceof AbortedError) throw err;
+        pollError = err;
+        pollFailures++;
         log.warn({ pod: `${ns}/${name}`, error: errorMessage(err) }, 'polling the transfer agent failed; retrying');
       }
       if (state?.state === 'done') {
@@ -265,7 +282,7 @@ export async function runAgentSync(
         const tail = await readLogTail(source, ns, name, container, FINAL_TAIL_LINES, FINAL_LIMIT_BYTES).catch(() => '');
         const fromLog = tail ? syncLines(tail, id) : [];
         const lines = fromLog.length > 0 ? fromLog : report.lines;
-        await exec(agentForgetCommand(id), 30, undefined).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not remove the finished sync from the agent'));
+        await exec(agentForgetCommand(id), 30, false).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not remove the finished sync from the agent'));
         const durationSeconds = Math.round((Date.now() - started) / 100) / 10;
         log.info({ pod: `${ns}/${name}`, sync: id, exitCode: report.exitCode, durationSeconds }, 'sync in the transfer agent ended');
         const sc = agent.spec?.securityContext;
@@ -292,10 +309,14 @@ export async function runAgentSync(
       const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp as unknown as string | Date).getTime() : started;
       const trouble = await diagnosePod(source, pod, (Date.now() - created) / 1000, options.pendingLimits);
       if (trouble) throw trouble;
+      // The agent is still there: an API refusal (e.g. no pods/exec permission) is final; a broken
+      // connection or a stateless answer is retried a few times.
+      if (pollError !== undefined && (!isTransient(pollError) || pollFailures >= MAX_POLL_FAILURES)) throw pollError;
       const tail = await readLogTail(source, ns, name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
       const p = tail ? progressFromLogTail(nt.transfer.type, syncLines(tail, id).join('\n')) : undefined;
       if (p) last = p;
       options.onProgress?.(last, pod.status?.phase ?? 'Unknown');
+      if (pollError !== undefined) await sleep(1000, signal);
     }
   } catch (err) {
     const timedOut = limit?.signal.aborted && !options.signal?.aborted;
@@ -305,7 +326,7 @@ export async function runAgentSync(
     }
     if (running) {
       // Cancelled, timed out, or followed no more: this attempt's sync stops; the agent stays warm.
-      await exec(agentStopCommand(id), 30, undefined).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'could not stop the sync in the transfer agent'));
+      await exec(agentStopCommand(id), 30, false).catch((e: unknown) => log.warn({ error: errorMessage(e) }, 'could not stop the sync in the transfer agent'));
     }
     if (timedOut) throw new FerryError('transient', `the sync of PVC ${ns}/${req.pvc.name} exceeded the plan's transferSeconds (${options.timeoutSeconds} s); the next attempt resumes from what was copied`);
     throw err;

@@ -14,8 +14,10 @@
  * written to `result.tmp`, then renamed `result` when the sync has ended), and `pid` (its process
  * group). Starting a sync whose directory exists attaches to it instead (a retried activity, a new
  * worker after a crash), so a PVC never has two writers; starting one stops any other sync of the
- * agent first. The log carries `ferry-agent: sync <id> begins` / `… ended (exit N)` around the
- * sync's own output, so a reader takes the lines after the last begin marker of its sync.
+ * agent first. A finished sync whose result was read is set aside as `.done-<id>`, so that another
+ * attempt attached to it still reads that result instead of finding it gone. The log carries
+ * `ferry-agent: sync <id> begins` / `… ended (exit N)` around the sync's own output, so a reader
+ * takes the lines after the last begin marker of its sync.
  *
  * Pure: this module only builds pod specs and bash scripts; kube/agent.ts runs them.
  */
@@ -123,18 +125,30 @@ const SYNC_WRAPPER = [
  * reused after a container restart does not count). */
 const ALIVE_FN = 'alive() { local p; p=$(cat "$1/pid" 2>/dev/null) || return 1; [ -n "$p" ] && grep -qsF -- "$1" "/proc/$p/cmdline"; }';
 
-/** Bash: stops every running sync of the agent except DIR $1 (TERM to the process group, then KILL after 10 s). */
+/** Bash: `busy DIR` succeeds while the sync of DIR runs or any process of its process group is left
+ * (rsync may outlive the wrapper by a moment after a TERM, or ignore it). */
+const BUSY_FN = 'busy() { local p; alive "$1" && return 0; p=$(cat "$1/pid" 2>/dev/null) || return 1; [ -n "$p" ] && kill -0 -- "-$p" 2>/dev/null; }';
+
+/** Bash: stops every running sync of the agent except DIR $1 (TERM to the process group, then KILL
+ * after 10 s) and returns once none of their processes is left. */
 const STOP_OTHERS_FN = [
+  BUSY_FN,
   'stop_others() {',
   `  local p o n=0; for p in ${SYNC_DIR}/*/pid; do`,
   '    [ -e "$p" ] || continue; o=${p%/pid}; [ "$o" = "$1" ] && continue',
-  '    if alive "$o"; then kill -TERM -- "-$(cat "$p")" 2>/dev/null; echo "ferry-agent: stopping sync ${o##*/}"; n=1; fi',
+  '    if busy "$o"; then kill -TERM -- "-$(cat "$p")" 2>/dev/null; echo "ferry-agent: stopping sync ${o##*/}"; n=1; fi',
   '  done',
   '  [ $n = 1 ] || return 0',
-  '  local t=0; while (( t < 50 )); do n=0; for p in ' + SYNC_DIR + '/*/pid; do o=${p%/pid}; [ "$o" = "$1" ] && continue; alive "$o" && n=1; done; [ $n = 0 ] && return 0; sleep 0.2; t=$((t+1)); done',
-  '  for p in ' + SYNC_DIR + '/*/pid; do o=${p%/pid}; [ "$o" = "$1" ] && continue; alive "$o" && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; return 0',
+  '  local t=0; while (( t < 50 )); do n=0; for p in ' + SYNC_DIR + '/*/pid; do [ -e "$p" ] || continue; o=${p%/pid}; [ "$o" = "$1" ] && continue; busy "$o" && n=1; done; [ $n = 0 ] && return 0; sleep 0.2; t=$((t+1)); done',
+  '  for p in ' + SYNC_DIR + '/*/pid; do [ -e "$p" ] || continue; o=${p%/pid}; [ "$o" = "$1" ] && continue; busy "$o" && kill -KILL -- "-$(cat "$p")" 2>/dev/null; done; sleep 0.2; return 0',
   '}',
 ].join('\n');
+
+/** Where a forgotten (finished and read) sync's directory is kept until the next start of the same
+ * sync, so that a second attempt attached to it still reads its result. */
+function doneDir(id: string): string {
+  return `${SYNC_DIR}/.done-${id}`;
+}
 
 /**
  * The exec command that starts sync `id` with `script` (agentSyncScript), or attaches to it when its
@@ -152,6 +166,9 @@ export function agentStartCommand(id: string, script: string): string[] {
     `mkdir -p ${SYNC_DIR}`,
     `if ! mkdir "$d" 2>/dev/null; then echo "ferry-agent: attached ${id} since $(cat "$d/started" 2>/dev/null || echo 0)"; exit 0; fi`,
     'date +%s > "$d/started"',
+    // A new run of this sync: the result of an earlier one is no answer to it; forgotten syncs of an
+    // hour ago have no attempt waiting for them any more.
+    `rm -rf ${doneDir(id)}; find ${SYNC_DIR} -mindepth 1 -maxdepth 1 -name '.done-*' -mmin +60 -exec rm -rf {} + 2>/dev/null`,
     'stop_others "$d"',
     'printf \'%s\\n\' "$1" > "$d/sync.sh"',
     `setsid /bin/bash -c ${shQuote(SYNC_WRAPPER)} ferry-agent-sync "$d" ${id} > /proc/1/fd/1 2>&1 < /dev/null &`,
@@ -163,7 +180,8 @@ export function agentStartCommand(id: string, script: string): string[] {
 
 /**
  * The exec command that waits up to `waitSeconds` for sync `id` to end and prints its state:
- * `ferry-agent-state=done` followed by the result (lifecycle.ts termination report), `=running`
+ * `ferry-agent-state=done` followed by the result (lifecycle.ts termination report; also of a sync
+ * that another attempt already read and set aside, see agentForgetCommand), `=running`
  * (still running at the limit), or `=gone` (no result and no process: never started, or killed with
  * its container; the directory is removed so that the next attempt starts afresh).
  */
@@ -173,12 +191,14 @@ export function agentWaitCommand(id: string, waitSeconds: number): string[] {
   const body = [
     'set -u',
     ALIVE_FN,
-    `d=${syncDir(id)}`,
-    'state() { if [ -e "$d/result" ]; then echo done; elif alive "$d"; then echo running; elif [ -e "$d/result" ]; then echo done; else echo gone; fi; }',
+    `d=${syncDir(id)} f=${doneDir(id)}`,
+    // A sync forgotten by another attempt (it read the result first) is done: its result is in $f.
+    'state() { if [ -e "$d/result" ]; then echo done; elif alive "$d"; then echo running; elif [ -e "$d/result" ]; then echo done; elif [ ! -e "$d" ] && [ -e "$f/result" ]; then echo forgotten; else echo gone; fi; }',
     `end=$((SECONDS + ${limit}))`,
     'while s=$(state); [ "$s" = running ] && (( SECONDS < end )); do sleep 0.2; done',
     // A directory made a moment ago whose pid is not written yet is "running", not gone.
     'if [ "$s" = gone ] && [ -d "$d" ] && [ ! -e "$d/pid" ]; then sleep 1; s=$(state); fi',
+    'if [ "$s" = forgotten ]; then echo "' + AGENT_STATE_MARKER + 'done"; cat "$f/result"; exit 0; fi',
     `echo "${AGENT_STATE_MARKER}$s"`,
     'if [ "$s" = done ]; then cat "$d/result"; elif [ "$s" = gone ]; then rm -rf "$d"; fi',
     'exit 0',
@@ -186,16 +206,21 @@ export function agentWaitCommand(id: string, waitSeconds: number): string[] {
   return ['/bin/bash', '-c', body];
 }
 
-/** The exec command that stops sync `id` (TERM, KILL after 10 s) and removes its directory. */
+/** The exec command that stops every sync of the agent (TERM, KILL after 10 s), returning once none of
+ * their processes is left, and removes the directories of sync `id`. */
 export function agentStopCommand(id: string): string[] {
   assertId(id);
-  return ['/bin/bash', '-c', ['set -u', ALIVE_FN, STOP_OTHERS_FN, `stop_others ${SYNC_DIR}/.none`, `rm -rf ${syncDir(id)}`, 'echo "ferry-agent: stopped"'].join('\n')];
+  return ['/bin/bash', '-c', ['set -u', ALIVE_FN, STOP_OTHERS_FN, `stop_others ${SYNC_DIR}/.none`, `rm -rf ${syncDir(id)} ${doneDir(id)}`, 'echo "ferry-agent: stopped"'].join('\n')];
 }
 
-/** The exec command that removes the directory of a finished sync (its result was read). */
+/** The exec command that sets a finished sync (its result was read) aside: its directory becomes
+ * `.done-<id>`, where the wait command of another attempt attached to it still finds the result;
+ * the next start of the same sync (or any start an hour later) removes it. */
 export function agentForgetCommand(id: string): string[] {
   assertId(id);
-  return ['/bin/bash', '-c', `rm -rf ${syncDir(id)}`];
+  const d = syncDir(id);
+  const f = doneDir(id);
+  return ['/bin/bash', '-c', `if [ -e ${d}/result ]; then rm -rf ${f} && mv -f ${d} ${f}; else rm -rf ${d}; fi`];
 }
 
 /** What the wait command reported. */
