@@ -274,7 +274,7 @@ clusterDomain: cluster.local
 podCIDR: ${POD_CIDR[$c]}
 podLogsDir: $dir/pod-logs
 serializeImagePulls: false
-maxPods: 50
+maxPods: 110
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

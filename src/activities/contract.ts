@@ -324,4 +324,4 @@ export interface NamespaceWorkflowStatus {
 
 /** Warm transfer agents of a plan when it sets no maxAgents (kube/agent.ts); shared equally by its
  * namespaces (workflows/migration.ts `planFor`). */
-export const DEFAULT_MAX_AGENTS = 20;
+export const DEFAULT_MAX_AGENTS = 50;

@@ -547,7 +547,7 @@ export const migrationPlanSchema = z
       .max(1000)
       .optional()
       .describe(
-        'Warm agents the plan keeps at most (default 20), shared equally by its namespaces (at least 1 each): each is a pod, and a node runs ' +
+        'Warm agents the plan keeps at most (default 50), shared equally by its namespaces (at least 1 each): each is a pod, and a node runs ' +
           'at most its maxPods (110 by default). A PVC beyond its namespace\'s share syncs with a client pod per sync. An agent is deleted as ' +
           'soon as its PVC\'s final sync succeeded.',
       ),

@@ -31,9 +31,10 @@ describe('the plan-wide warm-agent limit', () => {
     expect(planFor(one, one.namespaces[0]!).maxAgents).toBeUndefined(); // one namespace: the whole limit
     const ten = parsePlan({ ...base, namespaces: Array.from({ length: 10 }, (_, i) => `ns${i}`) });
     const slice = planFor(ten, ten.namespaces[3]!);
-    expect(slice.maxAgents).toBe(2);
+    expect(slice.maxAgents).toBe(5); // 50 / 10
     expect(slice.namespaces).toEqual([ten.namespaces[3]]);
-    expect(finalSyncConcurrency(slice)).toBe(5); // max(concurrency 5, share 2)
+    expect(finalSyncConcurrency(slice)).toBe(5); // max(concurrency 5, share 5)
+    expect(finalSyncConcurrency(planFor(parsePlan({ ...base, concurrency: 2, namespaces: ["a", "b", "c", "d"] }), { source: "a", destination: "a", pvcs: { all: true } }))).toBe(12); // share 12
     const many = parsePlan({ ...base, maxAgents: 30, namespaces: Array.from({ length: 50 }, (_, i) => `ns${i}`) });
     expect(agentShare(many)).toBe(1);
     expect(agentShare(parsePlan({ ...base, maxAgents: 30, namespaces: ['a', 'b'] }))).toBe(15);
