@@ -325,3 +325,7 @@ export interface NamespaceWorkflowStatus {
 /** Warm transfer agents of a plan when it sets no maxAgents (kube/agent.ts); shared equally by its
  * namespaces (workflows/migration.ts `planFor`). */
 export const DEFAULT_MAX_AGENTS = 50;
+
+/** Syncs a plan runs at once at most when it sets no maxConcurrentSyncs; shared equally by its
+ * namespaces (workflows/migration.ts `planFor`). */
+export const DEFAULT_MAX_CONCURRENT_SYNCS = 50;

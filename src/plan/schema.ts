@@ -542,6 +542,14 @@ export const migrationPlanSchema = z
         'PVCs synced at the same time in the final sync, while the applications are down. Default: 20 with warm agents ' +
           '(after the stage passes each final sync is only the delta, and starting one is an exec, so they all run at once), `concurrency` with per-sync pods.',
       ),
+    maxConcurrentSyncs: integer()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'Syncs the whole plan runs at once at most (default 50), shared equally by its namespaces (at least 1 each): each namespace ' +
+          'syncs at most min(concurrency, its share) PVCs at once, and as many in the final sync. Bounds the client pods and the load on both clusters.',
+      ),
     maxAgents: integer()
       .min(1)
       .max(1000)

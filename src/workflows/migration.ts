@@ -17,7 +17,7 @@
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
-import { DEFAULT_MAX_AGENTS, FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
+import { DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONCURRENT_SYNCS, FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { ferryActivities } from './activity-options';
@@ -25,6 +25,7 @@ import { migrationStateQuery, namespaceReportSignal, namespaceWorkflowId, rollba
 import { failureMessage } from './failures';
 import { namespaceWorkflow } from './namespace';
 import {
+  finalSyncConcurrency,
   migrationPhase,
   migrationTotals,
   switchPhase,
@@ -102,7 +103,18 @@ export function planFor(plan: MigrationPlan, namespace: NamespaceMapping): Migra
   // maxAgents is plan-wide: each namespace gets an equal share (at least 1), so that a plan of many
   // namespaces does not start maxAgents warm agents in each (issue 9: pods per node are bounded).
   if (plan.namespaces.length > 1) slice.maxAgents = agentShare(plan);
+  // maxConcurrentSyncs is plan-wide too: no namespace syncs more PVCs at once than its share.
+  if (plan.namespaces.length > 1 || plan.maxConcurrentSyncs !== undefined) {
+    const syncs = syncShare(plan);
+    slice.concurrency = Math.min(plan.concurrency, syncs);
+    slice.finalConcurrency = Math.min(finalSyncConcurrency(slice), syncs);
+  }
   return slice;
+}
+
+/** One namespace's share of the plan-wide limit on syncs at once (plan maxConcurrentSyncs). */
+export function syncShare(plan: Pick<MigrationPlan, 'maxConcurrentSyncs' | 'namespaces'>): number {
+  return Math.max(1, Math.floor((plan.maxConcurrentSyncs ?? DEFAULT_MAX_CONCURRENT_SYNCS) / Math.max(1, plan.namespaces.length)));
 }
 
 /** One namespace's share of the plan-wide warm-agent limit (plan maxAgents, default DEFAULT_MAX_AGENTS). */

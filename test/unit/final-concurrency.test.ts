@@ -4,7 +4,7 @@
  */
 import { parsePlan } from '../../src/plan/load';
 import { MAX_CONCURRENCY } from '../../src/plan/schema';
-import { agentShare, planFor } from '../../src/workflows/migration';
+import { agentShare, planFor, syncShare } from '../../src/workflows/migration';
 import { DEFAULT_FINAL_CONCURRENCY, finalSyncConcurrency } from '../../src/workflows/state';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
@@ -38,5 +38,25 @@ describe('the plan-wide warm-agent limit', () => {
     const many = parsePlan({ ...base, maxAgents: 30, namespaces: Array.from({ length: 50 }, (_, i) => `ns${i}`) });
     expect(agentShare(many)).toBe(1);
     expect(agentShare(parsePlan({ ...base, maxAgents: 30, namespaces: ['a', 'b'] }))).toBe(15);
+  });
+});
+
+describe('the plan-wide limit on syncs at once', () => {
+  it('caps each namespace at its share of maxConcurrentSyncs, stage and final', () => {
+    const one = parsePlan({ ...base, maxConcurrentSyncs: 3 });
+    expect(planFor(one, one.namespaces[0]!).concurrency).toBe(3);
+    expect(finalSyncConcurrency(planFor(one, one.namespaces[0]!))).toBe(3);
+    const plain = parsePlan(base);
+    expect(planFor(plain, plain.namespaces[0]!)).toEqual(plain); // one namespace, no limit set: the plan as it is
+    const twenty = parsePlan({ ...base, namespaces: Array.from({ length: 20 }, (_, i) => `ns${i}`) });
+    expect(syncShare(twenty)).toBe(2); // 50 / 20
+    const slice = planFor(twenty, twenty.namespaces[0]!);
+    expect(slice.concurrency).toBe(2);
+    expect(finalSyncConcurrency(slice)).toBe(2);
+    const few = parsePlan({ ...base, maxConcurrentSyncs: 100, namespaces: ['a', 'b'] });
+    const s2 = planFor(few, few.namespaces[0]!);
+    expect(s2.concurrency).toBe(5);
+    expect(finalSyncConcurrency(s2)).toBe(20); // min(share 50, max(5, min(20, agent share 25)))
+    expect(() => parsePlan({ ...base, maxConcurrentSyncs: 0 })).toThrow(/maxConcurrentSyncs/);
   });
 });
