@@ -285,10 +285,14 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           logger: log,
         });
         // The source's warm agents start while the server does (they need only the credentials and
-        // the address): the probe runs in one, and the first sync of each PVC finds its agent warm.
+        // the address): the probe runs in one, and the first syncs find their agents warm.
         // Not for a ReadWriteOncePod PVC in use (no second pod can mount it before quiesce). Best
         // effort: an agent that cannot start here is made again (and explained) by its first sync.
-        const early = input.discovery.pvcs.filter((p) => !(p.accessModes.includes('ReadWriteOncePod') && p.nodeName)).slice(0, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS);
+        // Only the first stage wave's (plan concurrency): the others start with their own first sync,
+        // while earlier syncs copy, instead of delaying the first byte.
+        const early = input.discovery.pvcs
+          .filter((p) => !(p.accessModes.includes('ReadWriteOncePod') && p.nodeName))
+          .slice(0, Math.min(input.plan.concurrency, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS));
         const agents =
           input.plan.agents === 'per-sync' || early.length === 0
             ? Promise.resolve([])
