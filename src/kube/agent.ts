@@ -113,6 +113,9 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
     await deletePodAndWait(source, ns, name, options.signal);
     live = undefined;
   }
+  // A current, Ready agent has its Secrets and ConfigMaps mounted already (its hash covers their
+  // data): a sync then costs one GET here, not one per object.
+  if (live && podReady(live)) return live;
   for (const o of objects.slice(0, -1)) await ensureOwned(source, o);
   if (!live) {
     const { object, created } = await source.createOrAdopt(pod);
