@@ -293,6 +293,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const early = input.discovery.pvcs
           .filter((p) => !(p.accessModes.includes('ReadWriteOncePod') && p.nodeName))
           .slice(0, Math.min(input.plan.concurrency, input.plan.maxAgents ?? DEFAULT_MAX_AGENTS));
+        // A server that fails ends the set-up at once: the agents' wait stops with it.
+        const stopAgents = new AbortController();
+        const agentSignal = signal ? AbortSignal.any([signal, stopAgents.signal]) : stopAgents.signal;
         const agents =
           input.plan.agents === 'per-sync' || early.length === 0
             ? Promise.resolve([])
@@ -300,11 +303,19 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
                 timeoutSeconds: Math.min(SETUP_AGENT_SECONDS, input.plan.timeouts.podStartSeconds),
                 pendingLimits: { ...pendingLimitsOf(input.plan), pendingSeconds: Math.min(SETUP_AGENT_SECONDS, input.plan.timeouts.podStartSeconds) },
                 onTick: (reason) => heartbeat({ reason }),
-                ...(signal ? { signal } : {}),
+                signal: agentSignal,
                 logger: log,
               });
-        const [s, a] = await Promise.allSettled([server, agents]);
-        if (s.status === 'rejected') throw s.reason;
+        const s = await server.then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        if (s !== undefined) {
+          stopAgents.abort();
+          await agents.catch(() => undefined);
+          throw s;
+        }
+        const [a] = await Promise.allSettled([agents]);
         if (a.status === 'rejected') {
           if (signal?.aborted) throw a.reason;
           log.warn({ error: errorMessage(a.reason) }, 'the transfer agents did not all start during set-up; each PVC\'s first sync makes its own');

@@ -60,6 +60,8 @@ function makePlan(extra: Record<string, unknown> = {}): MigrationPlan {
     // A class no lab has: destination PVCs stay Pending, so no pod of this suite ever runs, with
     // or without lab nodes (the real transfer is test/integration/activities-transfer.test.ts).
     storageClassMapping: { 'local-path': 'ferry-it-absent' },
+    // No pod runs here, so no warm agent could either: client and probe pods, as a kubelet-less API sees them.
+    agents: 'per-sync',
     ...extra,
   });
 }

@@ -103,11 +103,12 @@ async function searchAttributes(handle: WorkflowHandle) {
 }
 
 /** Most runTransfer activities of one namespace that ran at the same time (from the journal). */
-function maxOverlap(fake: FakeCluster, namespace: string): number {
+function maxOverlap(fake: FakeCluster, namespace: string, final?: boolean): number {
   let cur = 0;
   let max = 0;
   for (const e of fake.journal()) {
     if (e.activity !== 'runTransfer' || e.detail?.split(' ')[0] !== namespace) continue;
+    if (final !== undefined && !e.detail?.endsWith(`final=${final}`)) continue;
     if (e.event === 'start') max = Math.max(max, ++cur);
     if (e.event === 'complete' || e.event === 'fail') cur--;
   }
@@ -177,7 +178,8 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     'unquiesce',
     'cleanup',
   ]);
-  expect(maxOverlap(fake, 'shop')).toBe(2); // plan.concurrency
+  expect(maxOverlap(fake, 'shop', false)).toBe(2); // stage: plan.concurrency
+  expect(maxOverlap(fake, 'shop', true)).toBe(3); // final: all at once (finalConcurrency with warm agents)
 
   // The simulated clusters: data consistent (final sync ran quiesced), apps back, no leftovers.
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
@@ -338,7 +340,7 @@ test('cancellation during the final sync: running syncs stop, then rollback rest
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.hold = (req) => req.final;
   const { error, summary } = await withWorker(fake, async (tq) => {
-    const handle = await start(tq, testPlan({ concurrency: 2 }));
+    const handle = await start(tq, testPlan({ concurrency: 2, finalConcurrency: 2 }));
     await waitFor('two final syncs to run', async () => {
       const finals = fake.journal().filter((e) => e.event === 'start' && e.activity === 'runTransfer' && e.detail?.endsWith('final=true'));
       return finals.length === 2 && fake.runningTransfers === 2;
