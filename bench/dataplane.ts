@@ -248,7 +248,9 @@ async function main(): Promise<void> {
   // Room: the large file twice, the small files twice (≈ 12 KiB each with metadata), the delta file
   // three times (source, destination, rsync's temporary copy), the million files twice (a page each
   // plus ≈ 1.5 KiB of inode and dentry, which tmpfs does not count in its size but memory does).
-  let sizeMiB = Math.ceil((a.largeMiB * 2 + (a.smallFiles * 12 * 2) / 1024) * 1.3) + 256;
+  let sizeMiB = 256;
+  if (a.scenarios.has('large')) sizeMiB += Math.ceil(a.largeMiB * 2 * 1.3);
+  if (a.scenarios.has('small') || a.scenarios.has('resync')) sizeMiB += Math.ceil(((a.smallFiles * 12 * 2) / 1024) * 1.3);
   if (a.scenarios.has('delta')) sizeMiB += a.deltaMiB * 3 + 16;
   let inodesMiB = 0;
   if (a.scenarios.has('million')) {
@@ -265,7 +267,7 @@ async function main(): Promise<void> {
   const net: NetnsPair = createNetnsPair('ferryb');
   const cleanups: (() => void)[] = [];
   try {
-    console.log(`preparing data: 1 × ${a.largeMiB} MiB random file, ${a.smallFiles} × 4 KiB files (tmpfs)`);
+    console.log(`preparing data (tmpfs): ${[...a.scenarios].join(', ')}`);
     const data = makeData(join(work, 'src'), a);
     const dst = join(work, 'dst');
     mkdirSync(dst);
@@ -318,9 +320,10 @@ async function main(): Promise<void> {
     const pwFile = join(vsDir, 'password');
     writeFileSync(pwFile, credentials.password, { mode: 0o600 });
 
-    /** Runs Ferry's generated client pod on `src`; resolves with the seconds and the rsync log. */
-    const ferryRun = async (src: string): Promise<{ seconds: number; logs: string }> => {
-      const objects = nt.sourceObjects('data', address, credentials, { final: true });
+    /** Runs Ferry's generated client pod on `src` (a final sync unless `final` is false: a stage sync
+     * deletes nothing); resolves with the seconds and the rsync log. */
+    const ferryRun = async (src: string, final = true): Promise<{ seconds: number; logs: string }> => {
+      const objects = nt.sourceObjects('data', address, credentials, { final });
       const pod = new LocalPod({ pod: objects.find((o) => o.kind === 'Pod') as V1Pod, objects, pvcs: { data: src }, netns: net.source, workDir: join(work, `client-${Date.now()}`) });
       const t0 = process.hrtime.bigint();
       await pod.start();
@@ -351,13 +354,19 @@ async function main(): Promise<void> {
     const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 
     // Fixed cost of Ferry's path (pod start, stunnel start, wait for its port, TLS handshake, pod
-    // stop), measured on an empty volume and shown separately so the net figures compare the data paths.
+    // stop), measured in every round as a stage sync of an empty volume (which deletes nothing at the
+    // destination), so that the net figures compare the data paths under the same load.
     const empty = join(work, 'empty');
     mkdirSync(empty);
+    const overheadRun = async () => (await ferryRun(empty, false)).seconds;
     const overheads: number[] = [];
-    for (let r = 0; r < a.repeat; r++) overheads.push(await paths[1]!.run(empty));
-    const overhead = median(overheads);
-    console.log(`Ferry pod start-up and stop on an empty volume: median ${overhead.toFixed(2)} s (${spread(overheads)} s over ${a.repeat} runs)`);
+    /** "X s, ratio R" for Ferry's seconds net of the same round's start-up, or a note when within noise. */
+    const netCell = (ferry: number[], rounds: number[], plain: number, per?: (netSec: number) => string) => {
+      const nets = ferry.map((f, i) => f - rounds[i]!);
+      const n = median(nets);
+      if (n < 0.05) return `within start-up noise (${spread(nets)} s)`;
+      return `${n.toFixed(2)} s${per ? `, ${per(n)}` : ''}, ratio ${(plain / n).toFixed(2)}`;
+    };
 
     const datasets = [
       { key: 'large', name: `${a.largeMiB} MiB file`, dir: data.large, bytes: a.largeMiB * 1024 * 1024, files: 1 },
@@ -365,16 +374,18 @@ async function main(): Promise<void> {
     ].filter((d) => a.scenarios.has(d.key as Scenario));
     for (const ds of datasets) {
       const samples: number[][] = paths.map(() => []);
+      const rounds: number[] = [];
       for (let r = 0; r < a.repeat; r++) {
         for (const [i, p] of paths.entries()) {
           clearDst();
           samples[i]!.push(await p.run(ds.dir));
         }
+        rounds.push(await overheadRun());
       }
+      overheads.push(...rounds);
       const plain = median(samples[0]!);
       const rows = paths.map((p, i) => {
         const sec = median(samples[i]!);
-        const netSec = i === 1 ? Math.max(sec - overhead, 1e-3) : sec;
         return [
           p.name,
           sec.toFixed(2),
@@ -382,10 +393,10 @@ async function main(): Promise<void> {
           (ds.bytes / 1e6 / sec).toFixed(1),
           (ds.files / sec).toFixed(0),
           (plain / sec).toFixed(2),
-          i === 1 ? `${(ds.bytes / 1e6 / netSec).toFixed(1)} MB/s, ${(ds.files / netSec).toFixed(0)} files/s, ratio ${(plain / netSec).toFixed(2)}` : '',
+          i === 1 ? netCell(samples[1]!, rounds, plain, (n) => `${(ds.bytes / 1e6 / n).toFixed(1)} MB/s, ${(ds.files / n).toFixed(0)} files/s`) : '',
         ];
       });
-      printTable(`${ds.name}, first copy into an empty destination`, ['path', 'median s', 'min–max s', 'MB/s', 'files/s', 'ratio to plain', `net of pod start-up (${overhead.toFixed(2)} s)`], rows);
+      printTable(`${ds.name}, first copy into an empty destination`, ['path', 'median s', 'min–max s', 'MB/s', 'files/s', 'ratio to plain', `Ferry net of the round's pod start-up (median ${median(rounds).toFixed(2)} s)`], rows);
     }
 
     if (a.scenarios.has('resync')) {
@@ -394,19 +405,21 @@ async function main(): Promise<void> {
       await plainRun(data.small);
       const plainS: number[] = [];
       const ferryS: number[] = [];
+      const rounds: number[] = [];
       let ferryLogs = '';
       for (let r = 0; r < a.repeat; r++) {
         plainS.push((await plainRun(data.small)).seconds);
         const f = await ferryRun(data.small);
         ferryS.push(f.seconds);
         ferryLogs = f.logs;
+        rounds.push(await overheadRun());
       }
+      overheads.push(...rounds);
       const p = median(plainS);
       const f = median(ferryS);
-      const fNet = Math.max(f - overhead, 1e-3);
-      printTable(`${a.smallFiles} small files, no-change re-sync`, ['path', 'median s', 'min–max s', 'ratio to plain', 'files transferred', `net of pod start-up (${overhead.toFixed(2)} s)`], [
+      printTable(`${a.smallFiles} small files, no-change re-sync`, ['path', 'median s', 'min–max s', 'ratio to plain', 'files transferred', `Ferry net of the round's pod start-up (median ${median(rounds).toFixed(2)} s)`], [
         ['plain rsync daemon', p.toFixed(2), spread(plainS), '1.00', '', ''],
-        ['Ferry (rsync + stunnel pods)', f.toFixed(2), spread(ferryS), (p / f).toFixed(2), transferred(ferryLogs), `${fNet.toFixed(2)} s, ratio ${(p / fNet).toFixed(2)}`],
+        ['Ferry (rsync + stunnel pods)', f.toFixed(2), spread(ferryS), (p / f).toFixed(2), transferred(ferryLogs), netCell(ferryS, rounds, p)],
       ]);
     }
 
@@ -480,6 +493,7 @@ async function main(): Promise<void> {
       printTable('1,000,000 files (one run each)', ['path', 'first copy s', 'ratio', 'source rsync peak RSS', 'destination rsync peak RSS', 'no-change re-sync s', 'ratio', 'files transferred', 'source peak RSS', 'destination peak RSS'], rows);
       console.log('(peak RSS: largest VmHWM of one rsync process on that side; "sum" adds the peaks of all its rsync processes)');
     }
+    if (overheads.length > 0) console.log(`\nFerry pod start-up and stop (stage sync of an empty volume, once per round): median ${median(overheads).toFixed(2)} s, ${spread(overheads)} s over ${overheads.length} runs`);
     console.log(`\n(median of ${a.repeat} interleaved runs unless said otherwise; ${new Date().toISOString()}; ${sh('nproc', []).trim()} CPUs; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
   } finally {
     for (const c of cleanups.reverse()) c();
