@@ -52,7 +52,11 @@ export interface RsyncOptionsInput {
   partial?: boolean;
   /** Directory (relative to each destination directory) holding partial files. Default '.ferry-partial'. */
   partialDir?: string;
-  /** --sparse: turn runs of zeros into holes at the destination. Default true. */
+  /** --sparse: turn runs of zeros into holes at the destination. Default true (a sparse VM disk image
+   * copied dense can outgrow a destination PVC sized like the source). Cost: rsync 3.5.0's receiver
+   * scans every written byte for zeros, ≈ 0.6 CPU s per GiB of dense data (1 GiB random file: 2.7 vs
+   * 2.1 CPU s, 2.35 vs 1.65 s wall; bench/stunnel-variants.ts); false for volumes known to hold no
+   * sparse files. */
   sparse?: boolean;
   /** The "verify" option: --checksum, compare whole-file checksums instead of size+mtime. Default false. */
   checksum?: boolean;
