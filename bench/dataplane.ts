@@ -294,9 +294,10 @@ async function main(): Promise<void> {
     await server.ready();
     cleanups.push(() => void server.stop());
 
-    // Plain rsync daemon on the destination's address (baseline): same modules layout, no TLS, no auth.
+    // Plain rsync daemon on the destination's address (baseline): the settings of Ferry's daemon that
+    // change its work per file (chroot, numeric ids, no symlink munging, no reverse lookup); no TLS, no auth.
     const plainConf = join(work, 'plain-rsyncd.conf');
-    writeFileSync(plainConf, `use chroot = no\nuid = 0\ngid = 0\n[data]\npath = ${dst}\nread only = no\n`);
+    writeFileSync(plainConf, `use chroot = yes\nuid = 0\ngid = 0\nnumeric ids = yes\nmunge symlinks = no\nreverse lookup = no\n[data]\npath = ${dst}\nread only = no\n`);
     cleanups.push(background(net.destination, ['rsync', '--daemon', '--no-detach', `--address=${net.destinationIP}`, '--port=2873', `--config=${plainConf}`]));
     await waitPort(net.source, net.destinationIP, 2873);
 

@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     const cliPaths = tlsDir('cli', nt.sourceObjects('data', address, credentials, { final: true }));
 
     const conf = join(work, 'rsyncd.conf');
-    writeFileSync(conf, `use chroot = no\nuid = 0\ngid = 0\nnumeric ids = yes\n[data]\npath = ${dst}\nread only = no\n`);
+    writeFileSync(conf, `use chroot = yes\nuid = 0\ngid = 0\nnumeric ids = yes\nmunge symlinks = no\nreverse lookup = no\n[data]\npath = ${dst}\nread only = no\n`);
     const plainDaemon = bg(net.destination, ['rsync', '--daemon', '--no-detach', `--address=${net.destinationIP}`, '--port=2873', `--config=${conf}`]);
     const tlsDaemon = bg(net.destination, ['rsync', '--daemon', '--no-detach', '--address=127.0.0.1', '--port=2875', `--config=${conf}`]);
     await waitPort(net.source, net.destinationIP, 2873);
