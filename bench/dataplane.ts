@@ -6,12 +6,28 @@
  *   3. rsync + stunnel with VolSync's rsync flags (-aAhHSxz: always compressed), through the same
  *      stunnel pair,
  * on the same data in one run, between two network namespaces, source and destination on tmpfs so
- * the disk does not dominate. Prints a table with each path's ratio to plain. No pass/fail.
+ * the disk does not dominate. Prints a table per scenario with each path's ratio to plain measured in
+ * the same run. Paths are interleaved within each round (plain, Ferry, VolSync flags, plain, …) so
+ * load from other processes hits them alike; figures are the median of the rounds, with min–max.
+ * No pass/fail.
+ *
+ * Scenarios (--scenarios, comma-separated; default large,small,resync):
+ * - large: one random file of --large-mib MiB, first copy into an empty destination;
+ * - small: --small-files × 4 KiB files, first copy;
+ * - resync: a no-change re-sync of the small-files tree (plain vs Ferry), seconds;
+ * - delta (slow, off by default): a --delta-mib (2048) MiB random file copied, then 1 MiB appended and
+ *   re-synced; bytes on the wire (both directions, the source namespace's veth) and rsync's
+ *   "Total bytes sent" for the re-sync, plain vs Ferry;
+ * - million (slow, off by default; also --million): a tree of 1,000,000 tiny files (one directory of
+ *   100,000 entries, the rest 900 leaf directories of 1,000 files six levels deep), first copy and
+ *   no-change re-sync once, plain vs Ferry, with the peak RSS (VmHWM) of the rsync processes on each
+ *   side (polled from /proc every 200 ms, by network namespace).
  *
  *   sudo npm run bench:dataplane -- [--large-mib 1024] [--small-files 20000] [--repeat 2]
+ *                                   [--scenarios large,small,resync,delta,million] [--delta-mib 2048] [--million]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, closeSync, openSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, closeSync, openSync, writeSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { V1Pod, V1Secret, V1ConfigMap } from '@kubernetes/client-node';
@@ -23,22 +39,156 @@ import { createStunnelTransport, STUNNEL_PATHS } from '../src/statetransfer/tran
 import { LocalPod, removeWorkDir } from '../test/support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../test/support/netns';
 
+/** Bytes in each file of the million-file tree (tmpfs stores each in a page of its own). */
+const MILLION_FILE_BYTES = 64;
+
+const SCENARIOS = ['large', 'small', 'resync', 'delta', 'million'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
 interface Args {
   largeMiB: number;
   smallFiles: number;
   repeat: number;
+  scenarios: Set<Scenario>;
+  deltaMiB: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { largeMiB: 1024, smallFiles: 20000, repeat: 2 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = Number(argv[i + 1]);
-    if (argv[i] === '--large-mib') a.largeMiB = v;
-    else if (argv[i] === '--small-files') a.smallFiles = v;
-    else if (argv[i] === '--repeat') a.repeat = v;
-    else throw new Error(`unknown argument ${argv[i]} (use --large-mib N, --small-files N, --repeat N)`);
+  const a: Args = { largeMiB: 1024, smallFiles: 20000, repeat: 2, scenarios: new Set(['large', 'small', 'resync']), deltaMiB: 2048 };
+  const usage = `use --large-mib N, --small-files N, --repeat N, --scenarios ${SCENARIOS.join(',')}, --delta-mib N, --million`;
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    if (flag === '--million') {
+      a.scenarios.add('million');
+      continue;
+    }
+    const raw = argv[++i];
+    if (raw === undefined) throw new Error(`${flag} needs a value (${usage})`);
+    const v = Number(raw);
+    if (flag === '--scenarios') {
+      const list = raw.split(',').filter((x) => x !== '');
+      const bad = list.filter((x) => !(SCENARIOS as readonly string[]).includes(x));
+      if (bad.length > 0) throw new Error(`unknown scenario(s) ${bad.join(', ')} (${usage})`);
+      a.scenarios = new Set(list as Scenario[]);
+      continue;
+    }
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${flag} must be a whole number ≥ 1, got ${raw}`);
+    if (flag === '--large-mib') a.largeMiB = v;
+    else if (flag === '--small-files') a.smallFiles = v;
+    else if (flag === '--repeat') a.repeat = v;
+    else if (flag === '--delta-mib') a.deltaMiB = v;
+    else throw new Error(`unknown argument ${flag} (${usage})`);
   }
   return a;
+}
+
+/** Median of a non-empty list. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Prints one table (left-aligned columns). */
+function printTable(title: string, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(`\n${title}\n${fmt(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+  for (const r of rows) console.log(fmt(r));
+}
+
+/** Writes `mib` MiB of random bytes to `file` (appending when `append`). */
+function writeRandom(file: string, mib: number, append = false): void {
+  const fd = openSync(file, append ? 'a' : 'w');
+  for (let i = 0; i < mib; i += 8) writeSync(fd, randomBytes(Math.min(8, mib - i) * 1024 * 1024));
+  closeSync(fd);
+}
+
+/** Bytes received + sent by the non-loopback interfaces of network namespace `ns` (/proc/net/dev). */
+function wireBytes(ns: string): number {
+  const text = sh('ip', ['netns', 'exec', ns, 'cat', '/proc/net/dev']);
+  let total = 0;
+  for (const line of text.split('\n').slice(2)) {
+    const [name, rest] = line.split(':');
+    if (!rest || name!.trim() === 'lo') continue;
+    const f = rest.trim().split(/\s+/).map(Number);
+    total += f[0]! + f[8]!;
+  }
+  return total;
+}
+
+/**
+ * Polls /proc every `periodMs` for processes named rsync and keeps, per network namespace inode, the
+ * largest VmHWM (peak RSS, KiB) seen of any one process and the sum of the per-process peaks.
+ * stop() returns { [netnsInode]: { maxKiB, sumKiB, processes } }.
+ */
+function rssWatcher(periodMs = 200): { stop: () => Map<number, { maxKiB: number; sumKiB: number; processes: number }> } {
+  const peaks = new Map<number, { ns: number; kib: number }>();
+  const poll = () => {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'rsync') continue;
+        const ns = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/net`))![1]);
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        if (!m) continue;
+        const prev = peaks.get(Number(pid));
+        peaks.set(Number(pid), { ns, kib: Math.max(prev?.kib ?? 0, Number(m[1])) });
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  };
+  poll();
+  const timer = setInterval(poll, periodMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      poll();
+      const out = new Map<number, { maxKiB: number; sumKiB: number; processes: number }>();
+      for (const { ns, kib } of peaks.values()) {
+        const o = out.get(ns) ?? { maxKiB: 0, sumKiB: 0, processes: 0 };
+        out.set(ns, { maxKiB: Math.max(o.maxKiB, kib), sumKiB: o.sumKiB + kib, processes: o.processes + 1 });
+      }
+      return out;
+    },
+  };
+}
+
+/** The inode of a named network namespace (what /proc/<pid>/ns/net links to). */
+function netnsInode(ns: string): number {
+  return statSync(`/run/netns/${ns}`).ino;
+}
+
+/** MemAvailable in MiB. */
+function memAvailableMiB(): number {
+  return Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
+}
+
+/**
+ * Builds the million-file tree under `root` with a short Python script (C-speed enough: ≈ 1 M
+ * open/write/close calls): `wide/` holds 100,000 files; `deep/a0..a9/b0..b9/c0..c8/d/e/` are 900 leaf
+ * directories of 1,000 files each. Every file holds `bytes` bytes. Returns the number of files.
+ */
+function makeMillion(root: string, bytes: number): number {
+  const py = [
+    'import os, sys',
+    'root, n = sys.argv[1], int(sys.argv[2])',
+    'data = os.urandom(n)',
+    'def fill(d, count, prefix):',
+    '    os.makedirs(d, exist_ok=True)',
+    '    for i in range(count):',
+    '        fd = os.open(os.path.join(d, prefix + str(i)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+    '        os.write(fd, data)',
+    '        os.close(fd)',
+    "fill(os.path.join(root, 'wide'), 100000, 'w')",
+    'for a in range(10):',
+    '    for b in range(10):',
+    '        for c in range(9):',
+    "            fill(os.path.join(root, 'deep', 'a%d' % a, 'b%d' % b, 'c%d' % c, 'd', 'e'), 1000, 'f')",
+  ].join('\n');
+  execFileSync('python3', ['-c', py, root, String(bytes)], { stdio: 'inherit' });
+  return 1_000_000;
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -49,10 +199,10 @@ function makeData(root: string, a: Args): { large: string; small: string; smallB
   const large = join(root, 'large');
   const small = join(root, 'small');
   mkdirSync(large, { recursive: true });
-  const fd = openSync(join(large, 'random.bin'), 'w');
-  for (let i = 0; i < a.largeMiB; i += 8) writeSync(fd, randomBytes(Math.min(8, a.largeMiB - i) * 1024 * 1024));
-  closeSync(fd);
+  mkdirSync(small, { recursive: true });
+  if (a.scenarios.has('large')) writeRandom(join(large, 'random.bin'), a.largeMiB);
   let smallBytes = 0;
+  if (!a.scenarios.has('small') && !a.scenarios.has('resync')) return { large, small, smallBytes };
   for (let i = 0; i < a.smallFiles; i++) {
     const d = join(small, `d${Math.floor(i / 1000)}`);
     if (i % 1000 === 0) mkdirSync(d, { recursive: true });
@@ -95,11 +245,29 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark uses network and mount namespaces');
   const a = parseArgs(process.argv.slice(2));
   const work = mkdtempSync('/tmp/ferry-bench-');
-  sh('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((a.largeMiB * 2 + (a.smallFiles * 12 * 2) / 1024) * 1.3) + 256}m`, 'tmpfs', work]);
+  // Room: the large file twice, the small files twice (≈ 12 KiB each with metadata), the delta file
+  // three times (source, destination, rsync's temporary copy), the million files twice (a page each
+  // plus ≈ 1.5 KiB of inode and dentry, which tmpfs does not count in its size but memory does).
+  let sizeMiB = 256;
+  if (a.scenarios.has('large')) sizeMiB += Math.ceil(a.largeMiB * 2 * 1.3);
+  if (a.scenarios.has('small') || a.scenarios.has('resync')) sizeMiB += Math.ceil(((a.smallFiles * 12 * 2) / 1024) * 1.3);
+  if (a.scenarios.has('delta')) sizeMiB += a.deltaMiB * 3 + 16;
+  let inodesMiB = 0;
+  if (a.scenarios.has('million')) {
+    sizeMiB += Math.ceil((2 * 1_000_000 * 4) / 1024);
+    inodesMiB = Math.ceil((2 * 1_000_000 * 1.5) / 1024);
+  }
+  if (memAvailableMiB() < sizeMiB + inodesMiB + 4096) {
+    throw new Error(
+      `the chosen scenarios need about ${sizeMiB + inodesMiB} MiB of memory for their tmpfs trees and 4 GiB to spare; MemAvailable is ` +
+        `${memAvailableMiB().toFixed(0)} MiB: drop a scenario (--scenarios) or free memory`,
+    );
+  }
+  sh('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,nr_inodes=0`, 'tmpfs', work]);
   const net: NetnsPair = createNetnsPair('ferryb');
   const cleanups: (() => void)[] = [];
   try {
-    console.log(`preparing data: 1 × ${a.largeMiB} MiB random file, ${a.smallFiles} × 4 KiB files (tmpfs)`);
+    console.log(`preparing data (tmpfs): ${[...a.scenarios].join(', ')}`);
     const data = makeData(join(work, 'src'), a);
     const dst = join(work, 'dst');
     mkdirSync(dst);
@@ -126,9 +294,10 @@ async function main(): Promise<void> {
     await server.ready();
     cleanups.push(() => void server.stop());
 
-    // Plain rsync daemon on the destination's address (baseline): same modules layout, no TLS, no auth.
+    // Plain rsync daemon on the destination's address (baseline): the settings of Ferry's daemon that
+    // change its work per file (chroot, numeric ids, no symlink munging, no reverse lookup); no TLS, no auth.
     const plainConf = join(work, 'plain-rsyncd.conf');
-    writeFileSync(plainConf, `use chroot = no\nuid = 0\ngid = 0\n[data]\npath = ${dst}\nread only = no\n`);
+    writeFileSync(plainConf, `use chroot = yes\nuid = 0\ngid = 0\nnumeric ids = yes\nmunge symlinks = no\nreverse lookup = no\n[data]\npath = ${dst}\nread only = no\n`);
     cleanups.push(background(net.destination, ['rsync', '--daemon', '--no-detach', `--address=${net.destinationIP}`, '--port=2873', `--config=${plainConf}`]));
     await waitPort(net.source, net.destinationIP, 2873);
 
@@ -152,67 +321,182 @@ async function main(): Promise<void> {
     const pwFile = join(vsDir, 'password');
     writeFileSync(pwFile, credentials.password, { mode: 0o600 });
 
+    /** Runs Ferry's generated client pod on `src` (a final sync unless `final` is false: a stage sync
+     * deletes nothing); resolves with the seconds and the rsync log. */
+    const ferryRun = async (src: string, final = true): Promise<{ seconds: number; logs: string }> => {
+      const objects = nt.sourceObjects('data', address, credentials, { final });
+      const pod = new LocalPod({ pod: objects.find((o) => o.kind === 'Pod') as V1Pod, objects, pvcs: { data: src }, netns: net.source, workDir: join(work, `client-${Date.now()}`) });
+      const t0 = process.hrtime.bigint();
+      await pod.start();
+      const r = await pod.completion(3_600_000);
+      if (r.rsync!.exitCode !== 0) throw new Error(`Ferry client failed: ${r.rsync!.logs.slice(-2000)}`);
+      return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, logs: r.rsync!.logs };
+    };
+    /** Runs the plain rsync client with Ferry's flags on `src`; resolves with the seconds and its output. */
+    const plainRun = async (src: string): Promise<{ seconds: number; logs: string }> => {
+      const log = join(work, 'plain.log');
+      const seconds = await timed(net.source, ['bash', '-c', `exec rsync ${ferryFlags.join(' ')} '${src}/' rsync://${net.destinationIP}:2873/data/ > ${log}`]);
+      return { seconds, logs: readFileSync(log, 'utf8') };
+    };
     const paths: { name: string; run: (src: string) => Promise<number> }[] = [
-      { name: 'plain rsync daemon', run: (src) => timed(net.source, ['rsync', ...ferryFlags, `${src}/`, `rsync://${net.destinationIP}:2873/data/`]) },
-      {
-        name: 'Ferry (rsync + stunnel pods)',
-        run: async (src) => {
-          const objects = nt.sourceObjects('data', address, credentials, { final: true });
-          const pod = new LocalPod({ pod: objects.find((o) => o.kind === 'Pod') as V1Pod, objects, pvcs: { data: src }, netns: net.source, workDir: join(work, `client-${Date.now()}`) });
-          const t0 = process.hrtime.bigint();
-          await pod.start();
-          const r = await pod.completion(3_600_000);
-          if (r.rsync!.exitCode !== 0) throw new Error(`Ferry client failed: ${r.rsync!.logs.slice(-2000)}`);
-          return Number(process.hrtime.bigint() - t0) / 1e9;
-        },
-      },
+      { name: 'plain rsync daemon', run: async (src) => (await plainRun(src)).seconds },
+      { name: 'Ferry (rsync + stunnel pods)', run: async (src) => (await ferryRun(src)).seconds },
       {
         name: 'rsync + stunnel, VolSync flags -aAhHSxz',
         run: (src) => timed(net.source, ['rsync', '-aAhHSxz', '--delete', `--password-file=${pwFile}`, `${src}/`, 'rsync://ferry@127.0.0.1:2874/data/']),
       },
     ];
+    const clearDst = () => sh('bash', ['-c', `find ${dst} -mindepth 1 -delete`]);
+    const totalSent = (logs: string) => {
+      const m = /Total bytes sent: ([\d,.]+)/.exec(logs);
+      return m ? Number(m[1]!.replace(/,/g, '')) : NaN;
+    };
+    const transferred = (logs: string) => /Number of regular files transferred: ([\d,]+)/.exec(logs)?.[1] ?? '?';
+    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 
-    const datasets = [
-      { name: `${a.largeMiB} MiB file`, dir: data.large, bytes: a.largeMiB * 1024 * 1024, files: 1 },
-      { name: `${a.smallFiles} small files`, dir: data.small, bytes: data.smallBytes, files: a.smallFiles },
-    ];
-    // Fixed cost of Ferry's path (pod start, stunnel start, wait for its port, TLS handshake),
-    // measured on an empty volume and shown separately so the net figures compare the data paths.
+    // Fixed cost of Ferry's path (pod start, stunnel start, wait for its port, TLS handshake, pod
+    // stop), measured in every round as a stage sync of an empty volume (which deletes nothing at the
+    // destination), so that the net figures compare the data paths under the same load.
     const empty = join(work, 'empty');
     mkdirSync(empty);
-    let overhead = Infinity;
-    for (let r = 0; r < a.repeat; r++) overhead = Math.min(overhead, await paths[1]!.run(empty));
-    const rows: string[][] = [];
+    const overheadRun = async () => (await ferryRun(empty, false)).seconds;
+    const overheads: number[] = [];
+    /** "X s, ratio R" for Ferry's seconds net of the same round's start-up, or a note when within noise. */
+    const netCell = (ferry: number[], rounds: number[], plain: number, per?: (netSec: number) => string) => {
+      const nets = ferry.map((f, i) => f - rounds[i]!);
+      const n = median(nets);
+      if (n < 0.05) return `within start-up noise (${spread(nets)} s)`;
+      return `${n.toFixed(2)} s${per ? `, ${per(n)}` : ''}, ratio ${(plain / n).toFixed(2)}`;
+    };
+
+    const datasets = [
+      { key: 'large', name: `${a.largeMiB} MiB file`, dir: data.large, bytes: a.largeMiB * 1024 * 1024, files: 1 },
+      { key: 'small', name: `${a.smallFiles} small files`, dir: data.small, bytes: data.smallBytes, files: a.smallFiles },
+    ].filter((d) => a.scenarios.has(d.key as Scenario));
     for (const ds of datasets) {
-      const results: { name: string; seconds: number }[] = [];
-      for (const p of paths) {
-        let best = Infinity;
-        for (let r = 0; r < a.repeat; r++) {
-          sh('bash', ['-c', `find ${dst} -mindepth 1 -delete`]);
-          best = Math.min(best, await p.run(ds.dir));
+      const samples: number[][] = paths.map(() => []);
+      const rounds: number[] = [];
+      for (let r = 0; r < a.repeat; r++) {
+        for (const [i, p] of paths.entries()) {
+          clearDst();
+          samples[i]!.push(await p.run(ds.dir));
         }
-        results.push({ name: p.name, seconds: best });
+        rounds.push(await overheadRun());
       }
-      const plain = results[0]!.seconds;
-      for (const [i, r] of results.entries()) {
-        const net = i === 1 ? Math.max(r.seconds - overhead, 1e-3) : r.seconds;
+      overheads.push(...rounds);
+      const plain = median(samples[0]!);
+      const rows = paths.map((p, i) => {
+        const sec = median(samples[i]!);
+        return [
+          p.name,
+          sec.toFixed(2),
+          spread(samples[i]!),
+          (ds.bytes / 1e6 / sec).toFixed(1),
+          (ds.files / sec).toFixed(0),
+          (plain / sec).toFixed(2),
+          i === 1 ? netCell(samples[1]!, rounds, plain, (n) => `${(ds.bytes / 1e6 / n).toFixed(1)} MB/s, ${(ds.files / n).toFixed(0)} files/s`) : '',
+        ];
+      });
+      printTable(`${ds.name}, first copy into an empty destination`, ['path', 'median s', 'min–max s', 'MB/s', 'files/s', 'ratio to plain', `Ferry net of the round's pod start-up (median ${median(rounds).toFixed(2)} s)`], rows);
+    }
+
+    if (a.scenarios.has('resync')) {
+      // No-change re-sync of the small-files tree: one copy, then plain and Ferry re-sync in turn.
+      clearDst();
+      await plainRun(data.small);
+      const plainS: number[] = [];
+      const ferryS: number[] = [];
+      const rounds: number[] = [];
+      let ferryLogs = '';
+      for (let r = 0; r < a.repeat; r++) {
+        plainS.push((await plainRun(data.small)).seconds);
+        const f = await ferryRun(data.small);
+        ferryS.push(f.seconds);
+        ferryLogs = f.logs;
+        rounds.push(await overheadRun());
+      }
+      overheads.push(...rounds);
+      const p = median(plainS);
+      const f = median(ferryS);
+      printTable(`${a.smallFiles} small files, no-change re-sync`, ['path', 'median s', 'min–max s', 'ratio to plain', 'files transferred', `Ferry net of the round's pod start-up (median ${median(rounds).toFixed(2)} s)`], [
+        ['plain rsync daemon', p.toFixed(2), spread(plainS), '1.00', '', ''],
+        ['Ferry (rsync + stunnel pods)', f.toFixed(2), spread(ferryS), (p / f).toFixed(2), transferred(ferryLogs), netCell(ferryS, rounds, p)],
+      ]);
+    }
+
+    if (a.scenarios.has('delta')) {
+      // Delta: a large file copied, 1 MiB appended, re-synced; what crosses the wire on the re-sync.
+      const deltaDir = join(work, 'src', 'delta');
+      mkdirSync(deltaDir, { recursive: true });
+      const file = join(deltaDir, 'grows.bin');
+      const rows: string[][] = [];
+      for (const [name, run] of [['plain rsync daemon', plainRun], ['Ferry (rsync + stunnel pods)', ferryRun]] as const) {
+        writeRandom(file, a.deltaMiB);
+        clearDst();
+        let w0 = wireBytes(net.source);
+        const first = await run(deltaDir);
+        const firstWire = wireBytes(net.source) - w0;
+        writeRandom(file, 1, true);
+        w0 = wireBytes(net.source);
+        const again = await run(deltaDir);
+        const againWire = wireBytes(net.source) - w0;
         rows.push([
-          ds.name,
-          r.name,
-          r.seconds.toFixed(2),
-          (ds.bytes / 1e6 / r.seconds).toFixed(1),
-          (ds.files / r.seconds).toFixed(0),
-          (plain / r.seconds).toFixed(2),
-          i === 1 ? `${(ds.bytes / 1e6 / net).toFixed(1)} MB/s, ${(ds.files / net).toFixed(0)} files/s, ratio ${(plain / net).toFixed(2)}` : '',
+          name,
+          first.seconds.toFixed(2),
+          (firstWire / 2 ** 20).toFixed(1),
+          again.seconds.toFixed(2),
+          (againWire / 2 ** 20).toFixed(2),
+          (totalSent(again.logs) / 2 ** 20).toFixed(2),
         ]);
       }
+      rmSync(file, { force: true });
+      printTable(`delta: ${a.deltaMiB} MiB random file copied, 1 MiB appended, re-synced (one run each)`, ['path', 'first copy s', 'first copy wire MiB', 're-sync s', 're-sync wire MiB', 're-sync rsync "Total bytes sent" MiB'], rows);
     }
-    const header = ['dataset', 'path', 'best s', 'MB/s', 'files/s', 'ratio to plain', `net of pod start-up (${overhead.toFixed(2)} s)`];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-    console.log(`\n${fmt(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-    for (const r of rows) console.log(fmt(r));
-    console.log(`\n(best of ${a.repeat} runs each; empty destination each run; ${new Date().toISOString()}; ${sh('nproc', []).trim()} CPUs)`);
+
+    if (a.scenarios.has('million')) {
+      const mdir = join(work, 'src', 'million');
+      const t0 = Date.now();
+      const files = makeMillion(mdir, MILLION_FILE_BYTES);
+      console.log(`million-file tree built in ${((Date.now() - t0) / 1000).toFixed(1)} s (${files} files of ${MILLION_FILE_BYTES} bytes); MemAvailable ${memAvailableMiB().toFixed(0)} MiB`);
+      const srcIno = netnsInode(net.source);
+      const dstIno = netnsInode(net.destination);
+      const rss = (m: Map<number, { maxKiB: number; sumKiB: number; processes: number }>, ino: number) => {
+        const x = m.get(ino);
+        return x ? `${(x.maxKiB / 1024).toFixed(0)} MiB (${x.processes} procs, sum ${(x.sumKiB / 1024).toFixed(0)})` : '?';
+      };
+      // Order: plain first copy, Ferry first copy, then the two no-change re-syncs back to back
+      // (both copies leave the same tree), so each pair runs as close in time as the load allows.
+      const runners = [['plain rsync daemon', plainRun], ['Ferry (rsync + stunnel pods)', ferryRun]] as const;
+      const watched = async (run: (src: string) => Promise<{ seconds: number; logs: string }>) => {
+        const w = rssWatcher();
+        const r = await run(mdir);
+        return { ...r, rss: w.stop() };
+      };
+      const firsts: Awaited<ReturnType<typeof watched>>[] = [];
+      for (const [, run] of runners) {
+        clearDst();
+        firsts.push(await watched(run));
+      }
+      const agains: Awaited<ReturnType<typeof watched>>[] = [];
+      for (const [, run] of runners) agains.push(await watched(run));
+      const rows = runners.map(([name], i) => [
+        name,
+        firsts[i]!.seconds.toFixed(1),
+        (firsts[0]!.seconds / firsts[i]!.seconds).toFixed(2),
+        rss(firsts[i]!.rss, srcIno),
+        rss(firsts[i]!.rss, dstIno),
+        agains[i]!.seconds.toFixed(1),
+        (agains[0]!.seconds / agains[i]!.seconds).toFixed(2),
+        transferred(agains[i]!.logs),
+        rss(agains[i]!.rss, srcIno),
+        rss(agains[i]!.rss, dstIno),
+      ]);
+      clearDst();
+      printTable('1,000,000 files (one run each)', ['path', 'first copy s', 'ratio', 'source rsync peak RSS', 'destination rsync peak RSS', 'no-change re-sync s', 'ratio', 'files transferred', 'source peak RSS', 'destination peak RSS'], rows);
+      console.log('(peak RSS: largest VmHWM of one rsync process on that side; "sum" adds the peaks of all its rsync processes)');
+    }
+    if (overheads.length > 0) console.log(`\nFerry pod start-up and stop (stage sync of an empty volume, once per round): median ${median(overheads).toFixed(2)} s, ${spread(overheads)} s over ${overheads.length} runs`);
+    console.log(`\n(median of ${a.repeat} interleaved runs unless said otherwise; ${new Date().toISOString()}; ${sh('nproc', []).trim()} CPUs; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
   } finally {
     for (const c of cleanups.reverse()) c();
     await new Promise((r) => setTimeout(r, 500));

@@ -3,13 +3,17 @@ import { TRANSFER_OBJECT_KINDS } from '../../src/kube/cleanup';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
 import { isDNSLabel } from '../../src/statetransfer/names';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DONE_FILE, parseTerminationMessage, shQuote, transferClientScript } from '../../src/statetransfer/pods/lifecycle';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../../src/statetransfer/pods/security';
 import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
 import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
 import { createNullTransport } from '../../src/statetransfer/transport/null';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
-import type { SecurityMode } from '../../src/statetransfer/types';
+import { FERRY_RUN_DIR, type SecurityMode } from '../../src/statetransfer/types';
 
 const address = { host: '192.0.2.10', port: 31443 };
 
@@ -227,5 +231,42 @@ describe('lifecycle scripts', () => {
     expect(s).toContain('rc=${PIPESTATUS[0]}');
     expect(s).toContain('exit "$rc"');
     expect(s).toContain('wait_port 2222 120');
+  });
+
+  it('pass progress lines on at most once a second, keeping the last one and every other line in order', () => {
+    // A fake engine printing 3,000 progress2 updates at once (what rsync prints at the end of each
+    // small file), then its summary: before the throttle every update became a log line.
+    const engine = [
+      'bash', '-c',
+      'echo "building file list ... "; for i in $(seq 1 3000); do printf "  %d,000  %d%%  1.00MB/s  0:00:01 (xfr#%d, to-chk=%d/3000)\\r" $i $((i / 30)) $i $((3000 - i)); done; ' +
+        'echo; echo "rsync: [sender] send_files failed to open \\"/data/x\\": Permission denied (13)"; echo "sent 10 bytes  received 20 bytes"; exit 23',
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-throttle-'));
+    try {
+      const script = transferClientScript(engine, { signalDone: false, terminationPath: join(dir, 'termination') }).split(FERRY_RUN_DIR).join(dir);
+      let out = '';
+      let code = 0;
+      try {
+        out = execFileSync('bash', ['-c', script], { encoding: 'utf8' });
+      } catch (e) {
+        const err = e as { status: number; stdout: string };
+        code = err.status;
+        out = err.stdout;
+      }
+      expect(code).toBe(23);
+      const lines = out.split('\n').filter((l) => l !== '');
+      const progress = lines.filter((l) => / \d+% /.test(l));
+      // The loop runs in well under 5 s: at most one line per second shown (plus the held last one).
+      expect(progress.length).toBeGreaterThanOrEqual(1);
+      expect(progress.length).toBeLessThan(10);
+      expect(progress[progress.length - 1]).toContain('(xfr#3000, to-chk=0/3000)');
+      // Every other line, in order, after the last progress line.
+      expect(lines[0]).toBe('building file list ... ');
+      const last = lines.indexOf(progress[progress.length - 1]!);
+      expect(lines.slice(last + 1)).toEqual(['rsync: [sender] send_files failed to open "/data/x": Permission denied (13)', 'sent 10 bytes  received 20 bytes']);
+      expect(readFileSync(join(dir, 'termination'), 'utf8')).toMatch(/Permission denied[\s\S]*sent 10 bytes[\s\S]*ferry-exit-code=23/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
