@@ -256,6 +256,8 @@ export async function runAgentSync(
     // An attached sync counts from its own start (it ran before this attempt).
     started = Math.min(started, parseAttachedSince(start.stdout) ?? started);
     log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
+    // A heartbeat at once: the sync runs (a short one may end before the first progress poll).
+    options.onProgress?.(undefined, 'Running');
     const wait = Math.max(1, options.intervalSeconds ?? 5);
     let last: TransferProgress | undefined;
     let pollFailures = 0;
