@@ -250,9 +250,12 @@ export async function runAgentSync(
   let running = false;
   try {
     const script = nt.agentSyncScript(id, req.pvc.name, req.address, credentials, { final: req.final });
-    const start = await exec(agentStartCommand(id, script), 60);
+    // Not abortable: the exec'd command starts the sync whether or not this side still listens, so a
+    // cancellation that came meanwhile is acted on below, with the sync known to run (then stopped).
+    const start = await exec(agentStartCommand(id, script), 60, false);
     if (start.exitCode !== 0) throw new FerryError('transient', `${where} could not start sync ${id} (exit ${start.exitCode}): ${(start.stderr || start.stdout).trim().slice(0, 300)}`);
     running = true;
+    if (signal?.aborted) throw new AbortedError();
     // An attached sync counts from its own start (it ran before this attempt).
     started = Math.min(started, parseAttachedSince(start.stdout) ?? started);
     log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
