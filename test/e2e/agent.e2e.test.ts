@@ -230,6 +230,9 @@ labDescribe('lab drill: the warm transfer agent', () => {
     });
     expect(outcome).toBe('CancelledFailure');
     figures.push(`cancel → runTransfer ended: ${stopSeconds.toFixed(1)} s`);
+    // The SDK settles a cancelled activity at once (it races the function with the cancellation);
+    // the activity's own clean-up (the stop exec) finishes just after: rsync is gone within seconds.
+    await waitUntil(async () => (await rsyncProcesses()).length === 0, 'rsync to be stopped in the agent', 20_000, 250);
     expect(await rsyncProcesses()).toEqual([]);
     expect((await inAgent(`[ -e ${syncDir(id)} ] && echo present || echo absent`)).trim()).toBe('absent');
     expect(parseAgentState(await inAgent(agentWaitCommand(id, 0)[2]!))).toEqual({ state: 'gone' });
