@@ -152,7 +152,8 @@ labDescribe.each(['preserve-ownership', 'restricted'] as const)('a real migratio
     const prepared = await activities.prepareDestination({ ...ctx(), discovery });
     expect(prepared).toEqual({ createdNamespace: true, createdPVCs: ['data'] });
 
-    const env = new MockActivityEnvironment();
+    // A real start-to-close timeout: waitForQuiesced bounds its wait by it (the mock's default is 1 s).
+    const env = new MockActivityEnvironment({ startToCloseTimeoutMs: 300_000 });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     const address = (await env.run(activities.createEndpoint, ctx())) as EndpointAddressInfo;
