@@ -98,7 +98,9 @@ test('the embedded dev server outlives the ferry process that started it; ferry 
     } finally {
       await connection.close();
     }
-    // Every line is JSON, the SDK's logs included.
+    // Every line is JSON, the SDK's logs included (with a cached workflow bundle there is no bundling
+    // log: the SDK's first line may be its worker-state change, just after "worker started").
+    await waitFor("the SDK's first log line", async () => out.includes('"source":"temporal"'), 30_000);
     const lines = out.trim().split('\n');
     expect(lines.every((l) => l.startsWith('{'))).toBe(true);
     expect(lines.some((l) => (JSON.parse(l) as { source?: string }).source === 'temporal')).toBe(true);
