@@ -48,6 +48,9 @@ import { deletePodAndWait, ensureOwned, explainProbeFailure, probeScript, type C
  */
 export async function agentAllowed(source: KubeClient, nt: NamespaceTransfer, pvcName: string, max: number): Promise<boolean> {
   const own = nt.clientPodName(pvcName);
+  // The common case, a PVC that has its agent: one GET, not a list of every agent's pod.
+  const mine = await source.get<V1Pod>(podRef(nt.sourceNamespace, own));
+  if (mine?.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !mine.metadata.deletionTimestamp) return true;
   const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, nt.sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(nt.migrationId), [LABELS.role]: 'client' }) });
   const agents = pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp);
   if (agents.some((p) => p.metadata?.name === own)) return true;
