@@ -40,12 +40,12 @@ import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
 import { checkSourceWriters } from '../kube/writers';
 import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
 import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
-import { agentAllowed, DEFAULT_MAX_AGENTS, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../kube/agent';
+import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../kube/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
-import { FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
+import { DEFAULT_MAX_AGENTS, FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
 
 /** Builds the client of one cluster from the plan's reference. */
 export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;
@@ -353,11 +353,13 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const serverOptions = { timeoutSeconds: req.plan.timeouts.serverReadySeconds, onTick: () => heartbeat(), ...(signal ? { signal } : {}), logger: log };
         const server = await ensureServerForSync(source, destination, req, serverOptions);
         const credentials = server.credentials;
-        const nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
+        // The agent's pod does not depend on the cluster's sidecar support; a client pod per sync does.
+        let nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc]);
         let result;
         try {
           const warm = req.plan.agents !== 'per-sync' && (await agentAllowed(source, nt, req.pvc.name, req.plan.maxAgents ?? DEFAULT_MAX_AGENTS));
           if (req.plan.agents !== 'per-sync' && !warm) log.info({ maxAgents: req.plan.maxAgents ?? DEFAULT_MAX_AGENTS }, 'the namespace has its maximum of warm agents: this PVC syncs with a client pod per sync');
+          if (!warm) nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
           const sync = warm ? runAgentSync : runClientTransfer;
           result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
             agentStartSeconds: req.plan.timeouts.podStartSeconds,

@@ -15,9 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_MAX_AGENTS, type TransferProgress, type TransferResult } from '../activities/contract';
-
-export { DEFAULT_MAX_AGENTS };
+import type { TransferProgress, TransferResult } from '../activities/contract';
 import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import {
