@@ -35,7 +35,7 @@ import { KubeClient } from '../src/kube/client';
 import { parsePlan } from '../src/plan/load';
 import type { MigrationPlan } from '../src/plan/schema';
 import { objectName } from '../src/statetransfer/names';
-import { LAB_KUBECONFIG, labUnavailable, waitUntil } from '../hack/e2e/lib';
+import { LAB_KUBECONFIG, labUnavailable, waitUntil, writerDeployment } from '../hack/e2e/lib';
 
 const TARGET_SECONDS = 5;
 const LARGE_FILES = 8;
@@ -158,23 +158,7 @@ async function main(o: Options): Promise<number> {
       metadata: { name: 'data', namespace: ns },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'lab-local', resources: { requests: { storage: `${sizeGi}Gi` } } },
     } as KubernetesObject);
-    await src.objects.create({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'writer', namespace: ns },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'writer' } },
-        template: {
-          metadata: { labels: { app: 'writer' } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [{ name: 'w', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', seedScript(o.files, o.mib)], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
-            volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }],
-          },
-        },
-      },
-    } as KubernetesObject);
+    await src.objects.create(writerDeployment(ns, seedScript(o.files, o.mib), { image: 'ferry/transfer:latest' }));
     const ready = await waitUntil(
       async () => {
         const pods = await src.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, ns, { labelSelector: 'app=writer' });

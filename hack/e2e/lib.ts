@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, migrationKey } from '../../src/statetransfer/names';
 import type { MigrationState, NamespaceState } from '../../src/workflows/state';
 
@@ -351,4 +352,29 @@ export function figuresTable(label: string, state: MigrationState): string {
     if (n.images.report) lines.push(`  images: ${n.images.report.copied.length} copied, ${n.images.report.skipped.length} skipped`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The application of the lab drills that drive the activities directly: Deployment `writer` (one
+ * replica, pods labelled app=writer, 1 s grace) whose container `w` runs `script` with `sh -c` in
+ * `image` (default lab/workload:latest), the PVC `data` mounted at /d. Its pods are what quiesce stops.
+ */
+export function writerDeployment(namespace: string, script: string, options: { image?: string } = {}): KubernetesObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'writer', namespace },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'writer' } },
+      template: {
+        metadata: { labels: { app: 'writer' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'w', image: options.image ?? 'lab/workload:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
+          volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }],
+        },
+      },
+    },
+  } as KubernetesObject;
 }

@@ -26,7 +26,7 @@ import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { objectName } from '../../src/statetransfer/names';
 import { AGENT_ANNOTATION, AGENT_SPEC_ANNOTATION, agentSyncId, agentWaitCommand, parseAgentState, syncDir } from '../../src/statetransfer/pods/agent';
-import { compareManifests, ferryObjects, LAB_KUBECONFIG, labUnavailable, manifest, waitUntil } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, LAB_KUBECONFIG, labUnavailable, manifest, waitUntil, writerDeployment } from '../../hack/e2e/lib';
 
 const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
@@ -116,23 +116,7 @@ labDescribe('lab drill: the warm transfer agent', () => {
       metadata: { name: 'data', namespace: NS },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '512Mi' } } },
     } as KubernetesObject);
-    await src.objects.create({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'writer', namespace: NS },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'writer' } },
-        template: {
-          metadata: { labels: { app: 'writer' } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [{ name: 'w', image: 'lab/workload:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', WRITER], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
-            volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }],
-          },
-        },
-      },
-    } as KubernetesObject);
+    await src.objects.create(writerDeployment(NS, WRITER));
     await waitUntil(async () => {
       const w = await writerPod();
       return w && (await src.core.readNamespacedPodLog({ name: w.metadata!.name!, namespace: NS }).catch(() => '')).includes('ready');

@@ -18,6 +18,7 @@ import type { EndpointAddressInfo, FerryActivities, TransferProgress, TransferRe
 import { KubeClient, waitFor } from '../../src/kube/client';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
+import { writerDeployment } from '../../hack/e2e/lib';
 
 const LAB_KUBECONFIG = process.env.FERRY_LAB_KUBECONFIG ?? '/var/lib/ferry-lab/kubeconfig';
 const ROOT = join(__dirname, '..', '..');
@@ -108,23 +109,7 @@ labDescribe.each(['preserve-ownership', 'restricted'] as const)('a real migratio
       metadata: { name: 'data', namespace: SRC_NS },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '64Mi' } } },
     } as KubernetesObject);
-    await src.objects.create({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'writer', namespace: SRC_NS },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'writer' } },
-        template: {
-          metadata: { labels: { app: 'writer' } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [{ name: 'w', image: WORKLOAD_IMAGE, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', WRITER], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
-            volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }],
-          },
-        },
-      },
-    } as KubernetesObject);
+    await src.objects.create(writerDeployment(SRC_NS, WRITER));
     await waitFor(async () => {
       const pods = await src.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, SRC_NS, { labelSelector: 'app=writer' });
       const running = pods.find((p) => p.status?.phase === 'Running');
