@@ -388,7 +388,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     }
   }
 
-  /** One sync of every PVC not skipped, at most plan.concurrency at once. */
+  /** One sync of every PVC not skipped: at most plan.concurrency at once, or finalSyncConcurrency(plan) for the final sync. */
   async function syncAll(final: boolean): Promise<void> {
     // The final sync runs more PVCs at once (plan finalConcurrency): each is only a delta by then.
     const slots = new Slots(final && wf.patched('final-concurrency') ? finalSyncConcurrency(plan) : plan.concurrency);
