@@ -34,7 +34,7 @@ import type { V1Pod, V1Secret, V1ConfigMap } from '@kubernetes/client-node';
 import { createEndpoint } from '../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials } from '../src/statetransfer/namespace-transfer';
 import { secretValues } from '../src/statetransfer/objects';
-import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync/rsync-transfer';
+import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync';
 import { createStunnelTransport, STUNNEL_PATHS } from '../src/statetransfer/transport/stunnel';
 import { LocalPod, removeWorkDir } from '../test/support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../test/support/netns';

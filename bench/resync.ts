@@ -31,7 +31,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { Command, InvalidArgumentError } from 'commander';
 import { createActivities } from '../src/activities';
 import type { EndpointAddressInfo, FerryActivities, PVCInfo, TransferRequest, TransferResult } from '../src/activities/contract';
-import { KubeClient } from '../src/kube/client';
+import { KubeClient } from '../src/k8s/client';
 import { parsePlan } from '../src/plan/load';
 import type { MigrationPlan } from '../src/plan/schema';
 import { objectName } from '../src/statetransfer/names';

@@ -20,7 +20,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { createEndpoint } from '../src/statetransfer/endpoint';
 import { createTransferCredentials, createNamespaceTransfer } from '../src/statetransfer/namespace-transfer';
 import { secretValues } from '../src/statetransfer/objects';
-import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync/rsync-transfer';
+import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync';
 import { rsyncClientArgs, validateRsyncOptions } from '../src/statetransfer/transfer/rsync/options';
 import { createStunnelTransport, renderStunnelClientConf, renderStunnelServerConf } from '../src/statetransfer/transport/stunnel';
 import { createNetnsPair } from '../test/support/netns';

@@ -1,7 +1,7 @@
 /**
  * The contract between Ferry's workflows and its activities: the activity signatures and the plain
  * JSON shapes they exchange. Workflows import only types from here (deterministic code never touches
- * Kubernetes); src/activities implements `FerryActivities` over the library (src/kube,
+ * Kubernetes); src/activities implements `FerryActivities` over the library (src/migration, src/k8s,
  * src/statetransfer, src/images).
  *
  * Rules every activity follows:
@@ -257,7 +257,7 @@ export interface FerryActivities {
    * reads the transfer server's greeting. Throws FerryTransient/FerryAuth with an explanation. */
   probeConnectivity(input: NamespaceContext & { address: EndpointAddressInfo }): Promise<void>;
   /** One sync of one PVC: first ensures the destination server and both sides' credentials
-   * (recreates a lost server pod, renews expiring certificates: kube/server-sync.ts), then creates
+   * (recreates a lost server pod, renews expiring certificates: migration/server-sync.ts), then creates
    * (or re-attaches to) the client pod, heartbeats TransferProgress, returns the result or throws a
    * classified failure (a connection-level one says what happened to the server). Deletes the
    * finished client pod. */
@@ -286,7 +286,7 @@ export interface FerryActivities {
     plan: MigrationPlan;
     namespace?: NamespaceMapping;
     /** Rollback before the namespace's final sync completed: also remove this migration's cutover
-     * marks from the destination PVCs (../kube/destination.ts clearCutoverMarks). */
+     * marks from the destination PVCs (../migration/destination.ts clearCutoverMarks). */
     clearCutoverMarks?: boolean;
   }): Promise<CleanupReport>;
   /** Rollback: deletes destination PVCs Ferry created (when the plan asks). */
@@ -322,7 +322,7 @@ export interface NamespaceWorkflowStatus {
   stateError?: string;
 }
 
-/** Warm transfer agents of a plan when it sets no maxAgents (kube/agent.ts); shared equally by its
+/** Warm transfer agents of a plan when it sets no maxAgents (migration/agent.ts); shared equally by its
  * namespaces (workflows/migration.ts `planFor`). */
 export const DEFAULT_MAX_AGENTS = 50;
 

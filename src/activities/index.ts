@@ -1,5 +1,5 @@
 /**
- * Ferry's activities: thin adapters from the contract (./contract.ts) to the libraries (src/kube,
+ * Ferry's activities: thin adapters from the contract (./contract.ts) to the libraries (src/migration, src/k8s,
  * src/images, src/statetransfer). Each one builds the cluster clients from the plan, calls the
  * library, heartbeats while it waits, and turns errors into ApplicationFailures typed with
  * FailureType (non-retryable ones carry an explanation an operator can act on).
@@ -26,21 +26,21 @@ import { ApplicationFailure } from '@temporalio/common';
 import pino from 'pino';
 import type { V1StorageClass } from '@kubernetes/client-node';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
-import { apiErrorMessage, isTransient, KubeClient, podSecurityRejection, statusCode } from '../kube/client';
-import { cleanupMigration } from '../kube/cleanup';
-import { clearCutoverMarks, deleteDestinationPVCs, ensureDestinationNamespace, markCutover, prepareDestination } from '../kube/destination';
-import { discoverNamespace } from '../kube/discovery';
-import { endpointTypeInUse, ensureEndpoint } from '../kube/endpoint';
-import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
-import type { Logger } from '../kube/log';
-import { POD_SECURITY_ENFORCE_LABEL, runPreflight, type PreflightCluster } from '../kube/preflight';
-import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../kube/quiesce';
-import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../kube/setup';
-import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../kube/progress';
-import { checkSourceWriters } from '../kube/writers';
-import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../kube/transfer';
-import { ensureServerForSync, explainSyncFailure } from '../kube/server-sync';
-import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../kube/agent';
+import { apiErrorMessage, isTransient, KubeClient, podSecurityRejection, statusCode } from '../k8s/client';
+import { cleanupMigration } from '../migration/cleanup';
+import { clearCutoverMarks, deleteDestinationPVCs, ensureDestinationNamespace, markCutover, prepareDestination } from '../migration/destination';
+import { discoverNamespace } from '../migration/discovery';
+import { endpointTypeInUse, ensureEndpoint } from '../migration/endpoint';
+import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../core/errors';
+import type { Logger } from '../core/log';
+import { POD_SECURITY_ENFORCE_LABEL, runPreflight, type PreflightCluster } from '../migration/preflight';
+import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../migration/quiesce';
+import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../migration/compose';
+import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../migration/follow';
+import { checkSourceWriters } from '../migration/writers';
+import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../migration/transfer';
+import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
+import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';

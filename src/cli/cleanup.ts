@@ -6,7 +6,7 @@
  * - `ferry cleanup ID`: checks in Temporal that neither the migration workflow nor any of its
  *   namespace workflows runs (refuses otherwise: a running migration cleans up after itself, and
  *   `ferry cancel` rolls it back), then restores the source workloads it left quiesced and deletes
- *   every transfer object labelled with it in both clusters (../kube/leftovers.ts). The plan comes from
+ *   every transfer object labelled with it in both clusters (../migration/leftovers.ts). The plan comes from
  *   `-f` or from the workflow's stored input; keepSourceQuiesced always from the stored input.
  *   Per namespace, its namespace workflow's last state decides (`namespaceVerdict`): one that did not
  *   cut over is treated as its rollback would have (source restored, this migration's cutover marks
@@ -17,7 +17,7 @@
  *   and left alone.
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { LeftoverCleanupReport, MigrationClusters, RestoreOutcome } from '../kube/leftovers';
+import type { LeftoverCleanupReport, MigrationClusters, RestoreOutcome } from '../migration/leftovers';
 import type { MigrationPlan } from '../plan/schema';
 import { migrationKey } from '../statetransfer/names';
 import type { NamespaceWorkflowStatus } from '../activities/contract';

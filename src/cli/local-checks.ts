@@ -4,7 +4,7 @@
  * would otherwise be accepted, started, and fail in the worker's preflight (or look like a Temporal
  * problem when no worker runs).
  *
- * The worker resolves kubeconfigs the same way (src/kube/client.ts loadKubeConfig, kubectl's order:
+ * The worker resolves kubeconfigs the same way (src/k8s/client.ts loadKubeConfig, kubectl's order:
  * the plan's file, else $KUBECONFIG merged, else ~/.kube/config). When the worker runs on another
  * machine with another kubeconfig (docker-compose.yml mounts $FERRY_KUBECONFIG), skip the check with
  * `--skip-kubeconfig-check`.
@@ -20,7 +20,7 @@ import type { MigrationPlan } from '../plan/schema';
  */
 export async function checkPlanKubeconfigs(plan: MigrationPlan, origin: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   // Loaded here only: the Kubernetes client is heavy, and other commands do not need it.
-  const { loadKubeConfig } = await import('../kube/client');
+  const { loadKubeConfig } = await import('../k8s/client');
   const issues: PlanIssue[] = [];
   for (const side of ['source', 'destination'] as const) {
     const ref = plan[side];

@@ -393,7 +393,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       let clustersFor = io.clustersFor;
       if (!clustersFor) {
         // Loaded here: the Kubernetes client is not needed by the other commands.
-        const [{ KubeClient }, { kubeMigrationClusters }] = await Promise.all([import('../kube/client'), import('../kube/leftovers')]);
+        const [{ KubeClient }, { kubeMigrationClusters }] = await Promise.all([import('../k8s/client'), import('../migration/leftovers')]);
         clustersFor = (p) =>
           kubeMigrationClusters(
             KubeClient.fromOptions({ kubeconfig: p.source.kubeconfig, context: p.source.context }, io.env),

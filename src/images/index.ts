@@ -18,9 +18,9 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ImageCopyReport } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping, RegistryConfig } from '../plan/schema';
-import type { KubeClient } from '../kube/client';
-import { FerryError, errorMessage, type FerryErrorCategory } from '../kube/errors';
-import { silentLogger, type Logger } from '../kube/log';
+import type { KubeClient } from '../k8s/client';
+import { FerryError, errorMessage, type FerryErrorCategory } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 import { registryLocation, Skopeo, SkopeoError, type SkopeoOptions } from './skopeo';
 
 export { registryArgs, registryLocation, classifySkopeoError, Skopeo, SkopeoError } from './skopeo';

@@ -14,7 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RegistryConfig } from '../plan/schema';
-import { FerryError, type FerryErrorCategory } from '../kube/errors';
+import { FerryError, type FerryErrorCategory } from '../core/errors';
 
 /** Default skopeo binary. */
 export const SKOPEO_BINARY = 'skopeo';

@@ -29,7 +29,7 @@ export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
 export const CUTOVER_MODES = ['auto', 'manual'] as const;
 /** What to do with pods that mount a source PVC and that Ferry cannot quiesce. */
 export const UNMANAGED_POD_POLICIES = ['fail', 'delete'] as const;
-/** How the source side runs its syncs (kube/agent.ts): warm agents, or a client pod per sync. */
+/** How the source side runs its syncs (migration/agent.ts): warm agents, or a client pod per sync. */
 export const SOURCE_AGENT_MODES = ['warm', 'per-sync'] as const;
 /** Where the internal images to migrate are listed. */
 export const IMAGE_MODES = ['imagestreams', 'registry'] as const;

@@ -13,7 +13,7 @@ export { createEndpoint } from './endpoint';
 export type { EndpointOptions } from './endpoint';
 export { createStunnelTransport } from './transport/stunnel';
 export { createNullTransport } from './transport/null';
-export { createRsyncTransfer } from './transfer/rsync/rsync-transfer';
+export { createRsyncTransfer } from './transfer/rsync';
 export { createRcloneTransfer } from './transfer/rclone';
 export { validateRsyncOptions, rsyncClientArgs, RsyncOptionsError } from './transfer/rsync/options';
 export { RsyncOutputParser, parseProgress2Line, parseRsyncOutput } from './transfer/rsync/parser';

@@ -12,7 +12,7 @@
  *   while they run, skopeo copies included: activities/index.ts keepAlive).
  *   test/unit/activity-options.test.ts pins this.
  * - Every activity has a start-to-close timeout, and every wait inside an activity has its own,
- *   shorter bound that ends it with an explanation (kube/progress.ts podTrouble for pods that cannot
+ *   shorter bound that ends it with an explanation (migration/follow.ts podTrouble for pods that cannot
  *   start or keep crashing, plan timeouts.podStartSeconds; waitForQuiesced: the start-to-close
  *   timeout less a margin).
  * - Every activity that changes a cluster is cancelled with WAIT_CANCELLATION_COMPLETED: a rollback

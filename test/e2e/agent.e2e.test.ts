@@ -1,5 +1,5 @@
 /**
- * Lab drill (issue 9 §1): the warm transfer agent (kube/agent.ts, statetransfer/pods/agent.ts) on the
+ * Lab drill (issue 9 §1): the warm transfer agent (migration/agent.ts, statetransfer/pods/agent.ts) on the
  * lab's two real clusters, through the activities called directly (MockActivityEnvironment), one
  * namespace pair `ag-<run>`:
  * a. the first sync creates the agent; later stage syncs and the final sync run in the same pod
@@ -21,7 +21,7 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
 import type { EndpointAddressInfo, FerryActivities, PVCInfo, TransferRequest, TransferResult } from '../../src/activities/contract';
-import { KubeClient } from '../../src/kube/client';
+import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { objectName } from '../../src/statetransfer/names';

@@ -9,10 +9,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { KubeClient } from '../../src/kube/client';
-import { clearCutoverMarks, CUTOVER_ANNOTATIONS, cutoverMarkOf, markCutover } from '../../src/kube/destination';
-import { kubeMigrationClusters } from '../../src/kube/leftovers';
-import { PRE_QUIESCE_ANNOTATION, quiesceWorkloads } from '../../src/kube/quiesce';
+import { KubeClient } from '../../src/k8s/client';
+import { clearCutoverMarks, CUTOVER_ANNOTATIONS, cutoverMarkOf, markCutover } from '../../src/migration/destination';
+import { kubeMigrationClusters } from '../../src/migration/leftovers';
+import { PRE_QUIESCE_ANNOTATION, quiesceWorkloads } from '../../src/migration/quiesce';
 import { parsePlan } from '../../src/plan/load';
 import { migrationKey, objectLabels } from '../../src/statetransfer/names';
 import { kubectl, LAB_KUBECONFIG } from '../../hack/e2e/lib';

@@ -12,8 +12,8 @@
  * FERRY_REQUIRE_LAB=1 makes that a failure.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { KubeClient, waitFor, type WatchHandle } from '../../src/kube/client';
-import { quiesceWorkloads, unquiesceWorkloads, waitForQuiesced } from '../../src/kube/quiesce';
+import { KubeClient, waitFor, type WatchHandle } from '../../src/k8s/client';
+import { quiesceWorkloads, unquiesceWorkloads, waitForQuiesced } from '../../src/migration/quiesce';
 import { LAB_KUBECONFIG, labUnavailable } from '../../hack/e2e/lib';
 
 const unavailable = labUnavailable(['kubectl']);

@@ -23,7 +23,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { toApplicationFailure } from '../../src/activities';
 import { FailureType } from '../../src/activities/contract';
 import { openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
-import { KubeClient } from '../../src/kube/client';
+import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';

@@ -14,9 +14,9 @@
  * up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { KubeClient } from '../../src/kube/client';
-import { FerryError } from '../../src/kube/errors';
-import { DEFAULT_PENDING_LIMITS, followTransferPod, type PendingLimits } from '../../src/kube/progress';
+import { KubeClient } from '../../src/k8s/client';
+import { FerryError } from '../../src/core/errors';
+import { DEFAULT_PENDING_LIMITS, followTransferPod, type PendingLimits } from '../../src/migration/follow';
 import { buildClientPod, type ClientLifecycle } from '../../src/statetransfer/pods/pods';
 import { LAB_KUBECONFIG, labUnavailable } from '../../hack/e2e/lib';
 

@@ -15,7 +15,7 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
 import type { EndpointAddressInfo, FerryActivities, TransferProgress, TransferResult } from '../../src/activities/contract';
-import { KubeClient, waitFor } from '../../src/kube/client';
+import { KubeClient, waitFor } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { writerDeployment } from '../../hack/e2e/lib';

@@ -15,16 +15,16 @@ import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import { parseTerminationMessage } from '../../src/statetransfer/pods/lifecycle';
 import type { ClientLifecycle } from '../../src/statetransfer/pods/pods';
-import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
+import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync';
 import type { RsyncOptionsInput } from '../../src/statetransfer/transfer/rsync/options';
-import { PROGRESS_TAIL_LINES, progressFromRsync } from '../../src/kube/progress';
+import { PROGRESS_TAIL_LINES, progressFromRsync } from '../../src/migration/follow';
 import { RsyncOutputParser, parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-codes';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
 import { createNullTransport } from '../../src/statetransfer/transport/null';
 import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
 import type { EndpointAddress, SecurityMode, Transfer } from '../../src/statetransfer/types';
-import { transferFor } from '../../src/kube/setup';
+import { transferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
 import { LocalPod, removeWorkDir, type ContainerResult } from '../support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../support/netns';
@@ -174,7 +174,7 @@ describe('data plane: rsync over stunnel mutual TLS between two network namespac
     sh('setfattr -n user.checksum -v 0xcafe tagged.bin && setfattr -n user.origin -v "cluster a" shared && setfattr -n user.x -v 1 plain.txt && setfattr -n trusted.app -v 1 plain.txt');
     sh('setfattr -n security.selinux -v system_u:object_r:container_file_t:s0:c1,c2 tagged.bin');
     mkdirSync(dst);
-    // The plan's defaults, as the activities build the Transfer (kube/setup.ts transferFor).
+    // The plan's defaults, as the activities build the Transfer (migration/compose.ts transferFor).
     const plan = parsePlan({ source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['n'], security: { mode: 'preserve-ownership' } });
     const s = await startServer('mig-acl', 'preserve-ownership', 'done-file', dst, transferFor(plan));
     expectSuccess(await runClient(s, 'acl-client', src, s.credentials, false));

@@ -14,9 +14,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifySkopeoError, copyNamespaceImages, planImageStreamCopies, registryArgs, registryLocation, repositoriesOf, type ImageStreamObject } from '../../src/images';
-import { KubeClient } from '../../src/kube/client';
-import { FerryError } from '../../src/kube/errors';
-import { k8s } from '../../src/kube/k8s';
+import { KubeClient } from '../../src/k8s/client';
+import { FerryError } from '../../src/core/errors';
+import { k8s } from '../../src/k8s/k8s';
 import { parsePlan } from '../../src/plan/load';
 
 const TOOLS = ['docker-registry', 'skopeo', 'htpasswd', 'openssl'];

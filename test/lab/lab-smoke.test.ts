@@ -18,7 +18,7 @@ import type * as K8s from '@kubernetes/client-node';
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 
 // @kubernetes/client-node 1.x is ES modules only: Jest's registry cannot load it, Node's own
-// require can (Node >= 20.19); process.getBuiltinModule bypasses Jest's node:module (as src/kube/k8s.ts).
+// require can (Node >= 20.19); process.getBuiltinModule bypasses Jest's node:module (as src/k8s/k8s.ts).
 const nodeModule = (process as unknown as { getBuiltinModule(id: string): typeof import('node:module') }).getBuiltinModule('node:module');
 const { AppsV1Api, CoreV1Api, KubeConfig } = nodeModule.createRequire(__filename)('@kubernetes/client-node') as typeof K8s;
 

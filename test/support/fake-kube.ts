@@ -1,5 +1,5 @@
 /**
- * An in-memory stand-in for KubeClient (src/kube/client.ts) for unit tests of the kube library's I/O
+ * An in-memory stand-in for KubeClient (src/k8s/client.ts) for unit tests of the kube library's I/O
  * functions: objects by kind/namespace/name, JSON merge patches (RFC 7386) with resourceVersion
  * bumps, deletes, every API served, every permission granted. It records every call in `calls`, and
  * `onPatch` may veto or rewrite a patch (to play an admission webhook or an API refusal). Watches
@@ -9,7 +9,7 @@
  * test does by hand.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient, KindRef, ListOptions, ObjectRef, WatchEventType, WatchHandle, WatchOptions } from '../../src/kube/client';
+import type { KubeClient, KindRef, ListOptions, ObjectRef, WatchEventType, WatchHandle, WatchOptions } from '../../src/k8s/client';
 
 interface FakeWatch {
   kind: string;

@@ -9,8 +9,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, toApplicationFailure } from '../../src/activities';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../../src/activities/contract';
-import { ConflictError, FerryError } from '../../src/kube/errors';
-import { k8s } from '../../src/kube/k8s';
+import { ConflictError, FerryError } from '../../src/core/errors';
+import { k8s } from '../../src/k8s/k8s';
 import { parsePlan } from '../../src/plan/load';
 
 const silent = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };

@@ -5,11 +5,11 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/activities/contract';
-import { agentAllowed, agentSpecHash, releaseAgent } from '../../src/kube/agent';
-import { clientSideTransferFor } from '../../src/kube/setup';
+import { agentAllowed, agentSpecHash, releaseAgent } from '../../src/migration/agent';
+import { clientSideTransferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
-import type { KubeClient } from '../../src/kube/client';
+import type { KubeClient } from '../../src/k8s/client';
 import type { NamespaceTransfer } from '../../src/statetransfer/namespace-transfer';
 import { AGENT_ANNOTATION } from '../../src/statetransfer/pods/agent';
 import { FakeKube } from '../support/fake-kube';

@@ -1,6 +1,6 @@
 /**
- * The warm transfer agent's pure parts (statetransfer/pods/agent.ts, kube/agent.ts `agentSpecHash` and
- * `staleAgentReason`) and the exit code of an exec (kube/client.ts `execExitCode`). The lab drill
+ * The warm transfer agent's pure parts (statetransfer/pods/agent.ts, migration/agent.ts `agentSpecHash` and
+ * `staleAgentReason`) and the exit code of an exec (k8s/client.ts `execExitCode`). The lab drill
  * test/e2e/agent.e2e.test.ts runs the same scripts in a real agent.
  */
 import { spawnSync } from 'node:child_process';
@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/activities/contract';
-import { agentSpecHash, runAgentSync, staleAgentReason } from '../../src/kube/agent';
-import { execExitCode, type ExecResult, type KubeClient } from '../../src/kube/client';
-import { AbortedError, FerryError } from '../../src/kube/errors';
-import { clientSideTransferFor } from '../../src/kube/setup';
+import { agentSpecHash, runAgentSync, staleAgentReason } from '../../src/migration/agent';
+import { execExitCode, type ExecResult, type KubeClient } from '../../src/k8s/client';
+import { AbortedError, FerryError } from '../../src/core/errors';
+import { clientSideTransferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import {

@@ -7,8 +7,8 @@
  */
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { NamespaceDiscovery, PVCInfo } from '../../src/activities/contract';
-import type { KubeClient } from '../../src/kube/client';
-import { ensureDestinationNamespace, prepareDestination, PVC_CREATE_CONCURRENCY } from '../../src/kube/destination';
+import type { KubeClient } from '../../src/k8s/client';
+import { ensureDestinationNamespace, prepareDestination, PVC_CREATE_CONCURRENCY } from '../../src/migration/destination';
 import { ANNOTATIONS } from '../../src/statetransfer/names';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,7 +4,7 @@
  * the next 3 s check. A client without watch, or a watch that fails, still gets there by the poll.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ensureEndpoint } from '../../src/kube/endpoint';
+import { ensureEndpoint } from '../../src/migration/endpoint';
 import { parsePlan } from '../../src/plan/load';
 import { FakeKube, mergePatch } from '../support/fake-kube';
 

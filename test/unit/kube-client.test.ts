@@ -1,5 +1,5 @@
 /**
- * The parts of src/kube/client.ts that need no API server: kubeconfig loading (real files), the
+ * The parts of src/k8s/client.ts that need no API server: kubeconfig loading (real files), the
  * transient classifier, API error messages and waitFor. createOrAdopt & co. run against a real
  * kube-apiserver in test/integration/activities-lab.test.ts.
  */
@@ -8,9 +8,9 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiRequestTimeoutError, apiErrorMessage, isTransient, KubeClient, KubeConfigError, loadKubeConfig, selectorString, statusCode, waitFor } from '../../src/kube/client';
-import { AbortedError, FerryError, WaitTimeoutError } from '../../src/kube/errors';
-import { k8s } from '../../src/kube/k8s';
+import { ApiRequestTimeoutError, apiErrorMessage, isTransient, KubeClient, KubeConfigError, loadKubeConfig, selectorString, statusCode, waitFor } from '../../src/k8s/client';
+import { AbortedError, FerryError, WaitTimeoutError } from '../../src/core/errors';
+import { k8s } from '../../src/k8s/k8s';
 
 const KUBECONFIG = `apiVersion: v1
 kind: Config

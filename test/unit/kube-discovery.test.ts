@@ -12,8 +12,8 @@ import {
   pvcInfo,
   pvcUsage,
   selectByNames,
-} from '../../src/kube/discovery';
-import { claimNamesOf, identityOf, isTopLevelWorkload, ownerIndex, resolveController, statefulSetOwnsClaim } from '../../src/kube/workloads';
+} from '../../src/migration/discovery';
+import { claimNamesOf, identityOf, isTopLevelWorkload, ownerIndex, resolveController, statefulSetOwnsClaim } from '../../src/migration/workloads';
 
 const ns = 'shop';
 let uid = 0;

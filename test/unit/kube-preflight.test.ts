@@ -2,7 +2,7 @@
  * The pure parts of preflight: which permissions the plan needs on each side, and option problems.
  * The checks against clusters run in test/integration/activities-lab.test.ts.
  */
-import { cutoverMarkProblem, destinationPermissions, optionProblems, sourcePermissions } from '../../src/kube/preflight';
+import { cutoverMarkProblem, destinationPermissions, optionProblems, sourcePermissions } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };

@@ -1,5 +1,5 @@
 /**
- * Progress and verdicts of transfer pods (src/kube/progress.ts), from REAL rsync output: each test
+ * Progress and verdicts of transfer pods (src/migration/follow.ts), from REAL rsync output: each test
  * runs the rsync binary with Ferry's flags on a small tree (a local copy: same client output format
  * as against the daemon).
  */
@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { FerryError } from '../../src/kube/errors';
+import { FerryError } from '../../src/core/errors';
 import {
   classifyRcloneExit,
   describePodState,
@@ -19,8 +19,8 @@ import {
   progressFromRsync,
   transferContainerState,
   transferVerdict,
-} from '../../src/kube/progress';
-import { DEFAULT_PENDING_LIMITS } from '../../src/kube/progress';
+} from '../../src/migration/follow';
+import { DEFAULT_PENDING_LIMITS } from '../../src/migration/follow';
 import { RSYNC_INFO_FLAGS } from '../../src/statetransfer/transfer/rsync/options';
 import { parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 

@@ -1,4 +1,4 @@
-import { formatBytesQuantity, parseQuantity, QuantityError } from '../../src/kube/quantity';
+import { formatBytesQuantity, parseQuantity, QuantityError } from '../../src/k8s/quantity';
 
 describe('parseQuantity', () => {
   it.each([

@@ -1,5 +1,5 @@
 /**
- * The transfer server before and after every sync (src/kube/server.ts, server-sync.ts): the pure
+ * The transfer server before and after every sync (src/migration/server.ts, server-sync.ts): the pure
  * decisions on the live server pod, and the whole ensure / renew / explain logic against an in-memory
  * stand-in for the two API servers (it keeps objects by kind/namespace/name, honours uid
  * preconditions on delete and 409 on create, and marks a created pod Running and Ready — the kubelet's
@@ -9,12 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/activities/contract';
-import type { KubeClient, ObjectRef } from '../../src/kube/client';
-import { FerryError } from '../../src/kube/errors';
-import { ensureServerForSync, explainSyncFailure, MISSING_GRACE_SECONDS, serverPassword, type SyncTarget } from '../../src/kube/server-sync';
-import { podFromTemplate, serverChange, serverPodDecision, serverSnapshot, serverTemplateName } from '../../src/kube/server';
-import { namespaceTransferFor } from '../../src/kube/setup';
-import { credentialsSecretName, ensureCredentials, ensureServer, serverTLSSecretName } from '../../src/kube/transfer';
+import type { KubeClient, ObjectRef } from '../../src/k8s/client';
+import { FerryError } from '../../src/core/errors';
+import { ensureServerForSync, explainSyncFailure, MISSING_GRACE_SECONDS, serverPassword, type SyncTarget } from '../../src/migration/server-sync';
+import { podFromTemplate, serverChange, serverPodDecision, serverSnapshot, serverTemplateName } from '../../src/migration/server';
+import { namespaceTransferFor } from '../../src/migration/compose';
+import { credentialsSecretName, ensureCredentials, ensureServer, serverTLSSecretName } from '../../src/migration/transfer';
 import { parsePlan } from '../../src/plan/load';
 import { secretValues } from '../../src/statetransfer/objects';
 
@@ -75,7 +75,7 @@ async function prepared(validityDays?: number) {
   if (validityDays !== undefined) {
     // Stored credentials as a long warm migration would have them: near their end.
     const { createTransferCredentials } = await import('../../src/statetransfer/namespace-transfer');
-    const { credentialsSecret } = await import('../../src/kube/transfer');
+    const { credentialsSecret } = await import('../../src/migration/transfer');
     const short = { ...createTransferCredentials(MID, nt().endpoint, address, validityDays), password: credentials.password };
     src.objects.clear();
     dst.objects.clear();

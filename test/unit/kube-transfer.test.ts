@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PVCInfo } from '../../src/activities/contract';
-import { clientIdentity, clientSideTransferFor, namespaceTransferFor, serverIdentity, transferFor } from '../../src/kube/setup';
+import { clientIdentity, clientSideTransferFor, namespaceTransferFor, serverIdentity, transferFor } from '../../src/migration/compose';
 import {
   buildProbePod,
   credentialsFromSecrets,
@@ -18,8 +18,8 @@ import {
   explainProbeFailure,
   PROBE_EXIT,
   probeScript,
-} from '../../src/kube/transfer';
-import { FerryError } from '../../src/kube/errors';
+} from '../../src/migration/transfer';
+import { FerryError } from '../../src/core/errors';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials, type TransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import { secretValues } from '../../src/statetransfer/objects';
@@ -207,7 +207,7 @@ describe('setup from the plan', () => {
 });
 
 describe('client pod lifecycle by cluster version', () => {
-  const { clientLifecycleFor } = require('../../src/kube/setup') as typeof import('../../src/kube/setup');
+  const { clientLifecycleFor } = require('../../src/migration/compose') as typeof import('../../src/migration/compose');
   it('uses native sidecars from 1.29 on and the done-file wrapper before or when unknown', () => {
     expect(clientLifecycleFor({ major: '1', minor: '32' })).toBe('native-sidecar');
     expect(clientLifecycleFor({ major: '1', minor: '29+' })).toBe('native-sidecar');

@@ -1,13 +1,13 @@
 /**
  * `ferry cleanup`'s decisions (review findings A1, A2 on issue 8): which namespaces it restores, from
  * the namespace workflows' last state (src/cli/cleanup.ts namespaceVerdict), and which quiesced
- * workloads it restores in the clusters (src/kube/leftovers.ts restoreQuiesced, over FakeKube).
+ * workloads it restores in the clusters (src/migration/leftovers.ts restoreQuiesced, over FakeKube).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { NamespaceWorkflowStatus } from '../../src/activities/contract';
 import { namespaceVerdict } from '../../src/cli/cleanup';
-import { kubeMigrationClusters } from '../../src/kube/leftovers';
-import { PRE_QUIESCE_ANNOTATION } from '../../src/kube/quiesce';
+import { kubeMigrationClusters } from '../../src/migration/leftovers';
+import { PRE_QUIESCE_ANNOTATION } from '../../src/migration/quiesce';
 import { parsePlan } from '../../src/plan/load';
 import type { NamespaceState } from '../../src/workflows/state';
 import { FakeKube } from '../support/fake-kube';

@@ -18,7 +18,7 @@ import {
 import { DEFAULT_TRANSFER_IMAGE, labelSelectorProblem, type MigrationPlan, type MigrationPlanInput } from '../../src/plan/schema';
 import type { EndpointType, SecurityMode, TransferType, TransportType } from '../../src/statetransfer/types';
 import { DENIED_EXTRA_ARGS, rsyncClientArgs, validateRsyncOptions, type RsyncOptions } from '../../src/statetransfer/transfer/rsync/options';
-import { transferFor } from '../../src/kube/setup';
+import { transferFor } from '../../src/migration/compose';
 
 // Compile-time: the plan's enums are the state-transfer library's types.
 const _transfer: TransferType = 'rsync' as MigrationPlan['transfer'];

@@ -1,5 +1,5 @@
 import type { V1Container, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node';
-import { TRANSFER_OBJECT_KINDS } from '../../src/kube/cleanup';
+import { TRANSFER_OBJECT_KINDS } from '../../src/migration/cleanup';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
 import { isDNSLabel } from '../../src/statetransfer/names';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DONE_FILE, parseTerminationMessage, shQuote, transferClientScript } from '../../src/statetransfer/pods/lifecycle';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../../src/statetransfer/pods/security';
 import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
-import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync/rsync-transfer';
+import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync';
 import { createNullTransport } from '../../src/statetransfer/transport/null';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
 import { FERRY_RUN_DIR, type SecurityMode } from '../../src/statetransfer/types';

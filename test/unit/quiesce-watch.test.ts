@@ -5,10 +5,10 @@
  * the retention guard and heartbeats. Also waitFor's `wakeup` and its last check at the timeout.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { waitFor, Wakeup } from '../../src/kube/client';
-import { WaitTimeoutError } from '../../src/kube/errors';
-import { quiesceWorkloads, waitForQuiesced } from '../../src/kube/quiesce';
-import { checkSourceWriters } from '../../src/kube/writers';
+import { waitFor, Wakeup } from '../../src/k8s/client';
+import { WaitTimeoutError } from '../../src/core/errors';
+import { quiesceWorkloads, waitForQuiesced } from '../../src/migration/quiesce';
+import { checkSourceWriters } from '../../src/migration/writers';
 import { FakeKube, mergePatch } from '../support/fake-kube';
 
 const ns = 'shop';

@@ -1,11 +1,11 @@
 /**
- * Quiesce / unquiesce patches of every workload kind (pure functions of src/kube/quiesce.ts).
+ * Quiesce / unquiesce patches of every workload kind (pure functions of src/migration/quiesce.ts).
  * The objects are shaped like what the API server returns; patches are applied here with a JSON
  * merge patch (RFC 7386) implementation to check the round trip end to end.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { QuiesceRecord } from '../../src/activities/contract';
-import { isQuiesced, PRE_QUIESCE_ANNOTATION, QUIESCE_NODE_SELECTOR_KEY, quiescePatch, unquiescePatch } from '../../src/kube/quiesce';
+import { isQuiesced, PRE_QUIESCE_ANNOTATION, QUIESCE_NODE_SELECTOR_KEY, quiescePatch, unquiescePatch } from '../../src/migration/quiesce';
 import { mergePatch } from '../support/fake-kube';
 
 const ns = 'shop';

@@ -8,10 +8,10 @@
  *   unless the plan says acceptOperatorRetentionPolicy: true.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { discoverNamespace } from '../../src/kube/discovery';
-import { operatorRetentionProblem, runPreflight } from '../../src/kube/preflight';
-import { quiesceWorkloads, waitForQuiesced } from '../../src/kube/quiesce';
-import { checkSourceWriters } from '../../src/kube/writers';
+import { discoverNamespace } from '../../src/migration/discovery';
+import { operatorRetentionProblem, runPreflight } from '../../src/migration/preflight';
+import { quiesceWorkloads, waitForQuiesced } from '../../src/migration/quiesce';
+import { checkSourceWriters } from '../../src/migration/writers';
 import { parsePlan } from '../../src/plan/load';
 import { FakeKube, mergePatch } from '../support/fake-kube';
 

@@ -34,7 +34,7 @@ import {
   RSYNC_PASSWORD_KEY,
   RSYNC_VOLUME_NAMES,
   createRsyncTransfer,
-} from '../../src/statetransfer/transfer/rsync/rsync-transfer';
+} from '../../src/statetransfer/transfer/rsync';
 import { freePort, haveRsync, run, tempDir, waitForPort } from '../fixtures/rsync/helpers';
 
 const PASSWORD = 'S3cr3t-password-for-tests_0123456789';

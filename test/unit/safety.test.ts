@@ -14,9 +14,9 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { toApplicationFailure } from '../../src/activities';
 import { FailureType, type NamespaceDiscovery } from '../../src/activities/contract';
-import { discoverNamespace, pendingRolloutOf } from '../../src/kube/discovery';
-import { k8s } from '../../src/kube/k8s';
-import { BASELINE_CAPABILITIES, pendingRolloutsProblem, podSecurityProblem, runPreflight, unmanagedPodsProblem } from '../../src/kube/preflight';
+import { discoverNamespace, pendingRolloutOf } from '../../src/migration/discovery';
+import { k8s } from '../../src/k8s/k8s';
+import { BASELINE_CAPABILITIES, pendingRolloutsProblem, podSecurityProblem, runPreflight, unmanagedPodsProblem } from '../../src/migration/preflight';
 import {
   PRE_QUIESCE_ANNOTATION,
   quiescePatch,
@@ -25,8 +25,8 @@ import {
   recordsFromAnnotations,
   unquiescePatch,
   unquiesceWorkloads,
-} from '../../src/kube/quiesce';
-import { checkSourceWriters } from '../../src/kube/writers';
+} from '../../src/migration/quiesce';
+import { checkSourceWriters } from '../../src/migration/writers';
 import { parsePlan } from '../../src/plan/load';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../../src/statetransfer/pods/security';
 import { FakeKube, mergePatch } from '../support/fake-kube';

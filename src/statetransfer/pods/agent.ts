@@ -19,7 +19,7 @@
  * `ferry-agent: sync <id> begins` / `… ended (exit N)` around the sync's own output, so a reader
  * takes the lines after the last begin marker of its sync.
  *
- * Pure: this module only builds pod specs and bash scripts; kube/agent.ts runs them.
+ * Pure: this module only builds pod specs and bash scripts; migration/agent.ts runs them.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { FERRY_RUN_DIR } from '../types';

@@ -91,7 +91,7 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
   }
   if (opts.prepare) lines.push(`{\n${opts.prepare}\n} || { echo 'ferry: preparing the transfer failed' >&2; write_termination 1; exit 1; }`);
   // The output filter: every progress update must reach the container log at once, because the
-  // log is where live progress is read (kube/progress.ts polls it every few seconds). rsync writes
+  // log is where live progress is read (migration/follow.ts polls it every few seconds). rsync writes
   // its progress2 updates about once a second, ending in '\r', not '\n'. mawk (the image's awk)
   // reads a pipe in blocks: with a regex RS ("[\r\n]") it held the updates until a 4-32 KiB block
   // was full (measured: 40-55 s late at 8 MiB/s, nothing at all for a short sync), and even plain

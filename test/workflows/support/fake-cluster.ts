@@ -31,7 +31,7 @@ import {
   type WorkloadRef,
   type ClusterSide,
 } from '../../../src/activities/contract';
-import type { FerryObjectGroup, MigrationClusters } from '../../../src/kube/leftovers';
+import type { FerryObjectGroup, MigrationClusters } from '../../../src/migration/leftovers';
 import { migrationKey } from '../../../src/statetransfer/names';
 import { describeNamespaceWorkflow } from '../../../src/temporal/namespace-workflows';
 
@@ -231,7 +231,7 @@ export class FakeCluster {
   }
 
   /** An operator sets a quiesced StatefulSet's retention policy back to Delete: checkSourceWriters
-   * with `retentionGuard` then fails (FerryConfig), as src/kube/writers.ts does. */
+   * with `retentionGuard` then fails (FerryConfig), as src/migration/writers.ts does. */
   revertRetention(namespace: string): void {
     const st = this.reload();
     st.retentionReverted = [...(st.retentionReverted ?? []), namespace];
@@ -294,7 +294,7 @@ export class FakeCluster {
               })
               .map((p) => ({ subject: `pvc ${d.destinationNamespace}/${p.destinationName}`, message: 'already exists in the destination cluster and was not created by this migration' })),
           );
-          // As src/kube/preflight.ts cutoverMarkProblem.
+          // As src/migration/preflight.ts cutoverMarkProblem.
           const marks = this.reload().cutover ?? {};
           const marked = input.plan.overwriteCutoverPVCs
             ? []
@@ -439,7 +439,7 @@ export class FakeCluster {
 
   // ------------------------------------------------------------------ `ferry cleanup`
 
-  /** The simulated clusters as `ferry cleanup` sees them (src/kube/leftovers.ts MigrationClusters). */
+  /** The simulated clusters as `ferry cleanup` sees them (src/migration/leftovers.ts MigrationClusters). */
   clusters(): MigrationClusters {
     const transferObject = /^(source|destination)\/(endpoint|server|client)\//;
     return {

@@ -65,7 +65,7 @@ export interface RsyncOptionsInput {
   /** --exclude patterns, relative to the volume root. Default ['/lost+found']. */
   excludes?: string[];
   /** --acls: POSIX ACLs. Default false here; the plan turns it on in preserve-ownership mode
-   * (kube/setup.ts). Root (preserve-ownership) only: see `rsyncClientArgs`. */
+   * (migration/compose.ts). Root (preserve-ownership) only: see `rsyncClientArgs`. */
   acls?: boolean;
   /** --xattrs: extended attributes except system.* (ACLs travel with `acls`) and, unless
    * `selinuxXattrs`, security.selinux. Default false here (see `acls`). Root only. In practice the

@@ -25,11 +25,11 @@ import { LABELS, migrationSelector, objectLabels, objectName } from '../statetra
 import { secret, secretValues } from '../statetransfer/objects';
 import { transferClientScript } from '../statetransfer/pods/lifecycle';
 import { TLS_KEYS } from '../statetransfer/tls/certificates';
-import { describeRef, refOf, selectorString, waitFor, type KubeClient } from './client';
-import { FerryError, errorMessage } from './errors';
-import { silentLogger, type Logger } from './log';
+import { describeRef, refOf, selectorString, waitFor, type KubeClient } from '../k8s/client';
+import { FerryError, errorMessage } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 import { ensureServerPod, serverTemplateConfigMap } from './server';
-import { describePodState, diagnosePod, followTransferPod, readLogTail, transferContainerName, transferContainerState, transferVerdict, type PendingLimits } from './progress';
+import { describePodState, diagnosePod, followTransferPod, readLogTail, transferContainerName, transferContainerState, transferVerdict, type PendingLimits } from './follow';
 
 /** Object role of the source credentials Secret. */
 export const CREDENTIALS_ROLE = 'credentials';

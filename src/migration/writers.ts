@@ -19,9 +19,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { UnmanagedPod, WriterCheck } from '../activities/contract';
 import { LABELS } from '../statetransfer/names';
-import { keepWatching, waitFor, Wakeup, type KubeClient } from './client';
-import { FerryError } from './errors';
-import { silentLogger, type Logger } from './log';
+import { keepWatching, waitFor, Wakeup, type KubeClient } from '../k8s/client';
+import { FerryError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 import { revertedRetentionProblem } from './quiesce';
 import { describeWorkload, ownerIndex, podIsActive, readInventory, resolveController, writableClaimNamesOf, type WorkloadInventory } from './workloads';
 

@@ -22,10 +22,10 @@ import type { CleanupReport, ClusterSide } from '../activities/contract';
 import type { MigrationPlan } from '../plan/schema';
 import { LABELS } from '../statetransfer/names';
 import { cleanupMigration, TRANSFER_OBJECT_KINDS } from './cleanup';
-import type { KubeClient } from './client';
+import type { KubeClient } from '../k8s/client';
 import { clearCutoverMarks } from './destination';
 import { discoverNamespace } from './discovery';
-import { silentLogger, type Logger } from './log';
+import { silentLogger, type Logger } from '../core/log';
 import { recordsFromAnnotations, unquiesceWorkloads } from './quiesce';
 import { describeWorkload } from './workloads';
 

@@ -9,10 +9,10 @@
 import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
 import type { NamespaceDiscovery, PendingRollout, PVCInfo, UnmanagedPod, WorkloadIdentity, WorkloadRef } from '../activities/contract';
 import type { MigrationPlan, NamespaceMapping, PVCSelection } from '../plan/schema';
-import type { KubeClient } from './client';
+import type { KubeClient } from '../k8s/client';
 import { LABELS } from '../statetransfer/names';
-import { silentLogger, type Logger } from './log';
-import { parseQuantity } from './quantity';
+import { silentLogger, type Logger } from '../core/log';
+import { parseQuantity } from '../k8s/quantity';
 import {
   claimNamesOf,
   describeWorkload,

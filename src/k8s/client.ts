@@ -33,7 +33,7 @@ import type {
 import { k8s } from './k8s';
 import { resolveKubeconfigPaths } from '../plan/load';
 import { ANNOTATIONS, LABELS } from '../statetransfer/names';
-import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from './errors';
+import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from '../core/errors';
 
 /**
  * Seconds one Kubernetes API request may take, response body included. Ferry's only long-running

@@ -26,12 +26,12 @@ import { createTransferCredentials, type NamespaceTransfer, type TransferCredent
 import { objectLabels } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
 import { serverSecretData } from '../statetransfer/tls/certificates';
-import { isTransient, sleep, type KubeClient } from './client';
+import { isTransient, sleep, type KubeClient } from '../k8s/client';
 import { endpointTypeInUse } from './endpoint';
-import { FerryError, errorMessage } from './errors';
-import { silentLogger, type Logger } from './log';
+import { FerryError, errorMessage } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 import { ensureServerPod, podFromTemplate, serverChange, serverSnapshot, serverTemplateName, type ServerSnapshot } from './server';
-import { namespaceTransferFor } from './setup';
+import { namespaceTransferFor } from './compose';
 import { credentialsFromSecrets, credentialsSecret, credentialsSecretName, CREDENTIALS_VALIDITY_DAYS, ensureOwned, PASSWORD_KEY, readClientCredentials, serverTLSSecretName } from './transfer';
 
 /** Credentials expiring sooner than this are renewed before a sync (seconds): longer than any one sync. */

@@ -14,9 +14,9 @@
 import type { V1Namespace, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { NamespaceDiscovery, PVCInfo } from '../activities/contract';
 import { ANNOTATIONS, LABELS, migrationKey } from '../statetransfer/names';
-import type { KubeClient } from './client';
-import { FerryError } from './errors';
-import { silentLogger, type Logger } from './log';
+import type { KubeClient } from '../k8s/client';
+import { FerryError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 
 /** Annotation prefixes the control plane owns on PVCs and namespaces: never copied. */
 const SYSTEM_ANNOTATION = /^(pv\.kubernetes\.io\/|volume\.kubernetes\.io\/|volume\.beta\.kubernetes\.io\/|kubectl\.kubernetes\.io\/last-applied-configuration$|control-plane\.alpha\.kubernetes\.io\/)/;

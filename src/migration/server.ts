@@ -13,10 +13,10 @@
 import type { V1ConfigMap, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { objectLabels, objectName } from '../statetransfer/names';
 import { configMap } from '../statetransfer/objects';
-import { describeRef, refOf, waitFor, type KubeClient, type ObjectRef } from './client';
-import { FerryError, WaitTimeoutError } from './errors';
-import { silentLogger, type Logger } from './log';
-import { DEFAULT_PENDING_LIMITS, describePodState, diagnosePod } from './progress';
+import { describeRef, refOf, waitFor, type KubeClient, type ObjectRef } from '../k8s/client';
+import { FerryError, WaitTimeoutError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
+import { DEFAULT_PENDING_LIMITS, describePodState, diagnosePod } from './follow';
 
 /** Key of the pod manifest (JSON) in the server template ConfigMap. */
 export const SERVER_TEMPLATE_KEY = 'pod.json';

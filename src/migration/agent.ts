@@ -31,11 +31,11 @@ import {
   syncLines,
   type AgentSyncState,
 } from '../statetransfer/pods/agent';
-import { isTransient, selectorString, sleep, type KubeClient } from './client';
+import { isTransient, selectorString, sleep, type KubeClient } from '../k8s/client';
 import { LABELS, migrationSelector } from '../statetransfer/names';
-import { AbortedError, FerryError, errorMessage } from './errors';
-import { silentLogger, type Logger } from './log';
-import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './progress';
+import { AbortedError, FerryError, errorMessage } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
+import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './follow';
 import { podReady } from './server';
 import { deletePodAndWait, ensureOwned, explainProbeFailure, probeScript, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
 

@@ -12,10 +12,10 @@ import type { EndpointAddressInfo } from '../activities/contract';
 import { objectName } from '../statetransfer/names';
 import type { Endpoint, EndpointHealth, EndpointType } from '../statetransfer/types';
 import { ENDPOINT_ROLE } from '../statetransfer/endpoint';
-import { describeRef, keepWatching, refOf, waitFor, Wakeup, type KubeClient } from './client';
-import { FerryError, WaitTimeoutError } from './errors';
-import { silentLogger, type Logger } from './log';
-import { endpointFor, type TransferPlan } from './setup';
+import { describeRef, keepWatching, refOf, waitFor, Wakeup, type KubeClient } from '../k8s/client';
+import { FerryError, WaitTimeoutError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
+import { endpointFor, type TransferPlan } from './compose';
 
 /** How long 'auto' waits for a load-balancer address before falling back to NodePort (seconds). */
 export const AUTO_LOADBALANCER_SECONDS = 60;

@@ -10,11 +10,11 @@ import type { ClientLifecycle } from '../statetransfer/pods/pods';
 import type { PodIdentity } from '../statetransfer/pods/security';
 import { createRcloneTransfer } from '../statetransfer/transfer/rclone';
 import { DEFAULT_EXCLUDES, RsyncOptionsError } from '../statetransfer/transfer/rsync/options';
-import { createRsyncTransfer } from '../statetransfer/transfer/rsync/rsync-transfer';
+import { createRsyncTransfer } from '../statetransfer/transfer/rsync';
 import { createNullTransport } from '../statetransfer/transport/null';
 import { createStunnelTransport } from '../statetransfer/transport/stunnel';
 import type { EndpointType, Transfer, Transport } from '../statetransfer/types';
-import { FerryError, errorMessage } from './errors';
+import { FerryError, errorMessage } from '../core/errors';
 
 /**
  * Port of the server pod that the endpoint forwards to: stunnel's TLS listener (or, with the null

@@ -12,7 +12,7 @@
  */
 import type { KubernetesObject, V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import type { WorkloadIdentity, WorkloadRef } from '../activities/contract';
-import type { KindRef, KubeClient } from './client';
+import type { KindRef, KubeClient } from '../k8s/client';
 
 /** The API version Ferry uses for each workload kind (batch/v1 CronJob: v1beta1 is gone since 1.25). */
 export const WORKLOAD_KINDS = {

@@ -32,13 +32,13 @@ import { LABELS, migrationKey } from '../statetransfer/names';
 import { moduleNameProblem } from '../statetransfer/transfer/rsync/rsyncd-conf';
 import type { EndpointType } from '../statetransfer/types';
 import { SKOPEO_BINARY } from '../images/skopeo';
-import { apiErrorMessage, type AccessCheck, type KubeClient } from './client';
+import { apiErrorMessage, type AccessCheck, type KubeClient } from '../k8s/client';
 import { cutoverMarkOf } from './destination';
 import { defaultStorageClassName } from './discovery';
-import { errorMessage } from './errors';
+import { errorMessage } from '../core/errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
-import { endpointOptionsFor, transferFor } from './setup';
+import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
 import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
 
@@ -149,7 +149,7 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
     need(['get', 'list'], '', 'persistentvolumeclaims'),
     need(['get', 'list', 'create', 'delete'], '', 'pods'),
     need(['get'], '', 'pods', 'log'),
-    // Warm agents (kube/agent.ts) run each sync through exec, a WebSocket (GET) upgrade: clusters
+    // Warm agents (migration/agent.ts) run each sync through exec, a WebSocket (GET) upgrade: clusters
     // before 1.31 authorize it as `get`, later ones as `create` (KEP-4006); the built-in edit role has both.
     ...(plan.agents === 'per-sync' ? [] : [need(['get', 'create'], '', 'pods', 'exec')]),
     need(['get', 'create', 'delete', 'list'], '', 'secrets'),
@@ -228,7 +228,7 @@ function fileProblem(path: string | undefined, what: string): string | undefined
 
 /**
  * Pure: the problem with writing into the existing destination PVC `pvc` (of `namespace`) when it
- * carries a cutover mark (../kube/destination.ts CUTOVER_ANNOTATIONS): a migration already finished
+ * carries a cutover mark (../migration/destination.ts CUTOVER_ANNOTATIONS): a migration already finished
  * its final sync into it, its application may have written since, and a new sync (the final one runs
  * with --delete) would overwrite those writes. Undefined when unmarked or the plan says
  * `overwriteCutoverPVCs: true`.

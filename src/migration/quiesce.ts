@@ -47,9 +47,9 @@
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../activities/contract';
-import { keepWatching, statusCode, waitFor, Wakeup, type KubeClient } from './client';
-import { FerryError } from './errors';
-import { silentLogger, type Logger } from './log';
+import { keepWatching, statusCode, waitFor, Wakeup, type KubeClient } from '../k8s/client';
+import { FerryError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 import {
   describeWorkload,
   isWorkloadKind,

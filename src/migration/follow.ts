@@ -20,8 +20,8 @@ import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import { classifyRsyncExit, type RsyncExitClassification } from '../statetransfer/transfer/rsync/exit-codes';
 import { RsyncOutputParser, type RsyncParseResult, type RsyncProgress } from '../statetransfer/transfer/rsync/parser';
 import type { TransferType } from '../statetransfer/types';
-import { isTransient, sleep, statusCode, type KubeClient } from './client';
-import { AbortedError, FerryError, type FerryErrorCategory } from './errors';
+import { isTransient, sleep, statusCode, type KubeClient } from '../k8s/client';
+import { AbortedError, FerryError, type FerryErrorCategory } from '../core/errors';
 
 /** Log lines read per progress poll. */
 export const PROGRESS_TAIL_LINES = 50;

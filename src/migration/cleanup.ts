@@ -7,9 +7,9 @@
  */
 import type { CleanupReport } from '../activities/contract';
 import { migrationSelectorString } from '../statetransfer/names';
-import { waitFor, type KindRef, type KubeClient } from './client';
-import { WaitTimeoutError } from './errors';
-import { silentLogger, type Logger } from './log';
+import { waitFor, type KindRef, type KubeClient } from '../k8s/client';
+import { WaitTimeoutError } from '../core/errors';
+import { silentLogger, type Logger } from '../core/log';
 
 /** The kinds of transfer objects, in deletion order (pods first: they use the others). */
 export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
