@@ -30,7 +30,8 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Command, InvalidArgumentError } from 'commander';
 import { createActivities } from '../src/activities';
-import type { EndpointAddressInfo, FerryActivities, PVCInfo, TransferRequest, TransferResult } from '../src/activities/contract';
+import type { FerryActivities, TransferRequest } from '../src/activities/contract';
+import type { EndpointAddress, PVCInfo, TransferResult } from '../src/core/types';
 import { KubeClient } from '../src/k8s/client';
 import { parsePlan } from '../src/plan/load';
 import type { MigrationPlan } from '../src/plan/schema';
@@ -182,7 +183,7 @@ async function main(o: Options): Promise<number> {
     const pvc: PVCInfo = discovery.pvcs.find((p) => p.name === 'data')!;
     await activities.prepareDestination({ ...ctx(warmPlan), discovery });
     const env = new MockActivityEnvironment();
-    const address = (await env.run(activities.createEndpoint, ctx(warmPlan))) as EndpointAddressInfo;
+    const address = (await env.run(activities.createEndpoint, ctx(warmPlan))) as EndpointAddress;
     await env.run(activities.createServer, { ...ctx(warmPlan), discovery, address });
     await env.run(activities.probeConnectivity, { ...ctx(warmPlan), address });
     log(`endpoint ${address.host}:${address.port} and server ready`);

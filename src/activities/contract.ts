@@ -13,192 +13,7 @@
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import type { NamespaceState } from '../workflows/state';
-
-/** Failure types thrown by activities (ApplicationFailure.type). */
-export const FailureType = {
-  /** Network trouble, timeouts, API server hiccups: retried with backoff. */
-  Transient: 'FerryTransient',
-  /** The plan or the clusters are not as required (missing StorageClass, namespace, permission). */
-  Preflight: 'FerryPreflight',
-  /** Authentication/authorization failure (rsync auth, TLS peer verification, RBAC). */
-  Auth: 'FerryAuth',
-  /** Destination out of space (rsync "No space left on device"). */
-  NoSpace: 'FerryNoSpace',
-  /** Bad configuration discovered at run time. */
-  Config: 'FerryConfig',
-  /** rsync finished with some files not transferred (exit 23/24) on the final sync. */
-  Partial: 'FerryPartial',
-  /** Anything else that retrying will not fix. */
-  Fatal: 'FerryFatal',
-} as const;
-export type FailureTypeName = (typeof FailureType)[keyof typeof FailureType];
-
-/** Failure types that must not be retried by Temporal's retry policy. */
-export const NON_RETRYABLE_FAILURES: FailureTypeName[] = [
-  FailureType.Preflight,
-  FailureType.Auth,
-  FailureType.NoSpace,
-  FailureType.Config,
-  FailureType.Partial,
-  FailureType.Fatal,
-];
-
-/** Which cluster an object lives in. */
-export type ClusterSide = 'source' | 'destination';
-
-/** A workload (Deployment, StatefulSet, ReplicaSet, DeploymentConfig, DaemonSet, Job, CronJob). */
-export interface WorkloadRef {
-  apiVersion: string;
-  kind: string;
-  namespace: string;
-  name: string;
-}
-
-/** Identity of the workload that mounts a PVC (copied to the client pod). */
-export interface WorkloadIdentity {
-  runAsUser?: number;
-  runAsGroup?: number;
-  fsGroup?: number;
-  supplementalGroups?: number[];
-  seLinuxOptions?: { level?: string; role?: string; type?: string; user?: string };
-}
-
-/** A source PVC and what its destination will be. */
-export interface PVCInfo {
-  /** Source PVC name. */
-  name: string;
-  /** Destination PVC name (same name; namespaces may be renamed). */
-  destinationName: string;
-  /** Requested size, a Kubernetes quantity string (e.g. "10Gi"). */
-  capacity: string;
-  /** Requested size in bytes. */
-  capacityBytes: number;
-  storageClass?: string;
-  destinationStorageClass?: string;
-  accessModes: string[];
-  destinationAccessModes: string[];
-  volumeMode: 'Filesystem' | 'Block';
-  /** Node of a running pod that mounts the PVC (ReadWriteOnce: the client pod is pinned there). */
-  nodeName?: string;
-  identity?: WorkloadIdentity;
-  /** Workloads whose pods mount this PVC. */
-  usedBy: WorkloadRef[];
-}
-
-/** What discovery found in one namespace. */
-export interface NamespaceDiscovery {
-  sourceNamespace: string;
-  destinationNamespace: string;
-  pvcs: PVCInfo[];
-  /** All workloads using the selected PVCs (deduplicated): what quiesce scales down. */
-  workloads: WorkloadRef[];
-  /** Active pods mounting a selected PVC that Ferry cannot quiesce (bare pods, pods of controllers
-   * Ferry does not know). Preflight refuses them unless the plan says `unmanagedPods: delete`. */
-  unmanagedPods?: UnmanagedPod[];
-  /** Workloads whose pods do not all run their template's revision (partitioned, stalled or OnDelete
-   * rollout): after quiesce they come back on the new revision. Preflight refuses them unless the plan
-   * says `acceptRevisionChange: true`. */
-  pendingRollouts?: PendingRollout[];
-}
-
-/** A pod that mounts a source PVC and that Ferry cannot quiesce. */
-export interface UnmanagedPod {
-  name: string;
-  /** The selected source PVCs it mounts (writable mounts only). */
-  pvcs: string[];
-  /** What controls it, when something Ferry does not know does ("Kind name", "Kind name (controls
-   * StatefulSet ns/x)"); absent for a bare pod. */
-  owner?: string;
-}
-
-/** A workload in the middle of a rollout (see NamespaceDiscovery.pendingRollouts). */
-export interface PendingRollout {
-  workload: WorkloadRef;
-  /** What differs, e.g. "2 of 3 pods run revision web-5d4 while the template is web-7f9 (partition 2)". */
-  detail: string;
-}
-
-/** StatefulSet spec.persistentVolumeClaimRetentionPolicy (Kubernetes ≥ 1.27 beta, GA in 1.32);
- * an absent field means Retain. */
-export interface PVCRetentionPolicy {
-  whenScaled?: string;
-  whenDeleted?: string;
-}
-
-/** Result of `checkSourceWriters`. */
-export interface WriterCheck {
-  /** Active pods other than Ferry's that mount a source PVC of the namespace (after any deletion). */
-  pods: UnmanagedPod[];
-  /** Pods this call deleted (plan `unmanagedPods: delete`). */
-  deleted: string[];
-}
-
-/** One problem found by preflight. */
-export interface PreflightProblem {
-  /** e.g. "namespaces[0]", "pvc shop/data", "destination". */
-  subject: string;
-  message: string;
-}
-
-/** Prior state of a quiesced workload, kept in workflow state AND in an annotation on the object. */
-export interface QuiesceRecord {
-  workload: WorkloadRef;
-  /** Replicas before (Deployment, StatefulSet, ReplicaSet, DeploymentConfig). */
-  replicas?: number;
-  /** Deployment paused before. */
-  paused?: boolean;
-  /** CronJob suspend before (false when unset). */
-  suspend?: boolean;
-  /** Job parallelism before. */
-  parallelism?: number;
-  /** DaemonSet nodeSelector before. */
-  nodeSelector?: Record<string, string>;
-  /** StatefulSet persistentVolumeClaimRetentionPolicy before, recorded when it deleted PVCs
-   * (a Delete in either field): quiesce sets both to Retain before scaling to 0, unquiesce restores it. */
-  pvcRetentionPolicy?: PVCRetentionPolicy;
-  /** The migration that wrote the record (in the `ferry.dev/pre-quiesce` annotation too): a record of
-   * another migration (e.g. one left by keepSourceQuiesced) is never restored by this one. */
-  migrationId?: string;
-  /** Whether Ferry changed anything (an already-suspended CronJob is recorded but untouched). */
-  changed: boolean;
-}
-
-/** Where the source side connects (from the endpoint's health). */
-export interface EndpointAddressInfo {
-  host: string;
-  port: number;
-  sni?: string;
-}
-
-/** Live progress of one PVC transfer, reported in heartbeats and the workflow's state. */
-export interface TransferProgress {
-  bytes: number;
-  totalBytes?: number;
-  percent?: number;
-  /** Bytes per second. */
-  rate?: number;
-  /** Seconds. */
-  eta?: number;
-  filesChecked?: number;
-  filesTotal?: number;
-}
-
-/** Result of one sync of one PVC. */
-export interface TransferResult {
-  exitCode: number;
-  outcome: 'success' | 'partial';
-  /** Total bytes sent over the wire (rsync "Total bytes sent"). */
-  bytesSent?: number;
-  /** Size of all files in bytes. */
-  totalFileSize?: number;
-  filesTransferred?: number;
-  numberOfFiles?: number;
-  /** Files that failed or vanished (partial), capped. */
-  failedFiles?: string[];
-  /** Human-readable summary. */
-  message: string;
-  durationSeconds: number;
-}
+import type { CleanupReport, EndpointAddress, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */
 export interface NamespaceContext {
@@ -210,26 +25,12 @@ export interface NamespaceContext {
 /** Identifies one PVC sync. */
 export interface TransferRequest extends NamespaceContext {
   pvc: PVCInfo;
-  address: EndpointAddressInfo;
+  address: EndpointAddress;
   /** Final sync (cutover, with --delete) or a stage sync. */
   final: boolean;
   /** Sync number (1-based) of this PVC, part of the client pod's identity so a retry of the same
    * sync re-attaches to its pod instead of starting another. */
   pass: number;
-}
-
-/** Counts of what cleanup deleted, per cluster. */
-export interface CleanupReport {
-  source: number;
-  destination: number;
-  /** Objects still present after cleanup (should be 0). */
-  remaining: number;
-}
-
-/** Result of the images copy of a namespace. */
-export interface ImageCopyReport {
-  copied: { source: string; destination: string; digest: string }[];
-  skipped: { source: string; reason: string }[];
 }
 
 /**
@@ -249,13 +50,13 @@ export interface FerryActivities {
   prepareDestination(input: NamespaceContext & { discovery: NamespaceDiscovery }): Promise<{ createdNamespace: boolean; createdPVCs: string[] }>;
   /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. Ensures the
    * destination namespace first as prepareDestination does (it may run at the same time). */
-  createEndpoint(ctx: NamespaceContext): Promise<EndpointAddressInfo>;
+  createEndpoint(ctx: NamespaceContext): Promise<EndpointAddress>;
   /** Creates certificates, Secrets, ConfigMaps and the server pod; waits until ready. Credentials
    * stay in Secrets (re-read on retry), never returned. */
-  createServer(input: NamespaceContext & { discovery: NamespaceDiscovery; address: EndpointAddressInfo }): Promise<void>;
+  createServer(input: NamespaceContext & { discovery: NamespaceDiscovery; address: EndpointAddress }): Promise<void>;
   /** From the source cluster, a probe pod opens TCP + TLS (client certificate) to the endpoint and
    * reads the transfer server's greeting. Throws FerryTransient/FerryAuth with an explanation. */
-  probeConnectivity(input: NamespaceContext & { address: EndpointAddressInfo }): Promise<void>;
+  probeConnectivity(input: NamespaceContext & { address: EndpointAddress }): Promise<void>;
   /** One sync of one PVC: first ensures the destination server and both sides' credentials
    * (recreates a lost server pod, renews expiring certificates: migration/server-sync.ts), then creates
    * (or re-attaches to) the client pod, heartbeats TransferProgress, returns the result or throws a

@@ -45,7 +45,8 @@ import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
-import { DEFAULT_MAX_AGENTS, FailureType, type ClusterSide, type FailureTypeName, type FerryActivities, type NamespaceContext, type PVCInfo } from './contract';
+import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext } from './contract';
+import { FailureType, type ClusterSide, type FailureTypeName, type PVCInfo } from '../core/types';
 
 /** Builds the client of one cluster from the plan's reference. */
 export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;

@@ -22,7 +22,7 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import { ApplicationFailure, type QueryDefinition } from '@temporalio/common';
-import type { TransferProgress } from '../activities/contract';
+import type { TransferProgress } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import { resolveTemporal } from '../temporal/devserver';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';

@@ -16,7 +16,7 @@
  * images are attempted; failures are thrown together at the end, the most severe category first.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { ImageCopyReport } from '../activities/contract';
+import type { ImageCopyReport } from '../core/types';
 import type { MigrationPlan, NamespaceMapping, RegistryConfig } from '../plan/schema';
 import type { KubeClient } from '../k8s/client';
 import { FerryError, errorMessage, type FerryErrorCategory } from '../core/errors';

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { TransferProgress, TransferResult } from '../activities/contract';
+import type { TransferProgress, TransferResult } from '../core/types';
 import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import {

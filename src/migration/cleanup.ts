@@ -5,7 +5,7 @@
  * (rollback deletes PVCs through destination.ts, and only on request). crane-lib's destroy functions
  * are no-op stubs that leak (anchors.md).
  */
-import type { CleanupReport } from '../activities/contract';
+import type { CleanupReport } from '../core/types';
 import { migrationSelectorString } from '../statetransfer/names';
 import { waitFor, type KindRef, type KubeClient } from '../k8s/client';
 import { WaitTimeoutError } from '../core/errors';

@@ -2,12 +2,11 @@
  * From a MigrationPlan to the state-transfer library's objects: the Transfer engine, the Transport,
  * the Endpoint options and the composed NamespaceTransfer of one namespace. Pure (no API calls).
  */
-import type { PVCInfo, WorkloadIdentity } from '../activities/contract';
+import type { PVCInfo, WorkloadIdentity } from '../core/types';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { createEndpoint, EndpointOptionsError, type EndpointOptions } from '../statetransfer/endpoint';
 import { createNamespaceTransfer, type NamespaceTransfer, type VolumePair } from '../statetransfer/namespace-transfer';
 import type { ClientLifecycle } from '../statetransfer/pods/pods';
-import type { PodIdentity } from '../statetransfer/pods/security';
 import { createRcloneTransfer } from '../statetransfer/transfer/rclone';
 import { DEFAULT_EXCLUDES, RsyncOptionsError } from '../statetransfer/transfer/rsync/options';
 import { createRsyncTransfer } from '../statetransfer/transfer/rsync';
@@ -93,8 +92,8 @@ export function endpointFor(plan: TransferPlan, migrationId: string, namespace: 
  * (security.runAsUser/runAsGroup/fsGroup) on top. UID 0 is dropped in restricted mode (the pod
  * then runs as the image's non-root user; preflight warns that root-only files may be unreadable).
  */
-export function clientIdentity(plan: TransferPlan, identity: WorkloadIdentity | undefined): PodIdentity | undefined {
-  const id: PodIdentity = { ...(identity ?? {}) };
+export function clientIdentity(plan: TransferPlan, identity: WorkloadIdentity | undefined): WorkloadIdentity | undefined {
+  const id: WorkloadIdentity = { ...(identity ?? {}) };
   if (plan.security.mode === 'restricted') {
     if (plan.security.runAsUser !== undefined) id.runAsUser = plan.security.runAsUser;
     if (plan.security.runAsGroup !== undefined) id.runAsGroup = plan.security.runAsGroup;
@@ -109,7 +108,7 @@ export function clientIdentity(plan: TransferPlan, identity: WorkloadIdentity | 
  * own the written files): the plan's overrides, else the value all PVCs' workloads agree on (UID 0
  * excluded), else unset (the image's non-root user). preserve-ownership: root, nothing to choose.
  */
-export function serverIdentity(plan: TransferPlan, pvcs: readonly PVCInfo[]): PodIdentity | undefined {
+export function serverIdentity(plan: TransferPlan, pvcs: readonly PVCInfo[]): WorkloadIdentity | undefined {
   if (plan.security.mode !== 'restricted') return undefined;
   const common = (pick: (i: WorkloadIdentity) => number | undefined): number | undefined => {
     const values = new Set(pvcs.map((p) => (p.identity ? pick(p.identity) : undefined)));
@@ -117,7 +116,7 @@ export function serverIdentity(plan: TransferPlan, pvcs: readonly PVCInfo[]): Po
     const [v] = [...values];
     return v === 0 ? undefined : v;
   };
-  const id: PodIdentity = {};
+  const id: WorkloadIdentity = {};
   const runAsUser = plan.security.runAsUser ?? common((i) => i.runAsUser);
   const runAsGroup = plan.security.runAsGroup ?? common((i) => i.runAsGroup);
   const fsGroup = plan.security.fsGroup ?? common((i) => i.fsGroup);

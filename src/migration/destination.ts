@@ -12,7 +12,7 @@
  * PVCs someone else made.
  */
 import type { V1Namespace, V1PersistentVolumeClaim } from '@kubernetes/client-node';
-import type { NamespaceDiscovery, PVCInfo } from '../activities/contract';
+import type { NamespaceDiscovery, PVCInfo } from '../core/types';
 import { ANNOTATIONS, LABELS, migrationKey } from '../statetransfer/names';
 import type { KubeClient } from '../k8s/client';
 import { FerryError } from '../core/errors';

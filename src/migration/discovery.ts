@@ -7,7 +7,7 @@
  * preflight (./preflight.ts) reports the gaps together with every other problem.
  */
 import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
-import type { NamespaceDiscovery, PendingRollout, PVCInfo, UnmanagedPod, WorkloadIdentity, WorkloadRef } from '../activities/contract';
+import type { NamespaceDiscovery, PendingRollout, PVCInfo, UnmanagedPod, WorkloadIdentity, WorkloadRef } from '../core/types';
 import type { MigrationPlan, NamespaceMapping, PVCSelection } from '../plan/schema';
 import type { KubeClient } from '../k8s/client';
 import { LABELS } from '../statetransfer/names';

@@ -8,7 +8,7 @@
  * activities (createServer, runTransfer) find it again (`endpointTypeInUse`).
  */
 import type { KubernetesObject, V1Node, V1Service } from '@kubernetes/client-node';
-import type { EndpointAddressInfo } from '../activities/contract';
+import type { EndpointAddress } from '../core/types';
 import { objectName } from '../statetransfer/names';
 import type { Endpoint, EndpointHealth, EndpointType } from '../statetransfer/types';
 import { ENDPOINT_ROLE } from '../statetransfer/endpoint';
@@ -67,7 +67,7 @@ export const ENDPOINT_CHECK_SECONDS = 3;
  * selected by name): any change of one (a load-balancer address assigned, a Route admitted) runs the
  * next check at once instead of at the end of the 3 s interval. A client without `watch` polls.
  */
-async function waitHealthy(client: KubeClient, endpoint: Endpoint, timeoutSeconds: number, options: EnsureEndpointOptions): Promise<EndpointAddressInfo> {
+async function waitHealthy(client: KubeClient, endpoint: Endpoint, timeoutSeconds: number, options: EnsureEndpointOptions): Promise<EndpointAddress> {
   let reason = 'not observed yet';
   const wakeup = new Wakeup();
   const canWatch = typeof (client as Partial<KubeClient>).watch === 'function';
@@ -119,7 +119,7 @@ export async function ensureEndpoint(
   migrationId: string,
   namespace: string,
   options: EnsureEndpointOptions,
-): Promise<{ type: EndpointType; address: EndpointAddressInfo }> {
+): Promise<{ type: EndpointType; address: EndpointAddress }> {
   const log = options.logger ?? silentLogger;
   const started = Date.now();
   const left = () => Math.max(1, options.timeoutSeconds - (Date.now() - started) / 1000);

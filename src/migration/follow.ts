@@ -15,7 +15,7 @@
  * classified by `classifyRsyncExit`; rclone codes by `classifyRcloneExit` below.
  */
 import type { CoreV1Event, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import type { TransferProgress, TransferResult } from '../activities/contract';
+import type { TransferProgress, TransferResult } from '../core/types';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import { classifyRsyncExit, type RsyncExitClassification } from '../statetransfer/transfer/rsync/exit-codes';
 import { RsyncOutputParser, type RsyncParseResult, type RsyncProgress } from '../statetransfer/transfer/rsync/parser';

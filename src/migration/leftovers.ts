@@ -18,7 +18,7 @@
  *   not cut over, as the workflow's rollback does), and only this migration's.
  * - PVCs and namespaces are never deleted here.
  */
-import type { CleanupReport, ClusterSide } from '../activities/contract';
+import type { CleanupReport, ClusterSide } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import { LABELS } from '../statetransfer/names';
 import { cleanupMigration, TRANSFER_OBJECT_KINDS } from './cleanup';

@@ -25,7 +25,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
-import type { NamespaceDiscovery, PreflightProblem } from '../activities/contract';
+import type { NamespaceDiscovery, PreflightProblem } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import { validateEndpointOptions } from '../statetransfer/endpoint';
 import { LABELS, migrationKey } from '../statetransfer/names';

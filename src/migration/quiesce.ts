@@ -46,7 +46,7 @@
  * resourceVersion that was read; a 409 re-reads and recomputes).
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../activities/contract';
+import type { PVCRetentionPolicy, QuiesceRecord, WorkloadRef } from '../core/types';
 import { keepWatching, statusCode, waitFor, Wakeup, type KubeClient } from '../k8s/client';
 import { FerryError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';

@@ -20,7 +20,7 @@
  * during the sync goes into the error, and a lost server is recreated at once.
  */
 import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { EndpointAddressInfo, PVCInfo } from '../activities/contract';
+import type { EndpointAddress, PVCInfo } from '../core/types';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { objectLabels } from '../statetransfer/names';
@@ -49,7 +49,7 @@ export interface SyncTarget {
   plan: MigrationPlan;
   namespace: Pick<NamespaceMapping, 'source' | 'destination'>;
   pvc: PVCInfo;
-  address: EndpointAddressInfo;
+  address: EndpointAddress;
 }
 
 /** Options of `ensureServerForSync`. */

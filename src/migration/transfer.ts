@@ -19,7 +19,7 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { EndpointAddressInfo, PVCInfo, TransferProgress, TransferResult } from '../activities/contract';
+import type { EndpointAddress, PVCInfo, TransferProgress, TransferResult } from '../core/types';
 import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { LABELS, migrationSelector, objectLabels, objectName } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
@@ -80,7 +80,7 @@ export function certificateNames(certPem: string, host: string): boolean {
 export function credentialsFromSecrets(
   server: Record<string, string> | undefined,
   client: Record<string, string>,
-  address: EndpointAddressInfo | undefined,
+  address: EndpointAddress | undefined,
   now = Date.now(),
   minRemainingSeconds = CREDENTIALS_MIN_REMAINING_SECONDS,
 ): { credentials?: TransferCredentials; problem?: string } {
@@ -182,7 +182,7 @@ export async function ensureCredentials(
   source: KubeClient,
   destination: KubeClient,
   nt: NamespaceTransfer,
-  address: EndpointAddressInfo,
+  address: EndpointAddress,
   options: { logger?: Logger; signal?: AbortSignal } = {},
 ): Promise<{ credentials: TransferCredentials; created: boolean }> {
   const log = options.logger ?? silentLogger;
@@ -274,7 +274,7 @@ export async function ensureServer(destination: KubeClient, nt: NamespaceTransfe
 /** One sync of one PVC. */
 export interface ClientTransferRequest {
   pvc: PVCInfo;
-  address: EndpointAddressInfo;
+  address: EndpointAddress;
   final: boolean;
   pass: number;
 }
@@ -443,7 +443,7 @@ export function probeScript(engine: 'rsync' | 'rclone', host: string, port: numb
  * Pure: what a failed probe means, from its exit code and the transport (stunnel) log.
  * TLS refusals are `auth`; unreachable addresses and silent servers are `transient`.
  */
-export function explainProbeFailure(exitCode: number, probeLog: string, transportLog: string, address: EndpointAddressInfo): FerryError {
+export function explainProbeFailure(exitCode: number, probeLog: string, transportLog: string, address: EndpointAddress): FerryError {
   const at = `${address.host}:${address.port}${address.sni ? ` (SNI ${address.sni})` : ''}`;
   const t = transportLog;
   if (/certificate verify failed|unknown ca|bad certificate|certificate required|peer did not return a certificate|CERT_CHECK|certificate unknown|wrong version number|handshake failure/i.test(t)) {
@@ -476,7 +476,7 @@ function firstLine(text: string): string {
  * `probeScript` (same image, same transport sidecar, Secrets and security context), without the PVC
  * volume or node pinning. Pure.
  */
-export function buildProbePod(nt: NamespaceTransfer, credentials: TransferCredentials, address: EndpointAddressInfo): { objects: KubernetesObject[]; pod: V1Pod } {
+export function buildProbePod(nt: NamespaceTransfer, credentials: TransferCredentials, address: EndpointAddress): { objects: KubernetesObject[]; pod: V1Pod } {
   const first = nt.volumes[0]!;
   const all = nt.sourceObjects(first.sourcePVC, address, credentials, { final: false });
   const pod = structuredClone(all.find((o) => o.kind === 'Pod')) as V1Pod;
@@ -510,7 +510,7 @@ export async function probeConnectivity(
   source: KubeClient,
   nt: NamespaceTransfer,
   credentials: TransferCredentials,
-  address: EndpointAddressInfo,
+  address: EndpointAddress,
   options: ProbeOptions = {},
 ): Promise<{ message: string }> {
   const log = options.logger ?? silentLogger;

@@ -11,7 +11,7 @@
  *   Pod → Job → CronJob                    Pod → ReplicaSet (bare)    Pod → ReplicationController (bare)
  */
 import type { KubernetesObject, V1Container, V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import type { WorkloadIdentity, WorkloadRef } from '../activities/contract';
+import type { WorkloadIdentity, WorkloadRef } from '../core/types';
 import type { KindRef, KubeClient } from '../k8s/client';
 
 /** The API version Ferry uses for each workload kind (batch/v1 CronJob: v1beta1 is gone since 1.25). */

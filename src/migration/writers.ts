@@ -17,7 +17,7 @@
  * `revertedRetentionProblem`).
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import type { UnmanagedPod, WriterCheck } from '../activities/contract';
+import type { UnmanagedPod, WriterCheck } from '../core/types';
 import { LABELS } from '../statetransfer/names';
 import { keepWatching, waitFor, Wakeup, type KubeClient } from '../k8s/client';
 import { FerryError } from '../core/errors';

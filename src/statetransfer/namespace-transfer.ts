@@ -17,10 +17,11 @@ import { objectLabels, objectName } from './names';
 import { deepFreeze, secret } from './objects';
 import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
 import { agentSyncScript as buildAgentSyncScript, buildAgentPod } from './pods/agent';
-import type { PodIdentity } from './pods/security';
+import type { WorkloadIdentity } from '../core/types';
 import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
 import { generatePassword } from './transfer/rsync/rsyncd-conf';
-import type { Endpoint, EndpointAddress, PodParts, SecurityMode, Transfer, Transport } from './types';
+import type { Endpoint, PodParts, SecurityMode, Transfer, Transport } from './types';
+import type { EndpointAddress } from '../core/types';
 
 /** Where the source PVC is mounted in the client pod. */
 export const SOURCE_PATH = '/data';
@@ -34,7 +35,7 @@ export interface VolumePair {
   /** Node where the source PVC is mounted (ReadWriteOnce): the client pod is pinned there. */
   nodeName?: string;
   /** Identity of the workload that uses the PVC (fsGroup, supplementalGroups, runAsUser …). */
-  identity?: PodIdentity;
+  identity?: WorkloadIdentity;
 }
 
 /** Options of `createNamespaceTransfer`. */
@@ -51,7 +52,7 @@ export interface NamespaceTransferOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** Identity of the destination server pod (restricted mode: the UID that will own the files). */
-  serverIdentity?: PodIdentity;
+  serverIdentity?: WorkloadIdentity;
   /** Client pod lifecycle; native-sidecar needs Kubernetes 1.29+ on the source cluster. */
   lifecycle?: ClientLifecycle;
   /** Allow a transfer that does not encrypt itself over the null transport (plaintext). */

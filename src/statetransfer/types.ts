@@ -16,6 +16,7 @@
  * endpoint's backend port directly.
  */
 import type { KubernetesObject, V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { EndpointAddress } from '../core/types';
 
 /** A PersistentVolumeClaim by namespace and name. */
 export interface PVCRef {
@@ -30,16 +31,6 @@ export type EndpointType = 'LoadBalancer' | 'NodePort' | 'ClusterIP' | 'Route' |
 
 /** Security mode of the transfer pods. See src/statetransfer/pods/security.ts. */
 export type SecurityMode = 'restricted' | 'preserve-ownership';
-
-/** Where the source side must connect to reach the destination's transfer server. */
-export interface EndpointAddress {
-  /** DNS name or IP address. */
-  host: string;
-  /** TCP port. */
-  port: number;
-  /** TLS server name (SNI) the client must send, when routing depends on it (Route, Ingress). */
-  sni?: string;
-}
 
 /** Health of an endpoint as decided from the live objects' status. */
 export interface EndpointHealth {

@@ -21,7 +21,8 @@
  *   the failure users fear most.
  */
 import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
-import { NON_RETRYABLE_FAILURES, type FerryActivities } from '../activities/contract';
+import { type FerryActivities } from '../activities/contract';
+import { NON_RETRYABLE_FAILURES } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import type { WorkflowTuning } from './state';
 

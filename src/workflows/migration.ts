@@ -17,7 +17,8 @@
  */
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import * as wf from '@temporalio/workflow';
-import { DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONCURRENT_SYNCS, FailureType, type NamespaceDiscovery, type NamespaceWorkflowStatus, type PreflightProblem } from '../activities/contract';
+import { DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONCURRENT_SYNCS, type NamespaceWorkflowStatus } from '../activities/contract';
+import { FailureType, type NamespaceDiscovery, type PreflightProblem } from '../core/types';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { ferryActivities } from './activity-options';

@@ -32,7 +32,8 @@
  * warnings instead of a rollback that would throw a finished copy away.
  */
 import * as wf from '@temporalio/workflow';
-import { FailureType, type NamespaceContext, type NamespaceDiscovery, type PVCInfo, type UnmanagedPod, type WorkloadRef } from '../activities/contract';
+import { type NamespaceContext } from '../activities/contract';
+import { FailureType, type NamespaceDiscovery, type PVCInfo, type UnmanagedPod, type WorkloadRef } from '../core/types';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { ferryActivities } from './activity-options';
 import {

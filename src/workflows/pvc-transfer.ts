@@ -12,7 +12,8 @@
  * own id and history, visible and describable on its own in the UI and the CLI: the namespace
  * workflow only sees the sync start and end, however many attempts the transfer took.
  */
-import type { TransferRequest, TransferResult } from '../activities/contract';
+import type { TransferRequest } from '../activities/contract';
+import type { TransferResult } from '../core/types';
 import { ferryActivities } from './activity-options';
 import type { WorkflowTuning } from './state';
 

@@ -12,14 +12,7 @@
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
 import { DEFAULT_MAX_AGENTS } from '../activities/contract';
-import type {
-  CleanupReport,
-  EndpointAddressInfo,
-  ImageCopyReport,
-  PreflightProblem,
-  QuiesceRecord,
-  UnmanagedPod,
-} from '../activities/contract';
+import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, UnmanagedPod } from '../core/types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -184,7 +177,7 @@ export interface NamespaceState {
   createdNamespace?: boolean;
   /** Destination PVCs Ferry created (the only ones rollback may delete). */
   createdPVCs: string[];
-  address?: EndpointAddressInfo;
+  address?: EndpointAddress;
   /** quiesce was called (its records below once it returned). */
   quiesceStarted: boolean;
   /** Prior state of every quiesced workload: what unquiesce restores. */

@@ -20,7 +20,8 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
-import type { EndpointAddressInfo, FerryActivities, PVCInfo, TransferRequest, TransferResult } from '../../src/activities/contract';
+import type { FerryActivities, TransferRequest } from '../../src/activities/contract';
+import type { EndpointAddress, PVCInfo, TransferResult } from '../../src/core/types';
 import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
@@ -57,7 +58,7 @@ labDescribe('lab drill: the warm transfer agent', () => {
   let plan: MigrationPlan;
   let perSyncPlan: MigrationPlan;
   let pvc: PVCInfo;
-  let address: EndpointAddressInfo;
+  let address: EndpointAddress;
   let pass = 0;
   const logs: { msg: string; fields: Record<string, unknown>; at: number }[] = [];
   const figures: string[] = [];
@@ -127,7 +128,7 @@ labDescribe('lab drill: the warm transfer agent', () => {
     expect(pvc.nodeName).toEqual(expect.any(String));
     await activities.prepareDestination({ ...ctx(), discovery });
     const env = new MockActivityEnvironment();
-    address = (await env.run(activities.createEndpoint, ctx())) as EndpointAddressInfo;
+    address = (await env.run(activities.createEndpoint, ctx())) as EndpointAddress;
     await env.run(activities.createServer, { ...ctx(), discovery, address });
   }, 360_000);
 

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { toApplicationFailure } from '../../src/activities';
-import { FailureType } from '../../src/activities/contract';
+import { FailureType } from '../../src/core/types';
 import { openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
 import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';

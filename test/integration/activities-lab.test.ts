@@ -18,7 +18,8 @@ import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node'
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
-import type { EndpointAddressInfo, FerryActivities, NamespaceDiscovery, PVCInfo, QuiesceRecord } from '../../src/activities/contract';
+import type { FerryActivities } from '../../src/activities/contract';
+import type { EndpointAddress, NamespaceDiscovery, PVCInfo, QuiesceRecord } from '../../src/core/types';
 import { KubeClient, statusCode, waitFor } from '../../src/k8s/client';
 import { ensureEndpoint } from '../../src/migration/endpoint';
 import { FerryError } from '../../src/core/errors';
@@ -161,7 +162,7 @@ labDescribe('activities against the lab API servers', () => {
   let activities: FerryActivities;
   let plan: MigrationPlan;
   let discovery: NamespaceDiscovery;
-  let address: EndpointAddressInfo;
+  let address: EndpointAddress;
 
   const apply = async (client: KubeClient, o: object) => (await client.createOrAdopt(o as KubernetesObject)).object;
   const get = <T extends KubernetesObject>(client: KubeClient, apiVersion: string, kind: string, name: string, namespace = SRC_NS) => client.get<T>({ apiVersion, kind, namespace, name });

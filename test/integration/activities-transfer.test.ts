@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
-import type { EndpointAddressInfo, FerryActivities, TransferProgress, TransferResult } from '../../src/activities/contract';
+import type { FerryActivities } from '../../src/activities/contract';
+import type { EndpointAddress, TransferProgress, TransferResult } from '../../src/core/types';
 import { KubeClient, waitFor } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
@@ -141,7 +142,7 @@ labDescribe.each(['preserve-ownership', 'restricted'] as const)('a real migratio
     const env = new MockActivityEnvironment({ startToCloseTimeoutMs: 300_000 });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const address = (await env.run(activities.createEndpoint, ctx())) as EndpointAddressInfo;
+    const address = (await env.run(activities.createEndpoint, ctx())) as EndpointAddress;
     expect(address.host).toMatch(/^10\.250\.0\./); // a LoadBalancer IP on the lab wire
 
     await env.run(activities.createServer, { ...ctx(), discovery, address });

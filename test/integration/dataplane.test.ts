@@ -23,7 +23,8 @@ import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-c
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';
 import { createNullTransport } from '../../src/statetransfer/transport/null';
 import { createRcloneTransfer } from '../../src/statetransfer/transfer/rclone';
-import type { EndpointAddress, SecurityMode, Transfer } from '../../src/statetransfer/types';
+import type { SecurityMode, Transfer } from '../../src/statetransfer/types';
+import type { EndpointAddress } from '../../src/core/types';
 import { transferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
 import { LocalPod, removeWorkDir, type ContainerResult } from '../support/local-pod';

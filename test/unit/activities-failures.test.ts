@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, toApplicationFailure } from '../../src/activities';
-import { FailureType, NON_RETRYABLE_FAILURES } from '../../src/activities/contract';
+import { FailureType, NON_RETRYABLE_FAILURES } from '../../src/core/types';
 import { ConflictError, FerryError } from '../../src/core/errors';
 import { k8s } from '../../src/k8s/k8s';
 import { parsePlan } from '../../src/plan/load';

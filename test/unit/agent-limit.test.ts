@@ -4,7 +4,7 @@
  * a client pod per sync, and an agent goes as soon as its PVC's final sync succeeded.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { PVCInfo } from '../../src/activities/contract';
+import type { PVCInfo } from '../../src/core/types';
 import { agentAllowed, agentSpecHash, releaseAgent } from '../../src/migration/agent';
 import { clientSideTransferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { PVCInfo } from '../../src/activities/contract';
+import type { PVCInfo } from '../../src/core/types';
 import { agentSpecHash, runAgentSync, staleAgentReason } from '../../src/migration/agent';
 import { execExitCode, type ExecResult, type KubeClient } from '../../src/k8s/client';
 import { AbortedError, FerryError } from '../../src/core/errors';

@@ -6,7 +6,7 @@
  * before. Destination PVCs are created PVC_CREATE_CONCURRENCY at a time, reported in discovery order.
  */
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
-import type { NamespaceDiscovery, PVCInfo } from '../../src/activities/contract';
+import type { NamespaceDiscovery, PVCInfo } from '../../src/core/types';
 import type { KubeClient } from '../../src/k8s/client';
 import { ensureDestinationNamespace, prepareDestination, PVC_CREATE_CONCURRENCY } from '../../src/migration/destination';
 import { ANNOTATIONS } from '../../src/statetransfer/names';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { PVCInfo } from '../../src/activities/contract';
+import type { PVCInfo } from '../../src/core/types';
 import type { KubeClient, ObjectRef } from '../../src/k8s/client';
 import { FerryError } from '../../src/core/errors';
 import { ensureServerForSync, explainSyncFailure, MISSING_GRACE_SECONDS, serverPassword, type SyncTarget } from '../../src/migration/server-sync';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PVCInfo } from '../../src/activities/contract';
+import type { PVCInfo } from '../../src/core/types';
 import { clientIdentity, clientSideTransferFor, namespaceTransferFor, serverIdentity, transferFor } from '../../src/migration/compose';
 import {
   buildProbePod,

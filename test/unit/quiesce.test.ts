@@ -4,7 +4,7 @@
  * merge patch (RFC 7386) implementation to check the round trip end to end.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { QuiesceRecord } from '../../src/activities/contract';
+import type { QuiesceRecord } from '../../src/core/types';
 import { isQuiesced, PRE_QUIESCE_ANNOTATION, QUIESCE_NODE_SELECTOR_KEY, quiescePatch, unquiescePatch } from '../../src/migration/quiesce';
 import { mergePatch } from '../support/fake-kube';
 

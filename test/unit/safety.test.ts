@@ -13,7 +13,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { toApplicationFailure } from '../../src/activities';
-import { FailureType, type NamespaceDiscovery } from '../../src/activities/contract';
+import { FailureType, type NamespaceDiscovery } from '../../src/core/types';
 import { discoverNamespace, pendingRolloutOf } from '../../src/migration/discovery';
 import { k8s } from '../../src/k8s/k8s';
 import { BASELINE_CAPABILITIES, pendingRolloutsProblem, podSecurityProblem, runPreflight, unmanagedPodsProblem } from '../../src/migration/preflight';

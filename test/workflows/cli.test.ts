@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { FailureType } from '../../src/activities/contract';
+import { FailureType } from '../../src/core/types';
 import { EXIT } from '../../src/cli/exit-codes';
 import type { MigrationView } from '../../src/cli/operations';
 import { runCli } from '../../src/cli/program';

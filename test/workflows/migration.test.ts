@@ -7,7 +7,7 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { FailureType } from '../../src/activities/contract';
+import { FailureType } from '../../src/core/types';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
 import { createWorker } from '../../src/worker';

@@ -8,7 +8,8 @@
 import type { V1Affinity, V1Container, V1Pod, V1Probe, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
 import { serverScript, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
-import { containerSecurityContext, podSecurityContext, type PodIdentity } from './security';
+import { containerSecurityContext, podSecurityContext } from './security';
+import { type WorkloadIdentity } from '../../core/types';
 
 /** How the client pod orders its transport and transfer containers.
  * - native-sidecar: the transport is an init container with restartPolicy Always (Kubernetes 1.29+,
@@ -26,7 +27,7 @@ export interface CommonPodOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   security: SecurityMode;
-  identity?: PodIdentity;
+  identity?: WorkloadIdentity;
   resources?: V1ResourceRequirements;
   /** Extra annotations on the pod (never secrets). */
   annotations?: Record<string, string>;

@@ -13,6 +13,7 @@
  */
 import type { V1PodSecurityContext, V1SecurityContext } from '@kubernetes/client-node';
 import type { SecurityMode } from '../types';
+import type { WorkloadIdentity } from '../../core/types';
 
 /** Capabilities rsync needs as root (capabilities(7)): read and write any file (DAC_OVERRIDE), set
  * owner and group (CHOWN), modes and times of files it does not own (FOWNER, FSETID), device nodes
@@ -20,15 +21,6 @@ import type { SecurityMode } from '../types';
  * rsyncd-conf.ts): SYS_CHROOT and SETGID (it drops supplementary groups). SETUID was measured as
  * not needed. All are in the "baseline" Pod Security Standard's allowed list. */
 export const PRESERVE_OWNERSHIP_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'MKNOD', 'SETGID', 'SYS_CHROOT'] as const;
-
-/** Identity settings copied from the workload that mounts the PVC (or set in the plan). */
-export interface PodIdentity {
-  runAsUser?: number;
-  runAsGroup?: number;
-  fsGroup?: number;
-  supplementalGroups?: number[];
-  seLinuxOptions?: { level?: string; role?: string; type?: string; user?: string };
-}
 
 /** UID the transfer image runs as when nothing else is known (the image's numeric USER). */
 export const DEFAULT_NON_ROOT_UID = 65532;
@@ -40,7 +32,7 @@ export const DEFAULT_NON_ROOT_UID = 65532;
  *   fsGroupChangePolicy OnRootMismatch so an fsGroup that already matches does not walk the volume.
  * - preserve-ownership: UID 0, no fsGroup (it would rewrite the group of every file on mount).
  */
-export function podSecurityContext(mode: SecurityMode, identity: PodIdentity = {}): V1PodSecurityContext {
+export function podSecurityContext(mode: SecurityMode, identity: WorkloadIdentity = {}): V1PodSecurityContext {
   const base: V1PodSecurityContext = { seccompProfile: { type: 'RuntimeDefault' } };
   if (identity.seLinuxOptions) base.seLinuxOptions = { ...identity.seLinuxOptions };
   if (mode === 'preserve-ownership') {

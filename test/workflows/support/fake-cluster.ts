@@ -19,18 +19,8 @@ import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isWorkerShutdown } from '../../../src/activities/shutdown';
-import {
-  FailureType,
-  type FailureTypeName,
-  type FerryActivities,
-  type NamespaceDiscovery,
-  type PreflightProblem,
-  type QuiesceRecord,
-  type TransferRequest,
-  type TransferResult,
-  type WorkloadRef,
-  type ClusterSide,
-} from '../../../src/activities/contract';
+import { type FerryActivities, type TransferRequest } from '../../../src/activities/contract';
+import { FailureType, type FailureTypeName, type NamespaceDiscovery, type PreflightProblem, type QuiesceRecord, type TransferResult, type WorkloadRef, type ClusterSide } from '../../../src/core/types';
 import type { FerryObjectGroup, MigrationClusters } from '../../../src/migration/leftovers';
 import { migrationKey } from '../../../src/statetransfer/names';
 import { describeNamespaceWorkflow } from '../../../src/temporal/namespace-workflows';

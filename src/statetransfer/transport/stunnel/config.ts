@@ -11,7 +11,7 @@
  * so it works on a read-only root filesystem; logs go to stderr.
  */
 import { isIP } from 'node:net';
-import type { EndpointAddress } from '../../types';
+import type { EndpointAddress } from '../../../core/types';
 
 /** Where the stunnel config and the TLS Secret are mounted in the transport container. */
 export const STUNNEL_PATHS = {
