@@ -4,6 +4,7 @@
  * libraries (statetransfer, k8s, migration, images), the activities and the workflows all import them
  * from here. They cross the workflow/activity boundary as JSON, so they never hold secrets.
  */
+import type { FerryErrorCategory } from './errors';
 /** Failure types thrown by activities (ApplicationFailure.type). */
 export const FailureType = {
   /** Network trouble, timeouts, API server hiccups: retried with backoff. */
@@ -207,4 +208,26 @@ export interface CleanupReport {
 export interface ImageCopyReport {
   copied: { source: string; destination: string; digest: string }[];
   skipped: { source: string; reason: string }[];
+}
+
+/** How a transfer ended, engine-neutral. */
+export interface TransferVerdict {
+  outcome: 'success' | 'partial' | 'retryable' | 'fatal';
+  /** For failures: which FerryError category to raise. */
+  category?: FerryErrorCategory;
+  explanation: string;
+  failedFiles: string[];
+  failedFilesOmitted: number;
+}
+
+/** Figures an engine reports at the end of a run (rsync: its STATS2 block; rclone: its stats). */
+export interface TransferStats {
+  /** Bytes sent over the wire (rclone: file bytes, its nearest figure). */
+  bytesSent?: number;
+  /** Size of all files in the tree, bytes. */
+  totalFileSize?: number;
+  /** Regular files transferred. */
+  filesTransferred?: number;
+  /** Entries in the tree. */
+  numberOfFiles?: number;
 }

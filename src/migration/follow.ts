@@ -11,14 +11,13 @@
  *
  * Verdict: the container's exit code (the pod wrapper exits with the engine's code) and the output
  * that explains it: the log's last 2,000 lines (1 MiB) when the log is still readable, else the
- * termination message (last 40 lines + `ferry-exit-code=N`, see pods/lifecycle.ts). rsync codes are
- * classified by `classifyRsyncExit`; rclone codes by `classifyRcloneExit` below.
+ * termination message (last 40 lines + `ferry-exit-code=N`, see pods/lifecycle.ts). each engine classifies its
+ * own exit codes and output (`TransferEngine.outcome`, in the engine's folder).
  */
 import type { CoreV1Event, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { TransferProgress, TransferResult } from '../core/types';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
-import { classifyRsyncExit, type RsyncExitClassification } from '../statetransfer/transfer/rsync/exit-codes';
-import { RsyncOutputParser, type RsyncParseResult, type RsyncProgress } from '../statetransfer/transfer/rsync/parser';
+import { transferEngine } from '../statetransfer/registry';
 import type { TransferType } from '../statetransfer/types';
 import { isTransient, sleep, statusCode, type KubeClient } from '../k8s/client';
 import { AbortedError, FerryError, type FerryErrorCategory } from '../core/errors';
@@ -33,185 +32,6 @@ export const FINAL_TAIL_LINES = 2000;
 export const FINAL_LIMIT_BYTES = 1024 * 1024;
 /** Failed files kept in a TransferResult / failure message. */
 export const MAX_REPORTED_FAILED_FILES = 100;
-
-/**
- * Smallest whole percent from which the total size is estimated from bytes and percent. rsync prints
- * the percent truncated (progress.c: `(int)(100.0 * ofs / size)`), so the true fraction lies in
- * [P, P+1) %: bytes·100/P overestimated the total by up to 1/P (6 % at P = 16, as seen on the lab).
- * Dividing by P + 0.5 halves the error bound to 0.5/(P + 0.5): under 1 % from P = 50 on. Below it,
- * no total is reported (the CLI then shows the PVC's capacity as the scale and rsync's percent).
- */
-export const MIN_PERCENT_FOR_TOTAL = 50;
-
-/** Pure: TransferProgress from an rsync progress2 line (and the file-list scan counter). */
-export function progressFromRsync(p: RsyncProgress | undefined, filesScanned?: number): TransferProgress | undefined {
-  if (!p) return filesScanned !== undefined ? { bytes: 0, filesChecked: 0, filesTotal: filesScanned } : undefined;
-  const out: TransferProgress = { bytes: p.bytes, percent: p.percent, rate: p.rateBytesPerSecond };
-  // progress2's percentage is of the total known so far; with --no-inc-recursive it is final.
-  if (!p.incremental) {
-    if (p.percent === 100) out.totalBytes = p.bytes;
-    else if (p.percent >= MIN_PERCENT_FOR_TOTAL) out.totalBytes = Math.round((p.bytes * 100) / (p.percent + 0.5));
-  }
-  if (p.etaSeconds !== undefined) out.eta = p.etaSeconds;
-  if (p.filesTotal !== undefined) {
-    out.filesTotal = p.filesTotal;
-    if (p.filesToCheck !== undefined) out.filesChecked = p.filesTotal - p.filesToCheck;
-  }
-  return out;
-}
-
-const RCLONE_SIZE_UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, PiB: 1024 ** 5, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
-/**
- * rclone's byte stats: "Transferred:   \t  1.934 MiB / 5.722 MiB, 34%, 0 B/s, ETA -" in the stats
- * block, or the same figures after the log prefix with `--stats-one-line` ("INFO  :    97.662 KiB /
- * 97.662 KiB, 100%, 0 B/s, ETA -"). rclone 1.60 writes "-" for an unknown percentage or ETA.
- */
-const RCLONE_STATS_RE =
-  /(?:Transferred:|INFO\s*:)\s+([\d.]+)\s*(B|[KMGTP]i?B)\s*\/\s*([\d.]+)\s*(B|[KMGTP]i?B),\s*(\d+|-)%?,\s*([\d.]+)\s*(B|[KMGTP]i?B)\/s,\s*ETA\s*(\S+)/;
-/** The stats block's file counters: "Transferred:            3 / 4, 75%", "Checks:  4 / 4, 100%". */
-const RCLONE_COUNT_RE = /^\s*(Transferred|Checks):\s+(\d+)\s*\/\s*(\d+),/;
-const RCLONE_DELETED_RE = /^\s*Deleted:\s+(\d+)\s*\(files\)/;
-
-/** "1h2m3s" / "45s" / "-" to seconds. */
-function rcloneDuration(s: string): number | undefined {
-  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?$/.exec(s);
-  if (!m || s === '' || s === '-') return undefined;
-  return Number(m[1] ?? 0) * 86400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Math.round(Number(m[4] ?? 0));
-}
-
-/** Figures of rclone's newest stats block (rclone 1.60, `--stats` without `--stats-one-line`). */
-export interface RcloneStats {
-  /** File bytes transferred so far (the "Transferred:" size line). */
-  bytes: number;
-  /** Bytes expected in all (grows while rclone still lists). */
-  totalBytes: number;
-  percent?: number;
-  /** Bytes per second. */
-  rate: number;
-  /** Seconds. */
-  eta?: number;
-  /** Files transferred / to transfer (the "Transferred:" count line). */
-  filesTransferred?: number;
-  filesToTransfer?: number;
-  /** Files compared with the destination ("Checks:"). */
-  checks?: number;
-  /** Files deleted at the destination ("Deleted: N (files)"). */
-  deletedFiles?: number;
-}
-
-/**
- * Pure: the newest stats block in rclone output; undefined when there is none. The counters that
- * follow a size line belong to it (rclone prints the size line first in each block).
- */
-export function parseRcloneStats(text: string): RcloneStats | undefined {
-  let cur: RcloneStats | undefined;
-  const size = (n: string, u: string) => Math.round(Number(n) * (RCLONE_SIZE_UNITS[u] ?? 1));
-  for (const line of text.split(/[\r\n]+/)) {
-    const m = RCLONE_STATS_RE.exec(line);
-    if (m) {
-      cur = { bytes: size(m[1]!, m[2]!), totalBytes: size(m[3]!, m[4]!), rate: size(m[6]!, m[7]!) };
-      if (m[5] !== '-') cur.percent = Number(m[5]);
-      const eta = rcloneDuration(m[8]!);
-      if (eta !== undefined) cur.eta = eta;
-      continue;
-    }
-    if (!cur) continue;
-    const c = RCLONE_COUNT_RE.exec(line);
-    if (c?.[1] === 'Transferred') {
-      cur.filesTransferred = Number(c[2]);
-      cur.filesToTransfer = Number(c[3]);
-    } else if (c?.[1] === 'Checks') cur.checks = Number(c[2]);
-    const d = RCLONE_DELETED_RE.exec(line);
-    if (d) cur.deletedFiles = Number(d[1]);
-  }
-  return cur;
-}
-
-/**
- * Pure: TransferProgress from rclone output (the stats block's "Transferred: 1.000 GiB / 2.000 GiB,
- * 50%, 100.000 MiB/s, ETA 10s", or the `--stats-one-line` form); the newest stats win.
- */
-export function progressFromRclone(text: string): TransferProgress | undefined {
-  const st = parseRcloneStats(text);
-  if (!st) return undefined;
-  const out: TransferProgress = { bytes: st.bytes, totalBytes: st.totalBytes, rate: st.rate };
-  if (st.percent !== undefined) out.percent = st.percent;
-  if (st.eta !== undefined) out.eta = st.eta;
-  return out;
-}
-
-/** rclone exit codes (rclone docs, "Exit Code"). */
-export const RCLONE_EXIT_MEANINGS: Readonly<Record<number, string>> = Object.freeze({
-  0: 'Success',
-  1: 'Syntax or usage error',
-  2: 'Error not otherwise categorised',
-  3: 'Directory not found',
-  4: 'File not found',
-  5: 'Temporary error (one that more retries might fix)',
-  6: 'Less serious errors (like 461 errors from dropbox)',
-  7: 'Fatal error (one that more retries will not fix, like account suspended)',
-  8: 'Transfer exceeded - limit set by --max-transfer reached',
-  9: 'Operation successful, but no files transferred',
-});
-
-/** How a transfer ended, engine-neutral. */
-export interface TransferVerdict {
-  outcome: 'success' | 'partial' | 'retryable' | 'fatal';
-  /** For failures: which FerryError category to raise. */
-  category?: FerryErrorCategory;
-  explanation: string;
-  failedFiles: string[];
-  failedFilesOmitted: number;
-}
-
-/** Pure: classifies an rclone exit code with its output lines. */
-export function classifyRcloneExit(code: number, lines: readonly string[]): TransferVerdict {
-  const text = lines.join('\n');
-  const base = { failedFiles: [] as string[], failedFilesOmitted: 0 };
-  const meaning = RCLONE_EXIT_MEANINGS[code] ?? `Unknown exit code ${code}`;
-  if (/no hashes in common/i.test(text)) {
-    // rclone then compares sizes only and may keep old content of files rewritten in place.
-    return { ...base, outcome: 'fatal', category: 'config', explanation: 'rclone could not compare checksums (source and destination have no hash in common) and fell back to sizes, which can miss files changed in place: the transfer image\'s rclone must serve md5sum over SFTP (rclone serve sftp does); use transfer: rsync otherwise.' };
-  }
-  if (code === 0 || code === 9) {
-    // rclone skips FIFOs, sockets and devices with a NOTICE and exits 0: say so.
-    const skipped = lines.map((l) => /NOTICE: (.*): Can't transfer non file\/directory/.exec(l)?.[1]).filter((x): x is string => x !== undefined);
-    const note = skipped.length ? ` rclone skipped ${skipped.length} special file(s) it cannot copy (FIFOs, sockets, devices): ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', …' : ''}.` : '';
-    return { ...base, outcome: 'success', explanation: `All files were transferred.${note}` };
-  }
-  if (/unable to authenticate|knownhosts: key (mismatch|is unknown)/i.test(text)) {
-    return { ...base, outcome: 'fatal', category: 'auth', explanation: `rclone could not log in to the transfer server over SSH (${firstMatchLine(text, /unable to authenticate|knownhosts/i)}): the password or host key Secrets of the server and the client are out of sync, or something else answers at the endpoint; recreate the server.` };
-  }
-  if (/no space left on device|disk quota exceeded/i.test(text)) {
-    return { ...base, outcome: 'fatal', category: 'noSpace', explanation: 'Destination PVC too small: the destination ran out of space. Grow it, then retry.' };
-  }
-  if (/401 Unauthorized|403 Forbidden|certificate|x509|tls: /i.test(text)) {
-    return { ...base, outcome: 'fatal', category: 'auth', explanation: `rclone could not authenticate to the transfer server (${meaning}): the credentials Secrets are out of sync or the certificate does not match the endpoint; recreate the server.` };
-  }
-  if (code === 5 || code === 2) return { ...base, outcome: 'retryable', explanation: `rclone: ${meaning}; retrying.` };
-  if (/couldn't connect SSH|connection refused|i\/o timeout|no route to host|connection reset by peer|broken pipe|connection lost/i.test(text)) {
-    return { ...base, outcome: 'retryable', explanation: `rclone lost or could not open the connection to the transfer server (${firstMatchLine(text, /couldn't connect SSH|connection refused|i\/o timeout|no route to host|connection reset|broken pipe|connection lost/i)}); retrying.` };
-  }
-  return { ...base, outcome: 'fatal', category: code === 1 ? 'config' : 'fatal', explanation: `rclone exited with ${code} (${meaning}); check the client pod log.` };
-}
-
-/** The first line of `text` that matches `re`, trimmed to 200 characters. */
-function firstMatchLine(text: string, re: RegExp): string {
-  return (text.split('\n').find((l) => re.test(l)) ?? '').trim().slice(0, 200);
-}
-
-/** Pure: maps an rsync classification to the engine-neutral verdict (failure categories included). */
-export function verdictFromRsync(c: RsyncExitClassification, parsed: RsyncParseResult): TransferVerdict {
-  const failedFiles = c.failedFiles.map((f) => f.path);
-  const base = { explanation: `rsync exit ${c.code} (${c.meaning}): ${c.explanation}`, failedFiles, failedFilesOmitted: c.failedFilesOmitted };
-  if (c.outcome !== 'fatal') return { ...base, outcome: c.outcome };
-  const errno = parsed.errnoCounts ?? {};
-  let category: FerryErrorCategory = 'fatal';
-  if ((errno[28] ?? 0) > 0 || (errno[122] ?? 0) > 0 || /ran out of space/.test(c.explanation)) category = 'noSpace';
-  else if (c.code === 5 && /auth failed/i.test(parsed.daemonError ?? '')) category = 'auth';
-  else if (c.code === 5 || [1, 2, 3, 4].includes(c.code)) category = 'config';
-  return { ...base, outcome: 'fatal', category };
-}
 
 /** What a terminated transfer container reported. */
 export interface FinishedTransfer {
@@ -242,21 +62,7 @@ export interface VerdictOptions {
  */
 export function transferVerdict(finished: FinishedTransfer, options: VerdictOptions): TransferResult {
   const { exitCode, lines } = finished;
-  let verdict: TransferVerdict;
-  let stats: RsyncParseResult['stats'];
-  if (options.engine === 'rsync') {
-    const parser = new RsyncOutputParser({ maxFailedFiles: MAX_REPORTED_FAILED_FILES });
-    parser.feed(`${lines.join('\n')}\n`);
-    parser.end();
-    const parsed = parser.result();
-    stats = parsed.stats;
-    verdict = verdictFromRsync(classifyRsyncExit(exitCode, parsed), parsed);
-  } else {
-    verdict = classifyRcloneExit(exitCode, lines);
-    const st = parseRcloneStats(lines.join('\n'));
-    // rclone counts file bytes, not wire bytes (no protocol overhead); the nearest to "sent".
-    if (st) stats = { totalBytesSent: st.bytes, ...(st.filesTransferred !== undefined ? { regularFilesTransferred: st.filesTransferred } : {}) };
-  }
+  const { verdict, stats } = transferEngine(options.engine).outcome(exitCode, lines, MAX_REPORTED_FAILED_FILES);
   const failedFiles = verdict.failedFiles.slice(0, MAX_REPORTED_FAILED_FILES);
   const omitted = verdict.failedFilesOmitted + Math.max(0, verdict.failedFiles.length - MAX_REPORTED_FAILED_FILES);
   const filesNote = failedFiles.length ? ` Files: ${failedFiles.slice(0, 10).join(', ')}${failedFiles.length + omitted > 10 ? ` and ${failedFiles.length + omitted - 10} more` : ''}.` : '';
@@ -282,14 +88,7 @@ export function transferVerdict(finished: FinishedTransfer, options: VerdictOpti
     durationSeconds: options.durationSeconds,
   };
   if (failedFiles.length) result.failedFiles = failedFiles;
-  if (stats) {
-    const sent = stats.totalBytesSent ?? stats.sentBytes;
-    if (sent !== undefined) result.bytesSent = sent;
-    const size = stats.totalFileSizeBytes ?? stats.totalSizeBytes;
-    if (size !== undefined) result.totalFileSize = size;
-    if (stats.regularFilesTransferred !== undefined) result.filesTransferred = stats.regularFilesTransferred;
-    if (stats.files?.total !== undefined) result.numberOfFiles = stats.files.total;
-  }
+  if (stats) Object.assign(result, stats);
   return result;
 }
 
@@ -556,13 +355,7 @@ export interface FollowOptions {
 
 /** The latest progress in the tail of a transfer's output (undefined before its first progress line). */
 export function progressFromLogTail(engine: TransferType, tail: string): TransferProgress | undefined {
-  if (engine === 'rsync') {
-    const parser = new RsyncOutputParser();
-    parser.feed(tail);
-    const r = parser.result();
-    return progressFromRsync(r.progress, r.filesScanned);
-  }
-  return progressFromRclone(tail);
+  return transferEngine(engine).progress(tail);
 }
 
 /** Reads the tail of a container's log (`previous`: of its previous run, after a restart); '' when the

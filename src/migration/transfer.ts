@@ -24,7 +24,9 @@ import { createTransferCredentials, type NamespaceTransfer, type TransferCredent
 import { LABELS, migrationSelector, objectLabels, objectName } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
 import { transferClientScript } from '../statetransfer/pods/lifecycle';
+import { transferEngine } from '../statetransfer/registry';
 import { TLS_KEYS } from '../statetransfer/tls/certificates';
+import type { TransferType } from '../statetransfer/types';
 import { describeRef, refOf, selectorString, waitFor, type KubeClient } from '../k8s/client';
 import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
@@ -424,10 +426,10 @@ export const PROBE_EXIT = { ok: 0, noLocalPort: 35, noGreeting: 4, badGreeting: 
  * The probe script: reads the transfer server's greeting at host:port (the local transport port);
  * `tcpOnly` (null transport: the engine encrypts itself) only opens the TCP connection.
  */
-export function probeScript(engine: 'rsync' | 'rclone', host: string, port: number, tcpOnly = false): string {
+export function probeScript(engine: TransferType, host: string, port: number, tcpOnly = false): string {
   if (tcpOnly) return `exec 3<>/dev/tcp/${host}/${port} || { echo "ferry-probe: cannot connect to ${host}:${port}"; exit ${PROBE_EXIT.noTcp}; }\necho "ferry-probe: OK, TCP connection to ${host}:${port} established"`;
-  // Both servers speak first: rsyncd "@RSYNCD: 31.0", rclone serve sftp "SSH-2.0-rclone/...".
-  const expect = engine === 'rsync' ? '@RSYNCD:*' : 'SSH-2.0-*';
+  // The engine's server speaks first; its greeting is the engine's knowledge (TransferEngine.greeting).
+  const expect = transferEngine(engine).greeting;
   return [
     `exec 3<>/dev/tcp/${host}/${port} || { echo "ferry-probe: cannot connect to ${host}:${port}"; exit ${PROBE_EXIT.noTcp}; }`,
     `if ! IFS= read -r -t 15 line <&3; then echo "ferry-probe: no greeting from the transfer server within 15 s (the connection was closed or stayed silent)"; exit ${PROBE_EXIT.noGreeting}; fi`,

@@ -19,7 +19,7 @@ import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pod
 import { agentSyncScript as buildAgentSyncScript, buildAgentPod } from './pods/agent';
 import type { WorkloadIdentity } from '../core/types';
 import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
-import { generatePassword } from './transfer/rsync/rsyncd-conf';
+import { generatePassword } from './password';
 import type { Endpoint, PodParts, SecurityMode, Transfer, Transport } from './types';
 import type { EndpointAddress } from '../core/types';
 
@@ -289,6 +289,7 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
         argv: proc.command,
         ...(proc.prepare ? { prepare: proc.prepare } : {}),
         ...(proc.finish ? { finish: proc.finish } : {}),
+        ...(proc.finishAfter ? { finishAfter: proc.finishAfter } : {}),
         ...(c.pod.transportPort !== undefined ? { transportPort: c.pod.transportPort } : {}),
       });
     },

@@ -16,7 +16,7 @@
  * endpoint's backend port directly.
  */
 import type { KubernetesObject, V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import type { EndpointAddress } from '../core/types';
+import type { EndpointAddress, TransferProgress, TransferStats, TransferVerdict } from '../core/types';
 
 /** A PersistentVolumeClaim by namespace and name. */
 export interface PVCRef {
@@ -89,6 +89,9 @@ export interface ProcessSpec {
   /** Bash lines run after `command` succeeded (transfer clients only); a failure becomes the
    * container's exit code. Output goes to the log, not to the termination message. */
   finish?: string;
+  /** Exit codes besides 0 after which `finish` still runs (rsync's 23: a partial transfer, e.g. only
+   * the volume root's attributes could not be set, which Ferry counts as success). */
+  finishAfter?: readonly number[];
 }
 
 /** A writable emptyDir every Ferry container mounts: done-file, summaries, private copies of
@@ -166,6 +169,24 @@ export interface Transfer {
   server(ctx: TransferServerContext): PodParts;
   /** The client process's shell command (run by the pod builder's wrapper) and what it mounts. */
   client(ctx: TransferClientContext): PodParts;
+}
+
+/**
+ * What Ferry knows of a transfer engine beyond its pods: how to read its output and its exit codes,
+ * and what its server says first. One per engine, in the engine's folder, listed in
+ * statetransfer/registry.ts; the migration layer asks the registry instead of branching on the type.
+ */
+export interface TransferEngine {
+  readonly type: TransferType;
+  /** Pure: the latest progress in the tail of the client's output (undefined before the first
+   * progress line). */
+  progress(outputTail: string): TransferProgress | undefined;
+  /** Pure: how a finished client run ended (exit code + its last output lines), naming at most
+   * `maxFailedFiles` failed files, and the run's figures when the output has them. */
+  outcome(exitCode: number, lines: readonly string[], maxFailedFiles: number): { verdict: TransferVerdict; stats?: TransferStats };
+  /** Bash glob the server's first line matches (the connectivity probe reads it): both engines' servers
+   * speak first. */
+  readonly greeting: string;
 }
 
 /** Context given to Transport.server()/client(). */

@@ -17,7 +17,8 @@ import { parseTerminationMessage } from '../../src/statetransfer/pods/lifecycle'
 import type { ClientLifecycle } from '../../src/statetransfer/pods/pods';
 import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync';
 import type { RsyncOptionsInput } from '../../src/statetransfer/transfer/rsync/options';
-import { PROGRESS_TAIL_LINES, progressFromRsync } from '../../src/migration/follow';
+import { PROGRESS_TAIL_LINES } from '../../src/migration/follow';
+import { progressFromRsync } from '../../src/statetransfer/transfer/rsync/outcome';
 import { RsyncOutputParser, parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-codes';
 import { createStunnelTransport } from '../../src/statetransfer/transport/stunnel';

@@ -9,14 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { FerryError } from '../../src/core/errors';
+import { classifyRcloneExit, parseRcloneStats, progressFromRclone } from '../../src/statetransfer/transfer/rclone/outcome';
+import { progressFromRsync } from '../../src/statetransfer/transfer/rsync/outcome';
 import {
-  classifyRcloneExit,
   describePodState,
   followTransferPod,
   podTrouble,
-  parseRcloneStats,
-  progressFromRclone,
-  progressFromRsync,
   transferContainerState,
   transferVerdict,
 } from '../../src/migration/follow';

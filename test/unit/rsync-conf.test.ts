@@ -1,11 +1,5 @@
-import {
-  RsyncdConfError,
-  generatePassword,
-  moduleNameProblem,
-  renderRsyncdConf,
-  renderRsyncdSecrets,
-  type RsyncdConfParams,
-} from '../../src/statetransfer/transfer/rsync/rsyncd-conf';
+import { RsyncdConfError, moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets, type RsyncdConfParams } from '../../src/statetransfer/transfer/rsync/rsyncd-conf';
+import { generatePassword } from '../../src/statetransfer/password';
 
 const base: RsyncdConfParams = {
   modules: [

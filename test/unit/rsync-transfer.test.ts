@@ -19,7 +19,7 @@ import type { PodParts, TransferClientContext, TransferServerContext } from '../
 import { RsyncOptionsError } from '../../src/statetransfer/transfer/rsync/options';
 import { parseRsyncOutput } from '../../src/statetransfer/transfer/rsync/parser';
 import { classifyRsyncExit } from '../../src/statetransfer/transfer/rsync/exit-codes';
-import { generatePassword } from '../../src/statetransfer/transfer/rsync/rsyncd-conf';
+import { generatePassword } from '../../src/statetransfer/password';
 import {
   RSYNCD_CONF_DIR,
   RSYNCD_CONF_KEY,

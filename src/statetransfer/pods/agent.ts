@@ -82,6 +82,8 @@ export interface AgentSyncScriptOptions {
   argv: string[];
   prepare?: string;
   finish?: string;
+  /** Exit codes besides 0 after which `finish` runs (ProcessSpec.finishAfter). */
+  finishAfter?: readonly number[];
   /** Local port of the transport client to wait for (absent with the null transport). */
   transportPort?: number;
 }
@@ -110,6 +112,7 @@ export function agentSyncScript(id: string, o: AgentSyncScriptOptions): string {
     ...(o.transportPort !== undefined ? { waitPort: o.transportPort, waitSeconds: 30 } : {}),
     ...(o.prepare ? { prepare: o.prepare } : {}),
     ...(o.finish ? { finish: o.finish } : {}),
+    ...(o.finishAfter ? { finishAfter: o.finishAfter } : {}),
     signalDone: false,
     terminationPath: `${syncDir(id)}/result.tmp`,
   });

@@ -64,9 +64,11 @@ export interface TransferClientScriptOptions {
   waitSeconds?: number;
   /** Bash lines run before the command. */
   prepare?: string;
-  /** Bash lines run after the command succeeded (exit 0, or rsync's 23 "partial"); their failure
+  /** Bash lines run after the command succeeded (exit 0, or a code of `finishAfter`); their failure
    * code becomes the exit code. */
   finish?: string;
+  /** Exit codes besides 0 after which `finish` runs (the engine's: ProcessSpec.finishAfter). */
+  finishAfter?: readonly number[];
   /** Drop the done-file on exit (legacy mode with a transport). */
   signalDone: boolean;
   /** Where the exit code and final lines are written (default TERMINATION_MESSAGE_PATH; a warm
@@ -126,14 +128,12 @@ export function transferClientScript(argv: string[], opts: TransferClientScriptO
   ].join('\n');
   lines.push(LINE_AWK_FN);
   lines.push(`${shJoin(argv)} 2>&1 | ${PROGRESS_LINES_FILTER} | line_awk ${shQuote(awk)}`, 'rc=${PIPESTATUS[0]}');
-  // Finish also after rsync's exit 23 (partial transfer): an unprivileged receiver cannot set the
-  // volume root's attributes and reports 23 for that alone, which Ferry counts as success
-  // (exit-codes.ts); the finish step (e.g. the symlink repair) must run then too. 23 is kept.
-  // Its output goes to the log and into the termination message's lines too (after rsync's), so a
+  // Finish also after the engine's `finishAfter` codes (rsync's 23, see RSYNC_FINISH_AFTER); the code
+  // is kept. Its output goes to the log and into the termination message's lines too (after rsync's), so a
   // failure of the finish step is explained even when the log is gone.
   if (opts.finish) {
     lines.push(
-      `if [ "$rc" -eq 0 ] || [ "$rc" -eq 23 ]; then ( set -u\n${opts.finish}\n) 2>&1 | tee -a ${SUMMARY_FILE} >&2; frc=\${PIPESTATUS[0]}; [ "$frc" -eq 0 ] || rc=$frc; fi`,
+      `if ${[0, ...(opts.finishAfter ?? [])].map((c) => `[ "$rc" -eq ${c} ]`).join(' || ')}; then ( set -u\n${opts.finish}\n) 2>&1 | tee -a ${SUMMARY_FILE} >&2; frc=\${PIPESTATUS[0]}; [ "$frc" -eq 0 ] || rc=$frc; fi`,
     );
   }
   lines.push('write_termination "$rc"', 'exit "$rc"');

@@ -189,6 +189,7 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
     waitSeconds: opts.transportWaitSeconds,
     prepare: transferProc.prepare,
     finish: transferProc.finish,
+    ...(transferProc.finishAfter ? { finishAfter: transferProc.finishAfter } : {}),
     signalDone: legacy,
   });
   const sourceMount: V1VolumeMount = { name: 'source', mountPath: opts.sourcePath, readOnly: true };

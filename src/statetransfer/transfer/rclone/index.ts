@@ -35,7 +35,8 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { deepFreeze, secret } from '../../objects';
-import type { PodParts, Transfer, TransferClientContext, TransferServerContext } from '../../types';
+import type { PodParts, Transfer, TransferClientContext, TransferEngine, TransferServerContext } from '../../types';
+import { progressFromRclone, rcloneOutcome } from './outcome';
 
 /** Options of the rclone transfer. */
 export interface RcloneTransferOptions {
@@ -205,3 +206,12 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
   };
   return deepFreeze(transfer);
 }
+
+/** rclone's engine knowledge (statetransfer/registry.ts): stats parsing, exit-code verdict, and the
+ * SSH server's identification string "SSH-2.0-rclone..." (RFC 4253 §4.2: the server may speak first). */
+export const RCLONE_ENGINE: TransferEngine = Object.freeze({
+  type: 'rclone' as const,
+  progress: progressFromRclone,
+  outcome: (exitCode: number, lines: readonly string[]) => rcloneOutcome(exitCode, lines),
+  greeting: 'SSH-2.0-*',
+});

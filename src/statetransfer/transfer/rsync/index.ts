@@ -18,12 +18,14 @@ import {
   type ProcessSpec,
   type Transfer,
   type TransferClientContext,
+  type TransferEngine,
   type TransferServerContext,
   type TransferType,
 } from '../../types';
 import { configMap as configMapObject, secret as secretObject } from '../../objects';
 import { RsyncOptionsError, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
 import { moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets } from './rsyncd-conf';
+import { rsyncOutcome, rsyncProgressFromTail } from './outcome';
 import { SYMLINK_LINKS_ROOT, SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
 
 /** Default daemon port inside the server pod (crane-lib's choice, kept for familiarity). */
@@ -204,6 +206,7 @@ class RsyncTransfer implements Transfer {
         daemonURL: `rsync://${RSYNC_AUTH_USER}@${urlHost(host)}:${port}/`,
         module: ctx.module,
       });
+      process.finishAfter = RSYNC_FINISH_AFTER;
     }
     return { processes: [process], volumes, objects: [secret] };
   }
@@ -232,3 +235,17 @@ export function createRsyncTransfer(options: RsyncTransferOptions = {}): Transfe
   if (problems.length > 0 || !validated) throw new RsyncOptionsError(problems);
   return new RsyncTransfer(validated, port);
 }
+
+/** rsync(1) EXIT VALUES 23 ("partial transfer due to error"): an unprivileged receiver cannot set the
+ * volume root's attributes and reports 23 for that alone, which Ferry counts as success
+ * (exit-codes.ts), so the client's finish step (the symlink list upload) runs after it too. */
+export const RSYNC_FINISH_AFTER: readonly number[] = Object.freeze([23]);
+
+/** rsync's engine knowledge (statetransfer/registry.ts): progress2 parsing, exit-code verdict, and the
+ * daemon's greeting "@RSYNCD: <protocol>" (rsync's "CONNECTING TO AN RSYNC DAEMON" protocol). */
+export const RSYNC_ENGINE: TransferEngine = Object.freeze({
+  type: 'rsync' as const,
+  progress: rsyncProgressFromTail,
+  outcome: rsyncOutcome,
+  greeting: '@RSYNCD:*',
+});

@@ -5,7 +5,6 @@
  * stunnel transport, and serves one module per destination PVC. Parameter meanings and defaults are
  * from rsyncd.conf(5) of rsync 3.5.0; behaviour noted below was checked against that binary.
  */
-import { randomBytes } from 'node:crypto';
 import { symlinkLinksModule, symlinkRepairModule } from './symlinks';
 
 /** One module: a name (the destination PVC name) and the directory it serves. */
@@ -224,13 +223,4 @@ export function renderRsyncdSecrets(user: string, password: string): string {
     throw new RsyncdConfError('password must be non-empty and must not contain newline or NUL characters');
   }
   return `${user}:${password}\n`;
-}
-
-/**
- * A fresh random password: 32 bytes from the OS CSPRNG (crypto.randomBytes), base64url encoded —
- * 43 characters of [A-Za-z0-9_-], never ':' or a newline, safe in the secrets file and the client's
- * password file.
- */
-export function generatePassword(): string {
-  return randomBytes(32).toString('base64url');
 }
