@@ -7,16 +7,17 @@
  */
 import type { CleanupReport } from '../core/types';
 import { migrationSelectorString } from '../statetransfer/names';
+import { endpointExtraKinds } from '../statetransfer/registry';
 import { waitFor, type KindRef, type KubeClient } from '../k8s/client';
 import { WaitTimeoutError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 
-/** The kinds of transfer objects, in deletion order (pods first: they use the others). */
+/** The kinds of transfer objects, in deletion order (pods first: they use the others); the endpoint
+ * types' own kinds (Route, Ingress, ...) come from their EndpointKind (statetransfer/registry.ts). */
 export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
   { apiVersion: 'v1', kind: 'Pod' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
-  { apiVersion: 'route.openshift.io/v1', kind: 'Route' },
-  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
+  ...endpointExtraKinds(),
   { apiVersion: 'v1', kind: 'Service' },
   { apiVersion: 'v1', kind: 'ConfigMap' },
   { apiVersion: 'v1', kind: 'Secret' },

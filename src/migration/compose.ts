@@ -10,8 +10,7 @@ import type { ClientLifecycle } from '../statetransfer/pods/pods';
 import { createRcloneTransfer } from '../statetransfer/transfer/rclone';
 import { DEFAULT_EXCLUDES, RsyncOptionsError } from '../statetransfer/transfer/rsync/options';
 import { createRsyncTransfer } from '../statetransfer/transfer/rsync';
-import { createNullTransport } from '../statetransfer/transport/null';
-import { createStunnelTransport } from '../statetransfer/transport/stunnel';
+import { TRANSPORTS } from '../statetransfer/registry';
 import type { EndpointType, Transfer, Transport } from '../statetransfer/types';
 import { FerryError, errorMessage } from '../core/errors';
 
@@ -60,7 +59,7 @@ export function transferFor(plan: TransferPlan): Transfer {
 
 /** The Transport of a plan (stunnel mutual TLS, or null). */
 export function transportFor(plan: TransferPlan): Transport {
-  return plan.transport === 'null' ? createNullTransport() : createStunnelTransport();
+  return TRANSPORTS[plan.transport]();
 }
 
 /** Endpoint options for a concrete endpoint type (the plan's, or what 'auto' chose). */

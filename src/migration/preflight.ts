@@ -38,6 +38,7 @@ import { defaultStorageClassName } from './discovery';
 import { errorMessage } from '../core/errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
+import { endpointPermissions } from '../statetransfer/registry';
 import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
 import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
@@ -184,8 +185,8 @@ export function destinationPermissions(plan: MigrationPlan, endpointTypes: reado
     // the transfer server's PodDisruptionBudget (namespace-transfer.ts serverDisruptionBudget)
     need(['get', 'list', 'create', 'delete'], 'policy', 'poddisruptionbudgets'),
   ];
-  if (endpointTypes.includes('Route')) out.push(need(['get', 'list', 'create', 'delete'], 'route.openshift.io', 'routes'));
-  if (endpointTypes.includes('Ingress')) out.push(need(['get', 'list', 'create', 'delete'], 'networking.k8s.io', 'ingresses'));
+  // what each endpoint type creates besides Services (its EndpointKind in statetransfer/registry.ts)
+  for (const p of endpointPermissions(endpointTypes)) out.push(need([...p.verbs], p.group, p.resource));
   return out;
 }
 

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { extraArgProblem } from '../statetransfer/transfer/rsync/options';
+import { ENDPOINT_TYPES, TRANSFER_TYPES, TRANSPORT_TYPES } from '../statetransfer/types';
 
 /** The transfer image used when the plan names none. */
 export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
@@ -18,11 +19,7 @@ export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
 /** Kubernetes PVC access modes. */
 export const ACCESS_MODES = ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'] as const;
 /** Ways to expose the destination's transfer server to the source cluster; 'auto' lets Ferry choose. */
-export const ENDPOINT_TYPES = ['auto', 'LoadBalancer', 'NodePort', 'ClusterIP', 'Route', 'Ingress'] as const;
-/** Transfer engines (the program that copies files). */
-export const TRANSFER_TYPES = ['rsync', 'rclone'] as const;
-/** Transports (what carries the transfer's TCP stream between the clusters). */
-export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
+export const PLAN_ENDPOINT_TYPES = ['auto', ...ENDPOINT_TYPES] as const;
 /** Security modes of the transfer pods. */
 export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
 /** Cutover policies. */
@@ -273,7 +270,7 @@ const accessMode = z.enum(ACCESS_MODES);
 export const endpointSchema = z
   .strictObject({
     type: z
-      .enum(ENDPOINT_TYPES)
+      .enum(PLAN_ENDPOINT_TYPES)
       .default('auto')
       .describe('auto: Route on OpenShift, else LoadBalancer when the cluster provisions one, else NodePort.'),
     hostname: dnsSubdomain()
@@ -745,4 +742,4 @@ export type RegistryConfig = z.output<typeof registrySchema>;
 /** A Kubernetes access mode. */
 export type AccessMode = (typeof ACCESS_MODES)[number];
 /** A plan's endpoint type, including 'auto'. */
-export type PlanEndpointType = (typeof ENDPOINT_TYPES)[number];
+export type PlanEndpointType = (typeof PLAN_ENDPOINT_TYPES)[number];

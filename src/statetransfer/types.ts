@@ -25,9 +25,17 @@ export interface PVCRef {
 }
 
 /** The names of the three layers' implementations. */
-export type TransferType = 'rsync' | 'rclone';
-export type TransportType = 'stunnel' | 'null';
-export type EndpointType = 'LoadBalancer' | 'NodePort' | 'ClusterIP' | 'Route' | 'Ingress';
+/** The transfer engines (plan `transfer`); each has a folder under transfer/ and a line in registry.ts. */
+export const TRANSFER_TYPES = ['rsync', 'rclone'] as const;
+export type TransferType = (typeof TRANSFER_TYPES)[number];
+/** The transports (plan `transport`); each has a folder under transport/ and a line in registry.ts. */
+export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
+export type TransportType = (typeof TRANSPORT_TYPES)[number];
+/** The endpoint types (plan `endpoint.type`, besides `auto`); each has a file under endpoint/ and a
+ * line in registry.ts. The list is pure data so that the plan schema (bundled into workflows) can
+ * read it without loading the implementations. */
+export const ENDPOINT_TYPES = ['LoadBalancer', 'NodePort', 'ClusterIP', 'Route', 'Ingress'] as const;
+export type EndpointType = (typeof ENDPOINT_TYPES)[number];
 
 /** Security mode of the transfer pods. See src/statetransfer/pods/security.ts. */
 export type SecurityMode = 'restricted' | 'preserve-ownership';
@@ -71,6 +79,40 @@ export interface Endpoint {
   /** Decides health and the address from observed live objects. Pure. */
   health(observed: ObservedEndpoint): EndpointHealth;
 }
+
+/** A Kubernetes kind by API version, e.g. { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }. */
+export interface ObjectKind {
+  apiVersion: string;
+  kind: string;
+}
+
+/** Permissions (RBAC) on one resource in the destination namespace. */
+export interface ResourcePermission {
+  /** API group ('' for the core group). */
+  group: string;
+  /** Plural resource name, e.g. 'routes'. */
+  resource: string;
+  verbs: readonly string[];
+}
+
+/**
+ * What the rest of Ferry knows of an endpoint type without building one: how to build it, which
+ * kinds of objects it creates (cleanup deletes them by label) and which permissions it needs
+ * (preflight checks them). One per type, next to its implementation, listed in registry.ts.
+ */
+export interface EndpointKind {
+  readonly type: EndpointType;
+  /** Builds the endpoint from options already checked by `resolveEndpointOptions`. */
+  create(options: EndpointOptionsOf): Endpoint;
+  /** Kinds it creates besides the Service every endpoint type has (pods, Services, Secrets and
+   * ConfigMaps are cleaned up anyway). */
+  readonly extraKinds: readonly ObjectKind[];
+  /** Permissions it needs in the destination namespace besides Services. */
+  readonly permissions: readonly ResourcePermission[];
+}
+
+/** The endpoint options `EndpointKind.create` takes (endpoint/options.ts EndpointOptions). */
+export type EndpointOptionsOf = import('./endpoint/options').EndpointOptions;
 
 /** A process of a pod: command, environment and mounts, before the pod builder decides its lifecycle
  * (plain container, native sidecar, done-file wrapper). */

@@ -15,10 +15,8 @@
  * those labels on the server pod.
  */
 import type { Endpoint } from '../types';
-import { IngressEndpoint } from './ingress';
+import { endpointKind } from '../registry';
 import { resolveEndpointOptions, type EndpointOptions } from './options';
-import { RouteEndpoint } from './route';
-import { ClusterIPEndpoint, LoadBalancerEndpoint, NodePortEndpoint } from './services';
 
 /**
  * Builds the endpoint described by `options`; see the table above and each class.
@@ -27,25 +25,13 @@ import { ClusterIPEndpoint, LoadBalancerEndpoint, NodePortEndpoint } from './ser
  */
 export function createEndpoint(options: EndpointOptions): Endpoint {
   resolveEndpointOptions(options); // validates everything, including an unknown type, before dispatch
-  switch (options.type) {
-    case 'LoadBalancer':
-      return new LoadBalancerEndpoint(options);
-    case 'NodePort':
-      return new NodePortEndpoint(options);
-    case 'ClusterIP':
-      return new ClusterIPEndpoint(options);
-    case 'Route':
-      return new RouteEndpoint(options);
-    case 'Ingress':
-      return new IngressEndpoint(options);
-  }
+  return endpointKind(options.type).create(options);
 }
 
 export {
   BACKING_SERVICE_ROLE,
   DEFAULT_EXTERNAL_PORT,
   ENDPOINT_ROLE,
-  ENDPOINT_TYPES,
   EndpointOptionsError,
   NODE_PORT_MAX,
   NODE_PORT_MIN,
@@ -56,6 +42,7 @@ export {
   validateEndpointOptions,
 } from './options';
 export type { EndpointOptions, ResolvedEndpointOptions } from './options';
+export { ENDPOINT_TYPES } from '../types';
 export { serverPodSelector } from './common';
 export { ClusterIPEndpoint, LoadBalancerEndpoint, NodePortEndpoint } from './services';
 export { RouteEndpoint } from './route';

@@ -10,7 +10,7 @@
  * (the flag is set e.g. with the Helm value controller.extraArgs.enable-ssl-passthrough=true).
  */
 import type { KubernetesObject, V1Ingress, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, ObservedEndpoint } from '../types';
+import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
 import { objectName } from '../names';
 import { buildService, copyObjects, deepFreeze, endpointMetadata, findObserved, missing, serverPodSelector } from './common';
 import { BACKING_SERVICE_ROLE, ENDPOINT_ROLE, resolveEndpointOptions, type EndpointOptions } from './options';
@@ -125,3 +125,11 @@ export class IngressEndpoint implements Endpoint {
     };
   }
 }
+
+/** Ingress (networking.k8s.io/v1, ssl-passthrough) in front of a ClusterIP Service. */
+export const INGRESS_ENDPOINT: EndpointKind = Object.freeze({
+  type: 'Ingress' as const,
+  create: (o: EndpointOptions) => new IngressEndpoint(o),
+  extraKinds: [{ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }],
+  permissions: [{ group: 'networking.k8s.io', resource: 'ingresses', verbs: ['get', 'list', 'create', 'delete'] }],
+});

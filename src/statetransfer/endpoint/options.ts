@@ -6,17 +6,9 @@
  * them all, so an operator fixes a configuration in one round trip.
  */
 import { isIP } from 'node:net';
-import type { EndpointType } from '../types';
+import { ENDPOINT_TYPES, type EndpointType } from '../types';
 import { ANNOTATIONS, DNS_LABEL_MAX, LABELS, isDNSLabel, isLabelValue, objectName } from '../names';
 
-/** The endpoint types the factory knows, in the order of `EndpointType`. */
-export const ENDPOINT_TYPES: readonly EndpointType[] = Object.freeze([
-  'LoadBalancer',
-  'NodePort',
-  'ClusterIP',
-  'Route',
-  'Ingress',
-] as const);
 
 /**
  * Default node-port range of kube-apiserver (`--service-node-port-range`, default 30000-32767).

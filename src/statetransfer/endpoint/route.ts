@@ -5,7 +5,7 @@
  * the server certificate must carry the route host (knownHostnames when the host is given).
  */
 import type { KubernetesObject, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, ObservedEndpoint } from '../types';
+import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
 import { objectName } from '../names';
 import { buildService, copyObjects, deepFreeze, endpointMetadata, findObserved, missing, serverPodSelector } from './common';
 import {
@@ -165,3 +165,11 @@ export class RouteEndpoint implements Endpoint {
     };
   }
 }
+
+/** Route (OpenShift, route.openshift.io/v1, TLS passthrough) in front of a ClusterIP Service. */
+export const ROUTE_ENDPOINT: EndpointKind = Object.freeze({
+  type: 'Route' as const,
+  create: (o: EndpointOptions) => new RouteEndpoint(o),
+  extraKinds: [{ apiVersion: 'route.openshift.io/v1', kind: 'Route' }],
+  permissions: [{ group: 'route.openshift.io', resource: 'routes', verbs: ['get', 'list', 'create', 'delete'] }],
+});

@@ -10,7 +10,7 @@
  */
 import { isIPv4 } from 'node:net';
 import type { KubernetesObject, V1Node, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, ObservedEndpoint } from '../types';
+import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
 import { objectName } from '../names';
 import { buildService, copyObjects, deepFreeze, findObserved, missing, serverPodSelector, transferPortOf } from './common';
 import { ENDPOINT_ROLE, resolveEndpointOptions, type EndpointOptions, type ResolvedEndpointOptions } from './options';
@@ -266,3 +266,10 @@ export class ClusterIPEndpoint implements Endpoint {
     };
   }
 }
+
+/** LoadBalancer: a Service of that type; nothing besides Services to create or clean up. */
+export const LOAD_BALANCER_ENDPOINT: EndpointKind = Object.freeze({ type: 'LoadBalancer' as const, create: (o: EndpointOptions) => new LoadBalancerEndpoint(o), extraKinds: [], permissions: [] });
+/** NodePort: a Service of that type, reached at a node address. */
+export const NODE_PORT_ENDPOINT: EndpointKind = Object.freeze({ type: 'NodePort' as const, create: (o: EndpointOptions) => new NodePortEndpoint(o), extraKinds: [], permissions: [] });
+/** ClusterIP: a Service of that type (same cluster, or a flat network between the clusters). */
+export const CLUSTER_IP_ENDPOINT: EndpointKind = Object.freeze({ type: 'ClusterIP' as const, create: (o: EndpointOptions) => new ClusterIPEndpoint(o), extraKinds: [], permissions: [] });
