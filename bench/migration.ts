@@ -49,7 +49,7 @@ import { MAX_CONCURRENCY } from '../src/plan/schema';
 import { LABELS, migrationKey } from '../src/statetransfer/names';
 import { AGENT_ANNOTATION } from '../src/statetransfer/pods/agent';
 import { resolveTemporal, type TemporalHandle } from '../src/temporal/devserver';
-import type { MigrationState, NamespaceState } from '../src/workflows/state';
+import type { MigrationState, NamespaceState } from '../src/core/state';
 import { ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, MANAGED_BY, phaseRows, startWorkerProcess } from '../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, migrationKey } from '../../src/statetransfer/names';
-import type { MigrationState, NamespaceState } from '../../src/workflows/state';
+import type { MigrationState, NamespaceState } from '../../src/core/state';
 
 const execFileAsync = promisify(execFile);
 

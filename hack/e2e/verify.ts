@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { loadPlanFile } from '../../src/plan/load';
-import type { MigrationState } from '../../src/workflows/state';
+import type { MigrationState } from '../../src/core/state';
 import { comparePVCs, DST_REGISTRY, ferryObjects, figuresTable, imageDigest, pvcPhases, readyReplicas, SRC_REGISTRY, waitUntil, workloadState } from './lib';
 
 async function main(argv: string[]): Promise<number> {

@@ -12,7 +12,7 @@
  *   listed in `NON_RETRYABLE_FAILURES` and carry an explanation an operator can act on.
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
-import type { NamespaceState } from '../workflows/state';
+import type { NamespaceState } from '../core/state';
 import type { CleanupReport, EndpointAddress, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */

@@ -22,7 +22,7 @@ import type { MigrationPlan } from '../plan/schema';
 import { migrationKey } from '../statetransfer/names';
 import type { NamespaceWorkflowStatus } from '../activities/contract';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
-import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { namespaceWorkflowId } from '../workflows/definitions';
 import type { MigrationWorkflowInput } from '../workflows/migration';
 import { CliError, EXIT } from './exit-codes';

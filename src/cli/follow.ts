@@ -5,7 +5,7 @@
  */
 import { MultiBar, type SingleBar } from 'cli-progress';
 import { isGrpcServiceError } from '@temporalio/client';
-import type { PVCState } from '../workflows/state';
+import type { PVCState } from '../core/state';
 import { CliError, EXIT } from './exit-codes';
 import { getMigration, type LiveProgress, type MigrationView, type TemporalSession } from './operations';
 import { formatBytes, formatDuration } from './render';

@@ -25,7 +25,7 @@ import { ApplicationFailure, type QueryDefinition } from '@temporalio/common';
 import type { TransferProgress } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import { resolveTemporal } from '../temporal/devserver';
-import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import type { migrationWorkflow } from '../workflows';
 import {
   cutoverWithRequestUpdate,
@@ -40,7 +40,7 @@ import {
   type RollbackResult,
 } from '../workflows/definitions';
 import { failureMessage } from '../workflows/failures';
-import { MIGRATION_PHASES, type DecisionAction, type MigrationState, type NamespaceState, type WorkflowTuning } from '../workflows/state';
+import { MIGRATION_PHASES, type DecisionAction, type MigrationState, type NamespaceState, type WorkflowTuning } from '../core/state';
 import { CliError, EXIT } from './exit-codes';
 
 /** How long a query may wait for a worker to answer. */

@@ -6,7 +6,8 @@
  * Without TEMPORAL_ADDRESS every command uses the embedded dev server (shared with `ferry worker`).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { loadPlanFile, planFromFlags, PlanValidationError, type PlanFlags } from '../plan/load';
+import { loadPlanFile, PlanValidationError } from '../plan/load';
+import { planFromFlags, type PlanFlags } from '../plan/flags';
 import type { MigrationPlan } from '../plan/schema';
 import { cleanupMigrationById, renderCleanup, renderSweep, sweep, type ClustersFor } from './cleanup';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes';

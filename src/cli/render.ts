@@ -1,7 +1,7 @@
 /**
  * Human-readable rendering of migration state for the terminal (the JSON output is the state itself).
  */
-import { migrationTotals, type MigrationState, type NamespaceState, type PVCState } from '../workflows/state';
+import { migrationTotals, type MigrationState, type NamespaceState, type PVCState } from '../core/state';
 import type { LiveProgress, MigrationRow, MigrationView } from './operations';
 
 /** "1.5 GiB", "300 B". */

@@ -31,7 +31,7 @@ import type {
   VersionInfo,
 } from '@kubernetes/client-node';
 import { k8s } from './k8s';
-import { resolveKubeconfigPaths } from '../plan/load';
+import { resolveKubeconfigPaths } from './kubeconfig';
 import { ANNOTATIONS, LABELS } from '../statetransfer/names';
 import { AbortedError, ConflictError, FerryError, WaitTimeoutError, errorMessage } from '../core/errors';
 

@@ -21,9 +21,9 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, read
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { INDEXED_VALUE_TYPES, SEARCH_ATTRIBUTES, searchAttributeCliArgs } from './search-attributes';
+import { INDEXED_VALUE_TYPES, SEARCH_ATTRIBUTES, searchAttributeCliArgs } from '../workflows/search-attributes';
 
-export { SEARCH_ATTRIBUTES, searchAttributeCliArgs } from './search-attributes';
+export { SEARCH_ATTRIBUTES, searchAttributeCliArgs } from '../workflows/search-attributes';
 
 /** The temporal CLI version Ferry installs and tests with (hack/install-temporal.sh). */
 export const TEMPORAL_CLI_VERSION = '1.5.1';

@@ -9,7 +9,7 @@ import { ApplicationFailure, WorkflowNotFoundError } from '@temporalio/common';
 import type { NamespaceWorkflowStatus } from '../activities/contract';
 import { namespaceStateQuery, WorkflowFailureType } from '../workflows/definitions';
 import type { NamespaceWorkflowInput } from '../workflows/namespace';
-import type { NamespaceState } from '../workflows/state';
+import type { NamespaceState } from '../core/state';
 
 /** Options of describeNamespaceWorkflow. */
 export interface DescribeOptions {

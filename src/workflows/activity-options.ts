@@ -24,7 +24,7 @@ import { ActivityCancellationType, proxyActivities, type ActivityOptions, type R
 import { type FerryActivities } from '../activities/contract';
 import { NON_RETRYABLE_FAILURES } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
-import type { WorkflowTuning } from './state';
+import type { WorkflowTuning } from '../core/state';
 
 /** Default heartbeat timeout of heartbeating activities, in seconds. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 60;

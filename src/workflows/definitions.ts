@@ -13,7 +13,7 @@
  * automatic migration) without writing anything to the history.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Decision, MigrationState, NamespaceReport, NamespaceState } from './state';
+import type { Decision, MigrationState, NamespaceReport, NamespaceState } from '../core/state';
 
 /** Task queue used when FERRY_TASK_QUEUE is not set. */
 export const DEFAULT_TASK_QUEUE = 'ferry';

@@ -20,23 +20,13 @@ import * as wf from '@temporalio/workflow';
 import { DEFAULT_MAX_AGENTS, DEFAULT_MAX_CONCURRENT_SYNCS, type NamespaceWorkflowStatus } from '../activities/contract';
 import { FailureType, type NamespaceDiscovery, type PreflightProblem } from '../core/types';
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
-import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
+import { SEARCH_ATTRIBUTES } from './search-attributes';
 import { ferryActivities } from './activity-options';
 import { migrationStateQuery, namespaceReportSignal, namespaceWorkflowId, rollbackUpdate, WorkflowFailureType } from './definitions';
 import { failureMessage } from './failures';
 import { namespaceWorkflow } from './namespace';
-import {
-  finalSyncConcurrency,
-  migrationPhase,
-  migrationTotals,
-  switchPhase,
-  type MigrationState,
-  type MigrationStatus,
-  type MigrationSummary,
-  type NamespaceEntry,
-  type NamespaceState,
-  type WorkflowTuning,
-} from './state';
+import { migrationPhase, migrationTotals, switchPhase, type MigrationState, type MigrationStatus, type MigrationSummary, type NamespaceEntry, type NamespaceState, type WorkflowTuning } from '../core/state';
+import { finalSyncConcurrency } from './concurrency';
 
 export interface MigrationWorkflowInput {
   /** Identifies the migration in every object it creates (labels) and in the child workflow ids. */

@@ -47,20 +47,8 @@ import {
 } from './definitions';
 import { describeFailure, failureMessage } from './failures';
 import { pvcTransferWorkflow } from './pvc-transfer';
-import {
-  DECISION_ACTIONS,
-  finalSyncConcurrency,
-  MAX_PVC_ERRORS,
-  secondsBetween,
-  switchPhase,
-  type Decision,
-  type NamespacePhase,
-  type NamespaceReport,
-  type NamespaceState,
-  type PVCState,
-  type SyncFailure,
-  type WorkflowTuning,
-} from './state';
+import { DECISION_ACTIONS, MAX_PVC_ERRORS, secondsBetween, switchPhase, type Decision, type NamespacePhase, type NamespaceReport, type NamespaceState, type PVCState, type SyncFailure, type WorkflowTuning } from '../core/state';
+import { finalSyncConcurrency } from './concurrency';
 
 export interface NamespaceWorkflowInput {
   migrationId: string;

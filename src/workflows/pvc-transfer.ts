@@ -15,7 +15,7 @@
 import type { TransferRequest } from '../activities/contract';
 import type { TransferResult } from '../core/types';
 import { ferryActivities } from './activity-options';
-import type { WorkflowTuning } from './state';
+import type { WorkflowTuning } from '../core/state';
 
 export async function pvcTransferWorkflow(req: TransferRequest, tuning?: WorkflowTuning): Promise<TransferResult> {
   return ferryActivities(req.plan, tuning).runTransfer(req);

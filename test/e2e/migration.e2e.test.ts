@@ -34,7 +34,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { decide, getMigration, openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
-import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
+import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import {
   compareManifests,
   comparePVCs,

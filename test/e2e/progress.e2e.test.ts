@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { getMigration, openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
-import type { WorkflowTuning } from '../../src/workflows/state';
+import type { WorkflowTuning } from '../../src/core/state';
 import { compareManifests, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');

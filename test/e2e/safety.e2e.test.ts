@@ -26,7 +26,7 @@ import { openSession, startMigration, type TemporalSession } from '../../src/cli
 import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
-import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
+import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil, freePort, labUnavailable, startWorkerProcess } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');

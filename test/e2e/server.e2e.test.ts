@@ -20,7 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { getMigration, openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
-import type { MigrationState, WorkflowTuning } from '../../src/workflows/state';
+import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import { compareManifests, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');

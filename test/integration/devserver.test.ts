@@ -19,7 +19,7 @@ import {
   type ResolveTemporalOptions,
   type TemporalHandle,
 } from '../../src/temporal/devserver';
-import { INDEXED_VALUE_TYPES } from '../../src/temporal/search-attributes';
+import { INDEXED_VALUE_TYPES } from '../../src/workflows/search-attributes';
 
 const binary = findTemporalBinary();
 const required = process.env.FERRY_REQUIRE_TEMPORAL === '1';

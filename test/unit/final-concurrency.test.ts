@@ -5,7 +5,7 @@
 import { parsePlan } from '../../src/plan/load';
 import { MAX_CONCURRENCY } from '../../src/plan/schema';
 import { agentShare, planFor, syncShare } from '../../src/workflows/migration';
-import { DEFAULT_FINAL_CONCURRENCY, finalSyncConcurrency } from '../../src/workflows/state';
+import { DEFAULT_FINAL_CONCURRENCY, finalSyncConcurrency } from '../../src/workflows/concurrency';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
 

@@ -9,7 +9,7 @@ import { namespaceVerdict } from '../../src/cli/cleanup';
 import { kubeMigrationClusters } from '../../src/migration/leftovers';
 import { PRE_QUIESCE_ANNOTATION } from '../../src/migration/quiesce';
 import { parsePlan } from '../../src/plan/load';
-import type { NamespaceState } from '../../src/workflows/state';
+import type { NamespaceState } from '../../src/core/state';
 import { FakeKube } from '../support/fake-kube';
 
 const ns = 'shop';

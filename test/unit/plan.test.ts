@@ -5,16 +5,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  didYouMean,
-  levenshtein,
-  loadPlanFile,
-  parsePlan,
-  planFromFlags,
-  PlanValidationError,
-  resolveKubeconfigPaths,
-  type PlanIssue,
-} from '../../src/plan/load';
+import { loadPlanFile, parsePlan, PlanValidationError, type PlanIssue } from '../../src/plan/load';
+import { resolveKubeconfigPaths } from '../../src/k8s/kubeconfig';
+import { didYouMean, levenshtein } from '../../src/plan/suggest';
+import { planFromFlags } from '../../src/plan/flags';
 import { DEFAULT_TRANSFER_IMAGE, labelSelectorProblem, type MigrationPlan, type MigrationPlanInput } from '../../src/plan/schema';
 import type { EndpointType, SecurityMode, TransferType, TransportType } from '../../src/statetransfer/types';
 import { DENIED_EXTRA_ARGS, rsyncClientArgs, validateRsyncOptions, type RsyncOptions } from '../../src/statetransfer/transfer/rsync/options';

@@ -6,7 +6,7 @@
  */
 import type { MigrationView } from '../../src/cli/operations';
 import { renderView, sourceNotRestored } from '../../src/cli/render';
-import type { MigrationState, NamespaceState, PVCState } from '../../src/workflows/state';
+import type { MigrationState, NamespaceState, PVCState } from '../../src/core/state';
 
 const pvc = (name: string, over: Partial<PVCState>): PVCState => ({
   name,

@@ -15,7 +15,7 @@ import { runCli } from '../../src/cli/program';
 import { createWorker } from '../../src/worker';
 import type { CleanupOutcome, SweepEntry } from '../../src/cli/cleanup';
 import { namespaceWorkflowId } from '../../src/workflows/definitions';
-import type { MigrationState } from '../../src/workflows/state';
+import type { MigrationState } from '../../src/core/state';
 import { FakeCluster } from './support/fake-cluster';
 import { startTemporal, unique, waitFor, workflowBundle } from './support/env';
 

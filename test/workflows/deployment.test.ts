@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { searchAttributeCliArgs } from '../../src/temporal/search-attributes';
+import { searchAttributeCliArgs } from '../../src/workflows/search-attributes';
 import { main as workerMain } from '../../src/worker';
 
 jest.setTimeout(60_000);

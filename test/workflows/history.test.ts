@@ -14,8 +14,8 @@ import { listMigrations } from '../../src/cli/operations';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import { cutoverUpdate, namespaceStateQuery, namespaceWorkflowId, rollbackUpdate } from '../../src/workflows/definitions';
-import type { MigrationSummary } from '../../src/workflows/state';
-import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
+import type { MigrationSummary } from '../../src/core/state';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { FakeCluster } from './support/fake-cluster';
 import { temporalBinary, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
 

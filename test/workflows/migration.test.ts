@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { FailureType } from '../../src/core/types';
 import type { MigrationPlan } from '../../src/plan/schema';
-import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import {
@@ -21,7 +21,7 @@ import {
   rollbackUpdate,
   WorkflowFailureType,
 } from '../../src/workflows/definitions';
-import type { MigrationSummary, NamespaceState, WorkflowTuning } from '../../src/workflows/state';
+import type { MigrationSummary, NamespaceState, WorkflowTuning } from '../../src/core/state';
 import { FakeCluster, type SourceSpec } from './support/fake-cluster';
 import { startTemporal, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
 import { recordHistories, recordingHistories } from './support/histories';

@@ -15,7 +15,7 @@ import { describeNamespaceWorkflow } from '../../src/temporal/namespace-workflow
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import { cutoverUpdate, migrationStateQuery, namespaceWorkflowId } from '../../src/workflows/definitions';
-import type { MigrationSummary, WorkflowTuning } from '../../src/workflows/state';
+import type { MigrationSummary, WorkflowTuning } from '../../src/core/state';
 import { FakeCluster } from './support/fake-cluster';
 import { startTemporal, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
 

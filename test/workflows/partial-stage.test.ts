@@ -12,7 +12,7 @@ import type { MigrationPlan } from '../../src/plan/schema';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
 import { cutoverUpdate, cutoverWithRequestUpdate, namespaceStateQuery, namespaceWorkflowId } from '../../src/workflows/definitions';
-import type { MigrationSummary, NamespaceState } from '../../src/workflows/state';
+import type { MigrationSummary, NamespaceState } from '../../src/core/state';
 import { FakeCluster, type SourceSpec } from './support/fake-cluster';
 import { startTemporal, TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from './support/env';
 

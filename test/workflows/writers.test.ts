@@ -16,7 +16,7 @@ import { renderView } from '../../src/cli/render';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
-import type { MigrationSummary, NamespaceState } from '../../src/workflows/state';
+import type { MigrationSummary, NamespaceState } from '../../src/core/state';
 import { FakeCluster, type SourceSpec } from './support/fake-cluster';
 import { startTemporal, TEST_TUNING, testPlan, unique, workflowBundle } from './support/env';
 

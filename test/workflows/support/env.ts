@@ -8,8 +8,8 @@ import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSour
 import { parsePlan } from '../../../src/plan/load';
 import type { MigrationPlan } from '../../../src/plan/schema';
 import { findTemporalBinary } from '../../../src/temporal/devserver';
-import { SEARCH_ATTRIBUTES } from '../../../src/temporal/search-attributes';
-import type { WorkflowTuning } from '../../../src/workflows/state';
+import { SEARCH_ATTRIBUTES } from '../../../src/workflows/search-attributes';
+import type { WorkflowTuning } from '../../../src/core/state';
 import { workflowsPath } from '../../../src/worker';
 
 /** Short timings: a dead worker is noticed in 3 s, retries wait ~0.1 s. */

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { pvcWorkflowId } from '../../../src/workflows/definitions';
-import type { MigrationSummary } from '../../../src/workflows/state';
+import type { MigrationSummary } from '../../../src/core/state';
 
 export const HISTORIES_DIR = join(__dirname, '..', '..', 'fixtures', 'histories');
 

@@ -1,9 +1,10 @@
 /**
- * The state Ferry's workflows keep, expose through queries and return as their result, plus the pure
- * helpers that derive figures from it. Workflow-safe (types and plain functions only): the client and
- * the CLI import this module too.
+ * The state of a migration as Ferry's workflows keep it, expose through queries and return as their
+ * result, plus the pure helpers that derive figures from it. Plain data and functions (core: no I/O, no
+ * Temporal): the workflows, the activity that describes namespace workflows, the client and the CLI
+ * all read it.
  *
- * Three workflows, three levels (see ./index.ts):
+ * Three workflows, three levels (see ../workflows/index.ts):
  * - migrationWorkflow keeps a `MigrationState`: its own phases, and one `NamespaceEntry` per namespace
  *   (kept current by the namespace workflows' reports; the full `NamespaceState` once a namespace ended).
  * - namespaceWorkflow keeps a `NamespaceState`: phases, per-PVC status, quiesce records, downtime,
@@ -11,8 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import { DEFAULT_MAX_AGENTS } from '../activities/contract';
-import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, UnmanagedPod } from '../core/types';
+import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -330,19 +330,4 @@ export function switchPhase(phases: PhaseRecord[], at: string, next?: string): v
 /** Seconds between two ISO timestamps. */
 export function secondsBetween(from: string, to: string): number {
   return (Date.parse(to) - Date.parse(from)) / 1000;
-}
-
-/** Final syncs run at once with warm agents when the plan sets no finalConcurrency (≤ the schema's MAX_CONCURRENCY). */
-export const DEFAULT_FINAL_CONCURRENCY = 20;
-
-
-/**
- * PVCs synced at once in the final sync: the plan's `finalConcurrency`; else, with warm agents (each
- * final sync is a delta started by an exec), as many as the namespace may have agents (at most
- * DEFAULT_FINAL_CONCURRENCY), at least `concurrency`; with per-sync pods, `concurrency`.
- */
-export function finalSyncConcurrency(plan: { concurrency: number; finalConcurrency?: number | undefined; agents?: string | undefined; maxAgents?: number | undefined }): number {
-  if (plan.finalConcurrency !== undefined) return plan.finalConcurrency;
-  // Beyond the PVCs with an agent, a final sync is a client pod: no more at once than the plan allows.
-  return plan.agents === 'per-sync' ? plan.concurrency : Math.max(plan.concurrency, Math.min(DEFAULT_FINAL_CONCURRENCY, plan.maxAgents ?? DEFAULT_MAX_AGENTS));
 }
