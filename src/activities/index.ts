@@ -38,7 +38,10 @@ import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQu
 import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../migration/compose';
 import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../migration/follow';
 import { checkSourceWriters } from '../migration/writers';
-import { ensureCredentials, ensureServer, probeConnectivity, readClientCredentials, runClientTransfer } from '../migration/transfer';
+import { probeConnectivity } from '../migration/probe';
+import { runClientTransfer } from '../migration/client-run';
+import { ensureServer } from '../migration/server';
+import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';

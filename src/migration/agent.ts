@@ -37,7 +37,9 @@ import { AbortedError, FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './follow';
 import { podReady } from './server';
-import { deletePodAndWait, ensureOwned, explainProbeFailure, probeScript, type ClientTransferOptions, type ClientTransferRequest } from './transfer';
+import { explainProbeFailure, probeScript } from '../statetransfer/probe';
+import { deletePodAndWait, type ClientTransferOptions, type ClientTransferRequest } from './client-run';
+import { ensureOwned } from './server';
 
 /**
  * Whether the sync of `pvcName` may use a warm agent: it has one already, or the namespace has fewer
@@ -178,7 +180,7 @@ export async function readyAgent(source: KubeClient, nt: NamespaceTransfer): Pro
 }
 
 /**
- * The connectivity probe (transfer.ts `probeScript`) run in a warm agent through exec, over the
+ * The connectivity probe (statetransfer/probe.ts `probeScript`) run in a warm agent through exec, over the
  * agent's own transport: no probe pod to start. Failures are explained like the probe pod's
  * (`explainProbeFailure`, with the tail of the agent's transport log).
  * @throws FerryError explaining the failure; API errors.

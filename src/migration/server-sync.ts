@@ -3,7 +3,7 @@
  * credentials both sides hold, made right again whatever happened to them since createServer.
  *
  * Before a sync (`ensureServerForSync`):
- * - credentials: read back from both clusters (transfer.ts `credentialsFromSecrets`). When they
+ * - credentials: read back from both clusters (credentials.ts `credentialsFromSecrets`). When they
  *   expire within RENEW_BEFORE_SECONDS (a long warm migration), or the destination's server TLS Secret
  *   is gone or disagrees with the source's, new certificates (a new CA) are made for both sides and the
  *   server pod is restarted on them; the transfer password is kept (the server's rsync Secret holds it
@@ -32,7 +32,9 @@ import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { ensureServerPod, podFromTemplate, serverChange, serverSnapshot, serverTemplateName, type ServerSnapshot } from './server';
 import { namespaceTransferFor } from './compose';
-import { credentialsFromSecrets, credentialsSecret, credentialsSecretName, CREDENTIALS_VALIDITY_DAYS, ensureOwned, PASSWORD_KEY, readClientCredentials, serverTLSSecretName } from './transfer';
+import { serverTLSSecretName } from '../statetransfer/namespace-transfer';
+import { ensureOwned } from './server';
+import { credentialsFromSecrets, credentialsSecret, credentialsSecretName, CREDENTIALS_VALIDITY_DAYS, PASSWORD_KEY, readClientCredentials } from './credentials';
 
 /** Credentials expiring sooner than this are renewed before a sync (seconds): longer than any one sync. */
 export const RENEW_BEFORE_SECONDS = 7 * 24 * 3600;

@@ -10,7 +10,8 @@
  * credentials reset delete it with the other server objects). The pod's Secrets and ConfigMaps stay
  * in the cluster when the pod goes, so a recreated pod is the same server with the same credentials.
  */
-import type { V1ConfigMap, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
 import { objectLabels, objectName } from '../statetransfer/names';
 import { configMap } from '../statetransfer/objects';
 import { describeRef, refOf, waitFor, type KubeClient, type ObjectRef } from '../k8s/client';
@@ -236,4 +237,63 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
     if (err instanceof WaitTimeoutError) throw new FerryError('config', `${err.message}; check the destination namespace's events and the pod's logs`, { cause: err });
     throw err;
   }
+}
+
+/** What `ensureOwned` did. */
+export type EnsureAction = 'created' | 'adopted' | 'replaced';
+
+/** The `data` map of a Secret/ConfigMap as a canonical string (the API server returns keys sorted). */
+function dataOf(o: KubernetesObject): string {
+  const data = (o as { data?: Record<string, string> }).data ?? {};
+  return JSON.stringify(Object.keys(data).sort().map((k) => [k, data[k]]));
+}
+
+/**
+ * createOrAdopt, plus: an adopted Ferry Secret or ConfigMap whose `data` differs from `obj` (e.g.
+ * a stunnel config for an endpoint address that changed) is deleted and created again.
+ */
+export async function ensureOwned(client: KubeClient, obj: KubernetesObject): Promise<EnsureAction> {
+  const { object, created } = await client.createOrAdopt(obj);
+  if (created) return 'created';
+  if ((obj.kind === 'Secret' || obj.kind === 'ConfigMap') && dataOf(object) !== dataOf(obj)) {
+    await client.delete(object);
+    await waitFor(async () => !(await client.get(refOf(obj))), { timeoutSeconds: 60, intervalSeconds: 1, description: `${describeRef(obj)} to be deleted` });
+    await client.createOrAdopt(obj);
+    return 'replaced';
+  }
+  return 'adopted';
+}
+
+/** Options of `ensureServer`. */
+export interface EnsureServerOptions {
+  /** Seconds to wait for the server pod to be Ready (plan timeouts.serverReadySeconds). */
+  timeoutSeconds: number;
+  onTick?: (reason: string) => void;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+/**
+ * Creates (or adopts) the destination's Secrets, ConfigMaps, PodDisruptionBudget, the server pod's
+ * template (server.ts) and the server pod, in order, and waits until the server pod is Ready. A server
+ * pod that is missing, ended (Failed/Succeeded, e.g. evicted), or was made before one of its
+ * Secrets/ConfigMaps changed is (re)created (server.ts `ensureServerPod`).
+ * @throws FerryError (config) for a pod that cannot start (image, configuration) or is not Ready in
+ *   time; ConflictError when a foreign object holds a name.
+ */
+export async function ensureServer(destination: KubeClient, nt: NamespaceTransfer, credentials: TransferCredentials, options: EnsureServerOptions): Promise<void> {
+  const objects = nt.destinationObjects(credentials);
+  const pod = objects.find((o) => o.kind === 'Pod') as V1Pod;
+  let changed = false;
+  for (const o of [...objects.filter((x) => x.kind !== 'Pod'), serverTemplateConfigMap(nt.migrationId, pod)]) {
+    const action = await ensureOwned(destination, o);
+    if (action === 'replaced') changed = true;
+  }
+  await ensureServerPod(destination, pod, {
+    timeoutSeconds: options.timeoutSeconds,
+    replace: changed,
+    ...(options.onTick ? { onTick: options.onTick } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
 }

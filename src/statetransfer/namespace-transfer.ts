@@ -12,6 +12,7 @@
  *      and the client pod.
  * Every object carries the migration's labels (names.ts `migrationSelector`) for cleanup.
  */
+import { PROBE_CONTAINER, PROBE_POD_DEADLINE_SECONDS, probePodName } from './probe';
 import type { KubernetesObject, V1Pod, V1PodDisruptionBudget } from '@kubernetes/client-node';
 import { objectLabels, objectName } from './names';
 import { deepFreeze, secret } from './objects';
@@ -93,6 +94,10 @@ export interface NamespaceTransfer {
   /** Secrets, ConfigMaps and the warm agent pod (pods/agent.ts) for one source PVC, pod last. The
    * agent pod has the client pod's name and labels: one agent per PVC. */
   agentObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials): KubernetesObject[];
+  /** Secrets and the connectivity probe pod (probe.ts), pod last: the transport client and `script`
+   * (its container named `probe`), mounting no PVC, pinned to no node, with the first PVC's identity
+   * and the client side's Secrets. */
+  probeObjects(address: EndpointAddress, credentials: TransferCredentials, script: string): KubernetesObject[];
   /** The script one sync of `sourcePVC` runs in its agent (pods/agent.ts `agentSyncScript`).
    * @throws Error when the engine's client would need other pod settings for this sync than the agent has. */
   agentSyncScript(id: string, sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): string;
@@ -150,6 +155,11 @@ function merge(...parts: PodParts[]): PodParts {
   return { processes: parts.flatMap((p) => p.processes), volumes: parts.flatMap((p) => p.volumes), objects: parts.flatMap((p) => p.objects) };
 }
 
+/** Name of the destination's server TLS Secret (server certificate + key, CA certificate). */
+export function serverTLSSecretName(migrationId: string): string {
+  return objectName(migrationId, 'srv-tls');
+}
+
 /**
  * Composes a namespace transfer.
  * @throws Error listing every problem (no volumes, plaintext without allowInsecure, duplicate targets …).
@@ -163,7 +173,7 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
   const clientName = (s: string) => objectName(mid, `cli-${s}`);
   const serverLabels = objectLabels(mid, 'server');
   const clientLabels = objectLabels(mid, 'client');
-  const serverTLS = serverName('tls');
+  const serverTLS = serverTLSSecretName(mid);
   const clientTLS = clientName('tls');
   const root = o.security === 'preserve-ownership';
   const direct = o.transport.direct;
@@ -275,6 +285,22 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
     agentObjects(sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials): KubernetesObject[] {
       const c = clientParts(sourcePVC, address, credentials, { final: false });
       return [...c.objects, buildAgentPod(c.pod)];
+    },
+
+    probeObjects(address: EndpointAddress, credentials: TransferCredentials, script: string): KubernetesObject[] {
+      const c = clientParts(o.volumes[0]!.sourcePVC, address, credentials, { final: false });
+      const probe = { processes: [{ name: PROBE_CONTAINER, command: ['/bin/bash', '-c', script], volumeMounts: [] }], volumes: [], objects: [] };
+      const { pvcName: _pvc, nodeName: _node, ...common } = c.pod;
+      const pod = buildClientPod({
+        ...common,
+        name: probePodName(mid),
+        labels: objectLabels(mid, 'probe'),
+        transfer: probe,
+        lifecycle,
+        transportWaitSeconds: 60,
+        activeDeadlineSeconds: PROBE_POD_DEADLINE_SECONDS,
+      });
+      return [...c.objects, pod];
     },
 
     agentSyncScript(id: string, sourcePVC: string, address: EndpointAddress, credentials: TransferCredentials, sync: SyncOptions): string {

@@ -14,7 +14,9 @@ import { FerryError } from '../../src/core/errors';
 import { ensureServerForSync, explainSyncFailure, MISSING_GRACE_SECONDS, serverPassword, type SyncTarget } from '../../src/migration/server-sync';
 import { podFromTemplate, serverChange, serverPodDecision, serverSnapshot, serverTemplateName } from '../../src/migration/server';
 import { namespaceTransferFor } from '../../src/migration/compose';
-import { credentialsSecretName, ensureCredentials, ensureServer, serverTLSSecretName } from '../../src/migration/transfer';
+import { serverTLSSecretName } from '../../src/statetransfer/namespace-transfer';
+import { ensureServer } from '../../src/migration/server';
+import { credentialsSecretName, ensureCredentials } from '../../src/migration/credentials';
 import { parsePlan } from '../../src/plan/load';
 import { secretValues } from '../../src/statetransfer/objects';
 
@@ -75,7 +77,7 @@ async function prepared(validityDays?: number) {
   if (validityDays !== undefined) {
     // Stored credentials as a long warm migration would have them: near their end.
     const { createTransferCredentials } = await import('../../src/statetransfer/namespace-transfer');
-    const { credentialsSecret } = await import('../../src/migration/transfer');
+    const { credentialsSecret } = await import('../../src/migration/credentials');
     const short = { ...createTransferCredentials(MID, nt().endpoint, address, validityDays), password: credentials.password };
     src.objects.clear();
     dst.objects.clear();

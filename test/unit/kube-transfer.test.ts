@@ -10,15 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PVCInfo } from '../../src/core/types';
 import { clientIdentity, clientSideTransferFor, namespaceTransferFor, serverIdentity, transferFor } from '../../src/migration/compose';
-import {
-  buildProbePod,
-  credentialsFromSecrets,
-  credentialsSecret,
-  ensureServer,
-  explainProbeFailure,
-  PROBE_EXIT,
-  probeScript,
-} from '../../src/migration/transfer';
+import { explainProbeFailure, PROBE_EXIT, probeScript } from '../../src/statetransfer/probe';
+import type { V1Pod } from '@kubernetes/client-node';
+import { ensureServer } from '../../src/migration/server';
+import { credentialsFromSecrets, credentialsSecret } from '../../src/migration/credentials';
 import { FerryError } from '../../src/core/errors';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials, type TransferCredentials } from '../../src/statetransfer/namespace-transfer';
@@ -73,9 +68,14 @@ describe('credentials read back from the Secrets', () => {
     expect(credentialsFromSecrets(undefined, client(creds), undefined).credentials?.password).toBe(creds.password);
   });
 
-  it('the probe pod reuses the client pod: same image, transport sidecar and Secrets; no PVC, no pinning', () => {
+  it('the probe pod is built for its purpose: the client side\'s image, transport and Secrets, the probe script; no PVC, no pinning, no transfer password', () => {
     const nt = clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [{ ...pvc('probe'), nodeName: 'node-1' } as PVCInfo]);
-    const { objects, pod } = buildProbePod(nt, creds, address);
+    const all = nt.probeObjects(address, creds, probeScript('rsync', '127.0.0.1', nt.transfer.port));
+    const pod = all.at(-1) as V1Pod;
+    const objects = all.slice(0, -1);
+    expect(pod.kind).toBe('Pod');
+    // the probe reads a greeting: it needs neither the PVC nor the transfer's password file
+    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => /password/.test(n))).toEqual([]);
     expect(pod.metadata).toMatchObject({ name: expect.stringMatching(/^ferry-[0-9a-f]{10}-probe$/), namespace: 'shop', labels: { 'ferry.dev/role': 'probe' } });
     expect(pod.spec!.containers.map((c) => c.name)).toEqual(['probe', 'stunnel']);
     expect(pod.spec!.volumes!.some((v) => v.persistentVolumeClaim)).toBe(false);

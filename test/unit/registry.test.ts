@@ -5,7 +5,7 @@
  */
 import { TRANSFER_OBJECT_KINDS } from '../../src/migration/cleanup';
 import { destinationPermissions } from '../../src/migration/preflight';
-import { probeScript } from '../../src/migration/transfer';
+import { probeScript } from '../../src/statetransfer/probe';
 import { transferVerdict } from '../../src/migration/follow';
 import { parsePlan } from '../../src/plan/load';
 import { PLAN_ENDPOINT_TYPES } from '../../src/plan/schema';

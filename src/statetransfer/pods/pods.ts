@@ -43,8 +43,9 @@ export interface ServerPodOptions extends CommonPodOptions {
 
 /** Options of `buildClientPod`. */
 export interface ClientPodOptions extends CommonPodOptions {
-  /** Source PVC, mounted read-only at `sourcePath`. */
-  pvcName: string;
+  /** Source PVC, mounted read-only at `sourcePath`; absent for a pod that mounts none (the
+   * connectivity probe). */
+  pvcName?: string;
   sourcePath: string;
   transfer: PodParts;
   transport: PodParts;
@@ -55,6 +56,8 @@ export interface ClientPodOptions extends CommonPodOptions {
   nodeName?: string;
   /** Seconds the transfer waits for the transport's port in done-file mode (default 120). */
   transportWaitSeconds?: number;
+  /** Bound of the pod's whole run (spec.activeDeadlineSeconds); unset: none. */
+  activeDeadlineSeconds?: number;
 }
 
 /**
@@ -192,11 +195,11 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
     ...(transferProc.finishAfter ? { finishAfter: transferProc.finishAfter } : {}),
     signalDone: legacy,
   });
-  const sourceMount: V1VolumeMount = { name: 'source', mountPath: opts.sourcePath, readOnly: true };
-  const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', script], [sourceMount], true);
+  const sourceMounts: V1VolumeMount[] = opts.pvcName !== undefined ? [{ name: 'source', mountPath: opts.sourcePath, readOnly: true }] : [];
+  const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', script], sourceMounts, true);
   const volumes = [
     ...COMMON_VOLUMES,
-    { name: 'source', persistentVolumeClaim: { claimName: opts.pvcName, readOnly: true } },
+    ...(opts.pvcName !== undefined ? [{ name: 'source', persistentVolumeClaim: { claimName: opts.pvcName, readOnly: true } }] : []),
     ...opts.transfer.volumes,
     ...opts.transport.volumes,
   ];
@@ -228,6 +231,7 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
     }
   }
   if (opts.nodeName) pod.spec!.affinity = nodeAffinity(opts.nodeName);
+  if (opts.activeDeadlineSeconds !== undefined) pod.spec!.activeDeadlineSeconds = opts.activeDeadlineSeconds;
   return pod;
 }
 
