@@ -9,7 +9,8 @@
  * machine with another kubeconfig (docker-compose.yml mounts $FERRY_KUBECONFIG), skip the check with
  * `--skip-kubeconfig-check`.
  */
-import { PlanValidationError, type PlanIssue } from '../plan/load';
+import { PlanValidationError } from '../plan/load';
+import { type Problem } from '../core/errors';
 import type { MigrationPlan } from '../plan/schema';
 
 /**
@@ -21,7 +22,7 @@ import type { MigrationPlan } from '../plan/schema';
 export async function checkPlanKubeconfigs(plan: MigrationPlan, origin: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   // Loaded here only: the Kubernetes client is heavy, and other commands do not need it.
   const { loadKubeConfig } = await import('../k8s/client');
-  const issues: PlanIssue[] = [];
+  const issues: Problem[] = [];
   for (const side of ['source', 'destination'] as const) {
     const ref = plan[side];
     try {

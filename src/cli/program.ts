@@ -449,7 +449,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     }
     const error =
       e instanceof PlanValidationError
-        ? new CliError(e.message, EXIT.INVALID_INPUT, { issues: e.issues })
+        ? new CliError(e.message, EXIT.INVALID_INPUT, { problems: e.problems })
         : e instanceof CliError
           ? e
           : new CliError(e instanceof Error ? e.message : String(e), EXIT.MIGRATION_FAILED);

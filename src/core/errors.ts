@@ -1,7 +1,13 @@
 /**
- * Errors of the kube and images libraries, each with a `category` that tells the activity layer how
- * to report it (src/activities maps categories to contract.ts FailureType). The library never imports
- * Temporal; the category is the whole interface.
+ * Ferry's errors: one FerryError with a `category` that tells the activity layer how to report it
+ * (src/activities maps categories to core/types.ts FailureType), and ProblemListError for invalid
+ * input, which lists every problem in one shape (`Problem`). The layers subclass them only to be
+ * recognisable (PlanValidationError, RsyncOptionsError, EndpointOptionsError, ...). The libraries never
+ * import Temporal; the category is the whole interface.
+ *
+ * Not FerryErrors, on purpose: AbortedError (a cancellation, not a failure), k8s/client.ts
+ * ApiRequestTimeoutError (a network condition waits treat as "not yet"), cli/exit-codes.ts CliError
+ * (an exit code for the shell).
  */
 
 /**
@@ -29,6 +35,37 @@ export class FerryError extends Error {
     this.name = 'FerryError';
     this.category = category;
     if (options.details) this.details = options.details;
+  }
+}
+
+/** One problem of an input: where (a path like `namespaces[1].destination`, an option name, `(file)`)
+ * and what, with the line in a file when known. */
+export interface Problem {
+  path: string;
+  message: string;
+  /** 1-based line in the plan file, when the input came from one. */
+  line?: number;
+}
+
+/** Renders problems one per line: `  path: message (line N)`. */
+export function formatProblems(problems: readonly Problem[]): string {
+  return problems.map((p) => `  ${p.path}: ${p.message}${p.line !== undefined ? ` (line ${p.line})` : ''}`).join('\n');
+}
+
+/**
+ * Invalid input, with EVERY problem found (an operator fixes them in one round trip). Category
+ * `config`. The message is `invalid <subject>: N problem(s)` followed by one line per problem.
+ */
+export class ProblemListError extends FerryError {
+  readonly problems: readonly Problem[];
+  /**
+   * @param subject what was invalid, e.g. "migration plan (plan.yaml)", "rsync options"
+   * @param problems at least one
+   */
+  constructor(subject: string, problems: readonly Problem[]) {
+    super('config', `invalid ${subject}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${formatProblems(problems)}`);
+    this.name = 'ProblemListError';
+    this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
   }
 }
 

@@ -6,15 +6,16 @@
  * powers of 1000; also `m` = 1/1000), a decimal exponent (`e3`, `E6`) or nothing. Kubernetes spells
  * kilo `k`; `K` is accepted here as well because operators write it.
  */
+import { FerryError } from '../core/errors';
 
 const BINARY: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
 const DECIMAL: Record<string, number> = { m: 1e-3, '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
 const QUANTITY_RE = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|m|k|K|M|G|T|P|E)?$/;
 
 /** Thrown for a string that is not a Kubernetes quantity. */
-export class QuantityError extends Error {
+export class QuantityError extends FerryError {
   constructor(quantity: string) {
-    super(`${JSON.stringify(quantity)} is not a Kubernetes quantity (e.g. "10Gi", "500M", "1073741824")`);
+    super('config', `${JSON.stringify(quantity)} is not a Kubernetes quantity (e.g. "10Gi", "500M", "1073741824")`);
     this.name = 'QuantityError';
   }
 }

@@ -52,7 +52,7 @@ export function transferFor(plan: TransferPlan): Transfer {
         : {}),
     });
   } catch (err) {
-    const detail = err instanceof RsyncOptionsError ? err.problems.map((p) => `rsync.${p.field}: ${p.message}`).join('; ') : errorMessage(err);
+    const detail = err instanceof RsyncOptionsError ? err.problems.map((p) => `rsync.${p.path}: ${p.message}`).join('; ') : errorMessage(err);
     throw new FerryError('config', `invalid transfer options in the plan: ${detail}`, { cause: err });
   }
 }
@@ -81,7 +81,7 @@ export function endpointFor(plan: TransferPlan, migrationId: string, namespace: 
   try {
     return createEndpoint(endpointOptionsFor(plan, migrationId, namespace, type));
   } catch (err) {
-    if (err instanceof EndpointOptionsError) throw new FerryError('config', `endpoint: ${err.problems.join('; ')}`, { cause: err });
+    if (err instanceof EndpointOptionsError) throw new FerryError('config', `endpoint: ${err.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, { cause: err });
     throw err;
   }
 }

@@ -4,7 +4,8 @@
  */
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
-import { formatPath, PlanValidationError, validatePlan, type PlanIssue } from './load';
+import { formatPath, PlanValidationError, validatePlan } from './load';
+import { type Problem } from '../core/errors';
 import { showValue, type MigrationPlan, type MigrationPlanInput } from './schema';
 /**
  * CLI flags for the simple case (no plan file, or overrides on top of one). List-valued flags accept
@@ -125,7 +126,7 @@ const numberOf = (v: number | string | undefined): unknown => (typeof v === 'str
  * @throws PlanValidationError listing flag syntax problems (path = flag name) and every invalid field
  */
 export function planFromFlags(flags: PlanFlags, base: MigrationPlanInput | MigrationPlan | Record<string, unknown> = {}): MigrationPlan {
-  const issues: PlanIssue[] = [];
+  const issues: Problem[] = [];
   const b = structuredClone(base) as Record<string, unknown>;
   const sub = (key: string): Record<string, unknown> => {
     const cur = b[key];

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { z } from 'zod';
+import { ProblemListError, type Problem } from '../core/errors';
 import { absolutePath } from '../k8s/kubeconfig';
 import { didYouMean, knownKeysAt } from './suggest';
 import {
@@ -18,35 +19,23 @@ import {
   type RegistryConfig,
 } from './schema';
 
-/** One problem of a plan. */
-export interface PlanIssue {
-  /** Where: `namespaces[1].destination`, `storageClassMapping["fast"]`, `(plan)` for the whole document,
-   * `(file)` for reading/syntax problems, or a flag name (`--namespaces`) for flag syntax problems. */
-  path: string;
-  /** What is wrong, e.g. `must be a DNS label (lowercase letters, digits, '-'), got "Bad_Name"`. */
-  message: string;
-  /** 1-based line in the plan file, when known. */
-  line?: number;
-}
-
 /**
- * Thrown by every plan entry point when the plan cannot be used. `issues` holds every problem found;
- * the message is a header naming the plan's origin followed by one `  path: message` line per issue.
+ * Thrown by every plan entry point when the plan cannot be used. `problems` holds every problem found
+ * (path: `namespaces[1].destination`, `storageClassMapping["fast"]`, `(plan)` for the whole document,
+ * `(file)` for reading/syntax problems, or a flag name such as `--namespaces`); the message is a header
+ * naming the plan's origin followed by one `  path: message` line per problem.
  */
-export class PlanValidationError extends Error {
-  override readonly name = 'PlanValidationError';
+export class PlanValidationError extends ProblemListError {
   /**
    * @param origin where the plan came from (file path, "command-line flags", "plan object")
-   * @param issues every problem found (at least one)
+   * @param problems every problem found (at least one)
    */
   constructor(
     readonly origin: string,
-    readonly issues: PlanIssue[],
+    problems: Problem[],
   ) {
-    super(
-      `invalid migration plan (${origin}): ${issues.length} problem${issues.length === 1 ? '' : 's'}\n` +
-        issues.map((i) => `  ${i.path}: ${i.message}${i.line !== undefined ? ` (line ${i.line})` : ''}`).join('\n'),
-    );
+    super(`migration plan (${origin})`, problems);
+    this.name = 'PlanValidationError';
   }
 }
 

@@ -15,7 +15,7 @@ function problemsOf(o: EndpointOptions): readonly string[] {
     createEndpoint(o);
   } catch (e) {
     expect(e).toBeInstanceOf(EndpointOptionsError);
-    return (e as EndpointOptionsError).problems;
+    return (e as EndpointOptionsError).problems.map((p) => `${p.path} ${p.message}`);
   }
   throw new Error('createEndpoint did not throw');
 }
@@ -61,7 +61,7 @@ describe('endpoint options validation', () => {
   });
 
   test('error message contains every problem', () => {
-    expect(() => createEndpoint({ ...base, type: 'ClusterIP', backendPort: 1.5, port: -1 })).toThrow(/2 problems[\s\S]*backendPort 1.5[\s\S]*port -1/);
+    expect(() => createEndpoint({ ...base, type: 'ClusterIP', backendPort: 1.5, port: -1 })).toThrow(/2 problems[\s\S]*backendPort: 1.5[\s\S]*port: -1/);
   });
 
   test('unknown type is reported with the other problems', () => {

@@ -5,7 +5,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadPlanFile, parsePlan, PlanValidationError, type PlanIssue } from '../../src/plan/load';
+import { loadPlanFile, parsePlan, PlanValidationError } from '../../src/plan/load';
+import { type Problem } from '../../src/core/errors';
 import { resolveKubeconfigPaths } from '../../src/k8s/kubeconfig';
 import { didYouMean, levenshtein } from '../../src/plan/suggest';
 import { planFromFlags } from '../../src/plan/flags';
@@ -31,12 +32,12 @@ const MINIMAL = {
 } satisfies MigrationPlanInput;
 
 /** Parses `plan` expecting failure; returns the issues. */
-function issuesOf(plan: unknown): PlanIssue[] {
+function issuesOf(plan: unknown): readonly Problem[] {
   try {
     parsePlan(plan);
   } catch (e) {
     expect(e).toBeInstanceOf(PlanValidationError);
-    return (e as PlanValidationError).issues;
+    return (e as PlanValidationError).problems;
   }
   throw new Error('plan was accepted');
 }
@@ -402,7 +403,7 @@ describe('errors', () => {
       error = e as PlanValidationError;
     }
     expect(error).toBeInstanceOf(PlanValidationError);
-    expect(error!.issues.map((i) => i.path)).toEqual([
+    expect(error!.problems.map((i) => i.path)).toEqual([
       'source.kubeconfg',
       'destination',
       'namespaces[1].source',
@@ -415,7 +416,7 @@ describe('errors', () => {
     ]);
     const lines = error!.message.split('\n');
     expect(lines[0]).toBe('invalid migration plan (plan object): 9 problems');
-    expect(lines.slice(1)).toEqual(error!.issues.map((i) => `  ${i.path}: ${i.message}`));
+    expect(lines.slice(1)).toEqual(error!.problems.map((i) => `  ${i.path}: ${i.message}`));
     expect(error!.message).toContain(`  namespaces[1].source: must be a DNS label (lowercase letters, digits, '-'), got "Bad_Name"`);
     expect(error!.message).toContain('  destination: expected a mapping (object), got the string "b"');
     expect(error!.message).toContain('  securty: unknown key (did you mean "security"?)');
@@ -469,12 +470,12 @@ describe('plan files', () => {
     writeFileSync(p, text);
     return p;
   };
-  const loadIssues = (p: string): PlanIssue[] => {
+  const loadIssues = (p: string): readonly Problem[] => {
     try {
       loadPlanFile(p);
     } catch (e) {
       expect(e).toBeInstanceOf(PlanValidationError);
-      return (e as PlanValidationError).issues;
+      return (e as PlanValidationError).problems;
     }
     throw new Error('plan file was accepted');
   };
@@ -597,7 +598,7 @@ describe('flags', () => {
     }
     expect(error).toBeInstanceOf(PlanValidationError);
     expect(error!.origin).toBe('command-line flags');
-    expect(error!.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+    expect(error!.problems.map((i) => `${i.path}: ${i.message}`)).toEqual([
       '--namespaces: "d:e:f" must be "name" or "source:destination"',
       '--pvcs: cannot be combined with --pvc-selector',
       '--storage-class-mapping: "gp2" must be "source=destination"',
@@ -685,7 +686,7 @@ describe('plan loading is bounded and checked locally before Temporal (issue 8 i
     const p = write('bomb.yaml', BOMB);
     const e = loadError(p);
     expect(e.origin).toBe(p);
-    expect(e.issues).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringMatching(/aliases .* expand to too many nodes/) })]);
+    expect(e.problems).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringMatching(/aliases .* expand to too many nodes/) })]);
   });
 
   test('ferry migrate on an alias bomb exits 2 with the file name', async () => {
@@ -698,7 +699,7 @@ describe('plan loading is bounded and checked locally before Temporal (issue 8 i
   test('a plan file larger than 1 MiB is refused before it is parsed, with the limit', () => {
     const p = write('big.yaml', VALID + `# ${'x'.repeat(1024 * 1024)}\n`);
     const e = loadError(p);
-    expect(e.issues).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringContaining('at most 1048576 bytes (1 MiB)') })]);
+    expect(e.problems).toEqual([expect.objectContaining({ path: '(file)', message: expect.stringContaining('at most 1048576 bytes (1 MiB)') })]);
     // A plan just under the limit loads.
     const q = write('under.yaml', VALID + `# ${'x'.repeat(1000 * 1000)}\n`);
     expect(loadPlanFile(q).namespaces).toHaveLength(1);
@@ -712,13 +713,13 @@ describe('plan loading is bounded and checked locally before Temporal (issue 8 i
     expect(spy).not.toHaveBeenCalled();
     // Errors still carry their line (the YAML parser locates them, on the error path only).
     const bad = write('bad.json', '{\n  "source": { "context": "ferry-src" },\n  "destination": { "context": "ferry-dst" },\n  "namespaces": ["demo"],\n  "concurrency": 0\n}\n');
-    expect(loadError(bad).issues).toEqual([expect.objectContaining({ path: 'concurrency', line: 5 })]);
+    expect(loadError(bad).problems).toEqual([expect.objectContaining({ path: 'concurrency', line: 5 })]);
   });
 
   test('`transport: null` unquoted is refused with a message that says to quote it', () => {
     const p = write('null.yaml', VALID + 'transfer: rclone\ntransport: null\n');
     const e = loadError(p);
-    expect(e.issues).toEqual([expect.objectContaining({ path: 'transport', line: 5, message: expect.stringContaining('write "null" in quotes') })]);
+    expect(e.problems).toEqual([expect.objectContaining({ path: 'transport', line: 5, message: expect.stringContaining('write "null" in quotes') })]);
     const q = write('quoted.yaml', VALID + 'transfer: rclone\ntransport: "null"\n');
     expect(loadPlanFile(q).transport).toBe('null');
   });

@@ -10,7 +10,7 @@ import {
 } from '../../src/statetransfer/transfer/rsync/options';
 import { haveRsync, run, tempDir } from '../fixtures/rsync/helpers';
 
-function problemsOf(input: unknown, ctx?: { root?: boolean }): { field: string; message: string }[] {
+function problemsOf(input: unknown, ctx?: { root?: boolean }): { path: string; message: string }[] {
   try {
     validateRsyncOptions(input as RsyncOptionsInput, ctx);
   } catch (e) {
@@ -78,7 +78,7 @@ describe('validateRsyncOptions', () => {
       extraArgs: ['--rsh=ssh', '-v', '--checksum'],
       bwlimit: 10,
     });
-    const fields = problems.map((p) => p.field).sort();
+    const fields = problems.map((p) => p.path).sort();
     expect(fields).toEqual(
       [
         'archive',
@@ -107,7 +107,7 @@ describe('validateRsyncOptions', () => {
       }
       return undefined;
     })();
-    expect(err?.message).toMatch(/bwLimitKiBps: .*; timeoutSeconds: /);
+    expect(err?.message).toMatch(/^invalid rsync options: 2 problems\n  bwLimitKiBps: .*\n  timeoutSeconds: /);
     expect(Object.isFrozen(err?.problems)).toBe(true);
   });
 
@@ -122,7 +122,7 @@ describe('validateRsyncOptions', () => {
     ['compress', { compress: 'zstd' }],
     ['incrementalRecursion', { incrementalRecursion: 1 }],
   ])('boolean field %s rejects non-booleans', (field, input) => {
-    expect(problemsOf(input)).toEqual([{ field, message: expect.stringMatching(/true or false/) }]);
+    expect(problemsOf(input)).toEqual([{ path: field, message: expect.stringMatching(/true or false/) }]);
   });
 
   test.each([
@@ -135,21 +135,21 @@ describe('validateRsyncOptions', () => {
     ['x'.repeat(256), /255/],
   ])('partialDir %j is refused', (partialDir, re) => {
     const [p] = problemsOf({ partialDir });
-    expect(p).toEqual({ field: 'partialDir', message: expect.stringMatching(re) });
+    expect(p).toEqual({ path: 'partialDir', message: expect.stringMatching(re) });
   });
 
   test.each([[0], [-5], [1.5], [Number.NaN], ['100']])('bwLimitKiBps %p is refused', (bwLimitKiBps) => {
-    expect(problemsOf({ bwLimitKiBps })[0]?.field).toBe('bwLimitKiBps');
+    expect(problemsOf({ bwLimitKiBps })[0]?.path).toBe('bwLimitKiBps');
   });
 
   test.each([[0], [-1], [86_401], [2.5], ['600']])('timeoutSeconds %p is refused', (timeoutSeconds) => {
-    expect(problemsOf({ timeoutSeconds })[0]?.field).toBe('timeoutSeconds');
+    expect(problemsOf({ timeoutSeconds })[0]?.path).toBe('timeoutSeconds');
   });
 
   test('excludes: each pattern validated, list type checked', () => {
-    expect(problemsOf({ excludes: 'x' })).toEqual([{ field: 'excludes', message: expect.any(String) }]);
+    expect(problemsOf({ excludes: 'x' })).toEqual([{ path: 'excludes', message: expect.any(String) }]);
     const ps = problemsOf({ excludes: ['ok', 'a\rb', 'c\0d', '   ', 7, 'y'.repeat(4097)] });
-    expect(ps.map((p) => p.field)).toEqual(['excludes[1]', 'excludes[2]', 'excludes[3]', 'excludes[4]', 'excludes[5]']);
+    expect(ps.map((p) => p.path)).toEqual(['excludes[1]', 'excludes[2]', 'excludes[3]', 'excludes[4]', 'excludes[5]']);
     expect(validateRsyncOptions({ excludes: [] }).excludes).toEqual([]);
   });
 
@@ -158,7 +158,7 @@ describe('validateRsyncOptions', () => {
       expect(validateRsyncOptions({ chown: ok }).chown).toBe(ok);
     }
     for (const bad of ['', ':', 'root:root', '1000:wheel', 'a:b:c', '4294967295', '01:1', '-1:0']) {
-      expect(problemsOf({ chown: bad }).every((p) => p.field === 'chown')).toBe(true);
+      expect(problemsOf({ chown: bad }).every((p) => p.path === 'chown')).toBe(true);
     }
     expect(problemsOf({ chown: 'root:1' })[0]?.message).toMatch(/numeric/);
   });
@@ -170,19 +170,19 @@ describe('validateRsyncOptions', () => {
     for (const bad of ['', '0-99', 'wayne:admin', '1:name', '99-0:1', '1:2,', 'a:b:c', '1:2:3']) {
       const ps = problemsOf({ groupmap: bad });
       expect(ps.length).toBeGreaterThan(0);
-      expect(ps.every((p) => p.field === 'groupmap')).toBe(true);
+      expect(ps.every((p) => p.path === 'groupmap')).toBe(true);
     }
     expect(problemsOf({ usermap: 'wayne:1' })[0]?.message).toMatch(/--numeric-ids/);
   });
 
   test('chown cannot be combined with usermap/groupmap', () => {
-    expect(problemsOf({ chown: '1:1', usermap: '*:1' })).toEqual([{ field: 'chown', message: expect.stringMatching(/cannot be combined/) }]);
+    expect(problemsOf({ chown: '1:1', usermap: '*:1' })).toEqual([{ path: 'chown', message: expect.stringMatching(/cannot be combined/) }]);
   });
 
   test('ownership options need root when the context says non-root', () => {
     const ps = problemsOf({ chown: '1:1' }, { root: false });
-    expect(ps).toEqual([{ field: 'chown', message: expect.stringMatching(/root/) }]);
-    expect(problemsOf({ usermap: '*:1', groupmap: '*:1' }, { root: false }).map((p) => p.field)).toEqual(['usermap', 'groupmap']);
+    expect(ps).toEqual([{ path: 'chown', message: expect.stringMatching(/root/) }]);
+    expect(problemsOf({ usermap: '*:1', groupmap: '*:1' }, { root: false }).map((p) => p.path)).toEqual(['usermap', 'groupmap']);
     expect(validateRsyncOptions({ chown: '1:1' }, { root: true }).chown).toBe('1:1');
   });
 
@@ -191,13 +191,13 @@ describe('validateRsyncOptions', () => {
     expect(validateRsyncOptions({ extraArgs: ok }).extraArgs).toEqual(ok);
     const bad = ['-v', '--x', '--Upper', '--a b', '--exclude=*.tmp', '--opt="q"', '--opt=$(id)', '--opt=a;b', 'plain', '--', '--a=b c'];
     const ps = problemsOf({ extraArgs: bad });
-    expect(ps.map((p) => p.field)).toEqual(
+    expect(ps.map((p) => p.path)).toEqual(
       bad.map((_, i) => `extraArgs[${i}]`).filter((_, i) => i !== 1),
     );
     // '--x' passes the pattern (rsync rejects unknown options itself); '*' is outside the value alphabet;
     // '--exclude' is also denied by name.
     expect(problemsOf({ extraArgs: ['--exclude=/x'] })[0]?.message).toMatch(/use rsync\.excludes/);
-    expect(problemsOf({ extraArgs: 'x' })).toEqual([{ field: 'extraArgs', message: expect.any(String) }]);
+    expect(problemsOf({ extraArgs: 'x' })).toEqual([{ path: 'extraArgs', message: expect.any(String) }]);
   });
 
   test('acls and xattrs need root; the xattr filter keeps system.* and security.selinux out (issue 8 item 5)', () => {
@@ -205,15 +205,15 @@ describe('validateRsyncOptions', () => {
     expect(rsyncClientArgs(o, { final: false, root: true })).toEqual(
       expect.arrayContaining(['--acls', '--xattrs', '--filter=-x system.*', '--filter=-x security.selinux']),
     );
-    expect(() => rsyncClientArgs(o, { final: false, root: false })).toThrow(/acls: needs the preserve-ownership.*xattrs: needs the preserve-ownership/);
-    expect(problemsOf({ acls: true, xattrs: true }, { root: false }).map((p) => p.field)).toEqual(['acls', 'xattrs']);
-    expect(problemsOf({ selinuxXattrs: true }).map((p) => p.field)).toEqual(['selinuxXattrs']);
+    expect(() => rsyncClientArgs(o, { final: false, root: false })).toThrow(/acls: needs the preserve-ownership[\s\S]*xattrs: needs the preserve-ownership/);
+    expect(problemsOf({ acls: true, xattrs: true }, { root: false }).map((p) => p.path)).toEqual(['acls', 'xattrs']);
+    expect(problemsOf({ selinuxXattrs: true }).map((p) => p.path)).toEqual(['selinuxXattrs']);
   });
 
   test.each(Object.keys(DENIED_EXTRA_ARGS))('extraArgs denies %s', (name) => {
     for (const a of [name, `${name}=x`]) {
       const [p] = problemsOf({ extraArgs: [a] });
-      expect(p).toEqual({ field: 'extraArgs[0]', message: expect.stringContaining(`${name} is not allowed`) });
+      expect(p).toEqual({ path: 'extraArgs[0]', message: expect.stringContaining(`${name} is not allowed`) });
     }
   });
 
@@ -288,7 +288,7 @@ describe('rsyncClientArgs', () => {
     try {
       rsyncClientArgs(validateRsyncOptions({ usermap: '*:1', groupmap: '*:2' }), { final: true, root: false });
     } catch (e) {
-      expect((e as RsyncOptionsError).problems.map((p) => p.field)).toEqual(['usermap', 'groupmap']);
+      expect((e as RsyncOptionsError).problems.map((p) => p.path)).toEqual(['usermap', 'groupmap']);
     }
     expect.assertions(3);
   });

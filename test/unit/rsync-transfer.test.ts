@@ -97,7 +97,7 @@ describe('createRsyncTransfer', () => {
       throw new Error('should throw');
     } catch (e) {
       expect(e).toBeInstanceOf(RsyncOptionsError);
-      expect((e as RsyncOptionsError).problems.map((p) => p.field).sort()).toEqual(['bwLimitKiBps', 'extraArgs[0]', 'port']);
+      expect((e as RsyncOptionsError).problems.map((p) => p.path).sort()).toEqual(['bwLimitKiBps', 'extraArgs[0]', 'port']);
     }
   });
 });

@@ -5,6 +5,7 @@
  * option, collects EVERY problem (not only the first) and throws one `EndpointOptionsError` listing
  * them all, so an operator fixes a configuration in one round trip.
  */
+import { ProblemListError } from '../../core/errors';
 import { isIP } from 'node:net';
 import { ENDPOINT_TYPES, type EndpointType } from '../types';
 import { ANNOTATIONS, DNS_LABEL_MAX, LABELS, isDNSLabel, isLabelValue, objectName } from '../names';
@@ -90,16 +91,19 @@ export interface ResolvedEndpointOptions {
   readonly extraLabels: Readonly<Record<string, string>>;
 }
 
-/** Thrown by `resolveEndpointOptions` (and so by `createEndpoint`); `problems` lists every problem. */
-export class EndpointOptionsError extends Error {
-  /** One human-readable sentence per problem, each starting with the option's name. */
-  readonly problems: readonly string[];
-
-  /** @param problems at least one problem description. */
+/** Thrown by `resolveEndpointOptions` (and so by `createEndpoint`); `problems` lists every problem,
+ * `path` being the option's name. */
+export class EndpointOptionsError extends ProblemListError {
+  /** @param problems at least one problem description, each starting with the option's name. */
   constructor(problems: string[]) {
-    super(`invalid endpoint options (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`);
+    super(
+      'endpoint options',
+      problems.map((p) => {
+        const path = /^\S+/.exec(p)![0];
+        return { path, message: p.slice(path.length).trim() };
+      }),
+    );
     this.name = 'EndpointOptionsError';
-    this.problems = Object.freeze([...problems]);
   }
 }
 

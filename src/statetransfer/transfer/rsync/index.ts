@@ -222,7 +222,7 @@ class RsyncTransfer implements Transfer {
 export function createRsyncTransfer(options: RsyncTransferOptions = {}): Transfer {
   const { port = RSYNC_DEFAULT_PORT, ...rsyncInput } = options;
   let validated: RsyncOptions | undefined;
-  const problems: { field: string; message: string }[] = [];
+  const problems: { path: string; message: string }[] = [];
   try {
     validated = validateRsyncOptions(rsyncInput);
   } catch (e) {
@@ -230,7 +230,7 @@ export function createRsyncTransfer(options: RsyncTransferOptions = {}): Transfe
     else throw e;
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    problems.push({ field: 'port', message: `must be a TCP port 1..65535, got ${JSON.stringify(port)}` });
+    problems.push({ path: 'port', message: `must be a TCP port 1..65535, got ${JSON.stringify(port)}` });
   }
   if (problems.length > 0 || !validated) throw new RsyncOptionsError(problems);
   return new RsyncTransfer(validated, port);

@@ -9,25 +9,19 @@
  * Facts used here come from rsync(1) (rsync 3.5.0 man page, sections OPTIONS and EXIT VALUES) and from
  * measurements recorded next to the decisions below.
  */
+import { ProblemListError, type Problem } from '../../../core/errors';
 
-/** A problem with one option field: which field, and what an operator should change. */
-export interface RsyncOptionProblem {
-  /** Field name as in `RsyncOptionsInput`, with an index for list items (`excludes[2]`). */
-  field: string;
-  message: string;
-}
+/** A problem with one option field (core/errors.ts Problem): `path` is the field name as in
+ * `RsyncOptionsInput`, with an index for list items (`excludes[2]`); `message` what to change. */
+export type RsyncOptionProblem = Problem;
 
 /**
  * Thrown when options are invalid. `problems` lists EVERY invalid field, not only the first.
  */
-export class RsyncOptionsError extends Error {
-  readonly problems: readonly RsyncOptionProblem[];
+export class RsyncOptionsError extends ProblemListError {
   constructor(problems: RsyncOptionProblem[]) {
-    super(
-      `invalid rsync options: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
-    );
+    super('rsync options', problems);
     this.name = 'RsyncOptionsError';
-    this.problems = Object.freeze(problems.map((p) => Object.freeze({ ...p })));
   }
 }
 
@@ -294,7 +288,7 @@ function chownProblems(value: string): string[] {
 function checkBoolean(problems: RsyncOptionProblem[], input: Record<string, unknown>, field: string): void {
   const v = input[field];
   if (v !== undefined && typeof v !== 'boolean') {
-    problems.push({ field, message: `must be true or false, got ${JSON.stringify(v)}` });
+    problems.push({ path: field, message: `must be true or false, got ${JSON.stringify(v)}` });
   }
 }
 
@@ -327,11 +321,11 @@ export interface RsyncValidationContext {
 export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncValidationContext = {}): RsyncOptions {
   const problems: RsyncOptionProblem[] = [];
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new RsyncOptionsError([{ field: '(options)', message: 'must be an object' }]);
+    throw new RsyncOptionsError([{ path: '(options)', message: 'must be an object' }]);
   }
   const raw = input as Record<string, unknown>;
   for (const key of Object.keys(raw)) {
-    if (!KNOWN_FIELDS.has(key)) problems.push({ field: key, message: 'unknown option' });
+    if (!KNOWN_FIELDS.has(key)) problems.push({ path: key, message: 'unknown option' });
   }
   for (const f of ['archive', 'hardLinks', 'partial', 'sparse', 'checksum', 'acls', 'xattrs', 'selinuxXattrs', 'compress', 'incrementalRecursion']) {
     checkBoolean(problems, raw, f);
@@ -341,28 +335,28 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
   if (input.delete === true) deleteMode = 'always';
   else if (input.delete === false) deleteMode = 'never';
   else if (input.delete !== undefined && input.delete !== 'final') {
-    problems.push({ field: 'delete', message: `must be true, false or 'final', got ${JSON.stringify(input.delete)}` });
+    problems.push({ path: 'delete', message: `must be true, false or 'final', got ${JSON.stringify(input.delete)}` });
   }
 
   const partialDir = input.partialDir ?? DEFAULT_PARTIAL_DIR;
   if (input.partialDir !== undefined) {
     if (typeof partialDir !== 'string' || partialDir === '') {
-      problems.push({ field: 'partialDir', message: 'must be a non-empty relative directory name' });
+      problems.push({ path: 'partialDir', message: 'must be a non-empty relative directory name' });
     } else if (partialDir.startsWith('/')) {
-      problems.push({ field: 'partialDir', message: 'must be relative (an absolute path is outside the volume)' });
+      problems.push({ path: 'partialDir', message: 'must be relative (an absolute path is outside the volume)' });
     } else if (partialDir.split('/').some((c) => c === '..' || c === '.' || c === '')) {
-      problems.push({ field: 'partialDir', message: "must not contain '..', '.' or empty path components" });
+      problems.push({ path: 'partialDir', message: "must not contain '..', '.' or empty path components" });
     } else if (!/^[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]*$/.test(partialDir)) {
-      problems.push({ field: 'partialDir', message: 'may only contain letters, digits, and _ . + - /' });
+      problems.push({ path: 'partialDir', message: 'may only contain letters, digits, and _ . + - /' });
     } else if (partialDir.length > 255) {
-      problems.push({ field: 'partialDir', message: 'must be at most 255 characters' });
+      problems.push({ path: 'partialDir', message: 'must be at most 255 characters' });
     }
   }
 
   if (input.bwLimitKiBps !== undefined) {
     const v = input.bwLimitKiBps;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-      problems.push({ field: 'bwLimitKiBps', message: `must be a whole number of KiB/s greater than 0, got ${JSON.stringify(v)}` });
+      problems.push({ path: 'bwLimitKiBps', message: `must be a whole number of KiB/s greater than 0, got ${JSON.stringify(v)}` });
     }
   }
 
@@ -371,7 +365,7 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
     const v = input.timeoutSeconds;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_TIMEOUT_SECONDS) {
       problems.push({
-        field: 'timeoutSeconds',
+        path: 'timeoutSeconds',
         message: `must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS} (0 would let a dead peer hang the transfer forever), got ${JSON.stringify(v)}`,
       });
     }
@@ -380,14 +374,14 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
   let excludes: string[] = [...DEFAULT_EXCLUDES];
   if (input.excludes !== undefined) {
     if (!Array.isArray(input.excludes)) {
-      problems.push({ field: 'excludes', message: 'must be a list of patterns' });
+      problems.push({ path: 'excludes', message: 'must be a list of patterns' });
     } else {
       excludes = [...input.excludes];
       input.excludes.forEach((p, i) => {
         const field = `excludes[${i}]`;
-        if (typeof p !== 'string' || p.trim() === '') problems.push({ field, message: 'must be a non-empty pattern' });
-        else if (/[\n\r\0]/.test(p)) problems.push({ field, message: 'must not contain newline, carriage return or NUL characters' });
-        else if (p.length > 4096) problems.push({ field, message: 'must be at most 4096 characters' });
+        if (typeof p !== 'string' || p.trim() === '') problems.push({ path: field, message: 'must be a non-empty pattern' });
+        else if (/[\n\r\0]/.test(p)) problems.push({ path: field, message: 'must not contain newline, carriage return or NUL characters' });
+        else if (p.length > 4096) problems.push({ path: field, message: 'must be at most 4096 characters' });
       });
     }
   }
@@ -397,36 +391,36 @@ export function validateRsyncOptions(input: RsyncOptionsInput = {}, ctx: RsyncVa
     const v = input[f];
     if (v === undefined) continue;
     if (typeof v !== 'string') {
-      problems.push({ field: f, message: 'must be a string' });
+      problems.push({ path: f, message: 'must be a string' });
       continue;
     }
     const ps = f === 'chown' ? chownProblems(v) : mapProblems(v);
-    for (const message of ps) problems.push({ field: f, message });
+    for (const message of ps) problems.push({ path: f, message });
     if (root === false) {
       problems.push({
-        field: f,
+        path: f,
         message: 'needs the preserve-ownership (root) security mode: a non-root receiver cannot change file ownership',
       });
     }
   }
   for (const f of ['acls', 'xattrs', 'selinuxXattrs'] as const) {
-    if (input[f] === true && root === false) problems.push({ field: f, message: METADATA_NEEDS_ROOT });
+    if (input[f] === true && root === false) problems.push({ path: f, message: METADATA_NEEDS_ROOT });
   }
   if (input.selinuxXattrs === true && input.xattrs !== true) {
-    problems.push({ field: 'selinuxXattrs', message: 'needs xattrs: true (the SELinux label is an extended attribute)' });
+    problems.push({ path: 'selinuxXattrs', message: 'needs xattrs: true (the SELinux label is an extended attribute)' });
   }
   if (input.chown !== undefined && (input.usermap !== undefined || input.groupmap !== undefined)) {
-    problems.push({ field: 'chown', message: 'cannot be combined with usermap/groupmap (rsync(1): --chown is a shorthand for them)' });
+    problems.push({ path: 'chown', message: 'cannot be combined with usermap/groupmap (rsync(1): --chown is a shorthand for them)' });
   }
 
   const extraArgs: string[] = [];
   if (input.extraArgs !== undefined) {
     if (!Array.isArray(input.extraArgs)) {
-      problems.push({ field: 'extraArgs', message: 'must be a list of options' });
+      problems.push({ path: 'extraArgs', message: 'must be a list of options' });
     } else {
       input.extraArgs.forEach((a, i) => {
         const problem = extraArgProblem(a);
-        if (problem !== undefined) problems.push({ field: `extraArgs[${i}]`, message: problem });
+        if (problem !== undefined) problems.push({ path: `extraArgs[${i}]`, message: problem });
         else extraArgs.push(a);
       });
     }
@@ -515,12 +509,12 @@ export function rsyncClientArgs(opts: RsyncOptions, ctx: RsyncArgsContext): stri
     for (const f of ['chown', 'usermap', 'groupmap'] as const) {
       if (opts[f] !== undefined) {
         problems.push({
-          field: f,
+          path: f,
           message: 'needs the preserve-ownership (root) security mode: a non-root receiver cannot change file ownership',
         });
       }
     }
-    for (const f of ['acls', 'xattrs'] as const) if (opts[f]) problems.push({ field: f, message: METADATA_NEEDS_ROOT });
+    for (const f of ['acls', 'xattrs'] as const) if (opts[f]) problems.push({ path: f, message: METADATA_NEEDS_ROOT });
     if (problems.length > 0) throw new RsyncOptionsError(problems);
   }
 

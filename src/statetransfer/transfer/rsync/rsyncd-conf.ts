@@ -5,6 +5,7 @@
  * stunnel transport, and serves one module per destination PVC. Parameter meanings and defaults are
  * from rsyncd.conf(5) of rsync 3.5.0; behaviour noted below was checked against that binary.
  */
+import { FerryError } from '../../../core/errors';
 import { symlinkLinksModule, symlinkRepairModule } from './symlinks';
 
 /** One module: a name (the destination PVC name) and the directory it serves. */
@@ -41,9 +42,9 @@ export interface RsyncdConfParams {
 }
 
 /** Thrown when daemon configuration inputs are invalid (a programming or naming error). */
-export class RsyncdConfError extends Error {
+export class RsyncdConfError extends FerryError {
   constructor(message: string) {
-    super(message);
+    super('config', message);
     this.name = 'RsyncdConfError';
   }
 }
