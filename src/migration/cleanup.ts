@@ -3,7 +3,7 @@
  * (names.ts `migrationSelector`), in every namespace of the plan on both clusters, and checks that
  * none remain. Destination PVCs and namespaces are not transfer objects and are never touched here
  * (rollback deletes PVCs through destination.ts, and only on request). crane-lib's destroy functions
- * are no-op stubs that leak (anchors.md).
+ * are no-op stubs that leak the objects (konveyor/crane-lib).
  */
 import type { CleanupReport } from '../core/types';
 import { migrationSelectorString } from '../statetransfer/names';

@@ -7,7 +7,8 @@
  * parser; rsync's progress2 lines carry cumulative values, so the newest line is the progress. This
  * survives API-server disconnects, worker restarts and re-attachment without stream bookkeeping,
  * costs one small request per interval, and never double-counts (each poll is parsed on its own).
- * MTC tails 5 lines every 5 s but ADDS the percentages of retries (anchors.md); here nothing is summed.
+ * MTC tails 5 lines every 5 s but ADDS the percentages of retries (its DVM progress reporting); here
+ * nothing is summed.
  *
  * Verdict: the container's exit code (the pod wrapper exits with the engine's code) and the output
  * that explains it: the log's last 2,000 lines (1 MiB) when the log is still readable, else the

@@ -19,7 +19,7 @@
  * the ORIGINAL state back instead of recording the quiesced one (replicas 0). A workload already in
  * the quiesced state (a suspended CronJob, a Deployment at 0) is recorded with `changed: false`, is
  * not patched, and is never "restored" later: MTC compares pointers and un-suspends CronJobs that
- * were suspended before the migration (shared/reference/anchors.md); Ferry compares values.
+ * were suspended before the migration (MTC's quiesce/unquiesce of CronJobs); Ferry compares values.
  *
  * Unquiesce restores a field only while it still holds the quiesced value: when an operator changed
  * it in the meantime (scaled the Deployment to 3 by hand), their choice wins and a note says so.

@@ -6,7 +6,7 @@
  * alphanumeric), so they fit Pods, Services, Secrets and ConfigMaps alike. Every name carries a
  * hash of the migration id, so two migrations in one namespace never collide; long or non-label PVC
  * names are shortened and suffixed with a hash of the full PVC name, so two PVCs never collide either.
- * (crane-lib's fixed names such as `rsync-server` collide; see shared/reference/anchors.md.)
+ * (crane-lib's fixed names such as `rsync-server` collide when two transfers share a namespace.)
  */
 import { createHash } from 'node:crypto';
 

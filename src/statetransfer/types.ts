@@ -18,13 +18,6 @@
 import type { KubernetesObject, V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { EndpointAddress, TransferProgress, TransferStats, TransferVerdict } from '../core/types';
 
-/** A PersistentVolumeClaim by namespace and name. */
-export interface PVCRef {
-  namespace: string;
-  name: string;
-}
-
-/** The names of the three layers' implementations. */
 /** The transfer engines (plan `transfer`); each has a folder under transfer/ and a line in registry.ts. */
 export const TRANSFER_TYPES = ['rsync', 'rclone'] as const;
 export type TransferType = (typeof TRANSFER_TYPES)[number];
@@ -146,13 +139,6 @@ export interface PodParts {
   volumes: V1Volume[];
   /** ConfigMaps and Secrets to create in the same namespace before the pod. */
   objects: KubernetesObject[];
-}
-
-/** Paths of TLS material inside a container (mounted from a Secret). */
-export interface TLSPaths {
-  certFile: string;
-  keyFile: string;
-  caFile: string;
 }
 
 /** One destination PVC served by the transfer server. */

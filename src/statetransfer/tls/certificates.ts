@@ -7,7 +7,7 @@
  * not years (default 7). The CA private key is returned to the caller only so it can be discarded:
  * it is never placed in any Kubernetes object (see `serverSecretData` / `clientSecretData`).
  *
- * Defects this avoids (shared/reference/anchors.md): crane-lib uses one self-signed certificate as CA,
+ * Defects of the peers this avoids (konveyor/crane-lib, pvc-transfer): crane-lib uses one self-signed certificate as CA,
  * server and client certificate; pvc-transfer gives both leaves the same serial, no SANs, and copies the
  * CA key to the source cluster.
  */
