@@ -82,7 +82,7 @@ describe.each(TYPES)('%s endpoint', (type) => {
 describe('classes', () => {
   test('constructors validate and refuse options of another type', () => {
     expect(() => new LoadBalancerEndpoint(opts('ClusterIP'))).toThrow(/LoadBalancer endpoint built with options of type ClusterIP/);
-    expect(() => new ClusterIPEndpoint({ ...opts('ClusterIP'), backendPort: 0 })).toThrow(/backendPort 0/);
+    expect(() => new ClusterIPEndpoint({ ...opts('ClusterIP'), backendPort: 0 })).toThrow(/backendPort: 0/);
     expect(createEndpoint(opts('LoadBalancer'))).toBeInstanceOf(LoadBalancerEndpoint);
   });
 });

@@ -9,11 +9,11 @@
  * Source: ingress-nginx docs, https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/#ssl-passthrough
  * (the flag is set e.g. with the Helm value controller.extraArgs.enable-ssl-passthrough=true).
  */
-import type { KubernetesObject, V1Ingress, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
-import { objectName } from '../names';
-import { buildService, copyObjects, deepFreeze, endpointMetadata, findObserved, missing, serverPodSelector } from './common';
-import { BACKING_SERVICE_ROLE, ENDPOINT_ROLE, resolveEndpointOptions, type EndpointOptions } from './options';
+import { FrontendEndpointBase } from './base';
+import type { V1Ingress } from '@kubernetes/client-node';
+import type { EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
+import { endpointMetadata, findObserved, missing } from './common';
+import { type EndpointOptions } from './options';
 
 /** Annotations Ferry puts on the Ingress (ingress-nginx). */
 export const INGRESS_NGINX_ANNOTATIONS: Readonly<Record<string, string>> = Object.freeze({
@@ -32,42 +32,18 @@ export const INGRESS_NGINX_ANNOTATIONS: Readonly<Record<string, string>> = Objec
  * The ingress-nginx controller must run with `--enable-ssl-passthrough`, and publish its address in
  * Ingress status (`--publish-service` or `--publish-status-address`) for health to see it.
  */
-export class IngressEndpoint implements Endpoint {
+export class IngressEndpoint extends FrontendEndpointBase {
   readonly type = 'Ingress' as const;
-  /** Ingress name. */
-  readonly name: string;
-  /** Name of the backing ClusterIP Service. */
-  readonly serviceName: string;
-  readonly namespace: string;
-  readonly backendPort: number;
-  /** Port of the backing Service (cluster-internal). */
-  readonly port: number;
-  /** Port of the ingress controller the source connects to (default 443). */
-  readonly externalPort: number;
-  /** The rule host; the SNI the source sends. */
-  readonly hostname: string;
+  /** The rule host; the SNI the source sends (required for Ingress). */
+  declare readonly hostname: string;
   readonly ingressClassName: string | undefined;
-  readonly podSelector: Readonly<Record<string, string>>;
-  /** [hostname]. */
-  readonly knownHostnames: readonly string[];
-  readonly needsNodes = false;
-  private readonly templates: readonly KubernetesObject[];
 
   /** @throws EndpointOptionsError when the options are invalid (hostname is required); Error when options.type is not Ingress. */
   constructor(options: EndpointOptions) {
-    if (options?.type !== 'Ingress') throw new Error(`Ingress endpoint built with options of type ${String(options?.type)}`);
-    const r = resolveEndpointOptions(options);
+    super('Ingress', options);
+    const r = this.resolved;
     if (r.hostname === undefined) throw new Error('unreachable: Ingress hostname validated');
-    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
-    this.serviceName = objectName(r.migrationId, BACKING_SERVICE_ROLE);
-    this.namespace = r.namespace;
-    this.backendPort = r.backendPort;
-    this.port = r.port;
-    this.externalPort = r.externalPort;
-    this.hostname = r.hostname;
     this.ingressClassName = r.ingressClassName;
-    this.podSelector = serverPodSelector(r.migrationId);
-    this.knownHostnames = Object.freeze([r.hostname]);
     const ingress: V1Ingress = {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
@@ -84,13 +60,8 @@ export class IngressEndpoint implements Endpoint {
         ],
       },
     };
-    this.templates = deepFreeze([buildService(r, this.serviceName, 'ClusterIP'), ingress]);
+    this.setFrontend(ingress);
     Object.freeze(this);
-  }
-
-  /** [backing Service, Ingress] (fresh mutable copies on every call). */
-  objects(): KubernetesObject[] {
-    return copyObjects(this.templates);
   }
 
   /**
@@ -100,9 +71,8 @@ export class IngressEndpoint implements Endpoint {
    */
   health(observed: ObservedEndpoint): EndpointHealth {
     const where = `Ingress ${this.namespace}/${this.name}`;
-    if (!findObserved<V1Service>(observed, 'Service', this.serviceName)) {
-      return { healthy: false, reason: missing('Service', this.serviceName, this.namespace) };
-    }
+    const noService = this.backingServiceMissing(observed);
+    if (noService) return noService;
     const ingress = findObserved<V1Ingress>(observed, 'Ingress', this.name);
     if (!ingress) return { healthy: false, reason: missing('Ingress', this.name, this.namespace) };
     const entries = Array.isArray(ingress.status?.loadBalancer?.ingress) ? ingress.status.loadBalancer.ingress : [];

@@ -4,17 +4,11 @@
  * backend by the TLS SNI host, so the source connects to `<route host>:443` with SNI = route host and
  * the server certificate must carry the route host (knownHostnames when the host is given).
  */
-import type { KubernetesObject, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
-import { objectName } from '../names';
-import { buildService, copyObjects, deepFreeze, endpointMetadata, findObserved, missing, serverPodSelector } from './common';
-import {
-  BACKING_SERVICE_ROLE,
-  ENDPOINT_ROLE,
-  TRANSFER_PORT_NAME,
-  resolveEndpointOptions,
-  type EndpointOptions,
-} from './options';
+import { FrontendEndpointBase } from './base';
+import type { KubernetesObject, V1ObjectMeta } from '@kubernetes/client-node';
+import type { EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
+import { endpointMetadata, findObserved, missing } from './common';
+import { TRANSFER_PORT_NAME, type EndpointOptions } from './options';
 
 /** One condition of a router's status entry (route.openshift.io/v1 RouteIngressCondition). */
 export interface RouteIngressCondition {
@@ -62,58 +56,26 @@ export interface RouteObject extends KubernetesObject {
  * Without `hostname` the router generates `<route name>-<namespace>.<apps domain>`; options
  * validation rejects namespaces for which that first label would exceed 63 characters.
  */
-export class RouteEndpoint implements Endpoint {
+export class RouteEndpoint extends FrontendEndpointBase {
   readonly type = 'Route' as const;
-  /** Route name. */
-  readonly name: string;
-  /** Name of the backing ClusterIP Service. */
-  readonly serviceName: string;
-  readonly namespace: string;
-  readonly backendPort: number;
-  /** Port of the backing Service (cluster-internal). */
-  readonly port: number;
-  /** Port of the router the source connects to (default 443). */
-  readonly externalPort: number;
-  /** Requested host, or undefined when the router generates one. */
-  readonly hostname: string | undefined;
-  readonly podSelector: Readonly<Record<string, string>>;
-  /** [hostname] when given, else empty (the generated host is known after health). */
-  readonly knownHostnames: readonly string[];
-  readonly needsNodes = false;
-  private readonly templates: readonly KubernetesObject[];
 
   /** @throws EndpointOptionsError when the options are invalid; Error when options.type is not Route. */
   constructor(options: EndpointOptions) {
-    if (options?.type !== 'Route') throw new Error(`Route endpoint built with options of type ${String(options?.type)}`);
-    const r = resolveEndpointOptions(options);
-    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
-    this.serviceName = objectName(r.migrationId, BACKING_SERVICE_ROLE);
-    this.namespace = r.namespace;
-    this.backendPort = r.backendPort;
-    this.port = r.port;
-    this.externalPort = r.externalPort;
-    this.hostname = r.hostname;
-    this.podSelector = serverPodSelector(r.migrationId);
-    this.knownHostnames = Object.freeze(r.hostname !== undefined ? [r.hostname] : []);
+    super('Route', options);
     const route: RouteObject = {
       apiVersion: 'route.openshift.io/v1',
       kind: 'Route',
-      metadata: endpointMetadata(r, this.name),
+      metadata: endpointMetadata(this.resolved, this.name),
       spec: {
-        ...(r.hostname !== undefined ? { host: r.hostname } : {}),
+        ...(this.hostname !== undefined ? { host: this.hostname } : {}),
         to: { kind: 'Service', name: this.serviceName, weight: 100 },
         port: { targetPort: TRANSFER_PORT_NAME },
         tls: { termination: 'passthrough', insecureEdgeTerminationPolicy: 'None' },
         wildcardPolicy: 'None',
       },
     };
-    this.templates = deepFreeze([buildService(r, this.serviceName, 'ClusterIP'), route]);
+    this.setFrontend(route);
     Object.freeze(this);
-  }
-
-  /** [backing Service, Route] (fresh mutable copies on every call). */
-  objects(): KubernetesObject[] {
-    return copyObjects(this.templates);
   }
 
   /**
@@ -125,9 +87,8 @@ export class RouteEndpoint implements Endpoint {
    */
   health(observed: ObservedEndpoint): EndpointHealth {
     const where = `Route ${this.namespace}/${this.name}`;
-    if (!findObserved<V1Service>(observed, 'Service', this.serviceName)) {
-      return { healthy: false, reason: missing('Service', this.serviceName, this.namespace) };
-    }
+    const noService = this.backingServiceMissing(observed);
+    if (noService) return noService;
     const route = findObserved<RouteObject>(observed, 'Route', this.name);
     if (!route) return { healthy: false, reason: missing('Route', this.name, this.namespace) };
     const host = route.spec?.host;

@@ -9,16 +9,11 @@
  * Build them through `createEndpoint` (index.ts); constructing one directly validates the same way.
  */
 import { isIPv4 } from 'node:net';
-import type { KubernetesObject, V1Node, V1Service } from '@kubernetes/client-node';
-import type { Endpoint, EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
-import { objectName } from '../names';
-import { buildService, copyObjects, deepFreeze, findObserved, missing, serverPodSelector, transferPortOf } from './common';
-import { ENDPOINT_ROLE, resolveEndpointOptions, type EndpointOptions, type ResolvedEndpointOptions } from './options';
-
-function resolveFor(type: ResolvedEndpointOptions['type'], options: EndpointOptions): ResolvedEndpointOptions {
-  if (options?.type !== type) throw new Error(`${type} endpoint built with options of type ${String(options?.type)}`);
-  return resolveEndpointOptions(options);
-}
+import type { V1Node, V1Service } from '@kubernetes/client-node';
+import type { EndpointHealth, EndpointKind, ObservedEndpoint } from '../types';
+import { EndpointBase } from './base';
+import { buildService, findObserved, missing, transferPortOf } from './common';
+import type { EndpointOptions } from './options';
 
 /**
  * A LoadBalancer Service. The source connects to the first `status.loadBalancer.ingress` entry that
@@ -33,38 +28,20 @@ function resolveFor(type: ResolvedEndpointOptions['type'], options: EndpointOpti
  * Needs a load-balancer implementation in the destination cluster (cloud controller, MetalLB, …);
  * without one the Service never gets an address and health says so.
  */
-export class LoadBalancerEndpoint implements Endpoint {
+export class LoadBalancerEndpoint extends EndpointBase {
   readonly type = 'LoadBalancer' as const;
-  readonly name: string;
-  readonly namespace: string;
-  readonly backendPort: number;
-  /** Service port: the port the source connects to. */
-  readonly port: number;
-  readonly podSelector: Readonly<Record<string, string>>;
-  /** Always empty: the address is known only after health (the caller adds it to the certificate). */
-  readonly knownHostnames: readonly string[] = Object.freeze([]);
   readonly needsNodes = false;
-  private readonly templates: readonly KubernetesObject[];
 
   /** @throws EndpointOptionsError when the options are invalid; Error when options.type is not LoadBalancer. */
   constructor(options: EndpointOptions) {
-    const r = resolveFor('LoadBalancer', options);
-    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
-    this.namespace = r.namespace;
-    this.backendPort = r.backendPort;
-    this.port = r.port;
-    this.podSelector = serverPodSelector(r.migrationId);
+    super('LoadBalancer', options);
+    const r = this.resolved;
     const spec = {
       externalTrafficPolicy: 'Cluster',
       ...(r.loadBalancerClass !== undefined ? { loadBalancerClass: r.loadBalancerClass } : {}),
     };
-    this.templates = deepFreeze([buildService(r, this.name, 'LoadBalancer', spec)]);
+    this.setObjects([buildService(r, this.name, 'LoadBalancer', spec)]);
     Object.freeze(this);
-  }
-
-  /** The Service (a fresh mutable copy on every call). */
-  objects(): KubernetesObject[] {
-    return copyObjects(this.templates);
   }
 
   /**
@@ -135,38 +112,20 @@ function bestAddress(node: V1Node): NodeCandidate | undefined {
  *
  * The source cluster must be able to route to the chosen address and firewalls must allow the port.
  */
-export class NodePortEndpoint implements Endpoint {
+export class NodePortEndpoint extends EndpointBase {
   readonly type = 'NodePort' as const;
-  readonly name: string;
-  readonly namespace: string;
-  readonly backendPort: number;
-  /** Service (cluster-internal) port; the source connects to the node port instead. */
-  readonly port: number;
+  readonly needsNodes = true;
   /** Requested node port, or undefined when the API server allocates one. */
   readonly nodePort: number | undefined;
-  readonly podSelector: Readonly<Record<string, string>>;
-  /** Always empty: the node address is known only after health. */
-  readonly knownHostnames: readonly string[] = Object.freeze([]);
-  readonly needsNodes = true;
-  private readonly templates: readonly KubernetesObject[];
 
   /** @throws EndpointOptionsError when the options are invalid; Error when options.type is not NodePort. */
   constructor(options: EndpointOptions) {
-    const r = resolveFor('NodePort', options);
-    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
-    this.namespace = r.namespace;
-    this.backendPort = r.backendPort;
-    this.port = r.port;
+    super('NodePort', options);
+    const r = this.resolved;
     this.nodePort = r.nodePort;
-    this.podSelector = serverPodSelector(r.migrationId);
     const portExtra = r.nodePort !== undefined ? { nodePort: r.nodePort } : {};
-    this.templates = deepFreeze([buildService(r, this.name, 'NodePort', { externalTrafficPolicy: 'Cluster' }, portExtra)]);
+    this.setObjects([buildService(r, this.name, 'NodePort', { externalTrafficPolicy: 'Cluster' }, portExtra)]);
     Object.freeze(this);
-  }
-
-  /** The Service (a fresh mutable copy on every call). */
-  objects(): KubernetesObject[] {
-    return copyObjects(this.templates);
   }
 
   /**
@@ -221,34 +180,15 @@ export class NodePortEndpoint implements Endpoint {
  * meshes such as Submariner); use it for same-cluster migrations (namespace to namespace) or such
  * flat networks.
  */
-export class ClusterIPEndpoint implements Endpoint {
+export class ClusterIPEndpoint extends EndpointBase {
   readonly type = 'ClusterIP' as const;
-  readonly name: string;
-  readonly namespace: string;
-  readonly backendPort: number;
-  /** Service port: the port the source connects to. */
-  readonly port: number;
-  readonly podSelector: Readonly<Record<string, string>>;
-  /** Always empty: the cluster IP is known only after creation. */
-  readonly knownHostnames: readonly string[] = Object.freeze([]);
   readonly needsNodes = false;
-  private readonly templates: readonly KubernetesObject[];
 
   /** @throws EndpointOptionsError when the options are invalid; Error when options.type is not ClusterIP. */
   constructor(options: EndpointOptions) {
-    const r = resolveFor('ClusterIP', options);
-    this.name = objectName(r.migrationId, ENDPOINT_ROLE);
-    this.namespace = r.namespace;
-    this.backendPort = r.backendPort;
-    this.port = r.port;
-    this.podSelector = serverPodSelector(r.migrationId);
-    this.templates = deepFreeze([buildService(r, this.name, 'ClusterIP')]);
+    super('ClusterIP', options);
+    this.setObjects([buildService(this.resolved, this.name, 'ClusterIP')]);
     Object.freeze(this);
-  }
-
-  /** The Service (a fresh mutable copy on every call). */
-  objects(): KubernetesObject[] {
-    return copyObjects(this.templates);
   }
 
   /** Healthy when the live Service has `spec.clusterIP` set and not `None` (headless). Address = clusterIP:port. */
