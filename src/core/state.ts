@@ -12,7 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, UnmanagedPod } from './types';
+import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -98,19 +98,12 @@ export interface Decision {
  */
 export type PVCStatus = 'pending' | 'syncing' | 'synced' | 'failed' | 'skipped' | 'done' | 'cancelled';
 
-/** One finished sync of one PVC. */
-export interface SyncRecord {
+/** One finished sync of one PVC: its TransferResult (bytesSent 0 when the engine reported none),
+ * which sync it was, and when it finished (ISO 8601, workflow time). */
+export interface SyncRecord extends Omit<TransferResult, 'bytesSent'> {
   pass: number;
   final: boolean;
-  outcome: 'success' | 'partial';
-  exitCode: number;
   bytesSent: number;
-  totalFileSize?: number;
-  filesTransferred?: number;
-  numberOfFiles?: number;
-  failedFiles?: string[];
-  message: string;
-  durationSeconds: number;
   finishedAt: string;
 }
 

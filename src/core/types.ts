@@ -179,16 +179,10 @@ export interface TransferProgress {
   filesTotal?: number;
 }
 
-/** Result of one sync of one PVC. */
-export interface TransferResult {
+/** Result of one sync of one PVC: the engine's figures (TransferStats) and the verdict. */
+export interface TransferResult extends TransferStats {
   exitCode: number;
   outcome: 'success' | 'partial';
-  /** Total bytes sent over the wire (rsync "Total bytes sent"). */
-  bytesSent?: number;
-  /** Size of all files in bytes. */
-  totalFileSize?: number;
-  filesTransferred?: number;
-  numberOfFiles?: number;
   /** Files that failed or vanished (partial), capped. */
   failedFiles?: string[];
   /** Human-readable summary. */
@@ -222,7 +216,7 @@ export interface TransferVerdict {
 
 /** Figures an engine reports at the end of a run (rsync: its STATS2 block; rclone: its stats). */
 export interface TransferStats {
-  /** Bytes sent over the wire (rclone: file bytes, its nearest figure). */
+  /** Bytes sent over the wire (rsync "Total bytes sent"; rclone: file bytes, its nearest figure). */
   bytesSent?: number;
   /** Size of all files in the tree, bytes. */
   totalFileSize?: number;
