@@ -11,7 +11,7 @@ import { createRcloneTransfer } from '../statetransfer/transfer/rclone';
 import { DEFAULT_EXCLUDES, RsyncOptionsError } from '../statetransfer/transfer/rsync/options';
 import { createRsyncTransfer } from '../statetransfer/transfer/rsync';
 import { TRANSPORTS } from '../statetransfer/registry';
-import type { EndpointType, Transfer, Transport } from '../statetransfer/types';
+import { ENDPOINT_TYPE_TRAITS, type EndpointType, type EndpointTypeOption, type Transfer, type Transport } from '../statetransfer/types';
 import { FerryError, errorMessage } from '../core/errors';
 
 /**
@@ -65,14 +65,16 @@ export function transportFor(plan: TransferPlan): Transport {
 /** Endpoint options for a concrete endpoint type (the plan's, or what 'auto' chose). */
 export function endpointOptionsFor(plan: TransferPlan, migrationId: string, namespace: string, type: EndpointType): EndpointOptions {
   const e = plan.endpoint;
+  const accepts = (option: EndpointTypeOption) => (ENDPOINT_TYPE_TRAITS[type].options as readonly EndpointTypeOption[]).includes(option);
   return {
     type,
     migrationId,
     namespace,
     backendPort: BACKEND_PORT,
-    ...(e.hostname !== undefined && (type === 'Route' || type === 'Ingress') ? { hostname: e.hostname } : {}),
-    ...(e.ingressClassName !== undefined && type === 'Ingress' ? { ingressClassName: e.ingressClassName } : {}),
-    ...(e.nodePort !== undefined && type === 'NodePort' ? { nodePort: e.nodePort } : {}),
+    // the plan's options that this type takes (auto may resolve to a type that takes fewer)
+    ...(e.hostname !== undefined && accepts('hostname') ? { hostname: e.hostname } : {}),
+    ...(e.ingressClassName !== undefined && accepts('ingressClassName') ? { ingressClassName: e.ingressClassName } : {}),
+    ...(e.nodePort !== undefined && accepts('nodePort') ? { nodePort: e.nodePort } : {}),
   };
 }
 

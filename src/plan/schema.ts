@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { extraArgProblem } from '../statetransfer/transfer/rsync/options';
-import { ENDPOINT_TYPES, TRANSFER_TYPES, TRANSPORT_TYPES } from '../statetransfer/types';
+import { ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, endpointTypesAccepting, TRANSFER_TYPES, TRANSPORT_TYPES, type EndpointType } from '../statetransfer/types';
 
 /** The transfer image used when the plan names none. */
 export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
@@ -19,7 +19,7 @@ export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
 /** Kubernetes PVC access modes. */
 export const ACCESS_MODES = ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'] as const;
 /** Ways to expose the destination's transfer server to the source cluster; 'auto' lets Ferry choose. */
-export const PLAN_ENDPOINT_TYPES = ['auto', ...ENDPOINT_TYPES] as const;
+export const PLAN_ENDPOINT_TYPES = ['auto', ...ENDPOINT_TYPES] as readonly ['auto', ...EndpointType[]];
 /** Security modes of the transfer pods. */
 export const SECURITY_MODES = ['restricted', 'preserve-ownership'] as const;
 /** Cutover policies. */
@@ -284,20 +284,18 @@ export const endpointSchema = z
       .describe("Fixed NodePort; must lie in the cluster's service-node-port-range (default 30000-32767)."),
   })
   .superRefine((e, ctx) => {
-    if (e.type === 'Ingress' && e.hostname === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['hostname'], message: 'is required when type is Ingress' });
+    // What each type requires and accepts: ENDPOINT_TYPE_TRAITS (statetransfer/types.ts).
+    const traits = e.type === 'auto' ? undefined : ENDPOINT_TYPE_TRAITS[e.type];
+    for (const field of Object.keys(traits?.required ?? {}) as (keyof typeof e)[]) {
+      if (e[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `is required when type is ${e.type}` });
     }
-    const only: [keyof typeof e, readonly string[]][] = [
-      ['hostname', ['auto', 'Route', 'Ingress']],
-      ['ingressClassName', ['auto', 'Ingress']],
-      ['nodePort', ['auto', 'NodePort']],
-    ];
-    for (const [field, types] of only) {
-      if (e[field] !== undefined && !types.includes(e.type)) {
+    for (const field of ['hostname', 'ingressClassName', 'nodePort'] as const) {
+      const types = endpointTypesAccepting(field);
+      if (e[field] !== undefined && e.type !== 'auto' && !(types as string[]).includes(e.type)) {
         ctx.addIssue({
           code: 'custom',
           path: [field],
-          message: `is only used with type ${types.filter((t) => t !== 'auto').join(' or ')}, not ${e.type}`,
+          message: `is only used with type ${types.join(' or ')}, not ${e.type}`,
         });
       }
     }
@@ -705,7 +703,7 @@ export const migrationPlanSchema = z
             'preserve-ownership cannot be honoured by transfer: rclone, which keeps no owners, groups, permission bits, hard links, sparseness, ACLs or xattrs: use transfer: rsync to keep them, or security.mode: restricted to accept losing them',
         });
       }
-      if (plan.transfer === 'rclone' && plan.transport === 'null' && (plan.endpoint.type === 'Route' || plan.endpoint.type === 'Ingress')) {
+      if (plan.transfer === 'rclone' && plan.transport === 'null' && plan.endpoint.type !== 'auto' && ENDPOINT_TYPE_TRAITS[plan.endpoint.type].frontend) {
         ctx.addIssue({
           code: 'custom',
           path: ['endpoint', 'type'],

@@ -24,11 +24,49 @@ export type TransferType = (typeof TRANSFER_TYPES)[number];
 /** The transports (plan `transport`); each has a folder under transport/ and a line in registry.ts. */
 export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
 export type TransportType = (typeof TRANSPORT_TYPES)[number];
-/** The endpoint types (plan `endpoint.type`, besides `auto`); each has a file under endpoint/ and a
- * line in registry.ts. The list is pure data so that the plan schema (bundled into workflows) can
- * read it without loading the implementations. */
-export const ENDPOINT_TYPES = ['LoadBalancer', 'NodePort', 'ClusterIP', 'Route', 'Ingress'] as const;
-export type EndpointType = (typeof ENDPOINT_TYPES)[number];
+/** Options of an endpoint type beyond the common ones (endpoint/options.ts EndpointOptions). */
+export type EndpointTypeOption = 'hostname' | 'ingressClassName' | 'nodePort' | 'loadBalancerClass' | 'externalPort';
+
+/** What the plan schema and the options validation know of an endpoint type before anything is built. */
+export interface EndpointTypeTraits {
+  /** The type-specific options it accepts (any other is refused: it would be ignored silently). */
+  readonly options: readonly EndpointTypeOption[];
+  /** Options it cannot do without, with the reason. */
+  readonly required: Readonly<Partial<Record<EndpointTypeOption, string>>>;
+  /** Reached through a router that routes TLS by SNI (Route, Ingress): `externalPort` defaults to 443. */
+  readonly frontend: boolean;
+}
+
+/**
+ * The endpoint types (plan `endpoint.type`, besides `auto`) and their traits; each type also has a
+ * file under endpoint/ and a line in registry.ts. Pure data, so that the plan schema (bundled into the
+ * workflows) reads it without loading the implementations.
+ */
+export const ENDPOINT_TYPE_TRAITS = {
+  LoadBalancer: { options: ['loadBalancerClass'], required: {}, frontend: false },
+  NodePort: { options: ['nodePort'], required: {}, frontend: false },
+  ClusterIP: { options: [], required: {}, frontend: false },
+  Route: { options: ['hostname', 'externalPort'], required: {}, frontend: true },
+  Ingress: {
+    options: ['hostname', 'ingressClassName', 'externalPort'],
+    required: { hostname: 'ingress-nginx routes ssl-passthrough by TLS SNI host' },
+    frontend: true,
+  },
+} as const satisfies Record<string, EndpointTypeTraits>;
+export type EndpointType = keyof typeof ENDPOINT_TYPE_TRAITS;
+/** The endpoint types, in the table's order. */
+export const ENDPOINT_TYPES = Object.freeze(Object.keys(ENDPOINT_TYPE_TRAITS)) as readonly EndpointType[];
+
+/** The endpoint types that accept `option`, in the table's order. */
+export function endpointTypesAccepting(option: EndpointTypeOption): EndpointType[] {
+  return ENDPOINT_TYPES.filter((t) => (ENDPOINT_TYPE_TRAITS[t].options as readonly EndpointTypeOption[]).includes(option));
+}
+
+/** "type NodePort" / "types Route and Ingress" / "types A, B and C", for messages. */
+export function describeEndpointTypes(types: readonly string[]): string {
+  if (types.length === 1) return `type ${types[0]}`;
+  return `types ${types.slice(0, -1).join(', ')} and ${types.at(-1)}`;
+}
 
 /** Security mode of the transfer pods. See src/statetransfer/pods/security.ts. */
 export type SecurityMode = 'restricted' | 'preserve-ownership';

@@ -7,7 +7,7 @@
  */
 import { ProblemListError } from '../../core/errors';
 import { isIP } from 'node:net';
-import { ENDPOINT_TYPES, type EndpointType } from '../types';
+import { describeEndpointTypes, ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, endpointTypesAccepting, type EndpointType, type EndpointTypeOption } from '../types';
 import { ANNOTATIONS, DNS_LABEL_MAX, LABELS, isDNSLabel, isLabelValue, objectName } from '../names';
 
 
@@ -163,8 +163,12 @@ export function validateEndpointOptions(o: EndpointOptions): string[] {
   const type = o.type;
   const knownType = (ENDPOINT_TYPES as readonly string[]).includes(type);
   if (!knownType) p.push(`type ${describe(type)} is not one of ${ENDPOINT_TYPES.join(', ')}`);
-  const isService = type === 'LoadBalancer' || type === 'NodePort' || type === 'ClusterIP';
-  const isFrontend = type === 'Route' || type === 'Ingress';
+  // Options another type takes: refused with the types that take them (ENDPOINT_TYPE_TRAITS).
+  const misplaced = (option: EndpointTypeOption): string | undefined =>
+    knownType && !(ENDPOINT_TYPE_TRAITS[type].options as readonly string[]).includes(option)
+      ? `${option} applies only to endpoint ${describeEndpointTypes(endpointTypesAccepting(option))}, not ${type}`
+      : undefined;
+  const required = knownType ? (ENDPOINT_TYPE_TRAITS[type].required as Partial<Record<EndpointTypeOption, string>>) : {};
 
   if (typeof o.migrationId !== 'string' || o.migrationId.length === 0) p.push('migrationId must be a non-empty string');
   const nsValid = typeof o.namespace === 'string' && isDNSLabel(o.namespace);
@@ -173,39 +177,44 @@ export function validateEndpointOptions(o: EndpointOptions): string[] {
   if (o.port !== undefined && !isPort(o.port)) p.push(`port ${describe(o.port)} must be an integer from 1 to 65535`);
 
   if (o.externalPort !== undefined) {
-    if (knownType && !isFrontend) p.push(`externalPort applies only to endpoint types Route and Ingress, not ${type} (use port)`);
+    const m = misplaced('externalPort');
+    if (m) p.push(`${m} (use port)`);
     else if (!isPort(o.externalPort)) p.push(`externalPort ${describe(o.externalPort)} must be an integer from 1 to 65535`);
   }
 
   if (o.nodePort !== undefined) {
-    if (knownType && type !== 'NodePort') p.push(`nodePort applies only to endpoint type NodePort, not ${type}`);
+    const m = misplaced('nodePort');
+    if (m) p.push(m);
     else if (typeof o.nodePort !== 'number' || !Number.isInteger(o.nodePort) || o.nodePort < NODE_PORT_MIN || o.nodePort > NODE_PORT_MAX) {
       p.push(`nodePort ${describe(o.nodePort)} must be an integer from ${NODE_PORT_MIN} to ${NODE_PORT_MAX} (the default node-port range)`);
     }
   }
 
   if (o.loadBalancerClass !== undefined) {
-    if (knownType && type !== 'LoadBalancer') p.push(`loadBalancerClass applies only to endpoint type LoadBalancer, not ${type}`);
+    const m = misplaced('loadBalancerClass');
+    if (m) p.push(m);
     else if (typeof o.loadBalancerClass !== 'string' || !isQualifiedKey(o.loadBalancerClass)) {
       p.push(`loadBalancerClass ${describe(o.loadBalancerClass)} must be a label-style name such as "example.com/lb"`);
     }
   }
 
   if (o.ingressClassName !== undefined) {
-    if (knownType && type !== 'Ingress') p.push(`ingressClassName applies only to endpoint type Ingress, not ${type}`);
+    const m = misplaced('ingressClassName');
+    if (m) p.push(m);
     else if (typeof o.ingressClassName !== 'string' || hostnameProblem(o.ingressClassName) !== undefined) {
       p.push(`ingressClassName ${describe(o.ingressClassName)} must be a valid IngressClass name (a lowercase DNS subdomain)`);
     }
   }
 
   if (o.hostname !== undefined) {
-    if (knownType && isService) p.push(`hostname applies only to endpoint types Route and Ingress, not ${type}`);
+    const m = misplaced('hostname');
+    if (m) p.push(m);
     else {
       const why = typeof o.hostname === 'string' ? hostnameProblem(o.hostname) : 'must be a string';
       if (why) p.push(`hostname ${describe(o.hostname)} ${why}`);
     }
-  } else if (type === 'Ingress') {
-    p.push('hostname is required for endpoint type Ingress (ingress-nginx routes ssl-passthrough by TLS SNI host)');
+  } else if (required.hostname !== undefined) {
+    p.push(`hostname is required for endpoint type ${type} (${required.hostname})`);
   } else if (type === 'Route' && nsValid && typeof o.migrationId === 'string' && o.migrationId.length > 0) {
     // The router generates `<route name>-<namespace>.<domain>`; a first label over 63 characters is
     // rejected as InvalidHost (openshift/origin#24553, openshift/oc#486). Catch it before creating.
@@ -251,7 +260,7 @@ export function resolveEndpointOptions(o: EndpointOptions): ResolvedEndpointOpti
   const problems = validateEndpointOptions(o);
   if (problems.length > 0) throw new EndpointOptionsError(problems);
   const port = o.port ?? o.backendPort;
-  const frontend = o.type === 'Route' || o.type === 'Ingress';
+  const frontend = ENDPOINT_TYPE_TRAITS[o.type].frontend;
   const r: ResolvedEndpointOptions = {
     type: o.type,
     migrationId: o.migrationId,
