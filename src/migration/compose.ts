@@ -75,6 +75,7 @@ export function endpointOptionsFor(plan: TransferPlan, migrationId: string, name
     ...(e.hostname !== undefined && accepts('hostname') ? { hostname: e.hostname } : {}),
     ...(e.ingressClassName !== undefined && accepts('ingressClassName') ? { ingressClassName: e.ingressClassName } : {}),
     ...(e.nodePort !== undefined && accepts('nodePort') ? { nodePort: e.nodePort } : {}),
+    ...(e.gateway !== undefined && accepts('gateway') ? { gateway: e.gateway } : {}),
   };
 }
 

@@ -27,6 +27,11 @@ export async function observeEndpoint(client: KubeClient, endpoint: Endpoint): P
     const live = await client.get(refOf(o));
     if (live) objects.push({ ...live, kind: live.kind ?? o.kind });
   }
+  // objects the endpoint reads but does not own (a TLSRoute's Gateway); absent or unserved: not observed
+  for (const ref of endpoint.observes ?? []) {
+    const live = (await client.hasApi(ref.apiVersion, ref.kind)) ? await client.get(ref) : undefined;
+    if (live) objects.push({ ...live, kind: live.kind ?? ref.kind });
+  }
   const nodes = endpoint.needsNodes ? await client.list<V1Node>({ apiVersion: 'v1', kind: 'Node' }) : undefined;
   return endpoint.health({ objects, ...(nodes ? { nodes } : {}) });
 }

@@ -38,7 +38,7 @@ import { defaultStorageClassName } from './discovery';
 import { errorMessage } from '../core/errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
-import { endpointPermissions } from '../statetransfer/registry';
+import { endpointKind, endpointPermissions } from '../statetransfer/registry';
 import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
 import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
@@ -290,6 +290,15 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
       if (cluster.length) add('destination', `missing cluster permissions for context ${dst.contextName}: ${cluster.join(', ')}`);
       else destinationClasses = await dst.list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
     });
+    // the kinds the endpoint type creates besides Services must be served (Route: OpenShift;
+    // TLSRoute: Gateway API v1.5+ Standard channel)
+    if (plan.endpoint.type !== 'auto') {
+      for (const k of endpointKind(plan.endpoint.type).extraKinds) {
+        await guarded('destination', async () => {
+          if (!(await dst.hasApi(k.apiVersion, k.kind))) add('destination', `endpoint type ${plan.endpoint.type} needs ${k.apiVersion} ${k.kind}, which context ${dst.contextName} does not serve: install its API and an implementation, or choose another endpoint type`);
+        });
+      }
+    }
   }
   const hasDeploymentConfigs = src ? await src.hasApi(WORKLOAD_KINDS.DeploymentConfig.apiVersion, 'DeploymentConfig').catch(() => false) : false;
 

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { extraArgProblem } from '../statetransfer/transfer/rsync/options';
-import { ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, endpointTypesAccepting, TRANSFER_TYPES, TRANSPORT_TYPES, type EndpointType } from '../statetransfer/types';
+import { describeEndpointTypes, ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, endpointTypesAccepting, TRANSFER_TYPES, TRANSPORT_TYPES, type EndpointType } from '../statetransfer/types';
 
 /** The transfer image used when the plan names none. */
 export const DEFAULT_TRANSFER_IMAGE = 'ferry/transfer:latest';
@@ -275,13 +275,21 @@ export const endpointSchema = z
       .describe('auto: Route on OpenShift, else LoadBalancer when the cluster provisions one, else NodePort.'),
     hostname: dnsSubdomain()
       .optional()
-      .describe('Host name of the Route or Ingress (required for Ingress; OpenShift generates one for Route).'),
+      .describe('Host name of the Route, Ingress or TLSRoute (required for Ingress and TLSRoute; OpenShift generates one for Route).'),
     ingressClassName: dnsSubdomain().optional().describe('IngressClass of the Ingress (needs TLS passthrough).'),
     nodePort: integer()
       .min(1)
       .max(65535)
       .optional()
       .describe("Fixed NodePort; must lie in the cluster's service-node-port-range (default 30000-32767)."),
+    gateway: z
+      .strictObject({
+        name: dnsSubdomain().describe('Name of the Gateway (gateway.networking.k8s.io/v1).'),
+        namespace: dnsLabel().optional().describe('Its namespace; default: the destination namespace.'),
+        sectionName: dnsSubdomain().optional().describe('The listener (protocol TLS, tls.mode Passthrough); default: the first such listener.'),
+      })
+      .optional()
+      .describe('TLSRoute: the existing Gateway the route attaches to; it must allow routes from the destination namespace.'),
   })
   .superRefine((e, ctx) => {
     // What each type requires and accepts: ENDPOINT_TYPE_TRAITS (statetransfer/types.ts).
@@ -289,13 +297,13 @@ export const endpointSchema = z
     for (const field of Object.keys(traits?.required ?? {}) as (keyof typeof e)[]) {
       if (e[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `is required when type is ${e.type}` });
     }
-    for (const field of ['hostname', 'ingressClassName', 'nodePort'] as const) {
+    for (const field of ['hostname', 'ingressClassName', 'nodePort', 'gateway'] as const) {
       const types = endpointTypesAccepting(field);
       if (e[field] !== undefined && e.type !== 'auto' && !(types as string[]).includes(e.type)) {
         ctx.addIssue({
           code: 'custom',
           path: [field],
-          message: `is only used with type ${types.join(' or ')}, not ${e.type}`,
+          message: `is only used with endpoint ${describeEndpointTypes(types)}, not ${e.type}`,
         });
       }
     }

@@ -7,6 +7,7 @@ import { RCLONE_ENGINE } from './transfer/rclone';
 import { RSYNC_ENGINE } from './transfer/rsync';
 import { INGRESS_ENDPOINT } from './endpoint/ingress';
 import { ROUTE_ENDPOINT } from './endpoint/route';
+import { TLS_ROUTE_ENDPOINT } from './endpoint/tlsroute';
 import { CLUSTER_IP_ENDPOINT, LOAD_BALANCER_ENDPOINT, NODE_PORT_ENDPOINT } from './endpoint/services';
 import { createNullTransport } from './transport/null';
 import { createStunnelTransport } from './transport/stunnel';
@@ -41,6 +42,7 @@ export const ENDPOINT_KINDS: Readonly<Record<EndpointType, EndpointKind>> = Obje
   ClusterIP: CLUSTER_IP_ENDPOINT,
   Route: ROUTE_ENDPOINT,
   Ingress: INGRESS_ENDPOINT,
+  TLSRoute: TLS_ROUTE_ENDPOINT,
 });
 
 /**

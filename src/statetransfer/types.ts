@@ -25,7 +25,7 @@ export type TransferType = (typeof TRANSFER_TYPES)[number];
 export const TRANSPORT_TYPES = ['stunnel', 'null'] as const;
 export type TransportType = (typeof TRANSPORT_TYPES)[number];
 /** Options of an endpoint type beyond the common ones (endpoint/options.ts EndpointOptions). */
-export type EndpointTypeOption = 'hostname' | 'ingressClassName' | 'nodePort' | 'loadBalancerClass' | 'externalPort';
+export type EndpointTypeOption = 'hostname' | 'ingressClassName' | 'nodePort' | 'loadBalancerClass' | 'externalPort' | 'gateway';
 
 /** What the plan schema and the options validation know of an endpoint type before anything is built. */
 export interface EndpointTypeTraits {
@@ -50,6 +50,11 @@ export const ENDPOINT_TYPE_TRAITS = {
   Ingress: {
     options: ['hostname', 'ingressClassName', 'externalPort'],
     required: { hostname: 'ingress-nginx routes ssl-passthrough by TLS SNI host' },
+    frontend: true,
+  },
+  TLSRoute: {
+    options: ['hostname', 'gateway'],
+    required: { hostname: 'the Gateway routes TLS passthrough by SNI host', gateway: 'a TLSRoute attaches to a Gateway with a TLS Passthrough listener' },
     frontend: true,
   },
 } as const satisfies Record<string, EndpointTypeTraits>;
@@ -107,8 +112,19 @@ export interface Endpoint {
   objects(): KubernetesObject[];
   /** Whether the endpoint needs the node list to decide health (NodePort). */
   readonly needsNodes: boolean;
+  /** Objects health reads but Ferry does not create (a TLSRoute's parent Gateway); observed with
+   * the endpoint's own objects. */
+  readonly observes?: readonly ObjectRefOf[];
   /** Decides health and the address from observed live objects. Pure. */
   health(observed: ObservedEndpoint): EndpointHealth;
+}
+
+/** A Kubernetes object by kind, namespace and name. */
+export interface ObjectRefOf {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
 }
 
 /** A Kubernetes kind by API version, e.g. { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }. */

@@ -49,7 +49,7 @@ describe('endpoint options validation', () => {
       /^backendPort 0/,
       /^port 70000/,
       /^nodePort 8080 must be an integer from 30000 to 32767/,
-      /^hostname applies only to endpoint types Route and Ingress, not NodePort/,
+      /^hostname applies only to endpoint types Route, Ingress and TLSRoute, not NodePort/,
       /^loadBalancerClass applies only to endpoint type LoadBalancer/,
       /^extraLabels key "app.kubernetes.io\/managed-by" is reserved/,
       /^extraLabels value "not valid!"/,

@@ -232,13 +232,13 @@ describe('refinements', () => {
   test('endpoint: Ingress needs hostname; options only with their types', () => {
     expect(problems({ endpoint: { type: 'Ingress' } })).toEqual(['endpoint.hostname: is required when type is Ingress']);
     expect(problems({ endpoint: { type: 'LoadBalancer', hostname: 'a.example.com', nodePort: 30000, ingressClassName: 'nginx' } })).toEqual([
-      'endpoint.hostname: is only used with type Route or Ingress, not LoadBalancer',
-      'endpoint.ingressClassName: is only used with type Ingress, not LoadBalancer',
-      'endpoint.nodePort: is only used with type NodePort, not LoadBalancer',
+      'endpoint.hostname: is only used with endpoint types Route, Ingress and TLSRoute, not LoadBalancer',
+      'endpoint.ingressClassName: is only used with endpoint type Ingress, not LoadBalancer',
+      'endpoint.nodePort: is only used with endpoint type NodePort, not LoadBalancer',
     ]);
     expect(problems({ endpoint: { type: 'NodePort', nodePort: 70000 } })).toEqual(['endpoint.nodePort: must be at most 65535, got 70000']);
     expect(problems({ endpoint: { type: 'loadbalancer' } })).toEqual([
-      'endpoint.type: must be one of "auto", "LoadBalancer", "NodePort", "ClusterIP", "Route", "Ingress", got the string "loadbalancer" (did you mean "LoadBalancer"?)',
+      'endpoint.type: must be one of "auto", "LoadBalancer", "NodePort", "ClusterIP", "Route", "Ingress", "TLSRoute", got the string "loadbalancer" (did you mean "LoadBalancer"?)',
     ]);
     expect(ok({ endpoint: { type: 'Route' } }).endpoint).toEqual({ type: 'Route' });
     expect(ok({ endpoint: { nodePort: 31000, hostname: 'x.example.com' } }).endpoint).toEqual({ type: 'auto', nodePort: 31000, hostname: 'x.example.com' });

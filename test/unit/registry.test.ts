@@ -11,7 +11,7 @@ import { parsePlan } from '../../src/plan/load';
 import { PLAN_ENDPOINT_TYPES } from '../../src/plan/schema';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { ENDPOINT_KINDS, TRANSFER_ENGINES, TRANSPORTS, endpointExtraKinds, endpointPermissions } from '../../src/statetransfer/registry';
-import { ENDPOINT_TYPES, TRANSFER_TYPES, TRANSPORT_TYPES } from '../../src/statetransfer/types';
+import { ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, TRANSFER_TYPES, TRANSPORT_TYPES } from '../../src/statetransfer/types';
 
 const plan = parsePlan({ source: { kubeconfig: '/dev/null' }, destination: { kubeconfig: '/dev/null', context: 'dst' }, namespaces: ['app'] });
 
@@ -28,7 +28,16 @@ describe('registry', () => {
 
   it('builds each endpoint type through its registered kind', () => {
     for (const type of ENDPOINT_TYPES) {
-      const e = createEndpoint({ type, migrationId: 'm1', namespace: 'app', backendPort: 8443, ...(type === 'Ingress' ? { hostname: 'x.example.com' } : {}) });
+      // the options each type requires, from its traits
+      const required = Object.keys(ENDPOINT_TYPE_TRAITS[type].required);
+      const e = createEndpoint({
+        type,
+        migrationId: 'm1',
+        namespace: 'app',
+        backendPort: 8443,
+        ...(required.includes('hostname') ? { hostname: 'x.example.com' } : {}),
+        ...(required.includes('gateway') ? { gateway: { name: 'gw' } } : {}),
+      });
       expect(e.type).toBe(type);
       // every kind an endpoint creates is one cleanup deletes
       const cleaned = new Set(TRANSFER_OBJECT_KINDS.map((k) => `${k.apiVersion}/${k.kind}`));
@@ -43,7 +52,8 @@ describe('registry', () => {
     expect(resources(['Ingress'])).toContain('ingresses');
     expect(resources(['LoadBalancer', 'NodePort'])).not.toEqual(expect.arrayContaining(['routes']));
     expect(endpointPermissions(['Route', 'Route'])).toHaveLength(1);
-    expect(endpointExtraKinds().map((k) => k.kind).sort()).toEqual(['Ingress', 'Route']);
+    expect(endpointExtraKinds().map((k) => k.kind).sort()).toEqual(['Ingress', 'Route', 'TLSRoute']);
+    expect(resources(['TLSRoute'])).toContain('tlsroutes');
   });
 
   it('dispatches output parsing and the probe greeting to the engine', () => {

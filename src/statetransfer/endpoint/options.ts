@@ -67,10 +67,20 @@ export interface EndpointOptions {
    * (e.g. an ingress-nginx reached through a NodePort).
    */
   externalPort?: number;
+  /** TLSRoute only: the Gateway the route attaches to (namespace: the destination namespace when
+   * unset; sectionName: the listener, else the Gateway's first TLS Passthrough listener). */
+  gateway?: GatewayRef;
   /** Extra annotations for the Service (e.g. cloud load-balancer settings). */
   annotations?: Record<string, string>;
   /** Extra labels for every endpoint object (not used in selectors); must not replace Ferry's labels. */
   extraLabels?: Record<string, string>;
+}
+
+/** A Gateway (gateway.networking.k8s.io/v1) by name, with the listener to attach to. */
+export interface GatewayRef {
+  name: string;
+  namespace?: string;
+  sectionName?: string;
 }
 
 /** Options after validation and defaulting; deeply frozen. */
@@ -85,6 +95,7 @@ export interface ResolvedEndpointOptions {
   readonly ingressClassName?: string;
   readonly nodePort?: number;
   readonly loadBalancerClass?: string;
+  readonly gateway?: Readonly<GatewayRef>;
   /** Route / Ingress: port the source connects to (default applied); for Services equal to `port`. */
   readonly externalPort: number;
   readonly annotations: Readonly<Record<string, string>>;
@@ -227,6 +238,22 @@ export function validateEndpointOptions(o: EndpointOptions): string[] {
     }
   }
 
+  if (o.gateway !== undefined) {
+    const m = misplaced('gateway');
+    const g = o.gateway as Partial<GatewayRef> | null;
+    if (m) p.push(m);
+    else if (typeof g !== 'object' || g === null || typeof g.name !== 'string' || hostnameProblem(g.name) !== undefined) {
+      p.push(`gateway ${describe(o.gateway)} must name a Gateway (name: a lowercase DNS subdomain)`);
+    } else {
+      if (g.namespace !== undefined && (typeof g.namespace !== 'string' || !isDNSLabel(g.namespace))) p.push(`gateway namespace ${describe(g.namespace)} must be a DNS label`);
+      if (g.sectionName !== undefined && (typeof g.sectionName !== 'string' || hostnameProblem(g.sectionName) !== undefined)) {
+        p.push(`gateway sectionName ${describe(g.sectionName)} must be a listener name (a lowercase DNS subdomain)`);
+      }
+    }
+  } else if (required.gateway !== undefined) {
+    p.push(`gateway is required for endpoint type ${type} (${required.gateway})`);
+  }
+
   if (o.annotations !== undefined) {
     if (!isRecordOfStrings(o.annotations)) p.push('annotations must map strings to strings');
     else {
@@ -271,6 +298,7 @@ export function resolveEndpointOptions(o: EndpointOptions): ResolvedEndpointOpti
     ...(o.ingressClassName !== undefined ? { ingressClassName: o.ingressClassName } : {}),
     ...(o.nodePort !== undefined ? { nodePort: o.nodePort } : {}),
     ...(o.loadBalancerClass !== undefined ? { loadBalancerClass: o.loadBalancerClass } : {}),
+    ...(o.gateway !== undefined ? { gateway: Object.freeze({ ...o.gateway }) } : {}),
     externalPort: frontend ? (o.externalPort ?? DEFAULT_EXTERNAL_PORT) : port,
     annotations: Object.freeze({ ...(o.annotations ?? {}) }),
     extraLabels: Object.freeze({ ...(o.extraLabels ?? {}) }),
