@@ -16,7 +16,7 @@
 #   FERRY_TEMPORAL_CLUSTER_DIR   state directory (default /var/lib/ferry-temporal as root — PostgreSQL
 #                                then runs as the `postgres` user, which cannot enter /root —, else
 #                                ~/.ferry/temporal-cluster)
-#   FERRY_TEMPORAL_CLUSTER_PORT  base port P (default 17233), all on 127.0.0.1:
+#   FERRY_TEMPORAL_CLUSTER_PORT  base port P (default 17233, at most 30000), all on 127.0.0.1:
 #                                P frontend gRPC (TEMPORAL_ADDRESS), P+10 frontend HTTP, P+1 history,
 #                                P+2 matching, P+3 worker, P+100..P+103 membership, P+20 Prometheus
 #                                metrics (/metrics), P+1000 Web UI, P+2000 PostgreSQL
@@ -35,8 +35,10 @@ MARKER="$STATE/.ferry-temporal-cluster"
 PORT="${FERRY_TEMPORAL_CLUSTER_PORT:-17233}"
 # A running cluster keeps the ports it was started with.
 if [ -f "$STATE/ports" ]; then PORT=$(cat "$STATE/ports"); fi
-if ! [[ "$PORT" =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1024 ] || [ "$PORT" -gt 63000 ]; then
-  echo "cluster: FERRY_TEMPORAL_CLUSTER_PORT=$PORT: need 1024..63000 (ports up to P+2000 are used)" >&2
+# Temporal's SQL schema keeps membership ports in a smallint column (cluster_membership.rpc_port): a
+# port above 32767 makes the server exit ("value ... is out of range for type smallint").
+if ! [[ "$PORT" =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1024 ] || [ "$PORT" -gt 30000 ]; then
+  echo "cluster: FERRY_TEMPORAL_CLUSTER_PORT=$PORT: need 1024..30000 (ports up to P+2000 are used, and Temporal's SQL schema keeps them as smallint)" >&2
   exit 2
 fi
 PG_PORT=$((PORT + 2000))
@@ -64,6 +66,9 @@ as_pg() {
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# The last errors of the server log, without their stack traces.
+server_log_tail() { grep -E '"level":"(error|fatal|dpanic|panic)"|^[^{]' "$STATE/server.log" | tail -8 | sed -E 's/,"stacktrace":.*//' | cut -c1-400 >&2; }
 
 temporal_cli() {
   local cli
@@ -258,8 +263,8 @@ cmd_up() {
   fi
   local deadline=$((SECONDS + 90))
   until frontend_answers; do
-    alive "$STATE/server.pid" || { tail -30 "$STATE/server.log" >&2; die "the Temporal server exited (log: $STATE/server.log)"; }
-    [ $SECONDS -lt $deadline ] || { tail -30 "$STATE/server.log" >&2; die "the Temporal frontend does not answer at $ADDRESS after 90 s"; }
+    alive "$STATE/server.pid" || { server_log_tail; die "the Temporal server exited (log: $STATE/server.log)"; }
+    [ $SECONDS -lt $deadline ] || { server_log_tail; die "the Temporal frontend does not answer at $ADDRESS after 90 s"; }
     sleep 1
   done
 
