@@ -152,29 +152,8 @@ dynamicConfigClient:
   filepath: "$STATE/config/dynamicconfig.yaml"
   pollInterval: 10s
 EOF
-  # Dynamic config (re-read every 10 s; keys in go.temporal.io/server/common/dynamicconfig/constants.go).
-  cat >"$STATE/config/dynamicconfig.yaml" <<'EOF'
-# Search attributes registered by `ferry worker` (ensureSearchAttributes) are usable at once, as on the
-# dev server (whose default this is too); creating attributes is rare, so the cost is negligible.
-system.forceSearchAttributesCacheRefreshOnRead:
-  - value: true
-# The dev server's values for the two limits that refresh raises (temporal CLI commands.server.go).
-frontend.persistenceMaxQPS:
-  - value: 10000
-history.persistenceMaxQPS:
-  - value: 45000
-# Ferry's workflow ids carry the migration id and namespace names.
-limit.maxIDLength:
-  - value: 255
-# Update-with-Start (ferry migrate attaching idempotently) and worker deployment versions (Worker
-# Versioning); both default to on in 1.29, stated here so that an older server fails loudly.
-frontend.enableExecuteMultiOperation:
-  - value: true
-system.enableDeploymentVersions:
-  - value: true
-frontend.workerVersioningWorkflowAPIs:
-  - value: true
-EOF
+  # Dynamic config, shared with docker-compose.yml.
+  cp "$here/dynamicconfig.yaml" "$STATE/config/dynamicconfig.yaml"
   # The Web UI's config (github.com/temporalio/ui-server/v2/server/config).
   cat >"$STATE/ui/ferry.yaml" <<EOF
 temporalGrpcAddress: "127.0.0.1:$PORT"
@@ -251,6 +230,12 @@ cmd_up() {
 
   # 3. The server and the UI, each in its own session (they outlive this script).
   write_configs "$pw"
+  # Unknown keys and mistyped values are only warnings to the server (ignored at run time): refuse them.
+  if ! "$home/bin/temporal-server" validate-dynamic-config "$STATE/config/dynamicconfig.yaml" >"$STATE/dynamicconfig-check.log" 2>&1 ||
+    grep -qE '^\s+(warning|error):' "$STATE/dynamicconfig-check.log"; then
+    cat "$STATE/dynamicconfig-check.log" >&2
+    die "hack/temporal/dynamicconfig.yaml does not validate against the server's keys"
+  fi
   if ! alive "$STATE/server.pid"; then
     log "starting the Temporal server $("$home/bin/temporal-server" --version | awk '{print $3}') on $ADDRESS"
     setsid "$home/bin/temporal-server" --root "$STATE" --config config --env ferry --allow-no-auth start \
