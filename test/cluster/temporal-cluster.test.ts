@@ -114,10 +114,7 @@ describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker pro
   afterAll(async () => {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
     await connection?.close();
-    if (clusterEnv) {
-      cluster('down', 120_000);
-      expect(existsSync(stateDir)).toBe(false);
-    }
+    if (clusterEnv && existsSync(stateDir)) cluster('down', 120_000);
     if (dir && process.env.FERRY_KEEP_TEST_DIRS !== '1') rmSync(dir, { recursive: true, force: true });
   }, 150_000);
 
@@ -135,6 +132,13 @@ describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker pro
     const info = await connection!.workflowService.getSystemInfo({});
     expect(info.serverVersion).toBe('1.29.1');
     expect(cluster('status', 30_000)).toMatch(/postgresql\s+running[\s\S]*frontend\s+serving/);
+    // The Web UI (ui-server) fronts this server: its HTTP API answers from the server's namespace.
+    const ui = /TEMPORAL_UI_URL=(\S+)/.exec(cluster('env', 10_000))![1]!;
+    const res2 = await fetch(`${ui}/api/v1/namespaces/default/search-attributes`);
+    expect(res2.status).toBe(200);
+    expect(Object.keys(((await res2.json()) as { customAttributes: Record<string, string> }).customAttributes)).toEqual(
+      expect.arrayContaining(Object.values(SEARCH_ATTRIBUTES).map((k) => k.name)),
+    );
   });
 
   test('a migration of four namespaces spreads over two workers; SIGKILL of one mid-transfer, the other finishes it', async () => {
@@ -230,5 +234,21 @@ describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker pro
       expect([n, fake.replicas(n, 'app')]).toEqual([n, 2]);
     }
     expect(fake.objectsUnder('source/client/')).toEqual([]);
+  });
+
+  test('cluster.sh down stops PostgreSQL, the server and the UI, and removes the state directory', () => {
+    const pids = [join(stateDir, 'server.pid'), join(stateDir, 'ui.pid'), join(stateDir, 'pg', 'postmaster.pid')].map((f) => Number(readFileSync(f, 'utf8').split('\n')[0]));
+    // A process that exited but is not reaped yet (a zombie: init reaps the detached PostgreSQL) is gone.
+    const alive = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+    expect(pids.map(alive)).toEqual([true, true, true]);
+    cluster('down', 120_000);
+    expect(pids.map(alive)).toEqual([false, false, false]);
+    expect(existsSync(stateDir)).toBe(false);
   });
 });
