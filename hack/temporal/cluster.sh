@@ -65,15 +65,23 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE: the process recorded there runs, and is one of ours (a Temporal binary): a pid reused
+# by another process after a crash is never signalled.
+alive() {
+  local pid
+  [ -f "$1" ] && pid=$(cat "$1") && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'temporal-'
+}
 
 # The last errors of the server log, without their stack traces.
 server_log_tail() { grep -E '"level":"(error|fatal|dpanic|panic)"|^[^{]' "$STATE/server.log" | tail -8 | sed -E 's/,"stacktrace":.*//' | cut -c1-400 >&2; }
 
+TEMPORAL_CLI=
 temporal_cli() {
-  local cli
-  cli=$(bash "$root/hack/install-temporal.sh" 2>/dev/null) || die "the temporal CLI is missing: run bash hack/install-temporal.sh"
-  "$cli" "$@" --address "$ADDRESS"
+  if [ -z "$TEMPORAL_CLI" ]; then
+    TEMPORAL_CLI=$(bash "$root/hack/install-temporal.sh" 2>/dev/null) || die "the temporal CLI is missing: run bash hack/install-temporal.sh"
+  fi
+  "$TEMPORAL_CLI" "$@" --address "$ADDRESS"
 }
 
 frontend_answers() { temporal_cli operator cluster health >/dev/null 2>&1; }
@@ -173,7 +181,7 @@ EOF
 }
 
 cmd_up() {
-  [ -n "$PG" ] || die "PostgreSQL is not installed: apt-get install postgresql (hack/setup.sh --temporal-cluster does it)"
+  [ -n "$PG" ] || die "PostgreSQL is not installed: apt-get install postgresql (hack/setup.sh installs it)"
   if [ -f "$MARKER" ] && alive "$STATE/server.pid" && alive "$STATE/ui.pid" && pg_running && frontend_answers; then
     log "already up at $ADDRESS (state $STATE)"
     return 0
@@ -218,7 +226,6 @@ cmd_up() {
   local db dir
   for db in temporal temporal_visibility; do
     if [ "$db" = temporal ]; then dir=temporal; else dir=visibility; fi
-    if ! "${sql[@]}" --db "$db" setup-schema --help >/dev/null 2>&1; then die "temporal-sql-tool does not run"; fi
     if ! PGPASSWORD="$pw" "$PG/psql" -h 127.0.0.1 -p "$PG_PORT" -U temporal -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
       "${sql[@]}" --db "$db" create-database >>"$STATE/schema.log" 2>&1 || { tail -20 "$STATE/schema.log" >&2; die "create-database $db failed"; }
     fi
