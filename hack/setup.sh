@@ -4,7 +4,8 @@
 # the data-plane test's ACLs and xattrs; postgresql for the production Temporal of hack/temporal), npm
 # dependencies, the temporal CLI (built once from the Go module proxy, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/ferry/bin) and the Temporal server, its schema tool and Web UI
-# (hack/temporal/build.sh, cached beside it; ~20 s after the CLI build, whose Go build cache it reuses).
+# (hack/temporal/build.sh, cached beside it; ~20 s after the CLI build, whose Go build cache it reuses),
+# and Docker Compose for `docker compose config` (hack/compose/build.sh; ~2 min once).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,5 @@ fi
 
 bash hack/install-temporal.sh
 bash hack/temporal/build.sh >/dev/null
+bash hack/compose/build.sh >/dev/null
 echo "setup: done"
