@@ -151,8 +151,21 @@ describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker pro
     const fake = new FakeCluster({ source: SOURCE, dir }); // writes the initial cluster state
     const w1 = spawnWorker(configFile, 1);
     const w2 = spawnWorker(configFile, 2);
+    // A worker that exits before the test stops it fails the test, with its log.
+    const stopped = new Set<ChildProcess>();
     const died = (w: ChildProcess, n: number) =>
-      new Promise<never>((_, reject) => w.once('exit', (code, signal) => signal !== 'SIGKILL' && reject(new Error(`worker ${n} exited (${code ?? signal}):\n${readFileSync(join(dir, `worker-${n}.log`), 'utf8').slice(-2000)}`))));
+      new Promise<never>((_, reject) =>
+        w.once('exit', (code, signal) => {
+          if (stopped.has(w)) return;
+          let log = '';
+          try {
+            log = readFileSync(join(dir, `worker-${n}.log`), 'utf8').slice(-2000);
+          } catch {
+            // the test directory is gone
+          }
+          reject(new Error(`worker ${n} exited (${code ?? signal}):\n${log}`));
+        }),
+      );
     const watchdog = Promise.race([died(w1, 1), died(w2, 2)]);
     watchdog.catch(() => undefined);
 
@@ -187,12 +200,16 @@ describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker pro
       ),
     ]);
     const exited = new Promise((resolve) => w1.once('exit', resolve));
+    stopped.add(w1);
     w1.kill('SIGKILL');
     await exited;
     const killSeq = fake.journal().at(-1)!.seq; // everything after this was written after w1's death
 
     const summary = await Promise.race([watchdog, handle.result()]);
+    stopped.add(w2);
+    const w2Exit = new Promise<number | null>((resolve) => w2.once('exit', (code) => resolve(code)));
     w2.kill('SIGTERM');
+    expect(await w2Exit).toBe(0);
     expect(summary.status).toBe('succeeded');
     expect(summary.namespaces.map((n) => [n.source, n.status]).sort()).toEqual(Object.keys(SOURCE).map((ns) => [ns, 'succeeded']));
 
