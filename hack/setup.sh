@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything Ferry's tests and demo need on a fresh Debian bookworm machine (root):
 # system packages (rsync, stunnel4, rclone, skopeo, iproute2, util-linux, openssl; acl and attr for
-# the data-plane test's ACLs and xattrs), npm
-# dependencies, and the temporal CLI (built once from the Go module proxy, cached under
-# ${XDG_CACHE_HOME:-~/.cache}/ferry/bin). Idempotent: a second run only checks.
+# the data-plane test's ACLs and xattrs; postgresql for the production Temporal of hack/temporal), npm
+# dependencies, the temporal CLI (built once from the Go module proxy, cached under
+# ${XDG_CACHE_HOME:-~/.cache}/ferry/bin) and the Temporal server, its schema tool and Web UI
+# (hack/temporal/build.sh, cached beside it; ~20 s after the CLI build, whose Go build cache it reuses),
+# and Docker Compose for `docker compose config` (hack/compose/build.sh; ~2 min once).
+# Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates acl attr)
+packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates acl attr postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,4 +31,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 bash hack/install-temporal.sh
+bash hack/temporal/build.sh >/dev/null
+bash hack/compose/build.sh >/dev/null
 echo "setup: done"

@@ -12,9 +12,10 @@
  *
  * Every activity start/completion/failure and every object created/adopted/deleted is appended to a
  * journal. With `dir`, the cluster state lives in <dir>/cluster.json and the journal in
- * <dir>/journal.jsonl, so that several worker processes share one simulated cluster.
+ * <dir>/journal.jsonl, so that several worker processes share one simulated cluster, at the same time
+ * too: every read-modify-write of the state holds <dir>/cluster.lock (see lockState).
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -110,6 +111,16 @@ interface ClusterState {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Whether a process with this pid exists. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class FakeCluster {
   readonly journalInMemory: JournalEntry[] = [];
@@ -601,14 +612,60 @@ export class FakeCluster {
 
   /** In file-backed mode, re-reads the state (another process may have changed it). */
   private reload(): ClusterState {
-    if (this.opts.dir) this.st = JSON.parse(readFileSync(join(this.opts.dir, 'cluster.json'), 'utf8')) as ClusterState;
+    if (this.opts.dir) {
+      this.lockState();
+      this.st = JSON.parse(readFileSync(join(this.opts.dir, 'cluster.json'), 'utf8')) as ClusterState;
+    }
     return this.st;
   }
 
   private save(): void {
     if (!this.opts.dir) return;
+    this.lockState();
     const file = join(this.opts.dir, 'cluster.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(this.st));
-    renameSync(`${file}.tmp`, file);
+    writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(this.st));
+    renameSync(`${file}.${process.pid}.tmp`, file);
+  }
+
+  private stateLocked = false;
+
+  /**
+   * File-backed mode, several worker processes at once: takes <dir>/cluster.lock (O_EXCL, holder pid
+   * inside) unless this process holds it, and releases it when the current synchronous section ends
+   * (process.nextTick). Every reload()…save() sequence of this class is synchronous, so it runs under
+   * one lock and no other process's write falls in between. A lock whose holder died (SIGKILLed
+   * worker) is taken over. Blocks (1 ms sleeps) while another process holds it.
+   */
+  private lockState(): void {
+    if (this.stateLocked) return;
+    const file = join(this.opts.dir!, 'cluster.lock');
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      try {
+        const fd = openSync(file, 'wx');
+        writeFileSync(fd, String(process.pid));
+        closeSync(fd);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      try {
+        const holder = readFileSync(file, 'utf8');
+        const dead = holder === '' ? Date.now() - statSync(file).mtimeMs > 1000 : !processAlive(Number(holder));
+        if (dead && readFileSync(file, 'utf8') === holder) unlinkSync(file);
+      } catch {
+        // released meanwhile
+      }
+      Atomics.wait(pause, 0, 0, 1);
+    }
+    this.stateLocked = true;
+    process.nextTick(() => {
+      this.stateLocked = false;
+      try {
+        unlinkSync(file);
+      } catch {
+        // taken over after a stall
+      }
+    });
   }
 }
