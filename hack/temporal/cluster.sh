@@ -260,7 +260,7 @@ cmd_up() {
     sleep 1
   done
 
-  # 4. The namespace and Ferry's search attributes (src/temporal/search-attributes.ts).
+  # 4. The namespace and Ferry's search attributes (src/workflows/search-attributes.ts).
   if ! temporal_cli operator namespace describe --namespace "$NAMESPACE" >/dev/null 2>&1; then
     log "creating namespace $NAMESPACE"
     temporal_cli operator namespace create --namespace "$NAMESPACE" --retention 72h >/dev/null

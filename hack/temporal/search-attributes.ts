@@ -1,10 +1,10 @@
 /**
  * Prints Ferry's search attributes, one `NAME=Type` a line (the types `temporal operator
- * search-attribute create --type` takes), from src/temporal/search-attributes.ts, the single source of
+ * search-attribute create --type` takes), from src/workflows/search-attributes.ts, the single source of
  * truth. Used by hack/temporal/cluster.sh to register them on a production Temporal server.
  *
  *   node --import tsx hack/temporal/search-attributes.ts
  */
-import { searchAttributeCliArgs } from '../../src/temporal/search-attributes';
+import { searchAttributeCliArgs } from '../../src/workflows/search-attributes';
 
 process.stdout.write(searchAttributeCliArgs().map((a) => `${a}\n`).join(''));

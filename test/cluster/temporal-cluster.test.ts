@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { findTemporalBinary } from '../../src/temporal/devserver';
-import { SEARCH_ATTRIBUTES } from '../../src/temporal/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { migrationWorkflow } from '../../src/workflows';
 import { FakeCluster, type JournalEntry, type SourceSpec } from '../workflows/support/fake-cluster';
 import { testPlan, unique, waitFor, workflowBundle } from '../workflows/support/env';
