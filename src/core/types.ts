@@ -200,6 +200,8 @@ export interface CleanupReport {
 
 /** Result of the images copy of a namespace. */
 export interface ImageCopyReport {
+  /** Registry mode without a list: the repositories found in the namespace's pod templates. */
+  found?: string[];
   copied: { source: string; destination: string; digest: string }[];
   skipped: { source: string; reason: string }[];
 }

@@ -8,8 +8,10 @@
  *   by digest from the exposed source registry (`sourceRegistry.url`) and written to
  *   `<destinationRegistry>/<destination namespace>/<imagestream>:<tag>` (MTC's layout). Tags that
  *   reference external images (docker.io/…) are skipped: they are not the cluster's to move.
- * - mode 'registry': every tag of each repository of `images.repositories` that lies in the source
- *   namespace ("<namespace>/<name…>"), to `<destinationRegistry>/<destination namespace>/<name…>:<tag>`.
+ * - mode 'registry': every tag of each repository that lies in the source namespace
+ *   ("<namespace>/<name…>"), to `<destinationRegistry>/<destination namespace>/<name…>:<tag>`; the
+ *   repositories are `images.repositories` when given, else those the namespace's pod templates
+ *   reference in the source registry (./discover.ts), with the external ones reported as skipped.
  *
  * Every platform of a multi-arch image is copied (`--all`) and digests are preserved; an image already
  * at the destination with the same digest is not copied again (resume after a retry is cheap). All
@@ -21,6 +23,7 @@ import type { MigrationPlan, NamespaceMapping, RegistryConfig } from '../plan/sc
 import type { KubeClient } from '../k8s/client';
 import { FerryError, errorMessage, type FerryErrorCategory } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
+import { discoverRepositories, imageReferencesOf, listPodTemplateObjects, registryHost } from './discover';
 import { registryLocation, Skopeo, SkopeoError, type SkopeoOptions } from './skopeo';
 
 export { registryArgs, registryLocation, classifySkopeoError, Skopeo, SkopeoError } from './skopeo';
@@ -124,7 +127,17 @@ export async function copyNamespaceImages(source: KubeClient, plan: MigrationPla
       items = planned.items;
       report.skipped.push(...planned.skipped);
     } else {
-      for (const [repo, rest] of repositoriesOf(mapping.source, plan.images.repositories ?? [])) {
+      // The plan's list, when given, decides; else the repositories the namespace's pod templates use.
+      let repositories = plan.images.repositories;
+      if (repositories === undefined || repositories.length === 0) {
+        const hosts = [registryHost(srcReg.url), ...(srcReg.aliases ?? [])];
+        const found = discoverRepositories(imageReferencesOf(await listPodTemplateObjects(source, mapping.source)), mapping.source, hosts);
+        repositories = found.repositories;
+        report.found = found.repositories;
+        report.skipped.push(...found.skipped);
+        log.info({ namespace: mapping.source, found: found.repositories, skipped: found.skipped.length }, 'images discovered from pod templates');
+      }
+      for (const [repo, rest] of repositoriesOf(mapping.source, repositories)) {
         try {
           const tags = await skopeo.listTags(`${srcBase}/${repo}`, srcReg);
           if (tags.length === 0) report.skipped.push({ source: `${srcBase}/${repo}`, reason: 'the repository has no tags' });

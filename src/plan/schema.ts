@@ -428,6 +428,10 @@ export const registrySchema = z
       .optional()
       .describe('Credentials file in containers-auth.json / docker config.json format (skopeo --authfile).'),
     caFile: nonEmpty().optional().describe('PEM file of the CA(s) that sign the registry certificate.'),
+    aliases: z
+      .array(z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, { error: (iss) => `must be a registry host[:port], got ${showValue(iss.input)}` }))
+      .optional()
+      .describe('Other host[:port] names of this registry in image references (e.g. its in-cluster Service name): registry mode finds the images pods use by them.'),
     insecureSkipTLSVerify: z
       .boolean()
       .default(false)
@@ -453,21 +457,18 @@ export const imagesSchema = z
     mode: z
       .enum(IMAGE_MODES)
       .default('imagestreams')
-      .describe('imagestreams: every tag of the namespaces\' ImageStreams that points at the internal registry; registry: the listed repositories.'),
+      .describe('imagestreams: every tag of the namespaces\' ImageStreams that points at the internal registry; registry: the listed repositories, else those the pod templates use.'),
     sourceRegistry: registrySchema.optional().describe('Where images are read (the source internal registry, exposed).'),
     destinationRegistry: registrySchema.optional().describe('Where images are written.'),
     repositories: z
       .array(nonEmpty())
       .optional()
-      .describe('registry mode: repositories to copy ("namespace/name"); imagestreams mode: only these ImageStreams.'),
+      .describe('registry mode: repositories to copy ("namespace/name"), instead of those found in the pod templates; imagestreams mode: only these ImageStreams.'),
   })
   .superRefine((im, ctx) => {
     if (!im.enabled) return;
     for (const f of ['sourceRegistry', 'destinationRegistry'] as const) {
       if (im[f] === undefined) ctx.addIssue({ code: 'custom', path: [f], message: 'is required when images.enabled is true' });
-    }
-    if (im.mode === 'registry' && (im.repositories === undefined || im.repositories.length === 0)) {
-      ctx.addIssue({ code: 'custom', path: ['repositories'], message: 'must list at least one repository in registry mode' });
     }
   })
   .describe('Internal image migration.');

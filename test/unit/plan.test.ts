@@ -352,12 +352,13 @@ describe('refinements', () => {
     expect(ok({ quiesce: false }).quiesce).toBe(false);
   });
 
-  test('images: registries required when enabled; registry mode needs repositories; TLS', () => {
+  test('images: registries required when enabled; registry mode may discover its repositories; aliases; TLS', () => {
     expect(problems({ images: { enabled: true, mode: 'registry' } })).toEqual([
       'images.sourceRegistry: is required when images.enabled is true',
       'images.destinationRegistry: is required when images.enabled is true',
-      'images.repositories: must list at least one repository in registry mode',
     ]);
+    expect(ok({ images: { enabled: true, mode: 'registry', sourceRegistry: { url: 'https://r:5000', aliases: ['image-registry.svc:5000'] }, destinationRegistry: { url: 'r2' } } }).images.sourceRegistry?.aliases).toEqual(['image-registry.svc:5000']);
+    expect(problems({ images: { sourceRegistry: { url: 'r', aliases: ['https://x/y'] } } })).toEqual(['images.sourceRegistry.aliases[0]: must be a registry host[:port], got "https://x/y"']);
     expect(problems({ images: { enabled: true, sourceRegistry: { url: 'http://r:5000' }, destinationRegistry: { url: 'r2', insecureSkipTLSVerify: true, caFile: '/ca' } } })).toEqual([
       'images.sourceRegistry.url: is plain HTTP, which sends credentials and images unencrypted: use https:// or set insecureSkipTLSVerify: true',
       'images.destinationRegistry.caFile: is pointless with insecureSkipTLSVerify: true; remove one of them',
