@@ -39,7 +39,6 @@ import { ferryActivities } from './activity-options';
 import {
   cutoverWithRequestUpdate,
   decideUpdate,
-  namespaceReportSignal,
   namespaceStateQuery,
   pvcWorkflowId,
   WorkflowFailureType,
@@ -47,8 +46,10 @@ import {
 } from './definitions';
 import { describeFailure, failureMessage } from './failures';
 import { pvcTransferWorkflow } from './pvc-transfer';
-import { DECISION_ACTIONS, MAX_PVC_ERRORS, secondsBetween, switchPhase, type Decision, type NamespacePhase, type NamespaceReport, type NamespaceState, type PVCState, type SyncFailure, type WorkflowTuning } from '../core/state';
+import { DECISION_ACTIONS, MAX_PVC_ERRORS, secondsBetween, switchPhase, type Decision, type NamespacePhase, type NamespaceState, type PVCState, type SyncFailure, type WorkflowTuning } from '../core/state';
 import { finalSyncConcurrency } from './concurrency';
+import { ParentReporter } from './namespace/reporter';
+import { Slots } from './namespace/slots';
 
 export interface NamespaceWorkflowInput {
   migrationId: string;
@@ -117,90 +118,6 @@ function mergeWorkloads(a: readonly WorkloadRef[], b: readonly WorkloadRef[]): W
   const key = (w: WorkloadRef) => `${w.kind}/${w.namespace}/${w.name}`;
   const have = new Set(a.map(key));
   return [...a, ...b.filter((w) => !have.has(key(w)))];
-}
-
-/** A counting semaphore for workflow code: FIFO, deterministic, and cancellable (built on condition()). */
-class Slots {
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    // The slot is taken inside the predicate: every blocked condition is evaluated in one pass, so
-    // "check now, decrement after the await" would let several waiters through one free slot.
-    await wf.condition(() => {
-      if (this.free === 0) return false;
-      this.free--;
-      return true;
-    });
-  }
-  release(): void {
-    this.free++;
-  }
-}
-
-/**
- * Sends NamespaceReports to the parent migration workflow: coalesced (one signal in flight, the next
- * one carries the latest state), and not at all when there is no parent.
- */
-class ParentReporter {
-  private dirty = true;
-  private finished = false;
-  private sending = false;
-  private readonly loop: Promise<void>;
-
-  constructor(private readonly st: NamespaceState) {
-    const parent = wf.workflowInfo().parent;
-    if (!parent) {
-      this.dirty = false;
-      this.loop = Promise.resolve();
-      return;
-    }
-    const handle = wf.getExternalWorkflowHandle(parent.workflowId);
-    // Non-cancellable: reports go on while the namespace rolls back after a cancellation.
-    this.loop = wf.CancellationScope.nonCancellable(async () => {
-      for (;;) {
-        await wf.condition(() => this.dirty || this.finished);
-        if (!this.dirty) return;
-        this.dirty = false;
-        this.sending = true;
-        try {
-          await handle.signal(namespaceReportSignal, this.report());
-        } catch {
-          // The parent is gone (terminated): nobody to report to.
-        } finally {
-          this.sending = false;
-        }
-      }
-    });
-  }
-
-  private report(): NamespaceReport {
-    const st = this.st;
-    return {
-      source: st.source,
-      phase: st.phase,
-      status: st.status,
-      stagePassesDone: st.stagePassesDone,
-      failedPVCs: st.pvcs.filter((p) => p.errors.length > 0).length,
-      awaitingDecision: st.pvcs.filter((p) => p.status === 'failed').map((p) => p.name),
-      ...(this.finished ? { final: st } : {}),
-    };
-  }
-
-  /** Something worth reporting changed. */
-  touch(): void {
-    this.dirty = true;
-  }
-
-  /** Waits until the latest state has been delivered (before continue-as-new). */
-  async drained(): Promise<void> {
-    await wf.condition(() => !this.dirty && !this.sending);
-  }
-
-  /** Sends the final report (with the whole state) and stops. */
-  async finish(): Promise<void> {
-    this.finished = true;
-    this.dirty = true;
-    await this.loop;
-  }
 }
 
 export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
