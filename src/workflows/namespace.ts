@@ -32,81 +32,23 @@
  * warnings instead of a rollback that would throw a finished copy away.
  */
 import * as wf from '@temporalio/workflow';
-import { type NamespaceContext } from '../activities/contract';
-import { FailureType, type NamespaceDiscovery, type PVCInfo, type UnmanagedPod, type WorkloadRef } from '../core/types';
-import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
-import { ferryActivities } from './activity-options';
+import { FailureType, type UnmanagedPod, type WorkloadRef } from '../core/types';
 import {
   cutoverWithRequestUpdate,
   decideUpdate,
   namespaceStateQuery,
-  pvcWorkflowId,
   WorkflowFailureType,
   type CutoverRequest,
 } from './definitions';
-import { describeFailure, failureMessage } from './failures';
-import { pvcTransferWorkflow } from './pvc-transfer';
-import { DECISION_ACTIONS, MAX_PVC_ERRORS, secondsBetween, switchPhase, type Decision, type NamespacePhase, type NamespaceState, type PVCState, type SyncFailure, type WorkflowTuning } from '../core/state';
-import { finalSyncConcurrency } from './concurrency';
-import { ParentReporter } from './namespace/reporter';
-import { Slots } from './namespace/slots';
+import { failureMessage } from './failures';
+import { DECISION_ACTIONS, secondsBetween, type NamespacePhase, type NamespaceState } from '../core/state';
+import { NamespaceRun, now, type NamespaceWorkflowInput } from './namespace/run';
+import { stagePasses, syncAll } from './namespace/syncs';
 
-export interface NamespaceWorkflowInput {
-  migrationId: string;
-  plan: MigrationPlan;
-  namespace: NamespaceMapping;
-  /** What the migration's discovery found in this namespace. */
-  discovery: NamespaceDiscovery;
-  tuning?: WorkflowTuning;
-  /** State carried over continue-as-new (internal). */
-  resume?: NamespaceState;
-}
-
-const now = () => new Date().toISOString();
-
-/** Seconds between stage passes while cutover is held back by a partial pass (at least). */
-const PARTIAL_RETRY_SECONDS = 60;
+export type { NamespaceWorkflowInput } from './namespace/run';
 
 /** Phases during which the operator may still ask for cutover. */
 const BEFORE_CUTOVER: readonly NamespacePhase[] = ['pending', 'prepare', 'stage', 'ready-for-cutover'];
-
-function initialState(input: NamespaceWorkflowInput, workflowId: string): NamespaceState {
-  return {
-    migrationId: input.migrationId,
-    source: input.namespace.source,
-    destination: input.namespace.destination,
-    workflowId,
-    phase: 'pending',
-    status: 'running',
-    startedAt: now(),
-    phases: [],
-    cutover: input.plan.cutover,
-    cutoverRequested: false,
-    stagePassesDone: 0,
-    pvcs: input.discovery.pvcs.map((p) => ({
-      name: p.name,
-      destinationName: p.destinationName,
-      capacityBytes: p.capacityBytes,
-      status: 'pending',
-      syncs: 0,
-      stageSyncsDone: 0,
-      bytesSent: 0,
-      errors: [],
-      decisions: [],
-    })),
-    workloads: input.discovery.workloads.length,
-    ...(input.discovery.unmanagedPods?.length ? { unmanagedPods: input.discovery.unmanagedPods } : {}),
-    touched: false,
-    prepared: false,
-    createdPVCs: [],
-    quiesceStarted: false,
-    quiesced: [],
-    unquiesced: false,
-    finalSynced: false,
-    warnings: [],
-    runs: 0,
-  };
-}
 
 /** "pod a (mounts x; controlled by K n)", for messages. */
 function describePods(pods: readonly UnmanagedPod[]): string {
@@ -121,41 +63,9 @@ function mergeWorkloads(a: readonly WorkloadRef[], b: readonly WorkloadRef[]): W
 }
 
 export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
-  const { migrationId, plan, namespace, discovery, tuning } = input;
-  const info = wf.workflowInfo();
-  const acts = ferryActivities(plan, tuning);
-  const ctx: NamespaceContext = { migrationId, plan, namespace };
-  const st: NamespaceState = input.resume ?? initialState(input, info.workflowId);
-  st.runs++;
-  const pvcInfo = new Map<string, PVCInfo>(discovery.pvcs.map((p) => [p.name, p]));
-  const decisions = new Map<string, Decision>();
-  let abortedBy: Decision | undefined;
-  const main = new wf.CancellationScope();
-  const reporter = new ParentReporter(st);
-  /** What quiesce stops: discovery's workloads, plus those re-discovery finds before quiesce. */
-  let quiesceTargets: WorkloadRef[] = discovery.workloads;
-  if (st.runs === 1 && plan.quiesce && plan.acceptRevisionChange) {
-    for (const r of discovery.pendingRollouts ?? []) {
-      st.warnings.push(`${r.workload.kind} ${r.workload.namespace}/${r.workload.name} is in the middle of a rollout (${r.detail}); accepted by acceptRevisionChange`);
-    }
-  }
-
-  // Issue 8 item 4: a partial stage pass holds cutover back (new commands: behind a patch).
-  const gatePartial = wf.patched('d-partial-stage');
-
-  /** PVCs whose last stage pass was partial for a reason other than vanished files (exit 24 is a
-   * success in the activity's result). */
-  const partialPVCs = (): PVCState[] =>
-    gatePartial ? st.pvcs.filter((p) => p.status !== 'skipped' && p.lastSync && !p.lastSync.final && p.lastSync.outcome === 'partial' && p.lastSync.exitCode !== 24) : [];
-  const partialReason = (ps: PVCState[]): string =>
-    ps.map((p) => `${p.name} (pass ${p.lastSync!.pass}, rsync exit ${p.lastSync!.exitCode}): ${p.lastSync!.message}`).join('; ');
-
-  const enter = (phase: NamespacePhase): void => {
-    st.phase = phase;
-    // Terminal phases only close the last one.
-    switchPhase(st.phases, now(), phase === 'succeeded' || phase === 'rolled-back' ? undefined : phase);
-    reporter.touch();
-  };
+  const run = new NamespaceRun(input);
+  const { migrationId, plan, namespace, discovery, acts, ctx, st, pvcInfo, decisions, main, reporter } = run;
+  const enter = (phase: NamespacePhase): void => run.enter(phase);
 
   wf.setHandler(namespaceStateQuery, () => st);
 
@@ -163,7 +73,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     decideUpdate,
     (d) => {
       if (d.action === 'abort') {
-        abortedBy = d;
+        run.abortedBy = d;
         st.pvcs.find((x) => x.name === d.pvc)!.decisions.push({ action: 'abort', at: now() });
         main.cancel();
       } else {
@@ -183,7 +93,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         }
         if (st.status !== 'running' || st.phase === 'rollback') throw new Error(`namespace ${st.source} is ${st.phase}: nothing to decide`);
         if (p.status !== 'failed') throw new Error(`PVC ${d.pvc} is ${p.status}, not failed: only a failed PVC waits for a decision`);
-        if (decisions.has(d.pvc) || abortedBy) throw new Error(`PVC ${d.pvc} already has a decision being carried out`);
+        if (decisions.has(d.pvc) || run.abortedBy) throw new Error(`PVC ${d.pvc} already has a decision being carried out`);
       },
     },
   );
@@ -191,14 +101,14 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
   wf.setHandler(
     cutoverWithRequestUpdate,
     (req: CutoverRequest | undefined) => {
-      if (req?.force && partialPVCs().length > 0) st.cutoverForcedAt = now();
+      if (req?.force && run.partialPVCs().length > 0) st.cutoverForcedAt = now();
       if (plan.cutover === 'manual') st.cutoverRequested = true;
       reporter.touch();
       return { namespace: st.source, stagePassesDone: st.stagePassesDone, minimumStagePasses: plan.stagePasses };
     },
     {
       validator: (req: CutoverRequest | undefined) => {
-        const partial = partialPVCs();
+        const partial = run.partialPVCs();
         const releasesAuto = plan.cutover !== 'manual' && req?.force === true && partial.length > 0 && st.cutoverForcedAt === undefined;
         if (plan.cutover !== 'manual' && !releasesAuto) {
           throw new Error(
@@ -211,152 +121,13 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         if (partial.length > 0 && !req?.force) {
           throw new Error(
             `cutover of namespace ${st.source} refused: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ` +
-              `${partialReason(partial)}. The final sync would fail the same way after the applications went down. ` +
+              `${run.partialReason(partial)}. The final sync would fail the same way after the applications went down. ` +
               'Fix the cause and wait for the next stage pass, or cut over anyway with --force.',
           );
         }
       },
     },
   );
-
-  /** One sync of one PVC; returns the failure when it failed (after the activity's retries). */
-  async function syncOnce(p: PVCState, final: boolean): Promise<SyncFailure | undefined> {
-    const pass = ++p.syncs;
-    const workflowId = pvcWorkflowId(info.workflowId, p.name, pass);
-    p.status = 'syncing';
-    p.running = { workflowId, pass, final, startedAt: now() };
-    try {
-      const r = await wf.executeChild(pvcTransferWorkflow, {
-        workflowId,
-        args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass }, tuning],
-      });
-      p.lastSync = {
-        pass,
-        final,
-        outcome: r.outcome,
-        exitCode: r.exitCode,
-        bytesSent: r.bytesSent ?? 0,
-        ...(r.totalFileSize !== undefined ? { totalFileSize: r.totalFileSize } : {}),
-        ...(r.filesTransferred !== undefined ? { filesTransferred: r.filesTransferred } : {}),
-        ...(r.numberOfFiles !== undefined ? { numberOfFiles: r.numberOfFiles } : {}),
-        ...(r.failedFiles?.length ? { failedFiles: r.failedFiles } : {}),
-        message: r.message,
-        durationSeconds: r.durationSeconds,
-        finishedAt: now(),
-      };
-      p.bytesSent += r.bytesSent ?? 0;
-      if (final) p.status = 'done';
-      else {
-        p.status = 'synced';
-        p.stageSyncsDone++;
-      }
-      return undefined;
-    } catch (err) {
-      // Our own cancellation (abort, workflow cancelled): stop. A sync cancelled by someone else
-      // (e.g. from the UI) is just a failed sync.
-      if (wf.isCancellation(err) && wf.CancellationScope.current().consideredCancelled) {
-        p.status = 'cancelled';
-        throw err;
-      }
-      const failure: SyncFailure = { pass, final, ...describeFailure(err), at: now() };
-      p.errors.push(failure);
-      if (p.errors.length > MAX_PVC_ERRORS) p.errors.splice(0, p.errors.length - MAX_PVC_ERRORS);
-      return failure;
-    } finally {
-      delete p.running;
-    }
-  }
-
-  /** Syncs one PVC until it succeeds or the operator skips it (abort cancels the main scope). */
-  async function syncUntilSettled(p: PVCState, final: boolean, slots: Slots): Promise<void> {
-    for (;;) {
-      await slots.acquire();
-      let failure: SyncFailure | undefined;
-      try {
-        failure = await syncOnce(p, final);
-      } finally {
-        slots.release();
-      }
-      if (!failure) return;
-      p.status = 'failed';
-      wf.log.warn('PVC sync failed; waiting for the operator', { namespace: st.source, pvc: p.name, pass: failure.pass, error: failure.message });
-      reporter.touch();
-      await wf.condition(() => decisions.has(p.name));
-      const d = decisions.get(p.name)!;
-      decisions.delete(p.name);
-      p.decisions.push({ action: d.action, at: now() });
-      reporter.touch();
-      if (d.action === 'skip') {
-        p.status = 'skipped';
-        return;
-      }
-      p.status = 'pending'; // retry: waits for a slot like any other sync
-    }
-  }
-
-  /** One sync of every PVC not skipped: at most plan.concurrency at once, or finalSyncConcurrency(plan) for the final sync. */
-  async function syncAll(final: boolean): Promise<void> {
-    // The final sync runs more PVCs at once (plan finalConcurrency): each is only a delta by then.
-    const slots = new Slots(final && wf.patched('final-concurrency') ? finalSyncConcurrency(plan) : plan.concurrency);
-    const targets = st.pvcs.filter((p) => p.status !== 'skipped');
-    // allSettled, not all: on abort every running sync must have stopped before rollback starts.
-    const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(p, final, slots)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-  }
-
-  async function stagePasses(): Promise<void> {
-    const manual = plan.cutover === 'manual';
-    const minimumDone = () => st.stagePassesDone >= plan.stagePasses;
-    const wouldCut = () => minimumDone() && (!manual || st.cutoverRequested);
-    // A partial last pass holds cutover back unless the operator forced it.
-    const heldBack = () => st.cutoverForcedAt === undefined && partialPVCs().length > 0;
-    const cutNow = () => wouldCut() && !heldBack();
-    let passesThisRun = 0;
-    if (st.phase !== 'stage' && st.phase !== 'ready-for-cutover') enter('stage');
-    for (;;) {
-      if (manual && minimumDone() && st.phase === 'stage' && partialPVCs().length === 0) enter('ready-for-cutover');
-      if (cutNow()) {
-        if (st.cutoverBlocked) {
-          delete st.cutoverBlocked;
-          reporter.touch();
-        }
-        return;
-      }
-      let pause = plan.stageIntervalSeconds;
-      if (gatePartial && wouldCut() && heldBack()) {
-        // Cutover is due but would take the applications down for a final sync that fails: wait for
-        // a clean pass (another stage pass after a pause, so the operator can fix the cause) or for
-        // `ferry cutover --force`.
-        const partial = partialPVCs();
-        const reason =
-          `cutover held back: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ${partialReason(partial)}. ` +
-          `Fix the cause (another stage pass runs every ${Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS)} s and cutover follows a clean one), or force it: ferry cutover ${migrationId} --namespace ${st.source} --force`;
-        if (st.cutoverBlocked?.reason !== reason) {
-          st.cutoverBlocked = { pvcs: partial.map((p) => p.name), reason, since: st.cutoverBlocked?.since ?? now() };
-          wf.log.warn('cutover held back by a partial stage pass', { namespace: st.source, pvcs: st.cutoverBlocked.pvcs });
-          reporter.touch();
-        }
-        pause = Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS);
-      }
-      if (st.stagePassesDone > 0 && pause > 0) {
-        // The pause between passes; in manual mode the operator's cutover ends it early.
-        if (await wf.condition(cutNow, pause * 1000)) continue;
-      }
-      await syncAll(false);
-      st.stagePassesDone++;
-      passesThisRun++;
-      reporter.touch();
-      const perRun = tuning?.stagePassesPerRun;
-      const eventBound = tuning?.continueAsNewAfterEvents;
-      const longHistory = wf.workflowInfo().continueAsNewSuggested || (eventBound !== undefined && wf.workflowInfo().historyLength >= eventBound);
-      if (!cutNow() && ((perRun !== undefined && passesThisRun >= perRun) || longHistory)) {
-        await reporter.drained();
-        await wf.condition(wf.allHandlersFinished);
-        await wf.continueAsNew<typeof namespaceWorkflow>({ ...input, resume: st });
-      }
-    }
-  }
 
   async function migrate(): Promise<void> {
     if (!st.prepared) {
@@ -395,7 +166,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       st.prepared = true;
     }
 
-    await stagePasses();
+    await stagePasses(run);
 
     const checkWriters = plan.quiesce && wf.patched('q-writers');
     const migrated = () => st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name);
@@ -425,8 +196,8 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         // during a warm migration) would be quiesced but never copied: stop before touching anything.
         const added = again.pvcs.map((p) => p.name).filter((n) => !pvcInfo.has(n));
         if (added.length > 0) throw newPVCsFailure(added);
-        quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
-        st.workloads = quiesceTargets.length;
+        run.quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
+        st.workloads = run.quiesceTargets.length;
         const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
         if (unmanaged.length > 0) st.unmanagedPods = unmanaged;
         else delete st.unmanagedPods;
@@ -435,11 +206,11 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       }
       enter('quiesce');
       st.downtime = { startedAt: now() };
-      if (quiesceTargets.length > 0) {
+      if (run.quiesceTargets.length > 0) {
         // In a cancelled scope the call below schedules nothing: then the source was not touched.
         st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
-        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: quiesceTargets });
-        await acts.waitForQuiesced({ migrationId, plan, workloads: quiesceTargets });
+        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: run.quiesceTargets });
+        await acts.waitForQuiesced({ migrationId, plan, workloads: run.quiesceTargets });
       }
       if (checkWriters) {
         const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete', retentionGuard: true });
@@ -452,7 +223,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       }
     }
     enter('final-sync');
-    await syncAll(true);
+    await syncAll(run, true);
     if (checkWriters) {
       const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
       if (after.pods.length > 0) {
@@ -506,7 +277,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
       // A quiesce that failed half-way returned no records: the activity then restores the
       // workloads from their ferry.dev/pre-quiesce annotations (the second copy of the prior state).
       await step('unquiesce', async () => {
-        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: quiesceTargets });
+        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: run.quiesceTargets });
         st.unquiesced = true;
         // The applications run again: the downtime ends here.
         if (st.downtime && st.downtime.endedAt === undefined) {
@@ -543,9 +314,9 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     return st;
   } catch (err) {
     if (err instanceof wf.ContinueAsNew) throw err;
-    const cancelled = wf.isCancellation(err) && !abortedBy;
-    const reason = abortedBy
-      ? `aborted by the operator after PVC ${abortedBy.pvc} failed`
+    const cancelled = wf.isCancellation(err) && !run.abortedBy;
+    const reason = run.abortedBy
+      ? `aborted by the operator after PVC ${run.abortedBy.pvc} failed`
       : cancelled
         ? 'the migration was cancelled'
         : `failed in phase ${st.phase}: ${failureMessage(err)}`;
