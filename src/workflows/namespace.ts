@@ -43,6 +43,7 @@ import {
 import { failureMessage } from './failures';
 import { DECISION_ACTIONS, secondsBetween, type NamespacePhase, type NamespaceState } from '../core/state';
 import { NamespaceRun, now, type NamespaceWorkflowInput } from './namespace/run';
+import { rollback } from './namespace/rollback';
 import { stagePasses, syncAll } from './namespace/syncs';
 
 export type { NamespaceWorkflowInput } from './namespace/run';
@@ -259,52 +260,6 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     }
   }
 
-  /** Undoes what this namespace changed. Never throws; every step's outcome is recorded. */
-  async function rollback(reason: string): Promise<void> {
-    st.error = reason;
-    st.rollback = { reason, startedAt: now(), steps: [] };
-    enter('rollback');
-    const steps = st.rollback.steps;
-    const step = async (name: (typeof steps)[number]['step'], fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-        steps.push({ step: name, ok: true });
-      } catch (err) {
-        steps.push({ step: name, ok: false, message: failureMessage(err) });
-      }
-    };
-    if ((st.quiesced.length > 0 || st.quiesceStarted) && !st.unquiesced) {
-      // A quiesce that failed half-way returned no records: the activity then restores the
-      // workloads from their ferry.dev/pre-quiesce annotations (the second copy of the prior state).
-      await step('unquiesce', async () => {
-        await acts.unquiesce({ migrationId, plan, records: st.quiesced, workloads: run.quiesceTargets });
-        st.unquiesced = true;
-        // The applications run again: the downtime ends here.
-        if (st.downtime && st.downtime.endedAt === undefined) {
-          st.downtime.endedAt = now();
-          st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
-        }
-      });
-    }
-    if (st.downtime && st.downtime.endedAt === undefined && !st.quiesceStarted && st.quiesced.length === 0) {
-      // Cancelled before anything was scaled down: no application was down.
-      st.downtime.endedAt = st.downtime.startedAt;
-      st.downtime.seconds = 0;
-    }
-    if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace, ...(st.finalSynced ? {} : { clearCutoverMarks: true }) }));
-    if (plan.deleteDestinationPVCsOnRollback && st.touched) {
-      if (st.finalSynced) {
-        steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'kept: the final sync had completed' });
-      } else if (st.createdPVCs.length > 0) {
-        await step('deleteDestinationPVCs', () => acts.deleteDestinationPVCs({ ...ctx, pvcs: st.createdPVCs }));
-      } else if (st.createdNamespace === undefined) {
-        // Only PVCs Ferry is known to have created are ever deleted.
-        steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'none deleted: prepareDestination did not report which PVCs it created' });
-      }
-    }
-    st.rollback.endedAt = now();
-  }
-
   try {
     await main.run(migrate);
     st.status = 'succeeded';
@@ -321,7 +276,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         ? 'the migration was cancelled'
         : `failed in phase ${st.phase}: ${failureMessage(err)}`;
     wf.log.warn('rolling back namespace', { namespace: st.source, reason });
-    await wf.CancellationScope.nonCancellable(() => rollback(reason));
+    await wf.CancellationScope.nonCancellable(() => rollback(run, reason));
     st.status = 'rolled-back';
     st.endedAt = now();
     enter('rolled-back');
