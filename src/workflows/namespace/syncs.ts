@@ -9,7 +9,7 @@ import { describeFailure } from '../failures';
 import { pvcTransferWorkflow } from '../pvc-transfer';
 import { MAX_PVC_ERRORS, type PVCState, type SyncFailure } from '../../core/state';
 import { finalSyncConcurrency } from '../concurrency';
-import type { namespaceWorkflow } from '../namespace';
+import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
 import { Slots } from './slots';
 

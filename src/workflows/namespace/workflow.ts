@@ -32,21 +32,19 @@
  * warnings instead of a rollback that would throw a finished copy away.
  */
 import * as wf from '@temporalio/workflow';
-import { FailureType, type UnmanagedPod, type WorkloadRef } from '../core/types';
+import { FailureType, type UnmanagedPod, type WorkloadRef } from '../../core/types';
 import {
   cutoverWithRequestUpdate,
   decideUpdate,
   namespaceStateQuery,
   WorkflowFailureType,
   type CutoverRequest,
-} from './definitions';
-import { failureMessage } from './failures';
-import { DECISION_ACTIONS, secondsBetween, type NamespacePhase, type NamespaceState } from '../core/state';
-import { NamespaceRun, now, type NamespaceWorkflowInput } from './namespace/run';
-import { rollback } from './namespace/rollback';
-import { stagePasses, syncAll } from './namespace/syncs';
-
-export type { NamespaceWorkflowInput } from './namespace/run';
+} from '../definitions';
+import { failureMessage } from '../failures';
+import { DECISION_ACTIONS, secondsBetween, type NamespacePhase, type NamespaceState } from '../../core/state';
+import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
+import { rollback } from './rollback';
+import { stagePasses, syncAll } from './syncs';
 
 /** Phases during which the operator may still ask for cutover. */
 const BEFORE_CUTOVER: readonly NamespacePhase[] = ['pending', 'prepare', 'stage', 'ready-for-cutover'];
