@@ -32,237 +32,26 @@
  * warnings instead of a rollback that would throw a finished copy away.
  */
 import * as wf from '@temporalio/workflow';
-import { FailureType, type UnmanagedPod, type WorkloadRef } from '../../core/types';
-import {
-  cutoverWithRequestUpdate,
-  decideUpdate,
-  namespaceStateQuery,
-  WorkflowFailureType,
-  type CutoverRequest,
-} from '../definitions';
+import { WorkflowFailureType } from '../definitions';
 import { failureMessage } from '../failures';
-import { DECISION_ACTIONS, secondsBetween, type NamespacePhase, type NamespaceState } from '../../core/state';
-import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
+import { secondsBetween, type NamespaceState } from '../../core/state';
+import { setHandlers } from './handlers';
 import { rollback } from './rollback';
+import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
 import { stagePasses, syncAll } from './syncs';
+import { mergeWorkloads, newPVCsFailure, writersFailure } from './writers';
 
-/** Phases during which the operator may still ask for cutover. */
-const BEFORE_CUTOVER: readonly NamespacePhase[] = ['pending', 'prepare', 'stage', 'ready-for-cutover'];
-
-/** "pod a (mounts x; controlled by K n)", for messages. */
-function describePods(pods: readonly UnmanagedPod[]): string {
-  return pods.map((p) => `pod ${p.name} (mounts ${p.pvcs.join(', ')}${p.owner ? `; controlled by ${p.owner}` : '; no controller'})`).join(', ');
-}
-
-/** `a` plus the workloads of `b` it lacks, in order. */
-function mergeWorkloads(a: readonly WorkloadRef[], b: readonly WorkloadRef[]): WorkloadRef[] {
-  const key = (w: WorkloadRef) => `${w.kind}/${w.namespace}/${w.name}`;
-  const have = new Set(a.map(key));
-  return [...a, ...b.filter((w) => !have.has(key(w)))];
-}
-
+/** Migrates one namespace (see above); returns its final NamespaceState, or throws FerryRolledBack. */
 export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
   const run = new NamespaceRun(input);
-  const { migrationId, plan, namespace, discovery, acts, ctx, st, pvcInfo, decisions, main, reporter } = run;
-  const enter = (phase: NamespacePhase): void => run.enter(phase);
-
-  wf.setHandler(namespaceStateQuery, () => st);
-
-  wf.setHandler(
-    decideUpdate,
-    (d) => {
-      if (d.action === 'abort') {
-        run.abortedBy = d;
-        st.pvcs.find((x) => x.name === d.pvc)!.decisions.push({ action: 'abort', at: now() });
-        main.cancel();
-      } else {
-        decisions.set(d.pvc, d);
-      }
-      return { namespace: st.source, pvc: d.pvc, action: d.action };
-    },
-    {
-      validator: (d) => {
-        if (!d || typeof d !== 'object') throw new Error('expected { pvc, action }');
-        if (!DECISION_ACTIONS.includes(d.action)) {
-          throw new Error(`unknown action ${JSON.stringify(d.action)}: use ${DECISION_ACTIONS.join(', ')}`);
-        }
-        const p = st.pvcs.find((x) => x.name === d.pvc);
-        if (!p) {
-          throw new Error(`namespace ${st.source} has no PVC ${JSON.stringify(d.pvc)} in this migration (PVCs: ${st.pvcs.map((x) => x.name).join(', ') || 'none'})`);
-        }
-        if (st.status !== 'running' || st.phase === 'rollback') throw new Error(`namespace ${st.source} is ${st.phase}: nothing to decide`);
-        if (p.status !== 'failed') throw new Error(`PVC ${d.pvc} is ${p.status}, not failed: only a failed PVC waits for a decision`);
-        if (decisions.has(d.pvc) || run.abortedBy) throw new Error(`PVC ${d.pvc} already has a decision being carried out`);
-      },
-    },
-  );
-
-  wf.setHandler(
-    cutoverWithRequestUpdate,
-    (req: CutoverRequest | undefined) => {
-      if (req?.force && run.partialPVCs().length > 0) st.cutoverForcedAt = now();
-      if (plan.cutover === 'manual') st.cutoverRequested = true;
-      reporter.touch();
-      return { namespace: st.source, stagePassesDone: st.stagePassesDone, minimumStagePasses: plan.stagePasses };
-    },
-    {
-      validator: (req: CutoverRequest | undefined) => {
-        const partial = run.partialPVCs();
-        const releasesAuto = plan.cutover !== 'manual' && req?.force === true && partial.length > 0 && st.cutoverForcedAt === undefined;
-        if (plan.cutover !== 'manual' && !releasesAuto) {
-          throw new Error(
-            `namespace ${st.source} cuts over automatically (plan cutover: auto): nothing to trigger` +
-              (partial.length > 0 ? ' (a cutover held back by partial stage passes is released with --force)' : ''),
-          );
-        }
-        if (plan.cutover === 'manual' && st.cutoverRequested) throw new Error(`cutover of namespace ${st.source} was already requested`);
-        if (st.status !== 'running' || !BEFORE_CUTOVER.includes(st.phase)) throw new Error(`namespace ${st.source} is past cutover (phase ${st.phase})`);
-        if (partial.length > 0 && !req?.force) {
-          throw new Error(
-            `cutover of namespace ${st.source} refused: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ` +
-              `${run.partialReason(partial)}. The final sync would fail the same way after the applications went down. ` +
-              'Fix the cause and wait for the next stage pass, or cut over anyway with --force.',
-          );
-        }
-      },
-    },
-  );
-
-  async function migrate(): Promise<void> {
-    if (!st.prepared) {
-      enter('prepare');
-      st.touched = true;
-      if (wf.patched('setup-concurrent')) {
-        // The destination namespace and PVCs, and the endpoint (createEndpoint ensures the namespace
-        // itself), at the same time. Both settle before anything is thrown, so the PVCs
-        // prepareDestination reports are recorded (rollback deletes only those); a failed
-        // prepareDestination cancels the endpoint's wait.
-        const endpointScope = new wf.CancellationScope();
-        const [prepared, endpoint] = await Promise.allSettled([
-          acts.prepareDestination({ ...ctx, discovery }).then(
-            (created) => {
-              st.createdNamespace = created.createdNamespace;
-              st.createdPVCs = created.createdPVCs;
-            },
-            (err: unknown) => {
-              endpointScope.cancel();
-              throw err;
-            },
-          ),
-          endpointScope.run(() => acts.createEndpoint(ctx)),
-        ]);
-        if (prepared.status === 'rejected') throw prepared.reason;
-        if (endpoint.status === 'rejected') throw endpoint.reason;
-        st.address = endpoint.value;
-      } else {
-        const created = await acts.prepareDestination({ ...ctx, discovery });
-        st.createdNamespace = created.createdNamespace;
-        st.createdPVCs = created.createdPVCs;
-        st.address = await acts.createEndpoint(ctx);
-      }
-      await acts.createServer({ ...ctx, discovery, address: st.address });
-      await acts.probeConnectivity({ ...ctx, address: st.address });
-      st.prepared = true;
-    }
-
-    await stagePasses(run);
-
-    const checkWriters = plan.quiesce && wf.patched('q-writers');
-    const migrated = () => st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name);
-    const writersFailure = (when: string, pods: UnmanagedPod[]) =>
-      wf.ApplicationFailure.create({
-        type: FailureType.Preflight,
-        nonRetryable: true,
-        message:
-          `${when}, ${pods.length} pod${pods.length === 1 ? '' : 's'} other than Ferry's mount${pods.length === 1 ? 's' : ''} source PVCs of ${namespace.source} and could write: ${describePods(pods)}. ` +
-          `Stop them (or their controller)${plan.unmanagedPods === 'delete' ? '' : ', or set unmanagedPods: delete for pods Ferry cannot quiesce'}, then migrate again`,
-      });
-    const newPVCsFailure = (added: string[]) =>
-      wf.ApplicationFailure.create({
-        type: FailureType.Preflight,
-        nonRetryable: true,
-        message:
-          `before quiesce, ${added.length} PVC${added.length === 1 ? '' : 's'} of ${namespace.source} that the selection matches appeared since the migration discovered its PVCs: ${added.join(', ')}. ` +
-          'They are not migrated, and the final sync would leave them behind; nothing was quiesced, the source applications still run. ' +
-          `Migrate them too (a new migration whose plan selects them, once this one is rolled back), or narrow this namespace's selection (pvcs.names or a labelSelector) so that it excludes them, then migrate again`,
-      });
-    if (plan.quiesce) {
-      if (checkWriters) {
-        // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
-        // stage phase: the applications are not touched yet (downtime starts with quiesce).
-        const again = await acts.discoverNamespace(ctx);
-        // A PVC the selection matches now but the migration did not discover (a StatefulSet scaled up
-        // during a warm migration) would be quiesced but never copied: stop before touching anything.
-        const added = again.pvcs.map((p) => p.name).filter((n) => !pvcInfo.has(n));
-        if (added.length > 0) throw newPVCsFailure(added);
-        run.quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
-        st.workloads = run.quiesceTargets.length;
-        const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
-        if (unmanaged.length > 0) st.unmanagedPods = unmanaged;
-        else delete st.unmanagedPods;
-        reporter.touch();
-        if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure('before quiesce', unmanaged);
-      }
-      enter('quiesce');
-      st.downtime = { startedAt: now() };
-      if (run.quiesceTargets.length > 0) {
-        // In a cancelled scope the call below schedules nothing: then the source was not touched.
-        st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
-        st.quiesced = await acts.quiesce({ migrationId, plan, workloads: run.quiesceTargets });
-        await acts.waitForQuiesced({ migrationId, plan, workloads: run.quiesceTargets });
-      }
-      if (checkWriters) {
-        const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete', retentionGuard: true });
-        if (before.deleted.length > 0) st.warnings.push(`deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): ${before.deleted.join(', ')}`);
-        if (before.pods.length > 0) {
-          st.unmanagedPods = before.pods;
-          throw writersFailure('after quiesce, before the final sync', before.pods);
-        }
-        delete st.unmanagedPods; // deleted ones are in the warnings
-      }
-    }
-    enter('final-sync');
-    await syncAll(run, true);
-    if (checkWriters) {
-      const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
-      if (after.pods.length > 0) {
-        st.unmanagedPods = after.pods;
-        throw writersFailure('the final sync is not trusted: right after it', after.pods);
-      }
-    }
-    st.finalSynced = true;
-    if (st.downtime) {
-      st.downtime.endedAt = now();
-      st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
-    }
-
-    // Committed: from here on, failures are warnings, not a rollback.
-    if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
-      enter('unquiesce');
-      try {
-        await acts.unquiesce({ migrationId, plan, records: st.quiesced });
-        st.unquiesced = true;
-      } catch (err) {
-        if (wf.isCancellation(err)) throw err;
-        st.unquiesceFailed = failureMessage(err);
-        st.warnings.push(`the data is migrated, but restoring the source workloads failed: ${failureMessage(err)}; they are still scaled down`);
-      }
-    }
-    enter('cleanup');
-    try {
-      st.cleanup = await acts.cleanup({ migrationId, plan, namespace });
-      if (st.cleanup.remaining > 0) st.warnings.push(`cleanup left ${st.cleanup.remaining} transfer object(s) behind`);
-    } catch (err) {
-      if (wf.isCancellation(err)) throw err;
-      st.warnings.push(`the data is migrated, but cleanup of the transfer objects failed: ${failureMessage(err)}`);
-    }
-  }
+  const { st, main, reporter } = run;
+  setHandlers(run);
 
   try {
-    await main.run(migrate);
+    await main.run(() => migrate(run));
     st.status = 'succeeded';
     st.endedAt = now();
-    enter('succeeded');
+    run.enter('succeeded');
     await reporter.finish();
     return st;
   } catch (err) {
@@ -277,7 +66,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
     await wf.CancellationScope.nonCancellable(() => rollback(run, reason));
     st.status = 'rolled-back';
     st.endedAt = now();
-    enter('rolled-back');
+    run.enter('rolled-back');
     await reporter.finish();
     if (cancelled) throw err;
     const failedSteps = st.rollback!.steps.filter((s) => !s.ok);
@@ -289,5 +78,125 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
         (failedSteps.length > 0 ? `; rollback incomplete: ${failedSteps.map((s) => `${s.step}: ${s.message}`).join('; ')}` : ''),
       details: [st],
     });
+  }
+}
+
+/**
+ * The migration proper, its phases in order: prepare, stage passes, quiesce, final sync, then (committed)
+ * unquiesce and cleanup. Runs in the main scope: abort and cancellation stop it. The phases stay in this
+ * one function on purpose: each await of a helper's promise adds a microtask turn, and a turn more or
+ * less can reorder the parent report's signal against the next command when both resume in one activation.
+ */
+async function migrate(run: NamespaceRun): Promise<void> {
+  const { migrationId, plan, namespace, discovery, acts, ctx, st, pvcInfo } = run;
+  if (!st.prepared) {
+    run.enter('prepare');
+    st.touched = true;
+    if (wf.patched('setup-concurrent')) {
+      // The destination namespace and PVCs, and the endpoint (createEndpoint ensures the namespace
+      // itself), at the same time. Both settle before anything is thrown, so the PVCs
+      // prepareDestination reports are recorded (rollback deletes only those); a failed
+      // prepareDestination cancels the endpoint's wait.
+      const endpointScope = new wf.CancellationScope();
+      const [prepared, endpoint] = await Promise.allSettled([
+        acts.prepareDestination({ ...ctx, discovery }).then(
+          (created) => {
+            st.createdNamespace = created.createdNamespace;
+            st.createdPVCs = created.createdPVCs;
+          },
+          (err: unknown) => {
+            endpointScope.cancel();
+            throw err;
+          },
+        ),
+        endpointScope.run(() => acts.createEndpoint(ctx)),
+      ]);
+      if (prepared.status === 'rejected') throw prepared.reason;
+      if (endpoint.status === 'rejected') throw endpoint.reason;
+      st.address = endpoint.value;
+    } else {
+      const created = await acts.prepareDestination({ ...ctx, discovery });
+      st.createdNamespace = created.createdNamespace;
+      st.createdPVCs = created.createdPVCs;
+      st.address = await acts.createEndpoint(ctx);
+    }
+    await acts.createServer({ ...ctx, discovery, address: st.address });
+    await acts.probeConnectivity({ ...ctx, address: st.address });
+    st.prepared = true;
+  }
+
+  await stagePasses(run);
+
+  const checkWriters = plan.quiesce && wf.patched('q-writers');
+  const migrated = () => st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name);
+  if (plan.quiesce) {
+    if (checkWriters) {
+      // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
+      // stage phase: the applications are not touched yet (downtime starts with quiesce).
+      const again = await acts.discoverNamespace(ctx);
+      // A PVC the selection matches now but the migration did not discover (a StatefulSet scaled up
+      // during a warm migration) would be quiesced but never copied: stop before touching anything.
+      const added = again.pvcs.map((p) => p.name).filter((n) => !pvcInfo.has(n));
+      if (added.length > 0) throw newPVCsFailure(run, added);
+      run.quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
+      st.workloads = run.quiesceTargets.length;
+      const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
+      if (unmanaged.length > 0) st.unmanagedPods = unmanaged;
+      else delete st.unmanagedPods;
+      run.reporter.touch();
+      if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure(run, 'before quiesce', unmanaged);
+    }
+    run.enter('quiesce');
+    st.downtime = { startedAt: now() };
+    if (run.quiesceTargets.length > 0) {
+      // In a cancelled scope the call below schedules nothing: then the source was not touched.
+      st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
+      st.quiesced = await acts.quiesce({ migrationId, plan, workloads: run.quiesceTargets });
+      await acts.waitForQuiesced({ migrationId, plan, workloads: run.quiesceTargets });
+    }
+    if (checkWriters) {
+      const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete', retentionGuard: true });
+      if (before.deleted.length > 0) st.warnings.push(`deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): ${before.deleted.join(', ')}`);
+      if (before.pods.length > 0) {
+        st.unmanagedPods = before.pods;
+        throw writersFailure(run, 'after quiesce, before the final sync', before.pods);
+      }
+      delete st.unmanagedPods; // deleted ones are in the warnings
+    }
+  }
+  run.enter('final-sync');
+  await syncAll(run, true);
+  if (checkWriters) {
+    const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
+    if (after.pods.length > 0) {
+      st.unmanagedPods = after.pods;
+      throw writersFailure(run, 'the final sync is not trusted: right after it', after.pods);
+    }
+  }
+  st.finalSynced = true;
+  if (st.downtime) {
+    st.downtime.endedAt = now();
+    st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
+  }
+
+  // Committed: from here on, failures are warnings, not a rollback.
+  if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
+    run.enter('unquiesce');
+    try {
+      await acts.unquiesce({ migrationId, plan, records: st.quiesced });
+      st.unquiesced = true;
+    } catch (err) {
+      if (wf.isCancellation(err)) throw err;
+      st.unquiesceFailed = failureMessage(err);
+      st.warnings.push(`the data is migrated, but restoring the source workloads failed: ${failureMessage(err)}; they are still scaled down`);
+    }
+  }
+  run.enter('cleanup');
+  try {
+    st.cleanup = await acts.cleanup({ migrationId, plan, namespace });
+    if (st.cleanup.remaining > 0) st.warnings.push(`cleanup left ${st.cleanup.remaining} transfer object(s) behind`);
+  } catch (err) {
+    if (wf.isCancellation(err)) throw err;
+    st.warnings.push(`the data is migrated, but cleanup of the transfer objects failed: ${failureMessage(err)}`);
   }
 }
