@@ -3,10 +3,10 @@
  * export of this module is registered as a workflow type.
  *
  * - migrationWorkflow (./migration.ts): discovery, preflight, one namespaceWorkflow per namespace, images.
- * - namespaceWorkflow (./namespace.ts): prepare, stage passes, cutover, final sync, cleanup, rollback.
+ * - namespaceWorkflow (./namespace/): prepare, stage passes, cutover, final sync, cleanup, rollback.
  * - pvcTransferWorkflow (./pvc-transfer.ts): one sync of one PVC.
  *
- * Messages and ids: ./definitions.ts. State and summary shapes: ./state.ts. Activity options: ./activity-options.ts.
+ * Messages and ids: ./definitions.ts. State and summary shapes: ../core/state.ts. Activity options: ./activity-options.ts.
  */
 export { migrationWorkflow } from './migration';
 export { namespaceWorkflow } from './namespace';

@@ -1,0 +1,166 @@
+/**
+ * The syncs of a namespace workflow: one sync of one PVC (a pvcTransferWorkflow child), a PVC synced
+ * until it succeeds or the operator skips it, one sync of every PVC (bounded by Slots), and the stage
+ * passes that repeat it until cutover is due (or continue-as-new).
+ */
+import * as wf from '@temporalio/workflow';
+import { pvcWorkflowId } from '../definitions';
+import { describeFailure } from '../failures';
+import { pvcTransferWorkflow } from '../pvc-transfer';
+import { MAX_PVC_ERRORS, type PVCState, type SyncFailure } from '../../core/state';
+import { finalSyncConcurrency } from '../concurrency';
+import type { namespaceWorkflow } from './workflow';
+import { now, type NamespaceRun } from './run';
+import { Slots } from './slots';
+
+/** Seconds between stage passes while cutover is held back by a partial pass (at least). */
+const PARTIAL_RETRY_SECONDS = 60;
+
+/** One sync of one PVC; returns the failure when it failed (after the activity's retries). */
+export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): Promise<SyncFailure | undefined> {
+  const { info, pvcInfo, ctx, st, tuning } = run;
+  const pass = ++p.syncs;
+  const workflowId = pvcWorkflowId(info.workflowId, p.name, pass);
+  p.status = 'syncing';
+  p.running = { workflowId, pass, final, startedAt: now() };
+  try {
+    const r = await wf.executeChild(pvcTransferWorkflow, {
+      workflowId,
+      args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass }, tuning],
+    });
+    p.lastSync = {
+      pass,
+      final,
+      outcome: r.outcome,
+      exitCode: r.exitCode,
+      bytesSent: r.bytesSent ?? 0,
+      ...(r.totalFileSize !== undefined ? { totalFileSize: r.totalFileSize } : {}),
+      ...(r.filesTransferred !== undefined ? { filesTransferred: r.filesTransferred } : {}),
+      ...(r.numberOfFiles !== undefined ? { numberOfFiles: r.numberOfFiles } : {}),
+      ...(r.failedFiles?.length ? { failedFiles: r.failedFiles } : {}),
+      message: r.message,
+      durationSeconds: r.durationSeconds,
+      finishedAt: now(),
+    };
+    p.bytesSent += r.bytesSent ?? 0;
+    if (final) p.status = 'done';
+    else {
+      p.status = 'synced';
+      p.stageSyncsDone++;
+    }
+    return undefined;
+  } catch (err) {
+    // Our own cancellation (abort, workflow cancelled): stop. A sync cancelled by someone else
+    // (e.g. from the UI) is just a failed sync.
+    if (wf.isCancellation(err) && wf.CancellationScope.current().consideredCancelled) {
+      p.status = 'cancelled';
+      throw err;
+    }
+    const failure: SyncFailure = { pass, final, ...describeFailure(err), at: now() };
+    p.errors.push(failure);
+    if (p.errors.length > MAX_PVC_ERRORS) p.errors.splice(0, p.errors.length - MAX_PVC_ERRORS);
+    return failure;
+  } finally {
+    delete p.running;
+  }
+}
+
+/** Syncs one PVC until it succeeds or the operator skips it (abort cancels the main scope). */
+export async function syncUntilSettled(run: NamespaceRun, p: PVCState, final: boolean, slots: Slots): Promise<void> {
+  const { st, reporter, decisions } = run;
+  for (;;) {
+    await slots.acquire();
+    let failure: SyncFailure | undefined;
+    try {
+      failure = await syncOnce(run, p, final);
+    } finally {
+      slots.release();
+    }
+    if (!failure) return;
+    p.status = 'failed';
+    wf.log.warn('PVC sync failed; waiting for the operator', { namespace: st.source, pvc: p.name, pass: failure.pass, error: failure.message });
+    reporter.touch();
+    await wf.condition(() => decisions.has(p.name));
+    const d = decisions.get(p.name)!;
+    decisions.delete(p.name);
+    p.decisions.push({ action: d.action, at: now() });
+    reporter.touch();
+    if (d.action === 'skip') {
+      p.status = 'skipped';
+      return;
+    }
+    p.status = 'pending'; // retry: waits for a slot like any other sync
+  }
+}
+
+/** One sync of every PVC not skipped: at most plan.concurrency at once, or finalSyncConcurrency(plan) for the final sync. */
+export async function syncAll(run: NamespaceRun, final: boolean): Promise<void> {
+  const { plan, st } = run;
+  // The final sync runs more PVCs at once (plan finalConcurrency): each is only a delta by then.
+  const slots = new Slots(final && wf.patched('final-concurrency') ? finalSyncConcurrency(plan) : plan.concurrency);
+  const targets = st.pvcs.filter((p) => p.status !== 'skipped');
+  // allSettled, not all: on abort every running sync must have stopped before rollback starts.
+  const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(run, p, final, slots)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
+ * Stage passes (phase `stage`, then `ready-for-cutover` in manual mode) until cutover is due: at least
+ * plan.stagePasses, plan.stageIntervalSeconds apart, and in manual mode until the operator's cutover; a
+ * partial last pass holds cutover back (patch `d-partial-stage`). Continues as new after
+ * tuning.stagePassesPerRun passes of this run or when the history grows long.
+ */
+export async function stagePasses(run: NamespaceRun): Promise<void> {
+  const { plan, st, reporter, migrationId, tuning, input } = run;
+  const manual = plan.cutover === 'manual';
+  const minimumDone = () => st.stagePassesDone >= plan.stagePasses;
+  const wouldCut = () => minimumDone() && (!manual || st.cutoverRequested);
+  // A partial last pass holds cutover back unless the operator forced it.
+  const heldBack = () => st.cutoverForcedAt === undefined && run.partialPVCs().length > 0;
+  const cutNow = () => wouldCut() && !heldBack();
+  let passesThisRun = 0;
+  if (st.phase !== 'stage' && st.phase !== 'ready-for-cutover') run.enter('stage');
+  for (;;) {
+    if (manual && minimumDone() && st.phase === 'stage' && run.partialPVCs().length === 0) run.enter('ready-for-cutover');
+    if (cutNow()) {
+      if (st.cutoverBlocked) {
+        delete st.cutoverBlocked;
+        reporter.touch();
+      }
+      return;
+    }
+    let pause = plan.stageIntervalSeconds;
+    if (run.gatePartial && wouldCut() && heldBack()) {
+      // Cutover is due but would take the applications down for a final sync that fails: wait for
+      // a clean pass (another stage pass after a pause, so the operator can fix the cause) or for
+      // `ferry cutover --force`.
+      const partial = run.partialPVCs();
+      const reason =
+        `cutover held back: the last stage pass was partial for ${partial.map((p) => p.name).join(', ')} — ${run.partialReason(partial)}. ` +
+        `Fix the cause (another stage pass runs every ${Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS)} s and cutover follows a clean one), or force it: ferry cutover ${migrationId} --namespace ${st.source} --force`;
+      if (st.cutoverBlocked?.reason !== reason) {
+        st.cutoverBlocked = { pvcs: partial.map((p) => p.name), reason, since: st.cutoverBlocked?.since ?? now() };
+        wf.log.warn('cutover held back by a partial stage pass', { namespace: st.source, pvcs: st.cutoverBlocked.pvcs });
+        reporter.touch();
+      }
+      pause = Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS);
+    }
+    if (st.stagePassesDone > 0 && pause > 0) {
+      // The pause between passes; in manual mode the operator's cutover ends it early.
+      if (await wf.condition(cutNow, pause * 1000)) continue;
+    }
+    await syncAll(run, false);
+    st.stagePassesDone++;
+    passesThisRun++;
+    reporter.touch();
+    const perRun = tuning?.stagePassesPerRun;
+    const eventBound = tuning?.continueAsNewAfterEvents;
+    const longHistory = wf.workflowInfo().continueAsNewSuggested || (eventBound !== undefined && wf.workflowInfo().historyLength >= eventBound);
+    if (!cutNow() && ((perRun !== undefined && passesThisRun >= perRun) || longHistory)) {
+      await reporter.drained();
+      await wf.condition(wf.allHandlersFinished);
+      await wf.continueAsNew<typeof namespaceWorkflow>({ ...input, resume: st });
+    }
+  }
+}

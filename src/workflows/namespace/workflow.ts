@@ -1,0 +1,202 @@
+/**
+ * namespaceWorkflow: the migration of one namespace's PVCs.
+ *
+ *   prepareDestination ∥ createEndpoint → createServer → probeConnectivity
+ *   → stage passes (every PVC synced while the applications run; at most plan.concurrency at once;
+ *     plan.stageIntervalSeconds between passes; with cutover 'manual' the passes go on until the
+ *     operator's `cutover` update)
+ *   → quiesce → waitForQuiesced → final sync of every PVC → unquiesce (unless keepSourceQuiesced)
+ *   → cleanup.
+ *
+ * With quiesce (patch `q-writers`): discoverNamespace again right before quiesce (workloads created
+ * during a long warm migration are quiesced too; pods Ferry cannot stop fail the namespace unless the
+ * plan says `unmanagedPods: delete`; PVCs the selection matches that the migration did not discover
+ * fail it too, before quiesce), and checkSourceWriters right before the final sync (deleting
+ * those pods with `unmanagedPods: delete`) and right after it: while any pod other than Ferry's mounts
+ * a source PVC the final sync does not start, and a final sync such a pod overlapped is not trusted;
+ * either way the namespace rolls back (source restored) with the pods' names. waitForQuiesced and the
+ * check before the final sync also fail when a quiesced StatefulSet's retention policy deletes PVCs
+ * again.
+ *
+ * A PVC whose sync still fails after the activity's retries does not stop the others: it is marked
+ * `failed` and waits for the operator's `decide` update — retry (sync it again), skip (leave it out of
+ * the rest of the migration) or abort (roll the namespace back).
+ *
+ * Rollback (abort, cancellation, any other failure before the copy is complete) runs in a
+ * non-cancellable scope, after every running activity and sync has stopped: unquiesce what was
+ * quiesced (from this workflow's records), cleanup (every transfer object), and, when the plan asks,
+ * delete the destination PVCs Ferry created. The workflow then fails with FerryRolledBack (details[0]:
+ * the final NamespaceState), or ends cancelled when it was cancelled.
+ *
+ * Once the final sync is complete the copy is committed: later failures (unquiesce, cleanup) become
+ * warnings instead of a rollback that would throw a finished copy away.
+ */
+import * as wf from '@temporalio/workflow';
+import { WorkflowFailureType } from '../definitions';
+import { failureMessage } from '../failures';
+import { secondsBetween, type NamespaceState } from '../../core/state';
+import { setHandlers } from './handlers';
+import { rollback } from './rollback';
+import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
+import { stagePasses, syncAll } from './syncs';
+import { mergeWorkloads, newPVCsFailure, writersFailure } from './writers';
+
+/** Migrates one namespace (see above); returns its final NamespaceState, or throws FerryRolledBack. */
+export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
+  const run = new NamespaceRun(input);
+  const { st, main, reporter } = run;
+  setHandlers(run);
+
+  try {
+    await main.run(() => migrate(run));
+    st.status = 'succeeded';
+    st.endedAt = now();
+    run.enter('succeeded');
+    await reporter.finish();
+    return st;
+  } catch (err) {
+    if (err instanceof wf.ContinueAsNew) throw err;
+    const cancelled = wf.isCancellation(err) && !run.abortedBy;
+    const reason = run.abortedBy
+      ? `aborted by the operator after PVC ${run.abortedBy.pvc} failed`
+      : cancelled
+        ? 'the migration was cancelled'
+        : `failed in phase ${st.phase}: ${failureMessage(err)}`;
+    wf.log.warn('rolling back namespace', { namespace: st.source, reason });
+    await wf.CancellationScope.nonCancellable(() => rollback(run, reason));
+    st.status = 'rolled-back';
+    st.endedAt = now();
+    run.enter('rolled-back');
+    await reporter.finish();
+    if (cancelled) throw err;
+    const failedSteps = st.rollback!.steps.filter((s) => !s.ok);
+    throw wf.ApplicationFailure.create({
+      type: WorkflowFailureType.RolledBack,
+      nonRetryable: true,
+      message:
+        `namespace ${st.source} rolled back: ${reason}` +
+        (failedSteps.length > 0 ? `; rollback incomplete: ${failedSteps.map((s) => `${s.step}: ${s.message}`).join('; ')}` : ''),
+      details: [st],
+    });
+  }
+}
+
+/**
+ * The migration proper, its phases in order: prepare, stage passes, quiesce, final sync, then (committed)
+ * unquiesce and cleanup. Runs in the main scope: abort and cancellation stop it. The phases stay in this
+ * one function on purpose: each await of a helper's promise adds a microtask turn, and a turn more or
+ * less can reorder the parent report's signal against the next command when both resume in one activation.
+ */
+async function migrate(run: NamespaceRun): Promise<void> {
+  const { migrationId, plan, namespace, discovery, acts, ctx, st, pvcInfo } = run;
+  if (!st.prepared) {
+    run.enter('prepare');
+    st.touched = true;
+    if (wf.patched('setup-concurrent')) {
+      // The destination namespace and PVCs, and the endpoint (createEndpoint ensures the namespace
+      // itself), at the same time. Both settle before anything is thrown, so the PVCs
+      // prepareDestination reports are recorded (rollback deletes only those); a failed
+      // prepareDestination cancels the endpoint's wait.
+      const endpointScope = new wf.CancellationScope();
+      const [prepared, endpoint] = await Promise.allSettled([
+        acts.prepareDestination({ ...ctx, discovery }).then(
+          (created) => {
+            st.createdNamespace = created.createdNamespace;
+            st.createdPVCs = created.createdPVCs;
+          },
+          (err: unknown) => {
+            endpointScope.cancel();
+            throw err;
+          },
+        ),
+        endpointScope.run(() => acts.createEndpoint(ctx)),
+      ]);
+      if (prepared.status === 'rejected') throw prepared.reason;
+      if (endpoint.status === 'rejected') throw endpoint.reason;
+      st.address = endpoint.value;
+    } else {
+      const created = await acts.prepareDestination({ ...ctx, discovery });
+      st.createdNamespace = created.createdNamespace;
+      st.createdPVCs = created.createdPVCs;
+      st.address = await acts.createEndpoint(ctx);
+    }
+    await acts.createServer({ ...ctx, discovery, address: st.address });
+    await acts.probeConnectivity({ ...ctx, address: st.address });
+    st.prepared = true;
+  }
+
+  await stagePasses(run);
+
+  const checkWriters = plan.quiesce && wf.patched('q-writers');
+  const migrated = () => st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name);
+  if (plan.quiesce) {
+    if (checkWriters) {
+      // Workloads created since discovery (a long warm migration) are quiesced too. Still in the
+      // stage phase: the applications are not touched yet (downtime starts with quiesce).
+      const again = await acts.discoverNamespace(ctx);
+      // A PVC the selection matches now but the migration did not discover (a StatefulSet scaled up
+      // during a warm migration) would be quiesced but never copied: stop before touching anything.
+      const added = again.pvcs.map((p) => p.name).filter((n) => !pvcInfo.has(n));
+      if (added.length > 0) throw newPVCsFailure(run, added);
+      run.quiesceTargets = mergeWorkloads(discovery.workloads, again.workloads);
+      st.workloads = run.quiesceTargets.length;
+      const unmanaged = (again.unmanagedPods ?? []).filter((u) => u.pvcs.some((c) => pvcInfo.has(c)));
+      if (unmanaged.length > 0) st.unmanagedPods = unmanaged;
+      else delete st.unmanagedPods;
+      run.reporter.touch();
+      if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure(run, 'before quiesce', unmanaged);
+    }
+    run.enter('quiesce');
+    st.downtime = { startedAt: now() };
+    if (run.quiesceTargets.length > 0) {
+      // In a cancelled scope the call below schedules nothing: then the source was not touched.
+      st.quiesceStarted = !wf.CancellationScope.current().consideredCancelled;
+      st.quiesced = await acts.quiesce({ migrationId, plan, workloads: run.quiesceTargets });
+      await acts.waitForQuiesced({ migrationId, plan, workloads: run.quiesceTargets });
+    }
+    if (checkWriters) {
+      const before = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: plan.unmanagedPods === 'delete', retentionGuard: true });
+      if (before.deleted.length > 0) st.warnings.push(`deleted pods Ferry cannot quiesce before the final sync (unmanagedPods: delete): ${before.deleted.join(', ')}`);
+      if (before.pods.length > 0) {
+        st.unmanagedPods = before.pods;
+        throw writersFailure(run, 'after quiesce, before the final sync', before.pods);
+      }
+      delete st.unmanagedPods; // deleted ones are in the warnings
+    }
+  }
+  run.enter('final-sync');
+  await syncAll(run, true);
+  if (checkWriters) {
+    const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
+    if (after.pods.length > 0) {
+      st.unmanagedPods = after.pods;
+      throw writersFailure(run, 'the final sync is not trusted: right after it', after.pods);
+    }
+  }
+  st.finalSynced = true;
+  if (st.downtime) {
+    st.downtime.endedAt = now();
+    st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
+  }
+
+  // Committed: from here on, failures are warnings, not a rollback.
+  if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
+    run.enter('unquiesce');
+    try {
+      await acts.unquiesce({ migrationId, plan, records: st.quiesced });
+      st.unquiesced = true;
+    } catch (err) {
+      if (wf.isCancellation(err)) throw err;
+      st.unquiesceFailed = failureMessage(err);
+      st.warnings.push(`the data is migrated, but restoring the source workloads failed: ${failureMessage(err)}; they are still scaled down`);
+    }
+  }
+  run.enter('cleanup');
+  try {
+    st.cleanup = await acts.cleanup({ migrationId, plan, namespace });
+    if (st.cleanup.remaining > 0) st.warnings.push(`cleanup left ${st.cleanup.remaining} transfer object(s) behind`);
+  } catch (err) {
+    if (wf.isCancellation(err)) throw err;
+    st.warnings.push(`the data is migrated, but cleanup of the transfer objects failed: ${failureMessage(err)}`);
+  }
+}
