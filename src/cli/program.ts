@@ -9,7 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadPlanFile, PlanValidationError } from '../plan/load';
 import { planFromFlags, type PlanFlags } from '../plan/flags';
 import type { MigrationPlan } from '../plan/schema';
-import { cleanupMigrationById, renderCleanup, renderSweep, sweep, type ClustersFor } from './cleanup';
+import { cleanupMigrationById, renderCleanup, renderSweep, storedPlan, sweep, type ClustersFor } from './cleanup';
 import { CliError, EXIT, EXIT_CODES_HELP } from './exit-codes';
 import { follow } from './follow';
 import { checkPlanKubeconfigs } from './local-checks';
@@ -39,6 +39,8 @@ export interface CliIO {
   interrupt?: AbortSignal;
   /** The clusters of a plan for `ferry cleanup` (default: Kubernetes clients from the plan's kubeconfig and contexts). */
   clustersFor?: ClustersFor;
+  /** Kubernetes clients of a plan's clusters for `ferry verify` (tests); default: from its kubeconfigs. */
+  kubeClientsFor?: import('./verify').KubeClientsFor;
 }
 
 type Output = 'human' | 'json';
@@ -415,6 +417,29 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         else out(renderCleanup(outcome));
         setExit(EXIT.OK);
       });
+    });
+
+  program
+    .command('verify')
+    .description("compare every PVC a migration cut over with its source: a manifest of each tree (types, modes, sizes, links, hard links, sparseness, mtimes; owners in preserve-ownership mode), read by a pod on each side; exit 1 on a difference")
+    .argument('<id>', 'migration id')
+    .option('-f, --file <plan>', "the migration's plan (default: the plan stored in its workflow)")
+    .option('--hashes', 'compare the content of every file too (sha256; reads every byte on both sides)')
+    .addOption(outputOption())
+    .action(async (id: string, o: { file?: string; hashes?: boolean; output: Output }) => {
+      const { verifyMigration, renderVerify } = await import('./verify');
+      const { KubeClient } = await import('../k8s/client');
+      const clientsFor =
+        io.kubeClientsFor ??
+        ((p: MigrationPlan) => ({
+          source: KubeClient.fromOptions({ kubeconfig: p.source.kubeconfig, context: p.source.context }, io.env),
+          destination: KubeClient.fromOptions({ kubeconfig: p.destination.kubeconfig, context: p.destination.context }, io.env),
+        }));
+      const plan = o.file !== undefined ? loadPlanFile(o.file) : await withSession((session) => storedPlan(session, id));
+      const outcome = await verifyMigration(id, plan, clientsFor(plan), { hashes: o.hashes === true });
+      if (o.output === 'json') json(outcome);
+      else out(renderVerify(outcome));
+      setExit(outcome.identical ? EXIT.OK : EXIT.MIGRATION_FAILED);
     });
 
   program

@@ -1,0 +1,248 @@
+/**
+ * Post-copy verification: the manifest of the tree in a PVC, computed in a pod on each side and
+ * compared entry by entry (plan `verify: manifest`, `ferry verify ID`). Pure: the pod, the script,
+ * the parser and the comparison; migration/verify.ts runs them.
+ *
+ * An entry: path, type (find's %y: f d l p s b c), permission bits, uid, gid, size (not for
+ * directories, whose size depends on the file system's history), link target, sparse (allocated
+ * bytes < size), mtime (whole seconds, rsync -t keeps them; not for directories, which the final
+ * sync's deletions may touch, nor symlinks), hard-link group (the first path of the inode's links, in
+ * byte order), content sha256 (regular files, when asked). lost+found and Ferry's partial directory
+ * are skipped. Not yet: xattrs and ACLs (the transfer image has no getfattr/getfacl; the entry's
+ * fields are `-`).
+ *
+ * Transport: the script writes the manifest into the pod and prints one summary line (entries and
+ * the manifest's sha256); identical digests mean identical trees, and only then is nothing more read.
+ * Otherwise the manifest is read with `cat` through exec (not the log: kubelets rotate container
+ * logs at 10 MiB by default). Records are NUL-delimited so that any file name survives.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { WorkloadIdentity } from '../core/types';
+import { containerSecurityContext, podSecurityContext } from './pods/security';
+
+/** Where the manifest is written inside the manifest pod. */
+export const MANIFEST_FILE = '/tmp/ferry-manifest';
+/** Where the PVC is mounted (read-only) in the manifest pod. */
+export const MANIFEST_MOUNT = '/data';
+/** The summary line's prefix. */
+export const MANIFEST_SUMMARY_PREFIX = 'ferry-manifest:';
+
+/** What a manifest records besides the tree's shape. */
+export interface ManifestOptions {
+  /** Content sha256 of every regular file (reads every byte). */
+  hashes: boolean;
+}
+
+/**
+ * The manifest pod's script. Output file: one record per entry, `path NUL link NUL fields \n` with
+ * fields `type mode uid gid size allocated mtime inode xattrs acl` (tab-separated); then, with hashes,
+ * `hash NUL path NUL` records after a line `--hashes--`. Prints `ferry-manifest: entries=N sha256=H`
+ * and then waits (up to 1 h) for Ferry to read the file and delete the pod.
+ */
+export function manifestScript(o: ManifestOptions, where: { dir?: string; file?: string; wait?: boolean } = {}): string {
+  const prune = "\\( -path ./lost+found -o -name '.ferry-partial*' \\) -prune -o";
+  return [
+    'set -euo pipefail',
+    `cd ${where.dir ?? MANIFEST_MOUNT}`,
+    `out=${where.file ?? MANIFEST_FILE}`,
+    // the listing Ferry parses: path NUL link NUL fields NL (inode last: it names hard-link groups)
+    `find . -mindepth 1 ${prune} -printf '%p\\0%l\\0%y\\t%m\\t%U\\t%G\\t%s\\t%b\\t%T@\\t%i\\t-\\t-\\n' > "$out"`,
+    ...(o.hashes ? [`printf -- '--hashes--\\n' >> "$out"`, `find . -mindepth 1 ${prune} -type f -print0 | xargs -0 -r sha256sum -z | sed -z 's/  /\\x00/' >> "$out"`] : []),
+    // the digest: one NUL-terminated record per entry, sorted, without what differs between two
+    // volumes holding the same tree (inode numbers; a directory's size, blocks and mtime; a symlink's
+    // mode and mtime); blocks stay
+    // (sparseness), so trees on different file systems may differ here and are then compared in full
+    `{ find . -mindepth 1 ${prune} -type d -printf 'd\\t%m\\t%U\\t%G\\t%p\\0'; find . -mindepth 1 ${prune} -type l -printf 'l\\t%U\\t%G\\t%n\\t%l\\t%p\\0';`,
+    `  find . -mindepth 1 ${prune} ! -type d ! -type l -printf '%y\\t%m\\t%U\\t%G\\t%s\\t%b\\t%Ts\\t%n\\t%p\\0';`,
+    ...(o.hashes ? [`  find . -mindepth 1 ${prune} -type f -print0 | xargs -0 -r sha256sum -z;`] : []),
+    `} | LC_ALL=C sort -z > "$out.canonical"`,
+    `n=$(find . -mindepth 1 ${prune} -printf x | wc -c)`,
+    `d=$(sha256sum < "$out.canonical" | cut -c1-64)`,
+    `echo "${MANIFEST_SUMMARY_PREFIX} entries=$n sha256=$d"`,
+    ...(where.wait === false ? [] : ['sleep 3600 & wait']),
+  ].join('\n');
+}
+
+/** Options of `buildManifestPod`. */
+export interface ManifestPodOptions extends ManifestOptions {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  pvcName: string;
+  image: string;
+  imagePullPolicy?: string;
+  /** Root (preserve-ownership mode: reads every file) or the workload's identity (restricted). */
+  root: boolean;
+  identity?: WorkloadIdentity;
+}
+
+/** The manifest pod: the transfer image, the PVC read-only, restricted unless `root`. Pure. */
+export function buildManifestPod(o: ManifestPodOptions): V1Pod {
+  const mode = o.root ? 'preserve-ownership' : 'restricted';
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: o.name, namespace: o.namespace, labels: o.labels },
+    spec: {
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 1,
+      activeDeadlineSeconds: 3 * 3600,
+      securityContext: podSecurityContext(mode, o.identity),
+      containers: [
+        {
+          name: 'manifest',
+          image: o.image,
+          ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}),
+          command: ['/bin/bash', '-c', manifestScript(o)],
+          securityContext: containerSecurityContext(mode, true),
+          volumeMounts: [
+            { name: 'data', mountPath: MANIFEST_MOUNT, readOnly: true },
+            { name: 'tmp', mountPath: '/tmp' },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'data', persistentVolumeClaim: { claimName: o.pvcName, readOnly: true } },
+        { name: 'tmp', emptyDir: {} },
+      ],
+    },
+  };
+}
+
+/** Parses the summary line of a manifest pod's log; undefined before it is printed. */
+export function parseManifestSummary(log: string): { entries: number; sha256: string } | undefined {
+  const m = new RegExp(`${MANIFEST_SUMMARY_PREFIX} entries=(\\d+) sha256=([0-9a-f]{64})`).exec(log);
+  return m ? { entries: Number(m[1]), sha256: m[2]! } : undefined;
+}
+
+/** One entry of a manifest. */
+export interface ManifestEntry {
+  path: string;
+  type: string;
+  mode: string;
+  uid: string;
+  gid: string;
+  /** Bytes; undefined for directories. */
+  size?: number;
+  link: string;
+  sparse: boolean;
+  /** Whole seconds; undefined for directories and symlinks. */
+  mtime?: number;
+  /** First path of the entry's hard links (byte order), undefined for a single link. */
+  linkGroup?: string;
+  sha256?: string;
+  xattrs: string;
+  acl: string;
+}
+
+/** Pure: the entries of a manifest file (see manifestScript), sorted by path (byte order). */
+export function parseManifest(text: string): ManifestEntry[] {
+  const [list, hashes] = splitOnce(text, '--hashes--\n');
+  const entries: (ManifestEntry & { inode: string })[] = [];
+  let i = 0;
+  while (i < list.length) {
+    const a = list.indexOf('\0', i);
+    const b = a < 0 ? -1 : list.indexOf('\0', a + 1);
+    const c = b < 0 ? -1 : list.indexOf('\n', b + 1);
+    if (c < 0) break;
+    const path = list.slice(i, a).replace(/^\.\//, '');
+    const link = list.slice(a + 1, b);
+    const [type = '?', mode = '', uid = '', gid = '', size = '0', blocks = '0', mtime = '0', inode = '', xattrs = '-', acl = '-'] = list.slice(b + 1, c).split('\t');
+    const bytes = Number(size);
+    entries.push({
+      path,
+      type,
+      mode,
+      uid,
+      gid,
+      ...(type !== 'd' ? { size: bytes } : {}),
+      link,
+      sparse: type === 'f' && Number(blocks) * 512 < bytes,
+      ...(type !== 'd' && type !== 'l' ? { mtime: Math.floor(Number(mtime)) } : {}),
+      xattrs,
+      acl,
+      inode,
+    });
+    i = c + 1;
+  }
+  const sums = new Map<string, string>();
+  if (hashes) {
+    const parts = hashes.split('\0');
+    for (let k = 0; k + 1 < parts.length; k += 2) sums.set(parts[k + 1]!.replace(/^\.\//, ''), parts[k]!);
+  }
+  entries.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  const firstOfInode = new Map<string, string>();
+  const linksOfInode = new Map<string, number>();
+  for (const e of entries) {
+    if (e.type === 'd') continue;
+    if (!firstOfInode.has(e.inode)) firstOfInode.set(e.inode, e.path);
+    linksOfInode.set(e.inode, (linksOfInode.get(e.inode) ?? 0) + 1);
+  }
+  return entries.map(({ inode, ...e }) => ({
+    ...e,
+    ...(e.type !== 'd' && (linksOfInode.get(inode) ?? 0) > 1 ? { linkGroup: firstOfInode.get(inode)! } : {}),
+    ...(sums.has(e.path) ? { sha256: sums.get(e.path)! } : {}),
+  }));
+}
+
+function splitOnce(s: string, sep: string): [string, string | undefined] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+/** The kinds of difference verification reports. */
+export type DifferenceKind = 'missing' | 'extra' | 'type' | 'mode' | 'owner' | 'size' | 'content' | 'link' | 'hardlink' | 'sparse' | 'mtime' | 'xattrs' | 'acl';
+
+/** One difference between the source and the destination tree. */
+export interface ManifestDifference {
+  kind: DifferenceKind;
+  path: string;
+  /** "source value -> destination value", when both sides have the entry. */
+  detail?: string;
+}
+
+/** What to compare besides the tree's shape and sizes. */
+export interface CompareOptions {
+  /** Owners are compared (preserve-ownership mode; restricted mode re-owns files). */
+  owners: boolean;
+  /** ACLs and xattrs are compared (preserve-ownership mode with acls/xattrs kept). */
+  metadata: boolean;
+}
+
+/** Pure: the differences between two manifests, in path order. */
+export function compareManifests(source: readonly ManifestEntry[], destination: readonly ManifestEntry[], o: CompareOptions): ManifestDifference[] {
+  const dst = new Map(destination.map((e) => [e.path, e]));
+  const out: ManifestDifference[] = [];
+  const seen = new Set<string>();
+  for (const s of source) {
+    seen.add(s.path);
+    const d = dst.get(s.path);
+    if (!d) {
+      out.push({ kind: 'missing', path: s.path });
+      continue;
+    }
+    const diff = (kind: DifferenceKind, a: unknown, b: unknown) => {
+      if (a !== b) out.push({ kind, path: s.path, detail: `${String(a ?? '-')} -> ${String(b ?? '-')}` });
+    };
+    if (s.type !== d.type) {
+      diff('type', s.type, d.type);
+      continue;
+    }
+    diff('mode', s.mode, d.mode);
+    if (o.owners) diff('owner', `${s.uid}:${s.gid}`, `${d.uid}:${d.gid}`);
+    if (s.type !== 'l') diff('size', s.size, d.size); // a symlink's size is its target's length: see link
+    if (s.sha256 !== undefined && d.sha256 !== undefined) diff('content', s.sha256, d.sha256);
+    diff('link', s.link, d.link);
+    diff('hardlink', s.linkGroup, d.linkGroup);
+    diff('sparse', s.sparse, d.sparse);
+    diff('mtime', s.mtime, d.mtime);
+    if (o.metadata) {
+      diff('xattrs', s.xattrs, d.xattrs);
+      diff('acl', s.acl, d.acl);
+    }
+  }
+  for (const d of destination) if (!seen.has(d.path)) out.push({ kind: 'extra', path: d.path });
+  return out.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+}

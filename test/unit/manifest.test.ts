@@ -1,0 +1,104 @@
+/**
+ * Post-copy verification's manifest (src/statetransfer/manifest.ts): the real script run by bash on
+ * real trees (hard links, symlinks, sparse files, odd names), parsed and compared; a planted
+ * difference of each kind is found.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compareManifests, manifestScript, parseManifest, parseManifestSummary } from '../../src/statetransfer/manifest';
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ferry-manifest-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function tree(name: string): string {
+  const d = join(work, name);
+  mkdirSync(join(d, 'sub/deep'), { recursive: true });
+  mkdirSync(join(d, 'lost+found'));
+  writeFileSync(join(d, 'lost+found/ignored'), 'x');
+  writeFileSync(join(d, 'a.txt'), 'hello\n');
+  writeFileSync(join(d, 'sub/deep/b.bin'), Buffer.alloc(10000, 7));
+  linkSync(join(d, 'a.txt'), join(d, 'sub/a-link'));
+  symlinkSync('../a.txt', join(d, 'sub/sym'));
+  writeFileSync(join(d, 'tab\tand\nnewline name'), 'odd');
+  writeFileSync(join(d, 'sparse'), '');
+  truncateSync(join(d, 'sparse'), 8 * 1024 * 1024);
+  for (const f of ['a.txt', 'sub/deep/b.bin', 'tab\tand\nnewline name', 'sparse']) utimesSync(join(d, f), 1_700_000_000, 1_700_000_000);
+  return d;
+}
+
+function manifest(dir: string, hashes = true) {
+  const file = join(work, `${dir.split('/').pop()}.manifest`);
+  const r = spawnSync('bash', ['-c', manifestScript({ hashes }, { dir, file, wait: false })], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  return { summary: parseManifestSummary(r.stdout)!, entries: parseManifest(readFileSync(file, 'utf8')) };
+}
+
+describe('manifest', () => {
+  it('records every entry with its type, links, sparseness and content hash; lost+found is skipped', () => {
+    const { summary, entries } = manifest(tree('one'));
+    const by = new Map(entries.map((e) => [e.path, e]));
+    expect([...by.keys()]).toEqual(['a.txt', 'sparse', 'sub', 'sub/a-link', 'sub/deep', 'sub/deep/b.bin', 'sub/sym', 'tab\tand\nnewline name']);
+    expect(summary.entries).toBe(8);
+    expect(by.get('a.txt')).toMatchObject({ type: 'f', size: 6, linkGroup: 'a.txt', mtime: 1_700_000_000, sha256: '5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03' });
+    expect(by.get('sub/a-link')).toMatchObject({ linkGroup: 'a.txt' });
+    expect(by.get('sub/sym')).toMatchObject({ type: 'l', link: '../a.txt' });
+    expect(by.get('sparse')).toMatchObject({ sparse: true, size: 8 * 1024 * 1024 });
+    expect(by.get('sub/deep/b.bin')).toMatchObject({ sparse: false });
+    expect(by.get('sub/deep/b.bin')!.linkGroup).toBeUndefined();
+    expect(by.get('sub')!.size).toBeUndefined();
+  });
+
+  it('identical trees have the same digest and no differences', () => {
+    const a = manifest(tree('two-a'));
+    const b = manifest(tree('two-b'));
+    expect(compareManifests(a.entries, b.entries, { owners: true, metadata: true })).toEqual([]);
+    expect(a.summary.sha256).toBe(b.summary.sha256);
+  });
+
+  it('finds a planted difference of each kind', () => {
+    const src = tree('three-src');
+    const dst = tree('three-dst');
+    writeFileSync(join(dst, 'sub/deep/b.bin'), Buffer.alloc(10000, 8)); // same size, other content
+    utimesSync(join(dst, 'sub/deep/b.bin'), 1_700_000_000, 1_700_000_000);
+    chmodSync(join(dst, 'sub/deep/b.bin'), 0o600);
+    rmSync(join(dst, 'sub/a-link')); // a copy instead of a hard link
+    writeFileSync(join(dst, 'sub/a-link'), 'hello\n');
+    utimesSync(join(dst, 'sub/a-link'), 1_700_000_000, 1_700_000_000);
+    rmSync(join(dst, 'sub/sym'));
+    symlinkSync('elsewhere', join(dst, 'sub/sym'));
+    writeFileSync(join(dst, 'extra'), '');
+    rmSync(join(dst, 'tab\tand\nnewline name'));
+    writeFileSync(join(dst, 'sparse'), Buffer.alloc(8 * 1024 * 1024));
+    utimesSync(join(dst, 'sparse'), 1_700_000_000, 1_700_000_000);
+    const a = manifest(src);
+    const b = manifest(dst);
+    expect(a.summary.sha256).not.toBe(b.summary.sha256);
+    const diffs = compareManifests(a.entries, b.entries, { owners: false, metadata: false });
+    expect(diffs.map((d) => `${d.kind} ${d.path}`)).toEqual([
+      'hardlink a.txt',
+      'extra extra',
+      'sparse sparse',
+      'hardlink sub/a-link',
+      'mode sub/deep/b.bin',
+      'content sub/deep/b.bin',
+      'link sub/sym',
+      'missing tab\tand\nnewline name',
+    ]);
+    expect(diffs.find((d) => d.kind === 'mode')!.detail).toBe('644 -> 600');
+  });
+
+  it('without hashes, content is not compared but sizes are', () => {
+    const src = tree('four-src');
+    const dst = tree('four-dst');
+    writeFileSync(join(dst, 'a.txt'), 'hello, world\n');
+    utimesSync(join(dst, 'a.txt'), 1_700_000_000, 1_700_000_000);
+    const diffs = compareManifests(manifest(src, false).entries, manifest(dst, false).entries, { owners: false, metadata: false });
+    expect(diffs.map((d) => d.kind)).toContain('size');
+    expect(diffs.map((d) => d.kind)).not.toContain('content');
+  });
+});
