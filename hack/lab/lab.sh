@@ -3,9 +3,10 @@
 # machine, with LoadBalancer IPs, dynamically provisioned size-limited volumes and an image
 # registry each.
 #
-#   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached) and
-#                            images (cached), start control planes, nodes, registries and the
-#                            lab controllers, push the images; idempotent (a running lab is kept)
+#   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached), the CSI
+#                            stack (cached) and images (cached), start control planes, nodes,
+#                            registries, the lab controllers and the CSI stack (csi.sh), push the
+#                            images; idempotent (a running lab is kept)
 #   hack/lab/lab.sh status   health of every component (exit 1 if anything is unhealthy)
 #   hack/lab/lab.sh down     stop everything by pid; leaves no process, netns, mount, loop
 #                            device, cgroup, iptables rule or veth behind (checked), no state dir
@@ -169,6 +170,7 @@ cmd_up() {
   local t0=$SECONDS
   phase packages ensure_packages
   phase binaries bash -c '"$1" >&2' _ "$LAB_DIR/build-binaries.sh"
+  phase csi-build bash -c '"$1" >&2' _ "$LAB_DIR/build-csi.sh"
   BIN=${FERRY_LAB_BIN:-$("$LAB_DIR/build-binaries.sh" --print-bin-dir)}
   phase images bash -c '"$1" >/dev/null' _ "$LAB_DIR/images.sh"
   export FERRY_LAB_LOCKED=1
@@ -179,6 +181,7 @@ cmd_up() {
   phase registries-wire "$LAB_DIR/registry.sh" up
   phase controllers start_controllers
   phase addons apply_addons
+  phase csi "$LAB_DIR/csi.sh" up
   phase push "$LAB_DIR/registry.sh" push
   log "lab up in $((SECONDS - t0))s"
   cmd_status
@@ -205,6 +208,7 @@ cmd_down() {
   local t0=$SECONDS
   export FERRY_LAB_LOCKED=1
   if [[ -d $RUN ]]; then
+    "$LAB_DIR/csi.sh" down
     stop_controllers
     "$LAB_DIR/registry.sh" down
   fi
@@ -240,6 +244,8 @@ cmd_status() {
       printf '%-16s not running\n' "controller-$c"; rc=1
     fi
   done
+  echo "== CSI (hack/lab/csi.sh: snapshot-controller, csi-provisioner, csi-snapshotter, lab-csi-hostpath, lab-csi-registrar)"
+  "$LAB_DIR/csi.sh" status || rc=1
   echo "== cluster add-ons"
   for c in "${CLUSTERS[@]}"; do
     local sc lbs pvs kube crds
