@@ -162,8 +162,10 @@ func (d *driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, 
 
 // ---------------------------------------------------------------- metadata ----
 
-func (d *driver) volPath(id, ext string) string  { return filepath.Join(d.dataDir, "volumes", id+ext) }
-func (d *driver) snapPath(id, ext string) string { return filepath.Join(d.dataDir, "snapshots", id+ext) }
+func (d *driver) volPath(id, ext string) string { return filepath.Join(d.dataDir, "volumes", id+ext) }
+func (d *driver) snapPath(id, ext string) string {
+	return filepath.Join(d.dataDir, "snapshots", id+ext)
+}
 
 func newID(prefix string) string {
 	b := make([]byte, 8)
