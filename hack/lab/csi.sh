@@ -9,7 +9,8 @@
 #   lab-csi-hostpath         the lab's CSI driver (controller + node) process, as root, beside the kubelet
 #   lab-csi-registrar        kubelet plugin registration               process, <kubelet root>/plugins_registry
 #   CSIDriver lab-hostpath.csi.ferry.local, StorageClass csi-hostpath (not default),
-#   VolumeSnapshotClass csi-hostpath-snapclass (not default)
+#   VolumeSnapshotClass csi-hostpath-snapclass, VolumeGroupSnapshotClass csi-hostpath-groupsnapclass
+#   (neither default)
 #
 # All of them are processes in the root network and mount namespaces (the kubelet shares the
 # mount namespace; unix sockets do not care about network namespaces), started like the lab's
@@ -56,9 +57,14 @@ alive() {
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
   [[ $exe == */$(proc_bin "$1") ]]
 }
-start_proc() { # name binary args...
-  local name=$1; shift
-  if alive "$name"; then return 0; fi
+start_proc() { # name binary args...: kept when running from this binary, restarted when from another build
+  local name=$1 exe; shift
+  if alive "$name"; then
+    exe=$(readlink "/proc/$(<"$(pidfile "$name")")/exe" 2>/dev/null || true)
+    [[ $exe == "$1" ]] && return 0
+    log "$name runs ${exe% (deleted)}, not $1: restarting it"
+    stop_procs "$name"
+  fi
   log "starting $name"
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9<&- &
   echo $! >"$(pidfile "$name")"
@@ -134,6 +140,13 @@ metadata:
   name: csi-hostpath-snapclass
 driver: $DRIVER
 deletionPolicy: Delete
+---
+apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshotClass
+metadata:
+  name: csi-hostpath-groupsnapclass
+driver: $DRIVER
+deletionPolicy: Delete
 EOF
 }
 
@@ -165,7 +178,7 @@ cmd_up() {
     local p
     for p in $(PROCS | tr ' ' '\n' | grep -- "-$c\$"); do alive "$p" || { tail -n 20 "$LOGS/$p.log" >&2; die "$p exited"; }; done
   done
-  log "CSI up in $((SECONDS - t0))s (driver $DRIVER, StorageClass csi-hostpath, VolumeSnapshotClass csi-hostpath-snapclass)"
+  log "CSI up in $((SECONDS - t0))s (driver $DRIVER, StorageClass csi-hostpath, VolumeSnapshotClass csi-hostpath-snapclass, VolumeGroupSnapshotClass csi-hostpath-groupsnapclass)"
 }
 
 registered() { # cluster

@@ -8,12 +8,16 @@
  * Per cluster, in namespace lab-csi-<random>:
  *   1. a Filesystem PVC and a Block PVC on csi-hostpath; a pod (fsGroup 2000) writes a token to
  *      the filesystem, keeps appending numbered records, and writes the token to the block device;
- *   2. while it writes, a VolumeSnapshot of each PVC, both readyToUse;
+ *   2. while it writes, a VolumeSnapshot of each PVC and a VolumeGroupSnapshot of both (label
+ *      selector; class csi-hostpath-groupsnapclass), all readyToUse;
  *   3. PVCs restored from both snapshots (dataSource VolumeSnapshot; the filesystem one larger than
- *      its source) and clones of both PVCs (dataSource PVC);
- *   4. a pod reads the token back from all four, checks that the restored record log is a prefix
- *      without a torn record (the snapshot is one point in time) and that the larger restore grew;
- *   5. everything is deleted: no PV, VolumeSnapshotContent or driver image file of this run is left.
+ *      its source), from the group's member snapshot of the filesystem PVC, and clones of both PVCs
+ *      (dataSource PVC);
+ *   4. a pod reads the token back from all of them, checks that both restored record logs are a
+ *      prefix without a torn record (the snapshots are one point in time) and that the larger
+ *      restore grew;
+ *   5. everything is deleted: no PV, VolumeSnapshotContent, VolumeGroupSnapshotContent or driver
+ *      image file of this run is left.
  *
  * Skipped when the lab or its CSI stack is not up, unless FERRY_REQUIRE_LAB=1 (then it fails).
  * Run alone: FERRY_REQUIRE_LAB=1 npx jest --runInBand --forceExit test/lab/csi.test.ts
@@ -50,7 +54,7 @@ const getJson = (c: Cluster, args: string[]) => JSON.parse(kubectl(ctx(c), ['get
 
 function pvc(name: string, size: string, o: { block?: boolean; from?: { kind: 'VolumeSnapshot' | 'PersistentVolumeClaim'; name: string } } = {}) {
   return {
-    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name },
+    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, labels: { 'lab-csi-group': o.from ? 'no' : 'yes' } },
     spec: {
       storageClassName: 'csi-hostpath', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } },
       volumeMode: o.block ? 'Block' : 'Filesystem',
@@ -131,49 +135,65 @@ labDescribe('lab CSI stack (hack/lab/csi.sh): provision, snapshot, restore, clon
     for (const [name, source] of [['snap-data', 'data'], ['snap-raw', 'raw']]) {
       apply(c, { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name }, spec: { volumeSnapshotClassName: 'csi-hostpath-snapclass', source: { persistentVolumeClaimName: source } } });
     }
+    apply(c, { apiVersion: 'groupsnapshot.storage.k8s.io/v1', kind: 'VolumeGroupSnapshot', metadata: { name: 'group' }, spec: { volumeGroupSnapshotClassName: 'csi-hostpath-groupsnapclass', source: { selector: { matchLabels: { 'lab-csi-group': 'yes' } } } } });
     const snaps = await waitUntil(() => {
       const s = ['snap-data', 'snap-raw'].map((n) => getJson(c, ['volumesnapshot', '-n', NS, n]).status);
       return s.every((x) => x?.readyToUse === true) ? s : undefined;
     }, `${c} snapshots readyToUse`, 60_000, 500);
     expect(snaps[0].restoreSize).toBe('32Mi');
-    const contents = snaps.map((s) => getJson(c, ['volumesnapshotcontent', s.boundVolumeSnapshotContentName]));
+    await waitUntil(() => getJson(c, ['volumegroupsnapshot', '-n', NS, 'group']).status?.readyToUse, `${c} group snapshot readyToUse`, 60_000, 500);
+    // the member VolumeSnapshots are made by the snapshot-controller, ready a moment after the group
+    type Member = { metadata: { name: string }; spec: { source: { persistentVolumeClaimName: string } }; status?: { volumeGroupSnapshotName?: string; readyToUse?: boolean } };
+    const members: Member[] = await waitUntil(() => {
+      const m = getJson(c, ['volumesnapshot', '-n', NS]).items.filter((v: Member) => v.status?.volumeGroupSnapshotName === 'group' && v.status.readyToUse);
+      return m.length >= 2 ? m : undefined;
+    }, `${c} group member snapshots`, 60_000, 500);
+    expect(members.map((m) => m.spec.source.persistentVolumeClaimName).sort()).toEqual(['data', 'raw']);
+    const member = members.find((m) => m.spec.source.persistentVolumeClaimName === 'data')!;
+    const contents = [...snaps, ...members.map((m) => m.status)].map((s) => getJson(c, ['volumesnapshotcontent', s.boundVolumeSnapshotContentName]));
     for (const vsc of contents) expect(vsc.spec.driver).toBe(DRIVER);
     kubectl(ctx(c), ['delete', 'pod', '-n', NS, 'writer', '--wait=false']);
 
     // 3. restores (the filesystem one larger than its source) and clones
     apply(c, pvc('restored', '64Mi', { from: { kind: 'VolumeSnapshot', name: 'snap-data' } }));
     apply(c, pvc('restored-raw', '8Mi', { block: true, from: { kind: 'VolumeSnapshot', name: 'snap-raw' } }));
+    apply(c, pvc('group-restored', '32Mi', { from: { kind: 'VolumeSnapshot', name: member.metadata.name } }));
     apply(c, pvc('clone', '32Mi', { from: { kind: 'PersistentVolumeClaim', name: 'data' } }));
     apply(c, pvc('clone-raw', '8Mi', { block: true, from: { kind: 'PersistentVolumeClaim', name: 'raw' } }));
-    for (const n of ['restored', 'restored-raw', 'clone', 'clone-raw']) await bound(c, n);
+    for (const n of ['restored', 'restored-raw', 'group-restored', 'clone', 'clone-raw']) await bound(c, n);
 
     // 4. read everything back
     apply(c, pod('reader', `
-      for f in /fs0 /fs1; do echo "fs $f $(cat $f/token) group $(stat -c %g $f)"; done
+      for f in /fs0 /fs1 /fs2; do echo "fs $f $(cat $f/token) group $(stat -c %g $f)"; done
       for d in /dev/blk0 /dev/blk1; do echo "block $d $(dd if=$d bs=${TOKEN.length} count=1 2>/dev/null)"; done
-      awk '$0 != ("record " NR) { bad = NR } END { print "records " NR " torn " (bad ? bad : 0) }' /fs0/log
-      echo "size $(df -k /fs0 | awk 'NR == 2 {print $2}')"`, ['restored', 'clone'], ['restored-raw', 'clone-raw']));
+      for f in /fs0 /fs2; do awk -v f=$f '$0 != ("record " NR) { bad = NR } END { print "records " f " " NR " torn " (bad ? bad : 0) }' $f/log; done
+      echo "size $(df -k /fs0 | awk 'NR == 2 {print $2}')"`, ['restored', 'clone', 'group-restored'], ['restored-raw', 'clone-raw']));
     const out = await podLog(c, 'reader', 'Succeeded');
     expect(out).toContain(`fs /fs0 ${TOKEN} group 2000`);
     expect(out).toContain(`fs /fs1 ${TOKEN} group 2000`);
+    expect(out).toContain(`fs /fs2 ${TOKEN} group 2000`);
     expect(out).toContain(`block /dev/blk0 ${TOKEN}`);
     expect(out).toContain(`block /dev/blk1 ${TOKEN}`);
-    expect(out).toMatch(/records \d+ torn 0\n/);
+    expect(out).toMatch(/records \/fs0 \d+ torn 0\n/);
+    expect(out).toMatch(/records \/fs2 \d+ torn 0\n/);
     expect(Number(/size (\d+)/.exec(out)?.[1])).toBeGreaterThan(48 * 1024); // 64Mi restore of a 32Mi snapshot: grown
 
     // 5. delete everything; nothing of this run is left in the cluster or on the node
     const handles = {
-      volumes: ['data', 'raw', 'restored', 'restored-raw', 'clone', 'clone-raw'].map((n) => getJson(c, ['pv', getJson(c, ['pvc', '-n', NS, n]).spec.volumeName]).spec.csi.volumeHandle as string),
+      volumes: ['data', 'raw', 'restored', 'restored-raw', 'group-restored', 'clone', 'clone-raw'].map((n) => getJson(c, ['pv', getJson(c, ['pvc', '-n', NS, n]).spec.volumeName]).spec.csi.volumeHandle as string),
       snapshots: contents.map((vsc) => vsc.status.snapshotHandle as string),
     };
     kubectl(ctx(c), ['delete', 'pod', '-n', NS, '--all', '--wait=true', '--timeout=60s']);
+    const groupContent = getJson(c, ['volumegroupsnapshot', '-n', NS, 'group']).status.boundVolumeGroupSnapshotContentName as string;
+    kubectl(ctx(c), ['delete', 'volumegroupsnapshot', '-n', NS, '--all', '--wait=true', '--timeout=60s']);
     kubectl(ctx(c), ['delete', 'volumesnapshot', '-n', NS, '--all', '--wait=true', '--timeout=60s']);
     kubectl(ctx(c), ['delete', 'pvc', '-n', NS, '--all', '--wait=true', '--timeout=60s']);
     await waitUntil(() => {
       const pvs = getJson(c, ['pv']).items.filter((p: { spec: { claimRef?: { namespace?: string } } }) => p.spec.claimRef?.namespace === NS);
       const vscs = getJson(c, ['volumesnapshotcontent']).items.filter((v: { spec: { volumeSnapshotRef?: { namespace?: string } } }) => v.spec.volumeSnapshotRef?.namespace === NS);
-      return pvs.length === 0 && vscs.length === 0;
-    }, `${c} PVs and VolumeSnapshotContents of ${NS} gone`, 60_000, 500);
+      const groups = getJson(c, ['volumegroupsnapshotcontent']).items.filter((g: { metadata: { name: string } }) => g.metadata.name === groupContent);
+      return pvs.length === 0 && vscs.length === 0 && groups.length === 0;
+    }, `${c} PVs, VolumeSnapshotContents and the VolumeGroupSnapshotContent of ${NS} gone`, 60_000, 500);
     const dataDir = join(LAB_STATE, 'nodes', `${c}-node1`, 'csi-hostpath');
     const left = [...handles.volumes.map((h) => join(dataDir, 'volumes', `${h}.img`)), ...handles.snapshots.map((h) => join(dataDir, 'snapshots', `${h}.img`))].filter((f) => existsSync(f));
     expect(left).toEqual([]);

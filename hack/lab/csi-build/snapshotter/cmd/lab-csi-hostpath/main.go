@@ -3,7 +3,7 @@
 // serve: every version answers 403 "This module version is not available"; see
 // hack/lab/README.md, "CSI").
 //
-// One process per lab node serves the CSI Identity, Controller and Node services on one unix
+// One process per lab node serves the CSI Identity, Controller, GroupController and Node services on one unix
 // socket (as hostpathplugin does in its single-node deployment); the real kubernetes-csi
 // sidecars (external-provisioner, external-snapshotter's csi-snapshotter) and the kubelet's
 // CSI volume plugin talk to it over that socket.
@@ -20,6 +20,8 @@
 //     a writer running); a Block volume's image is copied without a freeze;
 //   - CreateVolume from a snapshot copies the snapshot's image (grown with resize2fs when the
 //     request is larger); a clone (dataSource = PVC) copies the source image like a snapshot.
+//   - CreateVolumeGroupSnapshot (CSI GroupController, VolumeGroupSnapshot) freezes all source
+//     filesystems at once, copies each image, then thaws them: one point in time across volumes.
 //
 // Tools used from the host: mkfs.ext4, e2fsck, resize2fs (e2fsprogs), losetup, mount, umount
 // (util-linux, mount). Only files under --data-dir and mounts/loop devices of them are touched.
@@ -82,12 +84,22 @@ type snapshot struct {
 	Bytes   int64  `json:"bytes"`
 	Block   bool   `json:"block"`
 	Created int64  `json:"created"` // unix nanoseconds
+	Group   string `json:"group,omitempty"`
+}
+
+// group: a VolumeGroupSnapshot, its member snapshots taken while all sources were quiesced together
+type group struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Snapshots []string `json:"snapshots"`
+	Created   int64    `json:"created"`
 }
 
 type driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
 	csi.UnimplementedNodeServer
+	csi.UnimplementedGroupControllerServer
 	name, nodeID, dataDir string
 	mu                    sync.Mutex // one operation at a time: simple and enough for a lab
 }
@@ -102,7 +114,7 @@ func main() {
 		log.Fatal("--endpoint, --nodeid and --data-dir are required")
 	}
 	d := &driver{name: *name, nodeID: *nodeID, dataDir: *dataDir}
-	for _, sub := range []string{"volumes", "snapshots"} {
+	for _, sub := range []string{"volumes", "snapshots", "groups"} {
 		if err := os.MkdirAll(filepath.Join(*dataDir, sub), 0o700); err != nil {
 			log.Fatal(err)
 		}
@@ -120,6 +132,7 @@ func main() {
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterControllerServer(srv, d)
 	csi.RegisterNodeServer(srv, d)
+	csi.RegisterGroupControllerServer(srv, d)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sig; srv.GracefulStop() }()
@@ -151,9 +164,14 @@ func (d *driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 }
 
 func (d *driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
-	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{{
-		Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}},
-	}}}, nil
+	var caps []*csi.PluginCapability
+	for _, t := range []csi.PluginCapability_Service_Type{
+		csi.PluginCapability_Service_CONTROLLER_SERVICE,
+		csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE,
+	} {
+		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}})
+	}
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
 func (d *driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
@@ -421,31 +439,44 @@ func (d *driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 		VolumeCapabilities: req.GetVolumeCapabilities()}}, nil
 }
 
-// copyVolume copies a volume's image to dst; a staged Filesystem volume is frozen meanwhile
-// (FIFREEZE flushes it and blocks writers), so the copy is one point in time.
-func (d *driver) copyVolume(v *volume, dst string) error {
+// quiesce makes a volume's image file a point-in-time image until the returned thaw is called:
+// a staged Filesystem volume is frozen (FIFREEZE flushes it and blocks its writers); for a Block
+// volume what was written through the loop device is flushed (no freeze exists for a raw device).
+func (d *driver) quiesce(v *volume) (thaw func(), err error) {
 	if !v.Block && v.Staged != "" && mounted(v.Staged) {
 		f, err := os.Open(v.Staged)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer f.Close()
 		if err := unix.IoctlSetInt(int(f.Fd()), fiFreeze, 0); err != nil {
-			return fmt.Errorf("freeze %s: %w", v.Staged, err)
+			f.Close()
+			return nil, fmt.Errorf("freeze %s: %w", v.Staged, err)
 		}
-		defer func() {
+		return func() {
 			if err := unix.IoctlSetInt(int(f.Fd()), fiThaw, 0); err != nil {
 				log.Printf("ERROR: thaw %s: %v", v.Staged, err)
 			}
-		}()
-	} else if v.Block {
+			f.Close()
+		}, nil
+	}
+	if v.Block {
 		for _, dev := range loopDevices(d.volPath(v.ID, ".img")) {
 			if f, err := os.Open(dev); err == nil {
-				_ = f.Sync() // flush what was written through the device
+				_ = f.Sync()
 				f.Close()
 			}
 		}
 	}
+	return func() {}, nil
+}
+
+// copyVolume copies a volume's image to dst, quiesced meanwhile (one point in time).
+func (d *driver) copyVolume(v *volume, dst string) error {
+	thaw, err := d.quiesce(v)
+	if err != nil {
+		return err
+	}
+	defer thaw()
 	return copySparse(d.volPath(v.ID, ".img"), dst)
 }
 
@@ -493,7 +524,7 @@ func (d *driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 
 func csiSnapshot(s *snapshot) *csi.Snapshot {
 	return &csi.Snapshot{SnapshotId: s.ID, SourceVolumeId: s.Source, SizeBytes: s.Bytes,
-		CreationTime: timestamppb.New(time.Unix(0, s.Created)), ReadyToUse: true}
+		CreationTime: timestamppb.New(time.Unix(0, s.Created)), ReadyToUse: true, GroupSnapshotId: s.Group}
 }
 
 func (d *driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
@@ -525,6 +556,164 @@ func (d *driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 		}
 	}
 	return resp, nil
+}
+
+// --------------------------------------------------------- group controller ----
+
+func (d *driver) GroupControllerGetCapabilities(context.Context, *csi.GroupControllerGetCapabilitiesRequest) (*csi.GroupControllerGetCapabilitiesResponse, error) {
+	return &csi.GroupControllerGetCapabilitiesResponse{Capabilities: []*csi.GroupControllerServiceCapability{{
+		Type: &csi.GroupControllerServiceCapability_Rpc{Rpc: &csi.GroupControllerServiceCapability_RPC{
+			Type: csi.GroupControllerServiceCapability_RPC_CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT}},
+	}}}, nil
+}
+
+func (d *driver) groupPath(id string) string {
+	return filepath.Join(d.dataDir, "groups", filepath.Base(id)+".json")
+}
+
+func (d *driver) loadGroup(id string) (*group, error) {
+	b, err := os.ReadFile(d.groupPath(id))
+	if err != nil {
+		return nil, err
+	}
+	g := &group{}
+	return g, json.Unmarshal(b, g)
+}
+
+func (d *driver) csiGroup(g *group) (*csi.VolumeGroupSnapshot, error) {
+	out := &csi.VolumeGroupSnapshot{GroupSnapshotId: g.ID, CreationTime: timestamppb.New(time.Unix(0, g.Created)), ReadyToUse: true}
+	for _, id := range g.Snapshots {
+		s, err := d.loadSnapshot(id)
+		if err != nil {
+			return nil, err
+		}
+		out.Snapshots = append(out.Snapshots, csiSnapshot(s))
+	}
+	return out, nil
+}
+
+// CreateVolumeGroupSnapshot quiesces all source volumes together (every staged filesystem frozen
+// at once), copies each image, then thaws them: the member snapshots are one point in time across
+// the volumes (crash-consistent as a group).
+func (d *driver) CreateVolumeGroupSnapshot(ctx context.Context, req *csi.CreateVolumeGroupSnapshotRequest) (*csi.CreateVolumeGroupSnapshotResponse, error) {
+	if req.GetName() == "" || len(req.GetSourceVolumeIds()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "name and source volume ids are required")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	files, _ := filepath.Glob(filepath.Join(d.dataDir, "groups", "*.json"))
+	for _, f := range files { // idempotent by name
+		g, err := d.loadGroup(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil || g.Name != req.GetName() {
+			continue
+		}
+		resp, err := d.csiGroup(g)
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		srcs := map[string]bool{}
+		for _, s := range resp.Snapshots {
+			srcs[s.SourceVolumeId] = true
+		}
+		for _, id := range req.GetSourceVolumeIds() {
+			if !srcs[id] {
+				return nil, status.Errorf(codes.AlreadyExists, "group snapshot %s exists with other volumes", g.Name)
+			}
+		}
+		return &csi.CreateVolumeGroupSnapshotResponse{GroupSnapshot: resp}, nil
+	}
+	var vols []*volume
+	for _, id := range req.GetSourceVolumeIds() {
+		v, err := d.loadVolume(id)
+		if err != nil {
+			return nil, status.Errorf(codes.NotFound, "volume %s: %v", id, err)
+		}
+		vols = append(vols, v)
+	}
+	g := &group{ID: newID("group-"), Name: req.GetName()}
+	var thaws []func()
+	defer func() {
+		for _, t := range thaws {
+			t()
+		}
+	}()
+	for _, v := range vols {
+		thaw, err := d.quiesce(v)
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		thaws = append(thaws, thaw)
+	}
+	t := time.Now()
+	g.Created = t.UnixNano()
+	var snaps []*snapshot
+	cleanup := func() {
+		for _, s := range snaps {
+			os.Remove(d.snapPath(s.ID, ".img"))
+			os.Remove(d.snapPath(s.ID, ".json"))
+		}
+	}
+	for _, v := range vols {
+		s := &snapshot{ID: newID("snap-"), Name: g.Name + "/" + v.ID, Source: v.ID, Bytes: v.Bytes, Block: v.Block, Created: g.Created, Group: g.ID}
+		if err := copySparse(d.volPath(v.ID, ".img"), d.snapPath(s.ID, ".img")); err != nil {
+			cleanup()
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		if err := writeJSON(d.snapPath(s.ID, ".json"), s); err != nil {
+			cleanup()
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		snaps = append(snaps, s)
+		g.Snapshots = append(g.Snapshots, s.ID)
+	}
+	if err := writeJSON(d.groupPath(g.ID), g); err != nil {
+		cleanup()
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp, err := d.csiGroup(g)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	log.Printf("group snapshot %s (%s) of %d volumes taken in %s", g.ID, g.Name, len(vols), time.Since(t).Round(time.Millisecond))
+	return &csi.CreateVolumeGroupSnapshotResponse{GroupSnapshot: resp}, nil
+}
+
+func (d *driver) DeleteVolumeGroupSnapshot(ctx context.Context, req *csi.DeleteVolumeGroupSnapshotRequest) (*csi.DeleteVolumeGroupSnapshotResponse, error) {
+	if req.GetGroupSnapshotId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "group snapshot id missing")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := req.GetSnapshotIds()
+	if g, err := d.loadGroup(req.GetGroupSnapshotId()); err == nil {
+		ids = append(ids, g.Snapshots...)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	for _, id := range ids {
+		for _, ext := range []string{".img", ".json"} {
+			if err := os.Remove(d.snapPath(filepath.Base(id), ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, status.Error(codes.Internal, err.Error())
+			}
+		}
+	}
+	if err := os.Remove(d.groupPath(req.GetGroupSnapshotId())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	log.Printf("deleted group snapshot %s", req.GetGroupSnapshotId())
+	return &csi.DeleteVolumeGroupSnapshotResponse{}, nil
+}
+
+func (d *driver) GetVolumeGroupSnapshot(ctx context.Context, req *csi.GetVolumeGroupSnapshotRequest) (*csi.GetVolumeGroupSnapshotResponse, error) {
+	g, err := d.loadGroup(req.GetGroupSnapshotId())
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "group snapshot %s: %v", req.GetGroupSnapshotId(), err)
+	}
+	resp, err := d.csiGroup(g)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &csi.GetVolumeGroupSnapshotResponse{GroupSnapshot: resp}, nil
 }
 
 // -------------------------------------------------------------------- node ----
