@@ -42,20 +42,12 @@ node_name() { echo "$1-node1"; }
 kubelet_root() { echo "$STATE/nodes/$(node_name "$1")/kubelet"; }
 csi_sock() { echo "$(kubelet_root "$1")/plugins/$DRIVER/csi.sock"; }
 
-pidfile() { echo "$RUN/$1.pid"; }
 proc_bin() { # name -> binary
   case $1 in
     csi-driver-*) echo lab-csi-hostpath ;; csi-registrar-*) echo lab-csi-registrar ;;
     csi-provisioner-*) echo csi-provisioner ;; csi-snapshotter-*) echo csi-snapshotter ;;
     snapshot-controller-*) echo snapshot-controller ;;
   esac
-}
-alive() {
-  local f pid exe
-  f=$(pidfile "$1"); [[ -s $f ]] || return 1
-  pid=$(<"$f"); [[ -d /proc/$pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
-  [[ $exe == */$(proc_bin "$1") ]]
 }
 start_proc() { # name binary args...: kept when running from this binary, restarted when from another build
   local name=$1 exe; shift
@@ -68,14 +60,6 @@ start_proc() { # name binary args...: kept when running from this binary, restar
   log "starting $name"
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9<&- &
   echo $! >"$(pidfile "$name")"
-}
-wait_for() { # description command...
-  local what=$1; shift
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out waiting for $what"
-    sleep 0.5
-  done
 }
 PROCS() { local c; for c in "${CLUSTERS[@]}"; do echo "snapshot-controller-$c csi-provisioner-$c csi-snapshotter-$c csi-registrar-$c csi-driver-$c"; done; }
 
@@ -214,10 +198,6 @@ cmd_status() {
   return $rc
 }
 
-lock() {
-  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
-  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
-}
 
 case "${1:-}" in
   up) lock; cmd_up ;;

@@ -40,6 +40,10 @@ PACKAGES=(
   iproute2 file tar gzip
 )
 
+# pidfile, lock (and alive, redefined below for the controllers)
+# shellcheck source=procs.sh
+source "$LAB_DIR/procs.sh"
+
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 node_name() { echo "$1-node1"; }
@@ -73,7 +77,6 @@ ensure_packages() {
 }
 
 # --------------------------------------------------------- controllers -----------
-pidfile() { echo "$RUN/$1.pid"; }
 alive() { # name binary
   local f pid exe
   f=$(pidfile "$1"); [[ -s $f ]] || return 1
@@ -187,6 +190,15 @@ cmd_up() {
   cmd_status
 }
 
+# lab_loop DEV|PATH: DEV is still attached to PATH, or to "/" (PATH's mount lazily unmounted)
+lab_loop() {
+  local f=/sys/block/${1%%|*}/loop/backing_file b
+  f=${f/\/dev\//}
+  [[ -e $f ]] || return 1
+  b=$(<"$f"); b=${b% (deleted)}
+  [[ $b == "${1#*|}" || $b == / ]]
+}
+
 leftovers() { # what would make `down` incomplete
   local n
   for n in "$RUN"/*.pid; do
@@ -195,6 +207,7 @@ leftovers() { # what would make `down` incomplete
   for n in /run/netns/ferry-lab-*; do [[ -e $n ]] && echo "netns ${n##*/}"; done
   awk '{print $2}' /proc/self/mounts | grep -E "^($STATE|$SOCK_DIR)(/|$)" | sed 's/^/mount /' || true
   losetup -a 2>/dev/null | grep -F "$STATE/" | sed 's/^/loop /' || true
+  for n in ${LAB_LOOPS:-}; do lab_loop "$n" && echo "loop ${n%%|*} (was ${n#*|})"; done
   pgrep -f "containerd-shim-runc-v2 .*-address $SOCK_DIR/" | sed 's/^/shim pid /' || true
   local d
   for d in /sys/fs/cgroup/*/ferry-lab-*; do [[ -d $d ]] && echo "cgroup $d"; done
@@ -207,6 +220,15 @@ leftovers() { # what would make `down` incomplete
 cmd_down() {
   local t0=$SECONDS
   export FERRY_LAB_LOCKED=1
+  # the lab's loop devices, recorded before anything is unmounted: the kubelet's own loop device
+  # over a Block PVC's device node (CSI volumeDevices) shows its backing file as "/" once that
+  # node's bind mount is lazily unmounted, and it holds the driver's loop device open
+  # (entries dev|backing-file, from sysfs: no spaces)
+  local f
+  LAB_LOOPS=""
+  for f in /sys/block/loop*/loop/backing_file; do
+    [[ -e $f && $(<"$f") == "$STATE/"* ]] && LAB_LOOPS+="/dev/$(basename "$(dirname "$(dirname "$f")")")|$(<"$f") "
+  done
   if [[ -d $RUN ]]; then
     "$LAB_DIR/csi.sh" down
     stop_controllers
@@ -216,7 +238,9 @@ cmd_down() {
   # (the volumes' loop mounts too: autoclear frees their loop devices)
   if [[ -d $STATE/nodes || -e /run/netns/ferry-lab-net ]]; then "$LAB_DIR/node.sh" down; fi
   local l
+  # a busy device (held by another lab loop device) is set to autoclear and goes with its holder
   for l in $(losetup -a 2>/dev/null | grep -F "$STATE/" | cut -d: -f1); do losetup -d "$l" 2>/dev/null || true; done
+  for l in $LAB_LOOPS; do lab_loop "$l" && { losetup -d "${l%%|*}" 2>/dev/null || true; }; done
   "$LAB_DIR/apiserver.sh" down
   local left
   left=$(leftovers)
@@ -274,10 +298,6 @@ export FERRY_LAB_DST_REGISTRY_AUTH=$STATE/registries/dst/auth.json
 EOF
 }
 
-lock() {
-  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
-  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
-}
 
 case "${1:-}" in
   up) lock; cmd_up ;;
