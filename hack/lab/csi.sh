@@ -10,7 +10,7 @@
 #   lab-csi-registrar        kubelet plugin registration               process, <kubelet root>/plugins_registry
 #   CSIDriver lab-hostpath.csi.ferry.local, StorageClass csi-hostpath (not default),
 #   VolumeSnapshotClass csi-hostpath-snapclass, VolumeGroupSnapshotClass csi-hostpath-groupsnapclass
-#   (neither default)
+#   (both the driver's default class, as a real install marks them)
 #
 # All of them are processes in the root network and mount namespaces (the kubelet shares the
 # mount namespace; unix sockets do not care about network namespaces), started like the lab's
@@ -122,6 +122,8 @@ apiVersion: snapshot.storage.k8s.io/v1
 kind: VolumeSnapshotClass
 metadata:
   name: csi-hostpath-snapclass
+  annotations:
+    snapshot.storage.kubernetes.io/is-default-class: "true"
 driver: $DRIVER
 deletionPolicy: Delete
 ---
@@ -129,6 +131,8 @@ apiVersion: groupsnapshot.storage.k8s.io/v1
 kind: VolumeGroupSnapshotClass
 metadata:
   name: csi-hostpath-groupsnapclass
+  annotations:
+    groupsnapshot.storage.kubernetes.io/is-default-class: "true"
 driver: $DRIVER
 deletionPolicy: Delete
 EOF

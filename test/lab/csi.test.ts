@@ -8,8 +8,8 @@
  * Per cluster, in namespace lab-csi-<random>:
  *   1. a Filesystem PVC and a Block PVC on csi-hostpath; a pod (fsGroup 2000) writes a token to
  *      the filesystem, keeps appending numbered records, and writes the token to the block device;
- *   2. while it writes, a VolumeSnapshot of each PVC and a VolumeGroupSnapshot of both (label
- *      selector; class csi-hostpath-groupsnapclass), all readyToUse;
+ *   2. while it writes, a VolumeSnapshot of each PVC (one naming no class: the default class is
+ *      taken) and a VolumeGroupSnapshot of both (label selector), all readyToUse;
  *   3. PVCs restored from both snapshots (dataSource VolumeSnapshot; the filesystem one larger than
  *      its source), from the group's member snapshot of the filesystem PVC, and clones of both PVCs
  *      (dataSource PVC);
@@ -132,8 +132,9 @@ labDescribe('lab CSI stack (hack/lab/csi.sh): provision, snapshot, restore, clon
     expect(await waitUntil(async () => (await podLog(c, 'writer', 'Running')).includes('ready') && 'ok', `${c} writer ready`, 60_000, 300)).toBe('ok');
 
     // 2. snapshots while it writes
-    for (const [name, source] of [['snap-data', 'data'], ['snap-raw', 'raw']]) {
-      apply(c, { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name }, spec: { volumeSnapshotClassName: 'csi-hostpath-snapclass', source: { persistentVolumeClaimName: source } } });
+    // snap-raw names no class: the driver's default class (annotated) is taken
+    for (const [name, source, cls] of [['snap-data', 'data', 'csi-hostpath-snapclass'], ['snap-raw', 'raw', undefined]]) {
+      apply(c, { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name }, spec: { ...(cls ? { volumeSnapshotClassName: cls } : {}), source: { persistentVolumeClaimName: source } } });
     }
     apply(c, { apiVersion: 'groupsnapshot.storage.k8s.io/v1', kind: 'VolumeGroupSnapshot', metadata: { name: 'group' }, spec: { volumeGroupSnapshotClassName: 'csi-hostpath-groupsnapclass', source: { selector: { matchLabels: { 'lab-csi-group': 'yes' } } } } });
     const snaps = await waitUntil(() => {
@@ -141,6 +142,7 @@ labDescribe('lab CSI stack (hack/lab/csi.sh): provision, snapshot, restore, clon
       return s.every((x) => x?.readyToUse === true) ? s : undefined;
     }, `${c} snapshots readyToUse`, 60_000, 500);
     expect(snaps[0].restoreSize).toBe('32Mi');
+    expect(getJson(c, ['volumesnapshot', '-n', NS, 'snap-raw']).spec.volumeSnapshotClassName).toBe('csi-hostpath-snapclass');
     await waitUntil(() => getJson(c, ['volumegroupsnapshot', '-n', NS, 'group']).status?.readyToUse, `${c} group snapshot readyToUse`, 60_000, 500);
     // the member VolumeSnapshots are made by the snapshot-controller, ready a moment after the group
     type Member = { metadata: { name: string }; spec: { source: { persistentVolumeClaimName: string } }; status?: { volumeGroupSnapshotName?: string; readyToUse?: boolean } };

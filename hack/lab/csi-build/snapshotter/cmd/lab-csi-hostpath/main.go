@@ -119,6 +119,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	d.thawAll()
 	sock := strings.TrimPrefix(*endpoint, "unix://")
 	if err := os.MkdirAll(filepath.Dir(sock), 0o750); err != nil {
 		log.Fatal(err)
@@ -468,6 +469,27 @@ func (d *driver) quiesce(v *volume) (thaw func(), err error) {
 		}
 	}
 	return func() {}, nil
+}
+
+// thawAll thaws every staged filesystem, in case a previous run of the driver was killed while
+// one was frozen for a snapshot (FITHAW of a filesystem that is not frozen fails harmlessly).
+func (d *driver) thawAll() {
+	vols, err := d.volumes()
+	if err != nil {
+		log.Printf("ERROR: %v", err)
+		return
+	}
+	for _, v := range vols {
+		if v.Block || v.Staged == "" || !mounted(v.Staged) {
+			continue
+		}
+		if f, err := os.Open(v.Staged); err == nil {
+			if unix.IoctlSetInt(int(f.Fd()), fiThaw, 0) == nil {
+				log.Printf("thawed %s (%s), left frozen by a previous run", v.Staged, v.ID)
+			}
+			f.Close()
+		}
+	}
 }
 
 // copyVolume copies a volume's image to dst, quiesced meanwhile (one point in time).
