@@ -159,18 +159,7 @@ EOF
 }
 
 # ------------------------------------------------------------ processes --------
-pidfile() { echo "$RUN/$1.pid"; }
-
-# alive NAME: pid file exists, process exists and is the binary we started
-alive() {
-  local f pid exe
-  f=$(pidfile "$1"); [[ -s $f ]] || return 1
-  pid=$(<"$f")
-  [[ -d /proc/$pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-  exe=${exe% (deleted)}; [[ $exe == */$(proc_bin "$1") ]]
-}
-
+# pidfile NAME, alive NAME (the process is the binary we started): procs.sh
 proc_bin() { case $1 in etcd) echo etcd ;; apiserver-*) echo kube-apiserver ;; kcm-*) echo kube-controller-manager ;; esac; }
 
 start_proc() { # name binary args...
@@ -350,12 +339,7 @@ cmd_status() {
   return $rc
 }
 
-# Serialise concurrent up/down (e.g. two test runners) with a lock on the state dir's parent.
-lock() {
-  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
-  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
-}
-
+# lock (procs.sh) serialises concurrent up/down (e.g. two test runners).
 case "${1:-}" in
   up) lock; cmd_up ;;
   down) lock; cmd_down ;;

@@ -3,9 +3,10 @@
 # machine, with LoadBalancer IPs, dynamically provisioned size-limited volumes and an image
 # registry each.
 #
-#   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached) and
-#                            images (cached), start control planes, nodes, registries and the
-#                            lab controllers, push the images; idempotent (a running lab is kept)
+#   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached), the CSI
+#                            stack (cached) and images (cached), start control planes, nodes,
+#                            registries, the lab controllers and the CSI stack (csi.sh), push the
+#                            images; idempotent (a running lab is kept)
 #   hack/lab/lab.sh status   health of every component (exit 1 if anything is unhealthy)
 #   hack/lab/lab.sh down     stop everything by pid; leaves no process, netns, mount, loop
 #                            device, cgroup, iptables rule or veth behind (checked), no state dir
@@ -38,6 +39,10 @@ PACKAGES=(
   debootstrap docker-registry skopeo apache2-utils openssl curl e2fsprogs util-linux mount
   iproute2 file tar gzip
 )
+
+# pidfile, lock (and alive, redefined below for the controllers)
+# shellcheck source=procs.sh
+source "$LAB_DIR/procs.sh"
 
 log() { printf '[lab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -72,7 +77,6 @@ ensure_packages() {
 }
 
 # --------------------------------------------------------- controllers -----------
-pidfile() { echo "$RUN/$1.pid"; }
 alive() { # name binary
   local f pid exe
   f=$(pidfile "$1"); [[ -s $f ]] || return 1
@@ -169,6 +173,7 @@ cmd_up() {
   local t0=$SECONDS
   phase packages ensure_packages
   phase binaries bash -c '"$1" >&2' _ "$LAB_DIR/build-binaries.sh"
+  phase csi-build bash -c '"$1" >&2' _ "$LAB_DIR/build-csi.sh"
   BIN=${FERRY_LAB_BIN:-$("$LAB_DIR/build-binaries.sh" --print-bin-dir)}
   phase images bash -c '"$1" >/dev/null' _ "$LAB_DIR/images.sh"
   export FERRY_LAB_LOCKED=1
@@ -179,9 +184,19 @@ cmd_up() {
   phase registries-wire "$LAB_DIR/registry.sh" up
   phase controllers start_controllers
   phase addons apply_addons
+  phase csi "$LAB_DIR/csi.sh" up
   phase push "$LAB_DIR/registry.sh" push
   log "lab up in $((SECONDS - t0))s"
   cmd_status
+}
+
+# lab_loop DEV|PATH: DEV is still attached to PATH, or to "/" (PATH's mount lazily unmounted)
+lab_loop() {
+  local f=/sys/block/${1%%|*}/loop/backing_file b
+  f=${f/\/dev\//}
+  [[ -e $f ]] || return 1
+  b=$(<"$f"); b=${b% (deleted)}
+  [[ $b == "${1#*|}" || $b == / ]]
 }
 
 leftovers() { # what would make `down` incomplete
@@ -192,6 +207,7 @@ leftovers() { # what would make `down` incomplete
   for n in /run/netns/ferry-lab-*; do [[ -e $n ]] && echo "netns ${n##*/}"; done
   awk '{print $2}' /proc/self/mounts | grep -E "^($STATE|$SOCK_DIR)(/|$)" | sed 's/^/mount /' || true
   losetup -a 2>/dev/null | grep -F "$STATE/" | sed 's/^/loop /' || true
+  for n in ${LAB_LOOPS:-}; do lab_loop "$n" && echo "loop ${n%%|*} (was ${n#*|})"; done
   pgrep -f "containerd-shim-runc-v2 .*-address $SOCK_DIR/" | sed 's/^/shim pid /' || true
   local d
   for d in /sys/fs/cgroup/*/ferry-lab-*; do [[ -d $d ]] && echo "cgroup $d"; done
@@ -204,7 +220,17 @@ leftovers() { # what would make `down` incomplete
 cmd_down() {
   local t0=$SECONDS
   export FERRY_LAB_LOCKED=1
+  # the lab's loop devices, recorded before anything is unmounted: the kubelet's own loop device
+  # over a Block PVC's device node (CSI volumeDevices) shows its backing file as "/" once that
+  # node's bind mount is lazily unmounted, and it holds the driver's loop device open
+  # (entries dev|backing-file, from sysfs: no spaces)
+  local f
+  LAB_LOOPS=""
+  for f in /sys/block/loop*/loop/backing_file; do
+    [[ -e $f && $(<"$f") == "$STATE/"* ]] && LAB_LOOPS+="/dev/$(basename "$(dirname "$(dirname "$f")")")|$(<"$f") "
+  done
   if [[ -d $RUN ]]; then
+    "$LAB_DIR/csi.sh" down
     stop_controllers
     "$LAB_DIR/registry.sh" down
   fi
@@ -212,7 +238,9 @@ cmd_down() {
   # (the volumes' loop mounts too: autoclear frees their loop devices)
   if [[ -d $STATE/nodes || -e /run/netns/ferry-lab-net ]]; then "$LAB_DIR/node.sh" down; fi
   local l
+  # a busy device (held by another lab loop device) is set to autoclear and goes with its holder
   for l in $(losetup -a 2>/dev/null | grep -F "$STATE/" | cut -d: -f1); do losetup -d "$l" 2>/dev/null || true; done
+  for l in $LAB_LOOPS; do lab_loop "$l" && { losetup -d "${l%%|*}" 2>/dev/null || true; }; done
   "$LAB_DIR/apiserver.sh" down
   local left
   left=$(leftovers)
@@ -240,6 +268,8 @@ cmd_status() {
       printf '%-16s not running\n' "controller-$c"; rc=1
     fi
   done
+  echo "== CSI (hack/lab/csi.sh: snapshot-controller, csi-provisioner, csi-snapshotter, lab-csi-hostpath, lab-csi-registrar)"
+  "$LAB_DIR/csi.sh" status || rc=1
   echo "== cluster add-ons"
   for c in "${CLUSTERS[@]}"; do
     local sc lbs pvs kube crds
@@ -268,10 +298,6 @@ export FERRY_LAB_DST_REGISTRY_AUTH=$STATE/registries/dst/auth.json
 EOF
 }
 
-lock() {
-  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
-  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
-}
 
 case "${1:-}" in
   up) lock; cmd_up ;;

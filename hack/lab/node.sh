@@ -87,19 +87,11 @@ EOF
 }
 
 # --------------------------------------------------------- processes -------------
-pidfile() { echo "$RUN/$1.pid"; }
 proc_bin() {
   case $1 in
     egress) echo lab-egress ;; relay-*) echo socat ;; containerd-*) echo containerd ;; kubelet-*) echo kubelet ;;
     scheduler-*) echo kube-scheduler ;; proxy-*) echo kube-proxy ;;
   esac
-}
-alive() {
-  local f pid exe
-  f=$(pidfile "$1"); [[ -s $f ]] || return 1
-  pid=$(<"$f"); [[ -d /proc/$pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
-  [[ $exe == */$(proc_bin "$1") ]]
 }
 start_proc() { # name cmd...
   local name=$1; shift
@@ -108,14 +100,6 @@ start_proc() { # name cmd...
   # nsenter/setsid exec the final binary, so $! is the daemon's pid
   setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9<&- &
   echo $! >"$(pidfile "$name")"
-}
-wait_for() { # description command...
-  local what=$1; shift
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out waiting for $what"
-    sleep 0.5
-  done
 }
 
 # ------------------------------------------------------------ network ------------
@@ -452,10 +436,6 @@ cmd_status() {
   return $rc
 }
 
-lock() {
-  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
-  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
-}
 
 case "${1:-}" in
   up) lock; cmd_up ;;

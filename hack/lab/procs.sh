@@ -1,5 +1,35 @@
 # Process helpers shared by the lab scripts (sourced, not run). The sourcing script defines
-# pidfile NAME (the pid file's path), alive NAME (its process is running), log MESSAGE and STOP_GRACE.
+# RUN (pid file dir), proc_bin NAME (the binary NAME's process runs), log MESSAGE, die MESSAGE,
+# STOP_GRACE and READY_TIMEOUT (seconds); it may redefine any helper after sourcing this file.
+
+# pidfile NAME: the pid file's path
+pidfile() { echo "$RUN/$1.pid"; }
+
+# alive NAME: its pid file names a running process of the binary proc_bin NAME
+alive() {
+  local f pid exe
+  f=$(pidfile "$1"); [[ -s $f ]] || return 1
+  pid=$(<"$f"); [[ -d /proc/$pid ]] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
+  [[ $exe == */$(proc_bin "$1") ]]
+}
+
+# wait_for DESCRIPTION COMMAND...: until COMMAND succeeds (output discarded), at most READY_TIMEOUT s
+wait_for() {
+  local what=$1; shift
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out waiting for $what"
+    sleep 0.5
+  done
+}
+
+# lock: one up/down of the lab at a time (flock on the state dir's parent; FERRY_LAB_LOCKED=1 when
+# the caller holds it already)
+lock() {
+  [[ ${FERRY_LAB_LOCKED:-0} == 1 ]] && return 0
+  mkdir -p "$(dirname "$STATE")"; exec 9<"$(dirname "$STATE")"; flock 9
+}
 
 # stop_procs NAME...: SIGTERM all of them at once, SIGKILL what is left after STOP_GRACE
 stop_procs() {

@@ -121,15 +121,7 @@ EOF
 }
 
 # --------------------------------------------------------- processes -------------
-pidfile() { echo "$RUN/$1.pid"; }
 proc_bin() { case $1 in registry-*-relay*) echo socat ;; registry-*) echo docker-registry ;; esac; }
-alive() {
-  local f pid exe
-  f=$(pidfile "$1"); [[ -s $f ]] || return 1
-  pid=$(<"$f"); [[ -d /proc/$pid ]] || return 1
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
-  [[ $exe == */$(proc_bin "$1") ]]
-}
 start_proc() { # name cmd...
   local name=$1; shift
   if alive "$name"; then return 0; fi
