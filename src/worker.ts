@@ -9,6 +9,9 @@
  * Environment: TEMPORAL_ADDRESS (else the embedded dev server, see ./temporal/devserver.ts),
  * TEMPORAL_NAMESPACE, FERRY_TASK_QUEUE (default "ferry"), FERRY_LOG_LEVEL (default "info"),
  * FERRY_WORKFLOW_BUNDLE (a bundle written by `bundle`; default: dist/workflow-bundle.js when present).
+ * Metrics (off unless set; flags `--metrics`, `--sdk-metrics` of `node dist/worker.js` override them):
+ * FERRY_METRICS_PORT ("9464" or "host:port": Ferry's Prometheus metrics, src/metrics), FERRY_SDK_METRICS_PORT
+ * ("9465" or "host:port": the Temporal SDK's own Prometheus exporter); both serve /metrics.
  *
  * Logs are JSON lines (pino) on stdout; the Temporal SDK's own logs (worker, workflow `log`, core) are
  * forwarded into the same logger. SIGINT/SIGTERM shut the worker down gracefully (running activities get
@@ -35,6 +38,7 @@ import {
 import pino, { type Logger } from 'pino';
 import type { FerryActivities } from './activities/contract';
 import { ensureSearchAttributes, resolveTemporal } from './temporal/devserver';
+import { parseListenAddress, startMetricsServer, type ListenAddress } from './metrics';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 
 /** Options of createWorker / runWorker. */
@@ -135,14 +139,40 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
  * Routes the Temporal SDK's logs (worker, workflow and activity `log`, Rust core at WARN and above) into
  * `logger`, and leaves signal handling to runWorker. Call once, before any NativeConnection is made.
  */
-export function installRuntimeLogger(logger: Logger): void {
+export function installRuntimeLogger(logger: Logger, sdkMetrics?: ListenAddress): void {
   Runtime.install({
     logger: new DefaultLogger('DEBUG', (entry) => {
       logger[PINO_LEVEL[entry.level]]({ ...entry.meta, source: 'temporal' }, entry.message);
     }),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} },
+      // The SDK's own metrics (temporal_*: task slots, poll latencies, activity and workflow task counts).
+      ...(sdkMetrics ? { metrics: { prometheus: { bindAddress: `${sdkMetrics.host}:${sdkMetrics.port}` } } } : {}),
+    },
     shutdownSignals: [],
   });
+}
+
+/** Where the worker serves metrics: Ferry's (prom-client) and the Temporal SDK's; undefined = off. */
+export interface MetricsAddresses {
+  ferry?: ListenAddress;
+  sdk?: ListenAddress;
+}
+
+/**
+ * The metrics addresses from `--metrics <[host:]port>` / `--sdk-metrics <[host:]port>` in `argv`, else
+ * FERRY_METRICS_PORT / FERRY_SDK_METRICS_PORT. Both off unless given.
+ * @throws Error when a value is not a port or host:port, or both ask for the same port.
+ */
+export function metricsAddresses(argv: string[], env: NodeJS.ProcessEnv = process.env): MetricsAddresses {
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? (argv[i + 1] ?? '') : undefined;
+  };
+  const ferry = parseListenAddress(flag('--metrics') ?? env.FERRY_METRICS_PORT, 'FERRY_METRICS_PORT (--metrics)');
+  const sdk = parseListenAddress(flag('--sdk-metrics') ?? env.FERRY_SDK_METRICS_PORT, 'FERRY_SDK_METRICS_PORT (--sdk-metrics)');
+  if (ferry && sdk && ferry.port === sdk.port) throw new Error(`Ferry's metrics and the Temporal SDK's need two ports, both are ${ferry.port}: set FERRY_METRICS_PORT (e.g. 9464) and FERRY_SDK_METRICS_PORT (e.g. 9465) apart`);
+  return { ...(ferry ? { ferry } : {}), ...(sdk ? { sdk } : {}) };
 }
 
 /**
@@ -232,7 +262,11 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
     return 0;
   }
   const logger = createLogger(env);
-  installRuntimeLogger(logger);
+  const metricsAt = metricsAddresses(argv, env);
+  installRuntimeLogger(logger, metricsAt.sdk);
+  if (metricsAt.sdk) logger.info({ address: `${metricsAt.sdk.host}:${metricsAt.sdk.port}` }, 'Temporal SDK metrics at /metrics');
+  const metricsServer = metricsAt.ferry ? await startMetricsServer(metricsAt.ferry) : undefined;
+  if (metricsServer) logger.info({ address: `${metricsServer.address.host}:${metricsServer.address.port}` }, 'Ferry metrics at /metrics');
   const temporal = await resolveTemporal({ env, log: (m) => logger.info(m) });
   if (temporal.origin === 'started') {
     logger.info({ pid: temporal.pid, address: temporal.address }, 'the Temporal dev server runs on its own: it outlives this worker (`ferry server stop` stops it)');
@@ -254,6 +288,7 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
     await runWorker({ connection, namespace: temporal.namespace, taskQueue: taskQueueFromEnv(env), activities: await loadActivities(logger), logger, ...(workflowBundle ? { workflowBundle } : {}) });
   } finally {
     await connection.close();
+    await metricsServer?.close();
   }
   return 0;
 }

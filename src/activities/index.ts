@@ -48,7 +48,8 @@ import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
-import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext } from './contract';
+import { defaultMetrics, type ActivityOutcome, type FerryMetrics, type SyncLabels } from '../metrics';
+import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext, type TransferRequest } from './contract';
 import { FailureType, type ClusterSide, type FailureTypeName, type PVCInfo } from '../core/types';
 
 /** Builds the client of one cluster from the plan's reference. */
@@ -67,6 +68,8 @@ export interface ActivityDeps {
   /** The Temporal Client describeNamespaceWorkflows uses. Default: the worker's own client
    * (Context.current().client, same connection and Temporal namespace as the worker). */
   temporalClient?: () => Client;
+  /** Where the activities record their metrics. Default: the process's (metrics/index.ts defaultMetrics). */
+  metrics?: FerryMetrics;
 }
 
 const CATEGORY_TYPES: Record<FerryErrorCategory, FailureTypeName> = {
@@ -197,18 +200,32 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
   const baseLog: Logger = deps.logger ?? pino({ name: 'ferry-activities' });
   const factory: ClientFactory = deps.clientFactory ?? ((ref) => KubeClient.fromOptions({ kubeconfig: ref.kubeconfig, context: ref.context }));
   const clients = (plan: MigrationPlan) => ({ source: () => factory(plan.source, 'source'), destination: () => factory(plan.destination, 'destination') });
+  const metrics = deps.metrics ?? defaultMetrics();
 
-  /** Runs one activity body with its logger; maps errors (see module docstring). */
-  async function run<T>(activity: string, fields: Record<string, unknown>, body: (log: Logger, signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  /** Runs one activity body with its logger; maps errors (see module docstring); records how it ended
+   * (metrics: every activity, and `onEnd` for the activity's own). */
+  async function run<T>(activity: string, fields: Record<string, unknown>, body: (log: Logger, signal: AbortSignal | undefined) => Promise<T>, onEnd?: (outcome: ActivityOutcome<T>) => void): Promise<T> {
     const log = withFields(baseLog, { activity, ...fields });
     const signal = cancellationSignal();
+    const ended = (outcome: ActivityOutcome<T>) => {
+      try {
+        metrics.activityEnded(activity, { migration: String(fields.migrationId ?? ''), ...(typeof fields.namespace === 'string' ? { namespace: fields.namespace } : {}) }, outcome);
+        onEnd?.(outcome);
+      } catch (err) {
+        log.warn({ error: errorMessage(err) }, 'could not record the metrics of the activity');
+      }
+    };
     try {
-      return await keepAlive(() => body(log, signal));
+      const value = await keepAlive(() => body(log, signal));
+      ended({ result: 'success', value });
+      return value;
     } catch (err) {
+      if (signal?.aborted || err instanceof AbortedError) ended({ result: 'cancelled' });
       if (signal?.aborted) throw signal.reason ?? err;
       if (err instanceof AbortedError) throw err;
       const failure = toApplicationFailure(err, activity);
       log.warn({ failureType: failure.type, nonRetryable: failure.nonRetryable }, failure.message);
+      ended({ result: 'failed', failureType: failure.type ?? '' });
       throw failure;
     }
   }
@@ -350,6 +367,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
 
     runTransfer: (req) =>
       run('runTransfer', { ...nsFields(req), pvc: req.pvc.name, pass: req.pass, final: req.final }, async (log, signal) => {
+        const labels = syncLabels(req);
         const c = clients(req.plan);
         const source = c.source();
         const destination = c.destination();
@@ -365,9 +383,13 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           if (req.plan.agents !== 'per-sync' && !warm) log.info({ maxAgents: req.plan.maxAgents ?? DEFAULT_MAX_AGENTS }, 'the namespace has its maximum of warm agents: this PVC syncs with a client pod per sync');
           if (!warm) nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
           const sync = warm ? runAgentSync : runClientTransfer;
+          const active = metrics.clientPodActive({ migration: req.migrationId, namespace: req.namespace.source }, warm ? 'agent' : 'pod');
           result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
             agentStartSeconds: req.plan.timeouts.podStartSeconds,
-            onProgress: (progress) => heartbeat(progress),
+            onProgress: (progress) => {
+              heartbeat(progress);
+              metrics.syncProgress(labels, progress);
+            },
             ...(signal ? { signal } : {}),
             // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
             keepPodOnAbort: () => isWorkerShutdown(activityContext()),
@@ -375,7 +397,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
             pendingLimits: pendingLimitsOf(req.plan),
             ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
             ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
-          });
+          }).finally(active);
         } catch (err) {
           throw await explainSyncFailure(err, destination, server, serverOptions);
         }
@@ -385,11 +407,11 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         // Its agent has nothing left to do: its pod slot and its read-only mount go now, not at cleanup.
         if (req.final) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
         return result;
-      }),
+      }, (outcome) => metrics.syncEnded(syncLabels(req), outcome)),
 
     quiesce: (input) =>
       run('quiesce', { migrationId: input.migrationId }, async (log) =>
-        quiesceWorkloads(clients(input.plan).source(), input.workloads, { logger: log, migrationId: input.migrationId }),
+        metrics.timeQuiesce(input.migrationId, 'scale', () => quiesceWorkloads(clients(input.plan).source(), input.workloads, { logger: log, migrationId: input.migrationId })),
       ),
 
     checkSourceWriters: (input) =>
@@ -405,14 +427,14 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
 
     waitForQuiesced: (input) =>
       run('waitForQuiesced', { migrationId: input.migrationId }, async (log, signal) =>
-        waitForQuiesced(clients(input.plan).source(), input.workloads, {
+        metrics.timeQuiesce(input.migrationId, 'wait', () => waitForQuiesced(clients(input.plan).source(), input.workloads, {
           logger: log,
           // Ends with the pods still running named, before the start-to-close timeout would.
           ...withTimeout(waitBudgetSeconds()),
           migrationId: input.migrationId,
           onTick: (remaining) => heartbeat({ remaining: remaining.length, pods: remaining.slice(0, 20) }),
           ...(signal ? { signal } : {}),
-        }),
+        })),
       ),
 
     unquiesce: (input) =>
@@ -447,6 +469,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           ...(signal ? { signal } : {}),
           ...(deps.skopeo ? { skopeo: deps.skopeo } : {}),
         }),
+        (outcome) => {
+          if (outcome.result === 'success') metrics.imagesCopied({ migration: ctx.migrationId, namespace: ctx.namespace.source }, outcome.value);
+        },
       ),
 
     describeNamespaceWorkflows: (input) =>
@@ -460,6 +485,11 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         return out;
       }),
   };
+}
+
+/** The metric labels of one sync. */
+function syncLabels(req: TransferRequest): SyncLabels {
+  return { migration: req.migrationId, namespace: req.namespace.source, pvc: req.pvc.name, final: req.final, pass: req.pass };
 }
 
 function withTimeout(timeoutSeconds: number | undefined): { timeoutSeconds?: number } {
