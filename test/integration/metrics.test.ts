@@ -130,7 +130,7 @@ test('a sync through runTransfer: live rate and active pod while it runs; the by
 
   cluster.log = run.out;
   cluster.terminate(run.exit);
-  const result: TransferResult = await pending;
+  const result = (await pending) as TransferResult;
   expect(result.bytesSent).toBeGreaterThan(0);
 
   const after = (await scrape(server.url)).samples;
