@@ -72,4 +72,10 @@ describeCompose('docker-compose.yml through `docker compose config`', () => {
     expect(config().services['ferry-worker']!.deploy?.replicas).toBe(2);
     expect(config({ FERRY_WORKERS: '3' }).services['ferry-worker']!.deploy?.replicas).toBe(3);
   });
+
+  test("metrics on: the worker serves Ferry's metrics on 9464 and the Temporal SDK's on 9465 (README Metrics)", () => {
+    const w = config().services['ferry-worker']! as Config['services'][string] & { expose?: string[] };
+    expect(w.environment).toMatchObject({ FERRY_METRICS_PORT: '9464', FERRY_SDK_METRICS_PORT: '9465' });
+    expect(w.expose).toEqual(['9464', '9465']);
+  });
 });
