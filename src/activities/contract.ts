@@ -89,6 +89,10 @@ export interface FerryActivities {
     /** Rollback before the namespace's final sync completed: also remove this migration's cutover
      * marks from the destination PVCs (../migration/destination.ts clearCutoverMarks). */
     clearCutoverMarks?: boolean;
+    /** The namespace's downtime (seconds from quiesce to the end of its final sync or rollback),
+     * when its applications were quiesced: recorded in the ferry_downtime_seconds metric once the
+     * cleanup succeeds (a failed attempt records nothing, so a retry does not count it twice). */
+    downtimeSeconds?: number;
   }): Promise<CleanupReport>;
   /** Rollback: deletes destination PVCs Ferry created (when the plan asks). */
   deleteDestinationPVCs(input: NamespaceContext & { pvcs: string[] }): Promise<void>;

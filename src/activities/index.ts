@@ -449,11 +449,13 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const c = clients(input.plan);
         const namespaces: NamespaceMapping[] = input.namespace ? [input.namespace] : input.plan.namespaces;
         if (input.clearCutoverMarks) for (const n of namespaces) await clearCutoverMarks(c.destination(), input.migrationId, n.destination, log);
-        return cleanupMigration(c.source(), c.destination(), input.migrationId, { source: namespaces.map((n) => n.source), destination: namespaces.map((n) => n.destination) }, {
+        const report = await cleanupMigration(c.source(), c.destination(), input.migrationId, { source: namespaces.map((n) => n.source), destination: namespaces.map((n) => n.destination) }, {
           onTick: (remaining) => heartbeat({ remaining }),
           ...(signal ? { signal } : {}),
           logger: log,
         });
+        if (input.downtimeSeconds !== undefined && input.namespace) metrics.observeDowntime({ migration: input.migrationId, namespace: input.namespace.source }, input.downtimeSeconds);
+        return report;
       }),
 
     deleteDestinationPVCs: (input) =>

@@ -66,6 +66,21 @@ class FakeCluster {
   async version() {
     return { major: '1', minor: '32', gitVersion: 'v1.32.0' };
   }
+  async hasApi(): Promise<boolean> {
+    return true;
+  }
+  /** Deletes the matching objects of `kinds` in `namespace` (labels `k=v,...`); count deleted. */
+  async deleteBySelector(kinds: { kind: string }[], namespace: string, selector: string): Promise<number> {
+    const want = selector.split(',').map((kv) => kv.split('='));
+    let n = 0;
+    for (const [k, o] of [...this.objects]) {
+      if (!kinds.some((x) => x.kind === o.kind) || o.metadata?.namespace !== namespace) continue;
+      if (!want.every(([l, v]) => o.metadata?.labels?.[l!] === v)) continue;
+      this.objects.delete(k);
+      n++;
+    }
+    return n;
+  }
   core = { readNamespacedPodLog: async () => this.log };
   pods(): V1Pod[] {
     return [...this.objects.values()].filter((o) => o.kind === 'Pod') as V1Pod[];
@@ -163,4 +178,26 @@ test('a failed sync is counted by its failure type (the type the wrapper raised)
   expect(sumOf(s, 'ferry_activity_results_total', { activity: 'runTransfer', result: 'failed', failure_type: type })).toBe(1);
   expect(sumOf(s, 'ferry_transfer_bytes_total')).toBe(before);
   expect(sumOf(s, 'ferry_active_client_pods')).toBe(0);
+});
+
+test('a namespace cleanup with its downtime records it once in ferry_downtime_seconds; a failed cleanup attempt records nothing', async () => {
+  const activities = createActivities({ logger: silent, clientFactory: () => cluster as unknown as KubeClient, pollIntervalSeconds: 0.05, metrics });
+  const env = new MockActivityEnvironment({ attempt: 1, startToCloseTimeoutMs: 60_000 });
+  const downtime = { migration: MID, namespace: 'shop' };
+  const before = (await scrape(server.url)).samples;
+  expect(sumOf(before, 'ferry_downtime_seconds_count', downtime)).toBe(0);
+
+  const failing = { ...cluster, deleteBySelector: async () => { throw new Error('apiserver unavailable'); } };
+  const broken = createActivities({ logger: silent, clientFactory: () => failing as unknown as KubeClient, metrics });
+  await expect(env.run(broken.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]!, downtimeSeconds: 7.5 })).rejects.toBeDefined();
+  expect(sumOf((await scrape(server.url)).samples, 'ferry_downtime_seconds_count', downtime)).toBe(0);
+
+  const report = await env.run(activities.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]!, downtimeSeconds: 7.5 });
+  expect(report.remaining).toBe(0);
+  const after = (await scrape(server.url)).samples;
+  expect(sumOf(after, 'ferry_downtime_seconds_count', downtime)).toBe(1);
+  expect(sumOf(after, 'ferry_downtime_seconds_sum', downtime)).toBe(7.5);
+  // a cleanup without downtime (nothing was quiesced) adds no observation
+  await env.run(activities.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]! });
+  expect(sumOf((await scrape(server.url)).samples, 'ferry_downtime_seconds_count', downtime)).toBe(1);
 });

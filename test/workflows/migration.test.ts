@@ -214,6 +214,11 @@ test('happy path: activities in order, summary, downtime, search attributes', as
   expect(shop.downtime!.seconds!).toBeGreaterThanOrEqual(0.3); // at least one (simulated) final sync
   expect(Date.parse(shop.downtime!.startedAt)).toBeGreaterThanOrEqual(Date.parse(phase('stage').endedAt!));
   expect(summary.totals.downtimeSeconds).toBe(Math.max(shop.downtime!.seconds!, nsResult(summary, 'blog').downtime!.seconds!));
+  // Each namespace's cleanup carries its downtime (recorded in ferry_downtime_seconds by the activity).
+  expect(fake.downtimeAtCleanup.sort((a, b) => String(a.namespace).localeCompare(String(b.namespace)))).toEqual([
+    { namespace: 'blog', seconds: nsResult(summary, 'blog').downtime!.seconds },
+    { namespace: 'shop', seconds: shop.downtime!.seconds },
+  ]);
 });
 
 test('manual cutover: stage passes go on (across continue-as-new) until the cutover update', async () => {

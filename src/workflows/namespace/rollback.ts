@@ -39,7 +39,7 @@ export async function rollback(run: NamespaceRun, reason: string): Promise<void>
     st.downtime.endedAt = st.downtime.startedAt;
     st.downtime.seconds = 0;
   }
-  if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace, ...(st.finalSynced ? {} : { clearCutoverMarks: true }) }));
+  if (st.touched) await step('cleanup', () => acts.cleanup({ migrationId, plan, namespace, ...(st.finalSynced ? {} : { clearCutoverMarks: true }), ...(st.downtime?.seconds !== undefined ? { downtimeSeconds: st.downtime.seconds } : {}) }));
   if (plan.deleteDestinationPVCsOnRollback && st.touched) {
     if (st.finalSynced) {
       steps.push({ step: 'deleteDestinationPVCs', ok: true, message: 'kept: the final sync had completed' });

@@ -193,7 +193,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
   }
   run.enter('cleanup');
   try {
-    st.cleanup = await acts.cleanup({ migrationId, plan, namespace });
+    st.cleanup = await acts.cleanup({ migrationId, plan, namespace, ...(st.downtime?.seconds !== undefined ? { downtimeSeconds: st.downtime.seconds } : {}) });
     if (st.cleanup.remaining > 0) st.warnings.push(`cleanup left ${st.cleanup.remaining} transfer object(s) behind`);
   } catch (err) {
     if (wf.isCancellation(err)) throw err;

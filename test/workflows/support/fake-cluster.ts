@@ -124,6 +124,8 @@ function processAlive(pid: number): boolean {
 
 export class FakeCluster {
   readonly journalInMemory: JournalEntry[] = [];
+  /** Each cleanup activity's namespace and the downtime it was given (seconds), in call order. */
+  readonly downtimeAtCleanup: { namespace: string | undefined; seconds: number | undefined }[] = [];
   /** Transfers running now, and the most that ever ran at once. */
   runningTransfers = 0;
   maxConcurrentTransfers = 0;
@@ -396,6 +398,7 @@ export class FakeCluster {
         }),
       cleanup: (input) =>
         this.activity('cleanup', input.namespace?.source ?? '', async () => {
+          this.downtimeAtCleanup.push({ namespace: input.namespace?.source, seconds: input.downtimeSeconds });
           const ns = input.namespace;
           const doomed = Object.entries(this.reload().objects)
             .filter(([k, owner]) => owner === input.migrationId && /^(source|destination)\/(endpoint|server|client)\//.test(k))
