@@ -43,6 +43,7 @@ import { runClientTransfer } from '../migration/client-run';
 import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
+import { preparePointInTime, releasePointInTime } from '../migration/snapshot';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
@@ -379,6 +380,40 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         let nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc]);
         let result;
         try {
+          // A stage sync from a point-in-time copy (sourceCopyMethod snapshot | clone) reads a new claim
+          // each time: a client pod per sync, not the agent (which mounts the source PVC for the final sync).
+          const pointInTime = !req.final && req.plan.sourceCopyMethod !== 'direct' ? req.plan.sourceCopyMethod : undefined;
+          if (pointInTime) {
+            const pit = { migrationId: req.migrationId, namespace: req.namespace.source, pvc: req.pvc.name, capacity: req.pvc.capacity, pass: req.pass, ...(req.pvc.storageClass !== undefined ? { storageClass: req.pvc.storageClass } : {}) };
+            const readFrom = await preparePointInTime(source, {
+              ...pit,
+              method: pointInTime,
+              ...(req.plan.volumeSnapshotClass !== undefined ? { volumeSnapshotClass: req.plan.volumeSnapshotClass } : {}),
+              timeoutSeconds: req.plan.timeouts.podStartSeconds,
+              ...(signal ? { signal } : {}),
+              logger: log,
+            });
+            nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
+            const active = metrics.clientPodActive({ migration: req.migrationId, namespace: req.namespace.source }, 'pod');
+            try {
+              result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: false, pass: req.pass, readFrom }, {
+                onProgress: (progress) => {
+                  heartbeat(progress);
+                  metrics.syncProgress(labels, progress);
+                },
+                ...(signal ? { signal } : {}),
+                keepPodOnAbort: () => isWorkerShutdown(activityContext()),
+                logger: log,
+                pendingLimits: pendingLimitsOf(req.plan),
+                ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
+                ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
+              }).finally(active);
+            } finally {
+              // A worker shutting down leaves the pod copying from the claim: keep both for the next attempt.
+              if (!isWorkerShutdown(activityContext())) await releasePointInTime(source, pit, log);
+            }
+            return result;
+          }
           const warm = req.plan.agents !== 'per-sync' && (await agentAllowed(source, nt, req.pvc.name, req.plan.maxAgents ?? DEFAULT_MAX_AGENTS));
           if (req.plan.agents !== 'per-sync' && !warm) log.info({ maxAgents: req.plan.maxAgents ?? DEFAULT_MAX_AGENTS }, 'the namespace has its maximum of warm agents: this PVC syncs with a client pod per sync');
           if (!warm) nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));

@@ -6,7 +6,8 @@
  * are no-op stubs that leak the objects (konveyor/crane-lib).
  */
 import type { CleanupReport } from '../core/types';
-import { migrationSelectorString } from '../statetransfer/names';
+import { LABELS, migrationSelectorString } from '../statetransfer/names';
+import { SNAPSHOT_API_VERSION, SNAPSHOT_SOURCE_ROLE } from '../statetransfer/snapshot';
 import { endpointExtraKinds } from '../statetransfer/registry';
 import { waitFor, type KindRef, type KubeClient } from '../k8s/client';
 import { WaitTimeoutError } from '../core/errors';
@@ -19,9 +20,16 @@ export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   ...endpointExtraKinds(),
   { apiVersion: 'v1', kind: 'Service' },
+  // a stage sync's point-in-time source (sourceCopyMethod snapshot): its snapshot (the claim: below)
+  { apiVersion: SNAPSHOT_API_VERSION, kind: 'VolumeSnapshot' },
   { apiVersion: 'v1', kind: 'ConfigMap' },
   { apiVersion: 'v1', kind: 'Secret' },
 ]);
+
+/** PVCs are deleted only with the role of a point-in-time source (statetransfer/snapshot.ts): never
+ * a destination PVC, whatever its labels. */
+const POINT_IN_TIME_CLAIMS: readonly KindRef[] = Object.freeze([{ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }]);
+const pointInTimeSelector = (migrationId: string) => `${migrationSelectorString(migrationId)},${LABELS.role}=${SNAPSHOT_SOURCE_ROLE}`;
 
 /** Namespaces to clean on each side. */
 export interface CleanupScope {
@@ -38,6 +46,7 @@ export async function countTransferObjects(client: KubeClient, namespaces: reado
       if (!(await client.hasApi(kind.apiVersion, kind.kind))) continue;
       n += (await client.list(kind, ns, { labelSelector: selector })).length;
     }
+    n += (await client.list(POINT_IN_TIME_CLAIMS[0]!, ns, { labelSelector: pointInTimeSelector(migrationId) })).length;
   }
   return n;
 }
@@ -61,7 +70,10 @@ export async function cleanupMigration(source: KubeClient, destination: KubeClie
   const selector = migrationSelectorString(migrationId);
   let sourceCount = 0;
   let destinationCount = 0;
-  for (const ns of scope.source) sourceCount += await source.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
+  for (const ns of scope.source) {
+    sourceCount += await source.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
+    sourceCount += await source.deleteBySelector([...POINT_IN_TIME_CLAIMS], ns, pointInTimeSelector(migrationId));
+  }
   for (const ns of scope.destination) destinationCount += await destination.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
   let remaining = 0;
   try {

@@ -28,6 +28,8 @@ export interface ClientTransferRequest {
   address: EndpointAddress;
   final: boolean;
   pass: number;
+  /** The claim to read instead of the source PVC (a snapshot's or clone's PVC). */
+  readFrom?: string;
 }
 
 /** Options of `runClientTransfer`. */
@@ -92,7 +94,7 @@ export async function runClientTransfer(
   const ns = nt.sourceNamespace;
   const name = nt.clientPodName(req.pvc.name);
   const sync = req.final ? 'final' : 'stage';
-  const objects = nt.sourceObjects(req.pvc.name, req.address, credentials, { final: req.final });
+  const objects = nt.sourceObjects(req.pvc.name, req.address, credentials, { final: req.final, ...(req.readFrom !== undefined ? { readFrom: req.readFrom } : {}) });
   const pod = structuredClone(objects.find((o) => o.kind === 'Pod')) as V1Pod;
   pod.metadata!.labels = { ...pod.metadata!.labels, [PASS_LABEL]: String(req.pass) };
 

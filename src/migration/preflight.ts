@@ -38,6 +38,7 @@ import { defaultStorageClassName } from './discovery';
 import { errorMessage } from '../core/errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
+import { DEFAULT_SNAPSHOT_CLASS_ANNOTATION } from '../statetransfer/snapshot';
 import { endpointKind, endpointPermissions } from '../statetransfer/registry';
 import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
@@ -164,6 +165,9 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
     need(['list'], '', 'replicationcontrollers'),
   ];
   if (hasDeploymentConfigs) out.push(need(['list'], 'apps.openshift.io', 'deploymentconfigs'));
+  // point-in-time stage sources (migration/snapshot.ts): the claim, and the snapshot it is restored from
+  if (plan.sourceCopyMethod !== 'direct') out.push(need(['get', 'create', 'delete'], '', 'persistentvolumeclaims'));
+  if (plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'snapshot.storage.k8s.io', 'volumesnapshots'));
   if (plan.quiesce) {
     for (const r of ['deployments', 'statefulsets', 'replicasets', 'daemonsets']) out.push(need(['get', 'patch'], 'apps', r));
     for (const r of ['jobs', 'cronjobs']) out.push(need(['get', 'patch'], 'batch', r));
@@ -313,6 +317,12 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
     }
   }
 
+  if (src && plan.sourceCopyMethod === 'snapshot') {
+    await guarded('sourceCopyMethod', async () => {
+      for (const p of await snapshotProblems(src, plan, discoveries)) add('sourceCopyMethod', p);
+    });
+  }
+
   for (const [i, mapping] of plan.namespaces.entries()) {
     const subject = `namespaces[${i}]`;
     const discovery = discoveries.find((d) => d.sourceNamespace === mapping.source);
@@ -400,6 +410,40 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           if (marked) add(ps, marked);
         }
       });
+    }
+  }
+  return problems;
+}
+
+/**
+ * What keeps `sourceCopyMethod: snapshot` from working in the source cluster: the snapshot API not
+ * served, the named VolumeSnapshotClass missing or of another driver, or (no class named) no default
+ * class for the CSI driver of a selected PVC's StorageClass.
+ */
+async function snapshotProblems(src: KubeClient, plan: MigrationPlan, discoveries: readonly NamespaceDiscovery[]): Promise<string[]> {
+  if (!(await src.hasApi('snapshot.storage.k8s.io/v1', 'VolumeSnapshot'))) {
+    return [`the source cluster (context ${src.contextName}) does not serve snapshot.storage.k8s.io/v1 VolumeSnapshot: install the CSI snapshot CRDs and snapshot-controller, or use sourceCopyMethod direct`];
+  }
+  type Snapclass = KubernetesObject & { driver?: string };
+  const classes = await src.list<Snapclass>({ apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshotClass' });
+  const storageClasses = await src.list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
+  const problems: string[] = [];
+  const named = plan.volumeSnapshotClass !== undefined ? classes.find((c) => c.metadata?.name === plan.volumeSnapshotClass) : undefined;
+  if (plan.volumeSnapshotClass !== undefined && !named) problems.push(`VolumeSnapshotClass ${plan.volumeSnapshotClass} does not exist (available: ${classes.map((c) => c.metadata?.name).join(', ') || 'none'})`);
+  const drivers = new Map<string, string[]>();
+  for (const d of discoveries) {
+    for (const pvc of d.pvcs) {
+      const sc = storageClasses.find((c) => c.metadata?.name === pvc.storageClass);
+      const driver = sc?.provisioner ?? '?';
+      drivers.set(driver, [...(drivers.get(driver) ?? []), `${d.sourceNamespace}/${pvc.name}`]);
+    }
+  }
+  for (const [driver, pvcs] of drivers) {
+    const list = `${pvcs.slice(0, 3).join(', ')}${pvcs.length > 3 ? ` and ${pvcs.length - 3} more` : ''}`;
+    if (named) {
+      if (named.driver !== driver) problems.push(`VolumeSnapshotClass ${plan.volumeSnapshotClass} is for driver ${named.driver}, but PVC ${list} is provisioned by ${driver}`);
+    } else if (!classes.some((c) => c.driver === driver && c.metadata?.annotations?.[DEFAULT_SNAPSHOT_CLASS_ANNOTATION] === 'true')) {
+      problems.push(`no default VolumeSnapshotClass for driver ${driver} (PVC ${list}): name one with volumeSnapshotClass, or use sourceCopyMethod direct`);
     }
   }
   return problems;

@@ -28,6 +28,8 @@ export const CUTOVER_MODES = ['auto', 'manual'] as const;
 export const UNMANAGED_POD_POLICIES = ['fail', 'delete'] as const;
 /** How the source side runs its syncs (migration/agent.ts): warm agents, or a client pod per sync. */
 export const SOURCE_AGENT_MODES = ['warm', 'per-sync'] as const;
+/** How stage syncs read the source (statetransfer/snapshot.ts): the live PVC, or a point-in-time copy. */
+export const SOURCE_COPY_METHODS = ['direct', 'snapshot', 'clone'] as const;
 /** Where the internal images to migrate are listed. */
 export const IMAGE_MODES = ['imagestreams', 'registry'] as const;
 
@@ -571,6 +573,17 @@ export const migrationPlanSchema = z
           'runs every sync through exec (needs the pods/exec permission in the source namespaces); a sync costs the rsync delta, not a pod start. ' +
           'per-sync: a new client pod for every sync (no exec permission needed; ~5 s of pod start per sync).',
       ),
+    sourceCopyMethod: z
+      .enum(SOURCE_COPY_METHODS)
+      .default('direct')
+      .describe(
+        'What stage syncs read. direct (default): the live source PVC. snapshot: a CSI VolumeSnapshot of it taken right before each stage sync and a PVC restored from it ' +
+          '(a point-in-time copy, crash-consistent; the client is not pinned to the writer\'s node). clone: a CSI clone of the PVC. ' +
+          'Both are deleted after each sync; the final sync (after quiesce) reads the source PVC itself.',
+      ),
+    volumeSnapshotClass: dnsSubdomain()
+      .optional()
+      .describe('sourceCopyMethod snapshot: the VolumeSnapshotClass (default: the class its CSI driver marks default).'),
     stagePasses: integer()
       .min(0)
       .max(MAX_STAGE_PASSES)
@@ -704,6 +717,9 @@ export const migrationPlanSchema = z
   .superRefine(
     (plan, ctx) => {
       // What transfer: rclone cannot keep or carry (src/statetransfer/transfer/rclone/index.ts).
+      if (plan.volumeSnapshotClass !== undefined && plan.sourceCopyMethod !== 'snapshot') {
+        ctx.addIssue({ code: 'custom', path: ['volumeSnapshotClass'], message: `is used only with sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });
+      }
       if (plan.transfer === 'rclone' && plan.security.mode === 'preserve-ownership') {
         ctx.addIssue({
           code: 'custom',

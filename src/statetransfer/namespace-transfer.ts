@@ -71,6 +71,10 @@ export interface TransferCredentials {
 export interface SyncOptions {
   /** Final sync (cutover): the transfer deletes destination files that are gone at the source. */
   final: boolean;
+  /** Read another claim than the source PVC: a point-in-time copy of it (a PVC made from a
+   * VolumeSnapshot, or a clone; migration/snapshot.ts). Such a claim is attached nowhere yet, so the
+   * client is not pinned to the writer's node. */
+  readFrom?: string;
 }
 
 /** The composed transfer of one namespace. Immutable. */
@@ -217,12 +221,12 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
       imagePullPolicy: o.imagePullPolicy,
       security: o.security,
       identity: v.identity,
-      pvcName: sourcePVC,
+      pvcName: sync.readFrom ?? sourcePVC,
       sourcePath: SOURCE_PATH,
       transfer: transferParts,
       transport: transportParts,
       transportPort: direct ? undefined : localPort,
-      nodeName: v.nodeName,
+      nodeName: sync.readFrom !== undefined ? undefined : v.nodeName,
     };
     const tls = secret(clientTLS, ns, clientLabels, clientSecretData(credentials.certificates));
     return { objects: [tls, ...merge(transferParts, transportParts).objects], pod };
