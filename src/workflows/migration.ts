@@ -27,7 +27,7 @@ import { failureMessage } from './failures';
 import { namespaceWorkflow } from './namespace';
 import { migrationPhase, migrationTotals, switchPhase, type MigrationState, type MigrationStatus, type MigrationSummary, type NamespaceEntry, type NamespaceState, type WorkflowTuning } from '../core/state';
 import { finalSyncConcurrency } from './concurrency';
-import { migrationDetails, namespaceSummary } from './summaries';
+import { migrationDetails, namespaceStaticDetails, namespaceSummary } from './summaries';
 
 export interface MigrationWorkflowInput {
   /** Identifies the migration in every object it creates (labels) and in the child workflow ids. */
@@ -180,7 +180,7 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     if (pairs.length > 0) wf.upsertSearchAttributes(pairs);
     shown = { phase: st.phase, failed };
     // The Temporal UI's "current details" (user metadata: no command).
-    wf.setCurrentDetails(migrationDetails(st));
+    wf.setCurrentDetails(migrationDetails(st, now()));
   };
   const enter = (s: OwnStep): void => {
     switchPhase(st.phases, now(), s);
@@ -240,6 +240,7 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
       // For the Temporal UI: a summary, and the migration's id to filter on (FerryMigration="ID").
       const shown = {
         staticSummary: namespaceSummary(migrationId, namespace, discovery.pvcs.length),
+        staticDetails: namespaceStaticDetails(migrationId, plan, namespace, discovery),
         typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: migrationId }],
       };
       if (bounded) {

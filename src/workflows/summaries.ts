@@ -11,6 +11,7 @@
 import type { FerryActivities, NamespaceContext, TransferRequest } from '../activities/contract';
 import { formatBytes, formatDuration } from '../core/format';
 import type { MigrationState, NamespaceEntry, NamespaceState, PVCState } from '../core/state';
+import type { NamespaceDiscovery } from '../core/types';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { finalSyncConcurrency } from './concurrency';
 
@@ -51,6 +52,18 @@ export function migrationStaticDetails(migrationId: string, plan: MigrationPlan)
 /** A namespace workflow's static summary (one line). */
 export function namespaceSummary(migrationId: string, ns: NamespaceMapping, pvcs: number): string {
   return `Namespace ${mapping(ns)} of migration ${migrationId} (${pvcs} PVC${pvcs === 1 ? '' : 's'})`;
+}
+
+/** A namespace workflow's static details (markdown): clusters, and the PVCs discovery found. */
+export function namespaceStaticDetails(migrationId: string, plan: MigrationPlan, ns: NamespaceMapping, discovery: NamespaceDiscovery): string {
+  return [
+    `**Namespace ${mapping(ns)}** of Ferry migration \`${migrationId}\``,
+    '',
+    `- Clusters: ${clusterName(plan.source)}/${ns.source} → ${clusterName(plan.destination)}/${ns.destination}`,
+    `- PVCs: ${discovery.pvcs.map((p) => `${p.name} (${formatBytes(p.capacityBytes)})`).join(', ') || 'none'}`,
+    `- Workloads quiesced at cutover: ${plan.quiesce ? discovery.workloads.length : 'none (quiesce off)'}`,
+    `- Operator commands: \`ferry cutover ${migrationId} --namespace ${ns.source}\` (manual cutover) · \`ferry retry|skip|abort ${migrationId} --pvc PVC --namespace ${ns.source}\` (a failed PVC)`,
+  ].join('\n');
 }
 
 /** A PVC sync workflow's static summary (one line): PVC, pass, stage or final. */
@@ -158,7 +171,7 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
   else if (plan.cutover === 'manual' && !st.cutoverRequested && (st.phase === 'stage' || st.phase === 'ready-for-cutover')) {
     out.push(
       st.phase === 'ready-for-cutover'
-        ? `**Waiting for the operator's cutover** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``
+        ? `**Waiting for the operator to cut over** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``
         : `Manual cutover: after ${plan.stagePasses} stage pass(es), \`ferry cutover ${st.migrationId} --namespace ${st.source}\``,
     );
   }
@@ -166,8 +179,11 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
   return out;
 }
 
-/** The namespace workflow's current details (markdown): phase, PVCs, bytes, rate, downtime, waits. */
-export function namespaceDetails(st: NamespaceState, plan: MigrationPlan): string {
+/**
+ * The namespace workflow's current details (markdown): phase, PVCs, bytes, rate, downtime, waits.
+ * @param at the workflow's time of this update (ISO 8601), shown as "Updated hh:mm:ss UTC"
+ */
+export function namespaceDetails(st: NamespaceState, plan: MigrationPlan, at: string): string {
   const pvcs = st.pvcs;
   const active = pvcs.filter((p) => p.status !== 'skipped');
   const count = (s: PVCState['status']) => pvcs.filter((p) => p.status === s).length;
@@ -176,8 +192,8 @@ export function namespaceDetails(st: NamespaceState, plan: MigrationPlan): strin
     `**Namespace ${mapping(st)}** · phase **${st.phase}**${st.status !== 'running' ? ` (${st.status})` : ''} · migration \`${st.migrationId}\``,
     '',
     finalPhase
-      ? `- PVCs final-synced: ${count('done')}/${active.length}`
-      : `- PVCs synced: ${count('synced') + count('done')}/${active.length} · stage passes done: ${st.stagePassesDone} (plan: at least ${plan.stagePasses})`,
+      ? `- PVCs final-synced: ${count('done')} of ${active.length}`
+      : `- PVCs synced: ${count('synced') + count('done')} of ${active.length} · stage passes done: ${st.stagePassesDone} (plan: at least ${plan.stagePasses})`,
   ];
   const extra = [count('failed') && `${count('failed')} failed`, count('skipped') && `${count('skipped')} skipped`].filter(Boolean);
   if (extra.length > 0) lines[lines.length - 1] += ` · ${extra.join(', ')}`;
@@ -190,17 +206,21 @@ export function namespaceDetails(st: NamespaceState, plan: MigrationPlan): strin
   else if (st.downtime) lines.push(`- Downtime: since ${clock(st.downtime.startedAt)}`);
   else if (plan.quiesce && st.status === 'running') {
     const projected = projectedFinalSyncSeconds(pvcs, finalSyncConcurrency(plan));
-    if (projected !== undefined) lines.push(`- Projected downtime: ≈ ${formatDuration(projected)} of final sync (the last stage pass's syncs) + quiesce of ${st.workloads} workload(s)`);
+    if (projected !== undefined) lines.push(`- Projected downtime: ≈ ${formatDuration(projected)} of final sync (estimated from the last stage pass) + quiesce of ${st.workloads} workload(s)`);
   }
   if (st.rollback) lines.push(`- Rolling back: ${st.rollback.reason}`);
   const waits = namespaceWaitingFor(st, plan);
-  if (waits.length > 0) lines.push('', ...waits);
+  if (waits.length > 0) lines.push('', ...waits.map((w) => `- ${w}`));
   else if (st.status === 'running' && st.phase !== 'rollback') lines.push('', 'Waiting for nothing from the operator.');
+  lines.push('', `_Updated ${clock(at)}_`);
   return lines.join('\n');
 }
 
-/** The migration workflow's current details (markdown): phase, namespaces, PVCs, bytes, waits. */
-export function migrationDetails(st: MigrationState): string {
+/**
+ * The migration workflow's current details (markdown): phase, namespaces, PVCs, bytes, waits.
+ * @param at the workflow's time of this update (ISO 8601), shown as "Updated hh:mm:ss UTC"
+ */
+export function migrationDetails(st: MigrationState, at: string): string {
   const id = st.migrationId;
   const nsPVCs = (e: NamespaceEntry) => e.result?.pvcs.length ?? e.pvcs;
   const synced = (e: NamespaceEntry) => (e.result ? e.result.pvcs.filter((p) => p.status === 'done').length : (e.pvcsSynced ?? 0));
@@ -209,12 +229,12 @@ export function migrationDetails(st: MigrationState): string {
   const lines: string[] = [
     `**Migration \`${id}\`** · phase **${st.phase}**${st.status !== 'running' ? ` (${st.status})` : ''}`,
     '',
-    `- PVCs synced: ${st.namespaces.reduce((n, e) => n + synced(e), 0)}/${total} · sent: ${formatBytes(st.namespaces.reduce((n, e) => n + sent(e), 0))}` +
+    `- PVCs synced: ${st.namespaces.reduce((n, e) => n + synced(e), 0)} of ${total} · sent: ${formatBytes(st.namespaces.reduce((n, e) => n + sent(e), 0))}` +
       (st.totals.downtimeSeconds !== undefined ? ` · downtime: ${formatDuration(st.totals.downtimeSeconds)}` : ''),
   ];
   for (const e of st.namespaces) {
     lines.push(
-      `- ${mapping(e)}: ${e.phase}${e.status !== 'running' ? ` (${e.status})` : ''} · PVCs ${synced(e)}/${nsPVCs(e)} · ${formatBytes(sent(e))} · stage passes ${e.stagePassesDone}` +
+      `- ${mapping(e)}: ${e.phase}${e.status !== 'running' ? ` (${e.status})` : ''} · PVCs synced ${synced(e)} of ${nsPVCs(e)} · ${formatBytes(sent(e))} · stage passes ${e.stagePassesDone}` +
         (e.images.status !== 'disabled' ? ` · images ${e.images.status}` : '') +
         (e.error ? ` · ${e.error}` : ''),
     );
@@ -223,11 +243,12 @@ export function migrationDetails(st: MigrationState): string {
     const waits: string[] = [];
     for (const e of st.namespaces) {
       for (const pvc of e.awaitingDecision) waits.push(`**Decision needed** for PVC \`${e.source}/${pvc}\`: ${decisionCommands(id, e.source, pvc)}`);
-      if (e.status === 'running' && e.phase === 'ready-for-cutover') waits.push(`**Waiting for the operator's cutover** of ${e.source}: \`ferry cutover ${id} --namespace ${e.source}\``);
+      if (e.status === 'running' && e.phase === 'ready-for-cutover') waits.push(`**Waiting for the operator to cut over** ${e.source}: \`ferry cutover ${id} --namespace ${e.source}\``);
     }
-    if (waits.length > 0) lines.push('', ...waits);
-    if (st.rollbackRequested) lines.push('', `Rollback requested at ${clock(st.rollbackRequested.at)}${st.rollbackRequested.reason ? ` (${st.rollbackRequested.reason})` : ''}`);
-    else lines.push('', `Abort everything: \`ferry rollback ${id}\` · details per PVC: \`ferry status ${id}\``);
+    if (st.rollbackRequested) waits.push(`Rollback requested at ${clock(st.rollbackRequested.at)}${st.rollbackRequested.reason ? ` (${st.rollbackRequested.reason})` : ''}`);
+    else waits.push(`Every PVC: \`ferry status ${id}\``, `Abort everything: \`ferry rollback ${id}\``);
+    lines.push('', ...waits.map((w) => `- ${w}`));
   } else if (st.error) lines.push('', st.error);
+  lines.push('', `_Updated ${clock(at)}_`);
   return lines.join('\n');
 }

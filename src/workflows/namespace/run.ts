@@ -134,7 +134,7 @@ export class NamespaceRun {
 
   /** Shows the state in the Temporal UI's "current details" (user metadata: adds no command). */
   showDetails(): void {
-    wf.setCurrentDetails(namespaceDetails(this.st, this.plan));
+    wf.setCurrentDetails(namespaceDetails(this.st, this.plan, now()));
   }
 
   /** Enters `phase`: records it in the state's phase timeline and tells the parent. */
