@@ -157,7 +157,7 @@ export function projectedFinalSyncSeconds(pvcs: readonly PVCState[], concurrency
  * What a namespace workflow waits for, in words, with the `ferry` command that ends the wait (empty
  * when it waits for nothing but its own work).
  */
-export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan, 'cutover' | 'stagePasses'>): string[] {
+export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan, 'cutover'>): string[] {
   if (st.status !== 'running') return [];
   const out: string[] = [];
   for (const p of st.pvcs.filter((x) => x.status === 'failed')) {
@@ -168,12 +168,8 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
     );
   }
   if (st.cutoverBlocked) out.push(`**Cutover held back**: ${st.cutoverBlocked.reason}`);
-  else if (plan.cutover === 'manual' && !st.cutoverRequested && (st.phase === 'stage' || st.phase === 'ready-for-cutover')) {
-    out.push(
-      st.phase === 'ready-for-cutover'
-        ? `**Waiting for the operator to cut over** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``
-        : `Manual cutover: after ${plan.stagePasses} stage pass(es), \`ferry cutover ${st.migrationId} --namespace ${st.source}\``,
-    );
+  else if (plan.cutover === 'manual' && !st.cutoverRequested && st.phase === 'ready-for-cutover') {
+    out.push(`**Waiting for the operator to cut over** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``);
   }
   if (st.phase === 'quiesce') out.push(`Waiting for the ${st.workloads} source workload(s) to stop (the downtime has begun)`);
   return out;

@@ -9,14 +9,16 @@
  * cutover of the other namespace. The test types `FerryMigration="<id>"` into the UI's query box,
  * checks the list (the migration and its namespace workflows, with their summaries), opens the
  * migration and finds its current details — the waiting-for lines with the exact `ferry` commands —
- * then opens the namespace waiting for cutover. Screenshots go to docs/ui/ (the README shows them).
+ * then opens the namespace waiting for cutover. Screenshots go to $TMPDIR/ferry-ui-screenshots, or
+ * with FERRY_UI_SCREENSHOTS=docs/ui to the README's (docs/ui/*.png).
  *
  * Skipped with a message when chromium or the temporal CLI is missing, unless FERRY_REQUIRE_TEMPORAL=1
  * (CI), which makes it fail instead.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -30,7 +32,8 @@ import { FakeCluster, type SourceSpec } from '../workflows/support/fake-cluster'
 import { TEST_TUNING, testPlan, unique, waitFor, workflowBundle } from '../workflows/support/env';
 
 const CHROMIUM = process.env.FERRY_CHROMIUM || '/usr/bin/chromium';
-const SHOTS = join(__dirname, '..', '..', 'docs', 'ui');
+/** Where the screenshots go: a temporary directory, or docs/ui to refresh the README's (FERRY_UI_SCREENSHOTS=docs/ui). */
+const SHOTS = resolve(process.env.FERRY_UI_SCREENSHOTS || join(tmpdir(), 'ferry-ui-screenshots'));
 const required = process.env.FERRY_REQUIRE_TEMPORAL === '1';
 
 function missingPiece(): string | undefined {
@@ -204,7 +207,7 @@ async function showing(page: Page, what: string, text: string): Promise<void> {
     await waitFor(what, async () => (await pageText(page)).includes(text), 30_000);
   } catch (e) {
     await page.screenshot({ path: join(SHOTS, 'debug-failure.png'), fullPage: true });
-    throw new Error(`${(e as Error).message} (${JSON.stringify(text)} not on ${page.url()}; screenshot docs/ui/debug-failure.png). The page shows:\n${(await pageText(page)).slice(0, 3000)}`);
+    throw new Error(`${(e as Error).message} (${JSON.stringify(text)} not on ${page.url()}; screenshot ${join(SHOTS, 'debug-failure.png')}). The page shows:\n${(await pageText(page)).slice(0, 3000)}`);
   }
 }
 
