@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Ferry's tests and demo need on a fresh Debian bookworm machine (root):
 # system packages (rsync, stunnel4, rclone, skopeo, iproute2, util-linux, openssl; acl and attr for
-# the data-plane test's ACLs and xattrs; postgresql for the production Temporal of hack/temporal), npm
+# the data-plane test's ACLs and xattrs; postgresql for the production Temporal of hack/temporal;
+# chromium for the Temporal UI browser test, test/ui), npm
 # dependencies, the temporal CLI (built once from the Go module proxy, cached under
 # ${XDG_CACHE_HOME:-~/.cache}/ferry/bin) and the Temporal server, its schema tool and Web UI
 # (hack/temporal/build.sh, cached beside it; ~20 s after the CLI build, whose Go build cache it reuses),
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates acl attr postgresql)
+packages=(rsync stunnel4 rclone skopeo iproute2 util-linux openssl ca-certificates acl attr postgresql chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

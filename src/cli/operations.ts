@@ -40,6 +40,7 @@ import {
   type RollbackResult,
 } from '../workflows/definitions';
 import { failureMessage } from '../workflows/failures';
+import { migrationStaticDetails, migrationSummary } from '../workflows/summaries';
 import { MIGRATION_PHASES, type DecisionAction, type MigrationState, type NamespaceState, type WorkflowTuning } from '../core/state';
 import { CliError, EXIT } from './exit-codes';
 
@@ -159,6 +160,10 @@ export async function startMigration(session: TemporalSession, plan: MigrationPl
       workflowId: id,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       args: [{ migrationId: id, plan, ...(tuning ? { tuning } : {}) }],
+      // What the Temporal UI shows of it, and the id to filter on (FerryMigration="ID").
+      staticSummary: migrationSummary(id, plan),
+      staticDetails: migrationStaticDetails(id, plan),
+      typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: id }],
     });
   } catch (e) {
     if (e instanceof WorkflowExecutionAlreadyStartedError) {

@@ -1,32 +1,12 @@
 /**
  * Human-readable rendering of migration state for the terminal (the JSON output is the state itself).
  */
+import { formatBytes, formatDuration } from '../core/format';
 import { migrationTotals, type MigrationState, type NamespaceState, type PVCState } from '../core/state';
 import type { LiveProgress, MigrationRow, MigrationView } from './operations';
 
-/** "1.5 GiB", "300 B". */
-export function formatBytes(n: number | undefined): string {
-  if (n === undefined || !Number.isFinite(n)) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
-}
-
-/** "2h03m", "4m05s", "12.3s". */
-export function formatDuration(seconds: number | undefined): string {
-  if (seconds === undefined || !Number.isFinite(seconds)) return '-';
-  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)}s`;
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(sec).padStart(2, '0')}s`;
-}
+/** formatBytes ("1.5 GiB") and formatDuration ("4m05s") live in core: the workflows' UI texts use them too. */
+export { formatBytes, formatDuration };
 
 /**
  * The status a PVC shows: its own, except that a sync still marked running in a namespace that has

@@ -212,6 +212,10 @@ export interface NamespaceReport {
   failedPVCs: number;
   /** PVCs waiting for the operator's decision. */
   awaitingDecision: string[];
+  /** PVCs whose latest sync succeeded (stage or final), and bytes sent so far: for the migration's
+   * Temporal UI details (../workflows/summaries.ts). Absent in reports of older workers. */
+  pvcsSynced?: number;
+  bytesSent?: number;
   /** The namespace's final state, in the last report. */
   final?: NamespaceState;
 }
@@ -227,6 +231,9 @@ export interface NamespaceEntry {
   pvcs: number;
   failedPVCs: number;
   awaitingDecision: string[];
+  /** From the namespace's latest report (NamespaceReport): PVCs synced, bytes sent. */
+  pvcsSynced?: number;
+  bytesSent?: number;
   images: { status: 'disabled' | 'pending' | 'running' | 'succeeded' | 'failed'; report?: ImageCopyReport; error?: string };
   /** Why the namespace did not succeed (its workflow's failure). */
   error?: string;

@@ -20,11 +20,12 @@
  * - Restoring the source (unquiesce) gets the most attempts: leaving applications scaled down is
  *   the failure users fear most.
  */
-import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, type ActivityFunctionWithOptions, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import { type FerryActivities } from '../activities/contract';
 import { NON_RETRYABLE_FAILURES } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import type { WorkflowTuning } from '../core/state';
+import { activitySummary } from './summaries';
 
 /** Default heartbeat timeout of heartbeating activities, in seconds. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 60;
@@ -88,12 +89,17 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
   };
 }
 
-/** Activity stubs with the options of `activityOptions`. Call from workflow code only. */
+/**
+ * Activity stubs with the options of `activityOptions`. Call from workflow code only. Each call carries
+ * a summary for the Temporal UI (which PVC or namespace, which cluster: ./summaries.ts activitySummary),
+ * made from its argument; a summary is user metadata, not part of the command the replay compares.
+ */
 export function ferryActivities(plan: MigrationPlan, tuning?: WorkflowTuning): FerryActivities {
   const table = activityOptions(plan, tuning);
   const stubs: Partial<Record<keyof FerryActivities, unknown>> = {};
   for (const name of Object.keys(table) as (keyof FerryActivities)[]) {
-    stubs[name] = proxyActivities<FerryActivities>(table[name])[name];
+    const stub = proxyActivities<FerryActivities>(table[name])[name] as ActivityFunctionWithOptions<(...args: unknown[]) => Promise<unknown>>;
+    stubs[name] = (...args: unknown[]) => stub.executeWithOptions({ summary: activitySummary(name, args[0]) }, args);
   }
   return stubs as FerryActivities;
 }

@@ -27,6 +27,7 @@ import { failureMessage } from './failures';
 import { namespaceWorkflow } from './namespace';
 import { migrationPhase, migrationTotals, switchPhase, type MigrationState, type MigrationStatus, type MigrationSummary, type NamespaceEntry, type NamespaceState, type WorkflowTuning } from '../core/state';
 import { finalSyncConcurrency } from './concurrency';
+import { migrationDetails, namespaceStaticDetails, namespaceSummary } from './summaries';
 
 export interface MigrationWorkflowInput {
   /** Identifies the migration in every object it creates (labels) and in the child workflow ids. */
@@ -178,6 +179,8 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     if (failed !== shown.failed) pairs.push({ key: SEARCH_ATTRIBUTES.FerryFailedPVCs, value: failed });
     if (pairs.length > 0) wf.upsertSearchAttributes(pairs);
     shown = { phase: st.phase, failed };
+    // The Temporal UI's "current details" (user metadata: no command).
+    wf.setCurrentDetails(migrationDetails(st, now()));
   };
   const enter = (s: OwnStep): void => {
     switchPhase(st.phases, now(), s);
@@ -204,6 +207,8 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     e.stagePassesDone = r.stagePassesDone;
     e.failedPVCs = r.failedPVCs;
     e.awaitingDecision = r.awaitingDecision;
+    if (r.pvcsSynced !== undefined) e.pvcsSynced = r.pvcsSynced;
+    if (r.bytesSent !== undefined) e.bytesSent = r.bytesSent;
     if (r.status !== 'running') e.status = r.status;
     if (r.final) e.result = r.final;
     refresh();
@@ -232,14 +237,20 @@ export async function migrationWorkflow(input: MigrationWorkflowInput): Promise<
     refresh();
     try {
       const args: Parameters<typeof namespaceWorkflow> = [{ migrationId, plan: planFor(plan, namespace), namespace, discovery, ...(tuning ? { tuning } : {}) }];
+      // For the Temporal UI: a summary, and the migration's id to filter on (FerryMigration="ID").
+      const shown = {
+        staticSummary: namespaceSummary(migrationId, namespace, discovery.pvcs.length),
+        staticDetails: namespaceStaticDetails(migrationId, plan, namespace, discovery),
+        typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: migrationId }],
+      };
       if (bounded) {
         // ABANDON: the namespace workflow outlives this run's continue-as-new (its reports reach the
         // new run). Cancelling `main` still cancels it while this run waits on it.
-        const child = await wf.startChild(namespaceWorkflow, { workflowId: e.workflowId, args, parentClosePolicy: 'ABANDON' });
+        const child = await wf.startChild(namespaceWorkflow, { workflowId: e.workflowId, args, parentClosePolicy: 'ABANDON', ...shown });
         startedChildren++;
         e.result = await child.result();
       } else {
-        e.result = await wf.executeChild(namespaceWorkflow, { workflowId: e.workflowId, args });
+        e.result = await wf.executeChild(namespaceWorkflow, { workflowId: e.workflowId, args, ...shown });
       }
       e.status = 'succeeded';
     } catch (err) {

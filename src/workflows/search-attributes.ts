@@ -12,11 +12,15 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
  * - `FerryPhase` (Keyword): current phase of the migration (e.g. "stage", "cutover", "rollback").
  * - `FerryNamespaces` (KeywordList): source namespaces the migration moves.
  * - `FerryFailedPVCs` (Int): number of PVCs whose transfer failed so far.
+ * - `FerryMigration` (Keyword): the migration id, on the migration workflow (set by the client at
+ *   start) and on every namespace and PVC sync workflow of it (set by their parent at start), so that
+ *   `FerryMigration="ID"` in the Temporal UI lists a migration's whole tree.
  */
 export const SEARCH_ATTRIBUTES = {
   FerryPhase: defineSearchAttributeKey('FerryPhase', SearchAttributeType.KEYWORD),
   FerryNamespaces: defineSearchAttributeKey('FerryNamespaces', SearchAttributeType.KEYWORD_LIST),
   FerryFailedPVCs: defineSearchAttributeKey('FerryFailedPVCs', SearchAttributeType.INT),
+  FerryMigration: defineSearchAttributeKey('FerryMigration', SearchAttributeType.KEYWORD),
 } as const satisfies Record<string, { name: string; type: SearchAttributeType }>;
 
 /** Name of one of Ferry's search attributes. */

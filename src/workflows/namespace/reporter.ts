@@ -16,7 +16,11 @@ export class ParentReporter {
   private sending = false;
   private readonly loop: Promise<void>;
 
-  constructor(private readonly st: NamespaceState) {
+  /** `onTouch`: called at every touch() (the workflow refreshes its Temporal UI details). */
+  constructor(
+    private readonly st: NamespaceState,
+    private readonly onTouch?: () => void,
+  ) {
     const parent = wf.workflowInfo().parent;
     if (!parent) {
       this.dirty = false;
@@ -51,6 +55,8 @@ export class ParentReporter {
       stagePassesDone: st.stagePassesDone,
       failedPVCs: st.pvcs.filter((p) => p.errors.length > 0).length,
       awaitingDecision: st.pvcs.filter((p) => p.status === 'failed').map((p) => p.name),
+      pvcsSynced: st.pvcs.filter((p) => p.status === 'synced' || p.status === 'done').length,
+      bytesSent: st.pvcs.reduce((n, p) => n + p.bytesSent, 0),
       ...(this.finished ? { final: st } : {}),
     };
   }
@@ -58,6 +64,7 @@ export class ParentReporter {
   /** Something worth reporting changed. */
   touch(): void {
     this.dirty = true;
+    this.onTouch?.();
   }
 
   /** Waits until the latest state has been delivered (before continue-as-new). */

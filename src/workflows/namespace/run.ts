@@ -11,6 +11,7 @@ import type { MigrationPlan, NamespaceMapping } from '../../plan/schema';
 import { ferryActivities } from '../activity-options';
 import { switchPhase, type Decision, type NamespacePhase, type NamespaceState, type PVCState, type WorkflowTuning } from '../../core/state';
 import { ParentReporter } from './reporter';
+import { namespaceDetails } from '../summaries';
 
 /** The input of namespaceWorkflow (migrationWorkflow starts one child per namespace mapping). */
 export interface NamespaceWorkflowInput {
@@ -107,7 +108,7 @@ export class NamespaceRun {
     this.pvcInfo = new Map<string, PVCInfo>(discovery.pvcs.map((p) => [p.name, p]));
     this.decisions = new Map<string, Decision>();
     this.main = new wf.CancellationScope();
-    this.reporter = new ParentReporter(st);
+    this.reporter = new ParentReporter(st, () => this.showDetails());
     this.quiesceTargets = discovery.workloads;
     if (st.runs === 1 && plan.quiesce && plan.acceptRevisionChange) {
       for (const r of discovery.pendingRollouts ?? []) {
@@ -129,6 +130,11 @@ export class NamespaceRun {
   /** "pvc (pass n, rsync exit e): message; ...", for messages about partial passes. */
   partialReason(ps: PVCState[]): string {
     return ps.map((p) => `${p.name} (pass ${p.lastSync!.pass}, rsync exit ${p.lastSync!.exitCode}): ${p.lastSync!.message}`).join('; ');
+  }
+
+  /** Shows the state in the Temporal UI's "current details" (user metadata: adds no command). */
+  showDetails(): void {
+    wf.setCurrentDetails(namespaceDetails(this.st, this.plan, now()));
   }
 
   /** Enters `phase`: records it in the state's phase timeline and tells the parent. */

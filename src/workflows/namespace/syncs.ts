@@ -12,6 +12,8 @@ import { finalSyncConcurrency } from '../concurrency';
 import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
 import { Slots } from './slots';
+import { pvcSyncSummary } from '../summaries';
+import { SEARCH_ATTRIBUTES } from '../search-attributes';
 
 /** Seconds between stage passes while cutover is held back by a partial pass (at least). */
 const PARTIAL_RETRY_SECONDS = 60;
@@ -24,9 +26,13 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
   p.status = 'syncing';
   p.running = { workflowId, pass, final, startedAt: now() };
   try {
+    run.showDetails();
     const r = await wf.executeChild(pvcTransferWorkflow, {
       workflowId,
       args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass }, tuning],
+      // For the Temporal UI: which PVC, which pass; the migration's id to filter on.
+      staticSummary: pvcSyncSummary(run.migrationId, st.source, p.name, pass, final),
+      typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: run.migrationId }],
     });
     p.lastSync = {
       pass,
@@ -62,6 +68,7 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
     return failure;
   } finally {
     delete p.running;
+    run.showDetails();
   }
 }
 

@@ -46,6 +46,7 @@ export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<
   const run = new NamespaceRun(input);
   const { st, main, reporter } = run;
   setHandlers(run);
+  run.showDetails();
 
   try {
     await main.run(() => migrate(run));
