@@ -11,7 +11,7 @@
  * FERRY_WORKFLOW_BUNDLE (a bundle written by `bundle`; default: dist/workflow-bundle.js when present).
  * Worker Versioning (./temporal/versioning.ts): FERRY_WORKER_VERSIONING (on|off, default on),
  * FERRY_BUILD_ID (default `<ferry version>-<workflowBundleKey>`), FERRY_DEPLOYMENT_NAME (default
- * "ferry"), FERRY_SET_CURRENT (always|if-none|never; default always on the embedded dev server,
+ * "ferry" on the task queue "ferry", else "ferry-<task queue>"), FERRY_SET_CURRENT (always|if-none|never; default always on the embedded dev server,
  * if-none on an external Temporal).
  *
  * Logs are JSON lines (pino) on stdout; the Temporal SDK's own logs (worker, workflow `log`, core) are
@@ -278,7 +278,7 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
   const connection = await NativeConnection.connect({ address: temporal.address });
   try {
     const workflowBundle = prebuiltBundle(env) ?? cachedWorkflowBundle(env, logger);
-    const deployment = deploymentFromEnv(env, workflowBundleKey(), { embedded: temporal.origin !== 'external' });
+    const deployment = deploymentFromEnv(env, workflowBundleKey(), { embedded: temporal.origin !== 'external', taskQueue: taskQueueFromEnv(env) });
     await runWorker({
       connection,
       namespace: temporal.namespace,

@@ -19,8 +19,19 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowService } from '@temporalio/client';
 
-/** The deployment every Ferry worker belongs to (override: FERRY_DEPLOYMENT_NAME). */
+/** The deployment of Ferry's workers on the default task queue "ferry" (override: FERRY_DEPLOYMENT_NAME). */
 export const DEFAULT_DEPLOYMENT_NAME = 'ferry';
+
+/**
+ * The default deployment of the workers of a task queue: "ferry" for the default queue "ferry",
+ * else "ferry-<task queue>" (characters other than letters, digits, '_' and '-' become '-'). A
+ * deployment's current version applies to every task queue its workers poll: two Ferry
+ * installations sharing a Temporal namespace on different task queues must not share one, or a build
+ * of the one made current would take the new migrations of the other's queue, where it has no worker.
+ */
+export function deploymentNameFor(taskQueue: string): string {
+  return taskQueue === DEFAULT_DEPLOYMENT_NAME ? DEFAULT_DEPLOYMENT_NAME : `ferry-${taskQueue.replace(/[^A-Za-z0-9_-]/g, '-')}`.slice(0, 100);
+}
 
 /**
  * When a worker sets its own build current:
@@ -59,19 +70,20 @@ const DEPLOYMENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
  * The worker's deployment from the environment, or undefined when FERRY_WORKER_VERSIONING is "off"
  * (an unversioned worker: it takes the tasks of unversioned workflows only).
  *   FERRY_BUILD_ID          the build id (default `<ferry version>-<codeKey>`)
- *   FERRY_DEPLOYMENT_NAME   the deployment (default "ferry")
+ *   FERRY_DEPLOYMENT_NAME   the deployment (default deploymentNameFor(taskQueue): "ferry" on the
+ *                           default task queue)
  *   FERRY_SET_CURRENT       always | if-none | never (default: `always` on the embedded dev server,
  *                           where one machine runs one build; `if-none` on an external Temporal)
  * @param codeKey a hash of the code the worker runs (worker.ts workflowBundleKey)
  * @throws Error naming the variable when one is invalid
  */
-export function deploymentFromEnv(env: NodeJS.ProcessEnv, codeKey: string, opts: { embedded: boolean }): FerryDeployment | undefined {
+export function deploymentFromEnv(env: NodeJS.ProcessEnv, codeKey: string, opts: { embedded: boolean; taskQueue: string }): FerryDeployment | undefined {
   const mode = (env.FERRY_WORKER_VERSIONING ?? 'on').toLowerCase();
   if (mode === 'off' || mode === 'false' || mode === '0') return undefined;
   if (!['on', 'true', '1'].includes(mode)) throw new Error(`FERRY_WORKER_VERSIONING=${env.FERRY_WORKER_VERSIONING}: use on or off`);
   const buildId = env.FERRY_BUILD_ID || `${ferryVersion()}-${codeKey}`;
   if (!BUILD_ID_PATTERN.test(buildId)) throw new Error(`FERRY_BUILD_ID=${JSON.stringify(buildId)}: use 1-200 letters, digits, '.', '_', '+' or '-'`);
-  const deploymentName = env.FERRY_DEPLOYMENT_NAME || DEFAULT_DEPLOYMENT_NAME;
+  const deploymentName = env.FERRY_DEPLOYMENT_NAME || deploymentNameFor(opts.taskQueue);
   if (!DEPLOYMENT_NAME_PATTERN.test(deploymentName)) throw new Error(`FERRY_DEPLOYMENT_NAME=${JSON.stringify(deploymentName)}: use 1-100 letters, digits, '_' or '-' (no '.')`);
   return { deploymentName, buildId, setCurrent: setCurrentPolicyFromEnv(env, opts.embedded) };
 }

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { findTemporalBinary } from '../../src/temporal/devserver';
-import { describeDeployment, DEFAULT_DEPLOYMENT_NAME } from '../../src/temporal/versioning';
+import { deploymentNameFor, describeDeployment } from '../../src/temporal/versioning';
 import { cutoverWithRequestUpdate, namespaceWorkflowId } from '../../src/workflows/definitions';
 import { migrationWorkflow } from '../../src/workflows';
 import { FakeCluster, type JournalEntry, type SourceSpec } from '../workflows/support/fake-cluster';
@@ -139,7 +139,8 @@ describeCluster('Worker Versioning on a production Temporal: running migrations 
     writeFileSync(configFile, JSON.stringify({ address, taskQueue, dir, bundlePath: join(dir, 'workflow-bundle.js'), source: SOURCE, transferMs: 1500, quiesceWaitMs: 200 }));
     const fake = new FakeCluster({ source: SOURCE, dir }); // writes the initial cluster state
     const service = connection!.workflowService;
-    const current = async () => (await describeDeployment(service, 'default', DEFAULT_DEPLOYMENT_NAME))?.current;
+    const deploymentName = deploymentNameFor(taskQueue);
+    const current = async () => (await describeDeployment(service, 'default', deploymentName))?.current;
     const stopped = new Set<ChildProcess>();
     const died = (w: ChildProcess, build: string) =>
       new Promise<never>((_, reject) =>
@@ -225,7 +226,7 @@ describeCluster('Worker Versioning on a production Temporal: running migrations 
       for (const wid of family) {
         const handle = client.workflow.getHandle(wid);
         const v = (await handle.describe()).raw.workflowExecutionInfo?.versioningInfo;
-        expect([wid, v?.behavior, v?.deploymentVersion?.deploymentName, v?.deploymentVersion?.buildId]).toEqual([wid, PINNED, DEFAULT_DEPLOYMENT_NAME, build]);
+        expect([wid, v?.behavior, v?.deploymentVersion?.deploymentName, v?.deploymentVersion?.buildId]).toEqual([wid, PINNED, deploymentName, build]);
         const tasks = ((await handle.fetchHistory()).events ?? []).filter((e) => e.eventType === WORKFLOW_TASK_COMPLETED).map((e) => e.workflowTaskCompletedEventAttributes!);
         expect(tasks.length).toBeGreaterThan(0);
         expect([wid, [...new Set(tasks.map((t) => `${t.identity?.split('@')[0]} ${t.deploymentVersion?.buildId}`))]]).toEqual([wid, [`${pid} ${build}`]]);

@@ -3,27 +3,31 @@
  * and the set-current policy a worker applies, against a scripted WorkflowService.
  */
 import type { WorkflowService } from '@temporalio/client';
-import { deploymentFromEnv, ensureCurrent, ferryVersion, workerDeploymentOptions, type FerryDeployment } from '../../src/temporal/versioning';
+import { deploymentFromEnv, deploymentNameFor, ensureCurrent, ferryVersion, workerDeploymentOptions, type FerryDeployment } from '../../src/temporal/versioning';
 
 describe('deploymentFromEnv', () => {
   it('defaults: deployment "ferry", build <version>-<code key>, set current always on the dev server, if-none elsewhere', () => {
     expect(ferryVersion()).toMatch(/^\d+\.\d+\.\d+/);
-    expect(deploymentFromEnv({}, 'abcdef0123456789', { embedded: true })).toEqual({ deploymentName: 'ferry', buildId: `${ferryVersion()}-abcdef0123456789`, setCurrent: 'always' });
-    expect(deploymentFromEnv({}, 'k', { embedded: false })?.setCurrent).toBe('if-none');
+    expect(deploymentFromEnv({}, 'abcdef0123456789', { embedded: true, taskQueue: 'ferry' })).toEqual({ deploymentName: 'ferry', buildId: `${ferryVersion()}-abcdef0123456789`, setCurrent: 'always' });
+    expect(deploymentFromEnv({}, 'k', { embedded: false, taskQueue: 'ferry' })?.setCurrent).toBe('if-none');
+  });
+  it('a task queue other than "ferry" has a deployment of its own', () => {
+    expect(deploymentFromEnv({}, 'k', { embedded: false, taskQueue: 'team.a' })?.deploymentName).toBe('ferry-team-a');
+    expect(deploymentNameFor('ferry')).toBe('ferry');
   });
   it('overrides, and off', () => {
-    expect(deploymentFromEnv({ FERRY_BUILD_ID: 'b-2', FERRY_DEPLOYMENT_NAME: 'ferry-eu', FERRY_SET_CURRENT: 'never' }, 'k', { embedded: true })).toEqual({
+    expect(deploymentFromEnv({ FERRY_BUILD_ID: 'b-2', FERRY_DEPLOYMENT_NAME: 'ferry-eu', FERRY_SET_CURRENT: 'never' }, 'k', { embedded: true, taskQueue: 'ferry' })).toEqual({
       deploymentName: 'ferry-eu',
       buildId: 'b-2',
       setCurrent: 'never',
     });
-    expect(deploymentFromEnv({ FERRY_WORKER_VERSIONING: 'off' }, 'k', { embedded: true })).toBeUndefined();
+    expect(deploymentFromEnv({ FERRY_WORKER_VERSIONING: 'off' }, 'k', { embedded: true, taskQueue: 'ferry' })).toBeUndefined();
   });
   it('refuses invalid values, naming the variable', () => {
-    expect(() => deploymentFromEnv({ FERRY_SET_CURRENT: 'sometimes' }, 'k', { embedded: true })).toThrow(/FERRY_SET_CURRENT=sometimes: use always, if-none, never/);
-    expect(() => deploymentFromEnv({ FERRY_BUILD_ID: 'a b' }, 'k', { embedded: true })).toThrow(/FERRY_BUILD_ID/);
-    expect(() => deploymentFromEnv({ FERRY_DEPLOYMENT_NAME: 'a.b' }, 'k', { embedded: true })).toThrow(/FERRY_DEPLOYMENT_NAME.*no '\.'/);
-    expect(() => deploymentFromEnv({ FERRY_WORKER_VERSIONING: 'maybe' }, 'k', { embedded: true })).toThrow(/FERRY_WORKER_VERSIONING/);
+    expect(() => deploymentFromEnv({ FERRY_SET_CURRENT: 'sometimes' }, 'k', { embedded: true, taskQueue: 'ferry' })).toThrow(/FERRY_SET_CURRENT=sometimes: use always, if-none, never/);
+    expect(() => deploymentFromEnv({ FERRY_BUILD_ID: 'a b' }, 'k', { embedded: true, taskQueue: 'ferry' })).toThrow(/FERRY_BUILD_ID/);
+    expect(() => deploymentFromEnv({ FERRY_DEPLOYMENT_NAME: 'a.b' }, 'k', { embedded: true, taskQueue: 'ferry' })).toThrow(/FERRY_DEPLOYMENT_NAME.*no '\.'/);
+    expect(() => deploymentFromEnv({ FERRY_WORKER_VERSIONING: 'maybe' }, 'k', { embedded: true, taskQueue: 'ferry' })).toThrow(/FERRY_WORKER_VERSIONING/);
   });
   it('worker options: versioned, PINNED', () => {
     expect(workerDeploymentOptions({ deploymentName: 'ferry', buildId: 'b', setCurrent: 'always' })).toEqual({

@@ -27,7 +27,7 @@ interface Config {
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Config;
   const fake = new FakeCluster({ source: config.source, dir: config.dir, transferMs: config.transferMs, heartbeatMs: 100, quiesceWaitMs: config.quiesceWaitMs });
-  const deployment = deploymentFromEnv(process.env, 'test', { embedded: false });
+  const deployment = deploymentFromEnv(process.env, 'test', { embedded: false, taskQueue: config.taskQueue });
   const connection = await NativeConnection.connect({ address: config.address });
   await runWorker({
     connection,
