@@ -39,7 +39,7 @@ import {
 import pino, { type Logger } from 'pino';
 import type { FerryActivities } from './activities/contract';
 import { ensureSearchAttributes, resolveTemporal } from './temporal/devserver';
-import { deploymentFromEnv, ensureCurrent, setCurrentCommand, workerDeploymentOptions, type FerryDeployment } from './temporal/versioning';
+import { deploymentFromEnv, ensureCurrent, pinnedToOtherBuilds, setCurrentCommand, workerDeploymentOptions, type FerryDeployment } from './temporal/versioning';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 
 /** Options of createWorker / runWorker. */
@@ -123,8 +123,11 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   const d = opts.deployment;
   log?.info({ taskQueue: worker.options.taskQueue, namespace: worker.options.namespace, ...(d ? { deployment: d.deploymentName, buildId: d.buildId } : {}) }, 'worker started');
   const promotion = new AbortController();
-  if (d && d.setCurrent !== 'never') void promote(opts.connection, worker.options.namespace, d, promotion.signal, log);
-  else if (d) log?.info({ buildId: d.buildId }, `this build takes new migrations once it is set current: ${setCurrentCommand(d)}`);
+  if (d) {
+    if (d.setCurrent === 'never') log?.info({ buildId: d.buildId }, `this build takes new migrations once it is set current: ${setCurrentCommand(d)}`);
+    const promoted = d.setCurrent === 'never' ? Promise.resolve() : promote(opts.connection, worker.options.namespace, d, promotion.signal, log);
+    void promoted.then(() => reportPinnedElsewhere(opts.connection, worker.options.namespace, d, worker.options.taskQueue, log));
+  }
   try {
     await worker.run();
   } finally {
@@ -142,6 +145,21 @@ async function promote(connection: NativeConnection, namespace: string, d: Ferry
     else if (r.action === 'kept') log?.info({ buildId: d.buildId, current: r.current }, `build ${r.current} stays current (FERRY_SET_CURRENT=if-none); to move new migrations to this build: ${setCurrentCommand(d)}`);
   } catch (err) {
     if (!signal.aborted) log?.warn({ err, buildId: d.buildId }, `could not set this build current; new migrations go to the current version. By hand: ${setCurrentCommand(d)}`);
+  }
+}
+
+/** Logs the running workflows of the task queue pinned to other builds (they need workers of their build). */
+async function reportPinnedElsewhere(connection: NativeConnection, namespace: string, d: FerryDeployment, taskQueue: string, log: Logger | undefined): Promise<void> {
+  try {
+    const pinned = await pinnedToOtherBuilds(connection.workflowService, namespace, d, taskQueue);
+    if (Object.keys(pinned).length > 0) {
+      log?.info(
+        { buildId: d.buildId, pinnedToOtherBuilds: pinned },
+        'running workflows are pinned to other builds: they run only on workers of their build (keep those workers until they end; README "Upgrading workers")',
+      );
+    }
+  } catch (err) {
+    log?.debug({ err }, 'cannot list the workflows pinned to other builds');
   }
 }
 

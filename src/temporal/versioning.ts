@@ -184,3 +184,27 @@ export async function ensureCurrent(
 export function setCurrentCommand(d: Pick<FerryDeployment, 'deploymentName' | 'buildId'>): string {
   return `temporal worker deployment set-current-version --deployment-name ${d.deploymentName} --build-id ${d.buildId}`;
 }
+
+/**
+ * Running workflows of `taskQueue` pinned to other builds of the deployment, counted by build id
+ * (from the TemporalWorkerDeploymentVersion search attribute, "<deployment>:<build id>"; at most
+ * `limit` workflows are read). They run only on workers of their build: when none is left, they wait.
+ */
+export async function pinnedToOtherBuilds(service: WorkflowService, namespace: string, d: FerryDeployment, taskQueue: string, limit = 1000): Promise<Record<string, number>> {
+  const query = `ExecutionStatus = "Running" AND TaskQueue = "${taskQueue}" AND TemporalWorkerDeploymentVersion STARTS_WITH "${d.deploymentName}:"`;
+  const counts: Record<string, number> = {};
+  let seen = 0;
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const res = await service.listWorkflowExecutions({ namespace, query, pageSize: Math.min(limit, 1000), ...(nextPageToken ? { nextPageToken } : {}) });
+    for (const w of res.executions ?? []) {
+      const payload = w.searchAttributes?.indexedFields?.TemporalWorkerDeploymentVersion;
+      const version = payload?.data ? (JSON.parse(Buffer.from(payload.data).toString('utf8')) as unknown) : undefined;
+      const build = typeof version === 'string' ? version.slice(d.deploymentName.length + 1) : undefined;
+      if (build && build !== d.buildId) counts[build] = (counts[build] ?? 0) + 1;
+    }
+    seen += res.executions?.length ?? 0;
+    nextPageToken = res.nextPageToken?.length ? res.nextPageToken : undefined;
+  } while (nextPageToken && seen < limit);
+  return counts;
+}

@@ -185,6 +185,13 @@ describeCluster('Worker Versioning on a production Temporal: running migrations 
     const watchdog = Promise.race([watchA, watchB]);
     await Promise.race([watchdog, waitFor('build B to become current', async () => (await current()) === buildB, 60_000)]);
     const switchSeq = fake.journal().at(-1)!.seq;
+    // B's worker tells that running workflows are pinned to A (A's migration, its namespace workflow...).
+    const pinnedLine = await waitFor("B's note on workflows pinned to A", async () =>
+      readFileSync(join(dir, `worker-${buildB}.log`), 'utf8')
+        .split('\n')
+        .find((l) => l.includes('"pinnedToOtherBuilds"')),
+    );
+    expect((JSON.parse(pinnedLine) as { pinnedToOtherBuilds: Record<string, number> }).pinnedToOtherBuilds[buildA]).toBeGreaterThanOrEqual(2);
     expect((await migA.describe()).status.name).toBe('RUNNING');
 
     const idB = unique('on-b');
