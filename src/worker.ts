@@ -12,6 +12,10 @@
  * Metrics (off unless set; flags `--metrics`, `--sdk-metrics` of `node dist/worker.js` override them):
  * FERRY_METRICS_PORT ("9464" or "host:port": Ferry's Prometheus metrics, src/metrics), FERRY_SDK_METRICS_PORT
  * ("9465" or "host:port": the Temporal SDK's own Prometheus exporter); both serve /metrics.
+ * Worker Versioning (./temporal/versioning.ts): FERRY_WORKER_VERSIONING (on|off, default on),
+ * FERRY_BUILD_ID (default `<ferry version>-<workflowBundleKey>`), FERRY_DEPLOYMENT_NAME (default
+ * "ferry" on the task queue "ferry", else "ferry-<task queue>"), FERRY_SET_CURRENT (always|if-none|never; default always on the embedded dev server,
+ * if-none on an external Temporal).
  *
  * Logs are JSON lines (pino) on stdout; the Temporal SDK's own logs (worker, workflow `log`, core) are
  * forwarded into the same logger. SIGINT/SIGTERM shut the worker down gracefully (running activities get
@@ -39,6 +43,7 @@ import pino, { type Logger } from 'pino';
 import type { FerryActivities } from './activities/contract';
 import { ensureSearchAttributes, resolveTemporal } from './temporal/devserver';
 import { parseListenAddress, startMetricsServer, type ListenAddress } from './metrics';
+import { deploymentFromEnv, ensureCurrent, pinnedToOtherBuilds, setCurrentCommand, workerDeploymentOptions, type FerryDeployment } from './temporal/versioning';
 import { DEFAULT_TASK_QUEUE } from './workflows/definitions';
 
 /** Options of createWorker / runWorker. */
@@ -56,6 +61,11 @@ export interface RunWorkerOptions {
   workerOptions?: Partial<WorkerOptions>;
   /** Signals that shut the worker down gracefully (runWorker only). Default SIGINT, SIGTERM. */
   shutdownSignals?: NodeJS.Signals[];
+  /**
+   * Worker Versioning (./temporal/versioning.ts): the worker's deployment version, its workflows
+   * PINNED to it; runWorker applies its set-current policy once it polls. Unset: an unversioned worker.
+   */
+  deployment?: FerryDeployment;
 }
 
 /** The task queue: $FERRY_TASK_QUEUE, else "ferry". */
@@ -89,6 +99,7 @@ export async function createWorker(opts: RunWorkerOptions): Promise<Worker> {
     // On shutdown, running activities get this long to finish before they are cancelled (a cancelled
     // transfer is retried by another worker, which re-attaches to the same client pod).
     shutdownGraceTime: '20s',
+    ...(opts.deployment ? { workerDeploymentOptions: workerDeploymentOptions(opts.deployment) } : {}),
     ...opts.workerOptions,
   });
 }
@@ -113,12 +124,46 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   };
   const handled = opts.shutdownSignals ?? ['SIGINT', 'SIGTERM'];
   for (const s of handled) process.on(s, onSignal);
-  log?.info({ taskQueue: worker.options.taskQueue, namespace: worker.options.namespace }, 'worker started');
+  const d = opts.deployment;
+  log?.info({ taskQueue: worker.options.taskQueue, namespace: worker.options.namespace, ...(d ? { deployment: d.deploymentName, buildId: d.buildId } : {}) }, 'worker started');
+  const promotion = new AbortController();
+  if (d) {
+    if (d.setCurrent === 'never') log?.info({ buildId: d.buildId }, `this build takes new migrations once it is set current: ${setCurrentCommand(d)}`);
+    const promoted = d.setCurrent === 'never' ? Promise.resolve() : promote(opts.connection, worker.options.namespace, d, promotion.signal, log);
+    void promoted.then(() => reportPinnedElsewhere(opts.connection, worker.options.namespace, d, worker.options.taskQueue, log));
+  }
   try {
     await worker.run();
   } finally {
+    promotion.abort();
     for (const s of handled) process.off(s, onSignal);
     log?.info('worker stopped');
+  }
+}
+
+/** Applies the deployment's set-current policy (in the background of a running worker) and logs the outcome. */
+async function promote(connection: NativeConnection, namespace: string, d: FerryDeployment, signal: AbortSignal, log: Logger | undefined): Promise<void> {
+  try {
+    const r = await ensureCurrent(connection.workflowService, namespace, d, { signal, identity: `ferry-worker ${process.pid}` });
+    if (r.action === 'set') log?.info({ buildId: d.buildId, previous: r.previous }, 'this build is now the current version: new migrations run on it, running ones stay on their build');
+    else if (r.action === 'kept') log?.info({ buildId: d.buildId, current: r.current }, `build ${r.current} stays current (FERRY_SET_CURRENT=if-none); to move new migrations to this build: ${setCurrentCommand(d)}`);
+  } catch (err) {
+    if (!signal.aborted) log?.warn({ err, buildId: d.buildId }, `could not set this build current; new migrations go to the current version. By hand: ${setCurrentCommand(d)}`);
+  }
+}
+
+/** Logs the running workflows of the task queue pinned to other builds (they need workers of their build). */
+async function reportPinnedElsewhere(connection: NativeConnection, namespace: string, d: FerryDeployment, taskQueue: string, log: Logger | undefined): Promise<void> {
+  try {
+    const pinned = await pinnedToOtherBuilds(connection.workflowService, namespace, d, taskQueue);
+    if (Object.keys(pinned).length > 0) {
+      log?.info(
+        { buildId: d.buildId, pinnedToOtherBuilds: pinned },
+        'running workflows are pinned to other builds: they run only on workers of their build (keep those workers until they end; README "Upgrading workers")',
+      );
+    }
+  } catch (err) {
+    log?.debug({ err }, 'cannot list the workflows pinned to other builds');
   }
 }
 
@@ -285,7 +330,16 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
   const connection = await NativeConnection.connect({ address: temporal.address });
   try {
     const workflowBundle = prebuiltBundle(env) ?? cachedWorkflowBundle(env, logger);
-    await runWorker({ connection, namespace: temporal.namespace, taskQueue: taskQueueFromEnv(env), activities: await loadActivities(logger), logger, ...(workflowBundle ? { workflowBundle } : {}) });
+    const deployment = deploymentFromEnv(env, workflowBundleKey(), { embedded: temporal.origin !== 'external', taskQueue: taskQueueFromEnv(env) });
+    await runWorker({
+      connection,
+      namespace: temporal.namespace,
+      taskQueue: taskQueueFromEnv(env),
+      activities: await loadActivities(logger),
+      logger,
+      ...(workflowBundle ? { workflowBundle } : {}),
+      ...(deployment ? { deployment } : {}),
+    });
   } finally {
     await connection.close();
     await metricsServer?.close();

@@ -10,6 +10,7 @@
  * Operator commands go to the workflow that owns the state: decide and cutover to the namespace
  * workflow (its id is derived from the migration id and the namespace), rollback to the migration.
  */
+import { randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
@@ -122,17 +123,34 @@ export function migrationIdFor(plan: MigrationPlan, id?: string, now: Date = new
   return chosen;
 }
 
+/** A migration started, or attached to, by startMigration. */
+export type StartedMigration = WorkflowHandleWithFirstExecutionRunId<typeof migrationWorkflow> & {
+  /** true: a migration with this id and the same plan was already running, and no second one was started. */
+  attached: boolean;
+  /** When the running migration's run started (attached only). */
+  startedAt?: Date;
+};
+
 /**
- * Starts a migration. The id may be reused only when its last run did not succeed
+ * Starts a migration, or attaches to the one already running under its id with the same plan: a
+ * retried `ferry migrate` (a lost answer, a second terminal, a restarted pipeline step) never
+ * starts a second migration. Temporal decides atomically: the start carries
+ * workflowIdConflictPolicy USE_EXISTING, so of concurrent starts one creates the run and the others
+ * get its run id. (Update-with-Start would need an update handler on the migration workflow that
+ * does nothing but answer; it has none, and the workflows are not changed for this.) Which call
+ * created the run is read from its first history event, whose identity is this call's own
+ * (identity `<client identity> start <uuid>`); the other calls report `attached`.
+ *
+ * The id may be reused only when its last run did not succeed
  * (ALLOW_DUPLICATE_FAILED_ONLY): a rolled-back, cancelled, failed or terminated migration can be run
  * again under its id, a finished one cannot — its new run would adopt the destination PVCs and its
  * final sync (with --delete) overwrite what the cut-over application wrote since. (Destination PVCs
  * a namespace already cut over also carry a cutover mark that preflight checks, for the namespaces
  * that succeeded in a migration that failed elsewhere.)
- * @throws CliError (exit 2) when a migration with this id is running or has finished successfully, or
- *   when it ended but namespace workflows of it still run (`ferry cancel ID` first)
+ * @throws CliError (exit 2) when a migration with this id runs with another plan or has finished
+ *   successfully, or when it ended but namespace workflows of it still run (`ferry cancel ID` first)
  */
-export async function startMigration(session: TemporalSession, plan: MigrationPlan, id: string, tuning?: WorkflowTuning): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrationWorkflow>> {
+export async function startMigration(session: TemporalSession, plan: MigrationPlan, id: string, tuning?: WorkflowTuning): Promise<StartedMigration> {
   // An ended migration's namespace workflows may still run (parentClosePolicy ABANDON: e.g. after the
   // migration workflow was terminated). Temporal would accept the id again, and the new run's
   // namespace workflows would then fail with an opaque "already started".
@@ -154,11 +172,17 @@ export async function startMigration(session: TemporalSession, plan: MigrationPl
       );
     }
   }
+  // A client of this call's own identity (same connection): the run's first event tells whether this
+  // call started it.
+  const identity = `${session.client.options.identity} start ${randomUUID()}`;
+  const client = new Client({ connection: session.client.connection, namespace: session.namespace, identity, dataConverter: session.client.options.dataConverter });
+  let handle: WorkflowHandleWithFirstExecutionRunId<typeof migrationWorkflow>;
   try {
-    return await session.client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
+    handle = await client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
       taskQueue: session.taskQueue,
       workflowId: id,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      workflowIdConflictPolicy: 'USE_EXISTING',
       args: [{ migrationId: id, plan, ...(tuning ? { tuning } : {}) }],
       // What the Temporal UI shows of it, and the id to filter on (FerryMigration="ID").
       staticSummary: migrationSummary(id, plan),
@@ -185,6 +209,58 @@ export async function startMigration(session: TemporalSession, plan: MigrationPl
     }
     throw cliErrorOf(e, `starting migration ${id}`);
   }
+  let first;
+  try {
+    first = await runStart(session, id, handle.firstExecutionRunId);
+  } catch (e) {
+    throw cliErrorOf(e, `reading migration ${id}`);
+  }
+  if (first.identity === identity) return Object.assign(handle, { attached: false });
+  const differs = planDifferences(first.plan, plan);
+  if (differs.length > 0) {
+    throw new CliError(
+      `a migration with id ${id} is already running with another plan (${differs.join(', ')} differ${differs.length === 1 ? 's' : ''}): ` +
+        `follow it with \`ferry status ${id} --follow\`, or give this plan another --id`,
+      EXIT.INVALID_INPUT,
+    );
+  }
+  return Object.assign(handle, { attached: true, ...(first.time ? { startedAt: first.time } : {}) });
+}
+
+/** The identity, time and plan of the first event of a run (its start, or its continue-as-new). */
+async function runStart(session: TemporalSession, workflowId: string, runId: string): Promise<{ identity?: string; time?: Date; plan?: unknown }> {
+  const res = await session.client.workflowService.getWorkflowExecutionHistory({ namespace: session.namespace, execution: { workflowId, runId }, maximumPageSize: 1 });
+  const event = res.history?.events?.[0];
+  const attrs = event?.workflowExecutionStartedEventAttributes;
+  const payload = attrs?.input?.payloads?.[0];
+  const input = payload ? session.client.options.loadedDataConverter.payloadConverter.fromPayload<{ plan?: unknown }>(payload) : undefined;
+  const seconds = event?.eventTime?.seconds;
+  return {
+    ...(attrs?.identity ? { identity: attrs.identity } : {}),
+    ...(seconds != null ? { time: new Date(Number(seconds) * 1000 + Math.floor((event?.eventTime?.nanos ?? 0) / 1e6)) } : {}),
+    ...(input?.plan !== undefined ? { plan: input.plan } : {}),
+  };
+}
+
+/** JSON with object keys sorted (plans compared by value, whatever their key order). */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The top-level fields in which two plans differ (["plan"] when the running one is unreadable). */
+export function planDifferences(running: unknown, wanted: MigrationPlan): string[] {
+  if (!running || typeof running !== 'object') return ['plan'];
+  const a = running as Record<string, unknown>;
+  const b = wanted as unknown as Record<string, unknown>;
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonical(a[k]) !== canonical(b[k])).sort();
 }
 
 /**

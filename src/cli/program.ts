@@ -156,7 +156,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
 
   program
     .command('migrate')
-    .description('start a migration and follow it (progress per PVC) until it ends; Ctrl-C stops following, not the migration')
+    .description('start a migration and follow it (progress per PVC) until it ends; Ctrl-C stops following, not the migration. Idempotent: when a migration with the same id and plan runs, it attaches to it instead of starting a second one')
     .option('-f, --file <plan>', 'migration plan (YAML or JSON); flags below override its fields')
     .option('--id <id>', 'migration id (default: the plan name, else ferry-<date>-<time>)')
     .option('--detach', 'start the migration and return')
@@ -207,13 +207,17 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         }
         const handle = await startMigration(session, plan, id);
         const ui = session.uiUrl ? `${session.uiUrl}/namespaces/${session.namespace}/workflows/${encodeURIComponent(id)}` : undefined;
+        // A retried call finds the migration it (or a concurrent call) started: it attaches, exit 0.
+        const what = handle.attached
+          ? `Migration ${id} is already running with this plan${handle.startedAt ? ` (started ${handle.startedAt.toISOString()})` : ''}: attached to it, no second migration started.`
+          : `Started migration ${id}.`;
         if (o.detach) {
-          if (output === 'json') json({ id, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ...(ui ? { ui } : {}) });
-          else out(`Started migration ${id}.${ui ? ` Web UI: ${ui}` : ''}\nFollow it: ferry status ${id} --follow`);
+          if (output === 'json') json({ id, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, attached: handle.attached, ...(ui ? { ui } : {}) });
+          else out(`${what}${ui ? ` Web UI: ${ui}` : ''}\nFollow it: ferry status ${id} --follow`);
           setExit(EXIT.OK);
           return;
         }
-        err(`Started migration ${id}.${ui ? ` Web UI: ${ui}` : ''}`);
+        err(`${what}${ui ? ` Web UI: ${ui}` : ''}`);
         await followAndReport(session, id, output);
       });
     });

@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { deploymentNameFor, describeDeployment } from '../../src/temporal/versioning';
 import { temporalAnswers } from '../../src/temporal/devserver';
 import { temporalBinary, waitFor } from './support/env';
 
@@ -95,6 +96,11 @@ test('the embedded dev server outlives the ferry process that started it; ferry 
         const res = await client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: 'ferry-test' }, taskQueueType: 1 });
         return (res.pollers ?? []).length > 0;
       });
+      // Worker Versioning on the embedded dev server: the worker's build (Ferry's version + code hash)
+      // becomes the current version of the deployment of its task queue (FERRY_SET_CURRENT defaults to always here).
+      const buildId = /"buildId":"([^"]+)","msg":"worker started"/.exec(out)?.[1];
+      expect(buildId).toMatch(/^\d+\.\d+\.\d+-[0-9a-f]{16}$/);
+      await waitFor('the build to become current', async () => (await describeDeployment(client.workflowService, 'default', deploymentNameFor('ferry-test')))?.current === buildId, 30_000);
     } finally {
       await connection.close();
     }
