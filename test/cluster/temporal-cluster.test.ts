@@ -11,57 +11,19 @@
  * Skipped with a message when one is missing, unless FERRY_REQUIRE_TEMPORAL=1 (CI), which makes the
  * missing piece, a failed build or a server that does not start a failure.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { findTemporalBinary } from '../../src/temporal/devserver';
+import { Client, type Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { migrationWorkflow } from '../../src/workflows';
 import { FakeCluster, type JournalEntry, type SourceSpec } from '../workflows/support/fake-cluster';
-import { testPlan, unique, waitFor, workflowBundle } from '../workflows/support/env';
+import { testPlan, unique, waitFor } from '../workflows/support/env';
+import { describeClusterIn, ROOT, startTestCluster, type TestCluster } from './support/cluster';
 
-const ROOT = join(__dirname, '..', '..');
-const CLUSTER_SH = join(ROOT, 'hack', 'temporal', 'cluster.sh');
-const required = process.env.FERRY_REQUIRE_TEMPORAL === '1';
-
-/** Why the cluster cannot be brought up here, or undefined. */
-function missingPiece(): string | undefined {
-  const home = process.env.FERRY_TEMPORAL_HOME || join(process.env.XDG_CACHE_HOME || join(process.env.HOME ?? '', '.cache'), 'ferry', 'temporal-server-1.29.1');
-  const built = existsSync(join(home, 'bin', 'temporal-server'));
-  if (!built && spawnSync('go', ['version']).status !== 0) return 'Go is not installed and the Temporal server is not built (hack/temporal/build.sh)';
-  const pg = existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'pg_ctl')));
-  if (!pg) return 'PostgreSQL is not installed (apt-get install postgresql)';
-  if (!findTemporalBinary()) return 'the temporal CLI is not installed (npm run setup)';
-  return undefined;
-}
-
-const missing = missingPiece();
-if (missing && !required) console.warn(`SKIPPED test/cluster/temporal-cluster.test.ts: ${missing}; set FERRY_REQUIRE_TEMPORAL=1 to fail instead`);
-const describeCluster = missing && !required ? describe.skip : describe;
+const { describeCluster, missing } = describeClusterIn('test/cluster/temporal-cluster.test.ts');
 
 jest.setTimeout(180_000);
-
-/** Whether 127.0.0.1:port is free. */
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port P whose every derived port (see cluster.sh) is free; at most 30000 (cluster.sh). */
-async function freeBasePort(): Promise<number> {
-  const offsets = [0, 1, 2, 3, 10, 20, 100, 101, 102, 103, 1000, 2000];
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const p = 15_000 + Math.floor(Math.random() * 15_000);
-    if ((await Promise.all(offsets.map((o) => free(p + o)))).every(Boolean)) return p;
-  }
-  throw new Error('no free port range for the Temporal cluster');
-}
 
 const SOURCE: SourceSpec = Object.fromEntries(
   ['alpha', 'bravo', 'charlie', 'delta'].map((ns) => [
@@ -77,53 +39,25 @@ const SOURCE: SourceSpec = Object.fromEntries(
 );
 
 describeCluster('Ferry on a production Temporal (PostgreSQL) with two worker processes', () => {
+  let tc: TestCluster | undefined;
   let dir: string;
   let stateDir: string;
-  let clusterEnv: NodeJS.ProcessEnv;
   let address: string;
   let connection: Connection | undefined;
-  const workers: ChildProcess[] = [];
-
-  const cluster = (command: string, timeoutMs: number) => {
-    const r = spawnSync('bash', [CLUSTER_SH, command], { env: clusterEnv, encoding: 'utf8', timeout: timeoutMs });
-    if (r.status !== 0) throw new Error(`cluster.sh ${command} failed (exit ${r.status ?? r.signal}):\n${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
+  const cluster = (command: string, timeoutMs: number) => tc!.cluster(command, timeoutMs);
 
   beforeAll(async () => {
     if (missing) throw new Error(`FERRY_REQUIRE_TEMPORAL=1 but ${missing}`);
-    dir = mkdtempSync(join(tmpdir(), 'ferry-cluster-test-'));
-    stateDir = mkdtempSync(join(tmpdir(), 'ferry-cluster-state-'));
-    chmodSync(stateDir, 0o711); // PostgreSQL runs as `postgres` when the tests run as root
-    clusterEnv = { ...process.env, FERRY_TEMPORAL_CLUSTER_DIR: stateDir, FERRY_TEMPORAL_CLUSTER_PORT: String(await freeBasePort()) };
-    const [, bundle] = await Promise.all([
-      // Builds the server on first use (17 s with the Go caches of the CLI build; minutes without).
-      new Promise<void>((resolve, reject) => {
-        const child = spawn('bash', [CLUSTER_SH, 'up'], { env: clusterEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`cluster.sh up failed (exit ${code}):\n${stderr}`))));
-      }),
-      workflowBundle(),
-    ]);
-    writeFileSync(join(dir, 'workflow-bundle.js'), bundle.code);
-    address = /TEMPORAL_ADDRESS=(\S+)/.exec(cluster('env', 10_000))![1]!;
-    connection = await Connection.connect({ address });
+    tc = await startTestCluster('ferry-cluster');
+    ({ dir, stateDir, address, connection } = tc);
   }, 15 * 60_000);
 
   afterAll(async () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    await connection?.close();
-    if (clusterEnv && existsSync(stateDir)) cluster('down', 120_000);
-    if (dir && process.env.FERRY_KEEP_TEST_DIRS !== '1') rmSync(dir, { recursive: true, force: true });
+    await tc?.stop();
   }, 150_000);
 
   function spawnWorker(configFile: string, n: number): ChildProcess {
-    const log = openSync(join(dir, `worker-${n}.log`), 'a');
-    // tsx as a loader of this very process, so that SIGKILL hits the worker itself.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'workflows', 'support', 'durable-worker.ts'), configFile], { cwd: ROOT, stdio: ['ignore', log, log] });
-    workers.push(child);
-    return child;
+    return tc!.spawnWorker(join(ROOT, 'test', 'workflows', 'support', 'durable-worker.ts'), [configFile], String(n));
   }
 
   test('the server runs on PostgreSQL with Ferry search attributes registered', async () => {

@@ -4,65 +4,29 @@
  * A migration started on build A keeps running on A's worker (its workflow tasks, its children's and
  * its activities) after build B came up and was made current, while a new migration runs on B.
  *
- * The worker processes are Ferry's runWorker with the deployment read from the environment as
- * `ferry worker` reads it (FERRY_BUILD_ID, FERRY_SET_CURRENT=always: each worker sets its build
- * current once it polls), the real workflows and the simulated clusters of the workflow tests.
+ * The worker processes (test/workflows/support/durable-worker.ts) are Ferry's runWorker with the
+ * deployment read from the environment as `ferry worker` reads it (FERRY_BUILD_ID,
+ * FERRY_SET_CURRENT=always: each worker sets its build current once it polls), the real workflows
+ * and the simulated clusters of the workflow tests.
  *
  * Needs what test/cluster/temporal-cluster.test.ts needs (Go or the built server, PostgreSQL, the
  * temporal CLI); skipped with a message when one is missing, unless FERRY_REQUIRE_TEMPORAL=1.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { findTemporalBinary } from '../../src/temporal/devserver';
 import { deploymentNameFor, describeDeployment } from '../../src/temporal/versioning';
 import { cutoverWithRequestUpdate, namespaceWorkflowId } from '../../src/workflows/definitions';
 import { migrationWorkflow } from '../../src/workflows';
 import { FakeCluster, type JournalEntry, type SourceSpec } from '../workflows/support/fake-cluster';
-import { testPlan, unique, waitFor, workflowBundle } from '../workflows/support/env';
+import { testPlan, unique, waitFor } from '../workflows/support/env';
+import { describeClusterIn, ROOT, startTestCluster, type TestCluster } from './support/cluster';
 
-const ROOT = join(__dirname, '..', '..');
-const CLUSTER_SH = join(ROOT, 'hack', 'temporal', 'cluster.sh');
-const required = process.env.FERRY_REQUIRE_TEMPORAL === '1';
-
-/** Why the cluster cannot be brought up here, or undefined (as in temporal-cluster.test.ts). */
-function missingPiece(): string | undefined {
-  const home = process.env.FERRY_TEMPORAL_HOME || join(process.env.XDG_CACHE_HOME || join(process.env.HOME ?? '', '.cache'), 'ferry', 'temporal-server-1.29.1');
-  const built = existsSync(join(home, 'bin', 'temporal-server'));
-  if (!built && spawnSync('go', ['version']).status !== 0) return 'Go is not installed and the Temporal server is not built (hack/temporal/build.sh)';
-  const pg = existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'pg_ctl')));
-  if (!pg) return 'PostgreSQL is not installed (apt-get install postgresql)';
-  if (!findTemporalBinary()) return 'the temporal CLI is not installed (npm run setup)';
-  return undefined;
-}
-
-const missing = missingPiece();
-if (missing && !required) console.warn(`SKIPPED test/cluster/versioning.test.ts: ${missing}; set FERRY_REQUIRE_TEMPORAL=1 to fail instead`);
-const describeCluster = missing && !required ? describe.skip : describe;
+const { describeCluster, missing } = describeClusterIn('test/cluster/versioning.test.ts');
 
 jest.setTimeout(180_000);
-
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port whose derived ports (cluster.sh) are free; at most 30000. */
-async function freeBasePort(): Promise<number> {
-  const offsets = [0, 1, 2, 3, 10, 20, 100, 101, 102, 103, 1000, 2000];
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const p = 15_000 + Math.floor(Math.random() * 15_000);
-    if ((await Promise.all(offsets.map((o) => free(p + o)))).every(Boolean)) return p;
-  }
-  throw new Error('no free port range for the Temporal cluster');
-}
 
 const SOURCE: SourceSpec = Object.fromEntries(
   ['alpha', 'bravo'].map((ns) => [
@@ -81,64 +45,30 @@ const PINNED = temporal.api.enums.v1.VersioningBehavior.VERSIONING_BEHAVIOR_PINN
 const WORKFLOW_TASK_COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
 
 describeCluster('Worker Versioning on a production Temporal: running migrations stay on their build', () => {
-  let dir: string;
-  let stateDir: string;
-  let clusterEnv: NodeJS.ProcessEnv;
-  let address: string;
-  let connection: Connection | undefined;
-  const workers: ChildProcess[] = [];
-
-  const cluster = (command: string, timeoutMs: number) => {
-    const r = spawnSync('bash', [CLUSTER_SH, command], { env: clusterEnv, encoding: 'utf8', timeout: timeoutMs });
-    if (r.status !== 0) throw new Error(`cluster.sh ${command} failed (exit ${r.status ?? r.signal}):\n${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
+  let tc: TestCluster | undefined;
 
   beforeAll(async () => {
     if (missing) throw new Error(`FERRY_REQUIRE_TEMPORAL=1 but ${missing}`);
-    dir = mkdtempSync(join(tmpdir(), 'ferry-versioning-test-'));
-    stateDir = mkdtempSync(join(tmpdir(), 'ferry-versioning-state-'));
-    chmodSync(stateDir, 0o711); // PostgreSQL runs as `postgres` when the tests run as root
-    clusterEnv = { ...process.env, FERRY_TEMPORAL_CLUSTER_DIR: stateDir, FERRY_TEMPORAL_CLUSTER_PORT: String(await freeBasePort()) };
-    const [, bundle] = await Promise.all([
-      new Promise<void>((resolve, reject) => {
-        const child = spawn('bash', [CLUSTER_SH, 'up'], { env: clusterEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`cluster.sh up failed (exit ${code}):\n${stderr}`))));
-      }),
-      workflowBundle(),
-    ]);
-    writeFileSync(join(dir, 'workflow-bundle.js'), bundle.code);
-    address = /TEMPORAL_ADDRESS=(\S+)/.exec(cluster('env', 10_000))![1]!;
-    connection = await Connection.connect({ address });
+    tc = await startTestCluster('ferry-versioning');
   }, 15 * 60_000);
 
   afterAll(async () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    await connection?.close();
-    if (clusterEnv && existsSync(stateDir)) cluster('down', 120_000);
-    if (dir && process.env.FERRY_KEEP_TEST_DIRS !== '1') rmSync(dir, { recursive: true, force: true });
+    await tc?.stop();
   }, 150_000);
 
-  /** A worker process of build `buildId` that sets its build current once it polls. */
+  /** A worker process of build `buildId` that sets its build current once it polls (as `ferry worker` with these variables). */
   function spawnWorker(configFile: string, buildId: string): ChildProcess {
-    const log = openSync(join(dir, `worker-${buildId}.log`), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'cluster', 'support', 'versioned-worker.ts'), configFile], {
-      cwd: ROOT,
-      stdio: ['ignore', log, log],
-      env: { ...process.env, FERRY_BUILD_ID: buildId, FERRY_SET_CURRENT: 'always', FERRY_WORKER_VERSIONING: 'on' },
-    });
-    workers.push(child);
-    return child;
+    const env = { ...process.env, FERRY_BUILD_ID: buildId, FERRY_SET_CURRENT: 'always', FERRY_WORKER_VERSIONING: 'on' };
+    return tc!.spawnWorker(join(ROOT, 'test', 'workflows', 'support', 'durable-worker.ts'), [configFile], buildId, env);
   }
 
   test('a migration started on build A finishes on A while build B, made current, runs a new one', async () => {
+    const { dir, address, connection } = tc!;
     const taskQueue = unique('versioning');
     const configFile = join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify({ address, taskQueue, dir, bundlePath: join(dir, 'workflow-bundle.js'), source: SOURCE, transferMs: 1500, quiesceWaitMs: 200 }));
     const fake = new FakeCluster({ source: SOURCE, dir }); // writes the initial cluster state
-    const service = connection!.workflowService;
+    const service = connection.workflowService;
     const deploymentName = deploymentNameFor(taskQueue);
     const current = async () => (await describeDeployment(service, 'default', deploymentName))?.current;
     const stopped = new Set<ChildProcess>();
@@ -159,11 +89,11 @@ describeCluster('Worker Versioning on a production Temporal: running migrations 
     const buildA = `0.1.0-test-a-${Date.now().toString(36)}`;
     const buildB = `0.1.0-test-b-${Date.now().toString(36)}`;
     const a = spawnWorker(configFile, buildA);
-    const watchA = died(a, 'A');
+    const watchA = died(a, buildA);
     watchA.catch(() => undefined);
     await Promise.race([watchA, waitFor('build A to become current', async () => (await current()) === buildA, 60_000)]);
 
-    const client = new Client({ connection: connection!, namespace: 'default' });
+    const client = new Client({ connection, namespace: 'default' });
     const tuning = { heartbeatTimeoutSeconds: 3, retryIntervalScale: 0.01 };
     const idA = unique('on-a');
     const migA = await client.workflow.start(migrationWorkflow, {
@@ -180,7 +110,7 @@ describeCluster('Worker Versioning on a production Temporal: running migrations 
 
     // Build B comes up while A's migration transfers, and sets itself current.
     const b = spawnWorker(configFile, buildB);
-    const watchB = died(b, 'B');
+    const watchB = died(b, buildB);
     watchB.catch(() => undefined);
     const watchdog = Promise.race([watchA, watchB]);
     await Promise.race([watchdog, waitFor('build B to become current', async () => (await current()) === buildB, 60_000)]);

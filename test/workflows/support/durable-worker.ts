@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { NativeConnection } from '@temporalio/worker';
+import { deploymentFromEnv } from '../../../src/temporal/versioning';
 import { createLogger, runWorker } from '../../../src/worker';
 import { FakeCluster, type SourceSpec } from './fake-cluster';
 
@@ -25,6 +26,9 @@ interface Config {
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Config;
   const fake = new FakeCluster({ source: config.source, dir: config.dir, transferMs: config.transferMs, heartbeatMs: 100, quiesceWaitMs: config.quiesceWaitMs });
+  // A versioned worker when the test gives it a build (test/cluster/versioning.test.ts), read from the
+  // environment as `ferry worker` reads it; else unversioned.
+  const deployment = process.env.FERRY_BUILD_ID ? deploymentFromEnv(process.env, 'test', { embedded: false, taskQueue: config.taskQueue }) : undefined;
   const connection = await NativeConnection.connect({ address: config.address });
   await runWorker({
     connection,
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
     workflowBundle: { codePath: config.bundlePath },
     // The next worker picks a dead worker's workflow tasks up after 1 s instead of 10 s.
     workerOptions: { stickyQueueScheduleToStartTimeout: '1s', shutdownGraceTime: '1s' },
+    ...(deployment ? { deployment } : {}),
   });
   await connection.close();
 }
