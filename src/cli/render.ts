@@ -94,6 +94,13 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
       lines.push(`      decide: ferry retry ${id} --namespace ${ns.source} --pvc ${p.name}  |  ferry skip …  |  ferry abort …`);
     }
   }
+  // The evidence for cutover: the last stage pass's delta and the final sync it projects.
+  const last = ns.stageHistory?.[ns.stageHistory.length - 1];
+  if (last && !ns.downtime) {
+    const projection = last.projectedFinalSyncSeconds !== undefined ? `; projected downtime ≈ ${formatDuration(last.projectedFinalSyncSeconds)} of final sync + quiesce` : '';
+    lines.push(`    last stage pass ${last.pass}: ${formatBytes(last.bytesSent)}, ${last.filesTransferred} file(s) in ${formatDuration(last.seconds)}${projection}`);
+  }
+  if (ns.cutoverEvidence) lines.push(`    cutover on evidence: ${ns.cutoverEvidence.reason}`);
   if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
   else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {

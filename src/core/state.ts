@@ -200,7 +200,43 @@ export interface NamespaceState {
   cutoverBlocked?: { pvcs: string[]; reason: string; since: string };
   /** The operator forced cutover despite partial stage passes (`ferry cutover --force`). */
   cutoverForcedAt?: string;
+  /** The latest stage passes, oldest first (the last MAX_STAGE_HISTORY): the evidence for cutover. */
+  stageHistory?: StagePassRecord[];
+  /** Plan `cutoverWhen`: the stage pass whose projection triggered the cutover, or why Ferry stopped
+   * waiting for one and waits for the operator instead. */
+  cutoverEvidence?: { decision: 'cut-over' | 'operator'; pass: number; projectedSeconds?: number; thresholdSeconds: number; reason: string; at: string };
 }
+
+/** One completed stage pass of a namespace: what it changed and what a cutover now would cost. */
+export interface StagePassRecord {
+  /** 1-based number of the stage pass in this namespace. */
+  pass: number;
+  startedAt: string;
+  endedAt: string;
+  /** Wall time of the whole pass (all its PVCs), seconds. */
+  seconds: number;
+  /** Bytes sent and regular files transferred by the pass's syncs (the delta since the previous pass). */
+  bytesSent: number;
+  filesTransferred: number;
+  /** projectedFinalSyncSeconds after this pass (undefined when no PVC synced). */
+  projectedFinalSyncSeconds?: number;
+}
+
+/** How many stage passes NamespaceState.stageHistory keeps. */
+export const MAX_STAGE_HISTORY = 20;
+
+/**
+ * The final sync's projected length from the last stage pass: each PVC's final sync takes about as long
+ * as its last stage sync (a delta of the same age), `concurrency` at once — at least the longest one.
+ * Undefined before a stage pass completed. Quiesce comes on top (the workloads' shutdown).
+ */
+export function projectedFinalSyncSeconds(pvcs: readonly PVCState[], concurrency: number): number | undefined {
+  const last = pvcs.filter((p) => p.status !== 'skipped' && p.lastSync && !p.lastSync.final).map((p) => p.lastSync!.durationSeconds);
+  if (last.length === 0) return undefined;
+  return Math.max(Math.max(...last), last.reduce((a, b) => a + b, 0) / Math.max(1, concurrency));
+}
+
+
 
 /** What a namespace workflow reports to its parent (signal), on phase changes and failures. */
 export interface NamespaceReport {

@@ -144,9 +144,25 @@ function toPlanIssues(issues: readonly z.core.$ZodIssue[]): { path: PropertyKey[
 }
 
 export function validatePlan(obj: unknown): { plan?: MigrationPlan; issues: { path: PropertyKey[]; message: string }[] } {
-  const r = migrationPlanSchema.safeParse(obj, { error: errorMap, reportInput: true });
+  const r = migrationPlanSchema.safeParse(expandCutoverShorthand(obj), { error: errorMap, reportInput: true });
   if (r.success) return { plan: r.data, issues: [] };
   return { issues: toPlanIssues(r.error.issues) };
+}
+
+/**
+ * The cutover-on-evidence shorthand `cutover: { when: projected-downtime-below, seconds: N,
+ * maxStagePasses: M }` as the plan's fields: `cutover: manual` and `cutoverWhen:
+ * { projectedDowntimeBelowSeconds: N, maxStagePasses: M }`. Any other `cutover` is left to the schema
+ * (an object of another shape: its error names the accepted forms).
+ */
+function expandCutoverShorthand(obj: unknown): unknown {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return obj;
+  const plan = obj as Record<string, unknown>;
+  const c = plan.cutover;
+  if (!c || typeof c !== 'object' || Array.isArray(c)) return obj;
+  const { when, seconds, maxStagePasses, ...rest } = c as Record<string, unknown>;
+  if (when !== 'projected-downtime-below' || Object.keys(rest).length > 0 || plan.cutoverWhen !== undefined) return obj;
+  return { ...plan, cutover: 'manual', cutoverWhen: { projectedDowntimeBelowSeconds: seconds, ...(maxStagePasses !== undefined ? { maxStagePasses } : {}) } };
 }
 
 // ---------------------------------------------------------------------------------------------

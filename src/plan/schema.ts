@@ -593,6 +593,17 @@ export const migrationPlanSchema = z
       .enum(CUTOVER_MODES)
       .default('auto')
       .describe('auto: cut over after the stage passes. manual: keep syncing until the operator signals cutover (warm migration).'),
+    cutoverWhen: z
+      .object({
+        projectedDowntimeBelowSeconds: integer().min(1).max(86400).describe('Cut over once the final sync projected from the last stage pass takes less than this, seconds (quiesce not included).'),
+        maxStagePasses: integer().min(1).max(MAX_STAGE_PASSES).default(10).describe('After this many stage passes without such a projection, stop waiting for one: the operator decides (`ferry cutover`); stage passes go on.'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Cutover on evidence (with cutover: manual): after each stage pass (at least stagePasses), cut over on its own once the projected final sync is short enough; ' +
+          'else, after maxStagePasses, wait for the operator. Shorthand: cutover: { when: projected-downtime-below, seconds: N, maxStagePasses: M }.',
+      ),
     stageIntervalSeconds: integer().min(0).max(86400).default(60).describe('Pause between two stage syncs, in seconds.'),
     quiesce: z.boolean().default(true).describe('Scale the source applications down before the final sync.'),
     keepSourceQuiesced: z
@@ -717,6 +728,12 @@ export const migrationPlanSchema = z
   .superRefine(
     (plan, ctx) => {
       // What transfer: rclone cannot keep or carry (src/statetransfer/transfer/rclone/index.ts).
+      if (plan.cutoverWhen && plan.cutover !== 'manual') {
+        ctx.addIssue({ code: 'custom', path: ['cutoverWhen'], message: 'needs cutover: manual (the operator decides when the projection is not reached)' });
+      }
+      if (plan.cutoverWhen && plan.cutoverWhen.maxStagePasses < plan.stagePasses) {
+        ctx.addIssue({ code: 'custom', path: ['cutoverWhen', 'maxStagePasses'], message: `must be at least stagePasses (${plan.stagePasses})` });
+      }
       if (plan.volumeSnapshotClass !== undefined && plan.sourceCopyMethod !== 'snapshot') {
         ctx.addIssue({ code: 'custom', path: ['volumeSnapshotClass'], message: `is used only with sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });
       }

@@ -10,7 +10,7 @@
  */
 import type { FerryActivities, NamespaceContext, TransferRequest } from '../activities/contract';
 import { formatBytes, formatDuration } from '../core/format';
-import type { MigrationState, NamespaceEntry, NamespaceState, PVCState } from '../core/state';
+import { projectedFinalSyncSeconds, type MigrationState, type NamespaceEntry, type NamespaceState, type PVCState } from '../core/state';
 import type { NamespaceDiscovery } from '../core/types';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { finalSyncConcurrency } from './concurrency';
@@ -44,7 +44,7 @@ export function migrationStaticDetails(migrationId: string, plan: MigrationPlan)
     '',
     `- Clusters: ${clusterName(plan.source)} → ${clusterName(plan.destination)}`,
     `- Namespaces: ${plan.namespaces.map(mapping).join(', ')}`,
-    `- Cutover: ${plan.cutover}, after at least ${plan.stagePasses} stage pass${plan.stagePasses === 1 ? '' : 'es'}; ${plan.quiesce ? 'applications quiesced for the final sync' : 'no quiesce'}`,
+    `- Cutover: ${plan.cutover}${plan.cutoverWhen ? ` or on evidence (a projected final sync under ${plan.cutoverWhen.projectedDowntimeBelowSeconds} s, within ${plan.cutoverWhen.maxStagePasses} stage passes)` : ''}, after at least ${plan.stagePasses} stage pass${plan.stagePasses === 1 ? '' : 'es'}; ${plan.quiesce ? 'applications quiesced for the final sync' : 'no quiesce'}`,
     `- Follow it: \`ferry status ${migrationId} --follow\``,
   ].join('\n');
 }
@@ -142,22 +142,12 @@ function syncRate(pvcs: readonly PVCState[]): number | undefined {
   return seconds > 0 ? bytes / seconds : undefined;
 }
 
-/**
- * The final sync's projected length from the last stage pass: each PVC's final sync takes about as long
- * as its last stage sync (a delta of the same age), `concurrency` at once — at least the longest one.
- * Undefined before a stage pass completed. Quiesce comes on top (the workloads' shutdown).
- */
-export function projectedFinalSyncSeconds(pvcs: readonly PVCState[], concurrency: number): number | undefined {
-  const last = pvcs.filter((p) => p.status !== 'skipped' && p.lastSync && !p.lastSync.final).map((p) => p.lastSync!.durationSeconds);
-  if (last.length === 0) return undefined;
-  return Math.max(Math.max(...last), last.reduce((a, b) => a + b, 0) / Math.max(1, concurrency));
-}
 
 /**
  * What a namespace workflow waits for, in words, with the `ferry` command that ends the wait (empty
  * when it waits for nothing but its own work).
  */
-export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan, 'cutover'>): string[] {
+export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan, 'cutover' | 'cutoverWhen'>): string[] {
   if (st.status !== 'running') return [];
   const out: string[] = [];
   for (const p of st.pvcs.filter((x) => x.status === 'failed')) {
@@ -168,7 +158,12 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
     );
   }
   if (st.cutoverBlocked) out.push(`**Cutover held back**: ${st.cutoverBlocked.reason}`);
-  else if (plan.cutover === 'manual' && !st.cutoverRequested && st.phase === 'ready-for-cutover') {
+  else if (plan.cutover === 'manual' && plan.cutoverWhen && !st.cutoverRequested && !st.cutoverEvidence) {
+    out.push(
+      `**Cutting over on evidence**: once a stage pass projects a final sync under ${plan.cutoverWhen.projectedDowntimeBelowSeconds} s ` +
+        `(at most ${plan.cutoverWhen.maxStagePasses} stage passes, then the operator decides); now anyway: \`ferry cutover ${st.migrationId} --namespace ${st.source}\``,
+    );
+  } else if (plan.cutover === 'manual' && !st.cutoverRequested && st.phase === 'ready-for-cutover') {
     out.push(`**Waiting for the operator to cut over** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``);
   }
   if (st.phase === 'quiesce') out.push(`Waiting for the ${st.workloads} source workload(s) to stop (the downtime has begun)`);

@@ -118,6 +118,7 @@ describe('full plan', () => {
       concurrency: 20,
       stagePasses: 3,
       cutover: 'manual',
+      cutoverWhen: { projectedDowntimeBelowSeconds: 20, maxStagePasses: 5 },
       sourceCopyMethod: 'snapshot',
       volumeSnapshotClass: 'csi-hostpath-snapclass',
       stageIntervalSeconds: 300,
@@ -769,5 +770,23 @@ describe('transfer: rclone refuses what it cannot keep', () => {
     ]);
     expect(ok({ transfer: 'rclone', transport: 'stunnel', endpoint: { type: 'Route' } }).transfer).toBe('rclone');
     expect(ok({ transfer: 'rclone', transport: 'null', endpoint: { type: 'NodePort' } }).transport).toBe('null');
+  });
+});
+
+describe('cutover on evidence (issue 11 item 3)', () => {
+  test('the shorthand cutover: { when: projected-downtime-below, seconds, maxStagePasses } becomes cutover manual + cutoverWhen', () => {
+    const plan = ok({ cutover: { when: 'projected-downtime-below', seconds: 30, maxStagePasses: 8 }, stagePasses: 2 });
+    expect(plan.cutover).toBe('manual');
+    expect(plan.cutoverWhen).toEqual({ projectedDowntimeBelowSeconds: 30, maxStagePasses: 8 });
+    expect(ok({ cutover: { when: 'projected-downtime-below', seconds: 30 } }).cutoverWhen).toEqual({ projectedDowntimeBelowSeconds: 30, maxStagePasses: 10 });
+    // the parsed plan parses again to itself (the workflow's input)
+    expect(ok(plan as never)).toEqual(plan);
+  });
+
+  test('refused: with cutover auto, fewer passes than stagePasses, a bad threshold, an unknown form', () => {
+    expect(problems({ cutover: 'auto', cutoverWhen: { projectedDowntimeBelowSeconds: 30 } })).toEqual(['cutoverWhen: needs cutover: manual (the operator decides when the projection is not reached)']);
+    expect(problems({ cutover: { when: 'projected-downtime-below', seconds: 30, maxStagePasses: 2 }, stagePasses: 3 })).toEqual(['cutoverWhen.maxStagePasses: must be at least stagePasses (3)']);
+    expect(problems({ cutover: { when: 'projected-downtime-below', seconds: 0 } }).join('\n')).toMatch(/^cutoverWhen\.projectedDowntimeBelowSeconds: /);
+    expect(problems({ cutover: { when: 'tomorrow', seconds: 30 } }).join('\n')).toMatch(/^cutover: /);
   });
 });

@@ -124,3 +124,29 @@ describe('source not restored after the final sync (issue 8 item 16)', () => {
     expect(sourceNotRestored(old)).toBe(true);
   });
 });
+
+describe('cutover on evidence (issue 11 item 3)', () => {
+  const staging = (over: Partial<NamespaceState> = {}) => {
+    const ns: Partial<NamespaceState> = rolledBack({ status: 'running', phase: 'ready-for-cutover', cutover: 'manual', unquiesced: false, quiesceStarted: false, quiesced: [], finalSynced: false });
+    delete ns.rollback;
+    delete ns.downtime;
+    return { ...ns, ...over } as NamespaceState;
+  };
+  const history = [
+    { pass: 1, startedAt: 'a', endedAt: 'b', seconds: 95, bytesSent: 3 * 1024 ** 3, filesTransferred: 30000, projectedFinalSyncSeconds: 60 },
+    { pass: 2, startedAt: 'c', endedAt: 'd', seconds: 7.5, bytesSent: 12 * 1024 ** 2, filesTransferred: 42, projectedFinalSyncSeconds: 4.2 },
+  ];
+
+  test('status shows the last stage pass delta and the projected downtime while staging', () => {
+    const text = renderView(view(staging({ stageHistory: history }), 'running'));
+    expect(text).toContain('last stage pass 2: 12.0 MiB, 42 file(s) in 7.5s; projected downtime ≈ 4.2s of final sync + quiesce');
+    expect(text).not.toContain('last stage pass 1');
+  });
+
+  test('the evidence decision is shown with its reason; no projection once the downtime began', () => {
+    const reason = 'stage pass 2 projects a final sync of 4.2 s, under 10 s: cutting over';
+    const text = renderView(view(staging({ stageHistory: history, cutoverEvidence: { decision: 'cut-over', pass: 2, projectedSeconds: 4.2, thresholdSeconds: 10, reason, at: 'd' }, phase: 'final-sync', downtime: { startedAt: 'e' } }), 'running'));
+    expect(text).toContain(`cutover on evidence: ${reason}`);
+    expect(text).not.toContain('projected downtime');
+  });
+});

@@ -3,7 +3,7 @@
  * current details say what the workflow waits for with the exact `ferry` command (test/ui shows them in
  * a real browser).
  */
-import type { MigrationState, NamespaceState, PVCState } from '../../src/core/state';
+import { projectedFinalSyncSeconds, type MigrationState, type NamespaceState, type PVCState } from '../../src/core/state';
 import type { TransferRequest } from '../../src/activities/contract';
 import {
   activitySummary,
@@ -11,7 +11,6 @@ import {
   migrationSummary,
   namespaceDetails,
   namespaceWaitingFor,
-  projectedFinalSyncSeconds,
   pvcSyncSummary,
 } from '../../src/workflows/summaries';
 import { testPlan } from '../workflows/support/env';

@@ -251,6 +251,49 @@ test('manual cutover: stage passes go on (across continue-as-new) until the cuto
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
 });
 
+test('cutover on evidence: stage passes go on until one projects a final sync under the threshold, then it cuts over on its own', async () => {
+  // Passes 1 and 2 take 1.2 s per PVC (a big delta), pass 3 and later 50 ms: the third projects under 1 s.
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMsFor: (req) => (!req.final && req.pass <= 2 ? 1200 : 50) });
+  const plan = testPlan({ cutover: { when: 'projected-downtime-below', seconds: 1, maxStagePasses: 6 }, stagePasses: 1 });
+  expect(plan.cutover).toBe('manual');
+  expect(plan.cutoverWhen).toEqual({ projectedDowntimeBelowSeconds: 1, maxStagePasses: 6 });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, plan)).result());
+  const shop = nsResult(summary, 'shop');
+  expect(summary.status).toBe('succeeded');
+  expect(shop.stagePassesDone).toBe(3);
+  expect(shop.stageHistory!.map((h) => h.pass)).toEqual([1, 2, 3]);
+  expect(shop.stageHistory!.slice(0, 2).every((h) => h.projectedFinalSyncSeconds! >= 1.2)).toBe(true);
+  expect(shop.stageHistory![2]!.projectedFinalSyncSeconds!).toBeLessThan(1);
+  expect(shop.stageHistory![0]!.bytesSent).toBe(1000 + 300 + 500); // every PVC's (simulated) delta of the pass
+  expect(shop.stageHistory![0]!.seconds).toBeGreaterThanOrEqual(1.2);
+  expect(shop.cutoverEvidence).toMatchObject({ decision: 'cut-over', pass: 3, thresholdSeconds: 1 });
+  expect(shop.cutoverEvidence!.reason).toMatch(/stage pass 3 projects a final sync of [\d.]+ s, under 1 s/);
+  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'ready-for-cutover', 'quiesce', 'final-sync', 'unquiesce', 'cleanup']);
+  for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
+});
+
+test('cutover on evidence: a projection never under the threshold leaves the decision to the operator after maxStagePasses', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 1200 });
+  const plan = testPlan({ cutover: 'manual', cutoverWhen: { projectedDowntimeBelowSeconds: 1, maxStagePasses: 2 }, stageIntervalSeconds: 1 });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan);
+    const st = await waitFor('the operator decision after 2 passes', async () => {
+      const s = await nsState(handle, 'shop');
+      return s.cutoverEvidence ? s : undefined;
+    });
+    expect(st.cutoverEvidence).toMatchObject({ decision: 'operator', pass: 2, thresholdSeconds: 1 });
+    expect(st.cutoverEvidence!.reason).toMatch(/after 2 stage passes the projected final sync is still [\d.]+ s \(not under 1 s\).*ferry cutover/);
+    expect(st.cutoverRequested).toBe(false);
+    expect(fake.activityOrder({ namespace: 'shop' })).not.toContain('quiesce');
+    await nsHandle(handle, 'shop').executeUpdate(cutoverUpdate, { args: [] });
+    return handle.result();
+  });
+  const shop = nsResult(summary, 'shop');
+  expect(summary.status).toBe('succeeded');
+  expect(shop.stagePassesDone).toBeGreaterThanOrEqual(2);
+  expect(shop.cutoverEvidence!.decision).toBe('operator');
+});
+
 test('a failed PVC waits for the operator while the others go on; retry then succeeds', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 50 });
   fake.failTransfer({ namespace: 'shop', pvc: 'db', final: false, times: 1, type: FailureType.NoSpace, message: 'rsync: write failed: No space left on device (28)' });

@@ -7,7 +7,7 @@ import * as wf from '@temporalio/workflow';
 import { pvcWorkflowId } from '../definitions';
 import { describeFailure } from '../failures';
 import { pvcTransferWorkflow } from '../pvc-transfer';
-import { MAX_PVC_ERRORS, type PVCState, type SyncFailure } from '../../core/state';
+import { MAX_PVC_ERRORS, MAX_STAGE_HISTORY, projectedFinalSyncSeconds, type PVCState, type SyncFailure } from '../../core/state';
 import { finalSyncConcurrency } from '../concurrency';
 import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
@@ -157,9 +157,12 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
       // The pause between passes; in manual mode the operator's cutover ends it early.
       if (await wf.condition(cutNow, pause * 1000)) continue;
     }
+    const passStarted = now();
     await syncAll(run, false);
     st.stagePassesDone++;
     passesThisRun++;
+    recordStagePass(run, passStarted);
+    if (manual && plan.cutoverWhen && !st.cutoverRequested && !st.cutoverEvidence && minimumDone()) decideOnEvidence(run);
     reporter.touch();
     const perRun = tuning?.stagePassesPerRun;
     const eventBound = tuning?.continueAsNewAfterEvents;
@@ -169,5 +172,59 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
       await wf.condition(wf.allHandlersFinished);
       await wf.continueAsNew<typeof namespaceWorkflow>({ ...input, resume: st });
     }
+  }
+}
+
+/**
+ * Records the stage pass that just ended (started at `startedAt`) in st.stageHistory: its wall time, the
+ * bytes and files its syncs sent (the delta since the previous pass) and the final sync it projects.
+ */
+function recordStagePass(run: NamespaceRun, startedAt: string): void {
+  const { st, plan } = run;
+  const endedAt = now();
+  const ofPass = st.pvcs.filter((p) => p.status !== 'skipped' && p.lastSync && !p.lastSync.final && p.lastSync.finishedAt >= startedAt).map((p) => p.lastSync!);
+  const projected = projectedFinalSyncSeconds(st.pvcs, finalSyncConcurrency(plan));
+  const history = [
+    ...(st.stageHistory ?? []),
+    {
+      pass: st.stagePassesDone,
+      startedAt,
+      endedAt,
+      seconds: (Date.parse(endedAt) - Date.parse(startedAt)) / 1000,
+      bytesSent: ofPass.reduce((n, r) => n + r.bytesSent, 0),
+      filesTransferred: ofPass.reduce((n, r) => n + (r.filesTransferred ?? 0), 0),
+      ...(projected !== undefined ? { projectedFinalSyncSeconds: projected } : {}),
+    },
+  ];
+  st.stageHistory = history.slice(-MAX_STAGE_HISTORY);
+}
+
+/**
+ * Plan `cutoverWhen` (cutover on evidence, with cutover: manual), after a stage pass once the minimum
+ * passes are done: requests the cutover when the pass projects a final sync under the threshold (and
+ * none of its PVCs was partial), or, after `maxStagePasses`, records that the operator decides. Either
+ * is recorded once in st.cutoverEvidence with its reason.
+ */
+function decideOnEvidence(run: NamespaceRun): void {
+  const { st, plan, migrationId } = run;
+  const rule = plan.cutoverWhen!;
+  const last = st.stageHistory?.[st.stageHistory.length - 1];
+  const projected = last?.projectedFinalSyncSeconds;
+  const threshold = rule.projectedDowntimeBelowSeconds;
+  const shown = projected !== undefined ? `${projected.toFixed(1)} s` : 'unknown (no PVC synced)';
+  const base = { pass: st.stagePassesDone, ...(projected !== undefined ? { projectedSeconds: projected } : {}), thresholdSeconds: threshold, at: now() };
+  if (projected !== undefined && projected < threshold && run.partialPVCs().length === 0) {
+    st.cutoverRequested = true;
+    st.cutoverEvidence = { ...base, decision: 'cut-over', reason: `stage pass ${st.stagePassesDone} projects a final sync of ${shown}, under ${threshold} s: cutting over` };
+    wf.log.info('cutover on evidence', { namespace: st.source, pass: st.stagePassesDone, projectedSeconds: projected, thresholdSeconds: threshold });
+  } else if (st.stagePassesDone >= rule.maxStagePasses) {
+    st.cutoverEvidence = {
+      ...base,
+      decision: 'operator',
+      reason:
+        `after ${st.stagePassesDone} stage passes the projected final sync is still ${shown} (not under ${threshold} s${run.partialPVCs().length > 0 ? ', or the last pass was partial' : ''}): ` +
+        `stage passes go on; cut over when ready: ferry cutover ${migrationId} --namespace ${st.source}`,
+    };
+    wf.log.warn('cutover on evidence: the projection was not reached, the operator decides', { namespace: st.source, pass: st.stagePassesDone, projectedSeconds: projected, thresholdSeconds: threshold });
   }
 }

@@ -44,6 +44,8 @@ export interface FakeClusterOptions {
   source: SourceSpec;
   /** Duration of one simulated sync, ms. Default 50. */
   transferMs?: number;
+  /** Duration of one simulated sync by its request (in-process only), ms; overrides transferMs. */
+  transferMsFor?: (req: TransferRequest) => number;
   /** Heartbeat period during a sync, ms. Default 20. */
   heartbeatMs?: number;
   /** How long waitForQuiesced waits for pods to terminate, ms (heartbeating). Default 0. */
@@ -524,7 +526,7 @@ export class FakeCluster {
     const ctx = Context.current();
     const total = req.pvc.capacityBytes;
     const started = Date.now();
-    const duration = this.opts.transferMs ?? 50;
+    const duration = this.opts.transferMsFor?.(req) ?? this.opts.transferMs ?? 50;
     try {
       for (;;) {
         const elapsed = Date.now() - started;
