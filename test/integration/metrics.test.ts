@@ -13,7 +13,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { createActivities } from '../../src/activities';
 import type { TransferRequest } from '../../src/activities/contract';
-import type { PVCInfo, TransferResult } from '../../src/core/types';
+import type { CleanupReport, PVCInfo, TransferResult } from '../../src/core/types';
 import type { KubeClient, ObjectRef } from '../../src/k8s/client';
 import { credentialsSecret } from '../../src/migration/credentials';
 import { FerryMetrics, startMetricsServer, type MetricsServer } from '../../src/metrics';
@@ -192,7 +192,7 @@ test('a namespace cleanup with its downtime records it once in ferry_downtime_se
   await expect(env.run(broken.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]!, downtimeSeconds: 7.5 })).rejects.toBeDefined();
   expect(sumOf((await scrape(server.url)).samples, 'ferry_downtime_seconds_count', downtime)).toBe(0);
 
-  const report = await env.run(activities.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]!, downtimeSeconds: 7.5 });
+  const report = (await env.run(activities.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]!, downtimeSeconds: 7.5 })) as CleanupReport;
   expect(report.remaining).toBe(0);
   const after = (await scrape(server.url)).samples;
   expect(sumOf(after, 'ferry_downtime_seconds_count', downtime)).toBe(1);

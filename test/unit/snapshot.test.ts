@@ -5,10 +5,10 @@
  * snapshot controller is simulated (readyToUse after a while, restoreSize, a failure).
  */
 import type { KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
-import { FerryError, PlanValidationError } from '../../src/core/errors';
+import { FerryError } from '../../src/core/errors';
 import type { KubeClient, ObjectRef } from '../../src/k8s/client';
 import { preparePointInTime, releasePointInTime } from '../../src/migration/snapshot';
-import { parsePlan } from '../../src/plan/load';
+import { parsePlan, PlanValidationError } from '../../src/plan/load';
 import { pointInTimeClaim, pointInTimeClaimName, snapshotName, volumeSnapshot, SNAPSHOT_PASS_ANNOTATION, type VolumeSnapshotObject } from '../../src/statetransfer/snapshot';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
