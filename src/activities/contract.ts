@@ -13,7 +13,7 @@
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import type { NamespaceState } from '../core/state';
-import type { CleanupReport, EndpointAddress, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
+import type { CleanupReport, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */
 export interface NamespaceContext {
@@ -63,6 +63,10 @@ export interface FerryActivities {
    * classified failure (a connection-level one says what happened to the server). Deletes the
    * finished client pod. */
   runTransfer(req: TransferRequest): Promise<TransferResult>;
+  /** Runs the plan hook `hook` (by name) of the namespace: migration/hooks.ts runExecHook in its
+   * cluster's namespace (source or destination). A failed hook is a result with ok false, not an
+   * error; never retried (a user's command may not run twice). */
+  runHook(input: NamespaceContext & { hook: string }): Promise<HookResult>;
   /** Quiesces the workloads; returns their prior state. */
   quiesce(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<QuiesceRecord[]>;
   /**

@@ -44,6 +44,8 @@ import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
 import { preparePointInTime, releasePointInTime } from '../migration/snapshot';
+import { runExecHook } from '../migration/hooks';
+import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
@@ -443,6 +445,21 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         if (req.final) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
         return result;
       }, (outcome) => metrics.syncEnded(syncLabels(req), outcome)),
+
+    runHook: (input) =>
+      run('runHook', { ...nsFields(input), hook: input.hook }, async (log, signal) => {
+        const hook = (input.plan.hooks ?? []).find((h) => h.name === input.hook);
+        if (!hook) throw new FerryError('config', `the plan has no hook named ${input.hook}`);
+        const where = hookCluster(hook);
+        const client = where === 'source' ? clients(input.plan).source() : clients(input.plan).destination();
+        // A hook's command is silent while it runs: heartbeat so that a lost worker is noticed.
+        const beat = setInterval(() => heartbeat({ hook: hook.name }), 10_000);
+        try {
+          return await runExecHook(client, where === 'source' ? input.namespace.source : input.namespace.destination, hook, { ...(signal ? { signal } : {}), logger: log });
+        } finally {
+          clearInterval(beat);
+        }
+      }),
 
     quiesce: (input) =>
       run('quiesce', { migrationId: input.migrationId }, async (log) =>

@@ -101,6 +101,9 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
     lines.push(`    last stage pass ${last.pass}: ${formatBytes(last.bytesSent)}, ${last.filesTransferred} file(s) in ${formatDuration(last.seconds)}${projection}`);
   }
   if (ns.cutoverEvidence) lines.push(`    cutover on evidence: ${ns.cutoverEvidence.reason}`);
+  // Each hook once, as it last ran (stage hooks run every pass).
+  const hooks = new Map((ns.hooks ?? []).map((h) => [`${h.phase}/${h.name}`, h]));
+  for (const h of hooks.values()) lines.push(`    hook ${h.name} (${h.phase}, ${h.cluster} ${h.namespace}): ${h.ok ? `ok in ${h.pods.length} pod(s)` : `FAILED: ${h.message ?? ''}`}`);
   if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
   else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {

@@ -12,7 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import type { CleanupReport, EndpointAddress, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
+import type { CleanupReport, EndpointAddress, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -200,6 +200,8 @@ export interface NamespaceState {
   cutoverBlocked?: { pvcs: string[]; reason: string; since: string };
   /** The operator forced cutover despite partial stage passes (`ferry cutover --force`). */
   cutoverForcedAt?: string;
+  /** Application hooks run so far, oldest first (the last MAX_HOOK_RESULTS; each with at most 5 pods). */
+  hooks?: (HookResult & { at: string })[];
   /** The latest stage passes, oldest first (the last MAX_STAGE_HISTORY): the evidence for cutover. */
   stageHistory?: StagePassRecord[];
   /** Plan `cutoverWhen`: the stage pass whose projection triggered the cutover, or why Ferry stopped
@@ -221,6 +223,9 @@ export interface StagePassRecord {
   /** projectedFinalSyncSeconds after this pass (undefined when no PVC synced). */
   projectedFinalSyncSeconds?: number;
 }
+
+/** How many hook results NamespaceState.hooks keeps. */
+export const MAX_HOOK_RESULTS = 50;
 
 /** How many stage passes NamespaceState.stageHistory keeps. */
 export const MAX_STAGE_HISTORY = 20;

@@ -93,6 +93,21 @@ export interface NamespaceDiscovery {
   pendingRollouts?: PendingRollout[];
 }
 
+/** What one application hook did (migration/hooks.ts): per pod its exit code and the tail of its
+ * output; `ok` when it ran in at least one pod and every run exited 0. */
+export interface HookResult {
+  name: string;
+  phase: string;
+  cluster: 'source' | 'destination';
+  namespace: string;
+  ok: boolean;
+  /** Why it failed (no matching pod, exit code, timeout, API error), or undefined. */
+  message?: string;
+  pods: { pod: string; exitCode?: number; outputTail: string }[];
+  /** Wall time, seconds. */
+  seconds: number;
+}
+
 /** A pod that mounts a source PVC and that Ferry cannot quiesce. */
 export interface UnmanagedPod {
   name: string;

@@ -42,6 +42,7 @@ import { DEFAULT_SNAPSHOT_CLASS_ANNOTATION } from '../statetransfer/snapshot';
 import { endpointKind, endpointPermissions } from '../statetransfer/registry';
 import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
+import { hookCluster } from '../plan/hooks';
 import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
 
 /** The namespace label that sets the Pod Security Standard level admission enforces (Kubernetes docs,
@@ -168,6 +169,8 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
   // point-in-time stage sources (migration/snapshot.ts): the claim, and the snapshot it is restored from
   if (plan.sourceCopyMethod !== 'direct') out.push(need(['get', 'create', 'delete'], '', 'persistentvolumeclaims'));
   if (plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'snapshot.storage.k8s.io', 'volumesnapshots'));
+  // exec hooks in the source namespace (migration/hooks.ts): the pods they run in, through exec
+  if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'source')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
   if (plan.quiesce) {
     for (const r of ['deployments', 'statefulsets', 'replicasets', 'daemonsets']) out.push(need(['get', 'patch'], 'apps', r));
     for (const r of ['jobs', 'cronjobs']) out.push(need(['get', 'patch'], 'batch', r));
@@ -191,6 +194,8 @@ export function destinationPermissions(plan: MigrationPlan, endpointTypes: reado
   ];
   // what each endpoint type creates besides Services (its EndpointKind in statetransfer/registry.ts)
   for (const p of endpointPermissions(endpointTypes)) out.push(need([...p.verbs], p.group, p.resource));
+  // exec hooks in the destination namespace (postCutover by default)
+  if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'destination')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
   return out;
 }
 

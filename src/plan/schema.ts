@@ -181,6 +181,45 @@ const integer = () =>
 const seconds = (max: number) => integer().min(1).max(max);
 const posixId = () => integer().min(0).max(2147483647);
 
+/** When a hook runs (MTC's and Stork's hook points; migration/hooks.ts). */
+export const HOOK_PHASES = ['preStage', 'postStage', 'preQuiesce', 'postQuiesce', 'postCutover'] as const;
+export type HookPhase = (typeof HOOK_PHASES)[number];
+/** Most hooks a plan may have. */
+export const MAX_HOOKS = 20;
+
+/**
+ * An application hook: a command run in the pods a label selector picks (`exec`), in the source or
+ * destination namespace, at one phase of each namespace's migration. Its exit code decides: non-zero,
+ * no matching running pod or the timeout fail it, and `onError` says what a failure does.
+ */
+export const hookSchema = z
+  .strictObject({
+    name: dnsLabel().describe('Names the hook in the status and logs.'),
+    phase: z
+      .enum(HOOK_PHASES)
+      .describe(
+        'preStage / postStage: around each stage pass. preQuiesce: before the applications are scaled down (e.g. a checkpoint). ' +
+          'postQuiesce: after they stopped, before the final sync. postCutover: after the final sync (failures are warnings: the copy is committed).',
+      ),
+    cluster: z.enum(['source', 'destination']).optional().describe('Where the pods are (default: destination for postCutover, else source).'),
+    exec: z
+      .strictObject({
+        selector: z.string().describe('Label selector of the pods to run the command in (each running pod that matches), e.g. "app=db".'),
+        container: dnsLabel().optional().describe("The container (default: the pod's first)."),
+        command: z.array(z.string().min(1)).min(1).max(64).describe('The command and its arguments (no shell unless you call one, e.g. ["sh", "-c", "..."]).'),
+      })
+      .superRefine((e, ctx) => {
+        const p = labelSelectorProblem(e.selector);
+        if (p) ctx.addIssue({ code: 'custom', path: ['selector'], message: p });
+      }),
+    timeoutSeconds: integer().min(1).max(3600).default(300).describe('Limit for the command in each pod, seconds.'),
+    onError: z
+      .enum(['fail', 'continue'])
+      .default('fail')
+      .describe('fail (default): a failed hook rolls the namespace back (before the final sync; the source applications are restored). continue: recorded as a warning.'),
+  });
+export type HookSpec = z.infer<typeof hookSchema>;
+
 /** Which PVCs of a namespace to migrate: exactly one of `all`, `names`, `labelSelector`. */
 export const pvcSelectionSchema = z
   .strictObject({
@@ -605,6 +644,11 @@ export const migrationPlanSchema = z
           'else, after maxStagePasses, wait for the operator. Shorthand: cutover: { when: projected-downtime-below, seconds: N, maxStagePasses: M }.',
       ),
     stageIntervalSeconds: integer().min(0).max(86400).default(60).describe('Pause between two stage syncs, in seconds.'),
+    hooks: z
+      .array(hookSchema)
+      .max(MAX_HOOKS)
+      .default([])
+      .describe('Application hooks (exec in the pods a selector picks) at preStage, postStage, preQuiesce, postQuiesce or postCutover, run in every namespace, in list order.'),
     quiesce: z.boolean().default(true).describe('Scale the source applications down before the final sync.'),
     keepSourceQuiesced: z
       .boolean()
@@ -728,6 +772,14 @@ export const migrationPlanSchema = z
   .superRefine(
     (plan, ctx) => {
       // What transfer: rclone cannot keep or carry (src/statetransfer/transfer/rclone/index.ts).
+      const hookNames = new Set<string>();
+      plan.hooks.forEach((h, i) => {
+        if (hookNames.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hooks', i, 'name'], message: `hook ${showValue(h.name)} is defined twice` });
+        hookNames.add(h.name);
+        if ((h.phase === 'preQuiesce' || h.phase === 'postQuiesce') && !plan.quiesce) {
+          ctx.addIssue({ code: 'custom', path: ['hooks', i, 'phase'], message: `${h.phase} needs quiesce: true (nothing is quiesced)` });
+        }
+      });
       if (plan.cutoverWhen && plan.cutover !== 'manual') {
         ctx.addIssue({ code: 'custom', path: ['cutoverWhen'], message: 'needs cutover: manual (the operator decides when the projection is not reached)' });
       }

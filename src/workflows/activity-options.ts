@@ -74,6 +74,9 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
       retry: retry(10, 300, 5),
       cancellationType: waitCancel,
     },
+    // A user's command: never retried (it may not be idempotent); onError decides. Heartbeats while it
+    // runs; the limit covers its timeout in a few dozen pods.
+    runHook: { startToCloseTimeout: s(Math.max(300, ...(plan.hooks ?? []).map((h) => h.timeoutSeconds)) * 20 + 120), heartbeatTimeout, retry: retry(1, 1, 1), cancellationType: waitCancel },
     quiesce: { startToCloseTimeout: s(120), retry: retry(1, 30, 10), cancellationType: waitCancel },
     waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
     // Lists the pods mounting source PVCs; with unmanagedPods: delete also deletes and waits for them.

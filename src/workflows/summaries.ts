@@ -13,6 +13,7 @@ import { formatBytes, formatDuration } from '../core/format';
 import { projectedFinalSyncSeconds, type MigrationState, type NamespaceEntry, type NamespaceState, type PVCState } from '../core/state';
 import type { NamespaceDiscovery } from '../core/types';
 import type { ClusterRef, MigrationPlan, NamespaceMapping } from '../plan/schema';
+import { hookCluster } from '../plan/hooks';
 import { finalSyncConcurrency } from './concurrency';
 
 /** How a cluster of the plan is named in the texts: its kubeconfig context, else the kubeconfig file's name. */
@@ -98,6 +99,11 @@ export function activitySummary(name: keyof FerryActivities, input: unknown): st
     case 'runTransfer': {
       const r = i as Partial<TransferRequest>;
       return `${r.final ? 'final' : 'stage'} sync (pass ${r.pass}) of PVC ${ns?.source}/${r.pvc?.name} in ${src} → ${ns?.destination}/${r.pvc?.destinationName} in ${dst}`;
+    }
+    case 'runHook': {
+      const hook = (plan?.hooks ?? []).find((h) => h.name === i.hook);
+      const inDestination = hook ? hookCluster(hook) === 'destination' : false;
+      return `hook ${String(i.hook)}${hook ? ` (${hook.phase}): ${hook.exec.command.join(' ').slice(0, 80)} in pods ${hook.exec.selector} of` : ' in'} ${inDestination ? `${dst}/${ns?.destination}` : `${src}/${ns?.source}`}`;
     }
     case 'quiesce':
       return `quiesce ${n('workloads')} workload(s) in ${src}`;

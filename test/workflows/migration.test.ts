@@ -384,6 +384,67 @@ test('abort: rollback unquiesces, cleans up and deletes the destination PVCs whe
   expect(fake.has('destination/namespace/shop/shop')).toBe(true); // namespaces are never deleted
 });
 
+const HOOKS = [
+  { name: 'flush', phase: 'preQuiesce', exec: { selector: 'app=db', command: ['sh', '-c', 'sync'] } },
+  { name: 'check', phase: 'postQuiesce', exec: { selector: 'app=db', command: ['true'] } },
+  { name: 'warm', phase: 'postCutover', exec: { selector: 'app=db', command: ['true'] } },
+  { name: 'note', phase: 'preStage', exec: { selector: 'app=db', command: ['true'] } },
+];
+
+test('hooks run at their phases, in order; preQuiesce sees the applications running, postQuiesce sees them stopped', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, testPlan({ hooks: HOOKS, stagePasses: 2 }))).result());
+  expect(summary.status).toBe('succeeded');
+  const order = fake.activityOrder({ namespace: 'shop' });
+  const at = (a: string, from = 0) => order.indexOf(a, from);
+  // preStage before each of the 2 stage passes' syncs; preQuiesce before quiesce; postQuiesce after the
+  // writers check and before the final syncs; postCutover after the final sync, before unquiesce.
+  expect(fake.hookRuns.map((h) => h.hook)).toEqual(['note', 'note', 'flush', 'check', 'warm']);
+  expect(fake.hookRuns.find((h) => h.hook === 'flush')!.sourceReplicas).toEqual([2]);
+  expect(fake.hookRuns.find((h) => h.hook === 'check')!.sourceReplicas).toEqual([0]);
+  expect(at('runHook')).toBeLessThan(at('runTransfer'));
+  const quiesce = at('quiesce');
+  expect(order.slice(quiesce - 2, quiesce + 1)).toEqual(['discoverNamespace', 'runHook', 'quiesce']);
+  expect(order.slice(at('checkSourceWriters', quiesce), at('checkSourceWriters', quiesce) + 3)).toEqual(['checkSourceWriters', 'runHook', 'runTransfer']);
+  expect(order.slice(-4)).toEqual(['checkSourceWriters', 'runHook', 'unquiesce', 'cleanup']);
+  const shop = nsResult(summary, 'shop');
+  expect(shop.hooks!.map((h) => [h.name, h.phase, h.cluster, h.namespace, h.ok])).toEqual([
+    ['note', 'preStage', 'source', 'shop', true],
+    ['note', 'preStage', 'source', 'shop', true],
+    ['flush', 'preQuiesce', 'source', 'shop', true],
+    ['check', 'postQuiesce', 'source', 'shop', true],
+    ['warm', 'postCutover', 'destination', 'shop', true],
+  ]);
+  expect(shop.hooks![2]!.pods[0]!.outputTail).toBe('flushed\n');
+});
+
+test('a failed preQuiesce hook (onError fail) rolls the namespace back before anything is quiesced', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.failingHooks.set('flush', 1);
+  const { summary } = await withWorker(fake, async (tq) => failureOf(await start(tq, testPlan({ hooks: HOOKS }))));
+  const shop = nsResult(summary!, 'shop');
+  expect(shop.status).toBe('rolled-back');
+  expect(shop.error).toMatch(/hook flush \(preQuiesce, source namespace shop\) failed: exited 3 in pod shop\/db-0.*set onError: continue/);
+  expect(fake.activityOrder({ namespace: 'shop' })).not.toContain('quiesce');
+  expect(fake.replicas('shop', 'web')).toBe(2);
+  expect(shop.downtime).toBeUndefined();
+});
+
+test('a failed hook with onError continue, and a failed postCutover hook, are warnings', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.failingHooks.set('check', 1);
+  fake.failingHooks.set('warm', 1);
+  const hooks = HOOKS.map((h) => (h.name === 'check' ? { ...h, onError: 'continue' } : h));
+  const summary = await withWorker(fake, async (tq) => (await start(tq, testPlan({ hooks }))).result());
+  const shop = nsResult(summary, 'shop');
+  expect(shop.status).toBe('succeeded');
+  expect(shop.warnings).toEqual([
+    expect.stringMatching(/^hook check \(postQuiesce, source namespace shop\) failed: exited 3/),
+    expect.stringMatching(/^hook warm \(postCutover, destination namespace shop\) failed: .*\(after the final sync: the copy is kept\)$/),
+  ]);
+  for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
+});
+
 test('cancellation during the final sync: running syncs stop, then rollback restores the source', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.hold = (req) => req.final;

@@ -12,6 +12,7 @@ import { finalSyncConcurrency } from '../concurrency';
 import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
 import { Slots } from './slots';
+import { hasHooks, runHooks } from './hooks';
 import { pvcSyncSummary } from '../summaries';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
 
@@ -158,7 +159,9 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
       if (await wf.condition(cutNow, pause * 1000)) continue;
     }
     const passStarted = now();
+    if (hasHooks(run, 'preStage')) await runHooks(run, 'preStage');
     await syncAll(run, false);
+    if (hasHooks(run, 'postStage')) await runHooks(run, 'postStage');
     st.stagePassesDone++;
     passesThisRun++;
     recordStagePass(run, passStarted);

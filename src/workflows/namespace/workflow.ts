@@ -40,6 +40,7 @@ import { rollback } from './rollback';
 import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
 import { stagePasses, syncAll } from './syncs';
 import { mergeWorkloads, newPVCsFailure, writersFailure } from './writers';
+import { hasHooks, runHooks } from './hooks';
 
 /** Migrates one namespace (see above); returns its final NamespaceState, or throws FerryRolledBack. */
 export async function namespaceWorkflow(input: NamespaceWorkflowInput): Promise<NamespaceState> {
@@ -147,6 +148,8 @@ async function migrate(run: NamespaceRun): Promise<void> {
       run.reporter.touch();
       if (unmanaged.length > 0 && plan.unmanagedPods !== 'delete') throw writersFailure(run, 'before quiesce', unmanaged);
     }
+    // Application hooks before the applications stop (e.g. a checkpoint); a failure leaves them running.
+    if (hasHooks(run, 'preQuiesce')) await runHooks(run, 'preQuiesce');
     run.enter('quiesce');
     st.downtime = { startedAt: now() };
     if (run.quiesceTargets.length > 0) {
@@ -164,6 +167,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
       }
       delete st.unmanagedPods; // deleted ones are in the warnings
     }
+    if (hasHooks(run, 'postQuiesce')) await runHooks(run, 'postQuiesce');
   }
   run.enter('final-sync');
   await syncAll(run, true);
@@ -181,6 +185,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
   }
 
   // Committed: from here on, failures are warnings, not a rollback.
+  if (hasHooks(run, 'postCutover')) await runHooks(run, 'postCutover');
   if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
     run.enter('unquiesce');
     try {

@@ -251,6 +251,11 @@ export class FakeCluster {
   }
 
   /** Scripts failures of runTransfer. */
+  /** Hook name → runs that still fail (in-process only). */
+  readonly failingHooks = new Map<string, number>();
+  /** Every runHook call: the hook, the namespace, the source workloads' replicas at that moment. */
+  readonly hookRuns: { hook: string; namespace: string; sourceReplicas: number[] }[] = [];
+
   failTransfer(script: TransferFailureScript): void {
     this.reload().failures.push(script);
     this.save();
@@ -333,6 +338,27 @@ export class FakeCluster {
           }
         }),
       runTransfer: (req) => this.activity('runTransfer', `${req.namespace.source} ${req.pvc.name} pass=${req.pass} final=${req.final}`, () => this.transfer(req)),
+      runHook: (input) =>
+        this.activity('runHook', `${input.namespace.source} ${input.hook}`, async () => {
+          const hook = input.plan.hooks.find((h) => h.name === input.hook)!;
+          const inDestination = (hook.cluster ?? (hook.phase === 'postCutover' ? 'destination' : 'source')) === 'destination';
+          const failing = this.failingHooks.get(input.hook) ?? 0;
+          if (failing > 0) this.failingHooks.set(input.hook, failing - 1);
+          // The state of the source workloads when the hook ran (a preQuiesce hook sees them running).
+          const st = this.reload();
+          const replicas = Object.entries(st.workloads).filter(([k]) => k.startsWith(`${input.namespace.source}/`)).map(([, w]) => w.replicas);
+          this.hookRuns.push({ hook: input.hook, namespace: input.namespace.source, sourceReplicas: replicas });
+          return {
+            name: hook.name,
+            phase: hook.phase,
+            cluster: inDestination ? 'destination' : 'source',
+            namespace: inDestination ? input.namespace.destination : input.namespace.source,
+            ok: failing === 0,
+            ...(failing > 0 ? { message: `exited 3 in pod ${input.namespace.source}/db-0 (container db): simulated` } : {}),
+            pods: [{ pod: 'db-0', exitCode: failing > 0 ? 3 : 0, outputTail: 'flushed\n' }],
+            seconds: 0.01,
+          };
+        }),
       quiesce: (input) =>
         this.activity('quiesce', input.workloads[0]?.namespace ?? '', async () => {
           const st = this.reload();

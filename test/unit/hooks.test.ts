@@ -1,0 +1,106 @@
+/**
+ * Application hooks: the plan's `hooks` (schema rules), where each runs (plan/hooks.ts), and
+ * runExecHook (migration/hooks.ts) against an in-memory client whose exec returns scripted results:
+ * every running pod the selector picks, in name order; stop at the first failure; no pod, a missing
+ * container, an API error and a timeout are failures with a reason, not exceptions.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import { AbortedError, FerryError } from '../../src/core/errors';
+import type { ExecResult, KubeClient } from '../../src/k8s/client';
+import { HOOK_OUTPUT_TAIL_BYTES, runExecHook } from '../../src/migration/hooks';
+import { hookCluster, hooksOf } from '../../src/plan/hooks';
+import { parsePlan, PlanValidationError } from '../../src/plan/load';
+
+const plan = (hooks: unknown[], extra: Record<string, unknown> = {}) => parsePlan({ source: { context: 's' }, destination: { context: 'd' }, namespaces: ['shop'], hooks, ...extra });
+const flush = { name: 'flush', phase: 'preQuiesce', exec: { selector: 'app=db', command: ['sh', '-c', 'sync'] } };
+
+describe('plan hooks', () => {
+  test('defaults: none; a hook gets timeout 300 s and onError fail; cluster by phase', () => {
+    expect(plan([]).hooks).toEqual([]);
+    expect(parsePlan({ source: { context: 's' }, destination: { context: 'd' }, namespaces: ['shop'] }).hooks).toEqual([]);
+    const [h] = plan([flush]).hooks;
+    expect(h).toMatchObject({ name: 'flush', timeoutSeconds: 300, onError: 'fail' });
+    expect(hookCluster(h!)).toBe('source');
+    expect(hookCluster({ phase: 'postCutover' })).toBe('destination');
+    expect(hookCluster({ phase: 'postCutover', cluster: 'source' })).toBe('source');
+    expect(hooksOf(undefined, 'preStage')).toEqual([]);
+  });
+
+  test('refused: duplicate names, a bad selector, an empty command, quiesce hooks without quiesce, unknown fields', () => {
+    const problems = (hooks: unknown[], extra: Record<string, unknown> = {}) => {
+      try {
+        plan(hooks, extra);
+        return [];
+      } catch (e) {
+        expect(e).toBeInstanceOf(PlanValidationError);
+        return (e as PlanValidationError).problems.map((p) => `${p.path}: ${p.message}`);
+      }
+    };
+    expect(problems([flush, flush])).toEqual(['hooks[1].name: hook "flush" is defined twice']);
+    expect(problems([{ ...flush, exec: { ...flush.exec, selector: 'app in (a' } }]).join()).toMatch(/^hooks\[0\]\.exec\.selector: has an unbalanced "\("/);
+    expect(problems([{ ...flush, exec: { ...flush.exec, command: [] } }]).join()).toMatch(/^hooks\[0\]\.exec\.command: /);
+    expect(problems([flush], { quiesce: false })).toEqual(['hooks[0].phase: preQuiesce needs quiesce: true (nothing is quiesced)']);
+    expect(problems([{ ...flush, shell: 'bash' }])).toEqual(['hooks[0].shell: unknown key (known keys: name, phase, cluster, exec, timeoutSeconds, onError)']);
+  });
+});
+
+/** Pods by name with a phase; exec answers by pod from `answers` (a result, or an error to throw). */
+function fakeClient(pods: { name: string; phase?: string; containers?: string[] }[], answers: Record<string, ExecResult | Error> = {}) {
+  const calls: { pod: string; container: string; command: string[]; timeoutSeconds?: number }[] = [];
+  let selector: string | undefined;
+  const client = {
+    async list(_kind: unknown, _ns: string, opts: { labelSelector?: string }): Promise<V1Pod[]> {
+      selector = opts.labelSelector;
+      return pods.map((p) => ({ metadata: { name: p.name }, spec: { containers: (p.containers ?? ['main']).map((name) => ({ name })) }, status: { phase: p.phase ?? 'Running' } }));
+    },
+    async exec(_ns: string, pod: string, container: string, command: string[], o: { timeoutSeconds?: number }): Promise<ExecResult> {
+      calls.push({ pod, container, command, ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}) });
+      const a = answers[pod] ?? { exitCode: 0, stdout: `ok ${pod}\n`, stderr: '' };
+      if (a instanceof Error) throw a;
+      return a;
+    },
+  };
+  return { client: client as unknown as KubeClient, calls, selector: () => selector };
+}
+
+describe('runExecHook', () => {
+  const hook = plan([{ ...flush, timeoutSeconds: 42, exec: { ...flush.exec, container: 'db' } }]).hooks[0]!;
+
+  test('runs in every running pod the selector picks, in name order, with the container and timeout', async () => {
+    const f = fakeClient([{ name: 'db-1', containers: ['db', 'side'] }, { name: 'db-0', containers: ['side', 'db'] }, { name: 'db-2', phase: 'Pending', containers: ['db'] }]);
+    const r = await runExecHook(f.client, 'shop', hook);
+    expect(f.selector()).toBe('app=db');
+    expect(f.calls).toEqual([
+      { pod: 'db-0', container: 'db', command: ['sh', '-c', 'sync'], timeoutSeconds: 42 },
+      { pod: 'db-1', container: 'db', command: ['sh', '-c', 'sync'], timeoutSeconds: 42 },
+    ]);
+    expect(r).toMatchObject({ name: 'flush', phase: 'preQuiesce', cluster: 'source', namespace: 'shop', ok: true });
+    expect(r.pods).toEqual([
+      { pod: 'db-0', exitCode: 0, outputTail: 'ok db-0\n' },
+      { pod: 'db-1', exitCode: 0, outputTail: 'ok db-1\n' },
+    ]);
+  });
+
+  test('a non-zero exit fails it with the exit code and stderr, and stops there; the output tail is bounded', async () => {
+    const f = fakeClient([{ name: 'db-0', containers: ['db'] }, { name: 'db-1', containers: ['db'] }], { 'db-0': { exitCode: 3, stdout: 'x'.repeat(10_000), stderr: 'FLUSH failed: read-only\n' } });
+    const r = await runExecHook(f.client, 'shop', hook);
+    expect(r.ok).toBe(false);
+    expect(r.message).toBe('exited 3 in pod shop/db-0 (container db): FLUSH failed: read-only');
+    expect(f.calls.map((c) => c.pod)).toEqual(['db-0']);
+    expect(Buffer.byteLength(r.pods[0]!.outputTail)).toBeLessThanOrEqual(HOOK_OUTPUT_TAIL_BYTES + 3);
+    expect(r.pods[0]!.outputTail.endsWith('FLUSH failed: read-only\n')).toBe(true);
+  });
+
+  test('no running pod, a missing container, an exec error: failures with the reason', async () => {
+    expect((await runExecHook(fakeClient([{ name: 'db-0', phase: 'Pending' }]).client, 'shop', hook)).message).toBe('no running pod in shop matches app=db (1 not running): nothing to run the hook in');
+    expect((await runExecHook(fakeClient([{ name: 'db-0', containers: ['main'] }]).client, 'shop', hook)).message).toBe('pod shop/db-0 has no container db (it has main)');
+    const denied = fakeClient([{ name: 'db-0', containers: ['db'] }], { 'db-0': new FerryError('transient', 'exec in pod shop/db-0 (container db) did not end within 42 s') });
+    const r = await runExecHook(denied.client, 'shop', hook);
+    expect(r).toMatchObject({ ok: false, message: 'in pod shop/db-0 (container db): exec in pod shop/db-0 (container db) did not end within 42 s' });
+  });
+
+  test('a cancelled activity is not a hook failure: the abort propagates', async () => {
+    const f = fakeClient([{ name: 'db-0', containers: ['db'] }], { 'db-0': new AbortedError() });
+    await expect(runExecHook(f.client, 'shop', hook)).rejects.toBeInstanceOf(AbortedError);
+  });
+});
