@@ -7,6 +7,9 @@
  *   of `a` nor more than one record behind (a live copy reads `a` first and `b` later, so `b` would
  *   run ahead);
  * - no VolumeSnapshot, VolumeSnapshotContent or point-in-time claim is left after a sync;
+ * - application hooks through the real exec API: a preQuiesce hook writes a file in the writer pod
+ *   (which the final sync must carry), a failing one reports its exit code and stderr, one whose
+ *   selector matches no pod says so;
  * - after quiesce, the final sync reads the source PVC itself (the warm agent), and `ferry verify`'s
  *   comparison finds the copy identical, contents included; cleanup leaves nothing.
  * Skipped unless the lab is up (FERRY_REQUIRE_LAB=1 makes that a failure).
@@ -15,7 +18,7 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
 import type { FerryActivities, TransferRequest } from '../../src/activities/contract';
-import type { EndpointAddress, PVCInfo, TransferResult, WorkloadRef } from '../../src/core/types';
+import type { EndpointAddress, HookResult, PVCInfo, TransferResult, WorkloadRef } from '../../src/core/types';
 import { KubeClient } from '../../src/k8s/client';
 import { verifyPVC } from '../../src/migration/verify';
 import { parsePlan } from '../../src/plan/load';
@@ -75,6 +78,21 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
     return { na: Number(na), nb: Number(nb), ok: ok! };
   }
 
+  /** Runs `command` in a pod on the destination PVC; its output, trimmed. */
+  async function readDestination(command: string): Promise<string> {
+    const name = `read-${pass}`;
+    kubectl('ferry-dst', ['-n', NS, 'apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', command], volumeMounts: [{ name: 'd', mountPath: '/d', readOnly: true }] }], volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } }] },
+    }));
+    await waitUntil(() => ['Succeeded', 'Failed'].includes(kubectl('ferry-dst', ['-n', NS, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}'])), `reader ${name}`);
+    const out = kubectl('ferry-dst', ['-n', NS, 'logs', name]).trim();
+    kubectl('ferry-dst', ['-n', NS, 'delete', 'pod', name, '--wait=false']);
+    return out;
+  }
+
   const pointInTimeObjects = () =>
     [
       kubectl('ferry-src', ['-n', NS, 'get', 'volumesnapshots', '-o', 'name']),
@@ -92,6 +110,12 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
       namespaces: [NS],
       endpoint: { type: 'LoadBalancer' },
       sourceCopyMethod: 'snapshot',
+      hooks: [
+        // writes the record count of `a` into the PVC while the writer runs: the final sync must carry it
+        { name: 'mark', phase: 'preQuiesce', exec: { selector: 'app=writer', command: ['sh', '-c', 'n=$(wc -l < /d/a); echo "checkpoint $n" > /d/hook-marker; sync; echo "marked $n"'] } },
+        { name: 'broken', phase: 'postQuiesce', onError: 'continue', exec: { selector: 'app=writer', command: ['sh', '-c', 'echo nope >&2; exit 7'] } },
+        { name: 'nobody', phase: 'postCutover', exec: { selector: 'app=missing', command: ['true'] } },
+      ],
       storageClassMapping: { 'csi-hostpath': 'lab-local' },
       timeouts: { endpointReadySeconds: 120, serverReadySeconds: 180, podStartSeconds: 120 },
     });
@@ -137,6 +161,19 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
     expect(kubectl('ferry-src', ['-n', NS, 'get', 'volumesnapshot', snapshotName(MID, 'data'), '--ignore-not-found', '-o', 'name'])).toBe('');
 
     const env = new MockActivityEnvironment({ startToCloseTimeoutMs: 600_000 } as never);
+    // Application hooks through the real exec: in the running writer, a failing command, no pod.
+    const mark = (await env.run(activities.runHook, { ...ctx(), hook: 'mark' })) as HookResult;
+    expect(mark).toMatchObject({ ok: true, cluster: 'source', namespace: NS });
+    expect(mark.pods).toHaveLength(1);
+    expect(mark.pods[0]!.exitCode).toBe(0);
+    const marked = /marked (\d+)/.exec(mark.pods[0]!.outputTail)?.[1];
+    expect(Number(marked)).toBeGreaterThan(0);
+    const broken = (await env.run(activities.runHook, { ...ctx(), hook: 'broken' })) as HookResult;
+    expect(broken).toMatchObject({ ok: false });
+    expect(broken.message).toMatch(/^exited 7 in pod .*\(container w\): nope$/);
+    const nobody = (await env.run(activities.runHook, { ...ctx(), hook: 'nobody' })) as HookResult;
+    expect(nobody).toMatchObject({ ok: false, cluster: 'destination', message: `no running pod in ${NS} matches app=missing: nothing to run the hook in` });
+
     await env.run(activities.quiesce, { migrationId: MID, plan, workloads });
     await env.run(activities.waitForQuiesced, { migrationId: MID, plan, workloads });
     const final = await runTransfer(request(true));
@@ -144,6 +181,8 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
     const v = await verifyPVC(src, dst, { sourceNamespace: NS, sourcePVC: 'data', destinationNamespace: NS, destinationPVC: 'data' }, { migrationId: MID, image: plan.transferImage, root: true, hashes: true, owners: false, metadata: false });
     expect(v.differences).toEqual([]);
     expect(v.identical).toBe(true);
+    // the hook's file reached the destination with the count it wrote
+    expect(await readDestination('cat /d/hook-marker')).toBe(`checkpoint ${marked}`);
 
     await env.run(activities.cleanup, { migrationId: MID, plan, namespace: plan.namespaces[0]! });
     expect(pointInTimeObjects()).toBe('');
