@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { LABELS, migrationKey } from '../../src/statetransfer/names';
+import { parsePlan } from '../../src/plan/load';
+import type { MigrationPlan } from '../../src/plan/schema';
 import type { MigrationState, NamespaceState } from '../../src/core/state';
 
 const execFileAsync = promisify(execFile);
@@ -357,9 +359,11 @@ export function figuresTable(label: string, state: MigrationState): string {
 /**
  * The application of the lab drills that drive the activities directly: Deployment `writer` (one
  * replica, pods labelled app=writer, 1 s grace) whose container `w` runs `script` with `sh -c` in
- * `image` (default lab/workload:latest), the PVC `data` mounted at /d. Its pods are what quiesce stops.
+ * `image` (default lab/workload:latest), the PVC `data` mounted at /d (or `mounts`: each claim at its
+ * path). Its pods are what quiesce stops.
  */
-export function writerDeployment(namespace: string, script: string, options: { image?: string } = {}): KubernetesObject {
+export function writerDeployment(namespace: string, script: string, options: { image?: string; mounts?: { claim: string; path: string }[] } = {}): KubernetesObject {
+  const mounts = options.mounts ?? [{ claim: 'data', path: '/d' }];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -371,10 +375,15 @@ export function writerDeployment(namespace: string, script: string, options: { i
         metadata: { labels: { app: 'writer' } },
         spec: {
           terminationGracePeriodSeconds: 1,
-          containers: [{ name: 'w', image: options.image ?? 'lab/workload:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
-          volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data' } }],
+          containers: [{ name: 'w', image: options.image ?? 'lab/workload:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], volumeMounts: mounts.map((m, i) => ({ name: i === 0 ? 'd' : `d${i}`, mountPath: m.path })) }],
+          volumes: mounts.map((m, i) => ({ name: i === 0 ? 'd' : `d${i}`, persistentVolumeClaim: { claimName: m.claim } })),
         },
       },
     },
   } as KubernetesObject;
+}
+
+/** A migration plan between the lab's two clusters (kubeconfig and contexts set), with `fields`. */
+export function labPlan(fields: Record<string, unknown>): MigrationPlan {
+  return parsePlan({ source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' }, destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' }, ...fields });
 }

@@ -31,6 +31,9 @@ export interface TransferRequest extends NamespaceContext {
   /** Sync number (1-based) of this PVC, part of the client pod's identity so a retry of the same
    * sync re-attaches to its pod instead of starting another. */
   pass: number;
+  /** A stage sync with plan groupSnapshot: the PVC's member VolumeSnapshot of the stage pass's
+   * VolumeGroupSnapshot (prepareGroupSnapshot), restored instead of a snapshot of its own. */
+  fromSnapshot?: string;
 }
 
 /**
@@ -67,6 +70,11 @@ export interface FerryActivities {
    * cluster's namespace (source or destination). A failed hook is a result with ok false, not an
    * error; never retried (a user's command may not run twice). */
   runHook(input: NamespaceContext & { hook: string }): Promise<HookResult>;
+  /** Plan groupSnapshot: snaps `pvcs` of the source namespace together for stage pass `pass` (one
+   * VolumeGroupSnapshot, migration/snapshot.ts); returns PVC name → member VolumeSnapshot name. */
+  prepareGroupSnapshot(input: NamespaceContext & { pass: number; pvcs: string[] }): Promise<Record<string, string>>;
+  /** Deletes the namespace's VolumeGroupSnapshot (and its member snapshots) after a stage pass. */
+  releaseGroupSnapshot(input: NamespaceContext): Promise<void>;
   /** Quiesces the workloads; returns their prior state. */
   quiesce(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<QuiesceRecord[]>;
   /**

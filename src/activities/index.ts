@@ -43,7 +43,7 @@ import { runClientTransfer } from '../migration/client-run';
 import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
-import { preparePointInTime, releasePointInTime } from '../migration/snapshot';
+import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime } from '../migration/snapshot';
 import { runExecHook } from '../migration/hooks';
 import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
@@ -391,6 +391,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
               ...pit,
               method: pointInTime,
               ...(req.plan.volumeSnapshotClass !== undefined ? { volumeSnapshotClass: req.plan.volumeSnapshotClass } : {}),
+              ...(req.fromSnapshot !== undefined ? { fromSnapshot: req.fromSnapshot } : {}),
               timeoutSeconds: req.plan.timeouts.podStartSeconds,
               ...(signal ? { signal } : {}),
               logger: log,
@@ -445,6 +446,23 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         if (req.final) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
         return result;
       }, (outcome) => metrics.syncEnded(syncLabels(req), outcome)),
+
+    prepareGroupSnapshot: (input) =>
+      run('prepareGroupSnapshot', nsFields(input), async (log, signal) =>
+        prepareGroupSnapshot(clients(input.plan).source(), {
+          migrationId: input.migrationId,
+          namespace: input.namespace.source,
+          pass: input.pass,
+          pvcs: input.pvcs,
+          ...(input.plan.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClass: input.plan.volumeGroupSnapshotClass } : {}),
+          timeoutSeconds: input.plan.timeouts.podStartSeconds,
+          ...(signal ? { signal } : {}),
+          logger: log,
+        }),
+      ),
+
+    releaseGroupSnapshot: (input) =>
+      run('releaseGroupSnapshot', nsFields(input), async (_log, signal) => releaseGroupSnapshot(clients(input.plan).source(), { migrationId: input.migrationId, namespace: input.namespace.source }, signal)),
 
     runHook: (input) =>
       run('runHook', { ...nsFields(input), hook: input.hook }, async (log, signal) => {

@@ -7,7 +7,8 @@
  */
 import type { CleanupReport } from '../core/types';
 import { LABELS, migrationSelectorString } from '../statetransfer/names';
-import { SNAPSHOT_API_VERSION, SNAPSHOT_SOURCE_ROLE } from '../statetransfer/snapshot';
+import { GROUP_SNAPSHOT_API_VERSION, SNAPSHOT_API_VERSION, SNAPSHOT_SOURCE_ROLE } from '../statetransfer/snapshot';
+import { unlabelGroupSnapshotPVCs } from './snapshot';
 import { endpointExtraKinds } from '../statetransfer/registry';
 import { waitFor, type KindRef, type KubeClient } from '../k8s/client';
 import { WaitTimeoutError } from '../core/errors';
@@ -20,7 +21,9 @@ export const TRANSFER_OBJECT_KINDS: readonly KindRef[] = Object.freeze([
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   ...endpointExtraKinds(),
   { apiVersion: 'v1', kind: 'Service' },
-  // a stage sync's point-in-time source (sourceCopyMethod snapshot): its snapshot (the claim: below)
+  // a stage pass's VolumeGroupSnapshot (plan groupSnapshot; its member snapshots go with it), and a
+  // stage sync's point-in-time source (sourceCopyMethod snapshot): its snapshot (the claim: below)
+  { apiVersion: GROUP_SNAPSHOT_API_VERSION, kind: 'VolumeGroupSnapshot' },
   { apiVersion: SNAPSHOT_API_VERSION, kind: 'VolumeSnapshot' },
   { apiVersion: 'v1', kind: 'ConfigMap' },
   { apiVersion: 'v1', kind: 'Secret' },
@@ -73,6 +76,9 @@ export async function cleanupMigration(source: KubeClient, destination: KubeClie
   for (const ns of scope.source) {
     sourceCount += await source.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
     sourceCount += await source.deleteBySelector([...POINT_IN_TIME_CLAIMS], ns, pointInTimeSelector(migrationId));
+    // the group-snapshot label on the user's source PVCs (plan groupSnapshot): removed, not counted
+    const unlabelled = await unlabelGroupSnapshotPVCs(source, migrationId, ns);
+    if (unlabelled.length > 0) log.info({ namespace: ns, pvcs: unlabelled }, 'removed the group-snapshot label from source PVCs');
   }
   for (const ns of scope.destination) destinationCount += await destination.deleteBySelector([...TRANSFER_OBJECT_KINDS], ns, selector);
   let remaining = 0;

@@ -38,7 +38,7 @@ import { defaultStorageClassName } from './discovery';
 import { errorMessage } from '../core/errors';
 import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security';
 import type { SecurityMode } from '../statetransfer/types';
-import { DEFAULT_SNAPSHOT_CLASS_ANNOTATION } from '../statetransfer/snapshot';
+import { DEFAULT_GROUP_SNAPSHOT_CLASS_ANNOTATION, DEFAULT_SNAPSHOT_CLASS_ANNOTATION, GROUP_SNAPSHOT_API_VERSION } from '../statetransfer/snapshot';
 import { endpointKind, endpointPermissions } from '../statetransfer/registry';
 import { endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
@@ -169,6 +169,8 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
   // point-in-time stage sources (migration/snapshot.ts): the claim, and the snapshot it is restored from
   if (plan.sourceCopyMethod !== 'direct') out.push(need(['get', 'create', 'delete'], '', 'persistentvolumeclaims'));
   if (plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'snapshot.storage.k8s.io', 'volumesnapshots'));
+  // groupSnapshot: the group, and the label on the source PVCs that it selects
+  if (plan.groupSnapshot) out.push(need(['get', 'list', 'create', 'delete'], 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots'), need(['list', 'patch'], '', 'persistentvolumeclaims'));
   // exec hooks in the source namespace (migration/hooks.ts): the pods they run in, through exec
   if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'source')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
   if (plan.quiesce) {
@@ -443,12 +445,36 @@ async function snapshotProblems(src: KubeClient, plan: MigrationPlan, discoverie
       drivers.set(driver, [...(drivers.get(driver) ?? []), `${d.sourceNamespace}/${pvc.name}`]);
     }
   }
+  if (plan.groupSnapshot) problems.push(...(await groupSnapshotProblems(src, plan, drivers)));
   for (const [driver, pvcs] of drivers) {
     const list = `${pvcs.slice(0, 3).join(', ')}${pvcs.length > 3 ? ` and ${pvcs.length - 3} more` : ''}`;
     if (named) {
       if (named.driver !== driver) problems.push(`VolumeSnapshotClass ${plan.volumeSnapshotClass} is for driver ${named.driver}, but PVC ${list} is provisioned by ${driver}`);
     } else if (!classes.some((c) => c.driver === driver && c.metadata?.annotations?.[DEFAULT_SNAPSHOT_CLASS_ANNOTATION] === 'true')) {
       problems.push(`no default VolumeSnapshotClass for driver ${driver} (PVC ${list}): name one with volumeSnapshotClass, or use sourceCopyMethod direct`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * What keeps `groupSnapshot: true` from working: the VolumeGroupSnapshot API not served, the named
+ * VolumeGroupSnapshotClass missing or of another driver, or no default class for a PVC's CSI driver.
+ * `drivers`: CSI driver → the PVCs it provisions ("ns/name").
+ */
+async function groupSnapshotProblems(src: KubeClient, plan: MigrationPlan, drivers: ReadonlyMap<string, string[]>): Promise<string[]> {
+  if (!(await src.hasApi(GROUP_SNAPSHOT_API_VERSION, 'VolumeGroupSnapshot'))) {
+    return [`groupSnapshot: the source cluster (context ${src.contextName}) does not serve ${GROUP_SNAPSHOT_API_VERSION} VolumeGroupSnapshot: install the group snapshot CRDs and a snapshot-controller with the VolumeGroupSnapshot feature, or set groupSnapshot: false`];
+  }
+  type GroupClass = KubernetesObject & { driver?: string };
+  const classes = await src.list<GroupClass>({ apiVersion: GROUP_SNAPSHOT_API_VERSION, kind: 'VolumeGroupSnapshotClass' });
+  const problems: string[] = [];
+  const named = plan.volumeGroupSnapshotClass !== undefined ? classes.find((c) => c.metadata?.name === plan.volumeGroupSnapshotClass) : undefined;
+  if (plan.volumeGroupSnapshotClass !== undefined && !named) problems.push(`VolumeGroupSnapshotClass ${plan.volumeGroupSnapshotClass} does not exist (available: ${classes.map((c) => c.metadata?.name).join(', ') || 'none'})`);
+  for (const [driver, pvcs] of drivers) {
+    if (named && named.driver !== driver) problems.push(`VolumeGroupSnapshotClass ${plan.volumeGroupSnapshotClass} is for driver ${named.driver}, but PVC ${pvcs[0]} is provisioned by ${driver}`);
+    if (!named && plan.volumeGroupSnapshotClass === undefined && !classes.some((c) => c.driver === driver && c.metadata?.annotations?.[DEFAULT_GROUP_SNAPSHOT_CLASS_ANNOTATION] === 'true')) {
+      problems.push(`groupSnapshot: no default VolumeGroupSnapshotClass for driver ${driver} (PVC ${pvcs[0]}): name one with volumeGroupSnapshotClass`);
     }
   }
   return problems;

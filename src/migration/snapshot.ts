@@ -10,11 +10,31 @@ import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { parseQuantity } from '../k8s/quantity';
 import { waitFor, type KubeClient } from '../k8s/client';
-import { pointInTimeClaim, pointInTimeClaimName, SNAPSHOT_API_VERSION, SNAPSHOT_PASS_ANNOTATION, snapshotName, volumeSnapshot, type PointInTimeOptions, type SourceCopyMethod, type VolumeSnapshotObject } from '../statetransfer/snapshot';
+import {
+  GROUP_SNAPSHOT_API_VERSION,
+  GROUP_SNAPSHOT_LABEL,
+  groupSnapshotLabelValue,
+  groupSnapshotName,
+  pointInTimeClaim,
+  pointInTimeClaimName,
+  SNAPSHOT_API_VERSION,
+  SNAPSHOT_PASS_ANNOTATION,
+  snapshotName,
+  volumeGroupSnapshot,
+  volumeSnapshot,
+  type GroupSnapshotOptions,
+  type PointInTimeOptions,
+  type SourceCopyMethod,
+  type VolumeGroupSnapshotObject,
+  type VolumeSnapshotObject,
+} from '../statetransfer/snapshot';
 
 /** Options of `preparePointInTime`. */
 export interface PointInTimeRun extends PointInTimeOptions {
   method: Exclude<SourceCopyMethod, 'direct'>;
+  /** snapshot: restore from this existing VolumeSnapshot (the PVC's member of the stage pass's
+   * VolumeGroupSnapshot) instead of taking one. */
+  fromSnapshot?: string;
   /** Limit for the snapshot to become ready, seconds. */
   timeoutSeconds: number;
   signal?: AbortSignal;
@@ -42,11 +62,13 @@ export async function preparePointInTime(client: KubeClient, o: PointInTimeRun):
   const oldClaim = await client.get<V1PersistentVolumeClaim>(pvcRef(o.namespace, claim));
   if (oldClaim && oldClaim.metadata?.annotations?.[SNAPSHOT_PASS_ANNOTATION] !== pass) await deleteAndWait(client, pvcRef(o.namespace, claim), o.signal);
   let size = o.capacity;
+  const name = o.fromSnapshot ?? snapshotName(o.migrationId, o.pvc);
   if (o.method === 'snapshot') {
-    const name = snapshotName(o.migrationId, o.pvc);
-    const old = await client.get<VolumeSnapshotObject>(snapRef(o.namespace, name));
-    if (old && old.metadata?.annotations?.[SNAPSHOT_PASS_ANNOTATION] !== pass) await deleteAndWait(client, snapRef(o.namespace, name), o.signal);
-    await client.createOrAdopt(volumeSnapshot(o) as never);
+    if (o.fromSnapshot === undefined) {
+      const old = await client.get<VolumeSnapshotObject>(snapRef(o.namespace, name));
+      if (old && old.metadata?.annotations?.[SNAPSHOT_PASS_ANNOTATION] !== pass) await deleteAndWait(client, snapRef(o.namespace, name), o.signal);
+      await client.createOrAdopt(volumeSnapshot(o) as never);
+    }
     const ready = await waitFor(
       async () => {
         const s = await client.get<VolumeSnapshotObject>(snapRef(o.namespace, name));
@@ -60,7 +82,7 @@ export async function preparePointInTime(client: KubeClient, o: PointInTimeRun):
     if (restore && parseQuantity(restore) > parseQuantity(o.capacity)) size = restore;
     log.info({ pvc: o.pvc, snapshot: name, restoreSize: restore }, 'source snapshot ready');
   }
-  await client.createOrAdopt(pointInTimeClaim(o, o.method, size));
+  await client.createOrAdopt(pointInTimeClaim(o, o.method, size, name));
   return claim;
 }
 
@@ -74,4 +96,71 @@ export async function releasePointInTime(client: KubeClient, o: Pick<PointInTime
       logger.warn({ object: `${ref.kind} ${ref.namespace}/${ref.name}`, error: errorMessage(err) }, 'could not delete a point-in-time source object; cleanup deletes it');
     }
   }
+}
+
+const groupRef = (namespace: string, name: string) => ({ apiVersion: GROUP_SNAPSHOT_API_VERSION, kind: 'VolumeGroupSnapshot', namespace, name });
+
+/** Options of `prepareGroupSnapshot`. */
+export interface GroupSnapshotRun extends GroupSnapshotOptions {
+  /** The source PVCs of the namespace to snap together. */
+  pvcs: string[];
+  /** Limit for the group and its member snapshots to become ready, seconds. */
+  timeoutSeconds: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+type MemberSnapshot = VolumeSnapshotObject & { status?: VolumeSnapshotObject['status'] & { volumeGroupSnapshotName?: string } };
+
+/**
+ * Snaps the source PVCs `o.pvcs` of one namespace together for stage pass `o.pass` (plan
+ * `groupSnapshot`): labels them (GROUP_SNAPSHOT_LABEL), creates the VolumeGroupSnapshot selecting that
+ * label, waits until it and a ready member VolumeSnapshot of every PVC exist, and returns PVC name →
+ * member snapshot name. Idempotent for one pass; a group of another pass is replaced.
+ * @throws FerryError (config) when the group snapshot fails or a labelled PVC has no member; a
+ *   WaitTimeoutError when it is not ready in time.
+ */
+export async function prepareGroupSnapshot(client: KubeClient, o: GroupSnapshotRun): Promise<Record<string, string>> {
+  const log = o.logger ?? silentLogger;
+  const name = groupSnapshotName(o.migrationId);
+  const value = groupSnapshotLabelValue(o.migrationId);
+  for (const pvc of o.pvcs) await client.patch(pvcRef(o.namespace, pvc), { metadata: { labels: { [GROUP_SNAPSHOT_LABEL]: value } } });
+  const old = await client.get<VolumeGroupSnapshotObject>(groupRef(o.namespace, name));
+  if (old && old.metadata?.annotations?.[SNAPSHOT_PASS_ANNOTATION] !== String(o.pass)) await deleteAndWait(client, groupRef(o.namespace, name), o.signal);
+  await client.createOrAdopt(volumeGroupSnapshot(o) as never);
+  const wait = { timeoutSeconds: o.timeoutSeconds, intervalSeconds: 1, ...(o.signal ? { signal: o.signal } : {}) };
+  await waitFor(
+    async () => {
+      const g = await client.get<VolumeGroupSnapshotObject>(groupRef(o.namespace, name));
+      if (g?.status?.error?.message) throw new FerryError('config', `VolumeGroupSnapshot ${o.namespace}/${name} failed: ${g.status.error.message}`);
+      return g?.status?.readyToUse === true;
+    },
+    { ...wait, description: `VolumeGroupSnapshot ${o.namespace}/${name} of ${o.pvcs.length} PVC(s) to be ready to use` },
+  );
+  // The member VolumeSnapshots are made by the snapshot-controller, ready a moment after the group.
+  const members = await waitFor(
+    async () => {
+      const all = await client.list<MemberSnapshot>({ apiVersion: SNAPSHOT_API_VERSION, kind: 'VolumeSnapshot' }, o.namespace);
+      const mine = all.filter((v) => v.status?.volumeGroupSnapshotName === name && v.status.readyToUse === true);
+      const byPVC = Object.fromEntries(mine.map((v) => [v.spec.source.persistentVolumeClaimName, v.metadata.name]));
+      return o.pvcs.every((p) => byPVC[p] !== undefined) ? byPVC : undefined;
+    },
+    { ...wait, description: `the member snapshots of VolumeGroupSnapshot ${o.namespace}/${name} (PVCs ${o.pvcs.join(', ')})` },
+  );
+  log.info({ group: name, members }, 'source group snapshot ready');
+  return Object.fromEntries(o.pvcs.map((p) => [p, members[p]!]));
+}
+
+/** Deletes the namespace's VolumeGroupSnapshot (its member snapshots go with it) and waits. */
+export async function releaseGroupSnapshot(client: KubeClient, o: Pick<GroupSnapshotOptions, 'migrationId' | 'namespace'>, signal?: AbortSignal): Promise<void> {
+  if (!(await client.hasApi(GROUP_SNAPSHOT_API_VERSION, 'VolumeGroupSnapshot'))) return;
+  await deleteAndWait(client, groupRef(o.namespace, groupSnapshotName(o.migrationId)), signal);
+}
+
+/** Removes GROUP_SNAPSHOT_LABEL (this migration's value) from the source PVCs of `namespace`; their names. */
+export async function unlabelGroupSnapshotPVCs(client: KubeClient, migrationId: string, namespace: string): Promise<string[]> {
+  const value = groupSnapshotLabelValue(migrationId);
+  const pvcs = await client.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, namespace, { labelSelector: `${GROUP_SNAPSHOT_LABEL}=${value}` });
+  for (const p of pvcs) await client.patch(pvcRef(namespace, p.metadata!.name!), { metadata: { labels: { [GROUP_SNAPSHOT_LABEL]: null } } });
+  return pvcs.map((p) => p.metadata!.name!);
 }

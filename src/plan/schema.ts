@@ -623,6 +623,14 @@ export const migrationPlanSchema = z
     volumeSnapshotClass: dnsSubdomain()
       .optional()
       .describe('sourceCopyMethod snapshot: the VolumeSnapshotClass (default: the class its CSI driver marks default).'),
+    groupSnapshot: z
+      .boolean()
+      .default(false)
+      .describe(
+        'sourceCopyMethod snapshot: before each stage pass, snap all selected PVCs of a namespace together with one VolumeGroupSnapshot ' +
+          '(crash-consistent across volumes, e.g. a database and its WAL on two PVCs); each PVC is restored from its member snapshot. Needs the VolumeGroupSnapshot API (groupsnapshot.storage.k8s.io/v1) and a CSI driver with the GroupController. Ferry labels the source PVCs ferry.dev/snapshot-group while the migration runs.',
+      ),
+    volumeGroupSnapshotClass: dnsSubdomain().optional().describe('groupSnapshot: the VolumeGroupSnapshotClass (default: the class its CSI driver marks default).'),
     stagePasses: integer()
       .min(0)
       .max(MAX_STAGE_PASSES)
@@ -785,6 +793,12 @@ export const migrationPlanSchema = z
       }
       if (plan.cutoverWhen && plan.cutoverWhen.maxStagePasses < plan.stagePasses) {
         ctx.addIssue({ code: 'custom', path: ['cutoverWhen', 'maxStagePasses'], message: `must be at least stagePasses (${plan.stagePasses})` });
+      }
+      if (plan.groupSnapshot && plan.sourceCopyMethod !== 'snapshot') {
+        ctx.addIssue({ code: 'custom', path: ['groupSnapshot'], message: `needs sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });
+      }
+      if (plan.volumeGroupSnapshotClass !== undefined && !plan.groupSnapshot) {
+        ctx.addIssue({ code: 'custom', path: ['volumeGroupSnapshotClass'], message: 'is used only with groupSnapshot: true' });
       }
       if (plan.volumeSnapshotClass !== undefined && plan.sourceCopyMethod !== 'snapshot') {
         ctx.addIssue({ code: 'custom', path: ['volumeSnapshotClass'], message: `is used only with sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });

@@ -68,9 +68,10 @@ export function volumeSnapshot(o: PointInTimeOptions): VolumeSnapshotObject {
 
 /**
  * The claim the stage sync reads: restored from the snapshot (`size`: its restoreSize when larger
- * than the source's request) or cloned from the source PVC. ReadWriteOnce, mounted read-only.
+ * than the source's request; `fromSnapshot`: another VolumeSnapshot than the PVC's own, e.g. its
+ * member of a VolumeGroupSnapshot) or cloned from the source PVC. ReadWriteOnce, mounted read-only.
  */
-export function pointInTimeClaim(o: PointInTimeOptions, method: Exclude<SourceCopyMethod, 'direct'>, size: string = o.capacity): V1PersistentVolumeClaim {
+export function pointInTimeClaim(o: PointInTimeOptions, method: Exclude<SourceCopyMethod, 'direct'>, size: string = o.capacity, fromSnapshot: string = snapshotName(o.migrationId, o.pvc)): V1PersistentVolumeClaim {
   return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
@@ -81,8 +82,62 @@ export function pointInTimeClaim(o: PointInTimeOptions, method: Exclude<SourceCo
       resources: { requests: { storage: size } },
       dataSource:
         method === 'snapshot'
-          ? { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: snapshotName(o.migrationId, o.pvc) }
+          ? { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: fromSnapshot }
           : { kind: 'PersistentVolumeClaim', name: o.pvc },
+    },
+  };
+}
+
+/** API version of VolumeGroupSnapshot / VolumeGroupSnapshotClass (GA in external-snapshotter v8.x). */
+export const GROUP_SNAPSHOT_API_VERSION = 'groupsnapshot.storage.k8s.io/v1';
+/** Object role of a stage pass's VolumeGroupSnapshot. */
+export const GROUP_SNAPSHOT_ROLE = 'group';
+/** Label Ferry puts on the source PVCs of a namespace so that its VolumeGroupSnapshot selects them
+ * (value: the migration key); cleanup removes it. */
+export const GROUP_SNAPSHOT_LABEL = 'ferry.dev/snapshot-group';
+/** VolumeGroupSnapshotClass annotation marking the default class of its driver. */
+export const DEFAULT_GROUP_SNAPSHOT_CLASS_ANNOTATION = 'groupsnapshot.storage.kubernetes.io/is-default-class';
+
+/** A VolumeGroupSnapshot (the fields Ferry writes and reads). */
+export interface VolumeGroupSnapshotObject {
+  apiVersion: typeof GROUP_SNAPSHOT_API_VERSION;
+  kind: 'VolumeGroupSnapshot';
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations?: Record<string, string> };
+  spec: { source: { selector: { matchLabels: Record<string, string> } }; volumeGroupSnapshotClassName?: string };
+  status?: { readyToUse?: boolean; boundVolumeGroupSnapshotContentName?: string; error?: { message?: string } };
+}
+
+/** What the group snapshot of one namespace's stage pass needs. */
+export interface GroupSnapshotOptions {
+  migrationId: string;
+  namespace: string;
+  pass: number;
+  /** The VolumeGroupSnapshotClass (unset: the driver's default class). */
+  volumeGroupSnapshotClass?: string;
+}
+
+/** Name of the VolumeGroupSnapshot of a namespace's stage pass (one at a time per namespace). */
+export function groupSnapshotName(migrationId: string): string {
+  return objectName(migrationId, GROUP_SNAPSHOT_ROLE);
+}
+
+/** The label value that puts a source PVC into the migration's group (GROUP_SNAPSHOT_LABEL). */
+export function groupSnapshotLabelValue(migrationId: string): string {
+  return objectLabels(migrationId, GROUP_SNAPSHOT_ROLE)['ferry.dev/migration']!;
+}
+
+/**
+ * The VolumeGroupSnapshot of the labelled source PVCs of one namespace: the CSI driver snaps them
+ * together (crash-consistent across volumes; Kubernetes docs "Volume Group Snapshots", KEP-3476).
+ */
+export function volumeGroupSnapshot(o: GroupSnapshotOptions): VolumeGroupSnapshotObject {
+  return {
+    apiVersion: GROUP_SNAPSHOT_API_VERSION,
+    kind: 'VolumeGroupSnapshot',
+    metadata: { name: groupSnapshotName(o.migrationId), namespace: o.namespace, labels: objectLabels(o.migrationId, GROUP_SNAPSHOT_ROLE), annotations: { [SNAPSHOT_PASS_ANNOTATION]: String(o.pass) } },
+    spec: {
+      source: { selector: { matchLabels: { [GROUP_SNAPSHOT_LABEL]: groupSnapshotLabelValue(o.migrationId) } } },
+      ...(o.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClassName: o.volumeGroupSnapshotClass } : {}),
     },
   };
 }

@@ -74,6 +74,9 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
       retry: retry(10, 300, 5),
       cancellationType: waitCancel,
     },
+    // A VolumeGroupSnapshot per stage pass (plan groupSnapshot): creation and its wait, idempotent.
+    prepareGroupSnapshot: { startToCloseTimeout: s(plan.timeouts.podStartSeconds + 300), retry: retry(5, 60, 5), cancellationType: waitCancel },
+    releaseGroupSnapshot: { startToCloseTimeout: s(600), retry: retry(5, 60, 10), cancellationType: waitCancel },
     // A user's command: never retried (it may not be idempotent); onError decides. Heartbeats while it
     // runs; the limit covers its timeout in a few dozen pods.
     runHook: { startToCloseTimeout: s(Math.max(300, ...(plan.hooks ?? []).map((h) => h.timeoutSeconds)) * 20 + 120), heartbeatTimeout, retry: retry(1, 1, 1), cancellationType: waitCancel },

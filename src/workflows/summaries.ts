@@ -100,6 +100,10 @@ export function activitySummary(name: keyof FerryActivities, input: unknown): st
       const r = i as Partial<TransferRequest>;
       return `${r.final ? 'final' : 'stage'} sync (pass ${r.pass}) of PVC ${ns?.source}/${r.pvc?.name} in ${src} → ${ns?.destination}/${r.pvc?.destinationName} in ${dst}`;
     }
+    case 'prepareGroupSnapshot':
+      return `group snapshot of ${n('pvcs')} PVC(s) of ${ns?.source} in ${src} (stage pass ${String(i.pass)})`;
+    case 'releaseGroupSnapshot':
+      return `delete the group snapshot of ${ns?.source} in ${src}`;
     case 'runHook': {
       const hook = (plan?.hooks ?? []).find((h) => h.name === i.hook);
       const inDestination = hook ? hookCluster(hook) === 'destination' : false;

@@ -21,10 +21,9 @@ import type { FerryActivities, TransferRequest } from '../../src/activities/cont
 import type { EndpointAddress, HookResult, PVCInfo, TransferResult, WorkloadRef } from '../../src/core/types';
 import { KubeClient } from '../../src/k8s/client';
 import { verifyPVC } from '../../src/migration/verify';
-import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { pointInTimeClaimName, snapshotName } from '../../src/statetransfer/snapshot';
-import { kubectl, LAB_KUBECONFIG, labUnavailable, waitUntil, writerDeployment } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labPlan, labUnavailable, waitUntil, writerDeployment } from '../../hack/e2e/lib';
 
 const unavailable = labUnavailable(['kubectl']);
 if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
@@ -104,9 +103,7 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
     src = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' });
     dst = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' });
     activities = createActivities({ pollIntervalSeconds: 1 });
-    plan = parsePlan({
-      source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' },
-      destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' },
+    plan = labPlan({
       namespaces: [NS],
       endpoint: { type: 'LoadBalancer' },
       sourceCopyMethod: 'snapshot',

@@ -7,9 +7,9 @@
 import type { KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { FerryError } from '../../src/core/errors';
 import type { KubeClient, ObjectRef } from '../../src/k8s/client';
-import { preparePointInTime, releasePointInTime } from '../../src/migration/snapshot';
+import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime, unlabelGroupSnapshotPVCs } from '../../src/migration/snapshot';
 import { parsePlan, PlanValidationError } from '../../src/plan/load';
-import { pointInTimeClaim, pointInTimeClaimName, snapshotName, volumeSnapshot, SNAPSHOT_PASS_ANNOTATION, type VolumeSnapshotObject } from '../../src/statetransfer/snapshot';
+import { GROUP_SNAPSHOT_LABEL, groupSnapshotLabelValue, groupSnapshotName, pointInTimeClaim, pointInTimeClaimName, snapshotName, volumeGroupSnapshot, volumeSnapshot, SNAPSHOT_PASS_ANNOTATION, type VolumeSnapshotObject } from '../../src/statetransfer/snapshot';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
 import { createRsyncTransfer } from '../../src/statetransfer/transfer/rsync';
@@ -152,5 +152,91 @@ describe('preparePointInTime / releasePointInTime', () => {
     await preparePointInTime(c as unknown as KubeClient, { ...base, method: 'clone', timeoutSeconds: 30 });
     expect(c.created).toEqual([claimKey]);
     expect((c.objects.get(claimKey) as V1PersistentVolumeClaim).spec?.dataSource).toEqual({ kind: 'PersistentVolumeClaim', name: 'data' });
+  });
+});
+
+describe('group snapshots (plan groupSnapshot)', () => {
+  test('the VolumeGroupSnapshot selects the PVCs Ferry labels, with its class and pass', () => {
+    const g = volumeGroupSnapshot({ migrationId: 'm1', namespace: 'shop', pass: 2, volumeGroupSnapshotClass: 'grp' });
+    expect(g.metadata.name).toBe(groupSnapshotName('m1'));
+    expect(g.spec).toEqual({ source: { selector: { matchLabels: { [GROUP_SNAPSHOT_LABEL]: groupSnapshotLabelValue('m1') } } }, volumeGroupSnapshotClassName: 'grp' });
+    expect(g.metadata.annotations?.[SNAPSHOT_PASS_ANNOTATION]).toBe('2');
+    // restored from the member snapshot, not the PVC's own
+    expect(pointInTimeClaim(base, 'snapshot', '1Gi', 'member-1').spec?.dataSource?.name).toBe('member-1');
+  });
+
+  test('plan: groupSnapshot needs sourceCopyMethod snapshot; its class needs groupSnapshot', () => {
+    const plan = (extra: Record<string, unknown>) => parsePlan({ source: { context: 's' }, destination: { context: 'd' }, namespaces: ['shop'], ...extra });
+    expect(plan({}).groupSnapshot).toBe(false);
+    expect(plan({ sourceCopyMethod: 'snapshot', groupSnapshot: true, volumeGroupSnapshotClass: 'grp' }).volumeGroupSnapshotClass).toBe('grp');
+    expect(() => plan({ groupSnapshot: true })).toThrow(/groupSnapshot: needs sourceCopyMethod: snapshot, not direct/);
+    expect(() => plan({ sourceCopyMethod: 'snapshot', volumeGroupSnapshotClass: 'grp' })).toThrow(/volumeGroupSnapshotClass: is used only with groupSnapshot: true/);
+  });
+
+  /** A namespace with PVCs; the simulated snapshot-controller makes the group ready on its 2nd read and its members on the next list. */
+  class GroupCluster {
+    objects = new Map<string, KubernetesObject>();
+    patches: string[] = [];
+    reads = 0;
+    constructor(pvcs: string[], private readonly error?: string) {
+      for (const p of pvcs) this.objects.set(`PersistentVolumeClaim/shop/${p}`, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: p, namespace: 'shop', labels: {} } });
+    }
+    private key(r: { kind?: string; namespace?: string; name?: string; metadata?: { namespace?: string; name?: string } }) {
+      return `${r.kind}/${r.metadata?.namespace ?? r.namespace}/${r.metadata?.name ?? r.name}`;
+    }
+    async patch(ref: ObjectRef, body: { metadata: { labels: Record<string, string | null> } }) {
+      const o = this.objects.get(this.key(ref))!;
+      this.patches.push(`${ref.name}:${JSON.stringify(body.metadata.labels)}`);
+      for (const [k, v] of Object.entries(body.metadata.labels)) {
+        if (v === null) delete o.metadata!.labels![k];
+        else o.metadata!.labels![k] = v;
+      }
+      return o;
+    }
+    async get<T>(ref: ObjectRef): Promise<T | undefined> {
+      const o = this.objects.get(this.key(ref)) as (KubernetesObject & { spec?: { source?: { selector?: { matchLabels: Record<string, string> } } }; status?: unknown }) | undefined;
+      if (o?.kind === 'VolumeGroupSnapshot' && ++this.reads >= 2) {
+        o.status = this.error ? { error: { message: this.error } } : { readyToUse: true };
+        if (!this.error) {
+          // the controller's members: one VolumeSnapshot per PVC the selector matches
+          const [[k, v]] = Object.entries(o.spec!.source!.selector!.matchLabels) as [[string, string]];
+          for (const pvc of [...this.objects.values()].filter((x) => x.kind === 'PersistentVolumeClaim' && x.metadata?.labels?.[k] === v)) {
+            const name = `snapshot-${pvc.metadata!.name}-xyz`;
+            this.objects.set(`VolumeSnapshot/shop/${name}`, { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name, namespace: 'shop' }, spec: { source: { persistentVolumeClaimName: pvc.metadata!.name } }, status: { readyToUse: true, volumeGroupSnapshotName: o.metadata!.name } } as KubernetesObject);
+          }
+        }
+      }
+      return structuredClone(o) as T | undefined;
+    }
+    async list<T>(kind: { kind: string }, _ns: string, opts: { labelSelector?: string } = {}): Promise<T[]> {
+      const [k, v] = (opts.labelSelector ?? '=').split('=');
+      return [...this.objects.values()].filter((o) => o.kind === kind.kind && (!k || o.metadata?.labels?.[k] === v)) as T[];
+    }
+    async createOrAdopt<T extends KubernetesObject>(obj: T) {
+      if (!this.objects.has(this.key(obj))) this.objects.set(this.key(obj), structuredClone(obj));
+      return { object: obj, created: true };
+    }
+    async delete(ref: ObjectRef) {
+      return this.objects.delete(this.key(ref));
+    }
+    async hasApi() {
+      return true;
+    }
+  }
+
+  test('prepare labels the PVCs, waits for the group and a ready member per PVC; release deletes the group; cleanup unlabels', async () => {
+    const c = new GroupCluster(['data', 'wal', 'other']);
+    const members = await prepareGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop', pass: 1, pvcs: ['data', 'wal'], timeoutSeconds: 30 });
+    expect(members).toEqual({ data: 'snapshot-data-xyz', wal: 'snapshot-wal-xyz' });
+    expect(c.objects.get('PersistentVolumeClaim/shop/other')!.metadata!.labels).toEqual({}); // not selected, not labelled
+    await releaseGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop' });
+    expect(c.objects.has(`VolumeGroupSnapshot/shop/${groupSnapshotName('m1')}`)).toBe(false);
+    expect((await unlabelGroupSnapshotPVCs(c as unknown as KubeClient, 'm1', 'shop')).sort()).toEqual(['data', 'wal']);
+    expect(c.objects.get('PersistentVolumeClaim/shop/data')!.metadata!.labels).toEqual({});
+  });
+
+  test('a failed group snapshot is a configuration error with the controller message', async () => {
+    const c = new GroupCluster(['data'], 'the CSI driver does not support the GroupController service');
+    await expect(prepareGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop', pass: 1, pvcs: ['data'], timeoutSeconds: 30 })).rejects.toThrow(/VolumeGroupSnapshot shop\/.* failed: the CSI driver does not support the GroupController service/);
   });
 });

@@ -384,6 +384,19 @@ test('abort: rollback unquiesces, cleans up and deletes the destination PVCs whe
   expect(fake.has('destination/namespace/shop/shop')).toBe(true); // namespaces are never deleted
 });
 
+test('groupSnapshot: one VolumeGroupSnapshot per stage pass before its syncs, each stage sync restored from its member, released after the pass; the final sync reads the PVCs', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const plan = testPlan({ sourceCopyMethod: 'snapshot', groupSnapshot: true, stagePasses: 2 });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, plan)).result());
+  expect(summary.status).toBe('succeeded');
+  const order = fake.activityOrder({ namespace: 'shop' }).filter((a) => ['prepareGroupSnapshot', 'releaseGroupSnapshot', 'runTransfer', 'quiesce'].includes(a));
+  const pass = ['prepareGroupSnapshot', 'runTransfer', 'runTransfer', 'runTransfer', 'releaseGroupSnapshot'];
+  expect(order).toEqual([...pass, ...pass, 'quiesce', 'runTransfer', 'runTransfer', 'runTransfer']);
+  const stage = fake.transferSources.filter((t) => !t.final).map((t) => `${t.pvc}:${t.fromSnapshot}`).sort();
+  expect(stage).toEqual(['data:group-1-data', 'data:group-2-data', 'db:group-1-db', 'db:group-2-db', 'logs:group-1-logs', 'logs:group-2-logs']);
+  expect(fake.transferSources.filter((t) => t.final).every((t) => t.fromSnapshot === undefined)).toBe(true);
+});
+
 const HOOKS = [
   { name: 'flush', phase: 'preQuiesce', exec: { selector: 'app=db', command: ['sh', '-c', 'sync'] } },
   { name: 'check', phase: 'postQuiesce', exec: { selector: 'app=db', command: ['true'] } },

@@ -90,6 +90,8 @@ export class NamespaceRun {
   readonly reporter: ParentReporter;
   /** What quiesce stops: discovery's workloads, plus those re-discovery finds before quiesce. */
   quiesceTargets: WorkloadRef[];
+  /** During a stage pass with plan groupSnapshot: each PVC's member VolumeSnapshot of the pass's group. */
+  groupMembers: Record<string, string> | undefined;
   /** Issue 8 item 4: a partial stage pass holds cutover back (patch `d-partial-stage`). */
   readonly gatePartial: boolean;
 

@@ -30,7 +30,7 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
     run.showDetails();
     const r = await wf.executeChild(pvcTransferWorkflow, {
       workflowId,
-      args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass }, tuning],
+      args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass, ...(!final && run.groupMembers?.[p.name] !== undefined ? { fromSnapshot: run.groupMembers[p.name] } : {}) }, tuning],
       // For the Temporal UI: which PVC, which pass; the migration's id to filter on.
       staticSummary: pvcSyncSummary(run.migrationId, st.source, p.name, pass, final),
       typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: run.migrationId }],
@@ -160,7 +160,14 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
     }
     const passStarted = now();
     if (hasHooks(run, 'preStage')) await runHooks(run, 'preStage');
+    // Plan groupSnapshot: every PVC of the pass restored from one VolumeGroupSnapshot, taken now.
+    const group = plan.groupSnapshot === true && plan.sourceCopyMethod === 'snapshot';
+    if (group) run.groupMembers = await run.acts.prepareGroupSnapshot({ ...run.ctx, pass: st.stagePassesDone + 1, pvcs: st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name) });
     await syncAll(run, false);
+    if (group) {
+      run.groupMembers = undefined;
+      await run.acts.releaseGroupSnapshot(run.ctx);
+    }
     if (hasHooks(run, 'postStage')) await runHooks(run, 'postStage');
     st.stagePassesDone++;
     passesThisRun++;

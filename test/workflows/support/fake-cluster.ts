@@ -251,6 +251,8 @@ export class FakeCluster {
   }
 
   /** Scripts failures of runTransfer. */
+  /** Every runTransfer request: the PVC, final or stage, and the member snapshot it was given (in-process only). */
+  readonly transferSources: { pvc: string; final: boolean; fromSnapshot?: string }[] = [];
   /** Hook name → runs that still fail (in-process only). */
   readonly failingHooks = new Map<string, number>();
   /** Every runHook call: the hook, the namespace, the source workloads' replicas at that moment. */
@@ -337,7 +339,14 @@ export class FakeCluster {
             throw ApplicationFailure.retryable('transfer server not reachable', FailureType.Transient);
           }
         }),
-      runTransfer: (req) => this.activity('runTransfer', `${req.namespace.source} ${req.pvc.name} pass=${req.pass} final=${req.final}`, () => this.transfer(req)),
+      runTransfer: (req) =>
+        this.activity('runTransfer', `${req.namespace.source} ${req.pvc.name} pass=${req.pass} final=${req.final}`, () => {
+          this.transferSources.push({ pvc: req.pvc.name, final: req.final, ...(req.fromSnapshot !== undefined ? { fromSnapshot: req.fromSnapshot } : {}) });
+          return this.transfer(req);
+        }),
+      prepareGroupSnapshot: (input) =>
+        this.activity('prepareGroupSnapshot', `${input.namespace.source} pass=${input.pass}`, async () => Object.fromEntries(input.pvcs.map((p) => [p, `group-${input.pass}-${p}`]))),
+      releaseGroupSnapshot: (input) => this.activity('releaseGroupSnapshot', input.namespace.source, async () => undefined),
       runHook: (input) =>
         this.activity('runHook', `${input.namespace.source} ${input.hook}`, async () => {
           const hook = input.plan.hooks.find((h) => h.name === input.hook)!;
