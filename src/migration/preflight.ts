@@ -26,7 +26,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
 import type { NamespaceDiscovery, PreflightProblem } from '../core/types';
-import type { MigrationPlan } from '../plan/schema';
+import { sourceCopyMethodOf, type MigrationPlan } from '../plan/schema';
 import { validateEndpointOptions } from '../statetransfer/endpoint';
 import { LABELS, migrationKey } from '../statetransfer/names';
 import { moduleNameProblem } from '../statetransfer/transfer/rsync/rsyncd-conf';
@@ -170,7 +170,7 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
   if (plan.sourceCopyMethod !== 'direct') out.push(need(['get', 'create', 'delete'], '', 'persistentvolumeclaims'));
   if (plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'snapshot.storage.k8s.io', 'volumesnapshots'));
   // groupSnapshot: the group, and the label on the source PVCs that it selects
-  if (plan.groupSnapshot) out.push(need(['get', 'list', 'create', 'delete'], 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots'), need(['list', 'patch'], '', 'persistentvolumeclaims'));
+  if (plan.groupSnapshot && plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots'), need(['list', 'patch'], '', 'persistentvolumeclaims'));
   // exec hooks in the source namespace (migration/hooks.ts): the pods they run in, through exec
   if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'source')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
   if (plan.quiesce) {
@@ -324,9 +324,10 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
     }
   }
 
-  if (src && plan.sourceCopyMethod === 'snapshot') {
+  const snapshotting = new Set(plan.namespaces.filter((n) => sourceCopyMethodOf(plan, n) === 'snapshot').map((n) => n.source));
+  if (src && snapshotting.size > 0) {
     await guarded('sourceCopyMethod', async () => {
-      for (const p of await snapshotProblems(src, plan, discoveries)) add('sourceCopyMethod', p);
+      for (const p of await snapshotProblems(src, plan, discoveries.filter((d) => snapshotting.has(d.sourceNamespace)))) add('sourceCopyMethod', p);
     });
   }
 
@@ -352,7 +353,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
         const psa = podSecurityProblem(plan.security.mode, ns.metadata?.labels?.[POD_SECURITY_ENFORCE_LABEL], 'source', mapping.source);
         if (psa) add(subject, psa);
         if (ns.metadata?.deletionTimestamp) add(subject, `source namespace ${mapping.source} is being deleted`);
-        const missing = await denied(src, sourcePermissions(plan, hasDeploymentConfigs), mapping.source);
+        const missing = await denied(src, sourcePermissions({ ...plan, sourceCopyMethod: sourceCopyMethodOf(plan, mapping) }, hasDeploymentConfigs), mapping.source);
         if (missing.length) add(subject, `missing permissions in source namespace ${mapping.source} (context ${src.contextName}): ${missing.join(', ')}`);
         if ('names' in mapping.pvcs) {
           const found = new Set(discovery?.pvcs.map((p) => p.name) ?? []);

@@ -283,10 +283,11 @@ export const namespaceMappingSchema = z
       source: dnsLabel().describe('Namespace in the source cluster.'),
       destination: dnsLabel().optional().describe('Namespace in the destination cluster. Default: same as source.'),
       pvcs: pvcSelectionSchema.optional().describe('PVC selection for this namespace. Default: the plan-wide pvcs.'),
+      sourceCopyMethod: z.enum(SOURCE_COPY_METHODS).optional().describe("What this namespace's stage syncs read (direct, snapshot, clone). Default: the plan-wide sourceCopyMethod."),
     }),
   ])
   .transform((v, ctx) => {
-    if (typeof v !== 'string') return { source: v.source, destination: v.destination ?? v.source, pvcs: v.pvcs };
+    if (typeof v !== 'string') return { source: v.source, destination: v.destination ?? v.source, pvcs: v.pvcs, ...(v.sourceCopyMethod !== undefined ? { sourceCopyMethod: v.sourceCopyMethod } : {}) };
     const parts = v.split(':');
     if (parts.length > 2) {
       ctx.addIssue({ code: 'custom', message: `must be "name" or "source:destination", got ${showValue(v)}` });
@@ -781,7 +782,8 @@ export const migrationPlanSchema = z
     (plan, ctx) => {
       // What transfer: rclone cannot keep or carry (src/statetransfer/transfer/rclone/index.ts).
       const hookNames = new Set<string>();
-      plan.hooks.forEach((h, i) => {
+      // Refinements run on input whose fields may have failed their own checks: guard the shapes.
+      (Array.isArray(plan.hooks) ? plan.hooks : []).forEach((h, i) => {
         if (hookNames.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hooks', i, 'name'], message: `hook ${showValue(h.name)} is defined twice` });
         hookNames.add(h.name);
         if ((h.phase === 'preQuiesce' || h.phase === 'postQuiesce') && !plan.quiesce) {
@@ -794,13 +796,14 @@ export const migrationPlanSchema = z
       if (plan.cutoverWhen && plan.cutoverWhen.maxStagePasses < plan.stagePasses) {
         ctx.addIssue({ code: 'custom', path: ['cutoverWhen', 'maxStagePasses'], message: `must be at least stagePasses (${plan.stagePasses})` });
       }
-      if (plan.groupSnapshot && plan.sourceCopyMethod !== 'snapshot') {
+      const snapshotting = (Array.isArray(plan.namespaces) ? plan.namespaces : []).some((n) => sourceCopyMethodOf(plan, n) === 'snapshot');
+      if (plan.groupSnapshot && !snapshotting) {
         ctx.addIssue({ code: 'custom', path: ['groupSnapshot'], message: `needs sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });
       }
       if (plan.volumeGroupSnapshotClass !== undefined && !plan.groupSnapshot) {
         ctx.addIssue({ code: 'custom', path: ['volumeGroupSnapshotClass'], message: 'is used only with groupSnapshot: true' });
       }
-      if (plan.volumeSnapshotClass !== undefined && plan.sourceCopyMethod !== 'snapshot') {
+      if (plan.volumeSnapshotClass !== undefined && !snapshotting) {
         ctx.addIssue({ code: 'custom', path: ['volumeSnapshotClass'], message: `is used only with sourceCopyMethod: snapshot, not ${plan.sourceCopyMethod}` });
       }
       if (plan.transfer === 'rclone' && plan.security.mode === 'preserve-ownership') {
@@ -831,7 +834,7 @@ export const migrationPlanSchema = z
   )
   .transform((plan) => ({
     ...plan,
-    namespaces: plan.namespaces.map((ns) => ({ source: ns.source, destination: ns.destination, pvcs: ns.pvcs ?? plan.pvcs })),
+    namespaces: plan.namespaces.map((ns) => ({ source: ns.source, destination: ns.destination, pvcs: ns.pvcs ?? plan.pvcs, ...(ns.sourceCopyMethod !== undefined ? { sourceCopyMethod: ns.sourceCopyMethod } : {}) })),
   }))
   .describe('A Ferry migration plan.');
 
@@ -841,6 +844,11 @@ export type MigrationPlan = z.output<typeof migrationPlanSchema>;
 export type MigrationPlanInput = z.input<typeof migrationPlanSchema>;
 /** One namespace of a parsed plan. */
 export type NamespaceMapping = MigrationPlan['namespaces'][number];
+
+/** What one namespace's stage syncs read: its own `sourceCopyMethod`, else the plan's. */
+export function sourceCopyMethodOf(plan: Pick<MigrationPlan, 'sourceCopyMethod'>, mapping: { sourceCopyMethod?: (typeof SOURCE_COPY_METHODS)[number] | undefined }): (typeof SOURCE_COPY_METHODS)[number] {
+  return mapping.sourceCopyMethod ?? plan.sourceCopyMethod;
+}
 /** A cluster reference (kubeconfig path and context). */
 export type ClusterRef = MigrationPlan['source'];
 /** A registry of the image migration. */

@@ -92,6 +92,8 @@ const CLOSED_HOW: Record<Exclude<NamespaceWorkflowStatus['status'], 'RUNNING'>, 
  */
 export function planFor(plan: MigrationPlan, namespace: NamespaceMapping): MigrationPlan {
   const slice: MigrationPlan = { ...plan, namespaces: [namespace] };
+  // A namespace's own sourceCopyMethod is what its activities read as the plan's.
+  if (namespace.sourceCopyMethod !== undefined) slice.sourceCopyMethod = namespace.sourceCopyMethod;
   // maxAgents is plan-wide: each namespace gets an equal share (at least 1), so that a plan of many
   // namespaces does not start maxAgents warm agents in each (issue 9: pods per node are bounded).
   if (plan.namespaces.length > 1) slice.maxAgents = agentShare(plan);

@@ -795,3 +795,14 @@ describe('cutover on evidence (issue 11 item 3)', () => {
     expect(problems({ cutover: { when: 'tomorrow', seconds: 30 } }).join('\n')).toMatch(/^cutover: /);
   });
 });
+
+describe('wrong shapes are plan errors, not crashes', () => {
+  test.each([
+    ['hooks', { hooks: 'flush' }, /^hooks: /],
+    ['namespaces', { namespaces: 'x' }, /^namespaces: /],
+    ['cutoverWhen', { cutover: 'manual', cutoverWhen: 'soon' }, /^cutoverWhen: /],
+    ['cutover', { cutover: 7 }, /^cutover: /],
+  ])('%s of the wrong type', (_name, fields, message) => {
+    expect(problems(fields as never).join('\n')).toMatch(message);
+  });
+});

@@ -9,6 +9,9 @@ import { FerryError } from '../../src/core/errors';
 import type { KubeClient, ObjectRef } from '../../src/k8s/client';
 import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime, unlabelGroupSnapshotPVCs } from '../../src/migration/snapshot';
 import { parsePlan, PlanValidationError } from '../../src/plan/load';
+import { sourceCopyMethodOf } from '../../src/plan/schema';
+import { sourcePermissions } from '../../src/migration/preflight';
+import { planFor } from '../../src/workflows/migration';
 import { GROUP_SNAPSHOT_LABEL, groupSnapshotLabelValue, groupSnapshotName, pointInTimeClaim, pointInTimeClaimName, snapshotName, volumeGroupSnapshot, volumeSnapshot, SNAPSHOT_PASS_ANNOTATION, type VolumeSnapshotObject } from '../../src/statetransfer/snapshot';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
@@ -238,5 +241,35 @@ describe('group snapshots (plan groupSnapshot)', () => {
   test('a failed group snapshot is a configuration error with the controller message', async () => {
     const c = new GroupCluster(['data'], 'the CSI driver does not support the GroupController service');
     await expect(prepareGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop', pass: 1, pvcs: ['data'], timeoutSeconds: 30 })).rejects.toThrow(/VolumeGroupSnapshot shop\/.* failed: the CSI driver does not support the GroupController service/);
+  });
+});
+
+describe('a namespace of its own sourceCopyMethod', () => {
+  const plan = parsePlan({
+    source: { context: 's' },
+    destination: { context: 'd' },
+    namespaces: [{ source: 'db', sourceCopyMethod: 'snapshot' }, 'web'],
+    groupSnapshot: true,
+    volumeSnapshotClass: 'csi-hostpath-snapclass',
+  });
+
+  test('the plan keeps it per namespace, and the namespace workflow gets it as its plan', () => {
+    expect(plan.sourceCopyMethod).toBe('direct');
+    expect(plan.namespaces.map((n) => sourceCopyMethodOf(plan, n))).toEqual(['snapshot', 'direct']);
+    expect(planFor(plan, plan.namespaces[0]!).sourceCopyMethod).toBe('snapshot');
+    expect(planFor(plan, plan.namespaces[1]!).sourceCopyMethod).toBe('direct');
+    // the parsed plan parses again to itself (the workflow's input)
+    expect(parsePlan(plan)).toEqual(plan);
+  });
+
+  test('snapshot RBAC only where a namespace snapshots', () => {
+    const resources = (p: typeof plan) => sourcePermissions(p, false).map((n) => n.resource);
+    expect(resources(planFor(plan, plan.namespaces[0]!))).toEqual(expect.arrayContaining(['volumesnapshots', 'volumegroupsnapshots']));
+    expect(resources(planFor(plan, plan.namespaces[1]!))).not.toEqual(expect.arrayContaining(['volumesnapshots']));
+    expect(resources(planFor(plan, plan.namespaces[1]!))).not.toEqual(expect.arrayContaining(['volumegroupsnapshots']));
+  });
+
+  test('volumeSnapshotClass and groupSnapshot are refused when no namespace snapshots', () => {
+    expect(() => parsePlan({ source: { context: 's' }, destination: { context: 'd' }, namespaces: [{ source: 'db', sourceCopyMethod: 'clone' }], groupSnapshot: true })).toThrow(/groupSnapshot: needs sourceCopyMethod: snapshot/);
   });
 });
