@@ -6,7 +6,7 @@
  * final sync reads the source PVC itself (the application is quiesced).
  */
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
-import { FerryError, errorMessage } from '../core/errors';
+import { FerryError, WaitTimeoutError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { parseQuantity } from '../k8s/quantity';
 import { waitFor, type KubeClient } from '../k8s/client';
@@ -151,10 +151,27 @@ export async function prepareGroupSnapshot(client: KubeClient, o: GroupSnapshotR
   return Object.fromEntries(o.pvcs.map((p) => [p, members[p]!]));
 }
 
-/** Deletes the namespace's VolumeGroupSnapshot (its member snapshots go with it) and waits. */
+/**
+ * Deletes the namespace's VolumeGroupSnapshot and waits until it and its member VolumeSnapshots are
+ * gone (the snapshot-controller deletes the members after the group; a member still there after 60 s
+ * is deleted explicitly).
+ */
 export async function releaseGroupSnapshot(client: KubeClient, o: Pick<GroupSnapshotOptions, 'migrationId' | 'namespace'>, signal?: AbortSignal): Promise<void> {
   if (!(await client.hasApi(GROUP_SNAPSHOT_API_VERSION, 'VolumeGroupSnapshot'))) return;
-  await deleteAndWait(client, groupRef(o.namespace, groupSnapshotName(o.migrationId)), signal);
+  const name = groupSnapshotName(o.migrationId);
+  const members = async () => (await client.list<MemberSnapshot>({ apiVersion: SNAPSHOT_API_VERSION, kind: 'VolumeSnapshot' }, o.namespace)).filter((v) => v.status?.volumeGroupSnapshotName === name);
+  const before = await members();
+  await deleteAndWait(client, groupRef(o.namespace, name), signal);
+  const gone = async () => {
+    const names = new Set(before.map((m) => m.metadata.name));
+    return (await members()).filter((m) => names.has(m.metadata.name)).length === 0 && (await Promise.all(before.map((m) => client.get(snapRef(o.namespace, m.metadata.name))))).every((x) => x === undefined);
+  };
+  try {
+    await waitFor(gone, { timeoutSeconds: 60, intervalSeconds: 1, description: `the member snapshots of VolumeGroupSnapshot ${o.namespace}/${name} to be deleted`, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    if (!(err instanceof WaitTimeoutError)) throw err;
+    for (const m of before) await deleteAndWait(client, snapRef(o.namespace, m.metadata.name), signal);
+  }
 }
 
 /** Removes GROUP_SNAPSHOT_LABEL (this migration's value) from the source PVCs of `namespace`; their names. */

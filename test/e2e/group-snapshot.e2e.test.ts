@@ -97,7 +97,7 @@ labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', 
     });
     await src.objects.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } as KubernetesObject);
     for (const name of PVCS) {
-      await src.objects.create({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'csi-hostpath', resources: { requests: { storage: '128Mi' } } } } as KubernetesObject);
+      await src.objects.create({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'csi-hostpath', resources: { requests: { storage: '512Mi' } } } } as KubernetesObject);
     }
     await src.objects.create(writerDeployment(NS, WRITER, { mounts: [{ claim: 'data', path: '/d' }, { claim: 'wal', path: '/w' }] }));
     await waitUntil(async () => (await src.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, NS, { labelSelector: 'app=writer' })).some((p) => p.status?.phase === 'Running'), 'the writer to run', 180_000, 1000);
@@ -126,7 +126,7 @@ labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', 
       expect(await labelled()).toEqual(PVCS);
       for (const pvc of pvcs) {
         expect(await runTransfer(pvc, false, members[pvc.name])).toMatchObject({ outcome: 'success' });
-        await new Promise((r) => setTimeout(r, 2000)); // the writer goes on between the two syncs
+        await new Promise((r) => setTimeout(r, 1000)); // the writer goes on between the two syncs
       }
       await env().run(activities.releaseGroupSnapshot, ctx());
       expect(snapshotsLeft()).toBe('');

@@ -219,7 +219,12 @@ describe('group snapshots (plan groupSnapshot)', () => {
       if (!this.objects.has(this.key(obj))) this.objects.set(this.key(obj), structuredClone(obj));
       return { object: obj, created: true };
     }
+    /** Deleting the group, the controller deletes its members (unless `keepMembers`: then only an explicit delete does). */
+    keepMembers = false;
     async delete(ref: ObjectRef) {
+      if (ref.kind === 'VolumeGroupSnapshot' && !this.keepMembers) {
+        for (const [k, o] of [...this.objects]) if ((o as { status?: { volumeGroupSnapshotName?: string } }).status?.volumeGroupSnapshotName === ref.name) this.objects.delete(k);
+      }
       return this.objects.delete(this.key(ref));
     }
     async hasApi() {
@@ -232,8 +237,10 @@ describe('group snapshots (plan groupSnapshot)', () => {
     const members = await prepareGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop', pass: 1, pvcs: ['data', 'wal'], timeoutSeconds: 30 });
     expect(members).toEqual({ data: 'snapshot-data-xyz', wal: 'snapshot-wal-xyz' });
     expect(c.objects.get('PersistentVolumeClaim/shop/other')!.metadata!.labels).toEqual({}); // not selected, not labelled
+    expect(c.objects.has('VolumeSnapshot/shop/snapshot-data-xyz')).toBe(true);
     await releaseGroupSnapshot(c as unknown as KubeClient, { migrationId: 'm1', namespace: 'shop' });
     expect(c.objects.has(`VolumeGroupSnapshot/shop/${groupSnapshotName('m1')}`)).toBe(false);
+    expect([...c.objects.keys()].filter((k) => k.startsWith('VolumeSnapshot/'))).toEqual([]); // members waited for
     expect((await unlabelGroupSnapshotPVCs(c as unknown as KubeClient, 'm1', 'shop')).sort()).toEqual(['data', 'wal']);
     expect(c.objects.get('PersistentVolumeClaim/shop/data')!.metadata!.labels).toEqual({});
   });
