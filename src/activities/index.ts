@@ -39,7 +39,7 @@ import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from 
 import { DEFAULT_PENDING_LIMITS, type PendingLimits } from '../migration/follow';
 import { checkSourceWriters } from '../migration/writers';
 import { probeConnectivity } from '../migration/probe';
-import { runClientTransfer } from '../migration/client-run';
+import { runClientTransfer, type ClientTransferOptions } from '../migration/client-run';
 import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
@@ -382,6 +382,20 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         let nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc]);
         let result;
         try {
+          // How every sync of this activity runs and reports, whatever runs it (client pod or agent).
+          const runOptions: ClientTransferOptions = {
+            onProgress: (progress) => {
+              heartbeat(progress);
+              metrics.syncProgress(labels, progress);
+            },
+            ...(signal ? { signal } : {}),
+            // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
+            keepPodOnAbort: () => isWorkerShutdown(activityContext()),
+            logger: log,
+            pendingLimits: pendingLimitsOf(req.plan),
+            ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
+            ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
+          };
           // A stage sync from a point-in-time copy (sourceCopyMethod snapshot | clone) reads a new claim
           // each time: a client pod per sync, not the agent (which mounts the source PVC for the final sync).
           const pointInTime = !req.final && req.plan.sourceCopyMethod !== 'direct' ? req.plan.sourceCopyMethod : undefined;
@@ -399,18 +413,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
             nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
             const active = metrics.clientPodActive({ migration: req.migrationId, namespace: req.namespace.source }, 'pod');
             try {
-              result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: false, pass: req.pass, readFrom }, {
-                onProgress: (progress) => {
-                  heartbeat(progress);
-                  metrics.syncProgress(labels, progress);
-                },
-                ...(signal ? { signal } : {}),
-                keepPodOnAbort: () => isWorkerShutdown(activityContext()),
-                logger: log,
-                pendingLimits: pendingLimitsOf(req.plan),
-                ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
-                ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
-              }).finally(active);
+              result = await runClientTransfer(source, nt, credentials, { pvc: req.pvc, address: req.address, final: false, pass: req.pass, readFrom }, runOptions).finally(active);
             } finally {
               // A worker shutting down leaves the pod copying from the claim: keep both for the next attempt.
               if (!isWorkerShutdown(activityContext())) await releasePointInTime(source, pit, log);
@@ -422,20 +425,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           if (!warm) nt = clientSideTransferFor(req.plan, req.migrationId, req.namespace, [req.pvc], clientLifecycleFor(await source.version()));
           const sync = warm ? runAgentSync : runClientTransfer;
           const active = metrics.clientPodActive({ migration: req.migrationId, namespace: req.namespace.source }, warm ? 'agent' : 'pod');
-          result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, {
-            agentStartSeconds: req.plan.timeouts.podStartSeconds,
-            onProgress: (progress) => {
-              heartbeat(progress);
-              metrics.syncProgress(labels, progress);
-            },
-            ...(signal ? { signal } : {}),
-            // A worker shutting down leaves the pod copying: the next attempt re-attaches to it.
-            keepPodOnAbort: () => isWorkerShutdown(activityContext()),
-            logger: log,
-            pendingLimits: pendingLimitsOf(req.plan),
-            ...(req.plan.timeouts.transferSeconds !== undefined ? { timeoutSeconds: req.plan.timeouts.transferSeconds } : {}),
-            ...(deps.pollIntervalSeconds !== undefined ? { intervalSeconds: deps.pollIntervalSeconds } : {}),
-          }).finally(active);
+          result = await sync(source, nt, credentials, { pvc: req.pvc, address: req.address, final: req.final, pass: req.pass }, { ...runOptions, agentStartSeconds: req.plan.timeouts.podStartSeconds }).finally(active);
         } catch (err) {
           throw await explainSyncFailure(err, destination, server, serverOptions);
         }
