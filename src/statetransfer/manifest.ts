@@ -17,8 +17,7 @@
  * logs at 10 MiB by default). Records are NUL-delimited so that any file name survives.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import type { WorkloadIdentity } from '../core/types';
-import { containerSecurityContext, podSecurityContext } from './pods/security';
+import { buildVolumeReaderPod, type VolumeReaderPodOptions } from './pods/reader';
 
 /** Where the manifest is written inside the manifest pod. */
 export const MANIFEST_FILE = '/tmp/ferry-manifest';
@@ -63,52 +62,12 @@ export function manifestScript(o: ManifestOptions, where: { dir?: string; file?:
   ].join('\n');
 }
 
-/** Options of `buildManifestPod`. */
-export interface ManifestPodOptions extends ManifestOptions {
-  name: string;
-  namespace: string;
-  labels: Record<string, string>;
-  pvcName: string;
-  image: string;
-  imagePullPolicy?: string;
-  /** Root (preserve-ownership mode: reads every file) or the workload's identity (restricted). */
-  root: boolean;
-  identity?: WorkloadIdentity;
-}
+/** Options of `buildManifestPod`: a reader pod's (pods/reader.ts) without what the manifest sets. */
+export type ManifestPodOptions = ManifestOptions & Omit<VolumeReaderPodOptions, 'container' | 'script' | 'mountPath' | 'deadlineSeconds'>;
 
-/** The manifest pod: the transfer image, the PVC read-only, restricted unless `root`. Pure. */
+/** The manifest pod: the transfer image, the PVC read-only, restricted unless `root` (pods/reader.ts). Pure. */
 export function buildManifestPod(o: ManifestPodOptions): V1Pod {
-  const mode = o.root ? 'preserve-ownership' : 'restricted';
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: o.name, namespace: o.namespace, labels: o.labels },
-    spec: {
-      restartPolicy: 'Never',
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      terminationGracePeriodSeconds: 1,
-      activeDeadlineSeconds: 3 * 3600,
-      securityContext: podSecurityContext(mode, o.identity),
-      containers: [
-        {
-          name: 'manifest',
-          image: o.image,
-          ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}),
-          command: ['/bin/bash', '-c', manifestScript(o)],
-          securityContext: containerSecurityContext(mode, true),
-          volumeMounts: [
-            { name: 'data', mountPath: MANIFEST_MOUNT, readOnly: true },
-            { name: 'tmp', mountPath: '/tmp' },
-          ],
-        },
-      ],
-      volumes: [
-        { name: 'data', persistentVolumeClaim: { claimName: o.pvcName, readOnly: true } },
-        { name: 'tmp', emptyDir: {} },
-      ],
-    },
-  };
+  return buildVolumeReaderPod({ ...o, container: 'manifest', script: manifestScript(o), mountPath: MANIFEST_MOUNT, deadlineSeconds: 3 * 3600 });
 }
 
 /** Parses the summary line of a manifest pod's log; undefined before it is printed. */

@@ -166,7 +166,9 @@ export function buildServerPod(options: ServerPodOptions): V1Pod {
   };
 }
 
-function nodeAffinity(nodeName: string): V1Affinity {
+/** The affinity that pins a pod to node `nodeName` (matchFields metadata.name, so the scheduler still
+ * checks the node's resources and taints, unlike spec.nodeName). */
+export function nodeAffinity(nodeName: string): V1Affinity {
   return {
     nodeAffinity: {
       requiredDuringSchedulingIgnoredDuringExecution: {
