@@ -82,6 +82,9 @@ grep -q '"msg":"worker started"' "$WORK/worker.log" || { tail -20 "$WORK/worker.
 grep -o '"msg":"[^"]*Temporal[^"]*"' "$WORK/worker.log" | head -2 || true
 
 ID=lab-demo-$(date -u +%Y%m%d-%H%M%S)
+step "ferry plan -f examples/lab-plan.yaml --id $ID (dry run: what the migration would do; read-only)"
+"${FERRY[@]}" plan -f "$PLAN" --id "$ID"
+
 step "ferry migrate -f examples/lab-plan.yaml --id $ID"
 set +e
 "${FERRY[@]}" migrate -f "$PLAN" --id "$ID"

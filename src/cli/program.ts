@@ -39,7 +39,7 @@ export interface CliIO {
   interrupt?: AbortSignal;
   /** The clusters of a plan for `ferry cleanup` (default: Kubernetes clients from the plan's kubeconfig and contexts). */
   clustersFor?: ClustersFor;
-  /** Kubernetes clients of a plan's clusters for `ferry verify` (tests); default: from its kubeconfigs. */
+  /** Kubernetes clients of a plan's clusters for `ferry verify` and `ferry plan` (tests); default: from its kubeconfigs. */
   kubeClientsFor?: import('./verify').KubeClientsFor;
 }
 
@@ -147,6 +147,60 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     setExit(exitOf(view));
   };
 
+  /** `ferry plan` / `migrate --dry-run`: the dry run with the plan's kubeconfigs; exit 2 on preflight problems. */
+  const dryRun = async (plan: MigrationPlan, id: string, output: Output, options: import('../migration/dry-run').DryRunOptions): Promise<void> => {
+    const [{ dryRunMigration }, { renderDryRun }, { KubeClient }] = await Promise.all([import('../migration/dry-run'), import('./plan'), import('../k8s/client')]);
+    const cluster = (side: 'source' | 'destination'): import('../migration/preflight').PreflightCluster => {
+      try {
+        if (io.kubeClientsFor) return { client: io.kubeClientsFor(plan)[side] };
+        return { client: KubeClient.fromOptions({ kubeconfig: plan[side].kubeconfig, context: plan[side].context }, io.env) };
+      } catch (e) {
+        return { error: e instanceof Error ? e.message : String(e) };
+      }
+    };
+    const report = await dryRunMigration(plan, id, { source: cluster('source'), destination: cluster('destination') }, options);
+    if (output === 'json') json(report);
+    else out(renderDryRun(report));
+    setExit(report.problems.length ? EXIT.INVALID_INPUT : EXIT.OK);
+  };
+
+  /** The plan flags of `migrate` and `plan` (they override the plan file's fields). */
+  const withPlanFlags = (c: Command): Command =>
+    c
+      .option('--name <name>', 'plan name')
+      .option('--kubeconfig <path>', 'kubeconfig of both clusters')
+      .option('--source-kubeconfig <path>', 'kubeconfig of the source cluster')
+      .option('--destination-kubeconfig <path>', 'kubeconfig of the destination cluster')
+      .option('--source-context <context>', 'kubeconfig context of the source cluster')
+      .option('--destination-context <context>', 'kubeconfig context of the destination cluster')
+      .option('--namespaces <list>', 'namespaces: a,b:renamed (repeatable)', collect)
+      .option('--pvcs <list>', 'PVC names, or "all" (repeatable)', collect)
+      .option('--pvc-selector <selector>', 'PVC label selector')
+      .option('--storage-class-mapping <src=dst>', 'StorageClass mapping (repeatable)', collect)
+      .option('--access-mode-mapping <src=dst>', 'access mode mapping (repeatable)', collect)
+      .option('--default-storage-class <class>', 'StorageClass of PVCs whose class is not mapped')
+      .option('--endpoint <type>', 'auto, LoadBalancer, NodePort, ClusterIP, Route or Ingress')
+      .option('--hostname <host>', 'Route/Ingress host name')
+      .option('--ingress-class <class>', 'IngressClass (TLS passthrough)')
+      .option('--node-port <port>', 'fixed NodePort')
+      .option('--transfer <engine>', 'rsync or rclone')
+      .option('--transport <transport>', 'stunnel or null')
+      .option('--allow-insecure', 'allow rsync without a tunnel')
+      .option('--security <mode>', 'restricted or preserve-ownership')
+      .option('--chown <uid:gid>', 'owner of the destination files (preserve-ownership)')
+      .option('--verify', 'compare checksums')
+      .option('--bwlimit <KiBps>', 'bandwidth limit per PVC, KiB/s')
+      .option('--exclude <pattern>', 'exclude pattern (repeatable)', collect)
+      .option('--concurrency <n>', 'PVCs transferred at once per namespace')
+      .option('--stage-passes <n>', 'stage syncs before cutover')
+      .option('--cutover <mode>', 'auto or manual')
+      .option('--stage-interval <seconds>', 'pause between stage syncs')
+      .option('--quiesce', 'scale the source applications down before the final sync (default)')
+      .option('--no-quiesce', 'do not scale the source applications down')
+      .option('--keep-source-quiesced', 'leave the source applications down after success')
+      .option('--delete-destination-pvcs-on-rollback', 'delete the destination PVCs Ferry created on rollback')
+      .option('--transfer-image <image>', 'image of the transfer pods');
+
   const program = new Command('ferry')
     .description('Ferry migrates the persistent state of Kubernetes namespaces (PVC data, internal images) between clusters, on Temporal workflows.')
     .showHelpAfterError()
@@ -154,46 +208,16 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .exitOverride();
 
-  program
-    .command('migrate')
-    .description('start a migration and follow it (progress per PVC) until it ends; Ctrl-C stops following, not the migration. Idempotent: when a migration with the same id and plan runs, it attaches to it instead of starting a second one')
-    .option('-f, --file <plan>', 'migration plan (YAML or JSON); flags below override its fields')
-    .option('--id <id>', 'migration id (default: the plan name, else ferry-<date>-<time>)')
-    .option('--detach', 'start the migration and return')
-    .addOption(outputOption())
-    .option('--name <name>', 'plan name')
-    .option('--kubeconfig <path>', 'kubeconfig of both clusters')
-    .option('--source-kubeconfig <path>', 'kubeconfig of the source cluster')
-    .option('--destination-kubeconfig <path>', 'kubeconfig of the destination cluster')
-    .option('--source-context <context>', 'kubeconfig context of the source cluster')
-    .option('--destination-context <context>', 'kubeconfig context of the destination cluster')
-    .option('--namespaces <list>', 'namespaces: a,b:renamed (repeatable)', collect)
-    .option('--pvcs <list>', 'PVC names, or "all" (repeatable)', collect)
-    .option('--pvc-selector <selector>', 'PVC label selector')
-    .option('--storage-class-mapping <src=dst>', 'StorageClass mapping (repeatable)', collect)
-    .option('--access-mode-mapping <src=dst>', 'access mode mapping (repeatable)', collect)
-    .option('--default-storage-class <class>', 'StorageClass of PVCs whose class is not mapped')
-    .option('--endpoint <type>', 'auto, LoadBalancer, NodePort, ClusterIP, Route or Ingress')
-    .option('--hostname <host>', 'Route/Ingress host name')
-    .option('--ingress-class <class>', 'IngressClass (TLS passthrough)')
-    .option('--node-port <port>', 'fixed NodePort')
-    .option('--transfer <engine>', 'rsync or rclone')
-    .option('--transport <transport>', 'stunnel or null')
-    .option('--allow-insecure', 'allow rsync without a tunnel')
-    .option('--security <mode>', 'restricted or preserve-ownership')
-    .option('--chown <uid:gid>', 'owner of the destination files (preserve-ownership)')
-    .option('--verify', 'compare checksums')
-    .option('--bwlimit <KiBps>', 'bandwidth limit per PVC, KiB/s')
-    .option('--exclude <pattern>', 'exclude pattern (repeatable)', collect)
-    .option('--concurrency <n>', 'PVCs transferred at once per namespace')
-    .option('--stage-passes <n>', 'stage syncs before cutover')
-    .option('--cutover <mode>', 'auto or manual')
-    .option('--stage-interval <seconds>', 'pause between stage syncs')
-    .option('--quiesce', 'scale the source applications down before the final sync (default)')
-    .option('--no-quiesce', 'do not scale the source applications down')
-    .option('--keep-source-quiesced', 'leave the source applications down after success')
-    .option('--delete-destination-pvcs-on-rollback', 'delete the destination PVCs Ferry created on rollback')
-    .option('--transfer-image <image>', 'image of the transfer pods')
+  withPlanFlags(
+    program
+      .command('migrate')
+      .description('start a migration and follow it (progress per PVC) until it ends; Ctrl-C stops following, not the migration. Idempotent: when a migration with the same id and plan runs, it attaches to it instead of starting a second one')
+      .option('-f, --file <plan>', 'migration plan (YAML or JSON); flags below override its fields')
+      .option('--id <id>', 'migration id (default: the plan name, else ferry-<date>-<time>)')
+      .option('--detach', 'start the migration and return')
+      .addOption(outputOption()),
+  )
+    .option('--dry-run', 'do not start it: show what it would do (as `ferry plan`)')
     .option('--skip-kubeconfig-check', "do not check the plan's kubeconfigs and contexts on this machine (the worker runs elsewhere with its own)")
     .action(async (o: Record<string, unknown>) => {
       const output = o.output as Output;
@@ -201,6 +225,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
       const id = migrationIdFor(plan, o.id as string | undefined);
       // Everything that can be checked here is checked before Temporal is contacted (exit 2).
       if (!o.skipKubeconfigCheck) await checkPlanKubeconfigs(plan, (o.file as string | undefined) ?? 'command-line flags', io.env);
+      if (o.dryRun) return dryRun(plan, id, output, {});
       await withSession(async (session) => {
         if (!(await workerPolling(session))) {
           err(`WARNING: no worker polls task queue "${session.taskQueue}": the migration waits until one runs (\`ferry worker\`).`);
@@ -221,6 +246,28 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
         await followAndReport(session, id, output);
       });
     });
+
+  withPlanFlags(
+    program
+      .command('plan')
+      .description(
+        'dry run: validate the plan, run preflight, and show per namespace and PVC what the migration would do: bytes and files (measured by a short ' +
+          'read-only pod per PVC), the endpoint it would choose and why, the objects it would create in each cluster, the images it would copy, and a ' +
+          'projected duration of the first copy. Touches nothing but the read-only pods; needs no Temporal. Exit 0: it would start; 2: preflight problems',
+      )
+      .option('-f, --file <plan>', 'migration plan (YAML or JSON); flags below override its fields')
+      .option('--id <id>', 'migration id the objects are named after (default: the plan name, as migrate)')
+      .option('--no-measure', 'do not start the read-only pods: discovery, preflight and objects only')
+      .option('--sample-mib <MiB>', 'content each read-only pod reads to measure the read rate', '256')
+      .addOption(outputOption()),
+  ).action(async (o: Record<string, unknown>) => {
+    const plan = planOf(o.file as string | undefined, planFlagsOf(o));
+    const id = migrationIdFor(plan, o.id as string | undefined);
+    await checkPlanKubeconfigs(plan, (o.file as string | undefined) ?? 'command-line flags', io.env);
+    const mib = Number(o.sampleMib);
+    if (!Number.isInteger(mib) || mib < 0 || mib > 65536) throw new CliError(`--sample-mib must be a whole number of MiB from 0 to 65536, not ${String(o.sampleMib)}`, EXIT.INVALID_INPUT);
+    await dryRun(plan, id, o.output as Output, { measure: o.measure !== false, sampleBytes: mib * 1024 * 1024 });
+  });
 
   program
     .command('status')
