@@ -245,6 +245,18 @@ export function labUnavailable(tools: string[] = []): string | undefined {
   return undefined;
 }
 
+
+/**
+ * The gate of a lab drill: jest's `describe` when the lab is up and `tools` are on PATH, else
+ * `describe.skip` with a warning naming the drill; with FERRY_REQUIRE_LAB=1 (CI) a lab that is not
+ * available is an error instead.
+ */
+export function labGate(drill: string, tools: string[] = ['kubectl']): jest.Describe {
+  const unavailable = labUnavailable(tools);
+  if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
+  if (unavailable) console.warn(`SKIPPED ${drill}: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
+  return unavailable ? describe.skip : describe;
+}
 /** A free TCP port on 127.0.0.1, below 64000 (for a Temporal dev server). */
 export async function freePort(): Promise<number> {
   for (;;) {

@@ -27,12 +27,9 @@ import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { objectName } from '../../src/statetransfer/names';
 import { AGENT_ANNOTATION, AGENT_SPEC_ANNOTATION, agentSyncId, agentWaitCommand, parseAgentState, syncDir } from '../../src/statetransfer/pods/agent';
-import { compareManifests, ferryObjects, LAB_KUBECONFIG, labUnavailable, manifest, waitUntil, writerDeployment } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, LAB_KUBECONFIG, labGate, manifest, waitUntil, writerDeployment } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED agent drill: ${unavailable} (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('agent drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `ag-${RUN}`;

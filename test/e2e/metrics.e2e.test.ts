@@ -19,16 +19,13 @@ import { getMigration, openSession, startMigration, type TemporalSession } from 
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import { migrationTotals, type WorkflowTuning } from '../../src/core/state';
-import { freePort, kubectl, LAB_KUBECONFIG, labUnavailable, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
+import { freePort, kubectl, LAB_KUBECONFIG, labGate, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 import { scrape, sumOf } from '../support/prometheus';
 
 const ROOT = join(__dirname, '..', '..');
 const MiB = 1024 * 1024;
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED metrics drill: ${unavailable}`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('metrics drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `metrics-${RUN}`;

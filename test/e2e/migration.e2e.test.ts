@@ -46,7 +46,7 @@ import {
   imageDigest,
   kubectl,
   LAB_KUBECONFIG,
-  labUnavailable,
+  labGate,
   manifest,
   pvcPhases,
   readyReplicas,
@@ -59,10 +59,7 @@ import {
 
 const ROOT = join(__dirname, '..', '..');
 
-const unavailable = labUnavailable(['skopeo', 'kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED end-to-end tests: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('end-to-end tests', ['skopeo', 'kubectl']);
 const ONLY = process.env.FERRY_E2E_ONLY;
 const mainTest = ONLY === 'drills' ? test.skip : test;
 const drillTest = ONLY === 'main' ? test.skip : test;

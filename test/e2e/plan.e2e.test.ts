@@ -17,12 +17,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runCli } from '../../src/cli/program';
 import type { DryRunReport } from '../../src/migration/dry-run';
-import { ferryObjects, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, readyReplicas, seedSample } from '../../hack/e2e/lib';
+import { ferryObjects, kubectl, LAB_KUBECONFIG, labGate, manifest, readyReplicas, seedSample } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED plan drill: ${unavailable} (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('plan drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `pl-${RUN}`;

@@ -17,15 +17,12 @@ import { getMigration, openSession, startMigration, type TemporalSession } from 
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { WorkflowTuning } from '../../src/core/state';
-import { compareManifests, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
+import { compareManifests, freePort, kubectl, LAB_KUBECONFIG, labGate, manifest, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 const MiB = 1024 * 1024;
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED progress drill: ${unavailable}`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('progress drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `d-progress-${RUN}`;

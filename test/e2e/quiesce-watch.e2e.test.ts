@@ -14,12 +14,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeClient, waitFor, type WatchHandle } from '../../src/k8s/client';
 import { quiesceWorkloads, unquiesceWorkloads, waitForQuiesced } from '../../src/migration/quiesce';
-import { LAB_KUBECONFIG, labUnavailable } from '../../hack/e2e/lib';
+import { LAB_KUBECONFIG, labGate } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED quiesce-watch drill: ${unavailable}`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('quiesce-watch drill');
 
 const NS = `wq-quiesce-${Math.random().toString(36).slice(2, 7)}`;
 const MIGRATION = `wq-${NS}`;

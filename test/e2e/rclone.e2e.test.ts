@@ -25,14 +25,11 @@ import { cutover, getMigration, openSession, startMigration, type TemporalSessio
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
-import { ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
+import { ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labGate, manifest, seedSample, startWorkerProcess, waitUntil } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED rclone e2e drill: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('rclone e2e drill');
 
 const TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 20, retryIntervalScale: 0.2 };
 const RUN = Math.random().toString(36).slice(2, 7);

@@ -27,14 +27,11 @@ import { KubeClient } from '../../src/k8s/client';
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
-import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil, freePort, labUnavailable, startWorkerProcess } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, manifest, waitUntil, freePort, labGate, startWorkerProcess } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED safety drills: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('safety drills');
 
 const TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 20, retryIntervalScale: 0.2 };
 const RUN = Math.random().toString(36).slice(2, 7);

@@ -21,14 +21,11 @@ import { getMigration, openSession, startMigration, type TemporalSession } from 
 import { parsePlan } from '../../src/plan/load';
 import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
-import { compareManifests, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { compareManifests, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labGate, manifest, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 
 const ROOT = join(__dirname, '..', '..');
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED server drill: ${unavailable}. Start it with: bash hack/lab/lab.sh up (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('server drill');
 
 /** Short timings: retries wait 1/5 of the default. */
 const TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 20, retryIntervalScale: 0.2 };

@@ -23,12 +23,9 @@ import { KubeClient } from '../../src/k8s/client';
 import { verifyPVC } from '../../src/migration/verify';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { pointInTimeClaimName, snapshotName } from '../../src/statetransfer/snapshot';
-import { kubectl, LAB_KUBECONFIG, labPlan, labUnavailable, waitUntil, writerDeployment } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labPlan, labGate, waitUntil, writerDeployment } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED snapshot drill: ${unavailable} (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('snapshot drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `sp-${RUN}`;

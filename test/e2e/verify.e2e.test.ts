@@ -12,12 +12,9 @@ import { verifyMigration } from '../../src/cli/verify';
 import { KubeClient } from '../../src/k8s/client';
 import { CUTOVER_ANNOTATIONS } from '../../src/migration/destination';
 import { parsePlan } from '../../src/plan/load';
-import { kubectl, LAB_KUBECONFIG, labUnavailable, waitUntil } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labGate, waitUntil } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED verify drill: ${unavailable} (FERRY_REQUIRE_LAB=1 makes this a failure)`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('verify drill');
 
 const RUN = Math.random().toString(36).slice(2, 7);
 const NS = `vf-${RUN}`;

@@ -18,12 +18,9 @@ import { KubeClient } from '../../src/k8s/client';
 import { FerryError } from '../../src/core/errors';
 import { DEFAULT_PENDING_LIMITS, followTransferPod, type PendingLimits } from '../../src/migration/follow';
 import { buildClientPod, type ClientLifecycle } from '../../src/statetransfer/pods/pods';
-import { LAB_KUBECONFIG, labUnavailable } from '../../hack/e2e/lib';
+import { LAB_KUBECONFIG, labGate } from '../../hack/e2e/lib';
 
-const unavailable = labUnavailable(['kubectl']);
-if (unavailable && process.env.FERRY_REQUIRE_LAB === '1') throw new Error(`FERRY_REQUIRE_LAB=1 but the lab is not available: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED waits drill: ${unavailable}`);
-const labDescribe = unavailable ? describe.skip : describe;
+const labDescribe = labGate('waits drill');
 
 const NS = `t-waits-${Math.random().toString(36).slice(2, 7)}`;
 const IMAGE = 'ferry/transfer:latest';
