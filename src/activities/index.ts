@@ -44,7 +44,7 @@ import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
 import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime } from '../migration/snapshot';
-import { runExecHook } from '../migration/hooks';
+import { runHook } from '../migration/hooks';
 import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
@@ -463,7 +463,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         // A hook's command is silent while it runs: heartbeat so that a lost worker is noticed.
         const beat = setInterval(() => heartbeat({ hook: hook.name }), 10_000);
         try {
-          return await runExecHook(client, where === 'source' ? input.namespace.source : input.namespace.destination, hook, { ...(signal ? { signal } : {}), logger: log });
+          return await runHook(client, where === 'source' ? input.namespace.source : input.namespace.destination, hook, input.migrationId, { ...(signal ? { signal } : {}), logger: log });
         } finally {
           clearInterval(beat);
         }

@@ -146,6 +146,21 @@ interface Needed {
 
 const need = (verbs: string[], group: string, resource: string, subresource?: string): Needed => ({ verbs, group, resource, ...(subresource ? { subresource } : {}) });
 
+/**
+ * Pure: what the plan's hooks in `side`'s namespaces need (migration/hooks.ts): exec hooks the pods
+ * and pods/exec; job hooks the Jobs, their pods and logs, and the events that say why a Job could not
+ * create its pod.
+ */
+export function hookPermissions(plan: Pick<MigrationPlan, 'hooks'>, side: 'source' | 'destination'): Needed[] {
+  const hooks = (plan.hooks ?? []).filter((h) => hookCluster(h) === side);
+  const out: Needed[] = [];
+  if (hooks.some((h) => h.exec)) out.push(need(['list'], '', 'pods'), need(['get', 'create'], '', 'pods', 'exec'));
+  if (hooks.some((h) => h.job)) {
+    out.push(need(['get', 'create', 'delete'], 'batch', 'jobs'), need(['list'], '', 'pods'), need(['get'], '', 'pods', 'log'), need(['list'], '', 'events'));
+  }
+  return out;
+}
+
 /** Pure: the namespaced permissions Ferry needs in a source namespace for this plan. */
 export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boolean): Needed[] {
   const out = [
@@ -171,8 +186,7 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
   if (plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'snapshot.storage.k8s.io', 'volumesnapshots'));
   // groupSnapshot: the group, and the label on the source PVCs that it selects
   if (plan.groupSnapshot && plan.sourceCopyMethod === 'snapshot') out.push(need(['get', 'list', 'create', 'delete'], 'groupsnapshot.storage.k8s.io', 'volumegroupsnapshots'), need(['list', 'patch'], '', 'persistentvolumeclaims'));
-  // exec hooks in the source namespace (migration/hooks.ts): the pods they run in, through exec
-  if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'source')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
+  out.push(...hookPermissions(plan, 'source'));
   if (plan.quiesce) {
     for (const r of ['deployments', 'statefulsets', 'replicasets', 'daemonsets']) out.push(need(['get', 'patch'], 'apps', r));
     for (const r of ['jobs', 'cronjobs']) out.push(need(['get', 'patch'], 'batch', r));
@@ -196,8 +210,7 @@ export function destinationPermissions(plan: MigrationPlan, endpointTypes: reado
   ];
   // what each endpoint type creates besides Services (its EndpointKind in statetransfer/registry.ts)
   for (const p of endpointPermissions(endpointTypes)) out.push(need([...p.verbs], p.group, p.resource));
-  // exec hooks in the destination namespace (postCutover by default)
-  if ((plan.hooks ?? []).some((h) => hookCluster(h) === 'destination')) out.push(need(['get', 'create'], '', 'pods', 'exec'));
+  out.push(...hookPermissions(plan, 'destination'));
   return out;
 }
 

@@ -187,10 +187,33 @@ export type HookPhase = (typeof HOOK_PHASES)[number];
 /** Most hooks a plan may have. */
 export const MAX_HOOKS = 20;
 
+/** Most retries of a job hook's pod (Job spec.backoffLimit). */
+export const MAX_HOOK_JOB_BACKOFF = 10;
+
 /**
- * An application hook: a command run in the pods a label selector picks (`exec`), in the source or
- * destination namespace, at one phase of each namespace's migration. Its exit code decides: non-zero,
- * no matching running pod or the timeout fail it, and `onError` says what a failure does.
+ * A job hook's pod template: a Kubernetes PodTemplateSpec (metadata and spec), checked here only for
+ * what Ferry relies on (at least one container with a name and an image); the API server validates the
+ * rest when the Job is created, and Pod Security admission judges its pod.
+ */
+export const hookJobTemplateSchema = z.looseObject({
+  metadata: z
+    .looseObject({
+      labels: z.record(z.string(), z.string()).optional(),
+      annotations: z.record(z.string(), z.string()).optional(),
+    })
+    .optional(),
+  spec: z.looseObject({
+    containers: z.array(z.looseObject({ name: dnsLabel(), image: z.string().min(1) })).min(1),
+    restartPolicy: z.enum(['Never', 'OnFailure']).optional(),
+  }),
+});
+
+/**
+ * An application hook at one phase of each namespace's migration, in the source or destination
+ * namespace: either `exec`, a command run in the pods a label selector picks (its exit code decides:
+ * non-zero, no matching running pod or the timeout fail it), or `job`, a pod template run to
+ * completion by a Kubernetes Job within the timeout (MTC's hook model). `onError` says what a failure
+ * does.
  */
 export const hookSchema = z
   .strictObject({
@@ -211,12 +234,24 @@ export const hookSchema = z
       .superRefine((e, ctx) => {
         const p = labelSelectorProblem(e.selector);
         if (p) ctx.addIssue({ code: 'custom', path: ['selector'], message: p });
-      }),
-    timeoutSeconds: integer().min(1).max(3600).default(300).describe('Limit for the command in each pod, seconds.'),
+      })
+      .optional()
+      .describe('Run a command in the running pods a selector picks (one of exec and job).'),
+    job: z
+      .strictObject({
+        template: hookJobTemplateSchema.describe('The pod template (PodTemplateSpec: metadata, spec) the Job runs; restartPolicy Never unless it says OnFailure.'),
+        backoffLimit: integer().min(0).max(MAX_HOOK_JOB_BACKOFF).default(0).describe('Retries of a failed pod (Job spec.backoffLimit; default 0: Ferry cannot know whether the command may run twice).'),
+      })
+      .optional()
+      .describe('Run a pod template to completion as a Kubernetes Job in the namespace (one of exec and job); its deadline is timeoutSeconds.'),
+    timeoutSeconds: integer().min(1).max(3600).default(300).describe('Limit for the command in each pod (exec), or for the whole Job (job: its activeDeadlineSeconds), seconds.'),
     onError: z
       .enum(['fail', 'continue'])
       .default('fail')
       .describe('fail (default): a failed hook rolls the namespace back (before the final sync; the source applications are restored). continue: recorded as a warning.'),
+  })
+  .superRefine((h, ctx) => {
+    if ((h.exec === undefined) === (h.job === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'needs exactly one of exec (a command in running pods) and job (a pod template run to completion)' });
   });
 export type HookSpec = z.infer<typeof hookSchema>;
 
@@ -657,7 +692,7 @@ export const migrationPlanSchema = z
       .array(hookSchema)
       .max(MAX_HOOKS)
       .default([])
-      .describe('Application hooks (exec in the pods a selector picks) at preStage, postStage, preQuiesce, postQuiesce or postCutover, run in every namespace, in list order.'),
+      .describe('Application hooks (exec in the pods a selector picks, or a job run to completion) at preStage, postStage, preQuiesce, postQuiesce or postCutover, run in every namespace, in list order.'),
     quiesce: z.boolean().default(true).describe('Scale the source applications down before the final sync.'),
     keepSourceQuiesced: z
       .boolean()

@@ -107,7 +107,12 @@ export function activitySummary(name: keyof FerryActivities, input: unknown): st
     case 'runHook': {
       const hook = (plan?.hooks ?? []).find((h) => h.name === i.hook);
       const inDestination = hook ? hookCluster(hook) === 'destination' : false;
-      return `hook ${String(i.hook)}${hook ? ` (${hook.phase}): ${hook.exec.command.join(' ').slice(0, 80)} in pods ${hook.exec.selector} of` : ' in'} ${inDestination ? `${dst}/${ns?.destination}` : `${src}/${ns?.source}`}`;
+      const what = hook?.exec
+        ? ` (${hook.phase}): ${hook.exec.command.join(' ').slice(0, 80)} in pods ${hook.exec.selector} of`
+        : hook?.job
+          ? ` (${hook.phase}): a Job of ${hook.job.template.spec.containers.map((c) => c.image).join(', ').slice(0, 80)} in`
+          : ' in';
+      return `hook ${String(i.hook)}${what} ${inDestination ? `${dst}/${ns?.destination}` : `${src}/${ns?.source}`}`;
     }
     case 'quiesce':
       return `quiesce ${n('workloads')} workload(s) in ${src}`;

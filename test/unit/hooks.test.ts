@@ -7,7 +7,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { AbortedError, FerryError } from '../../src/core/errors';
 import type { ExecResult, KubeClient } from '../../src/k8s/client';
-import { HOOK_OUTPUT_TAIL_BYTES, runExecHook } from '../../src/migration/hooks';
+import { buildHookJob, HOOK_JOB_TTL_SECONDS, HOOK_OUTPUT_TAIL_BYTES, hookJobName, runExecHook } from '../../src/migration/hooks';
+import { hookPermissions } from '../../src/migration/preflight';
 import { hookCluster, hooksOf } from '../../src/plan/hooks';
 import { parsePlan, PlanValidationError } from '../../src/plan/load';
 
@@ -40,7 +41,7 @@ describe('plan hooks', () => {
     expect(problems([{ ...flush, exec: { ...flush.exec, selector: 'app in (a' } }]).join()).toMatch(/^hooks\[0\]\.exec\.selector: has an unbalanced "\("/);
     expect(problems([{ ...flush, exec: { ...flush.exec, command: [] } }]).join()).toMatch(/^hooks\[0\]\.exec\.command: /);
     expect(problems([flush], { quiesce: false })).toEqual(['hooks[0].phase: preQuiesce needs quiesce: true (nothing is quiesced)']);
-    expect(problems([{ ...flush, shell: 'bash' }])).toEqual(['hooks[0].shell: unknown key (known keys: name, phase, cluster, exec, timeoutSeconds, onError)']);
+    expect(problems([{ ...flush, shell: 'bash' }])).toEqual(['hooks[0].shell: unknown key (known keys: name, phase, cluster, exec, job, timeoutSeconds, onError)']);
   });
 });
 
@@ -62,6 +63,47 @@ function fakeClient(pods: { name: string; phase?: string; containers?: string[] 
   };
   return { client: client as unknown as KubeClient, calls, selector: () => selector };
 }
+
+describe('job hooks', () => {
+  const job = { name: 'backup', phase: 'preQuiesce', job: { template: { metadata: { labels: { app: 'backup' } }, spec: { containers: [{ name: 'b', image: 'busybox', command: ['sh', '-c', 'echo done'] }] } } }, timeoutSeconds: 90 };
+
+  test('exactly one of exec and job; a job needs a container with a name and an image', () => {
+    const problems = (h: unknown) => {
+      try {
+        plan([h]);
+        return '';
+      } catch (e) {
+        return (e as PlanValidationError).problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      }
+    };
+    expect(problems(job)).toBe('');
+    expect(problems({ ...job, exec: flush.exec })).toMatch(/^hooks\[0\]: needs exactly one of exec .* and job/);
+    expect(problems({ name: 'x', phase: 'preStage' })).toMatch(/needs exactly one of exec/);
+    expect(problems({ ...job, job: { template: { spec: { containers: [] } } } })).toMatch(/^hooks\[0\]\.job\.template\.spec\.containers: /);
+    expect(problems({ ...job, job: { template: { spec: { containers: [{ name: 'b' }] } } } })).toMatch(/containers\[0\]\.image/);
+    expect(problems({ ...job, job: { ...job.job, backoffLimit: 11 } })).toMatch(/backoffLimit/);
+    expect(plan([job]).hooks[0]!.job!.backoffLimit).toBe(0);
+  });
+
+  test('the Job: the template with the migration labels, restartPolicy Never, the timeout as its deadline, a TTL', () => {
+    const spec = plan([job]).hooks[0]!;
+    const j = buildHookJob('mig-1', 'shop', spec);
+    expect(j.metadata).toMatchObject({ name: hookJobName('mig-1', 'backup'), namespace: 'shop', labels: expect.objectContaining({ 'app.kubernetes.io/managed-by': 'ferry' }) });
+    expect(j.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 90, ttlSecondsAfterFinished: HOOK_JOB_TTL_SECONDS });
+    expect(j.spec!.template.metadata!.labels).toEqual({ app: 'backup', ...j.metadata!.labels });
+    expect(j.spec!.template.spec!.restartPolicy).toBe('Never');
+    expect(j.spec!.template.spec!.containers[0]!.command).toEqual(['sh', '-c', 'echo done']);
+    const onFailure = plan([{ ...job, job: { template: { spec: { ...job.job.template.spec, restartPolicy: 'OnFailure' } } } }]).hooks[0]!;
+    expect(buildHookJob('mig-1', 'shop', onFailure).spec!.template.spec!.restartPolicy).toBe('OnFailure');
+  });
+
+  test('preflight asks for what each kind needs, on its side', () => {
+    const both = plan([job, { ...flush, name: 'flush2', phase: 'postCutover' }]);
+    const show = (side: 'source' | 'destination') => hookPermissions(both, side).map((n) => `${n.verbs.join(',')} ${n.group}/${n.resource}${n.subresource ? `/${n.subresource}` : ''}`);
+    expect(show('source')).toEqual(['get,create,delete batch/jobs', 'list /pods', 'get /pods/log', 'list /events']);
+    expect(show('destination')).toEqual(['list /pods', 'get,create /pods/exec']);
+  });
+});
 
 describe('runExecHook', () => {
   const hook = plan([{ ...flush, timeoutSeconds: 42, exec: { ...flush.exec, container: 'db' } }]).hooks[0]!;
