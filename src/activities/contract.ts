@@ -13,7 +13,7 @@
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import type { NamespaceState } from '../core/state';
-import type { CleanupReport, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
+import type { CleanupReport, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */
 export interface NamespaceContext {
@@ -85,6 +85,11 @@ export interface FerryActivities {
    * quiesced holds a retention policy that deletes PVCs again.
    */
   checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean; retentionGuard?: boolean }): Promise<WriterCheck>;
+  /** Plan verifyDestination, after cleanup: waits (heartbeating, up to timeouts.verifyDestinationSeconds)
+   * until the destination pods mounting the migrated PVCs (`claims`: destination names, expected =
+   * a running workload mounted it at the source) are Ready; returns the report, never fails for what
+   * it finds (migration/destination-check.ts). */
+  checkDestination(input: NamespaceContext & { claims: { name: string; expected: boolean }[] }): Promise<DestinationCheck>;
   /** Waits (heartbeating) until no pod of the workloads runs; fails (FerryConfig) as soon as a
    * StatefulSet this migration quiesced holds a retention policy that deletes PVCs again. */
   waitForQuiesced(input: { migrationId: string; plan: MigrationPlan; workloads: WorkloadRef[] }): Promise<void>;

@@ -45,6 +45,7 @@ import { ensureCredentials, readClientCredentials } from '../migration/credentia
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
 import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime } from '../migration/snapshot';
 import { runHook } from '../migration/hooks';
+import { checkDestination } from '../migration/destination-check';
 import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
@@ -53,7 +54,7 @@ import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
 import { defaultMetrics, type ActivityOutcome, type FerryMetrics, type SyncLabels } from '../metrics';
 import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext, type TransferRequest } from './contract';
-import { FailureType, type ClusterSide, type FailureTypeName, type PVCInfo } from '../core/types';
+import { DEFAULT_VERIFY_DESTINATION_SECONDS, FailureType, type ClusterSide, type FailureTypeName, type PVCInfo } from '../core/types';
 
 /** Builds the client of one cluster from the plan's reference. */
 export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;
@@ -480,6 +481,16 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           deleteUnmanaged: input.deleteUnmanaged,
           ...(input.retentionGuard ? { retentionOf: input.migrationId } : {}),
           onTick: (remaining) => heartbeat({ terminating: remaining }),
+          ...(signal ? { signal } : {}),
+          logger: log,
+        }),
+      ),
+
+    checkDestination: (input) =>
+      run('checkDestination', nsFields(input), async (log, signal) =>
+        checkDestination(clients(input.plan).destination(), input.namespace.destination, input.claims, {
+          timeoutSeconds: input.plan.timeouts.verifyDestinationSeconds ?? DEFAULT_VERIFY_DESTINATION_SECONDS,
+          onTick: (waitingFor) => heartbeat({ waitingFor }),
           ...(signal ? { signal } : {}),
           logger: log,
         }),

@@ -104,6 +104,13 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
   // Each hook once, as it last ran (stage hooks run every pass).
   const hooks = new Map((ns.hooks ?? []).map((h) => [`${h.phase}/${h.name}`, h]));
   for (const h of hooks.values()) lines.push(`    hook ${h.name} (${h.phase}, ${h.cluster} ${h.namespace}): ${h.ok ? `ok in ${h.pods.length} pod(s)` : `FAILED: ${h.message ?? ''}`}`);
+  const dc = ns.destinationCheck;
+  if (dc) {
+    lines.push(`    destination check (${dc.namespace}): ${dc.ok ? 'ok' : 'NOT READY'}${dc.message ? `: ${dc.message}` : ''} (${formatDuration(dc.seconds)})`);
+    for (const p of dc.pvcs.filter((c) => c.expected || c.pods.length > 0)) {
+      lines.push(`      ${p.pvc}: ${p.pods.length ? p.pods.map((x) => `${x.name} ${x.state}`).join(', ') : 'no pod mounts it'}${p.expected ? '' : ' (not expected)'}`);
+    }
+  }
   if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
   else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {

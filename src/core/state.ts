@@ -12,7 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import type { CleanupReport, EndpointAddress, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
+import type { CleanupReport, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -49,6 +49,7 @@ export const NAMESPACE_PHASES = [
   'final-sync',
   'unquiesce',
   'cleanup',
+  'verify-destination',
   'rollback',
   'succeeded',
   'rolled-back',
@@ -70,6 +71,7 @@ export const MIGRATION_PHASES = [
   'final-sync',
   'unquiesce',
   'cleanup',
+  'verify-destination',
   'awaiting-decision',
   'rollback',
   'images',
@@ -202,6 +204,9 @@ export interface NamespaceState {
   cutoverForcedAt?: string;
   /** Application hooks run so far, oldest first (the last MAX_HOOK_RESULTS; each with at most 5 pods). */
   hooks?: (HookResult & { at: string })[];
+  /** Plan verifyDestination: the post-cutover check of the destination pods (at most
+   * MAX_DESTINATION_CHECK_PVCS PVCs listed, each with at most 5 pods). */
+  destinationCheck?: DestinationCheck;
   /** The latest stage passes, oldest first (the last MAX_STAGE_HISTORY): the evidence for cutover. */
   stageHistory?: StagePassRecord[];
   /** Plan `cutoverWhen`: the stage pass whose projection triggered the cutover, or why Ferry stopped
@@ -226,6 +231,8 @@ export interface StagePassRecord {
 
 /** How many hook results NamespaceState.hooks keeps. */
 export const MAX_HOOK_RESULTS = 50;
+/** PVCs listed at most in a namespace's destinationCheck (the check covers all). */
+export const MAX_DESTINATION_CHECK_PVCS = 50;
 
 /** How many stage passes NamespaceState.stageHistory keeps. */
 export const MAX_STAGE_HISTORY = 20;

@@ -108,6 +108,37 @@ export interface HookResult {
   seconds: number;
 }
 
+/** Workload kinds whose pods run until stopped: a PVC one of them mounted at the source is expected to
+ * be mounted again in the destination (plan verifyDestination). Jobs and CronJobs are not. */
+export const RUNNING_WORKLOAD_KINDS: readonly string[] = Object.freeze(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'DeploymentConfig']);
+
+/** Default of the plan's timeouts.verifyDestinationSeconds, seconds. */
+export const DEFAULT_VERIFY_DESTINATION_SECONDS = 600;
+
+/** One migrated PVC in the post-cutover check of the destination (plan verifyDestination). */
+export interface DestinationPVCCheck {
+  /** Destination PVC name. */
+  pvc: string;
+  /** A running workload mounted it at the source, so pods are expected to mount it here. */
+  expected: boolean;
+  /** The destination pods that mount it, with their state ("Ready", or why not). */
+  pods: { name: string; ready: boolean; state: string }[];
+  /** At least one pod mounts it and every such pod is Ready. */
+  ready: boolean;
+}
+
+/** The post-cutover check of one destination namespace (plan verifyDestination; MTC's `verify`). */
+export interface DestinationCheck {
+  namespace: string;
+  /** Every expected PVC is mounted by Ready pods only. */
+  ok: boolean;
+  pvcs: DestinationPVCCheck[];
+  /** Why not ok, or what there was to check. */
+  message?: string;
+  /** Wall time of the check, seconds. */
+  seconds: number;
+}
+
 /** A pod that mounts a source PVC and that Ferry cannot quiesce. */
 export interface UnmanagedPod {
   name: string;

@@ -563,6 +563,9 @@ export const timeoutsSchema = z
     transferSeconds: seconds(30 * 86400)
       .optional()
       .describe('Limit for one PVC sync. Default: none (liveness is checked through progress heartbeats).'),
+    verifyDestinationSeconds: seconds(86400)
+      .optional()
+      .describe('verifyDestination: how long to wait for the destination pods of the migrated PVCs to be Ready (default 600).'),
   })
   .describe('Time limits, in seconds.');
 
@@ -742,6 +745,14 @@ export const migrationPlanSchema = z
       .default(DEFAULT_TRANSFER_IMAGE)
       .describe('Image of the transfer pods (rsync, rclone, stunnel).'),
     timeouts: timeoutsSchema.prefault({}),
+    verifyDestination: z
+      .boolean()
+      .optional()
+      .describe(
+        'After the final sync and cleanup, wait until the destination pods that mount the migrated PVCs are Ready (timeouts.verifyDestinationSeconds) and report it ' +
+          '(MTC\'s verify). The workloads are yours to bring (GitOps, or a postCutover job hook). A PVC a running workload mounted at the source is expected to be ' +
+          'mounted again. A failed check is a warning in the summary, not a rollback: the copy is committed.',
+      ),
   })
   .superRefine(
     (plan, ctx) => {

@@ -22,7 +22,7 @@
  */
 import { ActivityCancellationType, proxyActivities, type ActivityFunctionWithOptions, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import { type FerryActivities } from '../activities/contract';
-import { NON_RETRYABLE_FAILURES } from '../core/types';
+import { DEFAULT_VERIFY_DESTINATION_SECONDS, NON_RETRYABLE_FAILURES } from '../core/types';
 import type { MigrationPlan } from '../plan/schema';
 import type { WorkflowTuning } from '../core/state';
 import { activitySummary } from './summaries';
@@ -84,6 +84,8 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
     // Lists the pods mounting source PVCs; with unmanagedPods: delete also deletes and waits for them.
     checkSourceWriters: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 30, 5), cancellationType: waitCancel },
+    // read-only: retried; its own limit is the plan's, the activity's a little longer
+    checkDestination: { startToCloseTimeout: s((plan.timeouts?.verifyDestinationSeconds ?? DEFAULT_VERIFY_DESTINATION_SECONDS) + 120), heartbeatTimeout, retry: retry(3, 30, 5), cancellationType: waitCancel },
     unquiesce: { startToCloseTimeout: s(120), retry: retry(1, 60, 20), cancellationType: waitCancel },
     cleanup: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 60, 10), cancellationType: waitCancel },
     deleteDestinationPVCs: { startToCloseTimeout: s(300), retry: retry(2, 60, 10), cancellationType: waitCancel },

@@ -431,6 +431,29 @@ test('hooks run at their phases, in order; preQuiesce sees the applications runn
   expect(shop.hooks![2]!.pods[0]!.outputTail).toBe('flushed\n');
 });
 
+test('verifyDestination: after cleanup, the migrated PVCs\' destination pods are checked; not Ready is a warning, not a rollback', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.destinationNotReady.add('logs');
+  const summary = await withWorker(fake, async (tq) => (await start(tq, testPlan({ verifyDestination: true }))).result());
+  expect(summary.status).toBe('succeeded');
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.slice(-3)).toEqual(['unquiesce', 'cleanup', 'checkDestination']);
+  expect(fake.destinationChecks).toEqual([{ namespace: 'shop', claims: ['data', 'logs', 'db'].map((name) => ({ name, expected: true })) }]);
+  const shop = nsResult(summary, 'shop');
+  expect(shop.status).toBe('succeeded');
+  expect(shop.phase).toBe('succeeded');
+  expect(shop.destinationCheck).toMatchObject({ ok: false, namespace: 'shop' });
+  expect(shop.warnings.join('\n')).toMatch(/verifyDestination: the destination pods of the migrated PVCs in shop are not Ready: .*logs: logs-app-0 Waiting: CrashLoopBackOff/);
+});
+
+test('without verifyDestination nothing is checked', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, testPlan({}))).result());
+  expect(summary.status).toBe('succeeded');
+  expect(fake.activityOrder({ namespace: 'shop' })).not.toContain('checkDestination');
+  expect(nsResult(summary, 'shop').destinationCheck).toBeUndefined();
+});
+
 test('a failed preQuiesce hook (onError fail) rolls the namespace back before anything is quiesced', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.failingHooks.set('flush', 1);

@@ -34,7 +34,8 @@
 import * as wf from '@temporalio/workflow';
 import { WorkflowFailureType } from '../definitions';
 import { failureMessage } from '../failures';
-import { secondsBetween, type NamespaceState } from '../../core/state';
+import { MAX_DESTINATION_CHECK_PVCS, secondsBetween, type NamespaceState } from '../../core/state';
+import { RUNNING_WORKLOAD_KINDS } from '../../core/types';
 import { setHandlers } from './handlers';
 import { rollback } from './rollback';
 import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
@@ -205,4 +206,26 @@ async function migrate(run: NamespaceRun): Promise<void> {
     if (wf.isCancellation(err)) throw err;
     st.warnings.push(`the data is migrated, but cleanup of the transfer objects failed: ${failureMessage(err)}`);
   }
+  // Plan verifyDestination (absent: nothing scheduled, histories unchanged): after cleanup, so that the
+  // transfer server no longer holds the volumes. A report, not a rollback: the copy is committed.
+  if (plan.verifyDestination) await checkDestination(run, migrated());
+}
+
+/** The post-cutover check of the destination pods; a failure or a not-Ready pod is a warning. */
+async function checkDestination(run: NamespaceRun, pvcs: readonly string[]): Promise<void> {
+  const { st, acts, ctx } = run;
+  run.enter('verify-destination');
+  const claims = pvcs.flatMap((name) => {
+    const info = run.pvcInfo.get(name);
+    return info ? [{ name: info.destinationName, expected: info.usedBy.some((w) => RUNNING_WORKLOAD_KINDS.includes(w.kind)) }] : [];
+  });
+  try {
+    const check = await acts.checkDestination({ ...ctx, claims });
+    st.destinationCheck = { ...check, pvcs: check.pvcs.slice(0, MAX_DESTINATION_CHECK_PVCS).map((p) => ({ ...p, pods: p.pods.slice(0, 5) })) };
+    if (!check.ok) st.warnings.push(`verifyDestination: the destination pods of the migrated PVCs in ${st.destination} are not Ready: ${check.message ?? 'no reason given'}`);
+  } catch (err) {
+    if (wf.isCancellation(err)) throw err;
+    st.warnings.push(`verifyDestination: the check of the destination pods failed: ${failureMessage(err)}`);
+  }
+  run.reporter.touch();
 }

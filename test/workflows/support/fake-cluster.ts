@@ -257,6 +257,10 @@ export class FakeCluster {
   readonly failingHooks = new Map<string, number>();
   /** Every runHook call: the hook, the namespace, the source workloads' replicas at that moment. */
   readonly hookRuns: { hook: string; namespace: string; sourceReplicas: number[] }[] = [];
+  /** Destination PVCs whose pods checkDestination finds not Ready (in-process only). */
+  readonly destinationNotReady = new Set<string>();
+  /** Every checkDestination call: the destination namespace and its claims (in-process only). */
+  readonly destinationChecks: { namespace: string; claims: { name: string; expected: boolean }[] }[] = [];
 
   failTransfer(script: TransferFailureScript): void {
     this.reload().failures.push(script);
@@ -367,6 +371,16 @@ export class FakeCluster {
             pods: [{ pod: 'db-0', exitCode: failing > 0 ? 3 : 0, outputTail: 'flushed\n' }],
             seconds: 0.01,
           };
+        }),
+      checkDestination: (input) =>
+        this.activity('checkDestination', input.namespace.source, async () => {
+          this.destinationChecks.push({ namespace: input.namespace.destination, claims: input.claims });
+          const pvcs = input.claims.map((c) => {
+            const ready = !this.destinationNotReady.has(c.name);
+            return { pvc: c.name, expected: c.expected, pods: [{ name: `${c.name}-app-0`, ready, state: ready ? 'Ready' : 'Waiting: CrashLoopBackOff' }], ready };
+          });
+          const bad = pvcs.filter((p) => p.expected && !p.ready);
+          return { namespace: input.namespace.destination, ok: bad.length === 0, pvcs, seconds: 0.01, message: bad.length ? `not Ready after 600 s: ${bad.map((p) => `${p.pvc}: ${p.pods[0]!.name} ${p.pods[0]!.state}`).join('; ')}` : `${pvcs.length} PVC(s) mounted by Ready pods` };
         }),
       quiesce: (input) =>
         this.activity('quiesce', input.workloads[0]?.namespace ?? '', async () => {
