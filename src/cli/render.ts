@@ -112,6 +112,7 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
     }
   }
   if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
+  if (ns.nextStageAt) lines.push(`    next stage pass at ${ns.nextStageAt} (stageSchedule)`);
   else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {
     lines.push(`    pods Ferry cannot quiesce mount source PVCs (plan unmanagedPods decides: fail or delete):`);

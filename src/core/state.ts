@@ -204,6 +204,8 @@ export interface NamespaceState {
   cutoverForcedAt?: string;
   /** Application hooks run so far, oldest first (the last MAX_HOOK_RESULTS; each with at most 5 pods). */
   hooks?: (HookResult & { at: string })[];
+  /** Plan stageSchedule: when the next stage pass starts (ISO 8601), while the namespace waits for it. */
+  nextStageAt?: string;
   /** Plan verifyDestination: the post-cutover check of the destination pods (at most
    * MAX_DESTINATION_CHECK_PVCS PVCs listed, each with at most 5 pods). */
   destinationCheck?: DestinationCheck;

@@ -9,6 +9,7 @@
  * The schema is pure (no environment, no file system): the parsed plan is workflow input and must be
  * deterministic. Reading files, resolving relative paths and friendly error messages live in ./load.ts.
  */
+import { stageScheduleProblem } from './schedule';
 import { z } from 'zod';
 import { extraArgProblem } from '../statetransfer/transfer/rsync/options';
 import { describeEndpointTypes, ENDPOINT_TYPE_TRAITS, ENDPOINT_TYPES, endpointTypesAccepting, TRANSFER_TYPES, TRANSPORT_TYPES, type EndpointType } from '../statetransfer/types';
@@ -690,7 +691,19 @@ export const migrationPlanSchema = z
         'Cutover on evidence (with cutover: manual): after each stage pass (at least stagePasses), cut over on its own once the projected final sync is short enough; ' +
           'else, after maxStagePasses, wait for the operator. Shorthand: cutover: { when: projected-downtime-below, seconds: N, maxStagePasses: M }.',
       ),
-    stageIntervalSeconds: integer().min(0).max(86400).default(60).describe('Pause between two stage syncs, in seconds.'),
+    stageIntervalSeconds: integer().min(0).max(86400).default(60).describe('Pause between two stage syncs, in seconds (unless stageSchedule).'),
+    stageSchedule: z
+      .string()
+      .superRefine((expr, ctx) => {
+        const p = stageScheduleProblem(expr);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      })
+      .optional()
+      .describe(
+        'Cron expression (5 fields, UTC) naming when each stage pass after the first starts, instead of stageIntervalSeconds: e.g. "0 */6 * * *" for a warm ' +
+          'migration that lasts days. With cutover: auto the final sync follows the last of stagePasses at its scheduled time; with manual, passes go on at ' +
+          'these times until `ferry cutover`.',
+      ),
     hooks: z
       .array(hookSchema)
       .max(MAX_HOOKS)

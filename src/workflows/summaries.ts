@@ -173,6 +173,7 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
     );
   }
   if (st.cutoverBlocked) out.push(`**Cutover held back**: ${st.cutoverBlocked.reason}`);
+  if (st.nextStageAt) out.push(`Next stage pass (stageSchedule): ${st.nextStageAt}`);
   else if (plan.cutover === 'manual' && plan.cutoverWhen && !st.cutoverRequested && !st.cutoverEvidence) {
     out.push(
       `**Cutting over on evidence**: once a stage pass projects a final sync under ${plan.cutoverWhen.projectedDowntimeBelowSeconds} s ` +

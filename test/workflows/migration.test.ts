@@ -9,6 +9,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { FailureType } from '../../src/core/types';
 import type { MigrationPlan } from '../../src/plan/schema';
+import { nextScheduledStage } from '../../src/plan/schedule';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/search-attributes';
 import { createWorker } from '../../src/worker';
 import { migrationWorkflow } from '../../src/workflows';
@@ -250,6 +251,46 @@ test('manual cutover: stage passes go on (across continue-as-new) until the cuto
   expect(order.filter((a) => a === 'prepareDestination')).toHaveLength(1); // not repeated by continue-as-new
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
 });
+
+test('stageSchedule: the next stage pass waits on a timer until the time the cron expression names; the cutover ends the wait', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const plan = testPlan({ cutover: 'manual', stagePasses: 1, stageSchedule: '0 0 1 1 *' });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan);
+    const st = await waitFor('the wait for the scheduled pass', async () => {
+      const s = await nsState(handle, 'shop');
+      return s.nextStageAt ? s : undefined;
+    });
+    const expected = nextScheduledStage('0 0 1 1 *', new Date())!;
+    expect(st.nextStageAt).toBe(expected.toISOString());
+    expect(st.stagePassesDone).toBe(1);
+    // the timer in the namespace workflow's history lasts until then
+    const history = await nsHandle(handle, 'shop').fetchHistory();
+    const timers = history.events!.filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
+    const untilThen = (expected.getTime() - Date.now()) / 1000;
+    expect(timers.some((t) => Math.abs(t - untilThen) < 120)).toBe(true);
+    await nsHandle(handle, 'shop').executeUpdate(cutoverUpdate, { args: [] });
+    return handle.result();
+  });
+  const shop = nsResult(summary, 'shop');
+  expect(summary.status).toBe('succeeded');
+  expect(shop.stagePassesDone).toBe(1);
+  expect(shop.nextStageAt).toBeUndefined();
+});
+
+test('stageSchedule: the next pass starts at the scheduled minute', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const plan = testPlan({ cutover: 'manual', stagePasses: 1, stageSchedule: '* * * * *' });
+  const summary = await withWorker(fake, async (tq) => {
+    const handle = await start(tq, plan);
+    await waitFor('the scheduled second pass', async () => ((await nsState(handle, 'shop')).stagePassesDone >= 2 ? true : undefined), 90_000);
+    await nsHandle(handle, 'shop').executeUpdate(cutoverUpdate, { args: [] });
+    return handle.result();
+  });
+  const second = nsResult(summary, 'shop').stageHistory!.find((h) => h.pass === 2)!;
+  // it started on a minute boundary (workflow time; the worker picks the timer up within a moment)
+  expect(new Date(second.startedAt).getUTCSeconds()).toBeLessThan(5);
+}, 120_000);
 
 test('cutover on evidence: stage passes go on until one projects a final sync under the threshold, then it cuts over on its own', async () => {
   // Passes 1 and 2 take 1.2 s per PVC (a big delta), pass 3 and later 50 ms: the third projects under 1 s.

@@ -13,6 +13,7 @@ import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
 import { Slots } from './slots';
 import { hasHooks, runHooks } from './hooks';
+import { nextScheduledStage } from '../../plan/schedule';
 import { pvcSyncSummary } from '../summaries';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
 
@@ -153,6 +154,17 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
         reporter.touch();
       }
       pause = Math.max(plan.stageIntervalSeconds, PARTIAL_RETRY_SECONDS);
+    }
+    if (plan.stageSchedule !== undefined && st.stagePassesDone > 0 && !(run.gatePartial && wouldCut() && heldBack())) {
+      // Plan stageSchedule: the next pass at the next time the cron expression names (a Temporal
+      // timer; the operator's cutover ends the wait early). Absent: nothing changes (no patch needed).
+      const next = nextScheduledStage(plan.stageSchedule, new Date(Date.now()));
+      st.nextStageAt = next?.toISOString();
+      reporter.touch();
+      const ended = next ? await wf.condition(cutNow, Math.max(1000, next.getTime() - Date.now())) : (await wf.condition(cutNow), true);
+      delete st.nextStageAt;
+      if (ended) continue;
+      pause = 0;
     }
     if (st.stagePassesDone > 0 && pause > 0) {
       // The pause between passes; in manual mode the operator's cutover ends it early.
