@@ -73,6 +73,11 @@ export interface FerryActivities {
   /** Plan groupSnapshot: snaps `pvcs` of the source namespace together for stage pass `pass` (one
    * VolumeGroupSnapshot, migration/snapshot.ts); returns PVC name → member VolumeSnapshot name. */
   prepareGroupSnapshot(input: NamespaceContext & { pass: number; pvcs: string[] }): Promise<Record<string, string>>;
+  /** prepareGroupSnapshot with the plan's background hooks `hooks` (names) held over the cut
+   * (migration/hooks.ts holdBackgroundHooks): started, held at their FERRY_WAIT, released as soon as
+   * the group is cut. When a hook with onError fail cannot hold, no snapshot is taken (`members`
+   * empty) and the workflow fails the namespace with the hook's result. */
+  prepareHeldGroupSnapshot(input: NamespaceContext & { pass: number; pvcs: string[]; hooks: string[] }): Promise<{ members: Record<string, string>; hooks: HookResult[] }>;
   /** Deletes the namespace's VolumeGroupSnapshot (and its member snapshots) after a stage pass. */
   releaseGroupSnapshot(input: NamespaceContext): Promise<void>;
   /** Quiesces the workloads; returns their prior state. */

@@ -44,7 +44,7 @@ import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
 import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime } from '../migration/snapshot';
-import { runHook } from '../migration/hooks';
+import { holdBackgroundHooks, runHook } from '../migration/hooks';
 import { checkDestination } from '../migration/destination-check';
 import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
@@ -54,7 +54,7 @@ import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
 import { defaultMetrics, type ActivityOutcome, type FerryMetrics, type SyncLabels } from '../metrics';
 import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext, type TransferRequest } from './contract';
-import { DEFAULT_VERIFY_DESTINATION_SECONDS, FailureType, type ClusterSide, type FailureTypeName, type PVCInfo } from '../core/types';
+import { DEFAULT_VERIFY_DESTINATION_SECONDS, FailureType, type ClusterSide, type FailureTypeName, type HookResult, type PVCInfo } from '../core/types';
 
 /** Builds the client of one cluster from the plan's reference. */
 export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;
@@ -451,6 +451,46 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           logger: log,
         }),
       ),
+
+    prepareHeldGroupSnapshot: (input) =>
+      run('prepareHeldGroupSnapshot', nsFields(input), async (log, signal) => {
+        const source = clients(input.plan).source();
+        const hooks = input.hooks.map((n) => {
+          const h = (input.plan.hooks ?? []).find((x) => x.name === n);
+          if (!h) throw new FerryError('config', `the plan has no hook named ${n}`);
+          return h;
+        });
+        const beat = setInterval(() => heartbeat({ hooks: input.hooks }), 10_000);
+        let held: Awaited<ReturnType<typeof holdBackgroundHooks>> | undefined;
+        let results: HookResult[] | undefined;
+        const release = async () => {
+          if (held && !results) results = await held.release();
+        };
+        try {
+          held = await holdBackgroundHooks(source, input.namespace.source, hooks, input.migrationId, { ...(signal ? { signal } : {}), logger: log });
+          if (held.failedFatally) {
+            await release();
+            return { members: {}, hooks: results! };
+          }
+          const members = await prepareGroupSnapshot(source, {
+            migrationId: input.migrationId,
+            namespace: input.namespace.source,
+            pass: input.pass,
+            pvcs: input.pvcs,
+            ...(input.plan.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClass: input.plan.volumeGroupSnapshotClass } : {}),
+            timeoutSeconds: input.plan.timeouts.podStartSeconds,
+            onCut: release,
+            ...(signal ? { signal } : {}),
+            logger: log,
+          });
+          await release();
+          return { members, hooks: results! };
+        } finally {
+          // never leave the application held: an error or a cancellation releases it too
+          await release().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'releasing the background hooks failed (their own limit releases them)'));
+          clearInterval(beat);
+        }
+      }),
 
     releaseGroupSnapshot: (input) =>
       run('releaseGroupSnapshot', nsFields(input), async (_log, signal) => releaseGroupSnapshot(clients(input.plan).source(), { migrationId: input.migrationId, namespace: input.namespace.source }, signal)),

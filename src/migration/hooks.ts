@@ -20,7 +20,7 @@ import { waitFor, type KubeClient } from '../k8s/client';
 import { objectLabels, objectName } from '../statetransfer/names';
 import { readLogTail } from './follow';
 import { hookCluster } from '../plan/hooks';
-import type { HookSpec } from '../plan/schema';
+import { FERRY_WAIT, type HookSpec } from '../plan/schema';
 
 /** Bytes of each pod's output kept in the result (the end of stdout and stderr). */
 export const HOOK_OUTPUT_TAIL_BYTES = 2048;
@@ -202,4 +202,133 @@ export async function runJobHook(client: KubeClient, namespace: string, hook: Ho
   } finally {
     await client.delete(ref).catch((e: unknown) => (options.logger ?? silentLogger).warn({ job: name, error: errorMessage(e) }, 'could not delete a hook Job (its TTL removes it)'));
   }
+}
+
+/** Where a background hook's wait script and its "held" mark live in the application pod (a tmpfs
+ * every container has; writable also with a read-only root file system). */
+export const HOLD_DIR = '/dev/shm';
+
+/**
+ * Pure: the wait script that replaces FERRY_WAIT in a background hook's command (run as
+ * `sh <script file>`, so it needs no quoting and no `;` in the user's command): it marks the hold, then
+ * waits until Ferry removes the mark, or at most `holdSeconds` so that a lost worker never leaves the
+ * application held.
+ */
+export function holdScript(mark: string, holdSeconds: number): string {
+  return [`f=${mark}`, ': > "$f"', 'i=0', `while [ -e "$f" ] && [ "$i" -lt ${Math.max(1, Math.round(holdSeconds * 5))} ]; do sleep 0.2; i=$((i+1)); done`, 'rm -f "$f"', ''].join('\n');
+}
+
+/** Background hooks being held (`holdBackgroundHooks`). */
+export interface HeldHooks {
+  /** Every hook reached its FERRY_WAIT in every pod (or failed with onError continue). */
+  held: boolean;
+  /** The hooks that failed to reach their hold, with `onError: fail` among them. */
+  failedFatally: boolean;
+  /** Lets every held command go on, waits for it to end (within its timeout) and returns the results. */
+  release(): Promise<HookResult[]>;
+}
+
+interface HeldPod {
+  pod: string;
+  container: string;
+  mark: string;
+  script: string;
+  run: Promise<{ exitCode?: number; output: string; error?: string }>;
+  failed?: string;
+}
+
+/**
+ * Starts the background hooks (plan hooks[].background) of a stage pass in every running pod their
+ * selectors pick, each with FERRY_WAIT replaced by `sh <wait script>`, and waits until each reached it
+ * (its hold mark exists), within its timeout. Then the caller cuts the snapshot and calls `release()`.
+ * A hook whose command ends before its FERRY_WAIT, or does not reach it in time, has failed; when that
+ * hook says onError fail, `failedFatally` is set and the caller must not cut the snapshot (it still
+ * calls release()).
+ */
+export async function holdBackgroundHooks(client: KubeClient, namespace: string, hooks: readonly HookSpec[], migrationId: string, options: HookRunOptions = {}): Promise<HeldHooks> {
+  const log = options.logger ?? silentLogger;
+  const entries: { hook: HookSpec; started: ReturnType<typeof startResult>; pods: HeldPod[]; message?: string }[] = [];
+  for (const hook of hooks) {
+    const started = startResult(namespace, hook, options);
+    const entry: (typeof entries)[number] = { hook, started, pods: [] };
+    entries.push(entry);
+    const exec = hook.exec!;
+    let pods: V1Pod[];
+    try {
+      pods = (await client.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, namespace, { labelSelector: exec.selector })).filter((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp);
+    } catch (err) {
+      entry.message = `listing the pods of ${namespace} (selector ${exec.selector}) failed: ${errorMessage(err)}`;
+      continue;
+    }
+    if (pods.length === 0) {
+      entry.message = `no running pod in ${namespace} matches ${exec.selector}: nothing to hold`;
+      continue;
+    }
+    for (const pod of pods.sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1))) {
+      const name = pod.metadata!.name!;
+      const container = exec.container ?? pod.spec?.containers[0]?.name ?? '';
+      const base = `${HOLD_DIR}/${objectName(migrationId, 'hold', hook.name)}`;
+      const held: HeldPod = { pod: name, container, mark: `${base}.held`, script: `${base}.sh`, run: Promise.resolve({ output: '' }) };
+      entry.pods.push(held);
+      try {
+        // the wait script, written through argv ($1), so that nothing needs quoting
+        const w = await client.exec(namespace, name, container, ['sh', '-c', 'printf "%s" "$1" > "$2"', 'sh', holdScript(held.mark, hook.timeoutSeconds), held.script], { timeoutSeconds: 30 });
+        if (w.exitCode !== 0) throw new Error(`could not write ${held.script} (exit ${w.exitCode}: ${w.stderr.trim() || 'no output'}); the container needs sh and a writable ${HOLD_DIR}`);
+      } catch (err) {
+        held.failed = `in pod ${namespace}/${name}: ${errorMessage(err)}`;
+        continue;
+      }
+      const command = exec.command.map((a) => a.split(FERRY_WAIT).join(`sh ${held.script}`));
+      held.run = client
+        .exec(namespace, name, container, command, { timeoutSeconds: hook.timeoutSeconds + 30 })
+        .then((r) => ({ exitCode: r.exitCode, output: `${r.stdout}${r.stderr}` }))
+        .catch((err: unknown) => ({ output: '', error: errorMessage(err) }));
+    }
+  }
+  // Wait until every started command holds (its mark exists), or ended, or ran out of time.
+  const settled = new Set<HeldPod>();
+  for (const e of entries) for (const p of e.pods) void p.run.then(() => settled.add(p));
+  for (const e of entries) {
+    const deadline = Date.now() + e.hook.timeoutSeconds * 1000;
+    for (const p of e.pods.filter((x) => !x.failed)) {
+      for (;;) {
+        if (options.signal?.aborted) throw new AbortedError('cancelled while holding background hooks');
+        const t = await client.exec(namespace, p.pod, p.container, ['test', '-e', p.mark], { timeoutSeconds: 30 }).catch(() => ({ exitCode: -1 }));
+        if (t.exitCode === 0) break;
+        if (settled.has(p)) {
+          p.failed = `the command ended before it reached ${FERRY_WAIT} in pod ${namespace}/${p.pod}`;
+          break;
+        }
+        if (Date.now() > deadline) {
+          p.failed = `the command did not reach ${FERRY_WAIT} within ${e.hook.timeoutSeconds} s in pod ${namespace}/${p.pod}`;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+  }
+  const failedHook = (e: (typeof entries)[number]) => e.message !== undefined || e.pods.some((p) => p.failed);
+  const failedFatally = entries.some((e) => failedHook(e) && e.hook.onError !== 'continue');
+  log.info({ namespace, hooks: entries.map((e) => `${e.hook.name}:${failedHook(e) ? 'failed' : 'held'}`) }, 'background hooks');
+  return {
+    held: !entries.some(failedHook),
+    failedFatally,
+    async release() {
+      const results: HookResult[] = [];
+      for (const e of entries) {
+        for (const p of e.pods) await client.exec(namespace, p.pod, p.container, ['rm', '-f', p.mark], { timeoutSeconds: 30 }).catch(() => undefined);
+      }
+      for (const e of entries) {
+        let problem = e.message;
+        for (const p of e.pods) {
+          const r = await p.run;
+          await client.exec(namespace, p.pod, p.container, ['rm', '-f', p.script], { timeoutSeconds: 30 }).catch(() => undefined);
+          e.started.result.pods.push({ pod: p.pod, ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), outputTail: tail(r.output) });
+          problem ??= p.failed ?? (r.error ? `in pod ${namespace}/${p.pod}: ${r.error}` : r.exitCode !== 0 ? `exited ${r.exitCode} in pod ${namespace}/${p.pod} (container ${p.container}) after its hold` : undefined);
+        }
+        results.push(e.started.done(problem === undefined, problem));
+      }
+      return results;
+    },
+  };
 }

@@ -106,6 +106,9 @@ export interface GroupSnapshotRun extends GroupSnapshotOptions {
   pvcs: string[];
   /** Limit for the group and its member snapshots to become ready, seconds. */
   timeoutSeconds: number;
+  /** Called once, as soon as the group snapshot is cut (its creationTime is set, or it is ready to
+   * use): background hooks are released here. */
+  onCut?: () => Promise<void>;
   signal?: AbortSignal;
   logger?: Logger;
 }
@@ -128,11 +131,16 @@ export async function prepareGroupSnapshot(client: KubeClient, o: GroupSnapshotR
   const old = await client.get<VolumeGroupSnapshotObject>(groupRef(o.namespace, name));
   if (old && old.metadata?.annotations?.[SNAPSHOT_PASS_ANNOTATION] !== String(o.pass)) await deleteAndWait(client, groupRef(o.namespace, name), o.signal);
   await client.createOrAdopt(volumeGroupSnapshot(o) as never);
+  let cut = false;
   const wait = { timeoutSeconds: o.timeoutSeconds, intervalSeconds: 1, ...(o.signal ? { signal: o.signal } : {}) };
   await waitFor(
     async () => {
       const g = await client.get<VolumeGroupSnapshotObject>(groupRef(o.namespace, name));
       if (g?.status?.error?.message) throw new FerryError('config', `VolumeGroupSnapshot ${o.namespace}/${name} failed: ${g.status.error.message}`);
+      if (!cut && (g?.status?.creationTime !== undefined || g?.status?.readyToUse === true)) {
+        cut = true;
+        await o.onCut?.();
+      }
       return g?.status?.readyToUse === true;
     },
     { ...wait, description: `VolumeGroupSnapshot ${o.namespace}/${name} of ${o.pvcs.length} PVC(s) to be ready to use` },

@@ -188,6 +188,9 @@ export type HookPhase = (typeof HOOK_PHASES)[number];
 /** Most hooks a plan may have. */
 export const MAX_HOOKS = 20;
 
+/** The word of a background hook's command where it holds until the group snapshot is cut (plan hooks[].background). */
+export const FERRY_WAIT = '${FERRY_WAIT}';
+
 /** Most retries of a job hook's pod (Job spec.backoffLimit). */
 export const MAX_HOOK_JOB_BACKOFF = 10;
 
@@ -245,6 +248,14 @@ export const hookSchema = z
       })
       .optional()
       .describe('Run a pod template to completion as a Kubernetes Job in the namespace (one of exec and job); its deadline is timeoutSeconds.'),
+    background: z
+      .boolean()
+      .optional()
+      .describe(
+        'exec at preStage with groupSnapshot: run the command in the background and hold it at ${FERRY_WAIT} (a word of the command that Ferry replaces ' +
+          'with a wait) until the pass\'s VolumeGroupSnapshot is cut, then let it go on (Stork\'s background rules), e.g. a database session that holds ' +
+          '"FLUSH TABLES WITH READ LOCK" over the snapshot. The pods need sh, sleep and a writable /dev/shm.',
+      ),
     timeoutSeconds: integer().min(1).max(3600).default(300).describe('Limit for the command in each pod (exec), or for the whole Job (job: its activeDeadlineSeconds), seconds.'),
     onError: z
       .enum(['fail', 'continue'])
@@ -253,6 +264,11 @@ export const hookSchema = z
   })
   .superRefine((h, ctx) => {
     if ((h.exec === undefined) === (h.job === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'needs exactly one of exec (a command in running pods) and job (a pod template run to completion)' });
+    if (h.background) {
+      if (!h.exec) ctx.addIssue({ code: 'custom', path: ['background'], message: 'is for exec hooks' });
+      else if (!h.exec.command.some((a) => a.includes(FERRY_WAIT))) ctx.addIssue({ code: 'custom', path: ['exec', 'command'], message: `a background hook's command must contain ${FERRY_WAIT}, where it holds until the snapshot is cut` });
+      if (h.phase !== 'preStage') ctx.addIssue({ code: 'custom', path: ['phase'], message: 'a background hook holds over the stage pass\'s group snapshot: it must be preStage' });
+    }
   });
 export type HookSpec = z.infer<typeof hookSchema>;
 
@@ -848,6 +864,9 @@ export const migrationPlanSchema = z
         if ((h.phase === 'preQuiesce' || h.phase === 'postQuiesce') && !plan.quiesce) {
           ctx.addIssue({ code: 'custom', path: ['hooks', i, 'phase'], message: `${h.phase} needs quiesce: true (nothing is quiesced)` });
         }
+      });
+      (Array.isArray(plan.hooks) ? plan.hooks : []).forEach((h, i) => {
+        if (h.background && plan.groupSnapshot !== true) ctx.addIssue({ code: 'custom', path: ['hooks', i, 'background'], message: 'needs groupSnapshot: true (the hook holds until the namespace\'s group snapshot is cut)' });
       });
       if (plan.cutoverWhen && plan.cutover !== 'manual') {
         ctx.addIssue({ code: 'custom', path: ['cutoverWhen'], message: 'needs cutover: manual (the operator decides when the projection is not reached)' });

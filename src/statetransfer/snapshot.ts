@@ -104,7 +104,8 @@ export interface VolumeGroupSnapshotObject {
   kind: 'VolumeGroupSnapshot';
   metadata: { name: string; namespace: string; labels: Record<string, string>; annotations?: Record<string, string> };
   spec: { source: { selector: { matchLabels: Record<string, string> } }; volumeGroupSnapshotClassName?: string };
-  status?: { readyToUse?: boolean; boundVolumeGroupSnapshotContentName?: string; error?: { message?: string } };
+  /** creationTime: when the snapshot was cut (RFC 3339). */
+  status?: { readyToUse?: boolean; boundVolumeGroupSnapshotContentName?: string; creationTime?: string; error?: { message?: string } };
 }
 
 /** What the group snapshot of one namespace's stage pass needs. */

@@ -76,6 +76,13 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     },
     // A VolumeGroupSnapshot per stage pass (plan groupSnapshot): creation and its wait, idempotent.
     prepareGroupSnapshot: { startToCloseTimeout: s(plan.timeouts.podStartSeconds + 300), retry: retry(5, 60, 5), cancellationType: waitCancel },
+    // holds the application (background hooks): never retried, as hooks are not
+    prepareHeldGroupSnapshot: {
+      startToCloseTimeout: s(plan.timeouts.podStartSeconds + 300 + Math.max(0, ...(plan.hooks ?? []).filter((h) => h.background).map((h) => h.timeoutSeconds)) * 2),
+      heartbeatTimeout,
+      retry: retry(1, 1, 1),
+      cancellationType: waitCancel,
+    },
     releaseGroupSnapshot: { startToCloseTimeout: s(600), retry: retry(5, 60, 10), cancellationType: waitCancel },
     // A user's command: never retried (it may not be idempotent); onError decides. Heartbeats while it
     // runs; the limit covers its timeout in a few dozen pods.

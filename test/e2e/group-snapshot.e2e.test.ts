@@ -7,14 +7,16 @@
  * record behind (snapshots taken PVC by PVC, at each one's sync, would be seconds apart: thousands of
  * records). After each pass no group or snapshot is left; while the migration runs the source PVCs
  * carry the group label, and cleanup removes it. Through the activities (MockActivityEnvironment), as
- * the namespace workflow calls them; namespace `gs-<run>`. Skipped unless the lab is up
+ * the namespace workflow calls them; namespace `gs-<run>`. First, a background hook (plan
+ * hooks[].background) holds the writer between two whole records over the group snapshot's cut:
+ * that copy must hold exactly as many records in `b` as in `a`, and the writer goes on after. Skipped unless the lab is up
  * (FERRY_REQUIRE_LAB=1 makes that a failure).
  */
 import type { KubernetesObject, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities';
 import type { FerryActivities, TransferRequest } from '../../src/activities/contract';
-import type { EndpointAddress, PVCInfo, TransferResult, WorkloadRef } from '../../src/core/types';
+import type { EndpointAddress, HookResult, PVCInfo, TransferResult, WorkloadRef } from '../../src/core/types';
 import { KubeClient } from '../../src/k8s/client';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { GROUP_SNAPSHOT_LABEL } from '../../src/statetransfer/snapshot';
@@ -27,8 +29,17 @@ const NS = `gs-${RUN}`;
 const MID = `gs-${RUN}`;
 const PVCS = ['data', 'wal'];
 
-/** Record i to data/a, then to wal/b, as fast as the shell goes; some bulk so a sync takes a moment. */
-const WRITER = ['head -c 20000000 /dev/urandom > /d/bulk.bin', 'i=1; while :; do printf "%08d\\n" $i >> /d/a; printf "%08d\\n" $i >> /w/b; i=$((i+1)); done'].join('\n');
+/**
+ * Record i to data/a, then (0.2 s later) to wal/b; some bulk so a sync takes a moment. While
+ * /dev/shm/lock exists (a background hook's "lock") it writes nothing and says so with
+ * /dev/shm/paused, between two whole records.
+ */
+const WRITER = [
+  'head -c 20000000 /dev/urandom > /d/bulk.bin',
+  'i=1; while :; do if [ -e /dev/shm/lock ]; then : > /dev/shm/paused; sleep 0.05; continue; fi; rm -f /dev/shm/paused; printf "%08d\\n" $i >> /d/a; sleep 0.2; printf "%08d\\n" $i >> /w/b; i=$((i+1)); done',
+].join('\n');
+/** The background hook: takes the lock, waits until the writer paused, holds at ${FERRY_WAIT} over the cut, unlocks. */
+const HOLD = { name: 'hold', phase: 'preStage', background: true, timeoutSeconds: 120, exec: { selector: 'app=writer', command: ['sh', '-c', 'touch /dev/shm/lock; while [ ! -e /dev/shm/paused ]; do sleep 0.05; done; echo paused; ${FERRY_WAIT}; rm -f /dev/shm/lock; echo unlocked'] } };
 
 /** Reads a and b on the destination PVCs and prints "na nb ok|torn". */
 const CHECKER = [
@@ -47,6 +58,16 @@ const CHECK_MOUNTS = {
     { name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } },
     { name: 'w', persistentVolumeClaim: { claimName: 'wal', readOnly: true } },
   ],
+};
+
+/** The drill's plan fields. */
+const PLAN_FIELDS = {
+  namespaces: [NS],
+  endpoint: { type: 'LoadBalancer' },
+  sourceCopyMethod: 'snapshot',
+  groupSnapshot: true,
+  storageClassMapping: { 'csi-hostpath': 'lab-local' },
+  timeouts: { endpointReadySeconds: 120, serverReadySeconds: 180, podStartSeconds: 120 },
 };
 
 labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', () => {
@@ -84,14 +105,7 @@ labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', 
   beforeAll(async () => {
     src = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' });
     activities = createActivities({ pollIntervalSeconds: 1 });
-    plan = labPlan({
-      namespaces: [NS],
-      endpoint: { type: 'LoadBalancer' },
-      sourceCopyMethod: 'snapshot',
-      groupSnapshot: true,
-      storageClassMapping: { 'csi-hostpath': 'lab-local' },
-      timeouts: { endpointReadySeconds: 120, serverReadySeconds: 180, podStartSeconds: 120 },
-    });
+    plan = labPlan(PLAN_FIELDS);
     await src.objects.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } } as KubernetesObject);
     for (const name of PVCS) {
       await src.objects.create({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'csi-hostpath', resources: { requests: { storage: '512Mi' } } } } as KubernetesObject);
@@ -99,9 +113,9 @@ labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', 
     await src.objects.create(writerDeployment(NS, WRITER, { mounts: [{ claim: 'data', path: '/d' }, { claim: 'wal', path: '/w' }] }));
     await waitUntil(async () => (await src.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, NS, { labelSelector: 'app=writer' })).some((p) => p.status?.phase === 'Running'), 'the writer to run', 180_000, 1000);
     await new Promise((r) => setTimeout(r, 3000));
-    const preflight = await activities.preflight({ migrationId: MID, plan } as never).catch((e: unknown) => e);
-    expect(JSON.stringify(preflight)).not.toMatch(/groupSnapshot|sourceCopyMethod/);
     const discovery = await activities.discoverNamespace(ctx());
+    // preflight as the migration runs it: with the discovery; it must find nothing in the way
+    expect(await activities.preflight({ migrationId: MID, plan, discoveries: [discovery] })).toEqual([]);
     pvcs = PVCS.map((n) => discovery.pvcs.find((p) => p.name === n)!);
     workloads = discovery.workloads;
     await activities.prepareDestination({ ...ctx(), discovery });
@@ -114,6 +128,25 @@ labDescribe('lab drill: stage passes from one VolumeGroupSnapshot of two PVCs', 
     await src.delete({ apiVersion: 'v1', kind: 'Namespace', name: NS }).catch(() => undefined);
     await KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' }).delete({ apiVersion: 'v1', kind: 'Namespace', name: NS }).catch(() => undefined);
   }, 60_000);
+
+  test('a background hook holds the writer over the cut: the copy holds whole records only, and the writer goes on after', async () => {
+    const held = labPlan({ ...PLAN_FIELDS, hooks: [HOLD] });
+    const r = (await env().run(activities.prepareHeldGroupSnapshot, { migrationId: MID, plan: held, namespace: held.namespaces[0]!, pass: 1, pvcs: PVCS, hooks: ['hold'] })) as { members: Record<string, string>; hooks: HookResult[] };
+    expect(r.hooks).toHaveLength(1);
+    expect(r.hooks[0]).toMatchObject({ name: 'hold', ok: true, pods: [expect.objectContaining({ exitCode: 0, outputTail: expect.stringMatching(/paused\s+unlocked/) })] });
+    expect(Object.keys(r.members).sort()).toEqual(PVCS);
+    for (const pvc of pvcs) expect(await runTransfer(pvc, false, r.members[pvc.name])).toMatchObject({ outcome: 'success' });
+    await env().run(activities.releaseGroupSnapshot, ctx());
+    const c = await checkDestination(0);
+    process.stdout.write(`[group snapshot drill] held pass: a=${c.na} b=${c.nb} ${c.ok}; hook ${r.hooks[0]!.seconds.toFixed(1)} s\n`);
+    expect(c.ok).toBe('ok');
+    expect(c.na).toBeGreaterThan(0);
+    expect(c.nb).toBe(c.na); // held between whole records: never a record in a without b
+    // released: the lock is gone and the writer goes on
+    const writer = kubectl('ferry-src', ['-n', NS, 'get', 'pods', '-l', 'app=writer', '-o', 'jsonpath={.items[0].metadata.name}']);
+    expect(() => kubectl('ferry-src', ['-n', NS, 'exec', writer, '--', 'test', '-e', '/dev/shm/lock'])).toThrow();
+    await waitUntil(() => Number(kubectl('ferry-src', ['-n', NS, 'exec', writer, '--', 'sh', '-c', 'wc -l < /d/a']).trim()) > c.na + 3, 'the writer to go on after the hold', 30_000, 1000);
+  }, 600_000);
 
   test('each stage pass is one point in time across both PVCs; nothing is left; the label goes at cleanup', async () => {
     const seen: string[] = [];

@@ -7,7 +7,11 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { AbortedError, FerryError } from '../../src/core/errors';
 import type { ExecResult, KubeClient } from '../../src/k8s/client';
-import { buildHookJob, HOOK_JOB_TTL_SECONDS, HOOK_OUTPUT_TAIL_BYTES, hookJobName, runExecHook } from '../../src/migration/hooks';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { holdScript, buildHookJob, HOOK_JOB_TTL_SECONDS, HOOK_OUTPUT_TAIL_BYTES, hookJobName, runExecHook } from '../../src/migration/hooks';
 import { hookPermissions } from '../../src/migration/preflight';
 import { hookCluster, hooksOf } from '../../src/plan/hooks';
 import { parsePlan, PlanValidationError } from '../../src/plan/load';
@@ -41,7 +45,7 @@ describe('plan hooks', () => {
     expect(problems([{ ...flush, exec: { ...flush.exec, selector: 'app in (a' } }]).join()).toMatch(/^hooks\[0\]\.exec\.selector: has an unbalanced "\("/);
     expect(problems([{ ...flush, exec: { ...flush.exec, command: [] } }]).join()).toMatch(/^hooks\[0\]\.exec\.command: /);
     expect(problems([flush], { quiesce: false })).toEqual(['hooks[0].phase: preQuiesce needs quiesce: true (nothing is quiesced)']);
-    expect(problems([{ ...flush, shell: 'bash' }])).toEqual(['hooks[0].shell: unknown key (known keys: name, phase, cluster, exec, job, timeoutSeconds, onError)']);
+    expect(problems([{ ...flush, shell: 'bash' }])).toEqual(['hooks[0].shell: unknown key (known keys: name, phase, cluster, exec, job, background, timeoutSeconds, onError)']);
   });
 });
 
@@ -102,6 +106,52 @@ describe('job hooks', () => {
     const show = (side: 'source' | 'destination') => hookPermissions(both, side).map((n) => `${n.verbs.join(',')} ${n.group}/${n.resource}${n.subresource ? `/${n.subresource}` : ''}`);
     expect(show('source')).toEqual(['get,create,delete batch/jobs', 'list /pods', 'get /pods/log', 'list /events']);
     expect(show('destination')).toEqual(['list /pods', 'get,create /pods/exec']);
+  });
+});
+
+describe('background hooks', () => {
+  const bg = { name: 'lock', phase: 'preStage', background: true, exec: { selector: 'app=db', command: ['sh', '-c', 'lock; ${FERRY_WAIT}; unlock'] } };
+  const problems = (hooks: unknown[], extra: Record<string, unknown>) => {
+    try {
+      plan(hooks, extra);
+      return '';
+    } catch (e) {
+      return (e as PlanValidationError).problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+    }
+  };
+  const snapshots = { sourceCopyMethod: 'snapshot', groupSnapshot: true };
+
+  test('need groupSnapshot, preStage, exec and ${FERRY_WAIT} in the command', () => {
+    expect(problems([bg], snapshots)).toBe('');
+    expect(problems([bg], { sourceCopyMethod: 'snapshot' })).toMatch(/hooks\[0\]\.background: needs groupSnapshot: true/);
+    expect(problems([{ ...bg, phase: 'postStage' }], snapshots)).toMatch(/hooks\[0\]\.phase: a background hook .* must be preStage/);
+    expect(problems([{ ...bg, exec: { ...bg.exec, command: ['sh', '-c', 'lock'] } }], snapshots)).toMatch(/hooks\[0\]\.exec\.command: a background hook's command must contain \$\{FERRY_WAIT\}/);
+  });
+
+  test('the hold script marks the hold, waits until the mark goes (or its limit), and removes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-hold-'));
+    try {
+      const mark = join(dir, 'held');
+      writeFileSync(join(dir, 'wait.sh'), holdScript(mark, 30));
+      const child = spawn('sh', [join(dir, 'wait.sh')]);
+      const ended = new Promise<number | null>((r) => child.on('exit', r));
+      return (async () => {
+        for (let i = 0; i < 50 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(existsSync(mark)).toBe(true);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(child.exitCode).toBeNull(); // still held
+        rmSync(mark);
+        expect(await ended).toBe(0);
+        // and a hold ends by itself at its limit
+        const started = Date.now();
+        writeFileSync(join(dir, 'short.sh'), holdScript(mark, 1));
+        execFileSync('sh', [join(dir, 'short.sh')]);
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect(existsSync(mark)).toBe(false);
+      })();
+    } finally {
+      setTimeout(() => rmSync(dir, { recursive: true, force: true }), 10_000).unref();
+    }
   });
 });
 

@@ -495,6 +495,29 @@ test('without verifyDestination nothing is checked', async () => {
   expect(nsResult(summary, 'shop').destinationCheck).toBeUndefined();
 });
 
+test('background hooks are held inside each pass\'s group snapshot, not run on their own; one that cannot hold (onError fail) fails the namespace', async () => {
+  const bg = { name: 'lock', phase: 'preStage', background: true, exec: { selector: 'app=db', command: ['sh', '-c', 'lock; ${FERRY_WAIT}'] } };
+  const snapshotPlan = (hooks: unknown[]) => testPlan({ sourceCopyMethod: 'snapshot', groupSnapshot: true, stagePasses: 2, hooks });
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, snapshotPlan([bg, { name: 'note', phase: 'preStage', exec: { selector: 'app=db', command: ['true'] } }]))).result());
+  expect(summary.status).toBe('succeeded');
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.filter((a) => a === 'prepareHeldGroupSnapshot')).toHaveLength(2);
+  expect(order).not.toContain('prepareGroupSnapshot');
+  // the ordinary preStage hook runs on its own, before the held snapshot
+  expect(order.slice(order.indexOf('runHook'), order.indexOf('runHook') + 2)).toEqual(['runHook', 'prepareHeldGroupSnapshot']);
+  expect(fake.transferSources.filter((t) => !t.final).every((t) => t.fromSnapshot?.startsWith('group-'))).toBe(true);
+  expect(nsResult(summary, 'shop').hooks!.filter((h) => h.name === 'lock').map((h) => h.ok)).toEqual([true, true]);
+
+  const failing = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  failing.failingHooks.set('lock', 1);
+  const { summary: failed } = await withWorker(failing, async (tq) => failureOf(await start(tq, snapshotPlan([bg]))));
+  const shop = nsResult(failed!, 'shop');
+  expect(shop.status).toBe('rolled-back');
+  expect(shop.error).toMatch(/hook lock \(preStage, source namespace shop\) failed: the command did not reach \$\{FERRY_WAIT\}/);
+  expect(failing.transferSources).toEqual([]);
+});
+
 test('a failed preQuiesce hook (onError fail) rolls the namespace back before anything is quiesced', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.failingHooks.set('flush', 1);

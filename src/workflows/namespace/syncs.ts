@@ -12,7 +12,8 @@ import { finalSyncConcurrency } from '../concurrency';
 import type { namespaceWorkflow } from './workflow';
 import { now, type NamespaceRun } from './run';
 import { Slots } from './slots';
-import { hasHooks, runHooks } from './hooks';
+import { backgroundHooks, hasHooks, recordHookResult, runHooks } from './hooks';
+import type { HookSpec } from '../../plan/schema';
 import { nextScheduledStage } from '../../plan/schedule';
 import { pvcSyncSummary } from '../summaries';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
@@ -174,7 +175,13 @@ export async function stagePasses(run: NamespaceRun): Promise<void> {
     if (hasHooks(run, 'preStage')) await runHooks(run, 'preStage');
     // Plan groupSnapshot: every PVC of the pass restored from one VolumeGroupSnapshot, taken now.
     const group = plan.groupSnapshot === true && plan.sourceCopyMethod === 'snapshot';
-    if (group) run.groupMembers = await run.acts.prepareGroupSnapshot({ ...run.ctx, pass: st.stagePassesDone + 1, pvcs: st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name) });
+    if (group) {
+      const snap = { ...run.ctx, pass: st.stagePassesDone + 1, pvcs: st.pvcs.filter((p) => p.status !== 'skipped').map((p) => p.name) };
+      // Background hooks (plan hooks[].background) are held over the cut, inside one activity.
+      const held = backgroundHooks(run);
+      if (held.length === 0) run.groupMembers = await run.acts.prepareGroupSnapshot(snap);
+      else run.groupMembers = await heldGroupSnapshot(run, snap, held);
+    }
     await syncAll(run, false);
     if (group) {
       run.groupMembers = undefined;
@@ -249,4 +256,18 @@ function decideOnEvidence(run: NamespaceRun): void {
     };
     wf.log.warn('cutover on evidence: the projection was not reached, the operator decides', { namespace: st.source, pass: st.stagePassesDone, projectedSeconds: projected, thresholdSeconds: threshold });
   }
+}
+
+/**
+ * The group snapshot of a stage pass with the background hooks held over its cut; their results are
+ * recorded (a failure with onError fail fails the namespace: the snapshot was not taken).
+ */
+async function heldGroupSnapshot(run: NamespaceRun, snap: { pass: number; pvcs: string[] } & NamespaceRun['ctx'], held: readonly HookSpec[]): Promise<Record<string, string>> {
+  // Not retried (it runs the user's commands): a failure of the activity fails the pass.
+  const r = await run.acts.prepareHeldGroupSnapshot({ ...snap, hooks: held.map((h) => h.name) });
+  for (const h of held) {
+    const result = r.hooks.find((x) => x.name === h.name);
+    if (result) recordHookResult(run, h, result);
+  }
+  return r.members;
 }

@@ -351,6 +351,18 @@ export class FakeCluster {
       prepareGroupSnapshot: (input) =>
         this.activity('prepareGroupSnapshot', `${input.namespace.source} pass=${input.pass}`, async () => Object.fromEntries(input.pvcs.map((p) => [p, `group-${input.pass}-${p}`]))),
       releaseGroupSnapshot: (input) => this.activity('releaseGroupSnapshot', input.namespace.source, async () => undefined),
+      prepareHeldGroupSnapshot: (input) =>
+        this.activity('prepareHeldGroupSnapshot', `${input.namespace.source} pass=${input.pass} hooks=${input.hooks.join(',')}`, async () => {
+          const hooks = input.hooks.map((name) => {
+            const hook = input.plan.hooks.find((h) => h.name === name)!;
+            const failing = this.failingHooks.get(name) ?? 0;
+            if (failing > 0) this.failingHooks.set(name, failing - 1);
+            this.hookRuns.push({ hook: name, namespace: input.namespace.source, sourceReplicas: [] });
+            return { name, phase: hook.phase, cluster: 'source' as const, namespace: input.namespace.source, ok: failing === 0, ...(failing > 0 ? { message: `the command did not reach \${FERRY_WAIT} within 300 s in pod ${input.namespace.source}/db-0 (simulated)` } : {}), pods: [{ pod: 'db-0', exitCode: 0, outputTail: 'held\n' }], seconds: 0.01 };
+          });
+          const fatal = hooks.some((r, i) => !r.ok && input.plan.hooks.find((h) => h.name === input.hooks[i])!.onError !== 'continue');
+          return { members: fatal ? {} : Object.fromEntries(input.pvcs.map((p) => [p, `group-${input.pass}-${p}`])), hooks };
+        }),
       runHook: (input) =>
         this.activity('runHook', `${input.namespace.source} ${input.hook}`, async () => {
           const hook = input.plan.hooks.find((h) => h.name === input.hook)!;
