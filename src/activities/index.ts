@@ -43,7 +43,7 @@ import { runClientTransfer, type ClientTransferOptions } from '../migration/clie
 import { ensureServer } from '../migration/server';
 import { ensureCredentials, readClientCredentials } from '../migration/credentials';
 import { ensureServerForSync, explainSyncFailure } from '../migration/server-sync';
-import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime } from '../migration/snapshot';
+import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime, type GroupSnapshotRun } from '../migration/snapshot';
 import { holdBackgroundHooks, runHook } from '../migration/hooks';
 import { checkDestination } from '../migration/destination-check';
 import { hookCluster } from '../plan/hooks';
@@ -235,6 +235,17 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
   }
 
   const nsFields = (ctx: NamespaceContext) => ({ migrationId: ctx.migrationId, namespace: ctx.namespace.source });
+  /** The group snapshot of a stage pass, as the plan says (prepareGroupSnapshot, prepareHeldGroupSnapshot). */
+  const groupSnapshotRun = (input: NamespaceContext & { pass: number; pvcs: string[] }, log: Logger, signal: AbortSignal | undefined): GroupSnapshotRun => ({
+    migrationId: input.migrationId,
+    namespace: input.namespace.source,
+    pass: input.pass,
+    pvcs: input.pvcs,
+    ...(input.plan.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClass: input.plan.volumeGroupSnapshotClass } : {}),
+    timeoutSeconds: input.plan.timeouts.podStartSeconds,
+    ...(signal ? { signal } : {}),
+    logger: log,
+  });
 
   return {
     discoverNamespace: (ctx) =>
@@ -439,18 +450,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
       }, (outcome) => metrics.syncEnded(syncLabels(req), outcome)),
 
     prepareGroupSnapshot: (input) =>
-      run('prepareGroupSnapshot', nsFields(input), async (log, signal) =>
-        prepareGroupSnapshot(clients(input.plan).source(), {
-          migrationId: input.migrationId,
-          namespace: input.namespace.source,
-          pass: input.pass,
-          pvcs: input.pvcs,
-          ...(input.plan.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClass: input.plan.volumeGroupSnapshotClass } : {}),
-          timeoutSeconds: input.plan.timeouts.podStartSeconds,
-          ...(signal ? { signal } : {}),
-          logger: log,
-        }),
-      ),
+      run('prepareGroupSnapshot', nsFields(input), async (log, signal) => prepareGroupSnapshot(clients(input.plan).source(), groupSnapshotRun(input, log, signal))),
 
     prepareHeldGroupSnapshot: (input) =>
       run('prepareHeldGroupSnapshot', nsFields(input), async (log, signal) => {
@@ -472,17 +472,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
             await release();
             return { members: {}, hooks: results! };
           }
-          const members = await prepareGroupSnapshot(source, {
-            migrationId: input.migrationId,
-            namespace: input.namespace.source,
-            pass: input.pass,
-            pvcs: input.pvcs,
-            ...(input.plan.volumeGroupSnapshotClass !== undefined ? { volumeGroupSnapshotClass: input.plan.volumeGroupSnapshotClass } : {}),
-            timeoutSeconds: input.plan.timeouts.podStartSeconds,
-            onCut: release,
-            ...(signal ? { signal } : {}),
-            logger: log,
-          });
+          const members = await prepareGroupSnapshot(source, { ...groupSnapshotRun(input, log, signal), onCut: release });
           await release();
           return { members, hooks: results! };
         } finally {
