@@ -41,10 +41,10 @@ const GATEWAY_IP = '10.250.0.12';
 const GATEWAY_PORT = 443;
 const CONTROLLER = 'traefik.io/gateway-controller';
 
-/** Why the lab's Gateway cannot serve the drill (undefined when it can). */
+/** Why the lab's Gateway cannot serve the drill: `hack/lab/gateway.sh status` fails (undefined when it can). */
 function gatewayUnavailable(): string | undefined {
-  const r = spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', 'ferry-dst', '-n', GATEWAY.namespace, 'get', 'gateway', GATEWAY.name, '-o', 'jsonpath={.status.conditions[?(@.type=="Programmed")].status}'], { encoding: 'utf8', timeout: 30000 });
-  return r.status === 0 && r.stdout.trim() === 'True' ? undefined : `the lab's Gateway ${GATEWAY.namespace}/${GATEWAY.name} is not Programmed (start it: bash hack/lab/gateway.sh up)`;
+  const r = spawnSync('bash', [join(ROOT, 'hack/lab/gateway.sh'), 'status'], { encoding: 'utf8', timeout: 60000 });
+  return r.status === 0 ? undefined : `hack/lab/gateway.sh status failed: ${(r.stdout + r.stderr).trim().replace(/\n\s*/g, ' | ')}`;
 }
 
 const unavailable = labUnavailable(['kubectl']) ?? gatewayUnavailable();
