@@ -19,21 +19,19 @@
  * Skipped with a message unless the lab with nodes and its Gateway is up; FERRY_REQUIRE_LAB=1 makes
  * that a failure.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { openSession, startMigration, type TemporalSession } from '../../src/cli/operations';
+import { startMigration } from '../../src/cli/operations';
 import { FerryError } from '../../src/core/errors';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { ensureEndpoint, observeEndpoint } from '../../src/migration/endpoint';
 import { endpointFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
-import { resolveTemporal, type TemporalHandle } from '../../src/temporal/devserver';
-import { comparePVCs, ferryObjects, freePort, kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, startWorkerProcess, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { comparePVCs, ferryObjects, kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
 
 const ROOT = join(__dirname, '..', '..');
 const GATEWAY = { name: 'lab-gateway', namespace: 'ferry-gateway' };
@@ -60,7 +58,6 @@ const ID = `gw-${RUN}`;
 const HOSTNAME = `m-${RUN}.gw.lab`;
 const NEG_NS = `gw-${RUN}-neg`;
 const NEG_GW_NS = `gw-${RUN}-gwy`;
-const TASK_QUEUE = `ferry-gw-${RUN}`;
 const t0 = Date.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stdout.write(`[tlsroute drill +${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
@@ -80,33 +77,15 @@ function routeParents(namespace: string): { name: string; hostnames: string[]; p
 const condition = (p: RouteParentStatus | undefined, type: string) => p?.conditions?.find((c) => c.type === type);
 
 labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () => {
-  let temporal: TemporalHandle;
-  let session: TemporalSession;
-  let stateDir: string;
-  let worker: ChildProcess | undefined;
-  let workerLog = '';
+  let lab: LabWorker | undefined;
+  const session = () => lab!.session;
 
   beforeAll(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'ferry-gw-e2e-'));
-    const port = await freePort();
-    const { TEMPORAL_ADDRESS: _ignored, ...env } = process.env;
-    const workerEnv = { ...env, KUBECONFIG: LAB_KUBECONFIG, FERRY_STATE_DIR: stateDir, FERRY_TEMPORAL_PORT: String(port), FERRY_TASK_QUEUE: TASK_QUEUE, FERRY_LOG_LEVEL: 'info' };
-    temporal = await resolveTemporal({ env: workerEnv, stateDir, port, headless: true });
-    worker = await startWorkerProcess(ROOT, workerEnv, (chunk) => (workerLog = (workerLog + chunk).slice(-(1 << 20))));
-    session = await openSession(workerEnv);
+    lab = await startLabWorker(ROOT, `gw-${RUN}`);
   }, 300_000);
 
   afterAll(async () => {
-    const w = worker;
-    if (w && w.exitCode === null && w.signalCode === null) {
-      const exited = new Promise((r) => w.once('exit', r));
-      w.kill('SIGTERM');
-      await Promise.race([exited, sleep(30_000)]);
-      if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    }
-    await session?.close().catch(() => undefined);
-    await temporal?.stop().catch(() => undefined);
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await lab?.stop();
     if (process.env.FERRY_E2E_KEEP !== '1') {
       const del = (ctx: string, ns: string) => spawnSync('kubectl', ['--kubeconfig', LAB_KUBECONFIG, '--context', ctx, 'delete', 'ns', ns, '--wait=false', '--ignore-not-found'], { timeout: 30000 });
       del('ferry-src', NS);
@@ -131,11 +110,11 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
       timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300 },
     });
     const started = Date.now();
-    await startMigration(session, plan, ID, TUNING);
+    await startMigration(session(), plan, ID, TUNING);
 
     // the route as traefik reports it, read while the migration runs (Ferry deletes it at the end)
     let seen: { name: string; hostnames: string[]; parents: RouteParentStatus[] } | undefined;
-    const handle = session.client.workflow.getHandle(ID);
+    const handle = session().client.workflow.getHandle(ID);
     let done = false;
     const result = handle.result().then(
       (s) => s as MigrationState,
