@@ -13,8 +13,9 @@
  *              (the migration's recorded endpoint address), every PVC's tree identical, the source
  *              workloads as before, no Ferry object (nor TLSRoute) left in either cluster.
  *   negative   a Gateway of the drill's own (`gw-<run>-gwy/restricted`, listener from: Same) and a
- *              TLSRoute endpoint for it from another namespace: traefik reports Accepted False
- *              (NotAllowedByListeners) and Ferry's ensureEndpoint fails with that explanation.
+ *              TLSRoute endpoint for it from another namespace: preflight reports it from the
+ *              Gateway's spec; created anyway, traefik reports Accepted False (NotAllowedByListeners)
+ *              and Ferry's ensureEndpoint fails with that explanation.
  *
  * Skipped with a message unless the lab with nodes and its Gateway is up; FERRY_REQUIRE_LAB=1 makes
  * that a failure.
@@ -29,6 +30,7 @@ import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { ensureEndpoint, observeEndpoint } from '../../src/migration/endpoint';
 import { endpointFor } from '../../src/migration/compose';
+import { runPreflight } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
 import { comparePVCs, ferryObjects, kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
@@ -162,7 +164,7 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
     expect(routeParents(NS)).toEqual([]);
   }, 900_000);
 
-  test('a listener that does not admit the namespace: traefik says NotAllowedByListeners, Ferry reports it', async () => {
+  test('a listener that does not admit the namespace: preflight finds it in the spec, traefik says NotAllowedByListeners, Ferry reports it', async () => {
     const dst = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' });
     kubectl('ferry-dst', ['create', 'namespace', NEG_GW_NS]);
     kubectl('ferry-dst', ['create', 'namespace', NEG_NS]);
@@ -183,6 +185,12 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
       namespaces: [NEG_NS],
       endpoint: { type: 'TLSRoute', hostname: `x.${RUN}.restricted.gw.lab`, gateway: { name: 'restricted', namespace: NEG_GW_NS, sectionName: 'tls-same' } },
     });
+    // the dry run (preflight) sees it in the Gateway's spec already, before anything is created
+    const source = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' });
+    const preflight = await runPreflight({ migrationId: ID, plan, discoveries: [], source: { client: source }, destination: { client: dst } });
+    expect(preflight.filter((p) => p.message.startsWith('endpoint TLSRoute:'))).toEqual([
+      { subject: 'namespaces[0]', message: expect.stringContaining(`Gateway ${NEG_GW_NS}/restricted listener tls-same admits routes from its own namespace ${NEG_GW_NS} only`) },
+    ]);
     const started = Date.now();
     const err = await ensureEndpoint(dst, plan, ID, NEG_NS, { timeoutSeconds: 15 }).then(
       () => undefined,
