@@ -4,8 +4,9 @@
 # registry each.
 #
 #   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached), the CSI
-#                            stack (cached) and images (cached), start control planes, nodes,
-#                            registries, the lab controllers and the CSI stack (csi.sh), push the
+#                            stack (cached), traefik (cached) and images (cached), start control
+#                            planes, nodes, registries, the lab controllers, the CSI stack (csi.sh)
+#                            and the dst Gateway (gateway.sh: traefik, Gateway API), push the
 #                            images; idempotent (a running lab is kept)
 #   hack/lab/lab.sh status   health of every component (exit 1 if anything is unhealthy)
 #   hack/lab/lab.sh down     stop everything by pid; leaves no process, netns, mount, loop
@@ -174,6 +175,7 @@ cmd_up() {
   phase packages ensure_packages
   phase binaries bash -c '"$1" >&2' _ "$LAB_DIR/build-binaries.sh"
   phase csi-build bash -c '"$1" >&2' _ "$LAB_DIR/build-csi.sh"
+  phase gateway-build bash -c '"$1" >&2' _ "$LAB_DIR/build-gateway.sh"
   BIN=${FERRY_LAB_BIN:-$("$LAB_DIR/build-binaries.sh" --print-bin-dir)}
   phase images bash -c '"$1" >/dev/null' _ "$LAB_DIR/images.sh"
   export FERRY_LAB_LOCKED=1
@@ -185,6 +187,7 @@ cmd_up() {
   phase controllers start_controllers
   phase addons apply_addons
   phase csi "$LAB_DIR/csi.sh" up
+  phase gateway "$LAB_DIR/gateway.sh" up
   phase push "$LAB_DIR/registry.sh" push
   log "lab up in $((SECONDS - t0))s"
   cmd_status
@@ -230,6 +233,7 @@ cmd_down() {
     [[ -e $f && $(<"$f") == "$STATE/"* ]] && LAB_LOOPS+="/dev/$(basename "$(dirname "$(dirname "$f")")")|$(<"$f") "
   done
   if [[ -d $RUN ]]; then
+    "$LAB_DIR/gateway.sh" down
     "$LAB_DIR/csi.sh" down
     stop_controllers
     "$LAB_DIR/registry.sh" down
@@ -270,6 +274,8 @@ cmd_status() {
   done
   echo "== CSI (hack/lab/csi.sh: snapshot-controller, csi-provisioner, csi-snapshotter, lab-csi-hostpath, lab-csi-registrar)"
   "$LAB_DIR/csi.sh" status || rc=1
+  echo "== Gateway API (hack/lab/gateway.sh: traefik in dst, Gateway ferry-gateway/lab-gateway, TLS passthrough)"
+  "$LAB_DIR/gateway.sh" status || rc=1
   echo "== cluster add-ons"
   for c in "${CLUSTERS[@]}"; do
     local sc lbs pvs kube crds

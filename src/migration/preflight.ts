@@ -13,6 +13,9 @@
  * - ReadWriteOncePod volumes in use cannot be read by a client pod while the application runs
  *   (stage syncs would wait forever);
  * - the plan's transfer and endpoint options are accepted by the state-transfer library;
+ * - endpoint TLSRoute: its Gateway exists and has the listener (sectionName, else a TLS Passthrough
+ *   one), which passes TLS through and admits TLSRoutes from the destination namespace as far as its
+ *   spec tells (allowedRoutes);
  * - image migration: skopeo runs on the worker, the registry files exist, the ImageStream API exists
  *   in imagestreams mode;
  * - the Pod Security admission level the source and destination namespaces enforce
@@ -40,7 +43,8 @@ import { PRESERVE_OWNERSHIP_CAPABILITIES } from '../statetransfer/pods/security'
 import type { SecurityMode } from '../statetransfer/types';
 import { DEFAULT_GROUP_SNAPSHOT_CLASS_ANNOTATION, DEFAULT_SNAPSHOT_CLASS_ANNOTATION, GROUP_SNAPSHOT_API_VERSION } from '../statetransfer/snapshot';
 import { endpointKind, endpointPermissions } from '../statetransfer/registry';
-import { endpointOptionsFor, transferFor } from './compose';
+import { TLSRouteEndpoint, type GatewayObject } from '../statetransfer/endpoint/tlsroute';
+import { endpointFor, endpointOptionsFor, transferFor } from './compose';
 import { policyDeletesPVCs, retentionPolicyOf } from './quiesce';
 import { hookCluster } from '../plan/hooks';
 import { ownerIndex, resolveController, WORKLOAD_KINDS } from './workloads';
@@ -241,6 +245,20 @@ export function optionProblems(plan: MigrationPlan, migrationId: string, destina
   return out;
 }
 
+/**
+ * Why the TLSRoute endpoint of `namespace` cannot attach to the plan's Gateway, from the Gateway's
+ * spec (TLSRouteEndpoint.gatewayProblem); undefined when nothing is wrong, or when the destination
+ * does not serve the Gateway kind (the served-API check reports that).
+ */
+async function tlsRouteGatewayProblem(dst: KubeClient, plan: MigrationPlan, migrationId: string, namespace: string): Promise<string | undefined> {
+  const endpoint = endpointFor(plan, migrationId, namespace, 'TLSRoute');
+  if (!(endpoint instanceof TLSRouteEndpoint)) return undefined;
+  const [ref] = endpoint.observes;
+  if (!ref || !(await dst.hasApi(ref.apiVersion, ref.kind))) return undefined;
+  const problem = endpoint.gatewayProblem(await dst.get<GatewayObject>(ref));
+  return problem ? `endpoint TLSRoute: ${problem}` : undefined;
+}
+
 function fileProblem(path: string | undefined, what: string): string | undefined {
   if (path === undefined) return undefined;
   try {
@@ -347,7 +365,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
   for (const [i, mapping] of plan.namespaces.entries()) {
     const subject = `namespaces[${i}]`;
     const discovery = discoveries.find((d) => d.sourceNamespace === mapping.source);
-    for (const p of optionProblems(plan, migrationId, mapping.destination, types)) add(subject, p);
+    const options = optionProblems(plan, migrationId, mapping.destination, types);
+    for (const p of options) add(subject, p);
 
     if (discovery) {
       const unmanaged = unmanagedPodsProblem(plan, discovery);
@@ -412,6 +431,10 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
         }
         const missing = await denied(dst, destinationPermissions(plan, types), mapping.destination);
         if (missing.length) add(subject, `missing permissions in destination namespace ${mapping.destination} (context ${dst.contextName}): ${missing.join(', ')}`);
+        if (types.includes('TLSRoute') && !options.some((p) => p.startsWith('endpoint TLSRoute:'))) {
+          const gateway = await tlsRouteGatewayProblem(dst, plan, migrationId, mapping.destination);
+          if (gateway) add(subject, gateway);
+        }
         for (const info of discovery?.pvcs ?? []) {
           const ps = `pvc ${mapping.source}/${info.name}`;
           if (destinationClasses) {

@@ -1,14 +1,18 @@
 /**
- * The Gateway API TLSRoute endpoint (src/statetransfer/endpoint/tlsroute.ts): its objects, and its
+ * The Gateway API TLSRoute endpoint (src/statetransfer/endpoint/tlsroute.ts): its objects, its
  * health read from the route's status (Accepted / ResolvedRefs of its parent) and the Gateway (address,
- * TLS Passthrough listener), with objects shaped like the Gateway API conformance fixtures. No Gateway
- * implementation runs in the lab yet: this is the test of record for the type.
+ * TLS Passthrough listener), with objects shaped like the Gateway API conformance fixtures, and the
+ * preflight check of the Gateway's spec. The real thing (traefik in the lab's dst cluster, a migration
+ * through it, a route it refuses) is test/e2e/tlsroute.e2e.test.ts.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { endpointOptionsFor } from '../../src/migration/compose';
+import { discoverNamespace } from '../../src/migration/discovery';
+import { runPreflight } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
 import { createEndpoint, EndpointOptionsError } from '../../src/statetransfer/endpoint';
 import { TLSRouteEndpoint, type GatewayObject, type TLSRouteObject } from '../../src/statetransfer/endpoint/tlsroute';
+import { FakeKube } from '../support/fake-kube';
 
 const base = { type: 'TLSRoute' as const, migrationId: 'mig-1', namespace: 'shop-new', backendPort: 8443, hostname: 'ferry.example.com', gateway: { name: 'gw', namespace: 'infra', sectionName: 'tls' } };
 
@@ -101,5 +105,48 @@ describe('TLSRoute endpoint', () => {
     expect(() => parsePlan({ source: { kubeconfig: '/dev/null', context: 'a' }, destination: { kubeconfig: '/dev/null', context: 'b' }, namespaces: ['shop'], endpoint: { type: 'TLSRoute', hostname: 'a.example.com' } })).toThrow(
       /endpoint.gateway: is required when type is TLSRoute/,
     );
+  });
+
+  it('gatewayProblem: what the Gateway spec tells before a route exists', () => {
+    const e = createEndpoint(base) as TLSRouteEndpoint;
+    const tls = (allowedRoutes?: Record<string, unknown>) => gateway({ spec: { listeners: [{ name: 'tls', port: 8443, protocol: 'TLS', tls: { mode: 'Passthrough' }, ...(allowedRoutes ? { allowedRoutes } : {}) }] } });
+    expect(e.gatewayProblem(undefined)).toMatch(/^Gateway infra\/gw not found/);
+    expect(e.gatewayProblem(gateway({ spec: { listeners: [] } }))).toBe('Gateway infra/gw has no listener named tls');
+    expect(e.gatewayProblem(gateway({ spec: { listeners: [{ name: 'tls', port: 443, protocol: 'HTTPS' }] } }))).toMatch(/listener tls is HTTPS with tls.mode Terminate/);
+    // allowedRoutes defaults to the Gateway's own namespace: the route's (shop-new) is another one
+    expect(e.gatewayProblem(tls())).toMatch(/admits routes from its own namespace infra only \(allowedRoutes.namespaces.from Same\), not from shop-new/);
+    expect(e.gatewayProblem(tls({ namespaces: { from: 'Same' } }))).toMatch(/from Same/);
+    expect(e.gatewayProblem(tls({ namespaces: { from: 'All' } }))).toBeUndefined();
+    expect(e.gatewayProblem(tls({ namespaces: { from: 'Selector' } }))).toBeUndefined(); // the controller decides
+    expect(e.gatewayProblem(tls({ namespaces: { from: 'All' }, kinds: [{ kind: 'TCPRoute' }] }))).toBe('Gateway infra/gw listener tls admits the route kinds TCPRoute, not TLSRoute (allowedRoutes.kinds)');
+    expect(e.gatewayProblem(tls({ namespaces: { from: 'All' }, kinds: [{ group: 'gateway.networking.k8s.io', kind: 'TLSRoute' }] }))).toBeUndefined();
+    // a Gateway in the route's own namespace admits it by default
+    const own = createEndpoint({ ...base, gateway: { name: 'gw' } }) as TLSRouteEndpoint;
+    expect(own.gatewayProblem(gateway({ metadata: { name: 'gw', namespace: 'shop-new' }, spec: { listeners: [{ name: 'x', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } }] } }))).toBeUndefined();
+  });
+
+  describe('preflight', () => {
+    const nsObj: KubernetesObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } };
+    const data = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data', namespace: 'shop' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } }, status: { phase: 'Bound' } } as KubernetesObject;
+    const storageClass = { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'standard', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } } } as KubernetesObject;
+    const tlsPlan = parsePlan({
+      source: { context: 'src' },
+      destination: { context: 'dst' },
+      namespaces: ['shop'],
+      endpoint: { type: 'TLSRoute', hostname: 'ferry.example.com', gateway: { name: 'gw', namespace: 'infra' } },
+    });
+    const gatewayProblems = async (dstObjects: KubernetesObject[]) => {
+      const src = new FakeKube([nsObj, data]);
+      const d = await discoverNamespace(src.client(), { mapping: tlsPlan.namespaces[0]!, plan: tlsPlan });
+      const problems = await runPreflight({ migrationId: 'm1', plan: tlsPlan, discoveries: [d], source: { client: src.client() }, destination: { client: new FakeKube([storageClass, ...dstObjects]).client() } });
+      return problems.filter((p) => p.message.startsWith('endpoint TLSRoute:'));
+    };
+    const listener = (from: string) => gateway({ spec: { listeners: [{ name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' }, allowedRoutes: { namespaces: { from } } }] } });
+
+    it('reports a missing Gateway or one that does not admit the destination namespace before anything is created', async () => {
+      expect(await gatewayProblems([])).toEqual([{ subject: 'namespaces[0]', message: expect.stringMatching(/^endpoint TLSRoute: Gateway infra\/gw not found/) }]);
+      expect(await gatewayProblems([listener('Same')])).toEqual([{ subject: 'namespaces[0]', message: expect.stringMatching(/admits routes from its own namespace infra only/) }]);
+      expect(await gatewayProblems([listener('All')])).toEqual([]);
+    });
   });
 });

@@ -46,9 +46,19 @@ export interface TLSRouteObject extends KubernetesObject {
   };
 }
 
-/** The Gateway fields health reads. */
+/** A Gateway listener (the fields Ferry reads). */
+export interface GatewayListener {
+  name?: string;
+  port?: number;
+  protocol?: string;
+  tls?: { mode?: string };
+  /** Which routes may attach: namespaces.from All, Same (default) or Selector; kinds (default: the protocol's). */
+  allowedRoutes?: { namespaces?: { from?: string }; kinds?: { group?: string; kind?: string }[] };
+}
+
+/** The Gateway fields health and preflight read. */
 export interface GatewayObject extends KubernetesObject {
-  spec?: { listeners?: { name?: string; port?: number; protocol?: string; tls?: { mode?: string } }[] };
+  spec?: { listeners?: GatewayListener[] };
   status?: { addresses?: { type?: string; value?: string }[] };
 }
 
@@ -95,6 +105,50 @@ export class TLSRouteEndpoint extends FrontendEndpointBase {
   }
 
   /**
+   * The Gateway listener the route attaches to (the one named by sectionName, else the first with
+   * protocol TLS and tls.mode Passthrough), or why there is none usable: the Gateway is missing, has
+   * no such listener, or that listener does not pass TLS through (a terminating one breaks the
+   * transfer's mutual TLS).
+   */
+  listenerOf(gateway: GatewayObject | undefined): { listener: GatewayListener } | { problem: string } {
+    const gw = `Gateway ${this.gateway.namespace}/${this.gateway.name}`;
+    if (!gateway) return { problem: `${gw} not found: the TLSRoute attaches to an existing Gateway with a TLS Passthrough listener (plan endpoint.gateway)` };
+    const listeners = gateway.spec?.listeners ?? [];
+    const listener = this.gateway.sectionName !== undefined ? listeners.find((l) => l.name === this.gateway.sectionName) : listeners.find((l) => l.protocol === 'TLS' && l.tls?.mode === 'Passthrough');
+    if (!listener) {
+      return { problem: this.gateway.sectionName !== undefined ? `${gw} has no listener named ${this.gateway.sectionName}` : `${gw} has no listener with protocol TLS and tls.mode Passthrough` };
+    }
+    // tls.mode defaults to Terminate (Gateway API spec): a terminating listener breaks mutual TLS.
+    if (listener.protocol !== 'TLS' || listener.tls?.mode !== 'Passthrough') {
+      return { problem: `${gw} listener ${listener.name ?? '?'} is ${listener.protocol ?? '?'} with tls.mode ${listener.tls?.mode ?? 'Terminate'}: the transfer's mutual TLS needs protocol TLS with tls.mode Passthrough` };
+    }
+    return { listener };
+  }
+
+  /**
+   * What the Gateway's spec alone tells against this route, before any route exists (preflight):
+   * `listenerOf`'s problems, and a listener that admits no TLSRoute from this namespace
+   * (allowedRoutes.namespaces.from Same, the default, with the Gateway in another namespace; or
+   * allowedRoutes.kinds without TLSRoute). A Selector is not evaluated (the controller decides, and
+   * health reports its verdict). Undefined when nothing is wrong as far as the spec tells.
+   */
+  gatewayProblem(gateway: GatewayObject | undefined): string | undefined {
+    const found = this.listenerOf(gateway);
+    if ('problem' in found) return found.problem;
+    const { listener } = found;
+    const gw = `Gateway ${this.gateway.namespace}/${this.gateway.name} listener ${listener.name ?? '?'}`;
+    const from = listener.allowedRoutes?.namespaces?.from ?? 'Same';
+    if (from === 'Same' && this.gateway.namespace !== this.namespace) {
+      return `${gw} admits routes from its own namespace ${this.gateway.namespace} only (allowedRoutes.namespaces.from Same), not from ${this.namespace}: allow the destination namespace on the listener (from All, or a Selector that matches it)`;
+    }
+    const kinds = listener.allowedRoutes?.kinds;
+    if (kinds && kinds.length > 0 && !kinds.some((k) => k.kind === 'TLSRoute' && (k.group ?? GATEWAY_GROUP) === GATEWAY_GROUP)) {
+      return `${gw} admits the route kinds ${kinds.map((k) => k.kind).join(', ')}, not TLSRoute (allowedRoutes.kinds)`;
+    }
+    return undefined;
+  }
+
+  /**
    * Healthy when the backing Service exists, the Gateway's controller reports the route Accepted and
    * ResolvedRefs ('True') for this parent, and the Gateway has an address and a TLS Passthrough
    * listener (the one named by sectionName, else the first). Address = { host: the Gateway's first
@@ -110,19 +164,9 @@ export class TLSRouteEndpoint extends FrontendEndpointBase {
     const route = findObserved<TLSRouteObject>(observed, 'TLSRoute', this.name);
     if (!route) return { healthy: false, reason: missing('TLSRoute', this.name, this.namespace) };
     const gateway = findObserved<GatewayObject>(observed, 'Gateway', this.gateway.name);
-    if (!gateway) return { healthy: false, reason: `${gw} not found: the TLSRoute attaches to an existing Gateway with a TLS Passthrough listener (plan endpoint.gateway)` };
-    const listeners = gateway.spec?.listeners ?? [];
-    const listener = this.gateway.sectionName !== undefined ? listeners.find((l) => l.name === this.gateway.sectionName) : listeners.find((l) => l.protocol === 'TLS' && l.tls?.mode === 'Passthrough');
-    if (!listener) {
-      return {
-        healthy: false,
-        reason: this.gateway.sectionName !== undefined ? `${gw} has no listener named ${this.gateway.sectionName}` : `${gw} has no listener with protocol TLS and tls.mode Passthrough`,
-      };
-    }
-    // tls.mode defaults to Terminate (Gateway API spec): a terminating listener breaks mutual TLS.
-    if (listener.protocol !== 'TLS' || listener.tls?.mode !== 'Passthrough') {
-      return { healthy: false, reason: `${gw} listener ${listener.name ?? '?'} is ${listener.protocol ?? '?'} with tls.mode ${listener.tls?.mode ?? 'Terminate'}: the transfer's mutual TLS needs protocol TLS with tls.mode Passthrough` };
-    }
+    const found = this.listenerOf(gateway);
+    if ('problem' in found) return { healthy: false, reason: found.problem };
+    const { listener } = found;
     const parent = (route.status?.parents ?? []).find(
       (p) => p.parentRef?.name === this.gateway.name && (p.parentRef.namespace ?? this.namespace) === this.gateway.namespace && (this.gateway.sectionName === undefined || p.parentRef.sectionName === this.gateway.sectionName),
     );
@@ -131,7 +175,7 @@ export class TLSRouteEndpoint extends FrontendEndpointBase {
       if (c?.status === 'False') return { healthy: false, reason: `${where}: ${gw} did not accept it: ${type} False (${c.reason ?? 'no reason'}${c.message ? `: ${c.message}` : ''})` };
       if (c?.status !== 'True') return { healthy: false, reason: `${where}: waiting for ${gw}'s controller to report ${type} (is a Gateway API implementation with TLSRoute support running?)` };
     }
-    const address = (gateway.status?.addresses ?? []).find((a) => typeof a.value === 'string' && a.value !== '')?.value;
+    const address = (gateway?.status?.addresses ?? []).find((a) => typeof a.value === 'string' && a.value !== '')?.value;
     if (!address) return { healthy: false, reason: `${gw} has no address yet (status.addresses is empty)` };
     if (typeof listener.port !== 'number') return { healthy: false, reason: `${gw} listener ${listener.name ?? '?'} has no port` };
     return {
