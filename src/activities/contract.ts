@@ -13,7 +13,7 @@
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import type { NamespaceState } from '../core/state';
-import type { CleanupReport, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
+import type { CleanupReport, CreatedEndpoint, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */
 export interface NamespaceContext {
@@ -53,7 +53,7 @@ export interface FerryActivities {
   prepareDestination(input: NamespaceContext & { discovery: NamespaceDiscovery }): Promise<{ createdNamespace: boolean; createdPVCs: string[] }>;
   /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. Ensures the
    * destination namespace first as prepareDestination does (it may run at the same time). */
-  createEndpoint(ctx: NamespaceContext): Promise<EndpointAddress>;
+  createEndpoint(ctx: NamespaceContext): Promise<CreatedEndpoint>;
   /** Creates certificates, Secrets, ConfigMaps and the server pod; waits until ready. Credentials
    * stay in Secrets (re-read on retry), never returned. */
   createServer(input: NamespaceContext & { discovery: NamespaceDiscovery; address: EndpointAddress }): Promise<void>;

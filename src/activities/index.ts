@@ -291,13 +291,13 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const c = clients(ctx.plan);
         const destination = c.destination();
         await ensureDestinationNamespace(c.source(), destination, ctx.migrationId, ctx.namespace.source, ctx.namespace.destination, log);
-        const { address } = await ensureEndpoint(destination, ctx.plan, ctx.migrationId, ctx.namespace.destination, {
+        const { address, type, reason } = await ensureEndpoint(destination, ctx.plan, ctx.migrationId, ctx.namespace.destination, {
           timeoutSeconds: ctx.plan.timeouts.endpointReadySeconds,
           onTick: (reason) => heartbeat({ reason }),
           ...(signal ? { signal } : {}),
           logger: log,
         });
-        return address;
+        return { ...address, chosen: { type, reason } };
       }),
 
     createServer: (input) =>

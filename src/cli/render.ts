@@ -113,6 +113,7 @@ function namespaceLines(id: string, ns: NamespaceState, view: MigrationView | un
   }
   if (ns.cutoverBlocked && !ns.cutoverForcedAt) lines.push(`    CUTOVER HELD BACK: ${ns.cutoverBlocked.reason}`);
   if (ns.nextStageAt) lines.push(`    next stage pass at ${ns.nextStageAt} (stageSchedule)`);
+  if (ns.endpoint) lines.push(`    endpoint: ${ns.endpoint.type}${ns.address ? ` at ${ns.address.host}:${ns.address.port}` : ''} — ${ns.endpoint.reason}`);
   else if (ns.phase === 'ready-for-cutover' && !ns.cutoverRequested) lines.push(`    ready for cutover: ferry cutover ${id} --namespace ${ns.source}`);
   if (ns.unmanagedPods?.length) {
     lines.push(`    pods Ferry cannot quiesce mount source PVCs (plan unmanagedPods decides: fail or delete):`);

@@ -12,7 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import type { CleanupReport, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
+import type { CleanupReport, DestinationCheck, EndpointAddress, EndpointChoice, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -204,6 +204,9 @@ export interface NamespaceState {
   cutoverForcedAt?: string;
   /** Application hooks run so far, oldest first (the last MAX_HOOK_RESULTS; each with at most 5 pods). */
   hooks?: (HookResult & { at: string })[];
+  /** The endpoint type the namespace got and why (absent before the endpoint exists, and in states
+   * of older workers). */
+  endpoint?: EndpointChoice;
   /** Plan stageSchedule: when the next stage pass starts (ISO 8601), while the namespace waits for it. */
   nextStageAt?: string;
   /** Plan verifyDestination: the post-cutover check of the destination pods (at most

@@ -108,6 +108,17 @@ export interface HookResult {
   seconds: number;
 }
 
+/** The endpoint type a namespace got and why (the plan's, or what `auto` found). */
+export interface EndpointChoice {
+  /** An endpoint type (statetransfer/types.ts ENDPOINT_TYPES). */
+  type: string;
+  reason: string;
+}
+
+/** What the createEndpoint activity returns: where the source connects, and the endpoint chosen
+ * (absent in results recorded by older workers). */
+export type CreatedEndpoint = EndpointAddress & { chosen?: EndpointChoice };
+
 /** Workload kinds whose pods run until stopped: a PVC one of them mounted at the source is expected to
  * be mounted again in the destination (plan verifyDestination). Jobs and CronJobs are not. */
 export const RUNNING_WORKLOAD_KINDS: readonly string[] = Object.freeze(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'DeploymentConfig']);

@@ -113,7 +113,8 @@ async function waitHealthy(client: KubeClient, endpoint: Endpoint, timeoutSecond
 
 /**
  * Creates (or adopts) the endpoint objects and waits until healthy; returns where the source must
- * connect. For 'auto' see the module docstring.
+ * connect, the type in use and why that type (the plan's, or what 'auto' found: see the module
+ * docstring).
  * @throws FerryError (config) when the endpoint is not healthy in time (the message is the
  *   endpoint's own explanation, e.g. "no load-balancer controller … consider NodePort"), or for
  *   invalid endpoint options; ConflictError when a foreign object holds the name.
@@ -124,11 +125,19 @@ export async function ensureEndpoint(
   migrationId: string,
   namespace: string,
   options: EnsureEndpointOptions,
-): Promise<{ type: EndpointType; address: EndpointAddress }> {
+): Promise<{ type: EndpointType; address: EndpointAddress; reason: string }> {
   const log = options.logger ?? silentLogger;
   const started = Date.now();
   const left = () => Math.max(1, options.timeoutSeconds - (Date.now() - started) / 1000);
   let type = await endpointTypeInUse(client, plan, migrationId, namespace);
+  let reason =
+    plan.endpoint.type !== 'auto'
+      ? 'the plan names it (endpoint.type)'
+      : type === 'Route'
+        ? 'auto: the destination serves route.openshift.io/v1 Route (OpenShift)'
+        : type !== undefined
+          ? `auto: chosen by an earlier attempt (the live endpoint Service is ${type})`
+          : '';
   const run = async (t: EndpointType, seconds: number) => {
     const endpoint = endpointFor(plan, migrationId, namespace, t);
     await createAll(client, endpoint);
@@ -140,7 +149,7 @@ export async function ensureEndpoint(
       try {
         const address = await run('LoadBalancer', lbSeconds);
         log.info({ namespace, type: 'LoadBalancer', address }, 'endpoint auto: the cluster assigned a load-balancer address; using LoadBalancer');
-        return { type: 'LoadBalancer', address };
+        return { type: 'LoadBalancer', address, reason: reason || `auto: the destination assigned a load-balancer address in ${Math.round((Date.now() - started) / 1000)} s` };
       } catch (err) {
         if (!(err instanceof WaitTimeoutError)) throw err;
         const lb = endpointFor(plan, migrationId, namespace, 'LoadBalancer');
@@ -148,12 +157,13 @@ export async function ensureEndpoint(
         await waitFor(async () => !(await client.get(refOf(lb.objects()[0]!))), { timeoutSeconds: 60, intervalSeconds: 1, signal: options.signal, description: `${describeRef(lb.objects()[0]!)} to be deleted` });
         log.info({ namespace, waitedSeconds: lbSeconds }, 'endpoint auto: no load-balancer address assigned in time; falling back to NodePort');
         type = 'NodePort';
+        reason = `auto: the destination assigned no load-balancer address within ${Math.round(lbSeconds)} s (no load-balancer controller?), so NodePort`;
       }
     }
     const chosen = type ?? 'NodePort';
     const address = await run(chosen, left());
-    log.info({ namespace, type: chosen, address }, 'endpoint healthy');
-    return { type: chosen, address };
+    log.info({ namespace, type: chosen, address, reason }, 'endpoint healthy');
+    return { type: chosen, address, reason: reason || 'auto' };
   } catch (err) {
     if (err instanceof WaitTimeoutError) {
       throw new FerryError('config', `${err.message}. Check the destination cluster or choose another endpoint.type in the plan`, { cause: err });

@@ -175,7 +175,6 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
     );
   }
   if (st.cutoverBlocked) out.push(`**Cutover held back**: ${st.cutoverBlocked.reason}`);
-  if (st.nextStageAt) out.push(`Next stage pass (stageSchedule): ${st.nextStageAt}`);
   else if (plan.cutover === 'manual' && plan.cutoverWhen && !st.cutoverRequested && !st.cutoverEvidence) {
     out.push(
       `**Cutting over on evidence**: once a stage pass projects a final sync under ${plan.cutoverWhen.projectedDowntimeBelowSeconds} s ` +
@@ -184,6 +183,7 @@ export function namespaceWaitingFor(st: NamespaceState, plan: Pick<MigrationPlan
   } else if (plan.cutover === 'manual' && !st.cutoverRequested && st.phase === 'ready-for-cutover') {
     out.push(`**Waiting for the operator to cut over** (stage passes go on meanwhile): \`ferry cutover ${st.migrationId} --namespace ${st.source}\``);
   }
+  if (st.nextStageAt) out.push(`Next stage pass (stageSchedule): ${st.nextStageAt}`);
   if (st.phase === 'quiesce') out.push(`Waiting for the ${st.workloads} source workload(s) to stop (the downtime has begun)`);
   return out;
 }

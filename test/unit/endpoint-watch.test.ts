@@ -30,7 +30,7 @@ describe('ensureEndpoint watches the endpoint objects', () => {
     const p = ensureEndpoint(kube.client(), plan, 'm1', 'shop', { timeoutSeconds: 30, onTick: (r) => ticks.push(r) });
     const assigned = await assignAddress(kube, 400);
     const r = await p;
-    expect(r).toEqual({ type: 'LoadBalancer', address: { host: '10.250.0.150', port: expect.any(Number) } });
+    expect(r).toEqual({ type: 'LoadBalancer', address: { host: '10.250.0.150', port: expect.any(Number) }, reason: 'the plan names it (endpoint.type)' });
     expect(Date.now() - assigned).toBeLessThan(500);
     expect(ticks[0]).toMatch(/no external address assigned yet/);
     expect(kube.calls.some((c) => c.startsWith('watch Service'))).toBe(true);
@@ -47,4 +47,36 @@ describe('ensureEndpoint watches the endpoint objects', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
     expect(Date.now() - started).toBeLessThan(6000);
   });
+});
+
+describe('endpoint auto says what it chose and why', () => {
+  const auto = parsePlan({ source: { context: 'src' }, destination: { context: 'dst' }, namespaces: ['shop'], endpoint: { type: 'auto' } });
+  const noRoutes = () => {
+    const kube = new FakeKube();
+    (kube as unknown as { hasApi: (apiVersion: string) => Promise<boolean> }).hasApi = async (apiVersion) => !apiVersion.startsWith('route.openshift.io');
+    return kube;
+  };
+
+  it('LoadBalancer when the destination assigns an address', async () => {
+    const kube = noRoutes();
+    const p = ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 30, autoLoadBalancerSeconds: 10 });
+    await assignAddress(kube, 100);
+    expect(await p).toMatchObject({ type: 'LoadBalancer', reason: expect.stringMatching(/^auto: the destination assigned a load-balancer address in \d+ s$/) });
+  });
+
+  it('NodePort after the wait for an address, saying so', async () => {
+    const kube = noRoutes();
+    kube.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'ExternalIP', address: '10.250.0.12' }], conditions: [{ type: 'Ready', status: 'True' }] } } as KubernetesObject);
+    const p = ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 60, autoLoadBalancerSeconds: 2 });
+    // the NodePort Service gets its port from the API server: played here
+    for (let i = 0; i < 200; i++) {
+      const svc = [...kube.objects.values()].find((o) => o.kind === 'Service' && (o as { spec?: { type?: string } }).spec?.type === 'NodePort');
+      if (svc) {
+        kube.put(mergePatch(svc, { spec: { ports: [{ ...((svc as { spec: { ports: object[] } }).spec.ports[0] ?? {}), nodePort: 31000 }] } }));
+        break;
+      }
+      await sleep(50);
+    }
+    expect(await p).toMatchObject({ type: 'NodePort', reason: 'auto: the destination assigned no load-balancer address within 2 s (no load-balancer controller?), so NodePort' });
+  }, 30_000);
 });

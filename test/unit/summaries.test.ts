@@ -85,6 +85,14 @@ describe('namespace details', () => {
     expect(namespaceWaitingFor(nsState({ status: 'succeeded', phase: 'succeeded' }), manual)).toEqual([]);
   });
 
+  it('say when the next scheduled stage pass starts, beside the operator\'s cutover command; a held-back cutover still says only why', () => {
+    const at = '2027-01-01T00:00:00.000Z';
+    const waits = namespaceWaitingFor(nsState({ phase: 'ready-for-cutover', cutover: 'manual', nextStageAt: at }), manual);
+    expect(waits).toEqual([expect.stringContaining('`ferry cutover m1 --namespace shop`'), `Next stage pass (stageSchedule): ${at}`]);
+    const reason = 'cutover held back: ...';
+    expect(namespaceWaitingFor(nsState({ phase: 'ready-for-cutover', cutover: 'manual', cutoverBlocked: { pvcs: ['a'], reason, since: AT } }), manual)).toEqual([`**Cutover held back**: ${reason}`]);
+  });
+
   it('pass on why cutover is held back (its --force command included)', () => {
     const reason = 'cutover held back: ... or force it: ferry cutover m1 --namespace shop --force';
     expect(namespaceWaitingFor(nsState({ cutoverBlocked: { pvcs: ['a'], reason, since: AT } }), testPlan())).toEqual([`**Cutover held back**: ${reason}`]);

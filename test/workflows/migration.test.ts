@@ -139,6 +139,10 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     return s;
   });
 
+  // The endpoint chosen and why are kept beside the address (the address has only its own fields).
+  expect(nsResult(summary, 'shop').endpoint).toEqual({ type: 'LoadBalancer', reason: 'simulated: auto' });
+  expect(nsResult(summary, 'shop').address).toEqual({ host: 'endpoint.shop.example', port: 443 });
+
   // Discovery of every namespace and preflight come before anything is created.
   const all = fake.activityOrder();
   expect(all.slice(0, 3).sort()).toEqual(['discoverNamespace', 'discoverNamespace', 'preflight']);

@@ -35,7 +35,7 @@ import * as wf from '@temporalio/workflow';
 import { WorkflowFailureType } from '../definitions';
 import { failureMessage } from '../failures';
 import { MAX_DESTINATION_CHECK_PVCS, secondsBetween, type NamespaceState } from '../../core/state';
-import { RUNNING_WORKLOAD_KINDS } from '../../core/types';
+import { RUNNING_WORKLOAD_KINDS, type CreatedEndpoint, type EndpointAddress } from '../../core/types';
 import { setHandlers } from './handlers';
 import { rollback } from './rollback';
 import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
@@ -95,6 +95,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
   if (!st.prepared) {
     run.enter('prepare');
     st.touched = true;
+    let address: EndpointAddress;
     if (wf.patched('setup-concurrent')) {
       // The destination namespace and PVCs, and the endpoint (createEndpoint ensures the namespace
       // itself), at the same time. Both settle before anything is thrown, so the PVCs
@@ -116,15 +117,15 @@ async function migrate(run: NamespaceRun): Promise<void> {
       ]);
       if (prepared.status === 'rejected') throw prepared.reason;
       if (endpoint.status === 'rejected') throw endpoint.reason;
-      st.address = endpoint.value;
+      address = takeEndpoint(run, endpoint.value);
     } else {
       const created = await acts.prepareDestination({ ...ctx, discovery });
       st.createdNamespace = created.createdNamespace;
       st.createdPVCs = created.createdPVCs;
-      st.address = await acts.createEndpoint(ctx);
+      address = takeEndpoint(run, await acts.createEndpoint(ctx));
     }
-    await acts.createServer({ ...ctx, discovery, address: st.address });
-    await acts.probeConnectivity({ ...ctx, address: st.address });
+    await acts.createServer({ ...ctx, discovery, address });
+    await acts.probeConnectivity({ ...ctx, address });
     st.prepared = true;
   }
 
@@ -228,4 +229,14 @@ async function checkDestination(run: NamespaceRun, pvcs: readonly string[]): Pro
     st.warnings.push(`verifyDestination: the check of the destination pods failed: ${failureMessage(err)}`);
   }
   run.reporter.touch();
+}
+
+/** Keeps what createEndpoint returned: the address (exactly its fields, as before) and, from newer
+ * workers, the endpoint type chosen and why. */
+function takeEndpoint(run: NamespaceRun, created: CreatedEndpoint): EndpointAddress {
+  const { chosen, ...address } = created;
+  run.st.address = { host: address.host, port: address.port, ...(address.sni !== undefined ? { sni: address.sni } : {}) };
+  if (chosen) run.st.endpoint = chosen;
+  // no touch(): the next one reports it (a report here would be a command older histories lack)
+  return run.st.address;
 }

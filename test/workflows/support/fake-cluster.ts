@@ -331,7 +331,8 @@ export class FakeCluster {
       createEndpoint: (ctx) =>
         this.activity('createEndpoint', ctx.namespace.source, async () => {
           this.create(`destination/endpoint/${ctx.namespace.destination}/ferry-endpoint`, ctx.migrationId);
-          return { host: `endpoint.${ctx.namespace.destination}.example`, port: 443 };
+          const type = ctx.plan.endpoint.type === 'auto' ? 'LoadBalancer' : ctx.plan.endpoint.type;
+          return { host: `endpoint.${ctx.namespace.destination}.example`, port: 443, chosen: { type, reason: `simulated: ${ctx.plan.endpoint.type}` } };
         }),
       createServer: (input) =>
         this.activity('createServer', input.namespace.source, async () => {
