@@ -53,7 +53,9 @@ export interface FerryActivities {
   prepareDestination(input: NamespaceContext & { discovery: NamespaceDiscovery }): Promise<{ createdNamespace: boolean; createdPVCs: string[] }>;
   /** Creates the endpoint and waits (heartbeating) until healthy; returns the address. Ensures the
    * destination namespace first as prepareDestination does (it may run at the same time). */
-  createEndpoint(ctx: NamespaceContext): Promise<CreatedEndpoint>;
+  /** Creates the endpoint and waits until healthy; with `exclude` (endpoint auto, after a failed
+   * connectivity probe) the types tried so far are deleted and skipped. */
+  createEndpoint(ctx: NamespaceContext & { exclude?: string[] }): Promise<CreatedEndpoint>;
   /** Creates certificates, Secrets, ConfigMaps and the server pod; waits until ready. Credentials
    * stay in Secrets (re-read on retry), never returned. */
   createServer(input: NamespaceContext & { discovery: NamespaceDiscovery; address: EndpointAddress }): Promise<void>;

@@ -33,6 +33,7 @@ import { discoverNamespace } from '../migration/discovery';
 import { endpointTypeInUse, ensureEndpoint } from '../migration/endpoint';
 import { AbortedError, FerryError, errorMessage, type FerryErrorCategory } from '../core/errors';
 import type { Logger } from '../core/log';
+import { ENDPOINT_TYPES, type EndpointType } from '../statetransfer/types';
 import { POD_SECURITY_ENFORCE_LABEL, runPreflight, type PreflightCluster } from '../migration/preflight';
 import { quiesceWorkloads, recordsFromAnnotations, unquiesceWorkloads, waitForQuiesced } from '../migration/quiesce';
 import { clientLifecycleFor, clientSideTransferFor, namespaceTransferFor } from '../migration/compose';
@@ -294,6 +295,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         const { address, type, reason } = await ensureEndpoint(destination, ctx.plan, ctx.migrationId, ctx.namespace.destination, {
           timeoutSeconds: ctx.plan.timeouts.endpointReadySeconds,
           onTick: (reason) => heartbeat({ reason }),
+          ...(ctx.exclude?.length ? { exclude: ctx.exclude.filter((t): t is EndpointType => (ENDPOINT_TYPES as readonly string[]).includes(t)) } : {}),
           ...(signal ? { signal } : {}),
           logger: log,
         });

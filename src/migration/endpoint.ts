@@ -4,8 +4,10 @@
  * Endpoint type 'auto' (plan): Route when the destination serves route.openshift.io/v1 Route
  * (OpenShift); else a LoadBalancer Service, kept when the cluster assigns it an address within
  * AUTO_LOADBALANCER_SECONDS; else that Service is deleted and a NodePort Service takes its place.
- * The choice is logged and visible afterwards from the live Service's type, which is how later
- * activities (createServer, runTransfer) find it again (`endpointTypeInUse`).
+ * When the connectivity probe then fails, the namespace workflow asks again with the failed types
+ * excluded (`exclude`): their objects are deleted and the next type in AUTO_ORDER is taken. The
+ * choice and why are returned (and logged), and visible afterwards from the live Service's type,
+ * which is how later activities (createServer, runTransfer) find it again (`endpointTypeInUse`).
  */
 import type { KubernetesObject, V1Node, V1Service } from '@kubernetes/client-node';
 import type { EndpointAddress } from '../core/types';
@@ -37,15 +39,29 @@ export async function observeEndpoint(client: KubeClient, endpoint: Endpoint): P
 }
 
 /**
- * The concrete endpoint type of a migration's namespace: the plan's when not 'auto'; for 'auto',
- * Route on OpenShift, else the type of the live endpoint Service (undefined when none exists yet).
+ * The concrete endpoint type of a migration's namespace: the plan's when not 'auto'; for 'auto', the
+ * type of the live endpoint Service when it is LoadBalancer or NodePort (also on OpenShift, after the
+ * Route failed its connectivity probe), else Route on OpenShift (a Route's Service is ClusterIP), else
+ * undefined (none exists yet).
  */
 export async function endpointTypeInUse(client: KubeClient, plan: TransferPlan, migrationId: string, namespace: string): Promise<EndpointType | undefined> {
   if (plan.endpoint.type !== 'auto') return plan.endpoint.type;
-  if (await client.hasApi('route.openshift.io/v1', 'Route')) return 'Route';
   const svc = await client.get<V1Service>({ apiVersion: 'v1', kind: 'Service', namespace, name: objectName(migrationId, ENDPOINT_ROLE) });
   const t = svc?.spec?.type;
-  return t === 'LoadBalancer' || t === 'NodePort' ? t : undefined;
+  if (t === 'LoadBalancer' || t === 'NodePort') return t;
+  if (await client.hasApi('route.openshift.io/v1', 'Route')) return 'Route';
+  return undefined;
+}
+
+/** The order in which 'auto' tries endpoint types when a connectivity probe fails (Route first when the
+ * destination serves it: endpointTypeInUse picks it). */
+export const AUTO_ORDER: readonly EndpointType[] = Object.freeze(['Route', 'LoadBalancer', 'NodePort']);
+
+/** Deletes an endpoint's objects and waits until the first (its Service) is gone. */
+async function deleteEndpointObjects(client: KubeClient, endpoint: Endpoint, signal?: AbortSignal): Promise<void> {
+  for (const o of endpoint.objects()) await client.delete(o);
+  const first = endpoint.objects()[0]!;
+  await waitFor(async () => !(await client.get(refOf(first))), { timeoutSeconds: 60, intervalSeconds: 1, signal, description: `${describeRef(first)} to be deleted` });
 }
 
 /** Options of `ensureEndpoint`. */
@@ -58,6 +74,9 @@ export interface EnsureEndpointOptions {
   logger?: Logger;
   /** Seconds 'auto' waits for a load-balancer address (default AUTO_LOADBALANCER_SECONDS). */
   autoLoadBalancerSeconds?: number;
+  /** 'auto' only: types already tried whose connectivity probe failed; their objects are deleted and
+   * the next type in the order is taken. */
+  exclude?: readonly EndpointType[];
 }
 
 async function createAll(client: KubeClient, endpoint: Endpoint): Promise<void> {
@@ -130,21 +149,36 @@ export async function ensureEndpoint(
   const started = Date.now();
   const left = () => Math.max(1, options.timeoutSeconds - (Date.now() - started) / 1000);
   let type = await endpointTypeInUse(client, plan, migrationId, namespace);
+  const exclude = plan.endpoint.type === 'auto' ? (options.exclude ?? []) : [];
+  if (type !== undefined && exclude.includes(type)) {
+    // the type in use failed its connectivity probe: its objects go, the next type takes over
+    await deleteEndpointObjects(client, endpointFor(plan, migrationId, namespace, type), options.signal);
+    log.info({ namespace, type, exclude }, 'endpoint auto: the type in use failed its connectivity probe; trying the next one');
+    type = undefined;
+  }
+  if (type === undefined && exclude.length > 0) {
+    const routes = await client.hasApi('route.openshift.io/v1', 'Route');
+    const next = AUTO_ORDER.filter((t) => t !== 'Route' || routes).find((t) => !exclude.includes(t));
+    if (!next) throw new FerryError('config', `endpoint auto: every type was tried and failed the connectivity probe (${exclude.join(', ')}): choose endpoint.type in the plan (e.g. Route, Ingress or TLSRoute through a router the source can reach)`);
+    type = next === 'LoadBalancer' ? undefined : next;
+  }
   let reason =
     plan.endpoint.type !== 'auto'
       ? 'the plan names it (endpoint.type)'
       : type === 'Route'
         ? 'auto: the destination serves route.openshift.io/v1 Route (OpenShift)'
-        : type !== undefined
-          ? `auto: chosen by an earlier attempt (the live endpoint Service is ${type})`
-          : '';
+        : exclude.length > 0 && type !== undefined
+          ? `auto: ${exclude.join(' and ')} failed the connectivity probe, so ${type}`
+          : type !== undefined
+            ? `auto: chosen by an earlier attempt (the live endpoint Service is ${type})`
+            : '';
   const run = async (t: EndpointType, seconds: number) => {
     const endpoint = endpointFor(plan, migrationId, namespace, t);
     await createAll(client, endpoint);
     return waitHealthy(client, endpoint, seconds, options);
   };
   try {
-    if (plan.endpoint.type === 'auto' && (type === undefined || type === 'LoadBalancer')) {
+    if (plan.endpoint.type === 'auto' && (type === undefined || type === 'LoadBalancer') && !exclude.includes('LoadBalancer')) {
       const lbSeconds = Math.min(options.autoLoadBalancerSeconds ?? AUTO_LOADBALANCER_SECONDS, left());
       try {
         const address = await run('LoadBalancer', lbSeconds);
@@ -152,9 +186,7 @@ export async function ensureEndpoint(
         return { type: 'LoadBalancer', address, reason: reason || `auto: the destination assigned a load-balancer address in ${Math.round((Date.now() - started) / 1000)} s` };
       } catch (err) {
         if (!(err instanceof WaitTimeoutError)) throw err;
-        const lb = endpointFor(plan, migrationId, namespace, 'LoadBalancer');
-        for (const o of lb.objects()) await client.delete(o);
-        await waitFor(async () => !(await client.get(refOf(lb.objects()[0]!))), { timeoutSeconds: 60, intervalSeconds: 1, signal: options.signal, description: `${describeRef(lb.objects()[0]!)} to be deleted` });
+        await deleteEndpointObjects(client, endpointFor(plan, migrationId, namespace, 'LoadBalancer'), options.signal);
         log.info({ namespace, waitedSeconds: lbSeconds }, 'endpoint auto: no load-balancer address assigned in time; falling back to NodePort');
         type = 'NodePort';
         reason = `auto: the destination assigned no load-balancer address within ${Math.round(lbSeconds)} s (no load-balancer controller?), so NodePort`;

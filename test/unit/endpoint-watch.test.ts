@@ -49,6 +49,18 @@ describe('ensureEndpoint watches the endpoint objects', () => {
   });
 });
 
+/** Plays the API server giving the NodePort Service its port (31000). */
+async function playNodePort(kube: FakeKube): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const svc = [...kube.objects.values()].find((o) => o.kind === 'Service' && (o as { spec?: { type?: string } }).spec?.type === 'NodePort');
+    if (svc) {
+      kube.put(mergePatch(svc, { spec: { ports: [{ ...((svc as { spec: { ports: object[] } }).spec.ports[0] ?? {}), nodePort: 31000 }] } }));
+      return;
+    }
+    await sleep(50);
+  }
+}
+
 describe('endpoint auto says what it chose and why', () => {
   const auto = parsePlan({ source: { context: 'src' }, destination: { context: 'dst' }, namespaces: ['shop'], endpoint: { type: 'auto' } });
   const noRoutes = () => {
@@ -64,19 +76,25 @@ describe('endpoint auto says what it chose and why', () => {
     expect(await p).toMatchObject({ type: 'LoadBalancer', reason: expect.stringMatching(/^auto: the destination assigned a load-balancer address in \d+ s$/) });
   });
 
+  it('after a failed connectivity probe: the excluded type\'s Service goes and the next type takes over', async () => {
+    const kube = noRoutes();
+    const first = ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 30, autoLoadBalancerSeconds: 10 });
+    await assignAddress(kube, 50);
+    expect((await first).type).toBe('LoadBalancer');
+    kube.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'ExternalIP', address: '10.250.0.12' }], conditions: [{ type: 'Ready', status: 'True' }] } } as KubernetesObject);
+    const p = ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 30, exclude: ['LoadBalancer'] });
+    await playNodePort(kube);
+    expect(await p).toMatchObject({ type: 'NodePort', address: { host: '10.250.0.12', port: 31000 }, reason: 'auto: LoadBalancer failed the connectivity probe, so NodePort' });
+    const services = [...kube.objects.values()].filter((o) => o.kind === 'Service') as { spec?: { type?: string } }[];
+    expect(services.map((x) => x.spec?.type)).toEqual(['NodePort']);
+    await expect(ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 5, exclude: ['LoadBalancer', 'NodePort'] })).rejects.toThrow(/every type was tried and failed the connectivity probe \(LoadBalancer, NodePort\)/);
+  });
+
   it('NodePort after the wait for an address, saying so', async () => {
     const kube = noRoutes();
     kube.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'ExternalIP', address: '10.250.0.12' }], conditions: [{ type: 'Ready', status: 'True' }] } } as KubernetesObject);
     const p = ensureEndpoint(kube.client(), auto, 'm1', 'shop', { timeoutSeconds: 60, autoLoadBalancerSeconds: 2 });
-    // the NodePort Service gets its port from the API server: played here
-    for (let i = 0; i < 200; i++) {
-      const svc = [...kube.objects.values()].find((o) => o.kind === 'Service' && (o as { spec?: { type?: string } }).spec?.type === 'NodePort');
-      if (svc) {
-        kube.put(mergePatch(svc, { spec: { ports: [{ ...((svc as { spec: { ports: object[] } }).spec.ports[0] ?? {}), nodePort: 31000 }] } }));
-        break;
-      }
-      await sleep(50);
-    }
+    await playNodePort(kube);
     expect(await p).toMatchObject({ type: 'NodePort', reason: 'auto: the destination assigned no load-balancer address within 2 s (no load-balancer controller?), so NodePort' });
   }, 30_000);
 });

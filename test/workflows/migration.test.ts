@@ -522,6 +522,31 @@ test('background hooks are held inside each pass\'s group snapshot, not run on t
   expect(failing.transferSources).toEqual([]);
 });
 
+test('endpoint auto: a type that fails the connectivity probe is replaced by the next one (with a new server address); a named type is not', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  fake.unreachableEndpointTypes.add('LoadBalancer');
+  const summary = await withWorker(fake, async (tq) => (await start(tq, testPlan({}))).result());
+  expect(summary.status).toBe('succeeded');
+  const shop = nsResult(summary, 'shop');
+  expect(shop.endpoint).toEqual({ type: 'NodePort', reason: 'simulated: LoadBalancer failed' });
+  expect(shop.address).toEqual({ host: 'endpoint.shop.example', port: 31000 });
+  expect(shop.warnings.join('\n')).toMatch(/endpoint auto: LoadBalancer failed the connectivity probe \(.*no route from the source cluster.*\); trying the next endpoint type/);
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.slice(0, 8).filter((a) => a !== 'prepareDestination')).toEqual(['discoverNamespace', 'createEndpoint', 'createServer', 'probeConnectivity', 'createEndpoint', 'createServer', 'probeConnectivity']);
+
+  const named = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  named.unreachableEndpointTypes.add('LoadBalancer');
+  const { summary: failed } = await withWorker(named, async (tq) => failureOf(await start(tq, testPlan({ endpoint: { type: 'LoadBalancer' } }))));
+  expect(nsResult(failed!, 'shop').status).toBe('rolled-back');
+  expect(named.activityOrder({ namespace: 'shop' }).filter((a) => a === 'createEndpoint')).toHaveLength(1);
+
+  const none = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  none.unreachableEndpointTypes.add('LoadBalancer');
+  none.unreachableEndpointTypes.add('NodePort');
+  const { summary: nothingLeft } = await withWorker(none, async (tq) => failureOf(await start(tq, testPlan({}))));
+  expect(nsResult(nothingLeft!, 'shop').error).toMatch(/every type was tried and failed the connectivity probe \(LoadBalancer, NodePort\)/);
+});
+
 test('a failed preQuiesce hook (onError fail) rolls the namespace back before anything is quiesced', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.failingHooks.set('flush', 1);

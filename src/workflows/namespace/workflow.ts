@@ -35,7 +35,7 @@ import * as wf from '@temporalio/workflow';
 import { WorkflowFailureType } from '../definitions';
 import { failureMessage } from '../failures';
 import { MAX_DESTINATION_CHECK_PVCS, secondsBetween, type NamespaceState } from '../../core/state';
-import { RUNNING_WORKLOAD_KINDS, type CreatedEndpoint, type EndpointAddress } from '../../core/types';
+import { RUNNING_WORKLOAD_KINDS, type CreatedEndpoint, type EndpointAddress, type NamespaceDiscovery } from '../../core/types';
 import { setHandlers } from './handlers';
 import { rollback } from './rollback';
 import { NamespaceRun, now, type NamespaceWorkflowInput } from './run';
@@ -125,7 +125,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
       address = takeEndpoint(run, await acts.createEndpoint(ctx));
     }
     await acts.createServer({ ...ctx, discovery, address });
-    await acts.probeConnectivity({ ...ctx, address });
+    await probeWithFallback(run, discovery, address);
     st.prepared = true;
   }
 
@@ -239,4 +239,31 @@ function takeEndpoint(run: NamespaceRun, created: CreatedEndpoint): EndpointAddr
   if (chosen) run.st.endpoint = chosen;
   // no touch(): the next one reports it (a report here would be a command older histories lack)
   return run.st.address;
+}
+
+/**
+ * The connectivity probe; with endpoint auto, a failed probe makes the namespace try the next endpoint
+ * type (createEndpoint with the failed types excluded, then createServer for the new address, whose
+ * certificate must name it) until one passes or none is left (patch `endpoint-auto-fallback`: older
+ * histories failed at the first probe failure). A warning says which type failed and why.
+ * @throws the probe's failure when the plan names its type, or no type is left.
+ */
+async function probeWithFallback(run: NamespaceRun, discovery: NamespaceDiscovery, first: EndpointAddress): Promise<void> {
+  const { st, acts, ctx, plan } = run;
+  const tried: string[] = [];
+  let address = first;
+  for (;;) {
+    try {
+      await acts.probeConnectivity({ ...ctx, address });
+      return;
+    } catch (err) {
+      if (wf.isCancellation(err) || plan.endpoint.type !== 'auto' || !st.endpoint || !wf.patched('endpoint-auto-fallback')) throw err;
+      tried.push(st.endpoint.type);
+      st.warnings.push(`endpoint auto: ${st.endpoint.type} failed the connectivity probe (${failureMessage(err)}); trying the next endpoint type`);
+      run.reporter.touch();
+      // createEndpoint fails (FerryConfig) when no type is left: that ends the namespace
+      address = takeEndpoint(run, await acts.createEndpoint({ ...ctx, exclude: tried }));
+      await acts.createServer({ ...ctx, discovery, address });
+    }
+  }
 }

@@ -257,6 +257,10 @@ export class FakeCluster {
   readonly failingHooks = new Map<string, number>();
   /** Every runHook call: the hook, the namespace, the source workloads' replicas at that moment. */
   readonly hookRuns: { hook: string; namespace: string; sourceReplicas: number[] }[] = [];
+  /** Endpoint types whose connectivity probe fails (in-process only). */
+  readonly unreachableEndpointTypes = new Set<string>();
+  /** The endpoint type createEndpoint chose last, by source namespace (in-process only). */
+  readonly endpointInUse = new Map<string, string>();
   /** Destination PVCs whose pods checkDestination finds not Ready (in-process only). */
   readonly destinationNotReady = new Set<string>();
   /** Every checkDestination call: the destination namespace and its claims (in-process only). */
@@ -331,8 +335,12 @@ export class FakeCluster {
       createEndpoint: (ctx) =>
         this.activity('createEndpoint', ctx.namespace.source, async () => {
           this.create(`destination/endpoint/${ctx.namespace.destination}/ferry-endpoint`, ctx.migrationId);
-          const type = ctx.plan.endpoint.type === 'auto' ? 'LoadBalancer' : ctx.plan.endpoint.type;
-          return { host: `endpoint.${ctx.namespace.destination}.example`, port: 443, chosen: { type, reason: `simulated: ${ctx.plan.endpoint.type}` } };
+          const exclude = ctx.exclude ?? [];
+          const type = ctx.plan.endpoint.type === 'auto' ? ['LoadBalancer', 'NodePort'].find((t) => !exclude.includes(t)) : ctx.plan.endpoint.type;
+          if (!type) throw ApplicationFailure.nonRetryable(`endpoint auto: every type was tried and failed the connectivity probe (${exclude.join(', ')})`, FailureType.Config);
+          this.endpointInUse.set(ctx.namespace.source, type);
+          const port = type === 'NodePort' ? 31000 : 443;
+          return { host: `endpoint.${ctx.namespace.destination}.example`, port, chosen: { type, reason: exclude.length ? `simulated: ${exclude.join(', ')} failed` : `simulated: ${ctx.plan.endpoint.type}` } };
         }),
       createServer: (input) =>
         this.activity('createServer', input.namespace.source, async () => {
@@ -342,6 +350,10 @@ export class FakeCluster {
         this.activity('probeConnectivity', input.namespace.source, async () => {
           if (!this.has(`destination/server/${input.namespace.destination}/ferry-server`)) {
             throw ApplicationFailure.retryable('transfer server not reachable', FailureType.Transient);
+          }
+          const type = this.endpointInUse.get(input.namespace.source) ?? '';
+          if (this.unreachableEndpointTypes.has(type)) {
+            throw ApplicationFailure.nonRetryable(`no route from the source cluster to the endpoint ${input.address.host}:${input.address.port} (simulated for ${type})`, FailureType.Transient);
           }
         }),
       runTransfer: (req) =>
