@@ -13,7 +13,7 @@
  */
 import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import type { NamespaceState } from '../core/state';
-import type { CleanupReport, CreatedEndpoint, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
+import type { CleanupReport, CreatedEndpoint, RebindResult, DestinationCheck, EndpointAddress, HookResult, ImageCopyReport, NamespaceDiscovery, PreflightProblem, PVCInfo, QuiesceRecord, TransferResult, WorkloadRef, WriterCheck } from '../core/types';
 
 /** Identifies one namespace of one migration for every namespace-level activity. */
 export interface NamespaceContext {
@@ -92,6 +92,10 @@ export interface FerryActivities {
    * quiesced holds a retention policy that deletes PVCs again.
    */
   checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean; retentionGuard?: boolean }): Promise<WriterCheck>;
+  /** Plan keepPVCNames, after the final sync (applications quiesced): deletes the namespace's transfer
+   * objects (no Ferry pod may hold a claim), then binds each original PVC name to the volume of its
+   * temporary PVC (migration/rebind.ts); idempotent. */
+  rebindPVCs(input: NamespaceContext & { pvcs: { name: string; temporary: string }[] }): Promise<RebindResult[]>;
   /** Plan verifyDestination, after cleanup: waits (heartbeating, up to timeouts.verifyDestinationSeconds)
    * until the destination pods mounting the migrated PVCs (`claims`: destination names, expected =
    * a running workload mounted it at the source) are Ready; returns the report, never fails for what

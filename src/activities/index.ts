@@ -47,6 +47,7 @@ import { ensureServerForSync, explainSyncFailure } from '../migration/server-syn
 import { prepareGroupSnapshot, preparePointInTime, releaseGroupSnapshot, releasePointInTime, type GroupSnapshotRun } from '../migration/snapshot';
 import { holdBackgroundHooks, runHook } from '../migration/hooks';
 import { checkDestination } from '../migration/destination-check';
+import { rebindClaim } from '../migration/rebind';
 import { hookCluster } from '../plan/hooks';
 import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
@@ -55,7 +56,7 @@ import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
 import { isWorkerShutdown } from './shutdown';
 import { defaultMetrics, type ActivityOutcome, type FerryMetrics, type SyncLabels } from '../metrics';
 import { DEFAULT_MAX_AGENTS, type FerryActivities, type NamespaceContext, type TransferRequest } from './contract';
-import { DEFAULT_VERIFY_DESTINATION_SECONDS, FailureType, type ClusterSide, type FailureTypeName, type HookResult, type PVCInfo } from '../core/types';
+import { DEFAULT_VERIFY_DESTINATION_SECONDS, FailureType, type ClusterSide, type FailureTypeName, type HookResult, type PVCInfo, type RebindResult } from '../core/types';
 
 /** Builds the client of one cluster from the plan's reference. */
 export type ClientFactory = (ref: ClusterRef, side: ClusterSide) => KubeClient;
@@ -258,7 +259,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         } catch (err) {
           log.warn({ error: errorMessage(err) }, 'destination StorageClasses not readable; keeping source class names (preflight checks them)');
         }
-        return discoverNamespace(c.source(), { mapping: ctx.namespace, plan: ctx.plan, ...(destinationClasses ? { destinationClasses } : {}), logger: log });
+        return discoverNamespace(c.source(), { mapping: ctx.namespace, plan: ctx.plan, migrationId: ctx.migrationId, ...(destinationClasses ? { destinationClasses } : {}), logger: log });
       }),
 
     preflight: (input) =>
@@ -517,6 +518,20 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           logger: log,
         }),
       ),
+
+    rebindPVCs: (input) =>
+      run('rebindPVCs', nsFields(input), async (log, signal) => {
+        const c = clients(input.plan);
+        const ns = input.namespace.source;
+        // no Ferry pod (server, agent) may hold a claim while it is deleted
+        await cleanupMigration(c.source(), c.destination(), input.migrationId, { source: [ns], destination: [input.namespace.destination] }, { ...(signal ? { signal } : {}), logger: log });
+        const out: RebindResult[] = [];
+        for (const p of input.pvcs) {
+          heartbeat({ pvc: p.name });
+          out.push(await rebindClaim(c.destination(), input.namespace.destination, p.name, p.temporary, { ...(signal ? { signal } : {}), logger: log }));
+        }
+        return out;
+      }),
 
     checkDestination: (input) =>
       run('checkDestination', nsFields(input), async (log, signal) =>

@@ -12,7 +12,7 @@
  * - pvcTransferWorkflow keeps nothing: the transfer activity's heartbeats carry the live byte counts
  *   (read by the client through describe(); see ../cli/operations.ts).
  */
-import type { CleanupReport, DestinationCheck, EndpointAddress, EndpointChoice, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
+import type { CleanupReport, DestinationCheck, EndpointAddress, EndpointChoice, RebindResult, HookResult, ImageCopyReport, PreflightProblem, QuiesceRecord, TransferResult, UnmanagedPod } from './types';
 
 /** Knobs for the workflows' timing; every field is optional and the defaults suit production. */
 export interface WorkflowTuning {
@@ -47,6 +47,7 @@ export const NAMESPACE_PHASES = [
   'ready-for-cutover',
   'quiesce',
   'final-sync',
+  'rebind',
   'unquiesce',
   'cleanup',
   'verify-destination',
@@ -69,6 +70,7 @@ export const MIGRATION_PHASES = [
   'ready-for-cutover',
   'quiesce',
   'final-sync',
+  'rebind',
   'unquiesce',
   'cleanup',
   'verify-destination',
@@ -204,6 +206,8 @@ export interface NamespaceState {
   cutoverForcedAt?: string;
   /** Application hooks run so far, oldest first (the last MAX_HOOK_RESULTS; each with at most 5 pods). */
   hooks?: (HookResult & { at: string })[];
+  /** Plan keepPVCNames: each PVC bound to its new volume under its own name, and the old volume kept. */
+  rebound?: RebindResult[];
   /** The endpoint type the namespace got and why (absent before the endpoint exists, and in states
    * of older workers). */
   endpoint?: EndpointChoice;

@@ -108,6 +108,17 @@ export interface HookResult {
   seconds: number;
 }
 
+/** What the keepPVCNames rebind did for one PVC (migration/rebind.ts). */
+export interface RebindResult {
+  pvc: string;
+  /** The PV now bound under the PVC's name. */
+  newVolume: string;
+  /** The PV that held the data before, kept (Released, reclaim policy Retain); absent when none. */
+  oldVolume?: string;
+  /** Finished pods (a completed Job's) deleted because they still named the old claim. */
+  deletedPods?: string[];
+}
+
 /** The endpoint type a namespace got and why (the plan's, or what `auto` found). */
 export interface EndpointChoice {
   /** An endpoint type (statetransfer/types.ts ENDPOINT_TYPES). */

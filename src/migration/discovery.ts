@@ -10,7 +10,8 @@ import type { KubernetesObject, V1Namespace, V1PersistentVolumeClaim, V1StorageC
 import type { NamespaceDiscovery, PendingRollout, PVCInfo, UnmanagedPod, WorkloadIdentity, WorkloadRef } from '../core/types';
 import type { MigrationPlan, NamespaceMapping, PVCSelection } from '../plan/schema';
 import type { KubeClient } from '../k8s/client';
-import { LABELS } from '../statetransfer/names';
+import { ANNOTATIONS, LABELS } from '../statetransfer/names';
+import { temporaryClaimName } from './rebind';
 import { silentLogger, type Logger } from '../core/log';
 import { parseQuantity } from '../k8s/quantity';
 import {
@@ -244,7 +245,9 @@ export function pvcInfo(pvc: V1PersistentVolumeClaim, usage: PVCUsage, plan: Sto
 /** Options of `discoverNamespace`. */
 export interface DiscoverOptions {
   mapping: NamespaceMapping;
-  plan: StorageMappingPlan;
+  plan: StorageMappingPlan & Pick<MigrationPlan, 'keepPVCNames'>;
+  /** With plan keepPVCNames: the migration whose temporary destination PVCs are named (rebind.ts). */
+  migrationId?: string;
   /** The destination cluster's StorageClasses (resolves "keep the name, else the default class"). */
   destinationClasses?: readonly V1StorageClass[];
   logger?: Logger;
@@ -270,7 +273,9 @@ export async function discoverNamespace(source: KubeClient, options: DiscoverOpt
   const listed = await source.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, mapping.source, {
     ...('labelSelector' in selection ? { labelSelector: selection.labelSelector } : {}),
   });
-  const pvcs = selectByNames(listed, selection).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  // keepPVCNames: this migration's own temporary PVCs live in the source namespace: never sources
+  const own = (p: V1PersistentVolumeClaim) => options.migrationId !== undefined && p.metadata?.annotations?.[ANNOTATIONS.migrationId] === options.migrationId;
+  const pvcs = selectByNames(listed.filter((p) => !own(p)), selection).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   if (pvcs.length === 0) return empty;
   const inventory = await readInventory(source, mapping.source);
   const infos: PVCInfo[] = [];
@@ -290,6 +295,8 @@ export async function discoverNamespace(source: KubeClient, options: DiscoverOpt
       log.warn({ namespace: mapping.source, pvc: pvc.metadata?.name, owners: usage.foreignOwners }, 'a controller Ferry does not know manages a workload using this PVC and may undo its quiesce');
     }
     const info = pvcInfo(pvc, usage, plan, options.destinationClasses);
+    // keepPVCNames: copied into a temporary PVC, bound back under the original name after the final sync
+    if (plan.keepPVCNames && options.migrationId) info.destinationName = temporaryClaimName(options.migrationId, info.name);
     for (const w of info.usedBy) workloads.set(workloadKey(w), w);
     infos.push(info);
   }

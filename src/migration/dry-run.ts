@@ -329,7 +329,7 @@ export async function dryRunMigration(plan: MigrationPlan, migrationId: string, 
       continue;
     }
     try {
-      discoveries.push(await discoverNamespace(src, { mapping, plan, ...(destinationClasses ? { destinationClasses } : {}), logger: log }));
+      discoveries.push(await discoverNamespace(src, { mapping, plan, migrationId, ...(destinationClasses ? { destinationClasses } : {}), logger: log }));
     } catch (err) {
       note(mapping.source, `discovery failed: ${errorMessage(err)}`);
       discoveries.push(empty);

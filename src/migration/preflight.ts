@@ -8,7 +8,8 @@
  * - PVCs are Bound, Filesystem (Block is not supported yet), their destination StorageClass exists
  *   (or the destination has a default class), their destination names are free or already this
  *   migration's, and usable as rsync module names; existing destination PVCs carry no cutover mark
- *   of a finished migration (unless the plan says overwriteCutoverPVCs: true);
+ *   of a finished migration (unless the plan says overwriteCutoverPVCs: true); with keepPVCNames:
+ *   another class or access mode than their own, and the PV permissions of the rebind;
  * - destination namespaces are not Terminating;
  * - ReadWriteOncePod volumes in use cannot be read by a client pod while the application runs
  *   (stage syncs would wait forever);
@@ -204,7 +205,7 @@ export function sourcePermissions(plan: MigrationPlan, hasDeploymentConfigs: boo
 export function destinationPermissions(plan: MigrationPlan, endpointTypes: readonly EndpointType[]): Needed[] {
   const out = [
     // patch and list: the cutover mark after each final sync, and its removal on rollback.
-    need(['get', 'create', 'patch', 'list', ...(plan.deleteDestinationPVCsOnRollback ? ['delete'] : [])], '', 'persistentvolumeclaims'),
+    need(['get', 'create', 'patch', 'list', ...(plan.deleteDestinationPVCsOnRollback || plan.keepPVCNames ? ['delete'] : [])], '', 'persistentvolumeclaims'),
     need(['get', 'list', 'create', 'delete'], '', 'pods'),
     need(['get', 'list', 'create', 'delete'], '', 'services'),
     need(['get', 'list', 'create', 'delete'], '', 'secrets'),
@@ -328,7 +329,17 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
   let destinationClasses: V1StorageClass[] | undefined;
   if (dst) {
     await guarded('destination', async () => {
-      const cluster = await denied(dst, [need(['get'], '', 'namespaces'), need(['list'], 'storage.k8s.io', 'storageclasses'), ...(types.includes('NodePort') ? [need(['list'], '', 'nodes')] : [])], undefined);
+      const cluster = await denied(
+        dst,
+        [
+          need(['get'], '', 'namespaces'),
+          need(['list'], 'storage.k8s.io', 'storageclasses'),
+          ...(types.includes('NodePort') ? [need(['list'], '', 'nodes')] : []),
+          // keepPVCNames (migration/rebind.ts): both volumes set to Retain, the new one re-bound
+          ...(plan.keepPVCNames ? [need(['get', 'list', 'patch'], '', 'persistentvolumes')] : []),
+        ],
+        undefined,
+      );
       if (cluster.length) add('destination', `missing cluster permissions for context ${dst.contextName}: ${cluster.join(', ')}`);
       else destinationClasses = await dst.list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
     });
@@ -399,6 +410,9 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           const ps = `pvc ${mapping.source}/${info.name}`;
           if (!pvc) add(ps, 'disappeared since discovery');
           else if (pvc.status?.phase !== 'Bound') add(ps, `is ${pvc.status?.phase ?? 'not Bound'}: only Bound PVCs hold data to migrate`);
+          else if (plan.keepPVCNames && info.destinationStorageClass !== undefined && info.destinationStorageClass === info.storageClass && info.destinationAccessModes.join() === info.accessModes.join()) {
+            add(ps, `keepPVCNames would move it to the StorageClass it is in (${info.storageClass}) with the same access modes: map its class with storageClassMapping (or defaultStorageClass), or leave it out of the selection`);
+          }
           if (info.volumeMode === 'Block') add(ps, 'has volumeMode Block: raw block volumes are not supported yet (only Filesystem); exclude it from the selection');
           if (info.accessModes.includes('ReadWriteOncePod') && info.nodeName && plan.stagePasses > 0) {
             add(ps, 'is ReadWriteOncePod and mounted by a running pod: no other pod can read it before quiesce, so stage syncs cannot run; set stagePasses: 0');

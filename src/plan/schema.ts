@@ -774,6 +774,15 @@ export const migrationPlanSchema = z
       .default(DEFAULT_TRANSFER_IMAGE)
       .describe('Image of the transfer pods (rsync, rclone, stunnel).'),
     timeouts: timeoutsSchema.prefault({}),
+    keepPVCNames: z
+      .boolean()
+      .optional()
+      .describe(
+        'Same-cluster move (StorageClass migration, pvmigrate\'s approach): source and destination are one cluster and each namespace maps to itself; ' +
+          'each PVC is copied into a temporary PVC of the destination StorageClass (storageClassMapping / defaultStorageClass, size, access modes), and after ' +
+          'the final sync a PVC of the original name is bound to the new volume (both volumes set to Retain while it happens; the old one is kept, ' +
+          'Released, for you to delete). The applications come back on the new volumes.',
+      ),
     verifyDestination: z
       .boolean()
       .optional()
@@ -812,6 +821,14 @@ export const migrationPlanSchema = z
   .superRefine(
     (plan, ctx) => {
       const same = (plan.source.kubeconfig ?? '') === (plan.destination.kubeconfig ?? '') && (plan.source.context ?? '') === (plan.destination.context ?? '');
+      if (plan.keepPVCNames) {
+        // a move in place: same cluster, same namespace, the PVCs end with their own names
+        if (!same) ctx.addIssue({ code: 'custom', path: ['keepPVCNames'], message: 'moves PVCs to another StorageClass inside one cluster: source and destination must be the same cluster (same kubeconfig and context)' });
+        plan.namespaces.forEach((ns, i) => {
+          if (ns.destination !== ns.source) ctx.addIssue({ code: 'custom', path: ['namespaces', i, 'destination'], message: `with keepPVCNames the PVCs stay in their namespace: map ${showValue(ns.source)} to itself` });
+        });
+        return;
+      }
       if (!same) return;
       const sources = new Set(plan.namespaces.map((n) => n.source));
       plan.namespaces.forEach((ns, i) => {
@@ -819,12 +836,12 @@ export const migrationPlanSchema = z
           ctx.addIssue({
             code: 'custom',
             path: ['namespaces', i, 'destination'],
-            message: `source and destination are the same cluster (same kubeconfig and context), so ${showValue(ns.destination)} would be migrated onto a source namespace: rename it`,
+            message: `source and destination are the same cluster (same kubeconfig and context), so ${showValue(ns.destination)} would be migrated onto a source namespace: rename it, or set keepPVCNames: true to move its PVCs to another StorageClass in place`,
           });
         }
       });
     },
-    { when: RELEVANT_TOP_KEYS('namespaces', 'source', 'destination') },
+    { when: RELEVANT_TOP_KEYS('namespaces', 'source', 'destination', 'keepPVCNames') },
   )
   .superRefine(
     (plan, ctx) => {

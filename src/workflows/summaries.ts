@@ -100,6 +100,8 @@ export function activitySummary(name: keyof FerryActivities, input: unknown): st
       const r = i as Partial<TransferRequest>;
       return `${r.final ? 'final' : 'stage'} sync (pass ${r.pass}) of PVC ${ns?.source}/${r.pvc?.name} in ${src} → ${ns?.destination}/${r.pvc?.destinationName} in ${dst}`;
     }
+    case 'rebindPVCs':
+      return `bind ${n('pvcs')} PVC(s) of ${ns?.source} in ${src} to their new volumes under their own names (keepPVCNames)`;
     case 'prepareHeldGroupSnapshot':
       return `group snapshot of ${n('pvcs')} PVC(s) of ${ns?.source} in ${src} (stage pass ${String(i.pass)}), background hook(s) ${((i.hooks as string[] | undefined) ?? []).join(', ')} held over the cut`;
     case 'prepareGroupSnapshot':

@@ -547,6 +547,19 @@ test('endpoint auto: a type that fails the connectivity probe is replaced by the
   expect(nsResult(nothingLeft!, 'shop').error).toMatch(/every type was tried and failed the connectivity probe \(LoadBalancer, NodePort\)/);
 });
 
+test('keepPVCNames: after the final sync and before the applications come back, each PVC is bound to its new volume under its own name', async () => {
+  const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
+  const plan = testPlan({ destination: { context: 'src' }, keepPVCNames: true, storageClassMapping: { standard: 'fast' } });
+  const summary = await withWorker(fake, async (tq) => (await start(tq, plan)).result());
+  expect(summary.status).toBe('succeeded');
+  const order = fake.activityOrder({ namespace: 'shop' });
+  expect(order.slice(-4)).toEqual(['checkSourceWriters', 'rebindPVCs', 'unquiesce', 'cleanup']);
+  const shop = nsResult(summary, 'shop');
+  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'quiesce', 'final-sync', 'rebind', 'unquiesce', 'cleanup']);
+  expect(shop.rebound!.map((r) => r.pvc)).toEqual(['data', 'logs', 'db']);
+  expect(shop.warnings.filter((w) => /old volume pv-\w+ is kept \(Released, reclaim policy Retain\)/.test(w))).toHaveLength(3);
+});
+
 test('a failed preQuiesce hook (onError fail) rolls the namespace back before anything is quiesced', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
   fake.failingHooks.set('flush', 1);

@@ -186,6 +186,22 @@ async function migrate(run: NamespaceRun): Promise<void> {
     st.downtime.seconds = secondsBetween(st.downtime.startedAt, st.downtime.endedAt);
   }
 
+  // Plan keepPVCNames (absent: nothing scheduled): the original names onto the new volumes, before the
+  // applications come back. Both volumes are Retain while it happens: a failure loses no data.
+  if (plan.keepPVCNames) {
+    run.enter('rebind');
+    const pvcs = migrated().flatMap((name) => {
+      const info = run.pvcInfo.get(name);
+      return info ? [{ name, temporary: info.destinationName }] : [];
+    });
+    st.rebound = await acts.rebindPVCs({ ...ctx, pvcs });
+    for (const r of st.rebound) {
+      if (r.oldVolume) st.warnings.push(`PVC ${r.pvc} now uses volume ${r.newVolume}; its old volume ${r.oldVolume} is kept (Released, reclaim policy Retain): delete it when satisfied (kubectl delete pv ${r.oldVolume})`);
+      if (r.deletedPods?.length) st.warnings.push(`PVC ${r.pvc}: deleted the finished pods ${r.deletedPods.join(', ')} that still named its old claim (Kubernetes keeps a claim while any pod object names it)`);
+    }
+    run.reporter.touch();
+  }
+
   // Committed: from here on, failures are warnings, not a rollback.
   if (hasHooks(run, 'postCutover')) await runHooks(run, 'postCutover');
   if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {

@@ -397,6 +397,8 @@ export class FakeCluster {
             seconds: 0.01,
           };
         }),
+      rebindPVCs: (input) =>
+        this.activity('rebindPVCs', input.namespace.source, async () => input.pvcs.map((p) => ({ pvc: p.name, newVolume: `pv-${p.temporary}`, oldVolume: `pv-${p.name}` }))),
       checkDestination: (input) =>
         this.activity('checkDestination', input.namespace.source, async () => {
           this.destinationChecks.push({ namespace: input.namespace.destination, claims: input.claims });
