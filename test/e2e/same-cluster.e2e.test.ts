@@ -16,6 +16,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { startMigration } from '../../src/cli/operations';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
+import { KubeClient } from '../../src/k8s/client';
+import { discoverNamespace } from '../../src/migration/discovery';
+import { runPreflight } from '../../src/migration/preflight';
 import { REPLACED_VOLUME_ANNOTATION } from '../../src/migration/rebind';
 import { compareManifests, ferryObjects, kubectl, LAB_KUBECONFIG, labGate, labPlan, manifest, readyReplicas, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
@@ -64,6 +67,14 @@ labDescribe('same-cluster StorageClass move keeping the PVC names', () => {
 
     // one cluster: the destination is the source's context
     const plan = labPlan({ destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' }, namespaces: [NS], keepPVCNames: true, storageClassMapping: { 'lab-local': 'csi-hostpath' }, stagePasses: 1, stageIntervalSeconds: 0, endpoint: { type: 'ClusterIP' }, security: { mode: 'preserve-ownership' } });
+    // preflight refuses a PVC that would not move (no class mapping: lab-local onto lab-local)
+    const src = KubeClient.fromOptions({ kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' });
+    const still = labPlan({ destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' }, namespaces: [NS], keepPVCNames: true });
+    const discovery = await discoverNamespace(src, { mapping: still.namespaces[0]!, plan: still, migrationId: ID });
+    expect(discovery.pvcs.map((p) => p.destinationName).every((n) => n.startsWith('ferry-'))).toBe(true);
+    const refused = await runPreflight({ migrationId: ID, plan: still, discoveries: [discovery], source: { client: src }, destination: { client: src } });
+    expect(refused.filter((p) => /keepPVCNames would move it to the StorageClass it is in \(lab-local\)/.test(p.message)).map((p) => p.subject).sort()).toEqual(names.map((n) => `pvc ${NS}/${n}`));
+
     await startMigration(lab!.session, plan, ID, TUNING);
     const s = await lab!.session.client.workflow.getHandle(ID).result().then(
       (x) => x as MigrationState,
