@@ -30,6 +30,8 @@ describe('permissions Ferry asks for', () => {
     expect(flat(destinationPermissions(plan, ['Route']))).toContain('create route.openshift.io/routes');
     expect(flat(destinationPermissions(plan, ['Ingress']))).toContain('create networking.k8s.io/ingresses');
     expect(flat(destinationPermissions(parsePlan({ ...base, deleteDestinationPVCsOnRollback: true }), ['NodePort']))).toContain('delete persistentvolumeclaims');
+    // keepPVCNames deletes the temporary and the original claims in the (one) cluster
+    expect(flat(destinationPermissions(parsePlan({ ...base, destination: { context: 'a' }, keepPVCNames: true }), ['ClusterIP']))).toContain('delete persistentvolumeclaims');
   });
 });
 

@@ -150,3 +150,37 @@ describe('cutover on evidence (issue 11 item 3)', () => {
     expect(text).not.toContain('projected downtime');
   });
 });
+
+describe('status lines of this session\'s features', () => {
+  const running = (over: Partial<NamespaceState>) => {
+    const ns: Partial<NamespaceState> = rolledBack({ status: 'running', phase: 'stage', unquiesced: false, quiesceStarted: false, quiesced: [], finalSynced: false });
+    delete ns.rollback;
+    delete ns.downtime;
+    return { ...ns, ...over } as NamespaceState;
+  };
+
+  test('the endpoint chosen and why, and the next scheduled stage pass', () => {
+    const text = renderView(view(running({ address: { host: '10.250.0.12', port: 31000 }, endpoint: { type: 'NodePort', reason: 'auto: LoadBalancer failed the connectivity probe, so NodePort' }, nextStageAt: '2027-01-01T00:00:00.000Z' }), 'running'));
+    expect(text).toContain('endpoint: NodePort at 10.250.0.12:31000 — auto: LoadBalancer failed the connectivity probe, so NodePort');
+    expect(text).toContain('next stage pass at 2027-01-01T00:00:00.000Z (stageSchedule)');
+  });
+
+  test('the destination check: each expected PVC with its pods, or that none mounts it', () => {
+    const destinationCheck = {
+      namespace: 'shop',
+      ok: false,
+      message: 'not Ready after 600 s: logs: no pod mounts it',
+      seconds: 600,
+      pvcs: [
+        { pvc: 'data', expected: true, ready: true, pods: [{ name: 'db-0', ready: true, state: 'Ready' }] },
+        { pvc: 'logs', expected: true, ready: false, pods: [] },
+        { pvc: 'cache', expected: false, ready: false, pods: [] },
+      ],
+    };
+    const text = renderView(view(running({ status: 'succeeded', phase: 'succeeded', destinationCheck }), 'succeeded'));
+    expect(text).toContain('destination check (shop): NOT READY: not Ready after 600 s: logs: no pod mounts it');
+    expect(text).toContain('      data: db-0 Ready');
+    expect(text).toContain('      logs: no pod mounts it');
+    expect(text).not.toContain('cache:');
+  });
+});
