@@ -23,15 +23,14 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { startMigration } from '../../src/cli/operations';
 import { FerryError } from '../../src/core/errors';
-import type { MigrationState, WorkflowTuning } from '../../src/core/state';
+import type { WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { ensureEndpoint } from '../../src/migration/endpoint';
-import { comparePVCs, ferryObjects, kubectl, LAB_KUBECONFIG, LAB_STATE, labPlan, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, LAB_STATE, labPlan, labUnavailable, pvcPhases, seedSample, workloadState } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
+import { expectMigratedIntact, migrationOutcome } from '../../hack/e2e/drill-checks';
 
 const ROOT = join(__dirname, '..', '..');
 const CLASS = 'nginx';
@@ -124,15 +123,8 @@ labDescribe('Ingress endpoint through a real ingress-nginx-compatible controller
     // (Ferry deletes its objects at the end)
     let seen: ReturnType<typeof ingresses>[number] | undefined;
     const podIPs = new Set<string>();
-    const handle = session().client.workflow.getHandle(ID);
     let done = false;
-    const result = handle.result().then(
-      (s) => s as MigrationState,
-      (e: unknown) => {
-        if (e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure && e.cause.details?.[0]) return e.cause.details[0] as MigrationState;
-        throw e;
-      },
-    ).finally(() => (done = true));
+    const result = migrationOutcome(session(), ID).finally(() => (done = true));
     while (!done) {
       try {
         seen ??= ingresses(NS).find((i) => i.addresses.length > 0);
@@ -162,19 +154,7 @@ labDescribe('Ingress endpoint through a real ingress-nginx-compatible controller
     expect(toNamespace.length).toBeGreaterThanOrEqual(1);
 
     // data identical, workloads as before, nothing of Ferry's left (Ingresses included)
-    const dstPVCs = await waitUntil(() => {
-      const p = pvcPhases('ferry-dst', NS);
-      return Object.keys(p).length === srcPVCs.length && Object.values(p).every((x) => x === 'Bound') ? p : undefined;
-    }, `the PVCs of ${NS} Bound in dst`, 60_000);
-    expect(Object.keys(dstPVCs).sort()).toEqual(srcPVCs);
-    const cmp = await comparePVCs(NS, NS, srcPVCs, { owners: true });
-    for (const [pvc, c] of Object.entries(cmp)) {
-      expect({ pvc, differences: c.differences.slice(0, 20) }).toEqual({ pvc, differences: [] });
-      expect(c.entries).toBeGreaterThan(0);
-      log(`  ${pvc}: ${c.entries} entries, ${(c.bytes / 1048576).toFixed(1)} MiB identical`);
-    }
-    expect(workloadState(NS)).toEqual(before);
-    expect(ferryObjects([NS])).toEqual([]);
+    await expectMigratedIntact(NS, srcPVCs, before, log);
     expect(ingresses(NS)).toEqual([]);
   }, 900_000);
 
