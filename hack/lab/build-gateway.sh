@@ -9,6 +9,8 @@
 #                         safe-upgrades ValidatingAdmissionPolicy of that directory is left out)
 #   <key>/rbac/gateway.yaml  traefik's RBAC for its Gateway API provider (the module's
 #                         docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml)
+#   <key>/rbac/ingress-nginx.yaml  traefik's RBAC for its Ingress NGINX provider (same directory,
+#                         kubernetes-ingress-nginx-rbac.yml; used by ingress.sh)
 #
 # Traefik's go.mod cannot be built from the module proxy as it stands; the wrapper module does
 # three things about it (hack/lab/README.md, "Gateway API"):
@@ -110,8 +112,18 @@ export GOCACHE=${FERRY_LAB_GOCACHE:-$CACHE_ROOT/gocache}
 export GOTOOLCHAIN=local
 export CGO_ENABLED=${CGO_ENABLED:-0}
 
+# traefik's RBAC files for the providers the lab runs, from the module at the tag
+install_rbac() {
+  local traefik
+  traefik=$(mod_dir "$TRAEFIK_MOD@$TRAEFIK_VERSION")
+  mkdir -p "$OUT/rbac"
+  install -m 0644 "$traefik/docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml" "$OUT/rbac/gateway.yaml"
+  install -m 0644 "$traefik/docs/content/reference/dynamic-configuration/kubernetes-ingress-nginx-rbac.yml" "$OUT/rbac/ingress-nginx.yaml"
+}
+
 if [[ $FORCE == 0 && -x $BIN/traefik && -s $OUT/crds/.done && -s $OUT/rbac/gateway.yaml ]]; then
   log "traefik present in $BIN, skipping"
+  [[ -s $OUT/rbac/ingress-nginx.yaml ]] || { install_rbac; log "added rbac/ingress-nginx.yaml (a key cached before ingress.sh)"; }
   ln -sfn "$KEY" "$CACHE_ROOT/gateway-current"
   exit 0
 fi
@@ -140,9 +152,7 @@ mkdir -p "$OUT/crds"
 install -m 0644 "$gwapi"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$OUT/crds/"
 rm -f "$OUT/crds/gateway.networking.k8s.io_vap_safeupgrades.yaml"
 ls "$OUT/crds" >"$OUT/crds/.done"
-traefik=$(mod_dir "$TRAEFIK_MOD@$TRAEFIK_VERSION")
-mkdir -p "$OUT/rbac"
-install -m 0644 "$traefik/docs/content/reference/dynamic-configuration/kubernetes-gateway-rbac.yml" "$OUT/rbac/gateway.yaml"
+install_rbac
 
 echo "$(date -u +%FT%TZ) download=$((T1 - T0))s traefik=$((T2 - T1))s cgo=$CGO_ENABLED" >>"$OUT/build.log"
 ln -sfn "$KEY" "$CACHE_ROOT/gateway-current"

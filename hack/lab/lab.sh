@@ -6,8 +6,10 @@
 #   hack/lab/lab.sh up       install missing Debian packages, build binaries (cached), the CSI
 #                            stack (cached), traefik (cached) and images (cached), start control
 #                            planes, nodes, registries, the lab controllers, the CSI stack (csi.sh)
-#                            and the dst Gateway (gateway.sh: traefik, Gateway API), push the
-#                            images; idempotent (a running lab is kept)
+#                            the dst Gateway (gateway.sh: traefik, Gateway API) and the dst
+#                            Ingress controller (ingress.sh: traefik's Ingress NGINX provider,
+#                            IngressClass nginx, ssl-passthrough), push the images; idempotent
+#                            (a running lab is kept)
 #   hack/lab/lab.sh status   health of every component (exit 1 if anything is unhealthy)
 #   hack/lab/lab.sh down     stop everything by pid; leaves no process, netns, mount, loop
 #                            device, cgroup, iptables rule or veth behind (checked), no state dir
@@ -188,6 +190,7 @@ cmd_up() {
   phase addons apply_addons
   phase csi "$LAB_DIR/csi.sh" up
   phase gateway "$LAB_DIR/gateway.sh" up
+  phase ingress "$LAB_DIR/ingress.sh" up
   phase push "$LAB_DIR/registry.sh" push
   log "lab up in $((SECONDS - t0))s"
   cmd_status
@@ -233,6 +236,7 @@ cmd_down() {
     [[ -e $f && $(<"$f") == "$STATE/"* ]] && LAB_LOOPS+="/dev/$(basename "$(dirname "$(dirname "$f")")")|$(<"$f") "
   done
   if [[ -d $RUN ]]; then
+    "$LAB_DIR/ingress.sh" down
     "$LAB_DIR/gateway.sh" down
     "$LAB_DIR/csi.sh" down
     stop_controllers
@@ -276,6 +280,8 @@ cmd_status() {
   "$LAB_DIR/csi.sh" status || rc=1
   echo "== Gateway API (hack/lab/gateway.sh: traefik in dst, Gateway ferry-gateway/lab-gateway, TLS passthrough)"
   "$LAB_DIR/gateway.sh" status || rc=1
+  echo "== Ingress (hack/lab/ingress.sh: traefik's Ingress NGINX provider in dst, IngressClass nginx, ssl-passthrough)"
+  "$LAB_DIR/ingress.sh" status || rc=1
   echo "== cluster add-ons"
   for c in "${CLUSTERS[@]}"; do
     local sc lbs pvs kube crds

@@ -22,18 +22,17 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { startMigration } from '../../src/cli/operations';
 import { FerryError } from '../../src/core/errors';
-import type { MigrationState, WorkflowTuning } from '../../src/core/state';
+import type { WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { ensureEndpoint, observeEndpoint } from '../../src/migration/endpoint';
 import { endpointFor } from '../../src/migration/compose';
 import { runPreflight } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
-import { comparePVCs, ferryObjects, kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
+import { expectMigratedIntact, migrationOutcome } from '../../hack/e2e/drill-checks';
 
 const ROOT = join(__dirname, '..', '..');
 const GATEWAY = { name: 'lab-gateway', namespace: 'ferry-gateway' };
@@ -116,15 +115,8 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
 
     // the route as traefik reports it, read while the migration runs (Ferry deletes it at the end)
     let seen: { name: string; hostnames: string[]; parents: RouteParentStatus[] } | undefined;
-    const handle = session().client.workflow.getHandle(ID);
     let done = false;
-    const result = handle.result().then(
-      (s) => s as MigrationState,
-      (e: unknown) => {
-        if (e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure && e.cause.details?.[0]) return e.cause.details[0] as MigrationState;
-        throw e;
-      },
-    ).finally(() => (done = true));
+    const result = migrationOutcome(session(), ID).finally(() => (done = true));
     while (!done && !seen) {
       try {
         seen = routeParents(NS).find((r) => condition(r.parents[0], 'Accepted')?.status === 'True');
@@ -148,19 +140,7 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
     expect(s.namespaces[0]!.result?.address).toEqual({ host: GATEWAY_IP, port: GATEWAY_PORT, sni: HOSTNAME });
 
     // data identical, workloads as before, nothing of Ferry's left (TLSRoutes included)
-    const dstPVCs = await waitUntil(() => {
-      const p = pvcPhases('ferry-dst', NS);
-      return Object.keys(p).length === srcPVCs.length && Object.values(p).every((x) => x === 'Bound') ? p : undefined;
-    }, `the PVCs of ${NS} Bound in dst`, 60_000);
-    expect(Object.keys(dstPVCs).sort()).toEqual(srcPVCs);
-    const cmp = await comparePVCs(NS, NS, srcPVCs, { owners: true });
-    for (const [pvc, c] of Object.entries(cmp)) {
-      expect({ pvc, differences: c.differences.slice(0, 20) }).toEqual({ pvc, differences: [] });
-      expect(c.entries).toBeGreaterThan(0);
-      log(`  ${pvc}: ${c.entries} entries, ${(c.bytes / 1048576).toFixed(1)} MiB identical`);
-    }
-    expect(workloadState(NS)).toEqual(before);
-    expect(ferryObjects([NS])).toEqual([]);
+    await expectMigratedIntact(NS, srcPVCs, before, log);
     expect(routeParents(NS)).toEqual([]);
   }, 900_000);
 
