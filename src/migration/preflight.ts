@@ -246,6 +246,23 @@ export function optionProblems(plan: MigrationPlan, migrationId: string, destina
   return out;
 }
 
+/** The annotation that marks the cluster's default IngressClass (Kubernetes docs, "Default IngressClass"). */
+export const DEFAULT_INGRESS_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';
+
+/**
+ * Pure: why the Ingress endpoint would get no controller: the plan's IngressClass does not exist, or
+ * (none named) the cluster has no default IngressClass; undefined when one serves it. Without a
+ * controller no address is ever published and the endpoint would fail only at endpointReadySeconds.
+ */
+export function ingressClassProblem(classes: readonly KubernetesObject[], name: string | undefined): string | undefined {
+  const names = classes.map((c) => c.metadata?.name ?? '?');
+  if (name !== undefined) {
+    return names.includes(name) ? undefined : `IngressClass ${name} does not exist in the destination (there: ${names.join(', ') || 'none'}): set endpoint.ingressClassName to the class of an ingress controller that passes TLS through`;
+  }
+  if (classes.some((c) => c.metadata?.annotations?.[DEFAULT_INGRESS_CLASS_ANNOTATION] === 'true')) return undefined;
+  return `no IngressClass is named and the destination has no default IngressClass (there: ${names.join(', ') || 'none'}): set endpoint.ingressClassName`;
+}
+
 /**
  * Why the TLSRoute endpoint of `namespace` cannot attach to the plan's Gateway, from the Gateway's
  * spec (TLSRouteEndpoint.gatewayProblem); undefined when nothing is wrong, or when the destination
@@ -343,6 +360,13 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
       if (cluster.length) add('destination', `missing cluster permissions for context ${dst.contextName}: ${cluster.join(', ')}`);
       else destinationClasses = await dst.list<V1StorageClass>({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass' });
     });
+    // endpoint Ingress: its IngressClass (the plan's, else the cluster's default) must exist; read
+    // softly (listing IngressClasses is not a permission Ferry requires: unreadable, not checked)
+    if (types.includes('Ingress') && plan.endpoint.type === 'Ingress') {
+      const classes = await dst.list<KubernetesObject>({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass' }).catch(() => undefined);
+      const problem = classes ? ingressClassProblem(classes, plan.endpoint.ingressClassName) : undefined;
+      if (problem) add('destination', `endpoint Ingress: ${problem}`);
+    }
     // the kinds the endpoint type creates besides Services must be served (Route: OpenShift;
     // TLSRoute: Gateway API v1.5+ Standard channel)
     if (plan.endpoint.type !== 'auto') {

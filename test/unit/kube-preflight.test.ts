@@ -2,7 +2,7 @@
  * The pure parts of preflight: which permissions the plan needs on each side, and option problems.
  * The checks against clusters run in test/integration/activities-lab.test.ts.
  */
-import { cutoverMarkProblem, destinationPermissions, optionProblems, sourcePermissions } from '../../src/migration/preflight';
+import { cutoverMarkProblem, DEFAULT_INGRESS_CLASS_ANNOTATION, destinationPermissions, ingressClassProblem, optionProblems, sourcePermissions } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
 
 const base = { source: { context: 'a' }, destination: { context: 'b' }, namespaces: ['shop'] };
@@ -58,5 +58,20 @@ describe('cutoverMarkProblem (issue 8 item 2)', () => {
     expect(cutoverMarkProblem(marked, parsePlan({ ...base, overwriteCutoverPVCs: true }))).toBeUndefined();
     expect(cutoverMarkProblem({ metadata: { name: 'data', namespace: 'shop', annotations: { other: 'x' } } }, parsePlan(base))).toBeUndefined();
     expect(cutoverMarkProblem(undefined, parsePlan(base))).toBeUndefined();
+  });
+});
+
+describe('the Ingress endpoint\'s IngressClass', () => {
+  const cls = (name: string, isDefault = false) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name, ...(isDefault ? { annotations: { [DEFAULT_INGRESS_CLASS_ANNOTATION]: 'true' } } : {}) } });
+
+  it('the named class must exist', () => {
+    expect(ingressClassProblem([cls('nginx')], 'nginx')).toBeUndefined();
+    expect(ingressClassProblem([cls('traefik')], 'nginx')).toMatch(/^IngressClass nginx does not exist in the destination \(there: traefik\)/);
+  });
+
+  it('none named: the cluster needs a default class', () => {
+    expect(ingressClassProblem([cls('nginx', true)], undefined)).toBeUndefined();
+    expect(ingressClassProblem([cls('nginx')], undefined)).toMatch(/no IngressClass is named and the destination has no default IngressClass \(there: nginx\)/);
+    expect(ingressClassProblem([], undefined)).toMatch(/there: none/);
   });
 });
