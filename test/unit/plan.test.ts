@@ -188,7 +188,7 @@ describe('refinements', () => {
   test('same cluster on both sides needs renamed namespaces', () => {
     const same = { source: { context: 'x' }, destination: { context: 'x' } };
     expect(problems({ ...same, namespaces: ['a', 'b:c'] })).toEqual([
-      'namespaces[0].destination: source and destination are the same cluster (same kubeconfig and context), so "a" would be migrated onto a source namespace: rename it',
+      'namespaces[0].destination: source and destination are the same cluster (same kubeconfig and context), so "a" would be migrated onto a source namespace: rename it, or set keepPVCNames: true to move its PVCs to another StorageClass in place',
     ]);
     expect(problems({ ...same, namespaces: ['a:b', 'b:c'] })).toHaveLength(1);
     expect(ok({ ...same, namespaces: ['a:a2', 'b:b2'] }).namespaces).toHaveLength(2);
