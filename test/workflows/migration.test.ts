@@ -549,13 +549,15 @@ test('endpoint auto: a type that fails the connectivity probe is replaced by the
 
 test('keepPVCNames: after the final sync and before the applications come back, each PVC is bound to its new volume under its own name', async () => {
   const fake = new FakeCluster({ source: { shop: SHOP.shop! }, transferMs: 20 });
-  const plan = testPlan({ destination: { context: 'src' }, keepPVCNames: true, storageClassMapping: { standard: 'fast' } });
+  const plan = testPlan({ destination: { context: 'src' }, keepPVCNames: true, storageClassMapping: { standard: 'fast' }, verifyDestination: true });
   const summary = await withWorker(fake, async (tq) => (await start(tq, plan)).result());
   expect(summary.status).toBe('succeeded');
   const order = fake.activityOrder({ namespace: 'shop' });
-  expect(order.slice(-4)).toEqual(['checkSourceWriters', 'rebindPVCs', 'unquiesce', 'cleanup']);
+  expect(order.slice(-5)).toEqual(['checkSourceWriters', 'rebindPVCs', 'unquiesce', 'cleanup', 'checkDestination']);
+  // after the rebind the applications mount the original names, not the temporary claims
+  expect(fake.destinationChecks.map((c) => c.claims.map((x) => x.name))).toEqual([['data', 'logs', 'db']]);
   const shop = nsResult(summary, 'shop');
-  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'quiesce', 'final-sync', 'rebind', 'unquiesce', 'cleanup']);
+  expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'quiesce', 'final-sync', 'rebind', 'unquiesce', 'cleanup', 'verify-destination']);
   expect(shop.rebound!.map((r) => r.pvc)).toEqual(['data', 'logs', 'db']);
   expect(shop.warnings.filter((w) => /old volume pv-\w+ is kept \(Released, reclaim policy Retain\)/.test(w))).toHaveLength(3);
 });

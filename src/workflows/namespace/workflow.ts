@@ -230,11 +230,12 @@ async function migrate(run: NamespaceRun): Promise<void> {
 
 /** The post-cutover check of the destination pods; a failure or a not-Ready pod is a warning. */
 async function checkDestination(run: NamespaceRun, pvcs: readonly string[]): Promise<void> {
-  const { st, acts, ctx } = run;
+  const { st, acts, ctx, plan } = run;
   run.enter('verify-destination');
   const claims = pvcs.flatMap((name) => {
     const info = run.pvcInfo.get(name);
-    return info ? [{ name: info.destinationName, expected: info.usedBy.some((w) => RUNNING_WORKLOAD_KINDS.includes(w.kind)) }] : [];
+    // keepPVCNames: the rebind put the original names on the new volumes (the temporary claims are gone)
+    return info ? [{ name: plan.keepPVCNames ? info.name : info.destinationName, expected: info.usedBy.some((w) => RUNNING_WORKLOAD_KINDS.includes(w.kind)) }] : [];
   });
   try {
     const check = await acts.checkDestination({ ...ctx, claims });

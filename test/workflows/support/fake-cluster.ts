@@ -292,7 +292,8 @@ export class FakeCluster {
             ...(spec.pendingRollouts ? { pendingRollouts: spec.pendingRollouts.map((r) => ({ workload: workloads.find((w) => w.name === r.workload)!, detail: r.detail })) } : {}),
             pvcs: [...spec.pvcs, ...(st.addedPVCs?.[ctx.namespace.source] ?? [])].map((p) => ({
               name: p.name,
-              destinationName: p.name,
+              // keepPVCNames: a temporary destination claim, as discovery names it (migration/rebind.ts)
+              destinationName: ctx.plan.keepPVCNames ? `${p.name}-new` : p.name,
               capacity: `${p.bytes}`,
               capacityBytes: p.bytes,
               accessModes: ['ReadWriteOnce'],
