@@ -98,8 +98,9 @@ async function gone(client: KubeClient, namespace: string, name: string, signal?
 /**
  * Binds the original name `pvc` to the volume of the temporary claim `temporary` (see the module
  * docstring). Idempotent: resumes after a crash at any step.
- * @throws FerryError (config) when neither the temporary PVC nor a new PV marked for `pvc` is found,
- *   or the original PVC is bound to something else; API errors (retried by the activity).
+ * @throws FerryError (config) when neither the temporary PVC nor a new PV marked for `pvc` is found
+ *   (nothing is deleted then); WaitTimeoutError naming the pods that still use a claim being deleted;
+ *   API errors (retried by the activity).
  */
 export async function rebindClaim(client: KubeClient, namespace: string, pvc: string, temporary: string, o: { signal?: AbortSignal; logger?: Logger } = {}): Promise<RebindResult> {
   const log = o.logger ?? silentLogger;
