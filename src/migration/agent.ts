@@ -179,25 +179,46 @@ export async function readyAgent(source: KubeClient, nt: NamespaceTransfer): Pro
   return pods.find((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp && podReady(p));
 }
 
+/** Options of `probeThroughAgent`. */
+export interface AgentProbeOptions {
+  signal?: AbortSignal;
+  logger?: Logger;
+  /**
+   * Probes made before a transient failure is thrown (default 3), `retryDelaySeconds` apart (default 2).
+   * The probe usually runs seconds after the server pod became Ready, and a Service's forwarding
+   * (kube-proxy's rules, a cloud load balancer's health check) follows the EndpointSlice with a lag:
+   * a refused connection then is expected and gone a moment later. Auth and config failures are not retried.
+   */
+  attempts?: number;
+  retryDelaySeconds?: number;
+}
+
 /**
  * The connectivity probe (statetransfer/probe.ts `probeScript`) run in a warm agent through exec, over the
  * agent's own transport: no probe pod to start. Failures are explained like the probe pod's
- * (`explainProbeFailure`, with the tail of the agent's transport log).
- * @throws FerryError explaining the failure; API errors.
+ * (`explainProbeFailure`, with the tail of the agent's transport log); transient ones are probed again
+ * (`AgentProbeOptions.attempts`).
+ * @throws FerryError explaining the last failure; API errors; AbortedError when cancelled.
  */
-export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfer, agent: V1Pod, address: ClientTransferRequest['address'], options: { signal?: AbortSignal; logger?: Logger } = {}): Promise<{ message: string }> {
+export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfer, agent: V1Pod, address: ClientTransferRequest['address'], options: AgentProbeOptions = {}): Promise<{ message: string }> {
   const ns = nt.sourceNamespace;
   const name = agent.metadata!.name!;
   const direct = nt.transport.direct;
   const target = direct ? { host: address.host, port: address.port } : { host: '127.0.0.1', port: nt.transfer.port };
   const script = probeScript(nt.transfer.type, target.host, target.port, direct);
-  const r = await source.exec(ns, name, agent.spec!.containers[0]!.name, ['/bin/bash', '-c', script], { timeoutSeconds: 60, ...(options.signal ? { signal: options.signal } : {}) });
-  const probeLog = `${r.stdout}${r.stderr}`;
-  if (r.exitCode !== 0) {
+  const attempts = Math.max(1, options.attempts ?? 3);
+  let r: Awaited<ReturnType<KubeClient['exec']>>;
+  for (let attempt = 1; ; attempt++) {
+    r = await source.exec(ns, name, agent.spec!.containers[0]!.name, ['/bin/bash', '-c', script], { timeoutSeconds: 60, ...(options.signal ? { signal: options.signal } : {}) });
+    if (r.exitCode === 0) break;
     const transport = agent.spec!.containers[1]?.name;
     const transportLog = transport ? await readLogTail(source, ns, name, transport, 100, 32 * 1024).catch(() => '') : '';
-    throw explainProbeFailure(r.exitCode, probeLog, transportLog, address);
+    const failure = explainProbeFailure(r.exitCode, `${r.stdout}${r.stderr}`, transportLog, address);
+    if (failure.category !== 'transient' || attempt >= attempts) throw failure;
+    (options.logger ?? silentLogger).info({ namespace: ns, address, attempt, reason: failure.message }, 'connectivity probe failed; probing again');
+    await sleep((options.retryDelaySeconds ?? 2) * 1000, options.signal);
   }
+  const probeLog = `${r.stdout}${r.stderr}`;
   const message = (/ferry-probe: OK.*/.exec(probeLog)?.[0] ?? 'ferry-probe: OK') + (direct ? ' (TCP only: the null transport leaves TLS to the engine)' : '') + ` (through transfer agent ${name})`;
   (options.logger ?? silentLogger).info({ namespace: ns, address, message }, 'connectivity probe succeeded');
   return { message };

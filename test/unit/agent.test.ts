@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/core/types';
-import { agentSpecHash, runAgentSync, staleAgentReason } from '../../src/migration/agent';
+import { agentSpecHash, probeThroughAgent, runAgentSync, staleAgentReason } from '../../src/migration/agent';
 import { execExitCode, type ExecResult, type KubeClient } from '../../src/k8s/client';
 import { AbortedError, FerryError } from '../../src/core/errors';
 import { clientSideTransferFor } from '../../src/migration/compose';
@@ -379,4 +379,41 @@ describe('runAgentSync against a fake API server', () => {
     await expect(runAgentSync(c.source, c.nt, credentials, request, { intervalSeconds: 1 })).rejects.toThrow(/answered the poll of sync p1-stage without a state/);
     expect(c.calls.filter((x) => x.command === 'wait')).toHaveLength(5);
   }, 30_000);
+});
+
+describe('probeThroughAgent', () => {
+  const plan = planOf('restricted');
+  const nt = clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [pvcInfo('data')]);
+  const pod = nt.agentObjects('data', address, credentials).at(-1) as V1Pod;
+
+  /** A source whose agent answers each probe exec with the next of `answers` (exit code, transport log). */
+  function probing(answers: { exitCode: number; transportLog: string }[]) {
+    let n = 0;
+    const source = {
+      core: { readNamespacedPodLog: async () => answers[Math.min(n, answers.length) - 1]!.transportLog },
+      exec: async (): Promise<ExecResult> => {
+        const a = answers[n++]!;
+        return { exitCode: a.exitCode, stdout: a.exitCode === 0 ? 'ferry-probe: OK, server says: @RSYNCD: 31.0\n' : 'ferry-probe: no greeting\n', stderr: '' };
+      },
+    } as unknown as KubeClient;
+    return { source, probes: () => n };
+  }
+  const refused = { exitCode: 3, transportLog: 'LOG3[0]: s_connect: connect 10.250.0.151:8443: Connection refused (111)' };
+  const untrusted = { exitCode: 3, transportLog: 'LOG3[0]: SSL_connect: certificate verify failed' };
+  const fine = { exitCode: 0, transportLog: '' };
+
+  it('probes again when the endpoint refused the connection (forwarding lags the server becoming Ready)', async () => {
+    const p = probing([refused, refused, fine]);
+    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaySeconds: 0 })).resolves.toMatchObject({ message: expect.stringContaining('ferry-probe: OK') });
+    expect(p.probes()).toBe(3);
+  });
+
+  it('gives up after the attempts with the explained refusal, and at once on a TLS refusal', async () => {
+    const a = probing([refused, refused, refused, fine]);
+    await expect(probeThroughAgent(a.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('refused the TCP connection') });
+    expect(a.probes()).toBe(3);
+    const b = probing([untrusted, fine]);
+    await expect(probeThroughAgent(b.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'auth' });
+    expect(b.probes()).toBe(1);
+  });
 });
