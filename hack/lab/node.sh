@@ -202,6 +202,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # this VM withholds CAP_SYS_RESOURCE: a pod sandbox's oom_score_adj of -998 fails with
   # EPERM in runc ("can't get final child's PID from pipe: EOF") unless this is on
   restrict_oom_score_adj = true
+  # raw block volumes (volumeDevices) owned by the pod's runAsUser/runAsGroup instead of root 0600,
+  # so that a non-root (restricted) pod can read and write them: containerd's CRI option (1.6+;
+  # CRI-O has the same name), off by default; Ferry's block-mode PVC support needs it in restricted mode
+  device_ownership_from_security_context = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -415,7 +415,7 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           // each time: a client pod per sync, not the agent (which mounts the source PVC for the final sync).
           const pointInTime = !req.final && req.plan.sourceCopyMethod !== 'direct' ? req.plan.sourceCopyMethod : undefined;
           if (pointInTime) {
-            const pit = { migrationId: req.migrationId, namespace: req.namespace.source, pvc: req.pvc.name, capacity: req.pvc.capacity, pass: req.pass, ...(req.pvc.storageClass !== undefined ? { storageClass: req.pvc.storageClass } : {}) };
+            const pit = { migrationId: req.migrationId, namespace: req.namespace.source, pvc: req.pvc.name, capacity: req.pvc.capacity, volumeMode: req.pvc.volumeMode, pass: req.pass, ...(req.pvc.storageClass !== undefined ? { storageClass: req.pvc.storageClass } : {}) };
             const readFrom = await preparePointInTime(source, {
               ...pit,
               method: pointInTime,

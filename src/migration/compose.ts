@@ -148,6 +148,7 @@ export function namespaceTransferFor(
       destinationPVC: p.destinationName,
       ...(p.nodeName ? { nodeName: p.nodeName } : {}),
       ...(identity ? { identity } : {}),
+      ...(p.volumeMode === 'Block' ? { block: true } : {}),
     };
   });
   const endpoint = endpointFor(plan, migrationId, mapping.destination, endpointType);

@@ -249,7 +249,7 @@ export async function plannedImages(source: KubeClient, plan: MigrationPlan, map
 
 /** Why a PVC cannot be measured by a usage pod now, or undefined. */
 function cannotMeasure(p: PVCInfo): string | undefined {
-  if (p.volumeMode === 'Block') return 'a block volume: Ferry does not migrate block volumes yet';
+  if (p.volumeMode === 'Block') return `a block volume: each sync reads the whole device (${p.capacity}) on both sides and sends the blocks that differ; the usage pod measures file trees only`;
   if (p.accessModes.includes('ReadWriteOncePod') && p.usedBy.length > 0) return 'ReadWriteOncePod in use: no second pod can mount it while the application runs';
   return undefined;
 }

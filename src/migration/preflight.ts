@@ -5,7 +5,7 @@
  * - permissions of Ferry's identity on each side (SelfSubjectAccessReview for every verb it uses,
  *   depending on the plan: quiesce, endpoint type, rollback);
  * - source namespaces exist (not Terminating), named PVCs exist, something is selected;
- * - PVCs are Bound, Filesystem (Block is not supported yet), their destination StorageClass exists
+ * - PVCs are Bound (Block ones need an engine that copies devices: rsync), their destination StorageClass exists
  *   (or the destination has a default class), their destination names are free or already this
  *   migration's, and usable as rsync module names; existing destination PVCs carry no cutover mark
  *   of a finished migration (unless the plan says overwriteCutoverPVCs: true); with keepPVCNames:
@@ -437,7 +437,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightProb
           else if (plan.keepPVCNames && info.destinationStorageClass !== undefined && info.destinationStorageClass === info.storageClass && info.destinationAccessModes.join() === info.accessModes.join()) {
             add(ps, `keepPVCNames would move it to the StorageClass it is in (${info.storageClass}) with the same access modes: map its class with storageClassMapping (or defaultStorageClass), or leave it out of the selection`);
           }
-          if (info.volumeMode === 'Block') add(ps, 'has volumeMode Block: raw block volumes are not supported yet (only Filesystem); exclude it from the selection');
+          if (info.volumeMode === 'Block' && !transferFor(plan).copiesBlockDevices) add(ps, `has volumeMode Block: transfer ${plan.transfer} copies files, not devices; use transfer rsync (device to device, changed blocks only) or leave it out of the selection`);
           if (info.accessModes.includes('ReadWriteOncePod') && info.nodeName && plan.stagePasses > 0) {
             add(ps, 'is ReadWriteOncePod and mounted by a running pod: no other pod can read it before quiesce, so stage syncs cannot run; set stagePasses: 0');
           }

@@ -5,12 +5,12 @@
  * kind. Read-only: the PVCs are mounted read-only and nothing else is touched; the pods carry the
  * migration's labels, so cleanup removes any a crash left.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import type { WorkloadIdentity } from '../core/types';
 import { waitFor, type KubeClient } from '../k8s/client';
-import { buildManifestPod, compareManifests, MANIFEST_FILE, parseManifest, parseManifestSummary, type CompareOptions, type DifferenceKind, type ManifestDifference } from '../statetransfer/manifest';
+import { BLOCK_CHUNK_BYTES, blockRangeHashCommand, buildManifestPod, compareBlockManifests, compareManifests, MANIFEST_DEVICE, MANIFEST_FILE, parseBlockManifest, parseBlockManifestBytes, parseManifest, parseManifestSummary, type CompareOptions, type DifferenceKind, type ManifestDifference } from '../statetransfer/manifest';
 import { objectLabels, objectName } from '../statetransfer/names';
 import { readLogTail, transferContainerState } from './follow';
 
@@ -61,7 +61,7 @@ interface ManifestPod {
 }
 
 /** Creates the manifest pod of one side and waits for its summary line. */
-async function startManifest(client: KubeClient, namespace: string, pvc: string, side: string, o: VerifyOptions): Promise<ManifestPod & { entries: number; sha256: string }> {
+async function startManifest(client: KubeClient, namespace: string, pvc: string, side: string, o: VerifyOptions, block = false): Promise<ManifestPod & { entries: number; sha256: string; bytes?: number }> {
   const name = objectName(o.migrationId, `verify-${side}`, pvc);
   const pod = buildManifestPod({
     name,
@@ -71,6 +71,7 @@ async function startManifest(client: KubeClient, namespace: string, pvc: string,
     image: o.image,
     ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}),
     hashes: o.hashes,
+    ...(block ? { block } : {}),
     root: o.root,
     ...(o.identity ? { identity: o.identity } : {}),
   });
@@ -83,7 +84,8 @@ async function startManifest(client: KubeClient, namespace: string, pvc: string,
       if (!p) throw new FerryError('transient', `manifest pod ${namespace}/${name} disappeared`);
       const log = await readLogTail(client, namespace, name, 'manifest', 20, 64 * 1024);
       const s = parseManifestSummary(log);
-      if (s) return s;
+      const bytes = block ? parseBlockManifestBytes(log) : undefined;
+      if (s) return bytes !== undefined ? { ...s, bytes } : s;
       const st = transferContainerState(p);
       if (st.state === 'terminated') {
         throw new FerryError('fatal', `the manifest pod ${namespace}/${name} could not read PVC ${pvc} (exit ${st.exitCode}): ${log.trim().split('\n').slice(-3).join(' | ') || 'no output'}${o.root ? '' : ' — in restricted mode files the workload identity cannot read stop the manifest: verify with preserve-ownership'}`);
@@ -95,26 +97,54 @@ async function startManifest(client: KubeClient, namespace: string, pvc: string,
   return { client, namespace, name, ...summary };
 }
 
-async function readManifest(p: ManifestPod) {
+async function readFile(p: ManifestPod): Promise<string> {
   const r = await p.client.exec(p.namespace, p.name, 'manifest', ['cat', MANIFEST_FILE], { maxOutputBytes: MAX_MANIFEST_BYTES, timeoutSeconds: 600 });
   if (r.exitCode !== 0) throw new FerryError('transient', `could not read the manifest of ${p.namespace}/${p.name}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
-  return parseManifest(r.stdout);
+  return r.stdout;
+}
+
+async function readManifest(p: ManifestPod) {
+  return parseManifest(await readFile(p));
+}
+
+/** A block volume's two manifests compared over the source's bytes (compareBlockManifests). */
+async function compareBlockVolumes(t: VerifyTarget, a: ManifestPod & { bytes?: number }, b: ManifestPod & { bytes?: number }, log: Logger): Promise<VerifyResult> {
+  if (a.bytes === undefined || b.bytes === undefined) throw new FerryError('fatal', `the manifest pods of block PVC ${t.sourcePVC} did not report the device sizes`);
+  const [ca, cb] = await Promise.all([readFile(a), readFile(b)]).then((x) => x.map(parseBlockManifest));
+  const tail = a.bytes % BLOCK_CHUNK_BYTES;
+  let lastChunk: { source: string; destination: string } | undefined;
+  if (tail && b.bytes > a.bytes) {
+    // The source's last chunk is partial and the destination's is not: hash the destination over the same bytes.
+    const offset = a.bytes - tail;
+    const r = await b.client.exec(b.namespace, b.name, 'manifest', blockRangeHashCommand(MANIFEST_DEVICE, offset, tail), { timeoutSeconds: 600 });
+    if (r.exitCode !== 0) throw new FerryError('transient', `could not hash the last ${tail} bytes of ${b.namespace}/${b.name}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
+    lastChunk = { source: ca[ca.length - 1] ?? '', destination: r.stdout.trim() };
+  }
+  const diffs = compareBlockManifests({ bytes: a.bytes, chunks: ca }, { bytes: b.bytes, chunks: cb }, lastChunk);
+  const byKind: Partial<Record<DifferenceKind, number>> = {};
+  for (const d of diffs) byKind[d.kind] = (byKind[d.kind] ?? 0) + 1;
+  log.info({ ...t, bytes: a.bytes, byKind }, diffs.length ? 'verify found differences in the block device' : 'verified: the block devices hold the same bytes');
+  return { ...t, identical: diffs.length === 0, entries: ca.length, byKind, differences: diffs.slice(0, MAX_LISTED_DIFFERENCES) };
 }
 
 /**
  * Verifies one migrated PVC: identical when the two manifests' digests match; otherwise the entries
- * are compared and the differences counted by kind. Both pods are deleted at the end whatever happened.
+ * are compared and the differences counted by kind. A block PVC (the source claim's volumeMode) is
+ * compared chunk by chunk over the source device's bytes (compareBlockVolumes). Both pods are deleted at the end whatever happened.
  * @throws FerryError when a side cannot be read (the pod's explanation), or on timeout.
  */
 export async function verifyPVC(source: KubeClient, destination: KubeClient, t: VerifyTarget, o: VerifyOptions): Promise<VerifyResult> {
   const log = o.logger ?? silentLogger;
   const pods: ManifestPod[] = [];
   try {
-    const started = await Promise.allSettled([startManifest(source, t.sourceNamespace, t.sourcePVC, 'src', o), startManifest(destination, t.destinationNamespace, t.destinationPVC, 'dst', o)]);
+    const claim = await source.get<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: t.sourceNamespace, name: t.sourcePVC });
+    const block = claim?.spec?.volumeMode === 'Block';
+    const started = await Promise.allSettled([startManifest(source, t.sourceNamespace, t.sourcePVC, 'src', o, block), startManifest(destination, t.destinationNamespace, t.destinationPVC, 'dst', o, block)]);
     for (const s of started) if (s.status === 'fulfilled') pods.push(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    const [a, b] = started.map((s) => (s as PromiseFulfilledResult<ManifestPod & { entries: number; sha256: string }>).value) as [ManifestPod & { entries: number; sha256: string }, ManifestPod & { entries: number; sha256: string }];
+    const [a, b] = started.map((s) => (s as PromiseFulfilledResult<ManifestPod & { entries: number; sha256: string; bytes?: number }>).value) as [ManifestPod & { entries: number; sha256: string; bytes?: number }, ManifestPod & { entries: number; sha256: string; bytes?: number }];
+    if (block) return await compareBlockVolumes(t, a, b, log);
     if (a.sha256 === b.sha256) {
       log.info({ ...t, entries: a.entries }, 'verified: the trees are identical');
       return { ...t, identical: true, entries: a.entries, byKind: {}, differences: [] };

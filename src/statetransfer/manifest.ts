@@ -18,6 +18,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { buildVolumeReaderPod, type VolumeReaderPodOptions } from './pods/reader';
+import { BLOCK_DEVICE_FILE } from './types';
 
 /** Where the manifest is written inside the manifest pod. */
 export const MANIFEST_FILE = '/tmp/ferry-manifest';
@@ -65,9 +66,14 @@ export function manifestScript(o: ManifestOptions, where: { dir?: string; file?:
 /** Options of `buildManifestPod`: a reader pod's (pods/reader.ts) without what the manifest sets. */
 export type ManifestPodOptions = ManifestOptions & Omit<VolumeReaderPodOptions, 'container' | 'script' | 'mountPath' | 'deadlineSeconds'>;
 
-/** The manifest pod: the transfer image, the PVC read-only, restricted unless `root` (pods/reader.ts). Pure. */
+/** Where a block PVC's device node is in the manifest pod. */
+export const MANIFEST_DEVICE = `${MANIFEST_MOUNT}/${BLOCK_DEVICE_FILE}`;
+
+/** The manifest pod: the transfer image, the PVC read-only, restricted unless `root` (pods/reader.ts);
+ * a `block` PVC gets blockManifestScript over its device node. Pure. */
 export function buildManifestPod(o: ManifestPodOptions): V1Pod {
-  return buildVolumeReaderPod({ ...o, container: 'manifest', script: manifestScript(o), mountPath: MANIFEST_MOUNT, deadlineSeconds: 3 * 3600 });
+  const script = o.block ? blockManifestScript(MANIFEST_DEVICE) : manifestScript(o);
+  return buildVolumeReaderPod({ ...o, container: 'manifest', script, mountPath: MANIFEST_MOUNT, deadlineSeconds: 3 * 3600 });
 }
 
 /** Parses the summary line of a manifest pod's log; undefined before it is printed. */
@@ -204,4 +210,77 @@ export function compareManifests(source: readonly ManifestEntry[], destination: 
   }
   for (const d of destination) if (!seen.has(d.path)) out.push({ kind: 'extra', path: d.path });
   return out.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+}
+
+/** Bytes of one chunk of a block volume's manifest (blockManifestScript): 64 MiB. */
+export const BLOCK_CHUNK_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The manifest pod's script for a block volume (its device node at `device`): the device's size and
+ * the sha256 of each BLOCK_CHUNK_BYTES chunk, one line `<index> <sha256>` per chunk in MANIFEST_FILE;
+ * prints `ferry-manifest: entries=<chunks> sha256=<digest of the list> bytes=<size>` and waits (1 h)
+ * for Ferry to read the file and run `blockRangeHashCommand` if it needs to. The size comes from
+ * BLKGETSIZE64 (blockdev(8)); a device node's stat size is 0.
+ */
+export function blockManifestScript(device: string): string {
+  const mib = BLOCK_CHUNK_BYTES / (1024 * 1024);
+  return [
+    'set -euo pipefail',
+    `dev=${device}`,
+    `out=${MANIFEST_FILE}`,
+    'size=$(blockdev --getsize64 "$dev")',
+    `n=$(( (size + ${BLOCK_CHUNK_BYTES} - 1) / ${BLOCK_CHUNK_BYTES} ))`,
+    ': > "$out"',
+    'i=0',
+    `while [ "$i" -lt "$n" ]; do printf '%s %s\\n' "$i" "$(dd if="$dev" bs=1M skip=$((i * ${mib})) count=${mib} status=none | sha256sum | cut -c1-64)" >> "$out"; i=$((i + 1)); done`,
+    `echo "${MANIFEST_SUMMARY_PREFIX} entries=$n sha256=$(sha256sum < "$out" | cut -c1-64) bytes=$size"`,
+    'sleep 3600 & wait',
+  ].join('\n');
+}
+
+/** The command that prints the sha256 of `length` bytes of `device` from byte `offset` (a partial
+ * last chunk, compared over the source's length when the destination device is larger). */
+export function blockRangeHashCommand(device: string, offset: number, length: number): string[] {
+  return ['/bin/bash', '-c', `dd if=${device} iflag=skip_bytes,count_bytes skip=${offset} count=${length} bs=1M status=none | sha256sum | cut -c1-64`];
+}
+
+/** Parses a block manifest (blockManifestScript): the chunk hashes in index order. */
+export function parseBlockManifest(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d+) ([0-9a-f]{64})$/.exec(line.trim());
+    if (m) out[Number(m[1])] = m[2]!;
+  }
+  return out;
+}
+
+/** Parses the device size from a block manifest pod's summary line, bytes. */
+export function parseBlockManifestBytes(log: string): number | undefined {
+  const m = new RegExp(`${MANIFEST_SUMMARY_PREFIX} entries=\\d+ sha256=[0-9a-f]{64} bytes=(\\d+)`).exec(log);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Pure: the differences between a source and a destination block volume, over the source's bytes (a
+ * larger destination device is fine: its extra bytes are not the source's). A destination smaller than
+ * the source is one `size` difference; each differing chunk is a `content` difference whose path is
+ * `device@<offset>+<length>` (bytes). `lastChunk` overrides the comparison of a partial last source
+ * chunk that the destination holds whole (the caller hashed the destination over the source's length).
+ */
+export function compareBlockManifests(
+  source: { bytes: number; chunks: readonly string[] },
+  destination: { bytes: number; chunks: readonly string[] },
+  lastChunk?: { source: string; destination: string },
+): ManifestDifference[] {
+  if (destination.bytes < source.bytes) return [{ kind: 'size', path: 'device', detail: `${source.bytes} -> ${destination.bytes}` }];
+  const out: ManifestDifference[] = [];
+  const n = Math.ceil(source.bytes / BLOCK_CHUNK_BYTES);
+  for (let i = 0; i < n; i++) {
+    const offset = i * BLOCK_CHUNK_BYTES;
+    const length = Math.min(BLOCK_CHUNK_BYTES, source.bytes - offset);
+    const partial = length < BLOCK_CHUNK_BYTES && destination.bytes > source.bytes;
+    const same = partial && lastChunk ? lastChunk.source === lastChunk.destination : source.chunks[i] === destination.chunks[i];
+    if (!same) out.push({ kind: 'content', path: `device@${offset}+${length}` });
+  }
+  return out;
 }

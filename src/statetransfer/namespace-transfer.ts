@@ -21,11 +21,13 @@ import { agentSyncScript as buildAgentSyncScript, buildAgentPod } from './pods/a
 import type { WorkloadIdentity } from '../core/types';
 import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
 import { generatePassword } from './password';
-import type { Endpoint, PodParts, SecurityMode, Transfer, Transport } from './types';
+import { BLOCK_DEVICE_FILE, type Endpoint, type PodParts, type SecurityMode, type Transfer, type Transport } from './types';
 import type { EndpointAddress } from '../core/types';
 
 /** Where the source PVC is mounted in the client pod. */
 export const SOURCE_PATH = '/data';
+/** Where a block source PVC's device node is in the client pod. */
+export const SOURCE_DEVICE_PATH = `${SOURCE_PATH}/${BLOCK_DEVICE_FILE}`;
 /** Parent directory of the destination PVC mounts in the server pod. */
 export const DESTINATION_ROOT = '/mnt/ferry';
 
@@ -37,6 +39,8 @@ export interface VolumePair {
   nodeName?: string;
   /** Identity of the workload that uses the PVC (fsGroup, supplementalGroups, runAsUser …). */
   identity?: WorkloadIdentity;
+  /** Both PVCs are volumeMode Block: the device is copied (the engine must `copiesBlockDevices`). */
+  block?: boolean;
 }
 
 /** Options of `createNamespaceTransfer`. */
@@ -132,6 +136,8 @@ function validate(o: NamespaceTransferOptions): void {
   if (o.transport.direct && o.transfer.type === 'rclone' && (o.endpoint.type === 'Route' || o.endpoint.type === 'Ingress')) {
     problems.push(`rclone encrypts itself with SSH, which a ${o.endpoint.type} cannot carry (it routes TLS by SNI): use transport stunnel, or a LoadBalancer or NodePort endpoint`);
   }
+  const block = o.volumes.filter((v) => v.block).map((v) => v.sourcePVC);
+  if (block.length && !o.transfer.copiesBlockDevices) problems.push(`transfer ${o.transfer.type} does not copy block volumes (volumeMode Block: ${block.join(', ')}): use transfer rsync`);
   const seen = new Set<string>();
   for (const v of o.volumes) {
     if (seen.has(v.destinationPVC)) problems.push(`destination PVC ${v.destinationPVC} is the target of two source PVCs`);
@@ -198,7 +204,8 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
       labels: clientLabels,
       namespace: ns,
       module: v.destinationPVC,
-      sourcePath: SOURCE_PATH,
+      sourcePath: v.block ? SOURCE_DEVICE_PATH : SOURCE_PATH,
+      ...(v.block ? { block: true } : {}),
       connect: direct ? address : { host: '127.0.0.1', port: localPort },
       password: credentials.password,
       root,
@@ -222,7 +229,8 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
       security: o.security,
       identity: v.identity,
       pvcName: sync.readFrom ?? sourcePVC,
-      sourcePath: SOURCE_PATH,
+      sourcePath: v.block ? SOURCE_DEVICE_PATH : SOURCE_PATH,
+      ...(v.block ? { block: true } : {}),
       transfer: transferParts,
       transport: transportParts,
       transportPort: direct ? undefined : localPort,
@@ -249,7 +257,7 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
         objectName: serverName,
         labels: serverLabels,
         namespace: ns,
-        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}` })),
+        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}`, ...(v.block ? { block: true } : {}) })),
         bindAddress: direct ? '0.0.0.0' : '127.0.0.1',
         port: direct ? o.endpoint.backendPort : o.transfer.port,
         password: credentials.password,
@@ -272,7 +280,7 @@ export function createNamespaceTransfer(options: NamespaceTransferOptions): Name
         imagePullPolicy: o.imagePullPolicy,
         security: o.security,
         identity: o.serverIdentity,
-        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}` })),
+        volumes: o.volumes.map((v) => ({ pvcName: v.destinationPVC, mountPath: `${DESTINATION_ROOT}/${v.destinationPVC}`, ...(v.block ? { block: true } : {}) })),
         transfer: transferParts,
         transport: transportParts,
       });

@@ -41,6 +41,8 @@ export interface PointInTimeOptions {
   storageClass?: string;
   /** Its requested size (quantity). */
   capacity: string;
+  /** Its volumeMode: the copy must have the same (a Block snapshot restores only into a Block claim). */
+  volumeMode?: 'Filesystem' | 'Block';
   pass: number;
   /** snapshot: the VolumeSnapshotClass (unset: the driver's default class). */
   volumeSnapshotClass?: string;
@@ -80,6 +82,7 @@ export function pointInTimeClaim(o: PointInTimeOptions, method: Exclude<SourceCo
       accessModes: ['ReadWriteOnce'],
       ...(o.storageClass !== undefined ? { storageClassName: o.storageClass } : {}),
       resources: { requests: { storage: size } },
+      ...(o.volumeMode === 'Block' ? { volumeMode: 'Block' } : {}),
       dataSource:
         method === 'snapshot'
           ? { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: fromSnapshot }

@@ -195,12 +195,19 @@ export interface PodParts {
   objects: KubernetesObject[];
 }
 
+/** Name of a block volume's device node inside its directory (server module path, client source
+ * directory, reader pod): the one entry a block volume's rsync module holds. */
+export const BLOCK_DEVICE_FILE = 'device';
+
 /** One destination PVC served by the transfer server. */
 export interface ServedVolume {
   /** Destination PVC name; also the rsync module / rclone path name. */
   pvcName: string;
-  /** Where the PVC is mounted in the server pod. */
+  /** Where the PVC is mounted in the server pod; for a `block` volume, the directory holding its
+   * device node (BLOCK_DEVICE_FILE), which is the module's only entry. */
   mountPath: string;
+  /** A volumeMode Block PVC: served as a device node, written in place (rsync --write-devices). */
+  block?: boolean;
 }
 
 /** Context given to Transfer.server(). */
@@ -228,8 +235,11 @@ export interface TransferClientContext {
   namespace: string;
   /** Destination module (= destination PVC name). */
   module: string;
-  /** Where the source PVC is mounted in the client pod. */
+  /** Where the source PVC is mounted in the client pod; for a `block` volume, its device node. */
   sourcePath: string;
+  /** A volumeMode Block PVC: the device's bytes are copied into the destination module's device
+   * node (BLOCK_DEVICE_FILE), only changed blocks on a re-sync. */
+  block?: boolean;
   /** Where the transfer client connects: 127.0.0.1 behind a transport, the endpoint when direct. */
   connect: EndpointAddress;
   password: string;
@@ -248,6 +258,8 @@ export interface Transfer {
   readonly port: number;
   /** Whether the engine encrypts and authenticates itself (usable with the null transport): rclone over SSH. */
   readonly selfEncrypting: boolean;
+  /** Whether the engine copies volumeMode Block PVCs (device to device). */
+  readonly copiesBlockDevices: boolean;
   server(ctx: TransferServerContext): PodParts;
   /** The client process's shell command (run by the pod builder's wrapper) and what it mounts. */
   client(ctx: TransferClientContext): PodParts;

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareManifests, manifestScript, parseManifest, parseManifestSummary } from '../../src/statetransfer/manifest';
+import { BLOCK_CHUNK_BYTES, blockManifestScript, blockRangeHashCommand, compareBlockManifests, compareManifests, MANIFEST_FILE, manifestScript, parseBlockManifest, parseBlockManifestBytes, parseManifest, parseManifestSummary } from '../../src/statetransfer/manifest';
+import { createHash } from 'node:crypto';
 
 let work: string;
 beforeAll(() => {
@@ -100,5 +101,56 @@ describe('manifest', () => {
     const diffs = compareManifests(manifest(src, false).entries, manifest(dst, false).entries, { owners: false, metadata: false });
     expect(diffs.map((d) => d.kind)).toContain('size');
     expect(diffs.map((d) => d.kind)).not.toContain('content');
+  });
+});
+
+describe('block volume manifests', () => {
+  const C = BLOCK_CHUNK_BYTES;
+  const h = (c: string) => c.repeat(64);
+
+  test('parses the chunk list and the summary bytes', () => {
+    expect(parseBlockManifest(`0 ${h('a')}\n1 ${h('b')}\n`)).toEqual([h('a'), h('b')]);
+    expect(parseBlockManifestBytes(`ferry-manifest: entries=2 sha256=${h('c')} bytes=134217728\n`)).toBe(134217728);
+    expect(parseBlockManifestBytes(`ferry-manifest: entries=2 sha256=${h('c')}\n`)).toBeUndefined();
+  });
+
+  test('compares over the source bytes: equal, a differing chunk with its byte range, a smaller destination', () => {
+    const src = { bytes: 2 * C, chunks: [h('a'), h('b')] };
+    expect(compareBlockManifests(src, { bytes: 2 * C, chunks: [h('a'), h('b')] })).toEqual([]);
+    // a larger destination device: its extra chunk is not the source's
+    expect(compareBlockManifests(src, { bytes: 3 * C, chunks: [h('a'), h('b'), h('z')] })).toEqual([]);
+    expect(compareBlockManifests(src, { bytes: 2 * C, chunks: [h('a'), h('x')] })).toEqual([{ kind: 'content', path: `device@${C}+${C}` }]);
+    expect(compareBlockManifests(src, { bytes: C, chunks: [h('a')] })).toEqual([{ kind: 'size', path: 'device', detail: `${2 * C} -> ${C}` }]);
+  });
+
+  test("a partial last source chunk against a larger destination is judged by the caller's hash of the same bytes", () => {
+    const src = { bytes: C + 4096, chunks: [h('a'), h('t')] };
+    const dst = { bytes: 2 * C, chunks: [h('a'), h('w')] };
+    expect(compareBlockManifests(src, dst, { source: h('t'), destination: h('t') })).toEqual([]);
+    expect(compareBlockManifests(src, dst, { source: h('t'), destination: h('u') })).toEqual([{ kind: 'content', path: `device@${C}+4096` }]);
+    expect(compareBlockManifests(src, dst)).toHaveLength(1);
+  });
+
+  test('the script hashes a device in 64 MiB chunks (run on a loop device as root)', () => {
+    if (process.getuid?.() !== 0 || spawnSync('losetup', ['--version']).status !== 0) return void expect(blockManifestScript('/x')).toMatch(/blockdev --getsize64/);
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-blk-'));
+    const img = join(dir, 'img');
+    const bytes = C + 8192;
+    writeFileSync(img, Buffer.alloc(bytes, 7));
+    const loop = spawnSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).stdout.trim();
+    try {
+      const script = blockManifestScript(loop).replace(MANIFEST_FILE, join(dir, 'manifest')).replace('sleep 3600 & wait', '');
+      const r = spawnSync('/bin/bash', ['-c', script], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(parseBlockManifestBytes(r.stdout)).toBe(bytes);
+      const chunks = parseBlockManifest(readFileSync(join(dir, 'manifest'), 'utf8'));
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      expect(chunks).toEqual([sha(Buffer.alloc(C, 7)), sha(Buffer.alloc(8192, 7))]);
+      const range = spawnSync(blockRangeHashCommand(loop, C, 4096)[0]!, blockRangeHashCommand(loop, C, 4096).slice(1), { encoding: 'utf8' });
+      expect(range.stdout.trim()).toBe(sha(Buffer.alloc(4096, 7)));
+    } finally {
+      spawnSync('losetup', ['-d', loop]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

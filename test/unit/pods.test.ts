@@ -270,3 +270,34 @@ describe('lifecycle scripts', () => {
     }
   });
 });
+
+describe('block volumes (volumeMode Block)', () => {
+  const blockVolumes = [
+    { sourcePVC: 'data', destinationPVC: 'data', nodeName: 'node-a', block: true },
+    { sourcePVC: 'logs', destinationPVC: 'logs' },
+  ];
+
+  test('client, agent and server get the device node (volumeDevices), not a mount; the source claim read-only; restricted still holds', () => {
+    const { nt, server, client } = pods('restricted', { volumes: blockVolumes });
+    const agent = nt.agentObjects('data', address, credentials).at(-1) as V1Pod;
+    for (const pod of [client, agent]) {
+      const c = pod.spec!.containers[0]!;
+      expect(c.volumeDevices).toEqual([{ name: 'source', devicePath: '/data/device' }]);
+      expect(c.volumeMounts!.map((m) => m.name)).not.toContain('source');
+      expect(pod.spec!.volumes!.find((v) => v.name === 'source')!.persistentVolumeClaim).toEqual({ claimName: 'data', readOnly: true });
+      expect(restrictedViolations(pod)).toEqual([]);
+    }
+    const rsync = server.spec!.containers[0]!;
+    expect(rsync.volumeDevices).toEqual([{ name: 'pvc-0', devicePath: '/mnt/ferry/data/device' }]);
+    expect(rsync.volumeMounts!.filter((m) => m.name.startsWith('pvc-'))).toEqual([{ name: 'pvc-1', mountPath: '/mnt/ferry/logs' }]);
+    expect(restrictedViolations(server)).toEqual([]);
+    // the file PVC's client is unchanged
+    const logs = nt.sourceObjects('logs', address, credentials, { final: false }).at(-1) as V1Pod;
+    expect(logs.spec!.containers[0]!.volumeDevices).toBeUndefined();
+    expect(logs.spec!.containers[0]!.volumeMounts).toContainEqual({ name: 'source', mountPath: '/data', readOnly: true });
+  });
+
+  test('an engine that does not copy devices is refused when composing', () => {
+    expect(() => createNamespaceTransfer(options({ volumes: blockVolumes, transfer: createRcloneTransfer({}), transport: createNullTransport() }))).toThrow(/transfer rclone does not copy block volumes \(volumeMode Block: data\): use transfer rsync/);
+  });
+});

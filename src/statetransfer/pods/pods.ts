@@ -6,7 +6,7 @@
  *   (stunnel) in ONE pod, talking over 127.0.0.1, the PVC mounted read-only.
  */
 import type { V1Affinity, V1Container, V1Pod, V1Probe, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
+import { BLOCK_DEVICE_FILE, FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
 import { serverScript, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
 import { containerSecurityContext, podSecurityContext } from './security';
 import { type WorkloadIdentity } from '../../core/types';
@@ -35,8 +35,9 @@ export interface CommonPodOptions {
 
 /** Options of `buildServerPod`. */
 export interface ServerPodOptions extends CommonPodOptions {
-  /** Destination PVCs to mount: claim name → mount path. */
-  volumes: { pvcName: string; mountPath: string }[];
+  /** Destination PVCs to mount: claim name → mount path; a `block` PVC (volumeMode Block) becomes the
+   * device node `<mountPath>/BLOCK_DEVICE_FILE` (volumeDevices). */
+  volumes: { pvcName: string; mountPath: string; block?: boolean }[];
   transfer: PodParts;
   transport: PodParts;
 }
@@ -47,6 +48,8 @@ export interface ClientPodOptions extends CommonPodOptions {
    * connectivity probe). */
   pvcName?: string;
   sourcePath: string;
+  /** The source PVC is volumeMode Block: its device node is at `sourcePath` (volumeDevices). */
+  block?: boolean;
   transfer: PodParts;
   transport: PodParts;
   /** Port on 127.0.0.1 where the transport client listens (absent with the null transport). */
@@ -141,8 +144,10 @@ export function buildServerPod(options: ServerPodOptions): V1Pod {
   const [transferProc] = opts.transfer.processes;
   if (!transferProc) throw new Error('the transfer layer returned no server process');
   const pvcVolumes: V1Volume[] = opts.volumes.map((v, i) => ({ name: `pvc-${i}`, persistentVolumeClaim: { claimName: v.pvcName } }));
-  const pvcMounts: V1VolumeMount[] = opts.volumes.map((v, i) => ({ name: `pvc-${i}`, mountPath: v.mountPath }));
+  const pvcMounts: V1VolumeMount[] = opts.volumes.flatMap((v, i) => (v.block ? [] : [{ name: `pvc-${i}`, mountPath: v.mountPath }]));
   const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', serverScript(transferProc.command, transferProc.prepare)], pvcMounts, true);
+  const devices = opts.volumes.flatMap((v, i) => (v.block ? [{ name: `pvc-${i}`, devicePath: `${v.mountPath}/${BLOCK_DEVICE_FILE}` }] : []));
+  if (devices.length) transferContainer.volumeDevices = devices;
   if (transferProc.readyPort) transferContainer.readinessProbe = loopbackProbe(transferProc.readyPort, 5, 3);
   const containers = [
     transferContainer,
@@ -197,8 +202,10 @@ export function buildClientPod(opts: ClientPodOptions): V1Pod {
     ...(transferProc.finishAfter ? { finishAfter: transferProc.finishAfter } : {}),
     signalDone: legacy,
   });
-  const sourceMounts: V1VolumeMount[] = opts.pvcName !== undefined ? [{ name: 'source', mountPath: opts.sourcePath, readOnly: true }] : [];
+  const sourceMounts: V1VolumeMount[] = opts.pvcName !== undefined && !opts.block ? [{ name: 'source', mountPath: opts.sourcePath, readOnly: true }] : [];
   const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', script], sourceMounts, true);
+  // A block PVC: the device node (read-only through the claim's readOnly, below).
+  if (opts.pvcName !== undefined && opts.block) transferContainer.volumeDevices = [{ name: 'source', devicePath: opts.sourcePath }];
   const volumes = [
     ...COMMON_VOLUMES,
     ...(opts.pvcName !== undefined ? [{ name: 'source', persistentVolumeClaim: { claimName: opts.pvcName, readOnly: true } }] : []),

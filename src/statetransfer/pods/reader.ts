@@ -7,6 +7,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { WorkloadIdentity } from '../../core/types';
 import { nodeAffinity } from './pods';
 import { containerSecurityContext, podSecurityContext } from './security';
+import { BLOCK_DEVICE_FILE } from '../types';
 
 /** Options of `buildVolumeReaderPod`. */
 export interface VolumeReaderPodOptions {
@@ -20,8 +21,10 @@ export interface VolumeReaderPodOptions {
   container: string;
   /** The bash script it runs (the PVC is at `mountPath`). */
   script: string;
-  /** Where the PVC is mounted, read-only. */
+  /** Where the PVC is mounted, read-only; a `block` PVC's device node is `<mountPath>/BLOCK_DEVICE_FILE`. */
   mountPath: string;
+  /** The PVC is volumeMode Block (volumeDevices instead of a mount). */
+  block?: boolean;
   /** Root (preserve-ownership mode: reads every file) or the workload's identity (restricted). */
   root: boolean;
   identity?: WorkloadIdentity;
@@ -57,10 +60,8 @@ export function buildVolumeReaderPod(o: VolumeReaderPodOptions): V1Pod {
           ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}),
           command: ['/bin/bash', '-c', o.script],
           securityContext: containerSecurityContext(mode, true),
-          volumeMounts: [
-            { name: 'data', mountPath: o.mountPath, readOnly: true },
-            { name: 'tmp', mountPath: '/tmp' },
-          ],
+          volumeMounts: [...(o.block ? [] : [{ name: 'data', mountPath: o.mountPath, readOnly: true }]), { name: 'tmp', mountPath: '/tmp' }],
+          ...(o.block ? { volumeDevices: [{ name: 'data', devicePath: `${o.mountPath}/${BLOCK_DEVICE_FILE}` }] } : {}),
         },
       ],
       volumes: [

@@ -138,9 +138,12 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
     type: 'rclone',
     port,
     selfEncrypting: true,
+    // rclone copies files; a device node is not one (no device-to-device mode in rclone's sftp backend).
+    copiesBlockDevices: false,
 
     server(ctx: TransferServerContext): PodParts {
       if (!ctx.volumes.length) throw new Error('rclone server needs at least one volume');
+      if (ctx.volumes.some((v) => v.block)) throw new Error('the rclone transfer does not copy block volumes (volumeMode Block): use transfer rsync');
       const root = ctx.volumes[0]!.mountPath.replace(/\/[^/]+$/, '');
       for (const v of ctx.volumes) {
         if (v.mountPath !== `${root}/${v.pvcName}`) throw new Error(`rclone serves one root: volume ${v.pvcName} must be mounted at ${root}/${v.pvcName}`);
@@ -167,6 +170,7 @@ export function createRcloneTransfer(options: RcloneTransferOptions = {}): Trans
     },
 
     client(ctx: TransferClientContext): PodParts {
+      if (ctx.block) throw new Error('the rclone transfer does not copy block volumes (volumeMode Block): use transfer rsync');
       const name = ctx.objectName('rclone');
       const env: V1EnvVar[] = [
         { name: 'RCLONE_CONFIG', value: '/dev/null' },

@@ -13,6 +13,7 @@
  */
 import type { V1ConfigMap, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  BLOCK_DEVICE_FILE,
   FERRY_RUN_DIR,
   type PodParts,
   type ProcessSpec,
@@ -23,7 +24,7 @@ import {
   type TransferType,
 } from '../../types';
 import { configMap as configMapObject, secret as secretObject } from '../../objects';
-import { RsyncOptionsError, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
+import { RsyncOptionsError, rsyncBlockArgs, rsyncClientArgs, validateRsyncOptions, type RsyncOptions, type RsyncOptionsInput } from './options';
 import { moduleNameProblem, renderRsyncdConf, renderRsyncdSecrets } from './rsyncd-conf';
 import { rsyncOutcome, rsyncProgressFromTail } from './outcome';
 import { SYMLINK_LINKS_ROOT, SYMLINK_REPAIR_KEY, symlinkListUpload, symlinkRepairScript } from './symlinks';
@@ -117,6 +118,10 @@ class RsyncTransfer implements Transfer {
     return false;
   }
 
+  get copiesBlockDevices(): boolean {
+    return true;
+  }
+
   /** The validated options (frozen). */
   get options(): RsyncOptions {
     return this.#options;
@@ -128,7 +133,7 @@ class RsyncTransfer implements Transfer {
     checkPassword(ctx.password);
     const port = ctx.port;
     const conf = renderRsyncdConf({
-      modules: ctx.volumes.map((v) => ({ name: v.pvcName, path: v.mountPath })),
+      modules: ctx.volumes.map((v) => ({ name: v.pvcName, path: v.mountPath, ...(v.block ? { block: true } : {}) })),
       bindAddress: ctx.bindAddress,
       port,
       authUser: RSYNC_AUTH_USER,
@@ -159,7 +164,8 @@ class RsyncTransfer implements Transfer {
       readyPort: port,
       prepare:
         `mkdir -p ${RSYNCD_RUN_DIR} && install -m 0400 ${RSYNCD_MOUNTED_SECRETS_PATH} ${RSYNCD_SECRETS_PATH}` +
-        (ctx.root ? '' : ` && mkdir -p ${ctx.volumes.map((_, i) => `${SYMLINK_LINKS_ROOT}/${i}`).join(' ')}`),
+        (ctx.root || ctx.volumes.every((v) => v.block) ? '' : ` && mkdir -p ${ctx.volumes.flatMap((v, i) => (v.block ? [] : [`${SYMLINK_LINKS_ROOT}/${i}`])).join(' ')}`) +
+        ctx.volumes.filter((v) => v.block).map((v) => `\n${blockDeviceCheck(`${v.mountPath}/${BLOCK_DEVICE_FILE}`, 'w', v.pvcName)}`).join(''),
     };
     return { processes: [process], volumes, objects: [configMap, secret] };
   }
@@ -179,8 +185,9 @@ class RsyncTransfer implements Transfer {
     if (!host || /[\s/@?#]/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new Error(`invalid rsync connect address ${JSON.stringify(ctx.connect)}`);
     }
-    const source = `${ctx.sourcePath.replace(/\/+$/, '')}/`;
-    const destination = `rsync://${RSYNC_AUTH_USER}@${urlHost(host)}:${port}/${ctx.module}/`;
+    // A block volume: the device node itself, into the module's device node (rsyncBlockArgs).
+    const source = ctx.block ? ctx.sourcePath : `${ctx.sourcePath.replace(/\/+$/, '')}/`;
+    const destination = `rsync://${RSYNC_AUTH_USER}@${urlHost(host)}:${port}/${ctx.module}/${ctx.block ? BLOCK_DEVICE_FILE : ''}`;
 
     const secret: V1Secret = secretObject(ctx.objectName('rsync-password'), ctx.namespace, ctx.labels, { [RSYNC_PASSWORD_KEY]: ctx.password }, { immutable: false });
     const volumes: V1Volume[] = [
@@ -190,15 +197,15 @@ class RsyncTransfer implements Transfer {
       name: RSYNC_PROCESS_NAME,
       command: [
         'rsync',
-        ...rsyncClientArgs(this.#options, { final: ctx.final, root: ctx.root }),
+        ...(ctx.block ? rsyncBlockArgs(this.#options) : rsyncClientArgs(this.#options, { final: ctx.final, root: ctx.root })),
         `--password-file=${RSYNC_PASSWORD_FILE}`,
         source,
         destination,
       ],
       volumeMounts: [{ name: RSYNC_VOLUME_NAMES.password, mountPath: RSYNC_PASSWORD_DIR, readOnly: true }],
-      prepare: `install -m 0400 ${RSYNC_MOUNTED_PASSWORD_FILE} ${RSYNC_PASSWORD_FILE}`,
+      prepare: `install -m 0400 ${RSYNC_MOUNTED_PASSWORD_FILE} ${RSYNC_PASSWORD_FILE}${ctx.block ? `\n${blockDeviceCheck(ctx.sourcePath, 'r', ctx.module)}` : ''}`,
     };
-    if (!ctx.root) {
+    if (!ctx.root && !ctx.block) {
       process.finish = symlinkListUpload({
         sourcePath: source.replace(/\/$/, ''),
         workDir: FERRY_RUN_DIR,
@@ -210,6 +217,22 @@ class RsyncTransfer implements Transfer {
     }
     return { processes: [process], volumes, objects: [secret] };
   }
+}
+
+/** Exit code of a transfer container whose block device it cannot open (rsync(1) EXIT VALUES 3,
+ * "Errors selecting input/output files, dirs": not retried, the explanation is in the output). */
+export const BLOCK_DEVICE_EXIT = 3;
+
+/**
+ * The shell check, run before rsync, that the container can open a block volume's device node for
+ * reading ('r', client) or writing ('w', server), with what to do when it cannot. A non-root container
+ * gets a device node owned by root and mode 0600 unless the node's container runtime gives it the pod's
+ * runAsUser/runAsGroup (containerd and CRI-O `device_ownership_from_security_context`, off by default;
+ * Kubernetes blog 2021-11-09 "Non-root containers and devices").
+ */
+export function blockDeviceCheck(path: string, access: 'r' | 'w', pvc: string): string {
+  const what = access === 'r' ? 'read' : 'write';
+  return `if [ ! -b ${path} ] || [ ! -${access} ${path} ]; then echo "ferry: cannot ${what} the block device of PVC ${pvc} ($(ls -ln ${path} 2>&1)) as uid $(id -u): a non-root pod gets raw block devices owned by root unless the node's container runtime sets device_ownership_from_security_context (containerd, CRI-O); enable it, or migrate with security.mode preserve-ownership" >&2; exit ${BLOCK_DEVICE_EXIT}; fi`;
 }
 
 /**

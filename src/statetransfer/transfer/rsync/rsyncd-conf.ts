@@ -11,8 +11,11 @@ import { symlinkLinksModule, symlinkRepairModule } from './symlinks';
 /** One module: a name (the destination PVC name) and the directory it serves. */
 export interface RsyncdModule {
   name: string;
-  /** Absolute path of the mounted PVC in the server container. */
+  /** Absolute path of the mounted PVC in the server container (of a block volume: the directory of
+   * its device node). */
   path: string;
+  /** A block volume's module: accepts --write-devices (see renderRsyncdConf). */
+  block?: boolean;
 }
 
 /** Inputs of `renderRsyncdConf`. */
@@ -130,6 +133,10 @@ function checkAbsolutePath(what: string, v: string): void {
  *   share ONE connection slot, so a client of a second PVC was refused too.
  * - `timeout`: the daemon side ends a connection whose client vanished, freeing the module.
  * - no `fake super`: root mode stores real ownership; non-root mode cannot preserve it anyway.
+ * - a block volume's module: `refuse options = !write-devices`. rsyncd.conf(5) "refuse options": the
+ *   daemon refuses --copy-devices and --write-devices unless accepted with "!"; the client writes
+ *   the source device's bytes into the module's device node in place (rsync(1) --write-devices).
+ *   No symlink repair modules: the module holds one device node and nothing else.
  *
  * @throws RsyncdConfError on an invalid module name, duplicate module names, a relative path, a
  * non-loopback bind address, an out-of-range port, or an invalid user name.
@@ -197,8 +204,8 @@ export function renderRsyncdConf(params: RsyncdConfParams): string {
     `timeout = ${timeout}`,
   ];
   modules.forEach((m, i) => {
-    lines.push(...section(m.name, m.path, `module-${i}`, ['read only = no', 'write only = yes']), '');
-    if (symlinkRepair) {
+    lines.push(...section(m.name, m.path, `module-${i}`, ['read only = no', 'write only = yes', ...(m.block ? ['refuse options = !write-devices'] : [])]), '');
+    if (symlinkRepair && !m.block) {
       const links = `${symlinkRepair.linksRoot.replace(/\/+$/, '')}/${i}`;
       lines.push(
         ...section(symlinkLinksModule(m.name), links, `module-${i}-links`, ['read only = no', 'write only = yes']),
