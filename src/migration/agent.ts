@@ -8,8 +8,10 @@
  * now (another endpoint address, renewed certificates, another node for a ReadWriteOnce PVC, a new
  * Ferry version) is replaced; an agent that ended or is being deleted is made again.
  *
- * `runAgentSync` starts (or re-attaches to) one sync in the agent and follows it: it long-polls the
- * agent (an exec that returns as soon as the sync ends, or after `intervalSeconds`), reads progress
+ * `runAgentSync` starts (or re-attaches to) one sync in the agent and follows it: the start exec itself
+ * waits up to `intervalSeconds` for the sync's end and returns its result (a small delta costs one
+ * exec), then it long-polls the agent (an exec that returns as soon as the sync ends, or after
+ * `intervalSeconds`), reads progress
  * from the agent's log between polls, and turns the sync's report into a TransferResult with the same
  * verdict as a client pod's (progress.ts `transferVerdict`).
  */
@@ -21,7 +23,7 @@ import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import {
   AGENT_ANNOTATION,
   AGENT_SPEC_ANNOTATION,
-  agentForgetCommand,
+  AGENT_STATE_MARKER,
   agentStartCommand,
   agentStopCommand,
   agentSyncId,
@@ -224,6 +226,15 @@ export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfe
   return { message };
 }
 
+/** The wait's state block in an exec's output, or undefined when it is not there whole. */
+function tryParseAgentState(stdout: string): AgentSyncState | undefined {
+  try {
+    return parseAgentState(stdout);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Consecutive failed polls of a sync (the agent still there) before `runAgentSync` gives up. */
 const MAX_POLL_FAILURES = 5;
 
@@ -267,16 +278,19 @@ export async function runAgentSync(
   const name = agent.metadata!.name!;
   const uid = agent.metadata?.uid;
   const container = agent.spec!.containers[0]!.name;
-  // `abortable: false` for the clean-up execs (stop, forget) that must run after the signal aborted.
+  // `abortable: false` for the execs that must run whatever the signal says: the start (see below) and the stop after an abort.
   const exec = (command: string[], timeoutSeconds: number, abortable = true) =>
     source.exec(ns, name, container, command, { timeoutSeconds, ...(abortable && signal ? { signal } : {}) });
   const where = `transfer agent ${ns}/${name}`;
   let running = false;
   try {
     const script = nt.agentSyncScript(id, req.pvc.name, req.address, credentials, { final: req.final });
+    const wait = Math.max(1, options.intervalSeconds ?? 5);
     // Not abortable: the exec'd command starts the sync whether or not this side still listens, so a
     // cancellation that came meanwhile is acted on below, with the sync known to run (then stopped).
-    const start = await exec(agentStartCommand(id, script), 60, false);
+    // The same exec waits up to `wait` seconds for the sync's end and reads its result: a small delta
+    // costs one exec (agentStartCommand).
+    const start = await exec(agentStartCommand(id, script, { waitSeconds: wait }), wait + 60, false);
     if (start.exitCode !== 0) throw new FerryError('transient', `${where} could not start sync ${id} (exit ${start.exitCode}): ${(start.stderr || start.stdout).trim().slice(0, 300)}`);
     running = true;
     if (signal?.aborted) throw new AbortedError();
@@ -285,28 +299,34 @@ export async function runAgentSync(
     log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
     // A heartbeat at once: the sync runs (a short one may end before the first progress poll).
     options.onProgress?.(undefined, 'Running');
-    const wait = Math.max(1, options.intervalSeconds ?? 5);
     let last: TransferProgress | undefined;
     let pollFailures = 0;
+    // The start's own wait is the first poll; without its state block (an exec cut short) the loop polls.
+    let first: AgentSyncState | undefined = start.stdout.includes(AGENT_STATE_MARKER) ? tryParseAgentState(start.stdout) : undefined;
     for (;;) {
       if (signal?.aborted) throw new AbortedError();
       let state: AgentSyncState | undefined;
       // A failed poll is judged after the pod check below: an agent deleted mid-sync ends the exec
       // with no state line (or a 404), which must read as the agent's loss, not as the poll's error.
       let pollError: unknown;
-      try {
-        const polled = await exec(agentWaitCommand(id, wait), wait + 60);
+      if (first) {
+        state = first;
+        first = undefined;
+      } else {
         try {
-          state = parseAgentState(polled.stdout);
+          const polled = await exec(agentWaitCommand(id, wait), wait + 60);
+          try {
+            state = parseAgentState(polled.stdout);
+          } catch (err) {
+            throw new FerryError('transient', `${where} answered the poll of sync ${id} without a state (exit ${polled.exitCode}): ${errorMessage(err)} ${polled.stderr.trim().slice(0, 200)}`.trim());
+          }
+          pollFailures = 0;
         } catch (err) {
-          throw new FerryError('transient', `${where} answered the poll of sync ${id} without a state (exit ${polled.exitCode}): ${errorMessage(err)} ${polled.stderr.trim().slice(0, 200)}`.trim());
+          if (err instanceof AbortedError) throw err;
+          pollError = err;
+          pollFailures++;
+          log.warn({ pod: `${ns}/${name}`, error: errorMessage(err) }, 'polling the transfer agent failed; retrying');
         }
-        pollFailures = 0;
-      } catch (err) {
-        if (err instanceof AbortedError) throw err;
-        pollError = err;
-        pollFailures++;
-        log.warn({ pod: `${ns}/${name}`, error: errorMessage(err) }, 'polling the transfer agent failed; retrying');
       }
       if (state?.state === 'done') {
         running = false;
@@ -314,7 +334,6 @@ export async function runAgentSync(
         const tail = await readLogTail(source, ns, name, container, FINAL_TAIL_LINES, FINAL_LIMIT_BYTES).catch(() => '');
         const fromLog = tail ? syncLines(tail, id) : [];
         const lines = fromLog.length > 0 ? fromLog : report.lines;
-        await exec(agentForgetCommand(id), 30, false).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not remove the finished sync from the agent'));
         const durationSeconds = Math.round((Date.now() - started) / 100) / 10;
         log.info({ pod: `${ns}/${name}`, sync: id, exitCode: report.exitCode, durationSeconds }, 'sync in the transfer agent ended');
         const sc = agent.spec?.securityContext;

@@ -19,7 +19,6 @@ import {
   AGENT_ANNOTATION,
   AGENT_SPEC_ANNOTATION,
   AGENT_STATE_MARKER,
-  agentForgetCommand,
   agentStartCommand,
   agentStopCommand,
   agentSyncId,
@@ -101,7 +100,6 @@ describe('agentSyncId', () => {
       expect(() => agentStartCommand(bad, 'true')).toThrow(/invalid agent sync id/);
       expect(() => agentWaitCommand(bad, 5)).toThrow(/invalid agent sync id/);
       expect(() => agentStopCommand(bad)).toThrow(/invalid agent sync id/);
-      expect(() => agentForgetCommand(bad)).toThrow(/invalid agent sync id/);
     }
   });
 
@@ -257,9 +255,9 @@ describe("the agent's commands, run with bash", () => {
     expect(run(agentStartCommand('p1-stage', 'echo never runs'))).toContain('ferry-agent: attached p1-stage');
     const first = parseAgentState(run(agentWaitCommand('p1-stage', 20)));
     expect(first).toEqual({ state: 'done', result: 'ferry-exit-code=0\n' });
-    run(agentForgetCommand('p1-stage'));
-    // The attached attempt polls after the forget: before the fix its directory was gone ("gone",
-    // a transient failure and a third rsync run); now it reads the same result.
+    // The attached attempt polls after the first set the result aside as it read it: before the fix
+    // its directory was gone ("gone", a transient failure and a third rsync run); now it reads the
+    // same result.
     expect(parseAgentState(run(agentWaitCommand('p1-stage', 0)))).toEqual(first);
     const out = readFileSync(log, 'utf8');
     expect(out.split('\n').filter((l) => l === 'ferry-agent: sync p1-stage begins')).toHaveLength(1);
@@ -270,10 +268,20 @@ describe("the agent's commands, run with bash", () => {
   it('a new start of the same sync runs it again and does not answer with the earlier result', () => {
     run(agentStartCommand('p2-final', 'exit 23'));
     expect(parseAgentState(run(agentWaitCommand('p2-final', 20)))).toEqual({ state: 'done', result: 'ferry-exit-code=23\n' });
-    run(agentForgetCommand('p2-final'));
     expect(run(agentStartCommand('p2-final', 'sleep 1; exit 0'))).toContain('started');
     expect(parseAgentState(run(agentWaitCommand('p2-final', 0)))).toEqual({ state: 'running' });
     expect(parseAgentState(run(agentWaitCommand('p2-final', 20)))).toEqual({ state: 'done', result: 'ferry-exit-code=0\n' });
+  });
+
+  it('a start with a wait starts, awaits and reads a short sync in one exec; a long one answers running', () => {
+    const quick = run(agentStartCommand('p5-final', 'echo delta', { waitSeconds: 20 }));
+    expect(quick).toContain('ferry-agent: started p5-final');
+    expect(parseAgentState(quick)).toEqual({ state: 'done', result: 'ferry-exit-code=0\n' });
+    // set aside as it was read: the wait of another attempt attached to it still gets the result
+    expect(parseAgentState(run(agentWaitCommand('p5-final', 0)))).toEqual({ state: 'done', result: 'ferry-exit-code=0\n' });
+    const slow = run(agentStartCommand('p6-stage', 'sleep 3', { waitSeconds: 0 }));
+    expect(parseAgentState(slow)).toEqual({ state: 'running' });
+    expect(run(agentStartCommand('p6-stage', 'echo never runs', { waitSeconds: 20 }))).toMatch(/ferry-agent: attached p6-stage since \d+\n(.|\n)*ferry-agent-state=done/);
   });
 
   it('stop returns only once every process of the sync is gone, also one that outlives a TERM', () => {
@@ -366,6 +374,13 @@ describe('runAgentSync against a fake API server', () => {
     );
     expect(err).toBeInstanceOf(FerryError);
     expect({ category: err!.category, message: err!.message }).toEqual({ category: 'transient', message: expect.stringContaining(`transfer agent shop/${live.metadata!.name} was deleted while sync p1-stage ran`) });
+  });
+
+  it('a sync that ends within the start exec\'s wait costs that one exec: no poll, no separate read', async () => {
+    const { nt, source, calls } = fakeSource((kind) => (kind === 'start' ? ok(`ferry-agent: started p1-stage\n${AGENT_STATE_MARKER}done\nferry-exit-code=0\n`) : ok('')));
+    await expect(runAgentSync(source, nt, credentials, request, { intervalSeconds: 1 })).resolves.toMatchObject({ exitCode: 0, outcome: 'success' });
+    // before: start, wait, forget
+    expect(calls).toEqual([{ command: 'start', ran: true }]);
   });
 
   it('a poll refused by the API while the agent is fine fails with that refusal; stateless answers are retried a few times', async () => {
