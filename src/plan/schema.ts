@@ -651,6 +651,15 @@ export const migrationPlanSchema = z
         'Syncs the whole plan runs at once at most (default 50), shared equally by its namespaces (at least 1 each): each namespace ' +
           'syncs at most min(concurrency, its share) PVCs at once, and as many in the final sync. Bounds the client pods and the load on both clusters.',
       ),
+    maxSyncsPerNode: integer()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        'Syncs of PVCs in use on one source node at once at most (stage and final), unset: no per-node limit. A ReadWriteOnce PVC in use ' +
+          'is read on the node of the pod that mounts it, so its agent or client pod runs there; this keeps many PVCs of one node from ' +
+          'reading that node\'s disks and network at once. Shared equally by the namespaces (at least 1 each); PVCs mounted by no pod are not counted.',
+      ),
     maxAgents: integer()
       .min(1)
       .max(1000)

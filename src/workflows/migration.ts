@@ -97,6 +97,7 @@ export function planFor(plan: MigrationPlan, namespace: NamespaceMapping): Migra
   // maxAgents is plan-wide: each namespace gets an equal share (at least 1), so that a plan of many
   // namespaces does not start maxAgents warm agents in each (issue 9: pods per node are bounded).
   if (plan.namespaces.length > 1) slice.maxAgents = agentShare(plan);
+  if (plan.maxSyncsPerNode !== undefined && plan.namespaces.length > 1) slice.maxSyncsPerNode = Math.max(1, Math.floor(plan.maxSyncsPerNode / plan.namespaces.length));
   // maxConcurrentSyncs is plan-wide too: no namespace syncs more PVCs at once than its share.
   if (plan.namespaces.length > 1 || plan.maxConcurrentSyncs !== undefined) {
     const syncs = syncShare(plan);

@@ -25,6 +25,18 @@ describe('final sync concurrency', () => {
   });
 });
 
+describe('the per-node sync limit', () => {
+  it('is unset by default, whole for one namespace, shared equally (at least 1) by several', () => {
+    expect(planFor(parsePlan(base), { source: 'shop', destination: 'shop', pvcs: { all: true } }).maxSyncsPerNode).toBeUndefined();
+    expect(planFor(parsePlan({ ...base, maxSyncsPerNode: 6 }), { source: 'shop', destination: 'shop', pvcs: { all: true } }).maxSyncsPerNode).toBe(6);
+    const three = parsePlan({ ...base, maxSyncsPerNode: 7, namespaces: ['a', 'b', 'c'] });
+    expect(planFor(three, three.namespaces[1]!).maxSyncsPerNode).toBe(2);
+    const many = parsePlan({ ...base, maxSyncsPerNode: 2, namespaces: ['a', 'b', 'c'] });
+    expect(planFor(many, many.namespaces[0]!).maxSyncsPerNode).toBe(1);
+    expect(() => parsePlan({ ...base, maxSyncsPerNode: 0 })).toThrow(/maxSyncsPerNode/);
+  });
+});
+
 describe('the plan-wide warm-agent limit', () => {
   it('is shared equally by the namespaces (at least 1 each) and bounds their final concurrency', () => {
     const one = parsePlan(base);

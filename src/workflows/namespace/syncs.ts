@@ -75,16 +75,20 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
   }
 }
 
-/** Syncs one PVC until it succeeds or the operator skips it (abort cancels the main scope). */
-export async function syncUntilSettled(run: NamespaceRun, p: PVCState, final: boolean, slots: Slots): Promise<void> {
+/** Syncs one PVC until it succeeds or the operator skips it (abort cancels the main scope). `node`: the
+ * slots of the source node the PVC is read on (plan maxSyncsPerNode), taken before the namespace's so
+ * that a PVC waiting for its node does not hold a slot other nodes' PVCs could use. */
+export async function syncUntilSettled(run: NamespaceRun, p: PVCState, final: boolean, slots: Slots, node?: Slots): Promise<void> {
   const { st, reporter, decisions } = run;
   for (;;) {
+    await node?.acquire();
     await slots.acquire();
     let failure: SyncFailure | undefined;
     try {
       failure = await syncOnce(run, p, final);
     } finally {
       slots.release();
+      node?.release();
     }
     if (!failure) return;
     p.status = 'failed';
@@ -103,14 +107,34 @@ export async function syncUntilSettled(run: NamespaceRun, p: PVCState, final: bo
   }
 }
 
+/**
+ * The per-node slots of `targets` (plan maxSyncsPerNode): PVC name → the Slots of the node it is in
+ * use on (discovery's nodeName), one Slots per node; empty without the limit. PVCs in use on no node
+ * have none. Slots are workflow memory only (conditions, no commands): histories are unchanged.
+ */
+function nodeSlotsFor(run: NamespaceRun, targets: readonly PVCState[]): Map<string, Slots> {
+  const out = new Map<string, Slots>();
+  const limit = run.plan.maxSyncsPerNode;
+  if (limit === undefined) return out;
+  const byNode = new Map<string, Slots>();
+  for (const p of targets) {
+    const node = run.pvcInfo.get(p.name)?.nodeName;
+    if (node === undefined) continue;
+    if (!byNode.has(node)) byNode.set(node, new Slots(limit));
+    out.set(p.name, byNode.get(node)!);
+  }
+  return out;
+}
+
 /** One sync of every PVC not skipped: at most plan.concurrency at once, or finalSyncConcurrency(plan) for the final sync. */
 export async function syncAll(run: NamespaceRun, final: boolean): Promise<void> {
   const { plan, st } = run;
   // The final sync runs more PVCs at once (plan finalConcurrency): each is only a delta by then.
   const slots = new Slots(final && wf.patched('final-concurrency') ? finalSyncConcurrency(plan) : plan.concurrency);
   const targets = st.pvcs.filter((p) => p.status !== 'skipped');
+  const nodeSlots = nodeSlotsFor(run, targets);
   // allSettled, not all: on abort every running sync must have stopped before rollback starts.
-  const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(run, p, final, slots)));
+  const results = await Promise.allSettled(targets.map((p) => syncUntilSettled(run, p, final, slots, nodeSlots.get(p.name))));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }

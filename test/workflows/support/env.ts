@@ -10,7 +10,8 @@ import type { MigrationPlan } from '../../../src/plan/schema';
 import { findTemporalBinary } from '../../../src/temporal/devserver';
 import { SEARCH_ATTRIBUTES } from '../../../src/workflows/search-attributes';
 import type { WorkflowTuning } from '../../../src/core/state';
-import { workflowsPath } from '../../../src/worker';
+import { createWorker, workflowsPath } from '../../../src/worker';
+import type { FakeCluster } from './fake-cluster';
 
 /** Short timings: a dead worker is noticed in 3 s, retries wait ~0.1 s. */
 export const TEST_TUNING: WorkflowTuning = { heartbeatTimeoutSeconds: 3, retryIntervalScale: 0.01 };
@@ -38,6 +39,31 @@ export async function startTemporal(): Promise<TestWorkflowEnvironment> {
       log: { format: 'pretty', level: 'error' },
     },
   });
+}
+
+/**
+ * The test file's dev server and workflow bundle: started in beforeAll, torn down in afterAll (call
+ * at the top level of the file). Returns the getter of the environment.
+ */
+export function suiteTemporal(): () => TestWorkflowEnvironment {
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    [env] = await Promise.all([startTemporal(), workflowBundle()]);
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return () => {
+    if (!env) throw new Error('the Temporal test environment is not started (suiteTemporal runs in beforeAll)');
+    return env;
+  };
+}
+
+/** Runs `fn` with a worker of the simulated clusters `fake` on a fresh task queue (its argument). */
+export async function withFakeWorker<T>(env: TestWorkflowEnvironment, fake: FakeCluster, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = unique('tq');
+  const worker = await createWorker({ connection: env.nativeConnection, taskQueue, activities: fake.activities(), workflowBundle: await workflowBundle() });
+  return worker.runUntil(fn(taskQueue));
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

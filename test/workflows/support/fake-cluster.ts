@@ -30,7 +30,7 @@ import { describeNamespaceWorkflow } from '../../../src/temporal/namespace-workf
  * pods Ferry cannot quiesce (bare pods, or with `owner`, pods an unknown controller recreates). */
 export type SourceSpec = Record<
   string,
-  { pvcs: { name: string; bytes: number }[]; workloads?: { name: string; replicas: number }[]; pods?: FakePod[]; pendingRollouts?: { workload: string; detail: string }[] }
+  { pvcs: { name: string; bytes: number; nodeName?: string }[]; workloads?: { name: string; replicas: number }[]; pods?: FakePod[]; pendingRollouts?: { workload: string; detail: string }[] }
 >;
 
 /** A pod Ferry cannot quiesce. With `owner` its controller recreates it when deleted. */
@@ -106,7 +106,7 @@ interface ClusterState {
   /** Remaining scripted partial results (absent in state files of older runs). */
   partials?: TransferPartialScript[];
   /** Source PVCs created after the start (see addPVC), per namespace. */
-  addedPVCs?: Record<string, { name: string; bytes: number }[]>;
+  addedPVCs?: Record<string, { name: string; bytes: number; nodeName?: string }[]>;
   /** Namespaces where a quiesced StatefulSet's retention policy was set back to Delete (see revertRetention). */
   retentionReverted?: string[];
   seq: number;
@@ -131,6 +131,9 @@ export class FakeCluster {
   /** Transfers running now, and the most that ever ran at once. */
   runningTransfers = 0;
   maxConcurrentTransfers = 0;
+  /** Transfers running now per source node (PVCs with a nodeName), and the most that ever ran at once on each. */
+  runningByNode: Record<string, number> = {};
+  maxConcurrentByNode: Record<string, number> = {};
   /** Preflight answers these problems. */
   preflightProblems: PreflightProblem[] = [];
   /** runTransfer keeps heartbeating without finishing while this returns true (or until cancelled). */
@@ -300,6 +303,7 @@ export class FakeCluster {
               destinationAccessModes: ['ReadWriteOnce'],
               volumeMode: 'Filesystem',
               usedBy: workloads,
+              ...(p.nodeName !== undefined ? { nodeName: p.nodeName } : {}),
             })),
           };
           return d;
@@ -600,6 +604,11 @@ export class FakeCluster {
     this.create(pod, req.migrationId);
     this.runningTransfers++;
     this.maxConcurrentTransfers = Math.max(this.maxConcurrentTransfers, this.runningTransfers);
+    const node = req.pvc.nodeName;
+    if (node !== undefined) {
+      this.runningByNode[node] = (this.runningByNode[node] ?? 0) + 1;
+      this.maxConcurrentByNode[node] = Math.max(this.maxConcurrentByNode[node] ?? 0, this.runningByNode[node]!);
+    }
     const ctx = Context.current();
     const total = req.pvc.capacityBytes;
     const started = Date.now();
@@ -620,6 +629,7 @@ export class FakeCluster {
       throw err;
     } finally {
       this.runningTransfers--;
+      if (node !== undefined) this.runningByNode[node]!--;
     }
     const after = this.reload();
     after.data[dataKey]!.destination = startVersion;
