@@ -274,11 +274,13 @@ export async function freePort(): Promise<number> {
 
 /**
  * Starts `ferry worker` (src/client.ts of the tree at `root`) as a child process with `env`, passes
- * every output chunk to `onOutput`, and resolves once it logged "worker started".
+ * every output chunk to `onOutput`, and resolves once it logged "worker started". With
+ * FERRY_WORKER_CPU_PROF=<dir> in this process's environment the worker writes V8 CPU profiles there
+ * when it exits (node --cpu-prof, which NODE_OPTIONS does not accept), e.g. for bench:migration.
  * @throws Error with its output when it exits first or does not start within 120 s (it is killed then).
  */
 export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'client.ts'), 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.FERRY_WORKER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_WORKER_CPU_PROF}`] : []), '--import', 'tsx', join(root, 'src', 'client.ts'), 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const onData = (d: Buffer) => {
     out += d.toString();

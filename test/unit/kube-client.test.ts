@@ -5,6 +5,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createMigrationCertificates } from '../../src/statetransfer/tls/certificates';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,5 +271,45 @@ describe('KubeClient: every API request is bounded in time', () => {
     const c = client(`http://127.0.0.1:${port}`, 1);
     expect((await c.version()).gitVersion).toBe('v1.32.0');
     expect(await c.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 's' })).toBeUndefined();
+  });
+});
+
+describe('KubeClient: API connections are kept and shared', () => {
+  // An API server of its own CA that asks for client certificates, as kube-apiserver does.
+  const certs = createMigrationCertificates({ migrationId: 'pool', serverNames: ['127.0.0.1'] });
+  let connections = 0;
+  const server = createHttpsServer({ key: certs.server.keyPem, cert: certs.server.certPem, ca: certs.ca.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ major: '1', minor: '32', gitVersion: 'v1.32.5', peer: (req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '' }));
+  });
+  server.on('secureConnection', () => connections++);
+  let url = '';
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const client = () => {
+    const kc = new k8s.KubeConfig();
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: url, caData: b64(certs.ca.certPem) }],
+      users: [{ name: 'u', certData: b64(certs.client.certPem), keyData: b64(certs.client.keyPem) }],
+      contexts: [{ name: 'pool', cluster: 'c', user: 'u' }],
+      currentContext: 'pool',
+    });
+    return new KubeClient(kc);
+  };
+
+  it('sequential requests of several clients of one cluster and identity use one TLS connection (before: one per request)', async () => {
+    connections = 0;
+    const a = client();
+    const b = client();
+    for (let i = 0; i < 5; i++) expect((await a.version()).gitVersion).toBe('v1.32.5');
+    for (let i = 0; i < 5; i++) expect((await b.version()).gitVersion).toBe('v1.32.5');
+    expect(connections).toBe(1);
   });
 });
