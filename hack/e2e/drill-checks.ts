@@ -1,14 +1,37 @@
 /**
- * Checks shared by the endpoint drills (test/e2e/tlsroute.e2e.test.ts, test/e2e/ingress.e2e.test.ts):
- * the outcome of a migration started through a LabWorker, and "migrated intact" (PVCs Bound in dst,
- * every PVC's tree identical, the workloads as before, no Ferry object left). Uses jest's `expect`,
+ * Set-up and checks shared by the endpoint drills (test/e2e/tlsroute.e2e.test.ts,
+ * test/e2e/ingress.e2e.test.ts, test/e2e/endpoint-auto.e2e.test.ts): the sample namespace and its
+ * plan, the outcome of a migration started through a LabWorker, and "migrated intact" (PVCs Bound in
+ * dst, every PVC's tree identical, the workloads as before, no Ferry object left). Uses jest's `expect`,
  * so only test files load it (not hack/demo.sh, which loads lib.ts).
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TemporalSession } from '../../src/cli/operations';
 import type { MigrationState } from '../../src/core/state';
-import { comparePVCs, ferryObjects, pvcPhases, waitUntil, workloadState } from './lib';
+import type { MigrationPlan } from '../../src/plan/schema';
+import { comparePVCs, ferryObjects, labPlan, pvcPhases, seedSample, waitUntil, workloadState } from './lib';
+
+/**
+ * Seeds the small sample namespace `ns` in src (hack/e2e/sample-app.sh: mixed owners, a 16 MiB random
+ * file, a 16M sparse one; `ns` in dst deleted) and returns the plan that migrates it whole with
+ * `endpoint` (one stage pass, quiesce, preserve-ownership, endpoint 120 s and server 300 s unless
+ * `timeouts` says otherwise), the workloads' state before and the source PVC names, for
+ * expectMigratedIntact.
+ */
+export async function sampleDrill(ns: string, endpoint: Record<string, unknown>, timeouts: Record<string, number> = {}): Promise<{ plan: MigrationPlan; before: Record<string, unknown>; srcPVCs: string[] }> {
+  await seedSample(ns, { profile: 'small', owners: 'mixed', bigMiB: 16, sparse: '16M', dstNamespace: ns });
+  const plan = labPlan({
+    namespaces: [ns],
+    stagePasses: 1,
+    stageIntervalSeconds: 0,
+    quiesce: true,
+    endpoint,
+    security: { mode: 'preserve-ownership' },
+    timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300, ...timeouts },
+  });
+  return { plan, before: workloadState(ns), srcPVCs: Object.keys(pvcPhases('ferry-src', ns)).sort() };
+}
 
 /**
  * The final state of migration `id`: its result when it succeeded, the state a failed workflow

@@ -53,8 +53,10 @@ export function explainProbeFailure(exitCode: number, probeLog: string, transpor
     return new FerryError('auth', `the TLS handshake with ${at} failed (${firstMatch(t, /.*(certificate|handshake|wrong version).*/i)}): the server presented a certificate the client does not trust or refused the client certificate. If a proxy or router terminates TLS in between, use a passthrough Route/Ingress or a Service endpoint; otherwise delete the source credentials Secret (ferry-<key>-credentials) so that the next sync renews both sides, or run 'ferry cancel' on the migration and migrate again`);
   }
   if (/Connection refused/i.test(t)) return new FerryError('transient', `the endpoint ${at} refused the TCP connection: nothing listens there (server pod not running, wrong port, or NodePort/LoadBalancer not forwarding)`);
-  if (/No route to host|Network is unreachable|timed out|Connection timed out/i.test(t)) {
-    return new FerryError('transient', `no route from the source cluster to the endpoint ${at} (${firstMatch(t, /.*(No route|unreachable|timed out).*/i)}): a firewall, a network policy or an address that is not routable from the source (e.g. a node InternalIP); check endpoint.type`);
+  // stunnel 5.68 reports a connect that got no answer (a firewall that drops) as "s_poll_wait
+  // <host:port>: TIMEOUTconnect exceeded" only, without "timed out"
+  if (/No route to host|Network is unreachable|timed out|Connection timed out|TIMEOUTconnect exceeded/i.test(t)) {
+    return new FerryError('transient', `no route from the source cluster to the endpoint ${at} (${firstMatch(t, /.*(No route|unreachable|timed out|TIMEOUTconnect exceeded).*/i)}): a firewall, a network policy or an address that is not routable from the source (e.g. a node InternalIP); check endpoint.type`);
   }
   if (/Name or service not known|Temporary failure in name resolution|getaddrinfo|Name does not resolve/i.test(t)) {
     return new FerryError('transient', `the source cluster cannot resolve the endpoint host ${address.host}: add a DNS record or use an endpoint that publishes an IP`);

@@ -28,9 +28,9 @@ import { FerryError } from '../../src/core/errors';
 import type { WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { ensureEndpoint } from '../../src/migration/endpoint';
-import { kubectl, LAB_KUBECONFIG, LAB_STATE, labPlan, labUnavailable, pvcPhases, seedSample, workloadState } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, LAB_STATE, labPlan, labUnavailable } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
-import { expectMigratedIntact, migrationOutcome } from '../../hack/e2e/drill-checks';
+import { expectMigratedIntact, migrationOutcome, sampleDrill } from '../../hack/e2e/drill-checks';
 
 const ROOT = join(__dirname, '..', '..');
 const CLASS = 'nginx';
@@ -102,19 +102,8 @@ labDescribe('Ingress endpoint through a real ingress-nginx-compatible controller
   test('a migration through the Ingress controller: address from the controller, passed through by SNI, data identical, nothing left', async () => {
     const lbIP = controllerAddress();
     expect(lbIP).toMatch(/^10\.250\.0\.(1[5-9]\d)$/);
-    await seedSample(NS, { profile: 'small', owners: 'mixed', bigMiB: 16, sparse: '16M', dstNamespace: NS });
+    const { plan, before, srcPVCs } = await sampleDrill(NS, { type: 'Ingress', hostname: HOSTNAME, ingressClassName: CLASS });
     log(`seeded ${NS}; controller address ${lbIP}:443`);
-    const before = workloadState(NS);
-    const srcPVCs = Object.keys(pvcPhases('ferry-src', NS)).sort();
-    const plan = labPlan({
-      namespaces: [NS],
-      stagePasses: 1,
-      stageIntervalSeconds: 0,
-      quiesce: true,
-      endpoint: { type: 'Ingress', hostname: HOSTNAME, ingressClassName: CLASS },
-      security: { mode: 'preserve-ownership' },
-      timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300 },
-    });
     const logFrom = statSync(CONTROLLER_LOG).size;
     const started = Date.now();
     await startMigration(session(), plan, ID, TUNING);

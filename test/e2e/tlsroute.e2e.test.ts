@@ -30,9 +30,9 @@ import { ensureEndpoint, observeEndpoint } from '../../src/migration/endpoint';
 import { endpointFor } from '../../src/migration/compose';
 import { runPreflight } from '../../src/migration/preflight';
 import { parsePlan } from '../../src/plan/load';
-import { kubectl, LAB_KUBECONFIG, labUnavailable, pvcPhases, seedSample, waitUntil, workloadState } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labUnavailable, waitUntil } from '../../hack/e2e/lib';
 import { startLabWorker, type LabWorker } from '../../hack/e2e/lab-worker';
-import { expectMigratedIntact, migrationOutcome } from '../../hack/e2e/drill-checks';
+import { expectMigratedIntact, migrationOutcome, sampleDrill } from '../../hack/e2e/drill-checks';
 
 const ROOT = join(__dirname, '..', '..');
 const GATEWAY = { name: 'lab-gateway', namespace: 'ferry-gateway' };
@@ -95,21 +95,8 @@ labDescribe('TLSRoute endpoint through a real Gateway (traefik) on the lab', () 
   }, 120_000);
 
   test('a migration through the Gateway: route accepted by traefik, data identical, nothing left', async () => {
-    await seedSample(NS, { profile: 'small', owners: 'mixed', bigMiB: 16, sparse: '16M', dstNamespace: NS });
+    const { plan, before, srcPVCs } = await sampleDrill(NS, { type: 'TLSRoute', hostname: HOSTNAME, gateway: GATEWAY });
     log(`seeded ${NS}`);
-    const before = workloadState(NS);
-    const srcPVCs = Object.keys(pvcPhases('ferry-src', NS)).sort();
-    const plan = parsePlan({
-      source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' },
-      destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' },
-      namespaces: [NS],
-      stagePasses: 1,
-      stageIntervalSeconds: 0,
-      quiesce: true,
-      endpoint: { type: 'TLSRoute', hostname: HOSTNAME, gateway: GATEWAY },
-      security: { mode: 'preserve-ownership' },
-      timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300 },
-    });
     const started = Date.now();
     await startMigration(session(), plan, ID, TUNING);
 

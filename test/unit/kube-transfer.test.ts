@@ -165,6 +165,12 @@ describe('explainProbeFailure', () => {
     ['LOG3[0]: SSL_connect: ssl/statem/statem_clnt.c:1889: error:0A000086:SSL routines::certificate verify failed', 'auth', /TLS handshake .* failed/],
     ['LOG3[0]: s_connect: connect 10.0.0.1:443: Connection refused (111)', 'transient', /refused the TCP connection/],
     ['LOG3[0]: s_connect: s_poll_wait 10.0.0.1:443: TIMEOUTconnect exceeded\nLOG3[0]: No more addresses to connect / Connection timed out', 'transient', /no route from the source cluster/],
+    // what stunnel 5.68 of the transfer image logs when a firewall drops the SYNs (lab drill test/e2e/endpoint-auto.e2e.test.ts)
+    [
+      '2026.12.05 14:39:43 LOG3[15]: s_connect: s_poll_wait 10.250.0.152:8443: TIMEOUTconnect exceeded\n2026.12.05 14:39:43 LOG3[15]: No more addresses to connect\n2026.12.05 14:39:43 LOG5[15]: Connection reset: 0 byte(s) sent to TLS, 0 byte(s) sent to socket',
+      'transient',
+      /no route from the source cluster .*TIMEOUTconnect exceeded.*a firewall/,
+    ],
     ['LOG3[0]: Error resolving "ferry.apps.example.com": Neither nodename nor servname known (EAI_NONAME)\nName or service not known', 'transient', /cannot resolve the endpoint host/],
     ['LOG5[0]: Connection reset by peer', 'transient', /was reset/],
   ])('%s → %s', (log, category, message) => {
