@@ -39,7 +39,7 @@ import { AbortedError, FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './follow';
 import { podReady } from './server';
-import { explainProbeFailure, probeScript } from '../statetransfer/probe';
+import { explainProbeFailure, probeScript, refusedByEndpoint } from '../statetransfer/probe';
 import { deletePodAndWait, type ClientTransferOptions, type ClientTransferRequest } from './client-run';
 import { ensureOwned } from './server';
 
@@ -186,10 +186,12 @@ export interface AgentProbeOptions {
   signal?: AbortSignal;
   logger?: Logger;
   /**
-   * Probes made before a transient failure is thrown (default 3), `retryDelaySeconds` apart (default 2).
+   * Probes made before a refused connection is thrown (default 3), `retryDelaySeconds` apart (default 2).
    * The probe usually runs seconds after the server pod became Ready, and a Service's forwarding
    * (kube-proxy's rules, a cloud load balancer's health check) follows the EndpointSlice with a lag:
-   * a refused connection then is expected and gone a moment later. Auth and config failures are not retried.
+   * a refused connection then is expected and gone a moment later (statetransfer/probe.ts
+   * `refusedByEndpoint`). Other failures are thrown at once: a connect that times out (a firewall) would
+   * cost its timeout again each time, and the activity's retries and endpoint auto's fallback follow.
    */
   attempts?: number;
   retryDelaySeconds?: number;
@@ -198,8 +200,8 @@ export interface AgentProbeOptions {
 /**
  * The connectivity probe (statetransfer/probe.ts `probeScript`) run in a warm agent through exec, over the
  * agent's own transport: no probe pod to start. Failures are explained like the probe pod's
- * (`explainProbeFailure`, with the tail of the agent's transport log); transient ones are probed again
- * (`AgentProbeOptions.attempts`).
+ * (`explainProbeFailure`, with the tail of the agent's transport log); a refused connection is probed
+ * again (`AgentProbeOptions.attempts`).
  * @throws FerryError explaining the last failure; API errors; AbortedError when cancelled.
  */
 export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfer, agent: V1Pod, address: ClientTransferRequest['address'], options: AgentProbeOptions = {}): Promise<{ message: string }> {
@@ -216,7 +218,7 @@ export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfe
     const transport = agent.spec!.containers[1]?.name;
     const transportLog = transport ? await readLogTail(source, ns, name, transport, 100, 32 * 1024).catch(() => '') : '';
     const failure = explainProbeFailure(r.exitCode, `${r.stdout}${r.stderr}`, transportLog, address);
-    if (failure.category !== 'transient' || attempt >= attempts) throw failure;
+    if (!refusedByEndpoint(transportLog) || attempt >= attempts) throw failure;
     (options.logger ?? silentLogger).info({ namespace: ns, address, attempt, reason: failure.message }, 'connectivity probe failed; probing again');
     await sleep((options.retryDelaySeconds ?? 2) * 1000, options.signal);
   }

@@ -43,6 +43,16 @@ export function probeScript(engine: TransferType, host: string, port: number, tc
 }
 
 /**
+ * Pure: whether a failed probe's transport log says the endpoint refused the connection, which right
+ * after the server became Ready is a Service's forwarding (kube-proxy's rules, a load balancer's
+ * health check) that has not caught up yet: worth probing again a moment later. A connect that times
+ * out (a firewall that drops) or a TLS refusal is not.
+ */
+export function refusedByEndpoint(transportLog: string): boolean {
+  return /Connection refused/i.test(transportLog);
+}
+
+/**
  * Pure: what a failed probe means, from its exit code and the transport (stunnel) log.
  * TLS refusals are `auth`; unreachable addresses and silent servers are `transient`.
  */
@@ -52,7 +62,7 @@ export function explainProbeFailure(exitCode: number, probeLog: string, transpor
   if (/certificate verify failed|unknown ca|bad certificate|certificate required|peer did not return a certificate|CERT_CHECK|certificate unknown|wrong version number|handshake failure/i.test(t)) {
     return new FerryError('auth', `the TLS handshake with ${at} failed (${firstMatch(t, /.*(certificate|handshake|wrong version).*/i)}): the server presented a certificate the client does not trust or refused the client certificate. If a proxy or router terminates TLS in between, use a passthrough Route/Ingress or a Service endpoint; otherwise delete the source credentials Secret (ferry-<key>-credentials) so that the next sync renews both sides, or run 'ferry cancel' on the migration and migrate again`);
   }
-  if (/Connection refused/i.test(t)) return new FerryError('transient', `the endpoint ${at} refused the TCP connection: nothing listens there (server pod not running, wrong port, or NodePort/LoadBalancer not forwarding)`);
+  if (refusedByEndpoint(t)) return new FerryError('transient', `the endpoint ${at} refused the TCP connection: nothing listens there (server pod not running, wrong port, or NodePort/LoadBalancer not forwarding)`);
   // stunnel 5.68 reports a connect that got no answer (a firewall that drops) as "s_poll_wait
   // <host:port>: TIMEOUTconnect exceeded" only, without "timed out"
   if (/No route to host|Network is unreachable|timed out|Connection timed out|TIMEOUTconnect exceeded/i.test(t)) {

@@ -423,6 +423,13 @@ describe('probeThroughAgent', () => {
     expect(p.probes()).toBe(3);
   });
 
+  it('a connect that times out (a firewall that drops) is thrown at once: probing again would wait its timeout again', async () => {
+    const dropped = { exitCode: 4, transportLog: 'LOG3[0]: s_poll_wait 10.250.0.151:8443: TIMEOUTconnect exceeded' };
+    const p = probing([dropped, fine]);
+    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('no route from the source cluster') });
+    expect(p.probes()).toBe(1);
+  });
+
   it('gives up after the attempts with the explained refusal, and at once on a TLS refusal', async () => {
     const a = probing([refused, refused, refused, fine]);
     await expect(probeThroughAgent(a.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('refused the TCP connection') });
