@@ -1,6 +1,7 @@
 /**
  * Orchestration benchmark on the lab (hack/lab): real migrations of N PVCs between the two clusters,
- * with a private Temporal dev server and a `ferry worker` child process per scenario, and the figures
+ * with a private Temporal dev server and a `ferry worker` child process per scenario (the compiled
+ * dist/ it ships as, built first; `--tsx`: from the sources through tsx), and the figures
  * of issue 9 ("Orchestration at scale") for each:
  *
  *   first sync / first byte  seconds from startMigration to the first PVC sync workflow's start, and to
@@ -66,6 +67,8 @@ interface Options {
   json: boolean;
   timeoutMinutes: number;
   keep: boolean;
+  /** Run the worker from the TypeScript sources through tsx instead of the compiled dist/ it ships as. */
+  tsx: boolean;
 }
 
 /** One scenario: `pvcs` PVCs over `spread` namespaces. */
@@ -128,6 +131,7 @@ function parseOptions(argv: string[]): Options {
     .option('--timeout-minutes <n>', 'give up on a migration after this long', positiveInt, 45)
     .option('--json', 'also print the results as JSON: the JSON array alone on stdout, the tables on stderr', false)
     .option('--keep', 'keep the namespaces and the work directory (worker logs)', false)
+    .option('--tsx', 'run the worker from src/ through tsx (more memory: the TypeScript loader) instead of building dist/ and running it as shipped', false)
     .showHelpAfterError();
   program.parse(argv, { from: 'user' });
   const o = program.opts<Options>();
@@ -464,7 +468,7 @@ async function runScenario(b: Bench, s: Scenario): Promise<ScenarioResult> {
     const logFile = join(b.work, `worker-${id}.log`);
     workerLog = createWriteStream(logFile);
     result.workerLog = logFile;
-    worker = await startWorkerProcess(ROOT, b.workerEnv, (chunk) => workerLog!.write(chunk));
+    worker = await startWorkerProcess(ROOT, b.workerEnv, (chunk) => workerLog!.write(chunk), { compiled: !b.opts.tsx });
     currentWorker = worker;
     const pid = worker.pid!;
     const countsBefore = readCounts(join(b.work, 'counts'), pid);
@@ -663,6 +667,12 @@ async function main(): Promise<number> {
       FERRY_BENCH_COUNT_DIR: join(work, 'counts'),
       NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --require ${COUNTER}`.trim(),
     };
+    if (!opts.tsx) {
+      // the worker as shipped (package.json bin, Containerfile): compiled JavaScript, no TypeScript loader
+      log('building dist/ (npm run build) for the worker');
+      const built = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (built.status !== 0) throw new Error(`npm run build failed: ${built.stdout}${built.stderr}`);
+    }
     const b: Bench = { run, work, session, workerEnv, servers: apiServers(), opts, live };
     log(`run ${run}: ${scenarios.length} scenario(s), Temporal dev server ${temporal.address}, work dir ${work}`);
     for (const s of scenarios) {

@@ -277,10 +277,14 @@ export async function freePort(): Promise<number> {
  * every output chunk to `onOutput`, and resolves once it logged "worker started". With
  * FERRY_WORKER_CPU_PROF=<dir> in this process's environment the worker writes V8 CPU profiles there
  * when it exits (node --cpu-prof, which NODE_OPTIONS does not accept), e.g. for bench:migration.
+ * `compiled`: run dist/client.js (build it first: `npm run build`), the worker as the image ships it.
  * @throws Error with its output when it exits first or does not start within 120 s (it is killed then).
  */
-export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(process.env.FERRY_WORKER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_WORKER_CPU_PROF}`] : []), '--import', 'tsx', join(root, 'src', 'client.ts'), 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined, options: { compiled?: boolean } = {}): Promise<ChildProcess> {
+  const profile = process.env.FERRY_WORKER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_WORKER_CPU_PROF}`] : [];
+  // compiled: dist/client.js as shipped (npm run build), else the sources through tsx
+  const entry = options.compiled ? [join(root, 'dist', 'client.js')] : ['--import', 'tsx', join(root, 'src', 'client.ts')];
+  const child = spawn(process.execPath, [...profile, ...entry, 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const onData = (d: Buffer) => {
     out += d.toString();
