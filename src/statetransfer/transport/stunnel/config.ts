@@ -50,9 +50,10 @@ export const TLS12_CIPHERS = [
  * peer without it. Why: on the transfer's bulk data AES-128-GCM is the cheapest of the three on x86
  * with AES-NI (`openssl speed -evp` at 16 KiB records, OpenSSL 3.0.19 on this project's 2-vCPU Xeon
  * with VAES: AES-128-GCM 6.6 GB/s, AES-256-GCM 5.6 GB/s, ChaCha20-Poly1305 4.1 GB/s). Measured with
- * bench/stunnel-variants.ts: the pair alone (--pair 10, 1 GiB) costs 1.53 CPU s/GiB with AES-128-GCM
- * first, 1.69 with AES-256-GCM first, 2.15 with ChaCha20; with rsync on the same 2 CPUs the saving is
- * within the noise (1.69 vs 1.69 and 1.71 vs 1.73–1.77 CPU s for the pair, 9 and 11 rounds).
+ * bench/stunnel-variants.ts, the pair alone (--pair, 1 GiB, two runs of 10 and 8 rounds): 1.53 and
+ * 1.60 CPU s/GiB with AES-128-GCM first, 1.69 and 1.65 with AES-256-GCM first, 2.15 and 2.11 with
+ * ChaCha20 first; with rsync on the same 2 CPUs the saving is at the noise level (pair 1.69 vs 1.69,
+ * 1.71 vs 1.73–1.77, 1.77 vs 1.85 CPU s in runs of 9, 11 and 7 rounds).
  * Security: AES-128-GCM is TLS 1.3's mandatory-to-implement suite (RFC 8446 §9.1) and first in
  * Mozilla's "modern" configuration; every TLS 1.3 suite has forward secrecy ((EC)DHE key exchange).
  */
