@@ -3,6 +3,7 @@
  * config and the migration's certificates, probed by `openssl s_client` holding a valid client
  * certificate. TLS 1.2 must only be negotiated with ECDHE key exchange and an AEAD cipher (forward
  * secrecy); a client offering only a static-RSA suite (AES128-SHA) is refused at the handshake.
+ * Ferry's own client stunnel and this server negotiate TLS 1.3 with AES-128-GCM.
  * Needs stunnel4 and openssl (hack/setup.sh).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -11,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMigrationCertificates } from '../../src/statetransfer/tls/certificates';
-import { renderStunnelServerConf } from '../../src/statetransfer/transport/stunnel/config';
+import { renderStunnelClientConf, renderStunnelServerConf } from '../../src/statetransfer/transport/stunnel/config';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -93,5 +94,34 @@ describe('stunnel server TLS policy (real stunnel, real openssl client)', () => 
     const r13 = sClient(['-tls1_3']);
     expect(r13.out).toMatch(/New, TLSv1\.3/);
     expect(r13.out).toMatch(/Verify return code: 0 \(ok\)/);
+  });
+
+  it("TLS 1.3: Ferry's two ends negotiate AES-128-GCM; a peer with AES-256-GCM only still connects; CCM is refused", async () => {
+    // Ferry's client stunnel, rendered, in front of the server above; debug = info logs the suite.
+    const localPort = await freePort();
+    const clientPaths = { cert: join(dir, 'client.crt'), key: join(dir, 'client.key'), ca: join(dir, 'ca.crt') };
+    const conf = renderStunnelClientConf(localPort, { host: '127.0.0.1', port }, { paths: clientPaths }).replace('debug = notice', 'debug = info');
+    writeFileSync(join(dir, 'client.conf'), conf);
+    const client = spawn('stunnel', [join(dir, 'client.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let clientLog = '';
+    client.stderr!.on('data', (d) => (clientLog += d));
+    try {
+      await waitForPort(localPort);
+      // Async: the backend runs in this process's event loop, which spawnSync would block.
+      const hello = await new Promise<string>((resolve) => {
+        const p = spawn('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${localPort}; timeout 10 head -c 14 <&3`], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        p.stdout!.on('data', (d) => (out += d));
+        p.on('close', () => resolve(out));
+      });
+      expect(hello).toBe('@RSYNCD: 32.0\n');
+      expect(clientLog).toMatch(/TLSv1\.3 ciphersuite: TLS_AES_128_GCM_SHA256/);
+    } finally {
+      client.kill('SIGTERM');
+    }
+    expect(sClient(['-tls1_3', '-ciphersuites', 'TLS_AES_256_GCM_SHA384']).out).toMatch(/New, TLSv1\.3, Cipher is TLS_AES_256_GCM_SHA384/);
+    const ccm = sClient(['-tls1_3', '-ciphersuites', 'TLS_AES_128_CCM_SHA256']);
+    expect(ccm.out).not.toMatch(/Cipher is TLS_AES_128_CCM_SHA256/);
+    expect(ccm.status).not.toBe(0);
   });
 });

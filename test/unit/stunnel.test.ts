@@ -1,4 +1,4 @@
-import { renderStunnelClientConf, renderStunnelServerConf } from '../../src/statetransfer/transport/stunnel/config';
+import { renderStunnelClientConf, renderStunnelServerConf, TLS13_CIPHERSUITES } from '../../src/statetransfer/transport/stunnel/config';
 
 function directives(conf: string): Map<string, string[]> {
   const m = new Map<string, string[]>();
@@ -16,11 +16,10 @@ describe('stunnel configuration', () => {
     expect(d.get('CAfile')).toEqual(['/etc/ferry/tls/ca.crt']);
     expect(d.get('sslVersionMin')).toEqual(['TLSv1.2']);
     expect(d.get('sslVersionMax')).toEqual(['TLSv1.3']);
-    // TLS 1.2: ECDHE + AEAD only (forward secrecy); no TLS 1.3 ciphersuites override.
+    // TLS 1.2: ECDHE + AEAD only (forward secrecy).
     const ciphers = d.get('ciphers')![0]!.split(':');
     expect(ciphers.length).toBeGreaterThan(0);
     for (const c of ciphers) expect(c).toMatch(/^ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
-    expect(d.get('ciphersuites')).toBeUndefined();
     expect(d.get('accept')).toEqual(['8443']);
     expect(d.get('connect')).toEqual(['127.0.0.1:2222']);
     expect(d.get('client')).toBeUndefined();
@@ -40,6 +39,14 @@ describe('stunnel configuration', () => {
     expect(route.get('sni')).toEqual(['ferry.apps.example.com']);
     const v6 = directives(renderStunnelClientConf(2222, { host: '2001:db8::1', port: 443 }));
     expect(v6.get('connect')).toEqual(['[2001:db8::1]:443']);
+  });
+
+  it('TLS 1.3: the three AEAD suites on both ends, AES-128-GCM first (the cheapest with AES-NI)', () => {
+    for (const conf of [renderStunnelServerConf(8443, 2222), renderStunnelClientConf(2222, { host: '192.0.2.1', port: 31000 })]) {
+      const suites = directives(conf).get('ciphersuites');
+      expect(suites).toEqual([TLS13_CIPHERSUITES]);
+      expect(suites![0]!.split(':')).toEqual(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']);
+    }
   });
 
   it('rejects bad ports and hosts', () => {
