@@ -81,7 +81,8 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
 export async function syncUntilSettled(run: NamespaceRun, p: PVCState, final: boolean, slots: Slots, node?: Slots): Promise<void> {
   const { st, reporter, decisions } = run;
   for (;;) {
-    await node?.acquire();
+    // no await without a node limit: the syncs' conditions register exactly as before maxSyncsPerNode
+    if (node) await node.acquire();
     await slots.acquire();
     let failure: SyncFailure | undefined;
     try {
