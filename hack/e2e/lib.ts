@@ -401,6 +401,22 @@ export function writerDeployment(namespace: string, script: string, options: { i
   } as KubernetesObject;
 }
 
+/**
+ * Runs a one-off pod `name` with `spec` (restartPolicy Never is set) in `namespace` of cluster `ctx`,
+ * waits until it Succeeded or Failed (up to `timeoutMs`), deletes it and returns its phase and log
+ * (trimmed). The drills' readers and checkers of a PVC.
+ */
+export async function runPod(ctx: Ctx, namespace: string, name: string, spec: Record<string, unknown>, timeoutMs = 300_000): Promise<{ phase: string; log: string }> {
+  kubectl(ctx, ['-n', namespace, 'apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { restartPolicy: 'Never', ...spec } }));
+  const phase = await waitUntil(() => {
+    const p = kubectl(ctx, ['-n', namespace, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}']);
+    return ['Succeeded', 'Failed'].includes(p) && p;
+  }, `pod ${namespace}/${name} to finish`, timeoutMs, 1000);
+  const log = kubectl(ctx, ['-n', namespace, 'logs', name]).trim();
+  kubectl(ctx, ['-n', namespace, 'delete', 'pod', name, '--wait=false']);
+  return { phase, log };
+}
+
 /** A migration plan between the lab's two clusters (kubeconfig and contexts set), with `fields`. */
 export function labPlan(fields: Record<string, unknown>): MigrationPlan {
   return parsePlan({ source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' }, destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' }, ...fields });

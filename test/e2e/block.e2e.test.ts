@@ -23,7 +23,7 @@ import type { EndpointAddress, PVCInfo, TransferResult, WorkloadRef } from '../.
 import { KubeClient } from '../../src/k8s/client';
 import { verifyPVC } from '../../src/migration/verify';
 import type { MigrationPlan } from '../../src/plan/schema';
-import { kubectl, LAB_KUBECONFIG, labPlan, labGate, waitUntil } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labPlan, labGate, runPod, waitUntil } from '../../hack/e2e/lib';
 
 const labDescribe = labGate('block volume drill');
 
@@ -82,22 +82,13 @@ labDescribe('lab drill: a block-mode PVC', () => {
 
   /** Runs `script` (bash) in a non-root pod of `cluster` with the PVC's device at DEVICE; its output. */
   async function onDevice(cluster: 'ferry-src' | 'ferry-dst', name: string, script: string, readOnly = true): Promise<string> {
-    kubectl(cluster, ['-n', NS, 'apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name },
-      spec: {
-        restartPolicy: 'Never',
-        securityContext: IDS,
-        containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['bash', '-c', script], securityContext: CONTAINER_SECURITY, volumeDevices: [{ name: 'd', devicePath: DEVICE }] }],
-        volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'disk', readOnly } }],
-      },
-    }));
-    await waitUntil(() => ['Succeeded', 'Failed'].includes(kubectl(cluster, ['-n', NS, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}'])), `pod ${name}`, 300_000, 1000);
-    const out = kubectl(cluster, ['-n', NS, 'logs', name]).trim();
-    expect({ name, phase: kubectl(cluster, ['-n', NS, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}']), out }).toMatchObject({ phase: 'Succeeded' });
-    kubectl(cluster, ['-n', NS, 'delete', 'pod', name, '--wait=false']);
-    return out;
+    const r = await runPod(cluster, NS, name, {
+      securityContext: IDS,
+      containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['bash', '-c', script], securityContext: CONTAINER_SECURITY, volumeDevices: [{ name: 'd', devicePath: DEVICE }] }],
+      volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'disk', readOnly } }],
+    });
+    expect({ name, ...r }).toMatchObject({ phase: 'Succeeded' });
+    return r.log;
   }
   const deviceDigest = (cluster: 'ferry-src' | 'ferry-dst', name: string) => onDevice(cluster, name, `head -c ${SIZE} ${DEVICE} | sha256sum | cut -c1-64`);
 

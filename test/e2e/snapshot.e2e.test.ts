@@ -23,7 +23,7 @@ import { KubeClient } from '../../src/k8s/client';
 import { verifyPVC } from '../../src/migration/verify';
 import type { MigrationPlan } from '../../src/plan/schema';
 import { pointInTimeClaimName, snapshotName } from '../../src/statetransfer/snapshot';
-import { kubectl, LAB_KUBECONFIG, labPlan, labGate, waitUntil, writerDeployment } from '../../hack/e2e/lib';
+import { kubectl, LAB_KUBECONFIG, labPlan, labGate, runPod, waitUntil, writerDeployment } from '../../hack/e2e/lib';
 
 const labDescribe = labGate('snapshot drill');
 
@@ -61,32 +61,22 @@ labDescribe('lab drill: stage syncs from CSI snapshots', () => {
 
   /** Runs CHECKER in a pod on the destination PVC. */
   async function checkDestination(): Promise<{ na: number; nb: number; ok: string }> {
-    const name = `check-${pass}`;
-    kubectl('ferry-dst', ['-n', NS, 'apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name },
-      spec: { restartPolicy: 'Never', securityContext: { runAsUser: 0 }, containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['bash', '-c', CHECKER], volumeMounts: [{ name: 'd', mountPath: '/d', readOnly: true }] }], volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } }] },
-    }));
-    await waitUntil(() => ['Succeeded', 'Failed'].includes(kubectl('ferry-dst', ['-n', NS, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}'])), `checker ${name}`);
-    const [na, nb, ok] = kubectl('ferry-dst', ['-n', NS, 'logs', name]).trim().split(' ');
-    kubectl('ferry-dst', ['-n', NS, 'delete', 'pod', name, '--wait=false']);
+    const { log } = await runPod('ferry-dst', NS, `check-${pass}`, {
+      securityContext: { runAsUser: 0 },
+      containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['bash', '-c', CHECKER], volumeMounts: [{ name: 'd', mountPath: '/d', readOnly: true }] }],
+      volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } }],
+    });
+    const [na, nb, ok] = log.split(' ');
     return { na: Number(na), nb: Number(nb), ok: ok! };
   }
 
   /** Runs `command` in a pod on the destination PVC; its output, trimmed. */
   async function readDestination(command: string): Promise<string> {
-    const name = `read-${pass}`;
-    kubectl('ferry-dst', ['-n', NS, 'apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name },
-      spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', command], volumeMounts: [{ name: 'd', mountPath: '/d', readOnly: true }] }], volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } }] },
-    }));
-    await waitUntil(() => ['Succeeded', 'Failed'].includes(kubectl('ferry-dst', ['-n', NS, 'get', 'pod', name, '-o', 'jsonpath={.status.phase}'])), `reader ${name}`);
-    const out = kubectl('ferry-dst', ['-n', NS, 'logs', name]).trim();
-    kubectl('ferry-dst', ['-n', NS, 'delete', 'pod', name, '--wait=false']);
-    return out;
+    const { log } = await runPod('ferry-dst', NS, `read-${pass}`, {
+      containers: [{ name: 'c', image: 'ferry/transfer:latest', imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', command], volumeMounts: [{ name: 'd', mountPath: '/d', readOnly: true }] }],
+      volumes: [{ name: 'd', persistentVolumeClaim: { claimName: 'data', readOnly: true } }],
+    });
+    return log;
   }
 
   const pointInTimeObjects = () =>
