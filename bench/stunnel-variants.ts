@@ -28,7 +28,7 @@
  *   sudo npx tsx bench/stunnel-variants.ts [--mib 1024] [--repeat 5] [--resync 5] [--pair 8] [--only REGEX]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -39,6 +39,7 @@ import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync';
 import { rsyncClientArgs, validateRsyncOptions } from '../src/statetransfer/transfer/rsync/options';
 import { createStunnelTransport, renderStunnelClientConf, renderStunnelServerConf } from '../src/statetransfer/transport/stunnel';
 import { createNetnsPair } from '../test/support/netns';
+import { childrenReaped, cpuOf, timedWithCpu as timed } from './support/proc';
 
 /** One stunnel variant: how it rewrites Ferry's rendered server and client configs. */
 interface Variant {
@@ -81,41 +82,6 @@ const RSYNC_VARIANTS: RsyncVariant[] = [
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-
-/** CPU seconds (user + system) of process `pid`, itself and its reaped children. */
-function cpuOf(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // Fields after "comm)": state is [0]; utime, stime, cutime, cstime are fields 14..17 of stat(5).
-  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICK;
-}
-
-/** Waits until `pid` has no live children (the daemon reaped its per-connection child). */
-async function childrenReaped(pid: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const kids = readdirSync(`/proc/${pid}/task`).map((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim()).join('');
-    if (kids === '') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Runs `argv` in `ns` under /usr/bin/time, its stdout into `outFile`; resolves with wall seconds and
- * the client's CPU seconds. */
-function timed(ns: string, argv: string[], timeFile: string, outFile: string): Promise<{ wall: number; cpu: number }> {
-  return new Promise((resolve, reject) => {
-    const out = openSync(outFile, 'w');
-    const p = spawn('ip', ['netns', 'exec', ns, '/usr/bin/time', '-f', '%e %U %S', '-o', timeFile, ...argv], { stdio: ['ignore', out, 'pipe'] });
-    closeSync(out);
-    let err = '';
-    p.stderr!.on('data', (d) => (err += d));
-    p.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-2000)}`));
-      const [e, u, s] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-      resolve({ wall: e!, cpu: u! + s! });
-    });
-  });
 }
 
 async function waitPort(ns: string, host: string, port: number): Promise<void> {
