@@ -21,28 +21,39 @@
  * - million (slow, off by default; also --million): a tree of 1,000,000 tiny files (one directory of
  *   100,000 entries, the rest 900 leaf directories of 1,000 files six levels deep), first copy and
  *   no-change re-sync once, plain vs Ferry, with the peak RSS (VmHWM) of the rsync processes on each
- *   side (polled from /proc every 200 ms, by network namespace).
+ *   side (polled from /proc every 200 ms, by network namespace);
+ * - streams (off by default): parallel rsync streams within one volume (issue 9 §2), the design of
+ *   bench/support/streams.ts: N = --streams-n (1,2,4) concurrent rsync clients, each given a share of
+ *   the top-level entries balanced by bytes, plus one root pass deleting vanished top-level entries;
+ *   plain rsync daemon and Ferry's rendered stunnel pair (its server pod, its stunnel client run by
+ *   hand, Ferry's client flags), on a many-files tree (--streams-files × 4 KiB) and a few-large-files
+ *   tree (--streams-mib MiB in 6 files), first copy and no-change re-sync, with CPU seconds; verifies
+ *   each N once (trees equal after a first copy and after deletes at the source).
  *
  *   sudo npm run bench:dataplane -- [--large-mib 1024] [--small-files 20000] [--repeat 2]
- *                                   [--scenarios large,small,resync,delta,million] [--delta-mib 2048] [--million]
+ *                                   [--scenarios large,small,resync,delta,million,streams] [--delta-mib 2048] [--million]
+ *                                   [--streams-files 32000] [--streams-mib 1024] [--streams-n 1,2,4]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, closeSync, openSync, writeSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, closeSync, openSync, writeSync, readFileSync, readdirSync, readlinkSync, statSync, linkSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { V1Pod, V1Secret, V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Secret, V1ConfigMap } from '@kubernetes/client-node';
 import { createEndpoint } from '../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials } from '../src/statetransfer/namespace-transfer';
 import { secretValues } from '../src/statetransfer/objects';
 import { createRsyncTransfer } from '../src/statetransfer/transfer/rsync';
+import { rsyncClientArgs, validateRsyncOptions } from '../src/statetransfer/transfer/rsync/options';
 import { createStunnelTransport, STUNNEL_PATHS } from '../src/statetransfer/transport/stunnel';
 import { LocalPod, removeWorkDir } from '../test/support/local-pod';
 import { createNetnsPair, type NetnsPair } from '../test/support/netns';
+import { childrenReaped, cpuOf, timedWithCpu } from './support/proc';
+import { partitionEntries, rootPassArgs, streamFilterArgs } from './support/streams';
 
 /** Bytes in each file of the million-file tree (tmpfs stores each in a page of its own). */
 const MILLION_FILE_BYTES = 64;
 
-const SCENARIOS = ['large', 'small', 'resync', 'delta', 'million'] as const;
+const SCENARIOS = ['large', 'small', 'resync', 'delta', 'million', 'streams'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Args {
@@ -51,11 +62,15 @@ interface Args {
   repeat: number;
   scenarios: Set<Scenario>;
   deltaMiB: number;
+  /** streams scenario: files of the many-files tree, MiB of the few-large-files tree, the stream counts. */
+  streamsFiles: number;
+  streamsMiB: number;
+  streamsN: number[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { largeMiB: 1024, smallFiles: 20000, repeat: 2, scenarios: new Set(['large', 'small', 'resync']), deltaMiB: 2048 };
-  const usage = `use --large-mib N, --small-files N, --repeat N, --scenarios ${SCENARIOS.join(',')}, --delta-mib N, --million`;
+  const a: Args = { largeMiB: 1024, smallFiles: 20000, repeat: 2, scenarios: new Set(['large', 'small', 'resync']), deltaMiB: 2048, streamsFiles: 32000, streamsMiB: 1024, streamsN: [1, 2, 4] };
+  const usage = `use --large-mib N, --small-files N, --repeat N, --scenarios ${SCENARIOS.join(',')}, --delta-mib N, --million, --streams-files N, --streams-mib N, --streams-n 1,2,4`;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === '--million') {
@@ -72,11 +87,18 @@ function parseArgs(argv: string[]): Args {
       a.scenarios = new Set(list as Scenario[]);
       continue;
     }
+    if (flag === '--streams-n') {
+      a.streamsN = raw.split(',').map(Number);
+      if (a.streamsN.some((n) => !Number.isSafeInteger(n) || n < 1) || !a.streamsN.includes(1)) throw new Error(`--streams-n must list whole numbers ≥ 1, 1 among them, got ${raw}`);
+      continue;
+    }
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${flag} must be a whole number ≥ 1, got ${raw}`);
     if (flag === '--large-mib') a.largeMiB = v;
     else if (flag === '--small-files') a.smallFiles = v;
     else if (flag === '--repeat') a.repeat = v;
     else if (flag === '--delta-mib') a.deltaMiB = v;
+    else if (flag === '--streams-files') a.streamsFiles = v;
+    else if (flag === '--streams-mib') a.streamsMiB = v;
     else throw new Error(`unknown argument ${flag} (${usage})`);
   }
   return a;
@@ -192,7 +214,7 @@ function makeMillion(root: string, bytes: number): number {
 }
 
 function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
 }
 
 function makeData(root: string, a: Args): { large: string; small: string; smallBytes: number } {
@@ -224,11 +246,6 @@ function timed(ns: string, argv: string[], env: Record<string, string> = {}): Pr
   });
 }
 
-function background(ns: string, argv: string[]): () => void {
-  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: 'ignore' });
-  return () => p.kill('SIGTERM');
-}
-
 async function waitPort(ns: string, host: string, port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     try {
@@ -239,6 +256,357 @@ async function waitPort(ns: string, host: string, port: number): Promise<void> {
     }
   }
   throw new Error(`nothing listens on ${host}:${port} in ${ns}`);
+}
+
+/** Ferry's generated transfer of one PVC between a pair's namespaces, as started by startFerryPair. */
+interface FerryPair {
+  nt: ReturnType<typeof createNamespaceTransfer>;
+  address: { host: string; port: number };
+  credentials: ReturnType<typeof createTransferCredentials>;
+  /** The rsync password of the transfer, in a file for `rsync --password-file`. */
+  passwordFile: string;
+  /** Port of the hand-run stunnel client on the source's 127.0.0.1. */
+  clientPort: number;
+  /** Pid of the hand-run stunnel client. */
+  clientStunnelPid: number;
+  /** Stops the server pod and the stunnel client. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Ferry's transfer of PVC `data` (preserve-ownership, stunnel, ClusterIP endpoint on
+ * `net.destinationIP`:8443): starts its generated server pod on `dst` with LocalPod (after `edit`
+ * has rewritten its objects, when given) and runs its rendered stunnel client config by hand in the
+ * source namespace on 127.0.0.1:`clientPort`, with the client's TLS files and the rsync password
+ * written under `work`/`name`-client.
+ */
+async function startFerryPair(net: NetnsPair, dst: string, work: string, clientPort: number, name = 'ferry', edit?: (objects: KubernetesObject[]) => KubernetesObject[]): Promise<FerryPair> {
+  const migrationId = 'bench';
+  const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst', backendPort: 8443, port: 8443 });
+  const address = { host: net.destinationIP, port: 8443 };
+  const credentials = createTransferCredentials(migrationId, endpoint, address);
+  const nt = createNamespaceTransfer({
+    migrationId,
+    sourceNamespace: 'src',
+    destinationNamespace: 'dst',
+    volumes: [{ sourcePVC: 'data', destinationPVC: 'data' }],
+    transfer: createRsyncTransfer({}),
+    transport: createStunnelTransport(),
+    endpoint,
+    security: 'preserve-ownership',
+    image: 'local',
+  });
+  const generated = nt.destinationObjects(credentials);
+  const dobjs = edit ? edit(generated) : generated;
+  const server = new LocalPod({ pod: dobjs.find((o) => o.kind === 'Pod') as V1Pod, objects: dobjs, pvcs: { data: dst }, netns: net.destination, workDir: join(work, `${name}-server`) });
+  await server.start();
+  await server.ready();
+
+  const sobjs = nt.sourceObjects('data', address, credentials, { final: true });
+  const dir = join(work, `${name}-client`);
+  mkdirSync(dir);
+  const tls = secretValues(sobjs.find((o) => o.kind === 'Secret' && o.metadata!.name!.endsWith('cli-tls')) as V1Secret);
+  for (const [k, v] of Object.entries(tls)) writeFileSync(join(dir, k), v);
+  const stunnelConf = (sobjs.find((o) => o.kind === 'ConfigMap') as V1ConfigMap).data!['stunnel.conf']!.replace(/\/etc\/ferry\/tls\//g, `${dir}/`).replace(STUNNEL_PATHS.key, `${dir}/tls.key`).replace('127.0.0.1:2222', `127.0.0.1:${clientPort}`);
+  writeFileSync(join(dir, 'stunnel.conf'), stunnelConf);
+  const client = spawn('ip', ['netns', 'exec', net.source, 'stunnel', join(dir, 'stunnel.conf')], { stdio: 'ignore' });
+  await waitPort(net.source, '127.0.0.1', clientPort);
+  const passwordFile = join(dir, 'password');
+  writeFileSync(passwordFile, credentials.password, { mode: 0o600 });
+  return {
+    nt,
+    address,
+    credentials,
+    passwordFile,
+    clientPort,
+    clientStunnelPid: client.pid!,
+    stop: async () => {
+      client.kill('SIGTERM');
+      await server.stop();
+    },
+  };
+}
+
+/**
+ * Plain rsync daemon on `net.destinationIP`:2873 serving `dst` as module `data` (the baseline): the
+ * settings of Ferry's daemon that change its work per file (chroot, numeric ids, no symlink munging,
+ * no reverse lookup); no TLS, no auth, no connection limit. Its config goes to `work`.
+ */
+function startPlainDaemon(net: NetnsPair, dst: string, work: string): { pid: number; stop: () => void } {
+  const conf = join(work, `plain-rsyncd-${net.destination}.conf`);
+  writeFileSync(conf, `use chroot = yes\nuid = 0\ngid = 0\nnumeric ids = yes\nmunge symlinks = no\nreverse lookup = no\n[data]\npath = ${dst}\nread only = no\n`);
+  const p = spawn('ip', ['netns', 'exec', net.destination, 'rsync', '--daemon', '--no-detach', `--address=${net.destinationIP}`, '--port=2873', `--config=${conf}`], { stdio: 'ignore' });
+  return { pid: p.pid!, stop: () => p.kill('SIGTERM') };
+}
+
+/** Shares of the many-files tree's files per top-level directory d00..d11: uneven, as in an
+ * application's volume, so that the balancing by bytes has work to do. */
+const MANY_WEIGHTS = [9, 7, 6, 5, 4, 3, 2, 2, 1, 1, 1, 1];
+
+/**
+ * The streams scenario's many-files tree under `root`: `files` × 4 KiB random files in the top-level
+ * directories d00..d11 (MANY_WEIGHTS shares, 500 files per subdirectory), a top-level file, top-level
+ * entries whose names need escaping in filter rules (`st*r`, `br[a]ck/`, `sp ace/`, 3 files each at
+ * most), and one hard link between d00/hl-a and d11/hl-b (to see whether the streams keep it).
+ */
+function makeManyFiles(root: string, files: number): void {
+  mkdirSync(root, { recursive: true });
+  const total = MANY_WEIGHTS.reduce((x, y) => x + y, 0);
+  MANY_WEIGHTS.forEach((w, d) => {
+    const count = Math.round((files * w) / total);
+    for (let i = 0; i < count; i++) {
+      const dir = join(root, `d${String(d).padStart(2, '0')}`, `s${Math.floor(i / 500)}`);
+      if (i % 500 === 0) mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `f${i}`), randomBytes(4096));
+    }
+  });
+  writeFileSync(join(root, 'README'), randomBytes(4096));
+  writeFileSync(join(root, 'st*r'), randomBytes(4096));
+  for (const d of ['br[a]ck', 'sp ace']) {
+    mkdirSync(join(root, d));
+    for (let i = 0; i < 3; i++) writeFileSync(join(root, d, `f${i}`), randomBytes(4096));
+  }
+  writeFileSync(join(root, 'brack'), randomBytes(4096)); // what an unescaped 'br[a]ck' would match
+  writeFileSync(join(root, 'd00', 'hl-a'), randomBytes(4096));
+  linkSync(join(root, 'd00', 'hl-a'), join(root, 'd11', 'hl-b'));
+}
+
+/** The streams scenario's few-large-files tree under `root`: six random files totalling `mib` MiB,
+ * two at the top level (25 %, 15 %), two in media/ (20 %, 10 %), two in archive/ (20 %, 10 %). */
+function makeFewLarge(root: string, mib: number): void {
+  for (const [file, pct] of [['big-0.bin', 25], ['big-1.bin', 15], ['media/a.bin', 20], ['media/b.bin', 10], ['archive/c.bin', 20], ['archive/d.bin', 10]] as const) {
+    mkdirSync(join(root, file, '..'), { recursive: true });
+    writeRandom(join(root, file), Math.max(1, Math.round((mib * pct) / 100)));
+  }
+}
+
+/** Pids of the processes in network namespace `ns` whose argv (joined by spaces) matches `re`,
+ * leaving out those whose parent matches too (a daemon's per-connection children). */
+function pidsIn(ns: string, re: RegExp): number[] {
+  const ino = netnsInode(ns);
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/net`))![1]) !== ino) continue;
+      if (re.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '))) out.push(Number(pid));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const parent = (pid: number) => Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  return out.filter((pid) => !out.includes(parent(pid)));
+}
+
+/**
+ * What differs between trees `a` and `b` ('' when nothing): each entry's type, mode, owner, group,
+ * size, mtime and link target (find -printf), and file contents (diff -rq, links not followed).
+ * Directory mtimes count to the second: rsync leaves a directory's time alone when it already matches
+ * to the second (seen here with plain `rsync -a` too: a directory made and copied within one second
+ * keeps the copy's sub-second part), and this benchmark copies trees it has just changed.
+ */
+function treeDifference(a: string, b: string): string {
+  const manifest = (d: string) =>
+    sh('bash', ['-c', `cd '${d}' && find . -printf '%P\\t%y\\t%m\\t%U\\t%G\\t%s\\t%T@\\t%l\\n' | LC_ALL=C sort`])
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .map((f) => (f[1] === 'd' ? [...f.slice(0, 6), f[6]!.replace(/\..*$/, ''), ...f.slice(7)] : f).join('\t'));
+  const ma = manifest(a);
+  const mb = new Set(manifest(b));
+  const sa = new Set(ma);
+  const diffs = [...ma.filter((l) => !mb.has(l)).map((l) => `only in source: ${l}`), ...[...mb].filter((l) => !sa.has(l)).map((l) => `only in destination: ${l}`)];
+  try {
+    sh('diff', ['-rq', '--no-dereference', a, b]);
+  } catch (e) {
+    diffs.push(String((e as { stdout?: string }).stdout ?? e));
+  }
+  return diffs.slice(0, 6).join('\n');
+}
+
+/** One run of a streams path: wall seconds in all and by step, CPU seconds of every process, groups. */
+interface StreamsSample {
+  wall: number;
+  /** Listing the top-level entries, du and the partition (0 for one stream). */
+  plan: number;
+  /** The root pass that deletes vanished top-level entries (0 for one stream). */
+  root: number;
+  /** The streams, from the first start to the last exit. */
+  streams: number;
+  /** CPU seconds: the rsync clients and du, the daemon and its children, the stunnel pair if any. */
+  cpu: number;
+  /** MiB each stream was given. */
+  groupMiB: number[];
+}
+
+/**
+ * The streams scenario (issue 9 §2): N concurrent rsync clients on one volume, the tree partitioned
+ * by bench/support/streams.ts, for each N of `a.streamsN`, plain rsync daemon and Ferry's rendered
+ * stunnel pair, on a many-files tree and a few-large-files tree, first copy and no-change re-sync.
+ * Runs in a network-namespace pair of its own with its own server pod, whose rsyncd.conf allows
+ * max(N) connections (the generated one allows 1). Prints a verification table and the timings.
+ */
+async function streamsScenario(work: string, a: Args): Promise<void> {
+  const base = join(work, 'streams');
+  const trees = [
+    { key: 'many', name: `many files (${a.streamsFiles} × 4 KiB in 12 top-level dirs + 5 top-level entries)`, dir: join(base, 'src-many'), nested: 'd00' },
+    { key: 'few', name: `few large files (6 random files, ${a.streamsMiB} MiB: 2 at the top level, 2 in each of 2 dirs)`, dir: join(base, 'src-few'), nested: 'media' },
+  ];
+  let t0 = Date.now();
+  makeManyFiles(trees[0]!.dir, a.streamsFiles);
+  makeFewLarge(trees[1]!.dir, a.streamsMiB);
+  console.log(`streams: trees built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const dst = join(base, 'dst');
+  mkdirSync(dst);
+  const maxN = Math.max(...a.streamsN);
+  const net = createNetnsPair('ferryp');
+  const stops: (() => unknown)[] = [];
+  try {
+    // The one change N streams need in Ferry's server: its module admits one connection.
+    const ferry = await startFerryPair(net, dst, base, 2874, 'streams', (objects) =>
+      objects.map((o) => {
+        const conf = (o as V1ConfigMap).data?.['rsyncd.conf'];
+        if (o.kind !== 'ConfigMap' || conf === undefined) return o;
+        if (!/^max connections = 1$/m.test(conf)) throw new Error('the generated rsyncd.conf has no "max connections = 1" to raise');
+        return { ...o, data: { 'rsyncd.conf': conf.replace(/^max connections = 1$/m, `max connections = ${maxN}`) } } as V1ConfigMap;
+      }),
+    );
+    stops.push(() => ferry.stop());
+    const plain = startPlainDaemon(net, dst, base);
+    stops.push(plain.stop);
+    await waitPort(net.source, net.destinationIP, 2873);
+
+    // Ferry's client flags, checked against its generated client pod's rsync command line.
+    const flags = rsyncClientArgs(validateRsyncOptions({}), { final: true, root: true });
+    const script = (ferry.nt.sourceObjects('data', ferry.address, ferry.credentials, { final: true }).find((o) => o.kind === 'Pod') as V1Pod).spec!.containers.find((c) => c.name === 'rsync')!.command![2]!;
+    if (!script.includes(`rsync ${flags.join(' ')} --password-file=`)) throw new Error("rsyncClientArgs no longer matches the client pod's rsync command line");
+
+    const serverPids = pidsIn(net.destination, /^rsync .*--daemon .*--port=2222|^stunnel/);
+    if (serverPids.length !== 2) throw new Error(`expected the server pod's rsync daemon and stunnel, found pids ${serverPids.join(', ')}`);
+    const paths = [
+      { name: 'plain rsync daemon', url: `rsync://${net.destinationIP}:2873/data/`, extra: [] as string[], pids: [plain.pid] },
+      { name: "Ferry's stunnel pair", url: `rsync://ferry@127.0.0.1:${ferry.clientPort}/data/`, extra: [`--password-file=${ferry.passwordFile}`], pids: [...serverPids, ferry.clientStunnelPid] },
+    ];
+    const scratch = join(base, 'scratch');
+    mkdirSync(scratch);
+    /** One sync of `src` into dst by `path` with `n` streams (n = 1: Ferry's single rsync as today). */
+    const run = async (path: (typeof paths)[number], src: string, n: number): Promise<StreamsSample> => {
+      const out = (tag: string) => [join(scratch, `${tag}.time`), join(scratch, `${tag}.out`)] as const;
+      for (const pid of path.pids) await childrenReaped(pid);
+      const before = path.pids.map(cpuOf);
+      const start = process.hrtime.bigint();
+      const since = () => Number(process.hrtime.bigint() - start) / 1e9;
+      let cpu = 0;
+      let groups: { entries: string[] | null; bytes: number }[] = [{ entries: null, bytes: NaN }];
+      let plan = 0;
+      let root = 0;
+      if (n > 1) {
+        const entries = readdirSync(src).filter((e) => e !== 'lost+found');
+        const [tf, of] = out('du');
+        const du = await timedWithCpu(net.source, ['du', '-s', '-B1', '--apparent-size', '-0', '--', ...entries.map((e) => join(src, e))], tf, of);
+        cpu += du.cpu;
+        const sizes = readFileSync(of, 'utf8').split('\0').filter((l) => l !== '').map((l) => {
+          const [bytes, p] = l.split('\t') as [string, string];
+          return { name: p.slice(src.length + 1), bytes: Number(bytes) };
+        });
+        groups = partitionEntries(sizes, n);
+        plan = since();
+        const [rtf, rof] = out('root');
+        const r = await timedWithCpu(net.source, ['rsync', ...rootPassArgs(flags), ...path.extra, `${src}/`, path.url], rtf, rof);
+        cpu += r.cpu;
+        root = since() - plan;
+      }
+      const s0 = since();
+      const streams = await Promise.all(groups.map((g, i) => timedWithCpu(net.source, ['rsync', ...flags, ...path.extra, ...(g.entries ? streamFilterArgs(g.entries) : []), `${src}/`, path.url], ...out(`stream-${i}`))));
+      const wall = since();
+      for (const s of streams) cpu += s.cpu;
+      for (const pid of path.pids) await childrenReaped(pid);
+      path.pids.forEach((pid, i) => (cpu += cpuOf(pid) - before[i]!));
+      return { wall, plan, root, streams: wall - s0, cpu, groupMiB: groups.map((g) => g.bytes / 2 ** 20) };
+    };
+    const clearDst = () => sh('bash', ['-c', `find ${dst} -mindepth 1 -delete`]);
+
+    // Verification, once per tree, N and path: a first copy with three entries more at the source
+    // (a top-level directory, a top-level file, a nested file), compared; then those removed at the
+    // source, a re-sync, compared again; and whether the hard link d00/hl-a = d11/hl-b was kept.
+    const checks: string[][] = [];
+    for (const tree of trees) {
+      for (const n of a.streamsN) {
+        for (const path of paths) {
+          const extra = [join(tree.dir, 'zz-vanish'), join(tree.dir, 'vanish-top.txt'), join(tree.dir, tree.nested, 'vanish-nested.txt')];
+          mkdirSync(extra[0]!);
+          for (const f of ['a', 'b']) writeFileSync(join(extra[0]!, f), randomBytes(4096));
+          writeFileSync(extra[1]!, randomBytes(4096));
+          writeFileSync(extra[2]!, randomBytes(4096));
+          clearDst();
+          await run(path, tree.dir, n);
+          const first = treeDifference(tree.dir, dst);
+          for (const e of extra) rmSync(e, { recursive: true });
+          await run(path, tree.dir, n);
+          const after = treeDifference(tree.dir, dst);
+          const gone = extra.filter((e) => existsSync(join(dst, e.slice(tree.dir.length + 1)))).length === 0;
+          let link = '';
+          if (tree.key === 'many') link = statSync(join(dst, 'd00', 'hl-a')).ino === statSync(join(dst, 'd11', 'hl-b')).ino ? 'kept' : 'NOT kept (two copies)';
+          checks.push([tree.key, String(n), path.name, first === '' ? 'equal' : `DIFFERENT: ${first}`, after === '' && gone ? 'equal' : `DIFFERENT: ${after}`, link]);
+        }
+      }
+    }
+    printTable('streams: verification (first copy with 3 extra entries; then those deleted at the source and re-synced)', ['tree', 'N', 'path', 'first copy', 'after deletes + re-sync', 'hard link d00/hl-a = d11/hl-b'], checks);
+
+    // Timings: rounds of (tree, N, path) interleaved; each a first copy into an empty destination,
+    // then a no-change re-sync.
+    const samples = new Map<string, { copy: StreamsSample[]; resync: StreamsSample[] }>();
+    const key = (t: string, n: number, p: string) => `${t}|${n}|${p}`;
+    for (let r = 0; r < a.repeat; r++) {
+      t0 = Date.now();
+      for (const tree of trees) {
+        for (const n of a.streamsN) {
+          for (const path of paths) {
+            clearDst();
+            const s = samples.get(key(tree.key, n, path.name)) ?? { copy: [], resync: [] };
+            s.copy.push(await run(path, tree.dir, n));
+            s.resync.push(await run(path, tree.dir, n));
+            samples.set(key(tree.key, n, path.name), s);
+          }
+        }
+      }
+      console.log(`streams: round ${r + 1}/${a.repeat} in ${((Date.now() - t0) / 1000).toFixed(0)} s (load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
+    }
+    clearDst();
+    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+    for (const tree of trees) {
+      const rows: string[][] = [];
+      for (const sync of ['copy', 'resync'] as const) {
+        for (const path of paths) {
+          const one = median(samples.get(key(tree.key, 1, path.name))![sync].map((x) => x.wall));
+          for (const n of a.streamsN) {
+            const xs = samples.get(key(tree.key, n, path.name))![sync];
+            const wall = median(xs.map((x) => x.wall));
+            rows.push([
+              sync === 'copy' ? 'first copy' : 'no-change re-sync',
+              String(n),
+              path.name,
+              wall.toFixed(2),
+              spread(xs.map((x) => x.wall)),
+              (one / wall).toFixed(2),
+              median(xs.map((x) => x.cpu)).toFixed(2),
+              n > 1 ? `${median(xs.map((x) => x.plan)).toFixed(2)} / ${median(xs.map((x) => x.root)).toFixed(2)} / ${median(xs.map((x) => x.streams)).toFixed(2)}` : '',
+              n > 1 ? xs[0]!.groupMiB.map((m) => m.toFixed(m < 10 ? 1 : 0)).join(' + ') : '',
+            ]);
+          }
+        }
+      }
+      printTable(`streams: ${tree.name}`, ['sync', 'N', 'path', 'median s', 'min–max s', 'speed-up vs N=1', 'CPU s', 'plan / root pass / streams s', 'MiB per stream'], rows);
+    }
+    console.log(
+      '(speed-up: the same path\'s N=1 median over this median. CPU s: rsync clients and du, the daemon and its children, the stunnel pair. ' +
+        'N=1 is Ferry\'s single rsync as today; N>1 adds the plan (top-level listing, du, partition) and the root pass that deletes vanished top-level entries. ' +
+        'Not kept with N>1: hard links between entries of different streams. One top-level entry is never split.)',
+    );
+  } finally {
+    for (const s of stops.reverse()) await s();
+    await new Promise((r) => setTimeout(r, 300));
+    net.destroy();
+  }
 }
 
 async function main(): Promise<void> {
@@ -252,6 +620,8 @@ async function main(): Promise<void> {
   if (a.scenarios.has('large')) sizeMiB += Math.ceil(a.largeMiB * 2 * 1.3);
   if (a.scenarios.has('small') || a.scenarios.has('resync')) sizeMiB += Math.ceil(((a.smallFiles * 12 * 2) / 1024) * 1.3);
   if (a.scenarios.has('delta')) sizeMiB += a.deltaMiB * 3 + 16;
+  // streams: both trees twice (the many files ≈ 12 KiB each with metadata), and rsync's temporary copies.
+  if (a.scenarios.has('streams')) sizeMiB += Math.ceil(((a.streamsFiles * 12 * 2) / 1024) * 1.3) + a.streamsMiB * 3;
   let inodesMiB = 0;
   if (a.scenarios.has('million')) {
     sizeMiB += Math.ceil((2 * 1_000_000 * 4) / 1024);
@@ -272,36 +642,17 @@ async function main(): Promise<void> {
     const dst = join(work, 'dst');
     mkdirSync(dst);
 
-    // Ferry's server pod, as generated.
-    const migrationId = 'bench';
-    const endpoint = createEndpoint({ type: 'ClusterIP', migrationId, namespace: 'dst', backendPort: 8443, port: 8443 });
-    const address = { host: net.destinationIP, port: 8443 };
-    const credentials = createTransferCredentials(migrationId, endpoint, address);
-    const nt = createNamespaceTransfer({
-      migrationId,
-      sourceNamespace: 'src',
-      destinationNamespace: 'dst',
-      volumes: [{ sourcePVC: 'data', destinationPVC: 'data' }],
-      transfer: createRsyncTransfer({}),
-      transport: createStunnelTransport(),
-      endpoint,
-      security: 'preserve-ownership',
-      image: 'local',
-    });
-    const dobjs = nt.destinationObjects(credentials);
-    const server = new LocalPod({ pod: dobjs.find((o) => o.kind === 'Pod') as V1Pod, objects: dobjs, pvcs: { data: dst }, netns: net.destination, workDir: join(work, 'server') });
-    await server.start();
-    await server.ready();
-    cleanups.push(() => void server.stop());
+    // Ferry's server pod, as generated, and its rendered stunnel client run by hand (for the
+    // VolSync-flags path) on 127.0.0.1:2874.
+    const ferry = await startFerryPair(net, dst, work, 2874);
+    cleanups.push(() => void ferry.stop());
+    const { nt, address, credentials } = ferry;
+    const pwFile = ferry.passwordFile;
 
-    // Plain rsync daemon on the destination's address (baseline): the settings of Ferry's daemon that
-    // change its work per file (chroot, numeric ids, no symlink munging, no reverse lookup); no TLS, no auth.
-    const plainConf = join(work, 'plain-rsyncd.conf');
-    writeFileSync(plainConf, `use chroot = yes\nuid = 0\ngid = 0\nnumeric ids = yes\nmunge symlinks = no\nreverse lookup = no\n[data]\npath = ${dst}\nread only = no\n`);
-    cleanups.push(background(net.destination, ['rsync', '--daemon', '--no-detach', `--address=${net.destinationIP}`, '--port=2873', `--config=${plainConf}`]));
+    // Plain rsync daemon on the destination's address (baseline).
+    cleanups.push(startPlainDaemon(net, dst, work).stop);
     await waitPort(net.source, net.destinationIP, 2873);
 
-    // For the VolSync-flags path: Ferry's stunnel client config and credentials, run by hand.
     const sobjs = nt.sourceObjects('data', address, credentials, { final: true });
     const clientPod = sobjs.find((o) => o.kind === 'Pod') as V1Pod;
     const ferryArgv = (() => {
@@ -310,16 +661,6 @@ async function main(): Promise<void> {
       return line.replace(/ 2>&1 \| awk.*$/, '');
     })();
     const ferryFlags = ferryArgv.split(' ').filter((w) => w.startsWith('--') && !w.startsWith('--password-file'));
-    const vsDir = join(work, 'volsync');
-    mkdirSync(vsDir);
-    const tls = secretValues(sobjs.find((o) => o.kind === 'Secret' && o.metadata!.name!.endsWith('cli-tls')) as V1Secret);
-    for (const [k, v] of Object.entries(tls)) writeFileSync(join(vsDir, k), v);
-    const stunnelConf = (sobjs.find((o) => o.kind === 'ConfigMap') as V1ConfigMap).data!['stunnel.conf']!.replace(/\/etc\/ferry\/tls\//g, `${vsDir}/`).replace(STUNNEL_PATHS.key, `${vsDir}/tls.key`).replace('127.0.0.1:2222', '127.0.0.1:2874');
-    writeFileSync(join(vsDir, 'stunnel.conf'), stunnelConf);
-    cleanups.push(background(net.source, ['stunnel', join(vsDir, 'stunnel.conf')]));
-    await waitPort(net.source, '127.0.0.1', 2874);
-    const pwFile = join(vsDir, 'password');
-    writeFileSync(pwFile, credentials.password, { mode: 0o600 });
 
     /** Runs Ferry's generated client pod on `src` (a final sync unless `final` is false: a stage sync
      * deletes nothing); resolves with the seconds and the rsync log. */
@@ -495,6 +836,7 @@ async function main(): Promise<void> {
       printTable('1,000,000 files (one run each)', ['path', 'first copy s', 'ratio', 'source rsync peak RSS', 'destination rsync peak RSS', 'no-change re-sync s', 'ratio', 'files transferred', 'source peak RSS', 'destination peak RSS'], rows);
       console.log('(peak RSS: largest VmHWM of one rsync process on that side; "sum" adds the peaks of all its rsync processes)');
     }
+    if (a.scenarios.has('streams')) await streamsScenario(work, a);
     if (overheads.length > 0) console.log(`\nFerry pod start-up and stop (stage sync of an empty volume, once per round): median ${median(overheads).toFixed(2)} s, ${spread(overheads)} s over ${overheads.length} runs`);
     console.log(`\n(median of ${a.repeat} interleaved runs unless said otherwise; ${new Date().toISOString()}; ${sh('nproc', []).trim()} CPUs; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
   } finally {
