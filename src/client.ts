@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=512
 /**
  * The `ferry` command line (see ./cli/program.ts for the commands, ./cli/exit-codes.ts for the exit
  * codes). The functions behind the commands (start, status, decisions, list) are exported for use as

@@ -16,6 +16,7 @@ import { LABELS, migrationKey } from '../../src/statetransfer/names';
 import { parsePlan } from '../../src/plan/load';
 import type { MigrationPlan } from '../../src/plan/schema';
 import type { MigrationState, NamespaceState } from '../../src/core/state';
+import { WORKER_NODE_FLAGS } from '../../src/temporal/worker-heap';
 
 const execFileAsync = promisify(execFile);
 
@@ -278,13 +279,15 @@ export async function freePort(): Promise<number> {
  * FERRY_WORKER_CPU_PROF=<dir> in this process's environment the worker writes V8 CPU profiles there
  * when it exits (node --cpu-prof, which NODE_OPTIONS does not accept), e.g. for bench:migration.
  * `compiled`: run dist/client.js (build it first: `npm run build`), the worker as the image ships it.
+ * The worker gets WORKER_NODE_FLAGS (src/temporal/worker-heap.ts) like `ferry worker` and the image.
  * @throws Error with its output when it exits first or does not start within 120 s (it is killed then).
  */
 export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined, options: { compiled?: boolean } = {}): Promise<ChildProcess> {
   const profile = process.env.FERRY_WORKER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_WORKER_CPU_PROF}`] : [];
   // compiled: dist/client.js as shipped (npm run build), else the sources through tsx
   const entry = options.compiled ? [join(root, 'dist', 'client.js')] : ['--import', 'tsx', join(root, 'src', 'client.ts')];
-  const child = spawn(process.execPath, [...profile, ...entry, 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // the V8 heap flags `ferry worker` runs with (its shebang; node ignores a shebang when started like this)
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, ...profile, ...entry, 'worker'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const onData = (d: Buffer) => {
     out += d.toString();
