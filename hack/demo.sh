@@ -22,7 +22,7 @@ NS=${DEMO_NAMESPACE:-ferry-demo}
 export KUBECONFIG=/var/lib/ferry-lab/kubeconfig
 unset TEMPORAL_ADDRESS
 WORK=$(mktemp -d /tmp/ferry-demo.XXXXXX)
-FERRY=(node --import tsx src/client.ts)
+FERRY=(node --max-semi-space-size=2 --max-old-space-size=512 --import tsx src/client.ts)  # heap flags: src/temporal/worker-heap.ts
 WORKER_PID=
 T0=$(date +%s)
 

@@ -14,8 +14,8 @@
  * maxCachedWorkflows 40 the RSS peak was 398 MiB.
  *
  * They are command-line flags, so they apply where Ferry starts the worker: the `ferry` command's
- * shebang (src/client.ts, `env -S`), the worker image's ENTRYPOINT (Containerfile) and the test and
- * bench harness (hack/e2e/lib.ts startWorkerProcess). Command-line flags win over NODE_OPTIONS; to run
+ * shebang (src/client.ts, `env -S`), the worker image's ENTRYPOINT (Containerfile), `npm run worker`,
+ * the demo (hack/demo.sh) and the test and bench harness (hack/e2e/lib.ts startWorkerProcess). Command-line flags win over NODE_OPTIONS; to run
  * with others, start node yourself: `node --max-old-space-size=2048 dist/client.js worker`.
  */
 export const WORKER_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=2', '--max-old-space-size=512']);

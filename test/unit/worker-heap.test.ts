@@ -11,12 +11,15 @@ import { WORKER_NODE_FLAGS } from '../../src/temporal/worker-heap';
 
 const ROOT = join(__dirname, '..', '..');
 
-test('the ferry command, the worker image and the harness start the worker with WORKER_NODE_FLAGS', () => {
+test('the ferry command, the worker image, npm run worker, the demo and the harness start the worker with WORKER_NODE_FLAGS', () => {
   const shebang = readFileSync(join(ROOT, 'src', 'client.ts'), 'utf8').split('\n')[0];
   expect(shebang).toBe(`#!/usr/bin/env -S node ${WORKER_NODE_FLAGS.join(' ')}`);
   const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, 'Containerfile'), 'utf8'));
   expect(JSON.parse(entrypoint![1]!)).toEqual(['node', ...WORKER_NODE_FLAGS, 'dist/worker.js']);
   expect(readFileSync(join(ROOT, 'hack', 'e2e', 'lib.ts'), 'utf8')).toContain('spawn(process.execPath, [...WORKER_NODE_FLAGS, ');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts.worker).toBe(`node ${WORKER_NODE_FLAGS.join(' ')} --import tsx src/worker.ts`);
+  expect(readFileSync(join(ROOT, 'hack', 'demo.sh'), 'utf8')).toContain(`FERRY=(node ${WORKER_NODE_FLAGS.join(' ')} --import tsx src/client.ts)`);
 });
 
 test('a script with the ferry shebang runs with a 512 MiB old generation and 2 MiB semi-spaces', () => {
