@@ -27,8 +27,18 @@ export interface VerifyOutcome {
  * Verifies every PVC the migration `id` cut over.
  * @throws CliError NOT_FOUND when no PVC of the plan's destination namespaces carries the migration's
  *   cutover mark (nothing was cut over, or another migration owns them).
+ * @throws CliError INVALID_INPUT, before any API call, for a plan with keepPVCNames: after the rebind
+ *   the source claim is the destination claim (same cluster, namespace and name, now on the new
+ *   volume), so a comparison would read one volume twice and always find it identical.
  */
 export async function verifyMigration(id: string, plan: MigrationPlan, clients: { source: KubeClient; destination: KubeClient }, o: { hashes: boolean }): Promise<VerifyOutcome> {
+  if (plan.keepPVCNames) {
+    throw new CliError(
+      `migration ${id} kept the PVC names (keepPVCNames): each claim now names its new volume, so its source and destination are the same claim and a comparison would read one volume twice; ` +
+        "ferry verify does not compare these moves yet. The original data is on the Released volume named in each claim's ferry.dev/replaced-volume annotation (reclaim policy Retain)",
+      EXIT.INVALID_INPUT,
+    );
+  }
   const { verifyPVC } = await import('../migration/verify');
   const results: VerifyResult[] = [];
   for (const ns of plan.namespaces) {

@@ -138,3 +138,19 @@ describe('the plan', () => {
     expect(problems({ keepPVCNames: false })).toMatch(/would be migrated onto a source namespace: rename it, or set keepPVCNames: true/);
   });
 });
+
+describe('ferry verify after a move that kept the names', () => {
+  it('refuses before any API call: the source claim is the destination claim, one volume read twice', async () => {
+    const { verifyMigration } = await import('../../src/cli/verify');
+    const { CliError, EXIT } = await import('../../src/cli/exit-codes');
+    const plan = parsePlan({ source: { context: 'lab' }, destination: { context: 'lab' }, namespaces: ['shop'], keepPVCNames: true, storageClassMapping: { slow: 'fast' } });
+    const kube = new FakeKube();
+    const calls: string[] = [];
+    const client = new Proxy(kube.client(), { get: (t, k, r) => (calls.push(String(k)), Reflect.get(t, k, r)) });
+    const err = await verifyMigration('m1', plan, { source: client, destination: client }, { hashes: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect((err as InstanceType<typeof CliError>).exitCode).toBe(EXIT.INVALID_INPUT);
+    expect((err as Error).message).toMatch(/keepPVCNames.*same claim.*ferry\.dev\/replaced-volume/);
+    expect(calls).toEqual([]);
+  });
+});
