@@ -5,7 +5,8 @@
  *
  * An entry: path, type (find's %y: f d l p s b c), permission bits, uid, gid, size (not for
  * directories, whose size depends on the file system's history), link target, sparse (allocated
- * bytes < size), mtime (whole seconds, rsync -t keeps them; not for directories, which the final
+ * bytes < size; a difference only when a sparse source file is dense at the destination: rsync
+ * --sparse makes holes of a dense file's zero runs), mtime (whole seconds, rsync -t keeps them; not for directories, which the final
  * sync's deletions may touch, nor symlinks), hard-link group (the first path of the inode's links, in
  * byte order), content sha256 (regular files, when asked). lost+found and Ferry's partial directory
  * are skipped. Not yet: xattrs and ACLs (the transfer image has no getfattr/getfacl; the entry's
@@ -201,7 +202,9 @@ export function compareManifests(source: readonly ManifestEntry[], destination: 
     if (s.sha256 !== undefined && d.sha256 !== undefined) diff('content', s.sha256, d.sha256);
     diff('link', s.link, d.link);
     diff('hardlink', s.linkGroup, d.linkGroup);
-    diff('sparse', s.sparse, d.sparse);
+    // rsync --sparse turns runs of zeros into holes, so a dense source file may arrive sparse (the
+    // same bytes, fewer blocks: not a difference); a sparse source file must stay sparse
+    if (s.sparse && !d.sparse) diff('sparse', s.sparse, d.sparse);
     diff('mtime', s.mtime, d.mtime);
     if (o.metadata) {
       diff('xattrs', s.xattrs, d.xattrs);

@@ -93,6 +93,19 @@ describe('manifest', () => {
     expect(diffs.find((d) => d.kind === 'mode')!.detail).toBe('644 -> 600');
   });
 
+  it('a file that became sparse is not a difference (rsync --sparse makes holes of zero runs); one that lost its holes is', () => {
+    const src = tree('five-src');
+    const dst = tree('five-dst');
+    // the source's sparse file written densely at the destination: the same bytes, all allocated
+    writeFileSync(join(dst, 'sparse'), Buffer.alloc(8 * 1024 * 1024));
+    utimesSync(join(dst, 'sparse'), 1_700_000_000, 1_700_000_000);
+    const a = manifest(src);
+    const b = manifest(dst);
+    expect(compareManifests(a.entries, b.entries, { owners: false, metadata: false }).map((d) => `${d.kind} ${d.path} ${d.detail}`)).toEqual(['sparse sparse true -> false']);
+    // the other way round (a dense source, a sparse copy): equal bytes, fewer blocks, no difference
+    expect(compareManifests(b.entries, a.entries, { owners: false, metadata: false })).toEqual([]);
+  });
+
   it('without hashes, content is not compared but sizes are', () => {
     const src = tree('four-src');
     const dst = tree('four-dst');
