@@ -8,6 +8,7 @@
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { KubeClient } from '../k8s/client';
 import { CUTOVER_ANNOTATIONS } from '../migration/destination';
+import { objectLabels, objectName } from '../statetransfer/names';
 import type { VerifyResult } from '../migration/verify';
 import type { MigrationPlan } from '../plan/schema';
 import { CliError, EXIT } from './exit-codes';
@@ -27,34 +28,41 @@ export interface VerifyOutcome {
  * Verifies every PVC the migration `id` cut over.
  * @throws CliError NOT_FOUND when no PVC of the plan's destination namespaces carries the migration's
  *   cutover mark (nothing was cut over, or another migration owns them).
- * @throws CliError INVALID_INPUT, before any API call, for a plan with keepPVCNames: after the rebind
- *   the source claim is the destination claim (same cluster, namespace and name, now on the new
- *   volume), so a comparison would read one volume twice and always find it identical.
+ *
+ * After a keepPVCNames move the claim of each name is the destination (its new volume); the source
+ * is the old volume it replaced, Released with Retain: a temporary claim `ferry-<key>-old-<pvc>` is
+ * bound to it for the comparison and deleted after (migration/rebind.ts bindReplacedVolume), and the
+ * result's source reads "<pvc> (old volume <pv>)".
+ * @throws FerryError (config) from bindReplacedVolume when an old volume cannot be read safely.
  */
 export async function verifyMigration(id: string, plan: MigrationPlan, clients: { source: KubeClient; destination: KubeClient }, o: { hashes: boolean }): Promise<VerifyOutcome> {
-  if (plan.keepPVCNames) {
-    throw new CliError(
-      `migration ${id} kept the PVC names (keepPVCNames): each claim now names its new volume, so its source and destination are the same claim and a comparison would read one volume twice; ` +
-        "ferry verify does not compare these moves yet. The original data is on the Released volume named in each claim's ferry.dev/replaced-volume annotation (reclaim policy Retain)",
-      EXIT.INVALID_INPUT,
-    );
-  }
   const { verifyPVC } = await import('../migration/verify');
+  const { bindReplacedVolume } = await import('../migration/rebind');
   const results: VerifyResult[] = [];
   for (const ns of plan.namespaces) {
     const pvcs = await clients.destination.list<V1PersistentVolumeClaim>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim' }, ns.destination);
     for (const pvc of pvcs.filter((p) => p.metadata?.annotations?.[CUTOVER_ANNOTATIONS.by] === id).sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1))) {
       const name = pvc.metadata!.name!;
-      results.push(
-        await verifyPVC(clients.source, clients.destination, { sourceNamespace: ns.source, sourcePVC: name, destinationNamespace: ns.destination, destinationPVC: name }, {
-          migrationId: id,
-          image: plan.transferImage,
-          root: plan.security.mode === 'preserve-ownership',
-          hashes: o.hashes,
-          owners: plan.security.mode === 'preserve-ownership',
-          metadata: false,
-        }),
-      );
+      const options = {
+        migrationId: id,
+        image: plan.transferImage,
+        root: plan.security.mode === 'preserve-ownership',
+        hashes: o.hashes,
+        owners: plan.security.mode === 'preserve-ownership',
+        metadata: false,
+      };
+      if (!plan.keepPVCNames) {
+        results.push(await verifyPVC(clients.source, clients.destination, { sourceNamespace: ns.source, sourcePVC: name, destinationNamespace: ns.destination, destinationPVC: name }, options));
+        continue;
+      }
+      // the claim is the destination now; the source is the volume it replaced
+      const old = await bindReplacedVolume(clients.source, ns.source, name, objectName(id, 'old', name), objectLabels(id, 'verify', name));
+      try {
+        const r = await verifyPVC(clients.source, clients.destination, { sourceNamespace: ns.source, sourcePVC: old.claim, destinationNamespace: ns.destination, destinationPVC: name }, options);
+        results.push({ ...r, sourcePVC: `${name} (old volume ${old.volume})` });
+      } finally {
+        await old.release();
+      }
     }
   }
   if (results.length === 0) throw new CliError(`no PVC in the destination namespaces of migration ${id} carries its cutover mark: verify runs after the final sync of a PVC`, EXIT.NOT_FOUND);

@@ -9,7 +9,8 @@
  *   2. the temporary PVC is deleted (its PV becomes Released) and the original PVC is deleted;
  *   3. the new PV is pre-bound to the original name (spec.claimRef namespace/name, no uid: no other
  *      claim can take it) and a PVC of the original name is created with the original metadata and
- *      the new spec (class, size, access modes, volumeName);
+ *      the new spec (class, size, access modes, volumeName) and the temporary claim's cutover mark
+ *      (destination.ts CUTOVER_ANNOTATIONS; `ferry verify` finds the claim by it);
  *   4. once Bound, the new PV gets its own reclaim policy back; the old PV stays Released with Retain:
  *      the old data, for the operator to delete when satisfied (its name is reported).
  *
@@ -24,6 +25,7 @@ import type { RebindResult } from '../core/types';
 import { silentLogger, type Logger } from '../core/log';
 import { waitFor, type KubeClient } from '../k8s/client';
 import { objectName } from '../statetransfer/names';
+import { CUTOVER_ANNOTATIONS } from './destination';
 
 /** Name of the temporary PVC a source PVC is copied into (keepPVCNames). */
 export function temporaryClaimName(migrationId: string, pvc: string): string {
@@ -126,7 +128,12 @@ export async function rebindClaim(client: KubeClient, namespace: string, pvc: st
   const oldName = original?.spec?.volumeName && original.spec.volumeName !== newName ? original.spec.volumeName : undefined;
   // 1. nothing may delete data from here on
   await retain(client, newPV);
-  if (newPV.metadata?.annotations?.[REBIND_ANNOTATION] !== mark) await client.patch(pvRef(newName), { metadata: { annotations: { [REBIND_ANNOTATION]: mark } } });
+  // the temporary claim's cutover mark (destination.ts) goes onto the claim of the original name; kept
+  // on the new PV meanwhile, so a rebind resumed after the temporary claim's deletion still has it
+  const cutover = cutoverMark(temp) ?? cutoverMark(newPV);
+  if (newPV.metadata?.annotations?.[REBIND_ANNOTATION] !== mark || (cutover && !cutoverMark(newPV))) {
+    await client.patch(pvRef(newName), { metadata: { annotations: { [REBIND_ANNOTATION]: mark, ...cutover } } });
+  }
   const oldPV = oldName ? await client.get<V1PersistentVolume>(pvRef(oldName)) : undefined;
   if (oldPV) await retain(client, oldPV);
   // 2. the temporary claim and the original claim go (their volumes stay: Retain)
@@ -149,6 +156,7 @@ export async function rebindClaim(client: KubeClient, namespace: string, pvc: st
   const labels = { ...(template?.metadata?.labels ?? temp?.metadata?.labels ?? {}) };
   const annotations = Object.fromEntries(Object.entries(template?.metadata?.annotations ?? {}).filter(([k]) => !BIND_ANNOTATIONS.includes(k)));
   annotations[REPLACED_VOLUME_ANNOTATION] = oldName ?? NO_VOLUME;
+  Object.assign(annotations, cutover);
   const capacity = newPV.spec?.capacity?.storage ?? spec.resources?.requests?.storage;
   await client.createOrAdopt<V1PersistentVolumeClaim>({
     apiVersion: 'v1',
@@ -181,12 +189,91 @@ export async function rebindClaim(client: KubeClient, namespace: string, pvc: st
   return { pvc, newVolume: newName, ...(oldName ? { oldVolume: oldName } : {}), ...(deletedPods.length ? { deletedPods } : {}) };
 }
 
+/** A temporary claim bound to the volume a keepPVCNames move replaced (`bindReplacedVolume`). */
+export interface ReplacedVolumeClaim {
+  /** The temporary claim's name (in the same namespace). */
+  claim: string;
+  /** The old PersistentVolume's name. */
+  volume: string;
+  /** Deletes the temporary claim and waits until it is gone; the volume is Released again (Retain). */
+  release(): Promise<void>;
+}
+
+/**
+ * Binds a temporary claim `name` to the old volume that claim `pvc` replaced in a keepPVCNames move
+ * (its REPLACED_VOLUME_ANNOTATION), so that `ferry verify` can read the original data beside the
+ * new volume. The volume is reserved for the temporary claim the way rebindClaim reserves the new
+ * one (spec.claimRef without uid), the claim asks for the volume's own class, size, access modes and
+ * volume mode, and `release()` deletes it: the volume's reclaim policy must be Retain, checked first,
+ * so that the deletion leaves it Released with its data.
+ * @throws FerryError (config), before anything is changed, when the claim carries no replaced volume
+ *   (not made by a keepPVCNames move, or it had none), the volume is gone, its reclaim policy is not
+ *   Retain, or another claim holds it; WaitTimeoutError when the claim does not bind within 120 s.
+ */
+export async function bindReplacedVolume(client: KubeClient, namespace: string, pvc: string, name: string, labels: Record<string, string>, o: { signal?: AbortSignal } = {}): Promise<ReplacedVolumeClaim> {
+  const mark = `${namespace}/${pvc}`;
+  const original = await client.get<V1PersistentVolumeClaim>(pvcRef(namespace, pvc));
+  const replaced = original?.metadata?.annotations?.[REPLACED_VOLUME_ANNOTATION];
+  if (replaced === undefined) throw new FerryError('config', `PVC ${mark} has no ${REPLACED_VOLUME_ANNOTATION} annotation: a keepPVCNames move did not make it, so there is no old volume to compare it with`);
+  if (replaced === NO_VOLUME) throw new FerryError('config', `PVC ${mark} had no volume before the move (${REPLACED_VOLUME_ANNOTATION}: ${NO_VOLUME}): there is nothing to compare it with`);
+  const pv = await client.get<V1PersistentVolume>(pvRef(replaced));
+  if (!pv) throw new FerryError('config', `the old volume ${replaced} of PVC ${mark} is gone (deleted after the move): there is nothing to compare it with`);
+  const policy = pv.spec?.persistentVolumeReclaimPolicy;
+  if (policy !== 'Retain') throw new FerryError('config', `the old volume ${replaced} of PVC ${mark} has reclaim policy ${policy ?? 'unset'}, not Retain: deleting a claim bound to it could delete the data, so Ferry does not bind one; set it to Retain to compare`);
+  const ref = pv.spec?.claimRef;
+  if (pv.status?.phase === 'Bound' && !(ref?.namespace === namespace && ref?.name === name)) {
+    throw new FerryError('config', `the old volume ${replaced} of PVC ${mark} is bound to claim ${ref?.namespace}/${ref?.name}: Ferry does not take it from that claim`);
+  }
+  const release = async () => {
+    if (await client.get(pvcRef(namespace, name))) {
+      await client.delete(pvcRef(namespace, name));
+      await gone(client, namespace, name, o.signal);
+    }
+  };
+  if (!(ref?.namespace === namespace && ref?.name === name)) {
+    await client.patch(pvRef(replaced), { spec: { claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name, uid: null, resourceVersion: null } } });
+  }
+  try {
+    await client.createOrAdopt<V1PersistentVolumeClaim>({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name, namespace, labels },
+      spec: {
+        accessModes: pv.spec?.accessModes ?? ['ReadWriteOnce'],
+        resources: { requests: { storage: pv.spec?.capacity?.storage ?? '1Gi' } },
+        storageClassName: pv.spec?.storageClassName ?? '',
+        volumeMode: pv.spec?.volumeMode ?? 'Filesystem',
+        volumeName: replaced,
+      },
+    });
+    await waitFor(
+      async () => {
+        const c = await client.get<V1PersistentVolumeClaim>(pvcRef(namespace, name));
+        return c?.status?.phase === 'Bound' && c.spec?.volumeName === replaced ? true : undefined;
+      },
+      { timeoutSeconds: 120, intervalSeconds: 1, description: `PVC ${namespace}/${name} to bind to the old volume ${replaced}`, ...(o.signal ? { signal: o.signal } : {}) },
+    );
+  } catch (e) {
+    await release().catch(() => undefined);
+    throw e;
+  }
+  return { claim: name, volume: replaced, release };
+}
+
+/** The cutover mark (destination.ts CUTOVER_ANNOTATIONS) on an object, if it carries one. */
+function cutoverMark(o: { metadata?: { annotations?: Record<string, string> } } | undefined): Record<string, string> | undefined {
+  const a = o?.metadata?.annotations;
+  const by = a?.[CUTOVER_ANNOTATIONS.by];
+  if (!by) return undefined;
+  return { [CUTOVER_ANNOTATIONS.by]: by, ...(a?.[CUTOVER_ANNOTATIONS.at] ? { [CUTOVER_ANNOTATIONS.at]: a[CUTOVER_ANNOTATIONS.at]! } : {}) };
+}
+
 /** Gives the new PV its own reclaim policy back and removes Ferry's marks from it. */
 async function restorePolicy(client: KubeClient, pv: V1PersistentVolume): Promise<void> {
   const prior = pv.metadata?.annotations?.[PRIOR_RECLAIM_ANNOTATION];
   if (prior === undefined && pv.metadata?.annotations?.[REBIND_ANNOTATION] === undefined) return;
   await client.patch(pvRef(pv.metadata!.name!), {
-    metadata: { annotations: { [PRIOR_RECLAIM_ANNOTATION]: null, [REBIND_ANNOTATION]: null } },
+    metadata: { annotations: { [PRIOR_RECLAIM_ANNOTATION]: null, [REBIND_ANNOTATION]: null, [CUTOVER_ANNOTATIONS.by]: null, [CUTOVER_ANNOTATIONS.at]: null } },
     ...(prior !== undefined ? { spec: { persistentVolumeReclaimPolicy: prior } } : {}),
   });
 }

@@ -6,7 +6,8 @@
  * Afterwards every PVC has its own name, class csi-hostpath, a new volume, and the same tree as before
  * (manifest.sh, owners included); its old volume is kept (Released, Retain) and named on the claim;
  * the new volume's reclaim policy is its class's again; the workloads run as before on the new
- * volumes; no temporary PVC and no Ferry object is left.
+ * volumes; `ferry verify` compares each claim with the old volume it replaced (identical, the old
+ * volume Released again after); no temporary PVC and no Ferry object is left.
  * Skipped unless the lab is up (FERRY_REQUIRE_LAB=1 makes that a failure).
  */
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { startMigration } from '../../src/cli/operations';
+import { verifyMigration } from '../../src/cli/verify';
 import type { MigrationState, WorkflowTuning } from '../../src/core/state';
 import { KubeClient } from '../../src/k8s/client';
 import { discoverNamespace } from '../../src/migration/discovery';
@@ -112,6 +114,16 @@ labDescribe('same-cluster StorageClass move keeping the PVC names', () => {
       log(`  ${n}: ${oldVolume} -> ${c.spec!.volumeName}: ${cmp.entries} entries, ${(cmp.bytes / 1048576).toFixed(1)} MiB, ${cmp.differences.length} differences`);
       expect({ n, differences: cmp.differences.slice(0, 20) }).toEqual({ n, differences: [] });
     }
+    // ferry verify compares each claim (its new volume) with the old volume it replaced, through a
+    // temporary claim bound to the old volume and deleted after: the old volumes end Released again
+    const verified = await verifyMigration(ID, plan, { source: src, destination: src }, { hashes: true });
+    log(`ferry verify: ${verified.results.map((r) => `${r.sourcePVC} -> ${r.destinationPVC}: ${r.identical ? 'identical' : JSON.stringify(r.differences.slice(0, 5))}`).join('; ')}`);
+    expect(verified.results.map((r) => ({ source: r.sourcePVC, destination: r.destinationPVC, identical: r.identical }))).toEqual(
+      names.map((n) => ({ source: `${n} (old volume ${original[n]!.spec!.volumeName})`, destination: n, identical: true })),
+    );
+    expect(claims().map((c) => c.metadata!.name!).sort()).toEqual(names);
+    for (const n of names) expect({ n, phase: volume(original[n]!.spec!.volumeName!).status?.phase }).toEqual({ n, phase: 'Released' });
+
     // the applications came back on the new volumes
     expect(workloadState(NS)).toEqual(before);
     await waitUntil(() => JSON.stringify(readyReplicas(NS)) === JSON.stringify(ready), 'the workloads to be ready again', 180_000);

@@ -6,7 +6,8 @@
  */
 import type { KubernetesObject, V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { parsePlan, PlanValidationError } from '../../src/plan/load';
-import { PRIOR_RECLAIM_ANNOTATION, REBIND_ANNOTATION, REPLACED_VOLUME_ANNOTATION, rebindClaim, temporaryClaimName } from '../../src/migration/rebind';
+import { bindReplacedVolume, PRIOR_RECLAIM_ANNOTATION, REBIND_ANNOTATION, REPLACED_VOLUME_ANNOTATION, rebindClaim, temporaryClaimName } from '../../src/migration/rebind';
+import { CUTOVER_ANNOTATIONS } from '../../src/migration/destination';
 import { FakeKube, mergePatch } from '../support/fake-kube';
 
 const NS = 'shop';
@@ -37,7 +38,7 @@ function cluster(): FakeKube {
     pv('pv-old', 'data', 'slow'),
     pv('pv-new', TEMP, 'fast'),
     pvc('data', 'pv-old', 'slow', { labels: { app: 'db' }, annotations: { 'pv.kubernetes.io/bind-completed': 'yes', 'backup.example/policy': 'daily' } }),
-    pvc(TEMP, 'pv-new', 'fast', { annotations: { 'ferry.dev/migration-id': 'm1' } }),
+    pvc(TEMP, 'pv-new', 'fast', { annotations: { 'ferry.dev/migration-id': 'm1', [CUTOVER_ANNOTATIONS.by]: 'm1', [CUTOVER_ANNOTATIONS.at]: '2026-12-05T18:00:00.000Z' } }),
   ] as KubernetesObject[]);
 }
 
@@ -65,7 +66,8 @@ describe('rebindClaim', () => {
     const claim = get<V1PersistentVolumeClaim>(kube, 'PersistentVolumeClaim', 'data', NS)!;
     expect(claim.spec).toMatchObject({ volumeName: 'pv-new', storageClassName: 'fast', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } });
     expect(claim.metadata!.labels).toEqual({ app: 'db' });
-    expect(claim.metadata!.annotations).toEqual({ 'backup.example/policy': 'daily', [REPLACED_VOLUME_ANNOTATION]: 'pv-old' });
+    // the temporary claim's cutover mark moves to the claim of the original name (ferry verify finds it by it)
+    expect(claim.metadata!.annotations).toEqual({ 'backup.example/policy': 'daily', [REPLACED_VOLUME_ANNOTATION]: 'pv-old', [CUTOVER_ANNOTATIONS.by]: 'm1', [CUTOVER_ANNOTATIONS.at]: '2026-12-05T18:00:00.000Z' });
     expect(get(kube, 'PersistentVolumeClaim', TEMP, NS)).toBeUndefined();
 
     const fresh = get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-new')!;
@@ -88,13 +90,16 @@ describe('rebindClaim', () => {
   it('resumes after a crash between the deletions (the new volume found by its mark), and a finished one is a no-op', async () => {
     const kube = cluster();
     // as a first call left it: both Retain, the new PV marked, the temporary claim deleted
-    kube.put(mergePatch(get(kube, 'PersistentVolume', 'pv-new')!, { metadata: { annotations: { [PRIOR_RECLAIM_ANNOTATION]: 'Delete', [REBIND_ANNOTATION]: `${NS}/data` } }, spec: { persistentVolumeReclaimPolicy: 'Retain' }, status: { phase: 'Released' } }));
+    kube.put(mergePatch(get(kube, 'PersistentVolume', 'pv-new')!, { metadata: { annotations: { [PRIOR_RECLAIM_ANNOTATION]: 'Delete', [REBIND_ANNOTATION]: `${NS}/data`, [CUTOVER_ANNOTATIONS.by]: 'm1' } }, spec: { persistentVolumeReclaimPolicy: 'Retain' }, status: { phase: 'Released' } }));
     kube.put(mergePatch(get(kube, 'PersistentVolume', 'pv-old')!, { metadata: { annotations: { [PRIOR_RECLAIM_ANNOTATION]: 'Delete' } }, spec: { persistentVolumeReclaimPolicy: 'Retain' } }));
     await kube.client().delete({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: NS, name: TEMP });
     bindWhenCreated(kube);
     expect(await rebindClaim(kube.client(), NS, 'data', TEMP)).toEqual({ pvc: 'data', newVolume: 'pv-new', oldVolume: 'pv-old' });
     expect(get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-new')!.spec!.persistentVolumeReclaimPolicy).toBe('Delete');
     expect(get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-old')!.spec!.persistentVolumeReclaimPolicy).toBe('Retain');
+    // the cutover mark kept on the new PV reaches the claim; the PV is left without Ferry's marks
+    expect(get<V1PersistentVolumeClaim>(kube, 'PersistentVolumeClaim', 'data', NS)!.metadata!.annotations?.[CUTOVER_ANNOTATIONS.by]).toBe('m1');
+    expect(get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-new')!.metadata!.annotations ?? {}).toEqual({});
 
     const deletes = kube.calls.filter((c) => c.startsWith('delete')).length;
     expect(await rebindClaim(kube.client(), NS, 'data', TEMP)).toEqual({ pvc: 'data', newVolume: 'pv-new', oldVolume: 'pv-old' });
@@ -139,18 +144,48 @@ describe('the plan', () => {
   });
 });
 
-describe('ferry verify after a move that kept the names', () => {
-  it('refuses before any API call: the source claim is the destination claim, one volume read twice', async () => {
-    const { verifyMigration } = await import('../../src/cli/verify');
-    const { CliError, EXIT } = await import('../../src/cli/exit-codes');
-    const plan = parsePlan({ source: { context: 'lab' }, destination: { context: 'lab' }, namespaces: ['shop'], keepPVCNames: true, storageClassMapping: { slow: 'fast' } });
-    const kube = new FakeKube();
-    const calls: string[] = [];
-    const client = new Proxy(kube.client(), { get: (t, k, r) => (calls.push(String(k)), Reflect.get(t, k, r)) });
-    const err = await verifyMigration('m1', plan, { source: client, destination: client }, { hashes: false }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(CliError);
-    expect((err as InstanceType<typeof CliError>).exitCode).toBe(EXIT.INVALID_INPUT);
-    expect((err as Error).message).toMatch(/keepPVCNames.*same claim.*ferry\.dev\/replaced-volume/);
-    expect(calls).toEqual([]);
+describe('bindReplacedVolume (ferry verify after a move that kept the names)', () => {
+  const OLD = 'ferry-m1-old-data';
+  /** After a move: `data` on pv-new (replaced pv-old), pv-old Released with `policy`. */
+  function moved(policy: string): FakeKube {
+    const old = pv('pv-old', 'data', 'slow');
+    old.spec!.persistentVolumeReclaimPolicy = policy;
+    old.status = { phase: 'Released' };
+    return new FakeKube([old, pv('pv-new', 'data', 'fast'), pvc('data', 'pv-new', 'fast', { annotations: { [REPLACED_VOLUME_ANNOTATION]: 'pv-old' } })] as KubernetesObject[]);
+  }
+  /** Plays the PV controller: binds claim `name` to the volume it names once it exists. */
+  function bindWhenCreated2(kube: FakeKube, name: string): void {
+    const tick = setInterval(() => {
+      const c = kube.find('PersistentVolumeClaim', NS, name) as V1PersistentVolumeClaim | undefined;
+      if (c?.spec?.volumeName && c.status?.phase !== 'Bound') {
+        kube.put(mergePatch(c, { status: { phase: 'Bound' } }));
+        clearInterval(tick);
+      }
+    }, 20);
+    setTimeout(() => clearInterval(tick), 20_000).unref();
+  }
+
+  it('reserves the old volume for a temporary claim of its own class and size, and release deletes only that claim', async () => {
+    const kube = moved('Retain');
+    bindWhenCreated2(kube, OLD);
+    const old = await bindReplacedVolume(kube.client(), NS, 'data', OLD, { 'ferry.dev/migration': 'm1' });
+    expect(old).toMatchObject({ claim: OLD, volume: 'pv-old' });
+    const ref = get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-old')!.spec!.claimRef!;
+    expect([ref.namespace, ref.name, ref.uid ?? null]).toEqual([NS, OLD, null]);
+    const claim = get<V1PersistentVolumeClaim>(kube, 'PersistentVolumeClaim', OLD, NS)!;
+    expect(claim.spec).toMatchObject({ volumeName: 'pv-old', storageClassName: 'slow', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } }, volumeMode: 'Filesystem' });
+    await old.release();
+    expect(get(kube, 'PersistentVolumeClaim', OLD, NS)).toBeUndefined();
+    expect(get(kube, 'PersistentVolume', 'pv-old')).toBeDefined();
+    expect(get<V1PersistentVolumeClaim>(kube, 'PersistentVolumeClaim', 'data', NS)!.spec!.volumeName).toBe('pv-new');
+  });
+
+  it('refuses, changing nothing, when the old volume is not Retain, or the claim replaced none', async () => {
+    const kube = moved('Delete');
+    await expect(bindReplacedVolume(kube.client(), NS, 'data', OLD, {})).rejects.toThrow(/old volume pv-old of PVC shop\/data has reclaim policy Delete, not Retain/);
+    expect(get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-old')!.spec!.claimRef!.name).toBe('data');
+    expect(get(kube, 'PersistentVolumeClaim', OLD, NS)).toBeUndefined();
+    const plain = new FakeKube([pvc('data', 'pv-new', 'fast')] as KubernetesObject[]);
+    await expect(bindReplacedVolume(plain.client(), NS, 'data', OLD, {})).rejects.toThrow(/no ferry.dev\/replaced-volume annotation/);
   });
 });
