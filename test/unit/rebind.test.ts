@@ -42,11 +42,11 @@ function cluster(): FakeKube {
   ] as KubernetesObject[]);
 }
 
-/** Plays the PV controller: binds the claim `data` once it exists with a volumeName. */
-function bindWhenCreated(kube: FakeKube): void {
+/** Plays the PV controller: binds claim `claim` once it exists naming volume `volume`. */
+function bindWhenCreated(kube: FakeKube, claim = 'data', volume = 'pv-new'): void {
   const tick = setInterval(() => {
-    const c = kube.find('PersistentVolumeClaim', NS, 'data') as V1PersistentVolumeClaim | undefined;
-    if (c?.spec?.volumeName === 'pv-new' && c.status?.phase !== 'Bound') {
+    const c = kube.find('PersistentVolumeClaim', NS, claim) as V1PersistentVolumeClaim | undefined;
+    if (c?.spec?.volumeName === volume && c.status?.phase !== 'Bound') {
       kube.put(mergePatch(c, { status: { phase: 'Bound' } }));
       clearInterval(tick);
     }
@@ -153,21 +153,9 @@ describe('bindReplacedVolume (ferry verify after a move that kept the names)', (
     old.status = { phase: 'Released' };
     return new FakeKube([old, pv('pv-new', 'data', 'fast'), pvc('data', 'pv-new', 'fast', { annotations: { [REPLACED_VOLUME_ANNOTATION]: 'pv-old' } })] as KubernetesObject[]);
   }
-  /** Plays the PV controller: binds claim `name` to the volume it names once it exists. */
-  function bindWhenCreated2(kube: FakeKube, name: string): void {
-    const tick = setInterval(() => {
-      const c = kube.find('PersistentVolumeClaim', NS, name) as V1PersistentVolumeClaim | undefined;
-      if (c?.spec?.volumeName && c.status?.phase !== 'Bound') {
-        kube.put(mergePatch(c, { status: { phase: 'Bound' } }));
-        clearInterval(tick);
-      }
-    }, 20);
-    setTimeout(() => clearInterval(tick), 20_000).unref();
-  }
-
   it('reserves the old volume for a temporary claim of its own class and size, and release deletes only that claim', async () => {
     const kube = moved('Retain');
-    bindWhenCreated2(kube, OLD);
+    bindWhenCreated(kube, OLD, 'pv-old');
     const old = await bindReplacedVolume(kube.client(), NS, 'data', OLD, { 'ferry.dev/migration': 'm1' });
     expect(old).toMatchObject({ claim: OLD, volume: 'pv-old' });
     const ref = get<V1PersistentVolume>(kube, 'PersistentVolume', 'pv-old')!.spec!.claimRef!;
