@@ -105,12 +105,19 @@ cmd_up() {
   apply_objects
   if alive "$PROC"; then
     exe=$(readlink "/proc/$(<"$(pidfile "$PROC")")/exe" 2>/dev/null || true)
-    if [[ $exe != "$OUT/bin/traefik" ]]; then log "$PROC runs ${exe% (deleted)}, not $OUT/bin/traefik: restarting it"; stop_procs "$PROC"; fi
+    if [[ $exe != "$OUT/bin/traefik" ]]; then log "$PROC runs ${exe% (deleted)}, not $OUT/bin/traefik: restarting it"; stop_procs "$PROC"
+    elif tr '\0' '\n' <"/proc/$(<"$(pidfile "$PROC")")/environ" 2>/dev/null | grep -q '^KUBECONFIG='; then
+      log "$PROC was started with KUBECONFIG set (it watches that kubeconfig's cluster, not dst): restarting it"; stop_procs "$PROC"
+    fi
   fi
   if ! alive "$PROC"; then
     log "starting $PROC in $NODE_NS ($GW_IP:$GW_PORT)"
     # shellcheck disable=SC2094
-    setsid nsenter --net="/run/netns/$NODE_NS" -- "$OUT/bin/traefik" \
+    # Without KUBECONFIG (and the in-cluster variables): traefik's Kubernetes providers prefer them
+    # to --providers.*.endpoint/token, and `npm run demo` exports KUBECONFIG, whose current
+    # context is another cluster (traefik then waited on src, where no object of ours exists).
+    setsid env -u KUBECONFIG -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT \
+      nsenter --net="/run/netns/$NODE_NS" -- "$OUT/bin/traefik" \
       --global.checkNewVersion=false --global.sendAnonymousUsage=false \
       --log.level=INFO --log.noColor=true \
       --entryPoints.tls.address="$GW_IP:$GW_PORT" \

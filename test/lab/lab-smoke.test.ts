@@ -246,4 +246,29 @@ labDescribe('lab smoke (hack/lab/lab.sh)', () => {
     const pod = await k.dst.core.readNamespacedPod({ name: 'pulled', namespace: NS });
     expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(srcDigest);
   }, 240000);
+
+  // `npm run demo` exports KUBECONFIG (current context ferry-src) before it brings the lab up; traefik's
+  // Kubernetes providers prefer $KUBECONFIG to their endpoint/token flags, so the dst Gateway waited
+  // for a controller watching src (the demo's first step failed on a fresh clone, 2026-12-05).
+  test.each([
+    ['gateway.sh', 'traefik-dst.log'],
+    ['ingress.sh', 'ingress-dst.log'],
+  ])('%s restarted under the demo\'s KUBECONFIG still watches dst (its endpoint flag, not $KUBECONFIG)', (script, logName) => {
+    const env = { ...process.env, KUBECONFIG, FERRY_LAB_READY_TIMEOUT: '40' };
+    const log = join(STATE, 'logs', logName);
+    const down = spawnSync('bash', [join(ROOT, 'hack/lab', script), 'down'], { encoding: 'utf8', env, timeout: 60000 });
+    expect(down.status).toBe(0);
+    const before = existsSync(log) ? readFileSync(log, 'utf8').length : 0;
+    // `up` waits for the controller's own work in dst: the Gateway Programmed with its address, the
+    // Ingress Service's address answered
+    const up = spawnSync('bash', [join(ROOT, 'hack/lab', script), 'up'], { encoding: 'utf8', env, timeout: 120000 });
+    expect({ status: up.status, stderr: up.stderr.slice(-600) }).toEqual({ status: 0, stderr: expect.any(String) });
+    const started = readFileSync(log, 'utf8').slice(before);
+    // traefik names the client it made: "…Provider client endpoint=https://127.0.0.1:26443" (Gateway),
+    // "…Provider client with endpoint https://…" (Ingress), "…Provider client from KUBECONFIG …"
+    expect(started).toMatch(/Creating cluster-external Provider client (endpoint=|with endpoint )https:\/\/127\.0\.0\.1:/);
+    expect(started).not.toMatch(/Provider client from KUBECONFIG/);
+    const status = spawnSync('bash', [join(ROOT, 'hack/lab', script), 'status'], { encoding: 'utf8', env, timeout: 60000 });
+    expect({ status: status.status, out: status.stdout }).toEqual({ status: 0, out: expect.any(String) });
+  }, 180000);
 });
