@@ -531,6 +531,19 @@ export function keepWatching<T extends KubernetesObject = KubernetesObject>(
   };
 }
 
+/**
+ * Rings `wakeup` whenever the object `namespace/name` of `kind` changes, and on every gap of the
+ * watch (keepWatching, selected by name): a waiter that pauses with `wakeup` between its checks (waitFor's
+ * `wakeup`, Wakeup.pause) sees a pod become Ready the moment the kubelet reports it, not at the end of
+ * its interval. Await `started` before the first check (a change after it is not missed) and `stop()`
+ * after the last one. A client without `watch` (a test double) gets a handle that does nothing: the
+ * waiter then polls at its interval.
+ */
+export function ringOnChange(client: KubeClient, kind: KindRef, namespace: string | undefined, name: string, wakeup: Wakeup, retryMs = 2000): { started: Promise<void>; stop(): void } {
+  if (typeof (client as Partial<KubeClient>).watch !== 'function') return { started: Promise.resolve(), stop: () => undefined };
+  return keepWatching(client, kind, namespace, { fieldSelector: `metadata.name=${name}`, retryMs, startBoundMs: 2000, onGap: () => wakeup.ring() }, () => wakeup.ring());
+}
+
 /** The migration label value of an object, if any. */
 function migrationLabel(o: KubernetesObject | undefined): string | undefined {
   return o?.metadata?.labels?.[LABELS.migration];

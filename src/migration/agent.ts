@@ -33,7 +33,7 @@ import {
   syncLines,
   type AgentSyncState,
 } from '../statetransfer/pods/agent';
-import { isTransient, selectorString, sleep, type KubeClient } from '../k8s/client';
+import { isTransient, ringOnChange, selectorString, sleep, Wakeup, type KubeClient } from '../k8s/client';
 import { LABELS, migrationSelector } from '../statetransfer/names';
 import { AbortedError, FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
@@ -129,24 +129,33 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
   }
   if (podReady(live)) return live;
   const start = Date.now();
-  let delay = 250;
-  for (;;) {
-    if (options.signal?.aborted) throw new AbortedError();
-    const p = await source.get<V1Pod>(podRef(ns, name));
-    if (!p) throw new FerryError('transient', `transfer agent ${ns}/${name} disappeared while starting`);
-    if (podReady(p)) {
-      log.info({ pod: `${ns}/${name}`, seconds: Math.round((Date.now() - start) / 100) / 10 }, 'transfer agent ready');
-      return p;
+  // The pod is watched: Ready is seen when the kubelet reports it (a check per change of the pod);
+  // the checks every 0.25-2 s are the resync should the watch miss something.
+  const wakeup = new Wakeup();
+  const watch = ringOnChange(source, { apiVersion: 'v1', kind: 'Pod' }, ns, name, wakeup);
+  try {
+    await watch.started;
+    let delay = 250;
+    for (;;) {
+      if (options.signal?.aborted) throw new AbortedError();
+      const p = await source.get<V1Pod>(podRef(ns, name));
+      if (!p) throw new FerryError('transient', `transfer agent ${ns}/${name} disappeared while starting`);
+      if (podReady(p)) {
+        log.info({ pod: `${ns}/${name}`, seconds: Math.round((Date.now() - start) / 100) / 10 }, 'transfer agent ready');
+        return p;
+      }
+      const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : start;
+      const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
+      if (trouble) throw trouble;
+      if ((Date.now() - start) / 1000 > options.timeoutSeconds) {
+        throw new FerryError('transient', `transfer agent ${ns}/${name} was not Ready within ${options.timeoutSeconds} s: ${describePodState(p)}`);
+      }
+      options.onTick?.(`transfer agent ${p.status?.phase ?? 'Pending'}`);
+      await wakeup.pause(delay, options.signal);
+      delay = Math.min(2000, delay * 2);
     }
-    const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : start;
-    const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
-    if (trouble) throw trouble;
-    if ((Date.now() - start) / 1000 > options.timeoutSeconds) {
-      throw new FerryError('transient', `transfer agent ${ns}/${name} was not Ready within ${options.timeoutSeconds} s: ${describePodState(p)}`);
-    }
-    options.onTick?.(`transfer agent ${p.status?.phase ?? 'Pending'}`);
-    await sleep(delay, options.signal);
-    delay = Math.min(2000, delay * 2);
+  } finally {
+    watch.stop();
   }
 }
 

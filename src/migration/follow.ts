@@ -20,7 +20,7 @@ import type { TransferProgress, TransferResult } from '../core/types';
 import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
 import { transferEngine } from '../statetransfer/registry';
 import type { TransferType } from '../statetransfer/types';
-import { isTransient, sleep, statusCode, type KubeClient } from '../k8s/client';
+import { isTransient, ringOnChange, statusCode, Wakeup, type KubeClient } from '../k8s/client';
 import { AbortedError, FerryError, type FerryErrorCategory } from '../core/errors';
 
 /** Log lines read per progress poll. */
@@ -381,39 +381,48 @@ export async function readLogTail(client: KubeClient, namespace: string, name: s
 export async function followTransferPod(client: KubeClient, options: FollowOptions): Promise<FinishedTransfer> {
   const interval = (options.intervalSeconds ?? 5) * 1000;
   let last: TransferProgress | undefined;
-  for (;;) {
-    if (options.signal?.aborted) throw new AbortedError();
-    let pod: V1Pod | undefined;
-    try {
-      pod = await client.get<V1Pod>({ apiVersion: 'v1', kind: 'Pod', namespace: options.namespace, name: options.name });
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-      options.onProgress?.(last, 'Unknown');
-      await sleep(interval, options.signal);
-      continue;
+  // The pod is watched: its end (or trouble) is seen when the kubelet reports it; the interval paces
+  // the progress reads and is the resync should the watch miss something.
+  const wakeup = new Wakeup();
+  const watch = ringOnChange(client, { apiVersion: 'v1', kind: 'Pod' }, options.namespace, options.name, wakeup);
+  try {
+    await watch.started;
+    for (;;) {
+      if (options.signal?.aborted) throw new AbortedError();
+      let pod: V1Pod | undefined;
+      try {
+        pod = await client.get<V1Pod>({ apiVersion: 'v1', kind: 'Pod', namespace: options.namespace, name: options.name });
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        options.onProgress?.(last, 'Unknown');
+        await wakeup.pause(interval, options.signal);
+        continue;
+      }
+      if (!pod) throw new FerryError('transient', `client pod ${options.namespace}/${options.name} disappeared before its transfer finished (deleted or evicted)`);
+      if (options.uid && pod.metadata?.uid && pod.metadata.uid !== options.uid) {
+        throw new FerryError('transient', `client pod ${options.namespace}/${options.name} was replaced by another attempt or sync while this one followed it`);
+      }
+      const container = transferContainerName(pod);
+      const state = transferContainerState(pod);
+      if (state.state === 'terminated') {
+        const tail = await readLogTail(client, options.namespace, options.name, container, FINAL_TAIL_LINES, FINAL_LIMIT_BYTES).catch(() => '');
+        const report = parseTerminationMessage(state.message);
+        const lines = tail.trim() ? tail.split(/[\r\n]+/).filter((l) => l.length > 0) : report.lines;
+        return { exitCode: state.exitCode, lines };
+      }
+      const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
+      // Checked while running too: a native transport sidecar can crash-loop beside a running transfer.
+      const trouble = await diagnosePod(client, pod, (Date.now() - created) / 1000, options.pendingLimits);
+      if (trouble) throw trouble;
+      if (state.state === 'running') {
+        const tail = await readLogTail(client, options.namespace, options.name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
+        const p = tail ? progressFromLogTail(options.engine, tail) : undefined;
+        if (p) last = p;
+      }
+      options.onProgress?.(last, pod.status?.phase ?? 'Unknown');
+      await wakeup.pause(interval, options.signal);
     }
-    if (!pod) throw new FerryError('transient', `client pod ${options.namespace}/${options.name} disappeared before its transfer finished (deleted or evicted)`);
-    if (options.uid && pod.metadata?.uid && pod.metadata.uid !== options.uid) {
-      throw new FerryError('transient', `client pod ${options.namespace}/${options.name} was replaced by another attempt or sync while this one followed it`);
-    }
-    const container = transferContainerName(pod);
-    const state = transferContainerState(pod);
-    if (state.state === 'terminated') {
-      const tail = await readLogTail(client, options.namespace, options.name, container, FINAL_TAIL_LINES, FINAL_LIMIT_BYTES).catch(() => '');
-      const report = parseTerminationMessage(state.message);
-      const lines = tail.trim() ? tail.split(/[\r\n]+/).filter((l) => l.length > 0) : report.lines;
-      return { exitCode: state.exitCode, lines };
-    }
-    const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp as unknown as string | Date).getTime() : Date.now();
-    // Checked while running too: a native transport sidecar can crash-loop beside a running transfer.
-    const trouble = await diagnosePod(client, pod, (Date.now() - created) / 1000, options.pendingLimits);
-    if (trouble) throw trouble;
-    if (state.state === 'running') {
-      const tail = await readLogTail(client, options.namespace, options.name, container, PROGRESS_TAIL_LINES, PROGRESS_LIMIT_BYTES).catch(() => '');
-      const p = tail ? progressFromLogTail(options.engine, tail) : undefined;
-      if (p) last = p;
-    }
-    options.onProgress?.(last, pod.status?.phase ?? 'Unknown');
-    await sleep(interval, options.signal);
+  } finally {
+    watch.stop();
   }
 }

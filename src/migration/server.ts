@@ -14,7 +14,7 @@ import type { KubernetesObject, V1ConfigMap, V1ContainerStatus, V1Pod } from '@k
 import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
 import { objectLabels, objectName } from '../statetransfer/names';
 import { configMap } from '../statetransfer/objects';
-import { describeRef, refOf, waitFor, type KubeClient, type ObjectRef } from '../k8s/client';
+import { describeRef, refOf, ringOnChange, waitFor, Wakeup, type KubeClient, type ObjectRef } from '../k8s/client';
 import { FerryError, WaitTimeoutError } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { DEFAULT_PENDING_LIMITS, describePodState, diagnosePod } from './follow';
@@ -207,7 +207,11 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
   }
   if (decision.action !== 'wait') created = (await destination.createOrAdopt(structuredClone(template))).created;
   let reason = 'not created yet';
+  // Watched: Ready is seen when the kubelet reports it, not at the end of the 2 s interval.
+  const wakeup = new Wakeup();
+  const watch = ringOnChange(destination, { apiVersion: 'v1', kind: 'Pod' }, ref.namespace, name, wakeup);
   try {
+    await watch.started;
     const pod = await waitFor(
       async () => {
         const p = await destination.get<V1Pod>(ref);
@@ -229,6 +233,7 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
         onTick: () => options.onTick?.(reason),
         description: `server pod ${name} to be Ready`,
         explain: () => reason,
+        wakeup,
       },
     );
     log.info({ pod: name, action: decision.action, created }, 'transfer server pod ready');
@@ -236,6 +241,8 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
   } catch (err) {
     if (err instanceof WaitTimeoutError) throw new FerryError('config', `${err.message}; check the destination namespace's events and the pod's logs`, { cause: err });
     throw err;
+  } finally {
+    watch.stop();
   }
 }
 
