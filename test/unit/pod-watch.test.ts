@@ -14,40 +14,30 @@ const ns = 'dst';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => new Date().toISOString();
 
-function serverPod(ready: boolean): V1Pod {
+function pod(name: string, container: string, status: V1Pod['status']): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: 'ferry-srv', namespace: ns, uid: 'srv-uid', creationTimestamp: now() as unknown as Date },
-    spec: { containers: [{ name: 'rsync', image: 'ferry/transfer' }] },
-    status: {
-      phase: 'Running',
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
-      containerStatuses: [{ name: 'rsync', image: 'ferry/transfer', imageID: '', ready, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } }],
-    },
+    metadata: { name, namespace: ns, uid: `${name}-uid`, creationTimestamp: now() as unknown as Date },
+    spec: { containers: [{ name: container, image: 'ferry/transfer' }] },
+    status,
   };
 }
 
+function serverPod(ready: boolean): V1Pod {
+  return pod('ferry-srv', 'rsync', {
+    phase: 'Running',
+    conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    containerStatuses: [{ name: 'rsync', image: 'ferry/transfer', imageID: '', ready, restartCount: 0, started: true, state: { running: { startedAt: new Date() } } }],
+  });
+}
+
 function clientPod(done: boolean): V1Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'ferry-client', namespace: ns, uid: 'client-uid', creationTimestamp: now() as unknown as Date },
-    spec: { containers: [{ name: 'transfer', image: 'ferry/transfer' }] },
-    status: {
-      phase: done ? 'Succeeded' : 'Running',
-      containerStatuses: [
-        {
-          name: 'transfer',
-          image: 'ferry/transfer',
-          imageID: '',
-          ready: !done,
-          restartCount: 0,
-          state: done ? { terminated: { exitCode: 0, startedAt: new Date(), finishedAt: new Date(), message: 'ferry-exit-code=0\n' } } : { running: { startedAt: new Date() } },
-        },
-      ],
-    },
-  };
+  const state = done ? { terminated: { exitCode: 0, startedAt: new Date(), finishedAt: new Date(), message: 'ferry-exit-code=0\n' } } : { running: { startedAt: new Date() } };
+  return pod('ferry-client', 'transfer', {
+    phase: done ? 'Succeeded' : 'Running',
+    containerStatuses: [{ name: 'transfer', image: 'ferry/transfer', imageID: '', ready: !done, restartCount: 0, state }],
+  });
 }
 
 /** A FakeKube whose `watch` is hidden: the client of a test double without watches. */
