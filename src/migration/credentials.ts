@@ -22,7 +22,7 @@ import type { EndpointAddress } from '../core/types';
 import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { LABELS, objectLabels, objectName } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
-import { TLS_KEYS } from '../statetransfer/tls/certificates';
+import { generateKeyPairs, TLS_KEYS } from '../statetransfer/tls/certificates';
 import { selectorString, waitFor, type KubeClient } from '../k8s/client';
 import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
@@ -184,7 +184,7 @@ export async function ensureCredentials(
     log.warn({ namespace: nt.destinationNamespace, reason }, 'transfer credentials unusable; deleting both sides and making new ones');
     await deleteCredentialObjects(source, destination, nt, options.signal);
   }
-  const credentials = createTransferCredentials(mid, nt.endpoint, address, CREDENTIALS_VALIDITY_DAYS);
+  const credentials = createTransferCredentials(mid, nt.endpoint, address, CREDENTIALS_VALIDITY_DAYS, await generateKeyPairs(3));
   await source.createOrAdopt(credentialsSecret(mid, nt.sourceNamespace, credentials));
   log.info({ namespace: nt.destinationNamespace, notAfter: credentials.certificates.notAfter }, 'new transfer credentials created');
   return { credentials, created: true };

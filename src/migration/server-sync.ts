@@ -25,7 +25,7 @@ import type { MigrationPlan, NamespaceMapping } from '../plan/schema';
 import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { objectLabels } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
-import { serverSecretData } from '../statetransfer/tls/certificates';
+import { generateKeyPairs, serverSecretData } from '../statetransfer/tls/certificates';
 import { isTransient, sleep, type KubeClient } from '../k8s/client';
 import { endpointTypeInUse } from './endpoint';
 import { FerryError, errorMessage } from '../core/errors';
@@ -151,9 +151,9 @@ async function syncCredentials(source: KubeClient, destination: KubeClient, t: S
     if (!password) {
       throw new FerryError('config', `credentials Secret ${sourceSecret} ${old ? `is unusable (${why})` : 'is missing in the source cluster'} and the transfer server's Secrets in namespace ${t.namespace.destination} hold no transfer password to renew it from: ${wayOut}`);
     }
-    // The new certificates are made first (key generation takes seconds), then the Secret read
+    // The new certificates are made first (key generation takes a fraction of a second), then the Secret read
     // above is deleted with a uid precondition: only one concurrent sync succeeds.
-    const fresh = { ...createTransferCredentials(t.migrationId, nt.endpoint, t.address, CREDENTIALS_VALIDITY_DAYS), password };
+    const fresh = { ...createTransferCredentials(t.migrationId, nt.endpoint, t.address, CREDENTIALS_VALIDITY_DAYS, await generateKeyPairs(3)), password };
     if (old && !(await source.delete(old, undefined, old.metadata?.uid))) return undefined;
     log.warn({ reason: why, notAfter: fresh.certificates.notAfter, passwordFrom: kept ? 'source' : 'destination server' }, 'renewing the transfer certificates of both sides');
     const { created } = await source.createOrAdopt(credentialsSecret(t.migrationId, t.namespace.source, fresh));

@@ -19,7 +19,7 @@ import { deepFreeze, secret } from './objects';
 import { buildClientPod, buildServerPod, type ClientLifecycle } from './pods/pods';
 import { agentSyncScript as buildAgentSyncScript, buildAgentPod } from './pods/agent';
 import type { WorkloadIdentity } from '../core/types';
-import { clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
+import { type CertificateOptions, clientSecretData, createMigrationCertificates, type MigrationCertificates, serverSecretData } from './tls/certificates';
 import { generatePassword } from './password';
 import { BLOCK_DEVICE_FILE, type Endpoint, type PodParts, type SecurityMode, type Transfer, type Transport } from './types';
 import type { EndpointAddress } from '../core/types';
@@ -114,11 +114,13 @@ export interface NamespaceTransfer {
 /**
  * Creates the credentials of a namespace transfer: certificates whose server names are the endpoint's
  * address (and SNI name, and the endpoint's known host names), and a random transfer password.
+ * `keys`: the certificates' three fresh key pairs (CertificateOptions.keys; `generateKeyPairs(3)`),
+ * else made here synchronously.
  */
-export function createTransferCredentials(migrationId: string, endpoint: Endpoint, address: EndpointAddress, validityDays?: number): TransferCredentials {
+export function createTransferCredentials(migrationId: string, endpoint: Endpoint, address: EndpointAddress, validityDays?: number, keys?: CertificateOptions['keys']): TransferCredentials {
   const serverNames = [address.host, ...(address.sni ? [address.sni] : []), ...endpoint.knownHostnames];
   return {
-    certificates: createMigrationCertificates({ migrationId, serverNames, validityDays }),
+    certificates: createMigrationCertificates({ migrationId, serverNames, validityDays, ...(keys ? { keys } : {}) }),
     password: generatePassword(),
   };
 }

@@ -1,5 +1,6 @@
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { clientSecretData, createMigrationCertificates, serverSecretData } from '../../src/statetransfer/tls/certificates';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import forge from 'node-forge';
+import { clientSecretData, createMigrationCertificates, generateKeyPairs, serverSecretData } from '../../src/statetransfer/tls/certificates';
 
 describe('migration certificates', () => {
   const certs = createMigrationCertificates({ migrationId: 'mig-1', serverNames: ['10.0.0.7', 'ferry.example.com'], validityDays: 7 });
@@ -56,5 +57,26 @@ describe('migration certificates', () => {
       /migrationId must not be empty.*validityDays must be 1\.\.90.*serverNames/,
     );
     expect(() => createMigrationCertificates({ migrationId: 'm', serverNames: ['bad name!'] })).toThrow(/bad name!/);
+  });
+});
+
+describe('generateKeyPairs: fresh keys off the main thread for createMigrationCertificates', () => {
+  it('makes distinct 2048-bit keys that the certificates then carry (CA, server, client in that order)', async () => {
+    const keys = await generateKeyPairs(3);
+    const pems = keys.map((k) => forge.pki.publicKeyToPem(k.publicKey));
+    expect(new Set(pems).size).toBe(3);
+    expect(keys.every((k) => (k.publicKey as forge.pki.rsa.PublicKey).n.bitLength() === 2048)).toBe(true);
+    const certs = createMigrationCertificates({ migrationId: 'm1', serverNames: ['10.0.0.1'], keys });
+    const spki = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
+    expect([certs.ca, certs.server, certs.client].map((c) => spki(new X509Certificate(c.certPem).publicKey.export({ type: 'spki', format: 'pem' }) as string))).toEqual(pems.map(spki));
+    // the leaves are signed by the CA made with the first key
+    const ca = new X509Certificate(certs.ca.certPem);
+    expect(new X509Certificate(certs.server.certPem).verify(ca.publicKey)).toBe(true);
+    expect(new X509Certificate(certs.client.certPem).verify(ca.publicKey)).toBe(true);
+  });
+
+  it('refuses a number of key pairs other than three', async () => {
+    const keys = await generateKeyPairs(2);
+    expect(() => createMigrationCertificates({ migrationId: 'm1', serverNames: ['10.0.0.1'], keys })).toThrow(/keys must be 3 key pairs/);
   });
 });
