@@ -29,7 +29,7 @@
  * automatic cutover, quiesce, LoadBalancer endpoint, preserve-ownership (as examples/lab-plan.yaml).
  * Its namespaces (source and destination) are deleted at the end, also on failure.
  *
- *   npm run bench:migration -- [--pvcs 1,10] [--spread 1] [--concurrency 5] [--mib 4] [--json]
+ *   npm run bench:migration -- [--pvcs 1,10] [--spread 1] [--concurrency 5] [--final-concurrency N] [--mib 4] [--json]
  *
  * Tables go to stdout; with --json they go to stderr and stdout carries one JSON array of
  * ScenarioResult (`npm run -s bench:migration -- --json > results.json`).
@@ -63,6 +63,8 @@ interface Options {
   pvcs: number[];
   spread: number[];
   concurrency: number;
+  /** Plan finalConcurrency; undefined: the plan's default (finalSyncConcurrency). */
+  finalConcurrency?: number;
   mib: number;
   json: boolean;
   timeoutMinutes: number;
@@ -127,6 +129,7 @@ function parseOptions(argv: string[]): Options {
     .option('--pvcs <list>', 'PVC counts, one scenario each (e.g. 1,10,50,200)', intList, [1, 10])
     .option('--spread <list>', 'namespaces the PVCs are spread over (e.g. 1 or 1,10)', intList, [1])
     .option('--concurrency <n>', `plan concurrency (PVCs synced at once, max ${MAX_CONCURRENCY})`, positiveInt, 5)
+    .option('--final-concurrency <n>', `plan finalConcurrency (final syncs at once, max ${MAX_CONCURRENCY}; default: the plan's default)`, positiveInt)
     .option('--mib <n>', 'MiB of random data seeded into each PVC', positiveInt, 4)
     .option('--timeout-minutes <n>', 'give up on a migration after this long', positiveInt, 45)
     .option('--json', 'also print the results as JSON: the JSON array alone on stdout, the tables on stderr', false)
@@ -136,6 +139,7 @@ function parseOptions(argv: string[]): Options {
   program.parse(argv, { from: 'user' });
   const o = program.opts<Options>();
   if (o.concurrency > MAX_CONCURRENCY) program.error(`--concurrency must be at most ${MAX_CONCURRENCY}`);
+  if ((o.finalConcurrency ?? 0) > MAX_CONCURRENCY) program.error(`--final-concurrency must be at most ${MAX_CONCURRENCY}`);
   if (Math.max(...o.spread) > 100) program.error('--spread must be at most 100 (namespaces per plan)');
   return o;
 }
@@ -482,6 +486,7 @@ async function runScenario(b: Bench, s: Scenario): Promise<ScenarioResult> {
       endpoint: { type: 'LoadBalancer' },
       security: { mode: 'preserve-ownership' },
       concurrency: b.opts.concurrency,
+      ...(b.opts.finalConcurrency !== undefined ? { finalConcurrency: b.opts.finalConcurrency } : {}),
       stagePasses: 1,
       stageIntervalSeconds: 0,
       cutover: 'auto',
