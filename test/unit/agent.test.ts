@@ -3,8 +3,8 @@
  * `staleAgentReason`) and the exit code of an exec (k8s/client.ts `execExitCode`). The lab drill
  * test/e2e/agent.e2e.test.ts runs the same scripts in a real agent.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
@@ -249,6 +249,22 @@ describe("the agent's commands, run with bash", () => {
     return r.stdout;
   };
   const syncPath = (id: string) => syncDir(id).replace(FERRY_RUN_DIR, dir);
+
+  it('a sync whose process does not name its directory yet (between fork and exec) is running, not gone', () => {
+    const d = syncPath('p1-stage');
+    mkdirSync(d, { recursive: true });
+    // Its command line is first "bash -c sleep 0.4; exec …" (the directory only in $D), then the
+    // wrapper's, which names it: as a sync seen by the start exec's first check, right after the fork.
+    const p = spawn('bash', ['-c', 'sleep 0.4; exec bash -c "sleep 5; true" ferry-agent-sync "$D"'], { env: { ...process.env, D: d }, detached: true, stdio: 'ignore' });
+    writeFileSync(join(d, 'pid'), `${p.pid}\n`);
+    try {
+      // before the fix: "gone" at the first check, and the running sync's directory removed
+      expect(parseAgentState(run(agentWaitCommand('p1-stage', 0)))).toEqual({ state: 'running' });
+      expect(existsSync(join(d, 'pid'))).toBe(true);
+    } finally {
+      process.kill(-p.pid!, 'SIGKILL');
+    }
+  });
 
   it('a second start attaches; an attempt that reads the result after the first one set it aside still gets it', () => {
     expect(run(agentStartCommand('p1-stage', 'sleep 1; echo copied'))).toContain('ferry-agent: started p1-stage');
