@@ -668,7 +668,7 @@ async function main(): Promise<number> {
     session = await openSession(base);
     const workerEnv: NodeJS.ProcessEnv = {
       ...base,
-      FERRY_LOG_LEVEL: 'info',
+      FERRY_LOG_LEVEL: env.FERRY_LOG_LEVEL ?? 'info',
       FERRY_BENCH_COUNT_DIR: join(work, 'counts'),
       NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --require ${COUNTER}`.trim(),
     };
