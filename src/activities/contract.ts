@@ -34,6 +34,9 @@ export interface TransferRequest extends NamespaceContext {
   /** A stage sync with plan groupSnapshot: the PVC's member VolumeSnapshot of the stage pass's
    * VolumeGroupSnapshot (prepareGroupSnapshot), restored instead of a snapshot of its own. */
   fromSnapshot?: string;
+  /** A final sync that leaves its warm agent running (the namespace's releaseAgents deletes them all
+   * after the last final sync); absent: the final sync deletes its agent as it ends. */
+  keepAgent?: boolean;
 }
 
 /**
@@ -92,6 +95,9 @@ export interface FerryActivities {
    * quiesced holds a retention policy that deletes PVCs again.
    */
   checkSourceWriters(input: NamespaceContext & { pvcs: string[]; deleteUnmanaged: boolean; retentionGuard?: boolean }): Promise<WriterCheck>;
+  /** After the namespace's final syncs: deletes the warm transfer agents of the migration in the
+   * source namespace (no wait for the pods to go); returns how many. Idempotent. */
+  releaseAgents(ctx: NamespaceContext): Promise<{ released: number }>;
   /** Plan keepPVCNames, after the final sync (applications quiesced): deletes the namespace's transfer
    * objects (no Ferry pod may hold a claim), then binds each original PVC name to the volume of its
    * temporary PVC (migration/rebind.ts); idempotent. */

@@ -49,7 +49,7 @@ import { holdBackgroundHooks, runHook } from '../migration/hooks';
 import { checkDestination } from '../migration/destination-check';
 import { rebindClaim } from '../migration/rebind';
 import { hookCluster } from '../plan/hooks';
-import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, runAgentSync } from '../migration/agent';
+import { agentAllowed, ensureAgents, probeThroughAgent, readyAgent, releaseAgent, releaseAgents, runAgentSync } from '../migration/agent';
 import { copyNamespaceImages } from '../images';
 import type { SkopeoOptions } from '../images/skopeo';
 import { describeNamespaceWorkflow } from '../temporal/namespace-workflows';
@@ -447,8 +447,9 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
         // The final sync succeeded: the destination PVC now belongs to the cut-over application; the
         // mark keeps any later migration (or a new run of this id) from overwriting it (preflight).
         if (req.final) await markCutover(destination, req.migrationId, req.namespace.destination, req.pvc.destinationName);
-        // Its agent has nothing left to do: its pod slot and its read-only mount go now, not at cleanup.
-        if (req.final) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
+        // Its agent has nothing left to do: its pod slot and its read-only mount go now, not at cleanup
+        // (unless the namespace deletes all its agents after the last final sync: keepAgent).
+        if (req.final && !req.keepAgent) await releaseAgent(source, nt, req.pvc.name).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'could not delete the transfer agent after the final sync; cleanup deletes it'));
         return result;
       }, (outcome) => metrics.syncEnded(syncLabels(req), outcome)),
 
@@ -554,6 +555,13 @@ export function createActivities(deps: ActivityDeps = {}): FerryActivities {
           ...(signal ? { signal } : {}),
         })),
       ),
+
+    releaseAgents: (ctx) =>
+      run('releaseAgents', nsFields(ctx), async (log) => {
+        const released = await releaseAgents(clients(ctx.plan).source(), ctx.namespace.source, ctx.migrationId);
+        log.info({ released }, 'transfer agents deleted after the final sync');
+        return { released };
+      }),
 
     unquiesce: (input) =>
       run('unquiesce', { migrationId: input.migrationId }, async (log) => {

@@ -65,6 +65,18 @@ export async function releaseAgent(source: KubeClient, nt: NamespaceTransfer, pv
   if (pod?.metadata?.annotations?.[AGENT_ANNOTATION] === 'true') await source.delete(pod, 0, pod.metadata.uid);
 }
 
+/**
+ * Deletes every warm agent of the migration in the source namespace (no wait), e.g. after the
+ * namespace's last final sync; returns how many deletions were requested. Per-sync client pods are
+ * left alone (each is deleted by its own sync).
+ */
+export async function releaseAgents(source: KubeClient, sourceNamespace: string, migrationId: string): Promise<number> {
+  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(migrationId), [LABELS.role]: 'client' }) });
+  const agents = pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata.deletionTimestamp);
+  await Promise.all(agents.map((p) => source.delete(p, 0, p.metadata?.uid)));
+  return agents.length;
+}
+
 /** Options of `ensureAgent`. */
 export interface EnsureAgentOptions {
   /** Seconds to wait for the agent to be Ready (plan timeouts.podStartSeconds). */

@@ -91,6 +91,8 @@ export function activityOptions(plan: MigrationPlan, tuning: WorkflowTuning = {}
     waitForQuiesced: { startToCloseTimeout: s(900), heartbeatTimeout, retry: retry(5, 60, 3), cancellationType: waitCancel },
     // Lists the pods mounting source PVCs; with unmanagedPods: delete also deletes and waits for them.
     checkSourceWriters: { startToCloseTimeout: s(600), heartbeatTimeout, retry: retry(2, 30, 5), cancellationType: waitCancel },
+    // a list and a delete per agent (no wait): retried
+    releaseAgents: { startToCloseTimeout: s(120), retry: retry(3, 30, 5), cancellationType: waitCancel },
     // idempotent (every step checks the state first): retried
     rebindPVCs: { startToCloseTimeout: s(1800), heartbeatTimeout, retry: retry(5, 60, 5), cancellationType: waitCancel },
     // read-only: retried; its own limit is the plan's, the activity's a little longer

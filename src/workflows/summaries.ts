@@ -124,6 +124,8 @@ export function activitySummary(name: keyof FerryActivities, input: unknown): st
       return `wait until ${n('workloads')} quiesced workload(s) stopped in ${src}`;
     case 'checkSourceWriters':
       return `check writers of ${n('pvcs')} PVC(s) of ${ns?.source} in ${src}`;
+    case 'releaseAgents':
+      return `delete the transfer agents of ${ns?.source} in ${src}`;
     case 'unquiesce':
       return `restore ${n('records') || n('workloads')} workload(s) in ${src}`;
     case 'cleanup':

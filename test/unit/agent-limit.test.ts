@@ -1,11 +1,12 @@
 /**
- * Issue 9: warm agents are pods, and a node runs at most maxPods of them (the lab's kubelet: 50, the
+ * Issue 9: warm agents are pods, and a node runs at most maxPods of them (the lab's kubelet and the
  * Kubernetes default: 110). The number of agents per namespace is bounded; a PVC beyond it syncs with
- * a client pod per sync, and an agent goes as soon as its PVC's final sync succeeded.
+ * a client pod per sync, and the agents go after the namespace's final syncs (all at once; before the
+ * patch agents-released-together, each as soon as its PVC's final sync succeeded).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/core/types';
-import { agentAllowed, agentSpecHash, releaseAgent } from '../../src/migration/agent';
+import { agentAllowed, agentSpecHash, releaseAgent, releaseAgents } from '../../src/migration/agent';
 import { clientSideTransferFor } from '../../src/migration/compose';
 import { parsePlan } from '../../src/plan/load';
 import { createTransferCredentials } from '../../src/statetransfer/namespace-transfer';
@@ -38,6 +39,13 @@ describe('warm agents per namespace are bounded', () => {
     await releaseAgent(client, nt, 'c');
     expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('a') })).toBeUndefined();
     expect(await client.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: nt.clientPodName('c') })).toBeDefined();
+  });
+  it('releaseAgents deletes every agent of the namespace at once (after the final syncs), not a per-sync client pod', async () => {
+    const kube = new FakeKube([pod('a', true), pod('b', true), pod('c', false), pod('d', true, true)]);
+    const client = kube as unknown as KubeClient;
+    expect(await releaseAgents(client, 'shop', 'm1')).toBe(2); // d is being deleted already
+    const left = (await client.list({ apiVersion: 'v1', kind: 'Pod' }, 'shop')).map((p) => p.metadata?.name).sort();
+    expect(left).toEqual([nt.clientPodName('c'), nt.clientPodName('d')]);
   });
 });
 

@@ -164,6 +164,7 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     'checkSourceWriters',
     ...stage,
     'checkSourceWriters',
+    'releaseAgents',
     'unquiesce',
     'cleanup',
   ]);
@@ -180,11 +181,14 @@ test('happy path: activities in order, summary, downtime, search attributes', as
     'checkSourceWriters',
     'runTransfer',
     'checkSourceWriters',
+    'releaseAgents',
     'unquiesce',
     'cleanup',
   ]);
   expect(maxOverlap(fake, 'shop', false)).toBe(2); // stage: plan.concurrency
   expect(maxOverlap(fake, 'shop', true)).toBe(3); // final: all at once (finalConcurrency with warm agents)
+  // The final syncs keep their agents; releaseAgents deletes them together, before unquiesce.
+  expect(fake.transferSources.map((t) => `${t.final ? 'final' : 'stage'}:${t.keepAgent ?? '-'}`).sort()).toEqual([...Array(4).fill('final:true'), ...Array(4).fill('stage:-')]);
 
   // The simulated clusters: data consistent (final sync ran quiesced), apps back, no leftovers.
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
@@ -251,7 +255,7 @@ test('manual cutover: stage passes go on (across continue-as-new) until the cuto
   expect(shop.stagePassesDone).toBeGreaterThanOrEqual(3);
   expect(shop.phases.map((p) => p.name)).toEqual(['prepare', 'stage', 'ready-for-cutover', 'quiesce', 'final-sync', 'unquiesce', 'cleanup']);
   const order = fake.activityOrder({ namespace: 'shop' });
-  expect(order.slice(order.indexOf('quiesce') - 1)).toEqual(['discoverNamespace', 'quiesce', 'waitForQuiesced', 'checkSourceWriters', 'runTransfer', 'runTransfer', 'runTransfer', 'checkSourceWriters', 'unquiesce', 'cleanup']);
+  expect(order.slice(order.indexOf('quiesce') - 1)).toEqual(['discoverNamespace', 'quiesce', 'waitForQuiesced', 'checkSourceWriters', 'runTransfer', 'runTransfer', 'runTransfer', 'checkSourceWriters', 'releaseAgents', 'unquiesce', 'cleanup']);
   expect(order.filter((a) => a === 'prepareDestination')).toHaveLength(1); // not repeated by continue-as-new
   for (const pvc of ['data', 'logs', 'db']) expect(fake.data('shop', pvc).destination).toBe(fake.data('shop', pvc).source);
 });
@@ -464,7 +468,7 @@ test('hooks run at their phases, in order; preQuiesce sees the applications runn
   const quiesce = at('quiesce');
   expect(order.slice(quiesce - 2, quiesce + 1)).toEqual(['discoverNamespace', 'runHook', 'quiesce']);
   expect(order.slice(at('checkSourceWriters', quiesce), at('checkSourceWriters', quiesce) + 3)).toEqual(['checkSourceWriters', 'runHook', 'runTransfer']);
-  expect(order.slice(-4)).toEqual(['checkSourceWriters', 'runHook', 'unquiesce', 'cleanup']);
+  expect(order.slice(-5)).toEqual(['checkSourceWriters', 'runHook', 'releaseAgents', 'unquiesce', 'cleanup']);
   const shop = nsResult(summary, 'shop');
   expect(shop.hooks!.map((h) => [h.name, h.phase, h.cluster, h.namespace, h.ok])).toEqual([
     ['note', 'preStage', 'source', 'shop', true],
@@ -553,7 +557,7 @@ test('keepPVCNames: after the final sync and before the applications come back, 
   const summary = await withWorker(fake, async (tq) => (await start(tq, plan)).result());
   expect(summary.status).toBe('succeeded');
   const order = fake.activityOrder({ namespace: 'shop' });
-  expect(order.slice(-5)).toEqual(['checkSourceWriters', 'rebindPVCs', 'unquiesce', 'cleanup', 'checkDestination']);
+  expect(order.slice(-6)).toEqual(['checkSourceWriters', 'rebindPVCs', 'releaseAgents', 'unquiesce', 'cleanup', 'checkDestination']);
   // after the rebind the applications mount the original names, not the temporary claims
   expect(fake.destinationChecks.map((c) => c.claims.map((x) => x.name))).toEqual([['data', 'logs', 'db']]);
   const shop = nsResult(summary, 'shop');

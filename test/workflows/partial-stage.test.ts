@@ -103,7 +103,7 @@ test('automatic cutover is held back by a partial stage pass, refused without --
   expect(shop.cutoverBlocked).toBeUndefined();
   expect(shop.pvcs.find((p) => p.name === 'pgdata')!.status).toBe('done');
   const order = fake.activityOrder({ namespace: 'shop' });
-  expect(order.slice(order.indexOf('quiesce'))).toEqual(['quiesce', 'waitForQuiesced', 'checkSourceWriters', 'runTransfer', 'runTransfer', 'checkSourceWriters', 'unquiesce', 'cleanup']);
+  expect(order.slice(order.indexOf('quiesce'))).toEqual(['quiesce', 'waitForQuiesced', 'checkSourceWriters', 'runTransfer', 'runTransfer', 'checkSourceWriters', 'releaseAgents', 'unquiesce', 'cleanup']);
 });
 
 test('manual cutover is refused while the last stage pass was partial; a clean pass clears it', async () => {

@@ -87,6 +87,7 @@ test('a workload and a bare pod created during the stage passes: re-discovered, 
     'runTransfer',
     'runTransfer',
     'checkSourceWriters',
+    'releaseAgents',
     'unquiesce',
     'cleanup',
   ]);

@@ -94,6 +94,13 @@ export class NamespaceRun {
   groupMembers: Record<string, string> | undefined;
   /** Issue 8 item 4: a partial stage pass holds cutover back (patch `d-partial-stage`). */
   readonly gatePartial: boolean;
+  /**
+   * The final syncs keep their warm agents (TransferRequest.keepAgent), and one releaseAgents before
+   * unquiesce deletes them all (patch `agents-released-together`): before, each final sync
+   * deleted its agent as it ended, and those pods' teardown (containers, cgroups, network) took CPU
+   * from the final syncs still running, inside the downtime.
+   */
+  keepAgentsInFinal = false;
 
   constructor(readonly input: NamespaceWorkflowInput) {
     const { migrationId, plan, namespace, discovery, tuning } = input;

@@ -32,7 +32,7 @@ export async function syncOnce(run: NamespaceRun, p: PVCState, final: boolean): 
     run.showDetails();
     const r = await wf.executeChild(pvcTransferWorkflow, {
       workflowId,
-      args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass, ...(!final && run.groupMembers?.[p.name] !== undefined ? { fromSnapshot: run.groupMembers[p.name] } : {}) }, tuning],
+      args: [{ ...ctx, pvc: pvcInfo.get(p.name)!, address: st.address!, final, pass, ...(!final && run.groupMembers?.[p.name] !== undefined ? { fromSnapshot: run.groupMembers[p.name] } : {}), ...(final && run.keepAgentsInFinal ? { keepAgent: true } : {}) }, tuning],
       // For the Temporal UI: which PVC, which pass; the migration's id to filter on.
       staticSummary: pvcSyncSummary(run.migrationId, st.source, p.name, pass, final),
       typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.FerryMigration, value: run.migrationId }],

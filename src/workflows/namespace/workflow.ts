@@ -5,8 +5,9 @@
  *   → stage passes (every PVC synced while the applications run; at most plan.concurrency at once;
  *     plan.stageIntervalSeconds between passes; with cutover 'manual' the passes go on until the
  *     operator's `cutover` update)
- *   → quiesce → waitForQuiesced → final sync of every PVC → unquiesce (unless keepSourceQuiesced)
- *   → cleanup.
+ *   → quiesce → waitForQuiesced → final sync of every PVC (each keeps its warm agent: patch
+ *     `agents-released-together`) → releaseAgents (all at once) and unquiesce (unless
+ *     keepSourceQuiesced) → cleanup.
  *
  * With quiesce (patch `q-writers`): discoverNamespace again right before quiesce (workloads created
  * during a long warm migration are quiesced too; pods Ferry cannot stop fail the namespace unless the
@@ -172,6 +173,7 @@ async function migrate(run: NamespaceRun): Promise<void> {
     if (hasHooks(run, 'postQuiesce')) await runHooks(run, 'postQuiesce');
   }
   run.enter('final-sync');
+  run.keepAgentsInFinal = wf.patched('agents-released-together');
   await syncAll(run, true);
   if (checkWriters) {
     const after = await acts.checkSourceWriters({ ...ctx, pvcs: migrated(), deleteUnmanaged: false });
@@ -206,6 +208,16 @@ async function migrate(run: NamespaceRun): Promise<void> {
   if (hasHooks(run, 'postCutover')) await runHooks(run, 'postCutover');
   if (st.quiesced.length > 0 && !plan.keepSourceQuiesced) {
     run.enter('unquiesce');
+    // The warm agents the final syncs kept, all at once, before the applications come back to their
+    // PVCs (the rebind deletes them itself; without unquiesce, cleanup does). A failure is a warning.
+    if (run.keepAgentsInFinal) {
+      try {
+        await acts.releaseAgents(ctx);
+      } catch (err) {
+        if (wf.isCancellation(err)) throw err;
+        st.warnings.push(`could not delete the transfer agents after the final sync (cleanup deletes them): ${failureMessage(err)}`);
+      }
+    }
     try {
       await acts.unquiesce({ migrationId, plan, records: st.quiesced });
       st.unquiesced = true;

@@ -255,7 +255,7 @@ export class FakeCluster {
 
   /** Scripts failures of runTransfer. */
   /** Every runTransfer request: the PVC, final or stage, and the member snapshot it was given (in-process only). */
-  readonly transferSources: { pvc: string; final: boolean; fromSnapshot?: string }[] = [];
+  readonly transferSources: { pvc: string; final: boolean; fromSnapshot?: string; keepAgent?: boolean }[] = [];
   /** Hook name → runs that still fail (in-process only). */
   readonly failingHooks = new Map<string, number>();
   /** Every runHook call: the hook, the namespace, the source workloads' replicas at that moment. */
@@ -363,7 +363,7 @@ export class FakeCluster {
         }),
       runTransfer: (req) =>
         this.activity('runTransfer', `${req.namespace.source} ${req.pvc.name} pass=${req.pass} final=${req.final}`, () => {
-          this.transferSources.push({ pvc: req.pvc.name, final: req.final, ...(req.fromSnapshot !== undefined ? { fromSnapshot: req.fromSnapshot } : {}) });
+          this.transferSources.push({ pvc: req.pvc.name, final: req.final, ...(req.fromSnapshot !== undefined ? { fromSnapshot: req.fromSnapshot } : {}), ...(req.keepAgent !== undefined ? { keepAgent: req.keepAgent } : {}) });
           return this.transfer(req);
         }),
       prepareGroupSnapshot: (input) =>
@@ -465,6 +465,7 @@ export class FakeCluster {
             throw ApplicationFailure.retryable('pods still running', FailureType.Transient);
           }
         }),
+      releaseAgents: (ctx) => this.activity('releaseAgents', ctx.namespace.source, async () => ({ released: 0 })),
       unquiesce: (input) =>
         this.activity('unquiesce', input.records[0]?.workload.namespace ?? '', async () => {
           const failing = this.unquiesceFailsIn;
