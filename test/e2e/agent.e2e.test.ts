@@ -140,13 +140,18 @@ labDescribe('lab drill: the warm transfer agent', () => {
 
   test('a. the first sync creates the agent; later stage syncs and the final sync reuse it; a no-change sync is cheap', async () => {
     // The first connection through the fresh load balancer: in a migration the connectivity probe
-    // comes first and a transient failure is retried by the activity's retry policy; the drill skips
-    // the probe, so it retries the same sync once itself (a CI run saw rsync exit 10 here once).
+    // comes first (it probes a refused connection again 2 s later) and a transient failure is retried
+    // by the activity's retry policy; the drill skips the probe, so it retries the same sync once
+    // itself, 2 s later. The server pod's Ready is watched (seen at once), and the Service forwards to
+    // it a moment after that: a sync started within 0.2 s of Ready got rsync exit 12 (its local stunnel
+    // accepted, then could not reach the server), and so did an immediate retry on a busy lab; a CI run
+    // saw rsync exit 10 here once.
     const firstRequest = request();
     const [first, firstSeconds] = await timed(() =>
-      runTransfer(firstRequest).catch((e: unknown) => {
+      runTransfer(firstRequest).catch(async (e: unknown) => {
         if (!(e instanceof ApplicationFailure) || e.nonRetryable) throw e;
         figures.push(`first sync retried once after a transient failure: ${e.message.slice(0, 160)}`);
+        await new Promise((r) => setTimeout(r, 2000));
         return runTransfer(firstRequest);
       }),
     );
