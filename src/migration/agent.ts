@@ -53,10 +53,15 @@ export async function agentAllowed(source: KubeClient, nt: NamespaceTransfer, pv
   // The common case, a PVC that has its agent: one GET, not a list of every agent's pod.
   const mine = await source.get<V1Pod>(podRef(nt.sourceNamespace, own));
   if (mine?.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !mine.metadata.deletionTimestamp) return true;
-  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, nt.sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(nt.migrationId), [LABELS.role]: 'client' }) });
-  const agents = pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp);
+  const agents = await liveAgents(source, nt.sourceNamespace, nt.migrationId);
   if (agents.some((p) => p.metadata?.name === own)) return true;
   return agents.length < max;
+}
+
+/** The migration's warm agents in `namespace` that are not being deleted (per-sync client pods excluded). */
+async function liveAgents(source: KubeClient, namespace: string, migrationId: string): Promise<V1Pod[]> {
+  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, namespace, { labelSelector: selectorString({ ...migrationSelector(migrationId), [LABELS.role]: 'client' }) });
+  return pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp);
 }
 
 /** Deletes the agent of `pvcName` (no wait): after its final sync it has nothing left to do. */
@@ -71,8 +76,7 @@ export async function releaseAgent(source: KubeClient, nt: NamespaceTransfer, pv
  * left alone (each is deleted by its own sync).
  */
 export async function releaseAgents(source: KubeClient, sourceNamespace: string, migrationId: string): Promise<number> {
-  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(migrationId), [LABELS.role]: 'client' }) });
-  const agents = pods.filter((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata.deletionTimestamp);
+  const agents = await liveAgents(source, sourceNamespace, migrationId);
   await Promise.all(agents.map((p) => source.delete(p, 0, p.metadata?.uid)));
   return agents.length;
 }
@@ -198,8 +202,7 @@ export async function ensureAgents(
 
 /** A Ready warm agent of the migration in the namespace, if there is one (for the connectivity probe). */
 export async function readyAgent(source: KubeClient, nt: NamespaceTransfer): Promise<V1Pod | undefined> {
-  const pods = await source.list<V1Pod>({ apiVersion: 'v1', kind: 'Pod' }, nt.sourceNamespace, { labelSelector: selectorString({ ...migrationSelector(nt.migrationId), [LABELS.role]: 'client' }) });
-  return pods.find((p) => p.metadata?.annotations?.[AGENT_ANNOTATION] === 'true' && !p.metadata?.deletionTimestamp && podReady(p));
+  return (await liveAgents(source, nt.sourceNamespace, nt.migrationId)).find(podReady);
 }
 
 /** Options of `probeThroughAgent`. */
