@@ -130,7 +130,7 @@ cmd_up() {
   if alive "$PROC"; then
     exe=$(readlink "/proc/$(<"$(pidfile "$PROC")")/exe" 2>/dev/null || true)
     if [[ $exe != "$OUT/bin/traefik" ]]; then log "$PROC runs ${exe% (deleted)}, not $OUT/bin/traefik: restarting it"; stop_procs "$PROC"
-    elif tr '\0' '\n' <"/proc/$(<"$(pidfile "$PROC")")/environ" 2>/dev/null | grep -q '^KUBECONFIG='; then
+    elif started_with "$PROC" KUBECONFIG; then
       log "$PROC was started with KUBECONFIG set (it watches that kubeconfig's cluster, not dst): restarting it"; stop_procs "$PROC"
     fi
   fi

@@ -14,6 +14,12 @@ alive() {
   [[ $exe == */$(proc_bin "$1") ]]
 }
 
+# started_with NAME VAR: the process of NAME's pid file has VAR in its environment (as it was started)
+started_with() {
+  local f; f=$(pidfile "$1"); [[ -s $f ]] || return 1
+  tr '\0' '\n' 2>/dev/null <"/proc/$(<"$f")/environ" | grep -q "^$2="
+}
+
 # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds (output discarded), at most READY_TIMEOUT s
 wait_for() {
   local what=$1; shift
