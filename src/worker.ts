@@ -146,6 +146,7 @@ async function promote(connection: NativeConnection, namespace: string, d: Ferry
   try {
     const r = await ensureCurrent(connection.workflowService, namespace, d, { signal, identity: `ferry-worker ${process.pid}` });
     if (r.action === 'set') log?.info({ buildId: d.buildId, previous: r.previous }, 'this build is now the current version: new migrations run on it, running ones stay on their build');
+    else if (r.action === 'already-current') log?.info({ buildId: d.buildId }, 'this build is the current version already: new migrations run on it');
     else if (r.action === 'kept') log?.info({ buildId: d.buildId, current: r.current }, `build ${r.current} stays current (FERRY_SET_CURRENT=if-none); to move new migrations to this build: ${setCurrentCommand(d)}`);
   } catch (err) {
     if (!signal.aborted) log?.warn({ err, buildId: d.buildId }, `could not set this build current; new migrations go to the current version. By hand: ${setCurrentCommand(d)}`);
@@ -223,9 +224,13 @@ export function metricsAddresses(argv: string[], env: NodeJS.ProcessEnv = proces
 /**
  * The real activities (./activities, over the Kubernetes libraries), logging into `logger`. Loaded on
  * demand, so that tests and `ferry` commands other than `worker` do not load the Kubernetes client.
+ * Also starts making the first transfer credentials' keys (migration/credentials.ts TRANSFER_KEY_POOL).
  */
 export async function loadActivities(logger: Logger): Promise<FerryActivities> {
   const { createActivities } = await import('./activities');
+  // The first migration's transfer keys, made while the worker connects (they are on its first byte's path).
+  const { TRANSFER_KEY_POOL } = await import('./migration/credentials');
+  TRANSFER_KEY_POOL.fill();
   return createActivities({ logger: logger.child({ name: 'ferry-activities' }) });
 }
 

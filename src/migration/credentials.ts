@@ -22,7 +22,7 @@ import type { EndpointAddress } from '../core/types';
 import { createTransferCredentials, type NamespaceTransfer, type TransferCredentials } from '../statetransfer/namespace-transfer';
 import { LABELS, objectLabels, objectName } from '../statetransfer/names';
 import { secret, secretValues } from '../statetransfer/objects';
-import { generateKeyPairs, TLS_KEYS } from '../statetransfer/tls/certificates';
+import { KeyPairPool, TLS_KEYS } from '../statetransfer/tls/certificates';
 import { selectorString, waitFor, type KubeClient } from '../k8s/client';
 import { FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
@@ -35,6 +35,10 @@ export const PASSWORD_KEY = 'password';
 export const CREDENTIALS_MIN_REMAINING_SECONDS = 24 * 3600;
 /** Validity of fresh credentials in days (long enough for a warm migration with manual cutover). */
 export const CREDENTIALS_VALIDITY_DAYS = 30;
+/** The key pairs of new transfer credentials (a CA, the server, the client), made ahead of need: the
+ * worker fills it when it starts (src/worker.ts), and each ensureCredentials that makes credentials
+ * takes three. */
+export const TRANSFER_KEY_POOL = new KeyPairPool(3);
 
 /** Name of the source's credentials Secret. */
 export function credentialsSecretName(migrationId: string): string {
@@ -184,7 +188,7 @@ export async function ensureCredentials(
     log.warn({ namespace: nt.destinationNamespace, reason }, 'transfer credentials unusable; deleting both sides and making new ones');
     await deleteCredentialObjects(source, destination, nt, options.signal);
   }
-  const credentials = createTransferCredentials(mid, nt.endpoint, address, CREDENTIALS_VALIDITY_DAYS, await generateKeyPairs(3));
+  const credentials = createTransferCredentials(mid, nt.endpoint, address, CREDENTIALS_VALIDITY_DAYS, await TRANSFER_KEY_POOL.take(3));
   await source.createOrAdopt(credentialsSecret(mid, nt.sourceNamespace, credentials));
   log.info({ namespace: nt.destinationNamespace, notAfter: credentials.certificates.notAfter }, 'new transfer credentials created');
   return { credentials, created: true };

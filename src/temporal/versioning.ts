@@ -133,6 +133,9 @@ export async function describeDeployment(service: WorkflowService, namespace: st
   }
 }
 
+/** How often ensureCurrent re-reads the deployment while the server has not seen the build (ms). */
+export const ENSURE_CURRENT_INTERVAL_MS = 250;
+
 /** Outcome of ensureCurrent. */
 export type SetCurrentOutcome =
   | { action: 'set'; previous?: string }
@@ -142,9 +145,11 @@ export type SetCurrentOutcome =
 
 /**
  * Applies the worker's set-current policy once the server has seen its pollers (a version the server
- * has no poller of cannot become current). Retries every `intervalMs` until `timeoutMs` (default
- * 60 s): pollers register a moment after the worker starts, and concurrent workers of one build race
- * (the conflict token makes the loser re-read, then find its build current).
+ * has no poller of cannot become current). Retries every `intervalMs` (default 0.25 s) until `timeoutMs`
+ * (default 60 s): pollers register a moment after the worker starts (0.5–2 s on the lab's dev
+ * server), and a migration started on a freshly started worker waits until its build is current, so
+ * the check is frequent; a describe is one cheap read. Concurrent workers of one build race (the
+ * conflict token makes the loser re-read, then find its build current).
  * @throws the last error when the version could not be set in time
  */
 export async function ensureCurrent(
@@ -176,7 +181,7 @@ export async function ensureCurrent(
       lastError = e;
     }
     if (Date.now() >= deadline || opts.signal?.aborted) throw lastError;
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 1000));
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? ENSURE_CURRENT_INTERVAL_MS));
   }
 }
 

@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import forge from 'node-forge';
-import { clientSecretData, createMigrationCertificates, generateKeyPairs, serverSecretData } from '../../src/statetransfer/tls/certificates';
+import { clientSecretData, createMigrationCertificates, generateKeyPairs, KeyPairPool, serverSecretData } from '../../src/statetransfer/tls/certificates';
 
 describe('migration certificates', () => {
   const certs = createMigrationCertificates({ migrationId: 'mig-1', serverNames: ['10.0.0.7', 'ferry.example.com'], validityDays: 7 });
@@ -78,5 +78,42 @@ describe('generateKeyPairs: fresh keys off the main thread for createMigrationCe
   it('refuses a number of key pairs other than three', async () => {
     const keys = await generateKeyPairs(2);
     expect(() => createMigrationCertificates({ migrationId: 'm1', serverNames: ['10.0.0.1'], keys })).toThrow(/keys must be 3 key pairs/);
+  });
+});
+
+describe('KeyPairPool (transfer keys made ahead of need: issue 9, first byte)', () => {
+  const modulus = (p: forge.pki.rsa.KeyPair) => (p.publicKey as forge.pki.rsa.PublicKey).n.toString(16);
+
+  it('hands out the pairs it made, each once; makes a shortfall at once; refills after the delay', async () => {
+    const pool = new KeyPairPool(2, 1024, 20);
+    try {
+      pool.fill();
+      expect(pool.held).toBe(2);
+      const first = await pool.take(3); // two from the pool, one made now
+      expect(first).toHaveLength(3);
+      expect(pool.held).toBe(0);
+      const second = await pool.take(1); // nothing held: made now, not one of the first
+      const all = [...first, ...second].map(modulus);
+      expect(new Set(all).size).toBe(4);
+      await new Promise((r) => setTimeout(r, 60));
+      expect(pool.held).toBe(2); // refilled once, 20 ms after the takes
+      const third = await pool.take(2);
+      expect(third.map(modulus).some((m) => all.includes(m))).toBe(false);
+    } finally {
+      pool.stop();
+    }
+  });
+
+  it('pairs made ahead are usable keys (the certificates verify with them)', async () => {
+    const pool = new KeyPairPool(3, 2048, 60_000);
+    try {
+      pool.fill();
+      const certs = createMigrationCertificates({ migrationId: 'm1', serverNames: ['ferry.example'], keys: await pool.take(3) });
+      const ca = new X509Certificate(certs.ca.certPem);
+      expect(new X509Certificate(certs.server.certPem).verify(ca.publicKey)).toBe(true);
+      expect(new X509Certificate(certs.client.certPem).verify(ca.publicKey)).toBe(true);
+    } finally {
+      pool.stop();
+    }
   });
 });

@@ -16,7 +16,7 @@ import { podFromTemplate, serverChange, serverPodDecision, serverSnapshot, serve
 import { namespaceTransferFor } from '../../src/migration/compose';
 import { serverTLSSecretName } from '../../src/statetransfer/namespace-transfer';
 import { ensureServer } from '../../src/migration/server';
-import { credentialsSecretName, ensureCredentials } from '../../src/migration/credentials';
+import { credentialsSecretName, ensureCredentials, TRANSFER_KEY_POOL } from '../../src/migration/credentials';
 import { parsePlan } from '../../src/plan/load';
 import { secretValues } from '../../src/statetransfer/objects';
 
@@ -334,5 +334,20 @@ describe('explainSyncFailure: the error says what happened to the server', () =>
     const s = await ensureServerForSync(src.client(), dst.client(), target(), opts);
     const partial = new FerryError('partial', 'some files failed', { details: { exitCode: 23 } });
     expect(await explainSyncFailure(partial, dst.client(), s, opts)).toBe(partial);
+  });
+});
+
+describe('new transfer credentials', () => {
+  it("take their keys from the worker's pool, made ahead of need (not on the first byte's path)", async () => {
+    const take = jest.spyOn(TRANSFER_KEY_POOL, 'take');
+    try {
+      const { created } = await ensureCredentials(new FakeCluster().client(), new FakeCluster().client(), nt(), address);
+      expect(created).toBe(true);
+      // before: generateKeyPairs(3) in the activity, after the endpoint and before the server pod
+      expect(take).toHaveBeenCalledWith(3);
+    } finally {
+      take.mockRestore();
+      TRANSFER_KEY_POOL.stop();
+    }
   });
 });

@@ -68,6 +68,14 @@ describe('ensureCurrent', () => {
     expect(sets).toEqual([expect.objectContaining({ buildId: 'new', conflictToken: new Uint8Array([1, 2]) })]);
     expect(polls).toBe(3);
   });
+  it('by default re-reads every 0.25 s: a fresh worker takes migrations soon after the server sees its build', async () => {
+    let polls = 0;
+    const { svc } = service({ current: 'old', seen: () => (++polls >= 3 ? ['old', 'new'] : ['old']) });
+    const started = Date.now();
+    expect(await ensureCurrent(svc, 'default', d('always'))).toEqual({ action: 'set', previous: 'old' });
+    // two waits between three reads: 0.5 s (1 s each before, 2 s in all)
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
   it('if-none keeps another current build, and sets the first one', async () => {
     const kept = service({ current: 'old', seen: () => ['old', 'new'] });
     expect(await ensureCurrent(kept.svc, 'default', d('if-none'), { intervalMs: 1 })).toEqual({ action: 'kept', current: 'old' });

@@ -72,6 +72,69 @@ export async function generateKeyPairs(count: number, bits = 2048): Promise<forg
   return Promise.all(Array.from({ length: count }, one));
 }
 
+/**
+ * Fresh RSA key pairs made ahead of need. `take(n)` hands out pairs generated earlier, each pair once
+ * and never again, and the pool makes replacements `refillDelayMs` later (default 5 s, off the
+ * moment the taker's pods start: the lab's two cores are busy then). A migration's credentials then do
+ * not wait for the search for primes: three 2048-bit keys took 0.3-0.5 s on the lab's worker, all of
+ * it before the transfer server pod could be created (the first byte's critical path). Pairs still
+ * being made are waited for; a shortfall is made at once. The keys live in this process's memory only,
+ * as the credentials made from them do until they are written to Secrets.
+ */
+export class KeyPairPool {
+  private readonly pending: Promise<forge.pki.rsa.KeyPair>[] = [];
+  private refill: NodeJS.Timeout | undefined;
+
+  /**
+   * @param size how many pairs the pool holds (e.g. 3: one namespace's CA, server and client)
+   * @param bits RSA modulus length of each pair
+   * @param refillDelayMs how long after a take the pool starts making its replacements
+   */
+  constructor(
+    readonly size: number,
+    readonly bits = 2048,
+    readonly refillDelayMs = 5000,
+  ) {}
+
+  /** Starts making pairs until the pool holds `size` (made or being made). Returns at once. */
+  fill(): void {
+    while (this.pending.length < this.size) {
+      const pair = generateKeyPairs(1, this.bits).then(([p]) => p!);
+      pair.catch(() => undefined); // a failure is the taker's error, not an unhandled rejection
+      this.pending.push(pair);
+    }
+  }
+
+  /** Pairs the pool holds or is making (each is handed out once). */
+  get held(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Takes `count` pairs: the pool's first (waiting for those still being made), the rest made now;
+   * schedules the refill.
+   * @throws Error from crypto.generateKeyPair
+   */
+  async take(count: number): Promise<forge.pki.rsa.KeyPair[]> {
+    const taken = this.pending.splice(0, count);
+    while (taken.length < count) taken.push(generateKeyPairs(1, this.bits).then(([p]) => p!));
+    if (!this.refill) {
+      this.refill = setTimeout(() => {
+        this.refill = undefined;
+        this.fill();
+      }, this.refillDelayMs);
+      this.refill.unref();
+    }
+    return Promise.all(taken);
+  }
+
+  /** Stops a scheduled refill (tests; a process that exits need not call it: the timer is unref'd). */
+  stop(): void {
+    if (this.refill) clearTimeout(this.refill);
+    this.refill = undefined;
+  }
+}
+
 const DNS_NAME_RE = /^(?=.{1,253}$)([A-Za-z0-9*]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** A positive random 128-bit serial number as hex (RFC 5280 §4.1.2.2: at most 20 octets, positive). */
