@@ -3,7 +3,8 @@ import { TRANSFER_OBJECT_KINDS } from '../../src/migration/cleanup';
 import { createEndpoint } from '../../src/statetransfer/endpoint';
 import { createNamespaceTransfer, createTransferCredentials, type NamespaceTransferOptions } from '../../src/statetransfer/namespace-transfer';
 import { isDNSLabel } from '../../src/statetransfer/names';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -300,4 +301,33 @@ describe('block volumes (volumeMode Block)', () => {
   test('an engine that does not copy devices is refused when composing', () => {
     expect(() => createNamespaceTransfer(options({ volumes: blockVolumes, transfer: createRcloneTransfer({}), transport: createNullTransport() }))).toThrow(/transfer rclone does not copy block volumes \(volumeMode Block: data\): use transfer rsync/);
   });
+});
+
+describe("the server pod's readiness probe (issue 9: first byte)", () => {
+  /** Runs the probe's command here with a listener on its port from `listenAfterMs` on; exit code and seconds. */
+  async function runProbe(command: string[], port: number, listenAfterMs: number | undefined): Promise<{ code: number | null; seconds: number }> {
+    const server = createServer((s) => s.on('error', () => undefined).end());
+    const timer = listenAfterMs === undefined ? undefined : setTimeout(() => server.listen(port, '127.0.0.1'), listenAfterMs);
+    const started = Date.now();
+    try {
+      const code = await new Promise<number | null>((resolve) => spawn(command[0]!, command.slice(1), { stdio: 'ignore' }).on('close', resolve));
+      return { code, seconds: (Date.now() - started) / 1000 };
+    } finally {
+      clearTimeout(timer);
+      server.close();
+    }
+  }
+
+  it('one probe waits a few seconds for the transfer port: its first run, as the container starts, does not cost a 5 s period', async () => {
+    const probe = pods('restricted').server.spec!.containers[0]!.readinessProbe!;
+    const port = createNamespaceTransfer(options()).transfer.port;
+    expect(probe.periodSeconds).toBe(5);
+    // before: a single connect, refused while the daemon starts (exit 1 at once)
+    const late = await runProbe(probe.exec!.command!, port, 700);
+    expect(late.code).toBe(0);
+    expect(late.seconds).toBeGreaterThanOrEqual(0.6);
+    const never = await runProbe(probe.exec!.command!, port, undefined);
+    expect(never.code).not.toBe(0);
+    expect(never.seconds).toBeLessThan(probe.timeoutSeconds!);
+  }, 20_000);
 });

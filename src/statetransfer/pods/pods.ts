@@ -83,14 +83,23 @@ const COMMON_VOLUMES: V1Volume[] = [
   { name: TMP_VOLUME, emptyDir: { sizeLimit: '64Mi' } },
 ];
 
-/** An exec probe that succeeds once something accepts TCP on 127.0.0.1:port (kubelet's tcpSocket
- * probe dials the pod IP, which misses servers bound to loopback). */
-export function loopbackProbe(port: number, periodSeconds: number, failureThreshold: number): V1Probe {
+/**
+ * An exec probe that succeeds once something accepts TCP on 127.0.0.1:port (kubelet's tcpSocket
+ * probe dials the pod IP, which misses servers bound to loopback). `waitSeconds` > 0: one probe
+ * tries every 0.1 s for that long before it fails (its timeout grows by as much). That is for a
+ * readiness probe with a long period: the kubelet runs a readiness probe that has no result yet as
+ * soon as the container runs (kubelet prober_manager.go UpdatePodStatus), which can be a moment
+ * before the server listens, and a failure then costs a whole period (5 s for the server pod) before
+ * the next try.
+ */
+export function loopbackProbe(port: number, periodSeconds: number, failureThreshold: number, waitSeconds = 0): V1Probe {
+  const connect = `exec 3<>/dev/tcp/127.0.0.1/${port}`;
+  const tries = Math.round(waitSeconds * 10);
   return {
-    exec: { command: ['/bin/bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`] },
+    exec: { command: ['/bin/bash', '-c', tries > 0 ? `for ((i = 0; i < ${tries}; i++)); do (${connect}) 2>/dev/null && exit 0; sleep 0.1; done; ${connect}` : connect] },
     periodSeconds,
     failureThreshold,
-    timeoutSeconds: 2,
+    timeoutSeconds: 2 + Math.ceil(waitSeconds),
   };
 }
 
@@ -133,6 +142,9 @@ function metadata(opts: CommonPodOptions) {
   };
 }
 
+/** Seconds one readiness probe of the server pod waits for its transfer port (loopbackProbe). */
+const SERVER_READY_WAIT_SECONDS = 3;
+
 /**
  * Builds the destination's server pod. Each destination PVC `i` is volume `pvc-<i>`, mounted only in
  * the transfer container. The transfer container gets a readiness probe on its loopback port. Every
@@ -148,7 +160,7 @@ export function buildServerPod(options: ServerPodOptions): V1Pod {
   const transferContainer = container(opts, transferProc, ['/bin/bash', '-c', serverScript(transferProc.command, transferProc.prepare)], pvcMounts, true);
   const devices = opts.volumes.flatMap((v, i) => (v.block ? [{ name: `pvc-${i}`, devicePath: `${v.mountPath}/${BLOCK_DEVICE_FILE}` }] : []));
   if (devices.length) transferContainer.volumeDevices = devices;
-  if (transferProc.readyPort) transferContainer.readinessProbe = loopbackProbe(transferProc.readyPort, 5, 3);
+  if (transferProc.readyPort) transferContainer.readinessProbe = loopbackProbe(transferProc.readyPort, 5, 3, SERVER_READY_WAIT_SECONDS);
   const containers = [
     transferContainer,
     ...opts.transport.processes.map((p) => container(opts, p, ['/bin/bash', '-c', serverScript(p.command, p.prepare)], [], false)),
