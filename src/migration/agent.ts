@@ -19,11 +19,12 @@ import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { TransferProgress, TransferResult } from '../core/types';
 import type { NamespaceTransfer, TransferCredentials } from '../statetransfer/namespace-transfer';
-import { parseTerminationMessage } from '../statetransfer/pods/lifecycle';
+import { parseTerminationMessage, WAIT_PORT_FN } from '../statetransfer/pods/lifecycle';
 import {
   AGENT_ANNOTATION,
   AGENT_SPEC_ANNOTATION,
   AGENT_STATE_MARKER,
+  AGENT_TUNNEL_WAIT_SECONDS,
   agentStartCommand,
   agentStopCommand,
   agentSyncId,
@@ -38,8 +39,7 @@ import { LABELS, migrationSelector } from '../statetransfer/names';
 import { AbortedError, FerryError, errorMessage } from '../core/errors';
 import { silentLogger, type Logger } from '../core/log';
 import { diagnosePod, describePodState, FINAL_LIMIT_BYTES, FINAL_TAIL_LINES, progressFromLogTail, PROGRESS_LIMIT_BYTES, PROGRESS_TAIL_LINES, readLogTail, transferVerdict, type PendingLimits } from './follow';
-import { podReady } from './server';
-import { explainProbeFailure, probeScript, refusedByEndpoint } from '../statetransfer/probe';
+import { explainProbeFailure, PROBE_EXIT, probeScript, refusedByEndpoint } from '../statetransfer/probe';
 import { deletePodAndWait, type ClientTransferOptions, type ClientTransferRequest } from './client-run';
 import { ensureOwned } from './server';
 
@@ -112,11 +112,29 @@ export function staleAgentReason(live: V1Pod, hash: string): string | undefined 
 }
 
 /**
- * Makes sure the warm agent of `pvc` runs and is Ready (its transport listens), and returns it.
+ * Pure: whether the agent can take execs now: Running, not being deleted, and every container of its
+ * spec running. Its Ready condition is not waited for. Ready comes from the tunnel's startup probe,
+ * which the kubelet runs only on the probe's ticker (period 1 s; kubelet pkg/kubelet/prober
+ * worker.go), so Ready lags the running tunnel by half a second on average plus the probe's exec
+ * (measured on the lab: Ready 0.5-1 s after the containers ran). Every exec that needs the tunnel
+ * waits for its port itself instead: the sync script (lifecycle.ts wait_port) and probeThroughAgent.
+ * A tunnel that cannot start still shows: its container restarts (not running), which diagnosePod
+ * explains, or the exec's port wait fails with rsync's exit 35.
+ */
+export function agentRunning(p: V1Pod): boolean {
+  if (p.metadata?.deletionTimestamp || p.status?.phase !== 'Running') return false;
+  const names = (p.spec?.containers ?? []).map((c) => c.name);
+  const statuses = p.status.containerStatuses ?? [];
+  return names.length > 0 && names.every((n) => statuses.some((c) => c.name === n && c.state?.running !== undefined));
+}
+
+/**
+ * Makes sure the warm agent of `pvc` runs (`agentRunning`: its containers run; the execs wait for the
+ * tunnel's port), and returns it.
  * Creates its Secrets/ConfigMaps (replacing ones whose data changed) and the pod; a stale agent
  * (`staleAgentReason`) is deleted first, and a sync running in it with it.
  * @throws FerryError from `diagnosePod` for an agent that cannot start; FerryError (transient) when it
- *   is not Ready within `timeoutSeconds`; AbortedError when aborted; API errors.
+ *   is not running within `timeoutSeconds`; AbortedError when aborted; API errors.
  */
 export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req: Pick<ClientTransferRequest, 'pvc' | 'address'>, credentials: TransferCredentials, options: EnsureAgentOptions): Promise<V1Pod> {
   const log = options.logger ?? silentLogger;
@@ -134,18 +152,18 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
     await deletePodAndWait(source, ns, name, options.signal);
     live = undefined;
   }
-  // A current, Ready agent has its Secrets and ConfigMaps mounted already (its hash covers their
+  // A current, running agent has its Secrets and ConfigMaps mounted already (its hash covers their
   // data): a sync then costs one GET here, not one per object.
-  if (live && podReady(live)) return live;
+  if (live && agentRunning(live)) return live;
   for (const o of objects.slice(0, -1)) await ensureOwned(source, o);
   if (!live) {
     const { object, created } = await source.createOrAdopt(pod);
     live = object;
     if (created) log.info({ pod: `${ns}/${name}`, node: req.pvc.nodeName }, 'transfer agent created');
   }
-  if (podReady(live)) return live;
+  if (agentRunning(live)) return live;
   const start = Date.now();
-  // The pod is watched: Ready is seen when the kubelet reports it (a check per change of the pod);
+  // The pod is watched: its containers running is seen when the kubelet reports it (a check per change of the pod);
   // the checks every 0.25-2 s are the resync should the watch miss something.
   const wakeup = new Wakeup();
   const watch = ringOnChange(source, { apiVersion: 'v1', kind: 'Pod' }, ns, name, wakeup);
@@ -156,15 +174,15 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
       if (options.signal?.aborted) throw new AbortedError();
       const p = await source.get<V1Pod>(podRef(ns, name));
       if (!p) throw new FerryError('transient', `transfer agent ${ns}/${name} disappeared while starting`);
-      if (podReady(p)) {
-        log.info({ pod: `${ns}/${name}`, seconds: Math.round((Date.now() - start) / 100) / 10 }, 'transfer agent ready');
+      if (agentRunning(p)) {
+        log.info({ pod: `${ns}/${name}`, seconds: Math.round((Date.now() - start) / 100) / 10 }, 'transfer agent running');
         return p;
       }
       const created = p.metadata?.creationTimestamp ? new Date(p.metadata.creationTimestamp as unknown as string | Date).getTime() : start;
       const trouble = await diagnosePod(source, p, (Date.now() - created) / 1000, options.pendingLimits);
       if (trouble) throw trouble;
       if ((Date.now() - start) / 1000 > options.timeoutSeconds) {
-        throw new FerryError('transient', `transfer agent ${ns}/${name} was not Ready within ${options.timeoutSeconds} s: ${describePodState(p)}`);
+        throw new FerryError('transient', `transfer agent ${ns}/${name} was not running within ${options.timeoutSeconds} s: ${describePodState(p)}`);
       }
       options.onTick?.(`transfer agent ${p.status?.phase ?? 'Pending'}`);
       await wakeup.pause(delay, options.signal);
@@ -176,7 +194,7 @@ export async function ensureAgent(source: KubeClient, nt: NamespaceTransfer, req
 }
 
 /**
- * Makes sure the warm agents of `pvcs` run and are Ready, at most `parallel` (default 10) being made
+ * Makes sure the warm agents of `pvcs` run (`agentRunning`), at most `parallel` (default 10) being made
  * at once, e.g. at set-up while the destination's server starts, so that the first sync of each PVC
  * finds its agent warm. Returns the agents.
  * @throws the first error of `ensureAgent` (the others are still awaited).
@@ -200,9 +218,10 @@ export async function ensureAgents(
   return out;
 }
 
-/** A Ready warm agent of the migration in the namespace, if there is one (for the connectivity probe). */
+/** A running warm agent of the migration in the namespace (`agentRunning`), if there is one (for the
+ * connectivity probe, which waits for the agent's tunnel port itself). */
 export async function readyAgent(source: KubeClient, nt: NamespaceTransfer): Promise<V1Pod | undefined> {
-  return (await liveAgents(source, nt.sourceNamespace, nt.migrationId)).find(podReady);
+  return (await liveAgents(source, nt.sourceNamespace, nt.migrationId)).find(agentRunning);
 }
 
 /** Options of `probeThroughAgent`. */
@@ -210,22 +229,29 @@ export interface AgentProbeOptions {
   signal?: AbortSignal;
   logger?: Logger;
   /**
-   * Probes made before a refused connection is thrown (default 3), `retryDelaySeconds` apart (default 2).
-   * The probe usually runs seconds after the server pod became Ready, and a Service's forwarding
-   * (kube-proxy's rules, a cloud load balancer's health check) follows the EndpointSlice with a lag:
-   * a refused connection then is expected and gone a moment later (statetransfer/probe.ts
-   * `refusedByEndpoint`). Other failures are thrown at once: a connect that times out (a firewall) would
-   * cost its timeout again each time, and the activity's retries and endpoint auto's fallback follow.
+   * Seconds to wait before each new probe after a refused connection (default
+   * PROBE_REFUSED_RETRY_SECONDS: 0.25, 0.5, 1, 2, so five probes within 3.75 s); once they are used
+   * up, the refusal is thrown. The probe runs moments after the server pod became Ready, and a
+   * Service's forwarding (kube-proxy's rules, which it syncs at most once a second by default; a cloud
+   * load balancer's health check) follows the EndpointSlice with a lag: a refused connection then is
+   * expected and gone a moment later (statetransfer/probe.ts `refusedByEndpoint`). A refusal costs
+   * one exec, so the first retries come soon. Other failures are thrown at once: a connect that
+   * times out (a firewall) would cost its timeout again each time, and the activity's retries and
+   * endpoint auto's fallback follow.
    */
-  attempts?: number;
-  retryDelaySeconds?: number;
+  retryDelaysSeconds?: readonly number[];
 }
+
+/** Default `AgentProbeOptions.retryDelaysSeconds`. Before, two retries 2 s apart: on the lab a first
+ * probe refused by kube-proxy's not yet synced rules cost 2 s of the first byte in about one run of
+ * three; the rules were there 0.1-1 s later. */
+export const PROBE_REFUSED_RETRY_SECONDS: readonly number[] = [0.25, 0.5, 1, 2];
 
 /**
  * The connectivity probe (statetransfer/probe.ts `probeScript`) run in a warm agent through exec, over the
  * agent's own transport: no probe pod to start. Failures are explained like the probe pod's
  * (`explainProbeFailure`, with the tail of the agent's transport log); a refused connection is probed
- * again (`AgentProbeOptions.attempts`).
+ * again (`AgentProbeOptions.retryDelaysSeconds`).
  * @throws FerryError explaining the last failure; API errors; AbortedError when cancelled.
  */
 export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfer, agent: V1Pod, address: ClientTransferRequest['address'], options: AgentProbeOptions = {}): Promise<{ message: string }> {
@@ -233,8 +259,10 @@ export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfe
   const name = agent.metadata!.name!;
   const direct = nt.transport.direct;
   const target = direct ? { host: address.host, port: address.port } : { host: '127.0.0.1', port: nt.transfer.port };
-  const script = probeScript(nt.transfer.type, target.host, target.port, direct);
-  const attempts = Math.max(1, options.attempts ?? 3);
+  // The agent is used once its containers run (agentRunning): its tunnel may not listen yet.
+  const waitTunnel = direct ? '' : `${WAIT_PORT_FN}\nwait_port ${target.port} ${AGENT_TUNNEL_WAIT_SECONDS} || exit ${PROBE_EXIT.noLocalPort}\n`;
+  const script = waitTunnel + probeScript(nt.transfer.type, target.host, target.port, direct);
+  const delays = options.retryDelaysSeconds ?? PROBE_REFUSED_RETRY_SECONDS;
   let r: Awaited<ReturnType<KubeClient['exec']>>;
   for (let attempt = 1; ; attempt++) {
     r = await source.exec(ns, name, agent.spec!.containers[0]!.name, ['/bin/bash', '-c', script], { timeoutSeconds: 60, ...(options.signal ? { signal: options.signal } : {}) });
@@ -242,9 +270,10 @@ export async function probeThroughAgent(source: KubeClient, nt: NamespaceTransfe
     const transport = agent.spec!.containers[1]?.name;
     const transportLog = transport ? await readLogTail(source, ns, name, transport, 100, 32 * 1024).catch(() => '') : '';
     const failure = explainProbeFailure(r.exitCode, `${r.stdout}${r.stderr}`, transportLog, address);
-    if (!refusedByEndpoint(transportLog) || attempt >= attempts) throw failure;
+    const delay = delays[attempt - 1];
+    if (!refusedByEndpoint(transportLog) || delay === undefined) throw failure;
     (options.logger ?? silentLogger).info({ namespace: ns, address, attempt, reason: failure.message }, 'connectivity probe failed; probing again');
-    await sleep((options.retryDelaySeconds ?? 2) * 1000, options.signal);
+    await sleep(delay * 1000, options.signal);
   }
   const probeLog = `${r.stdout}${r.stderr}`;
   const message = (/ferry-probe: OK.*/.exec(probeLog)?.[0] ?? 'ferry-probe: OK') + (direct ? ' (TCP only: the null transport leaves TLS to the engine)' : '') + ` (through transfer agent ${name})`;

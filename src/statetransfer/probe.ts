@@ -72,7 +72,7 @@ export function explainProbeFailure(exitCode: number, probeLog: string, transpor
     return new FerryError('transient', `the source cluster cannot resolve the endpoint host ${address.host}: add a DNS record or use an endpoint that publishes an IP`);
   }
   if (/Connection reset by peer/i.test(t)) return new FerryError('transient', `the connection to ${at} was reset: something between the clusters (proxy, router without TLS passthrough) drops it`);
-  if (exitCode === PROBE_EXIT.noLocalPort) return new FerryError('config', `the probe's transport (stunnel) never listened locally: check the probe pod's stunnel container (${firstLine(t)})`);
+  if (exitCode === PROBE_EXIT.noLocalPort) return new FerryError('config', `the probe's transport (stunnel) never listened locally: check the stunnel container of the probe pod or transfer agent (${firstLine(t)})`);
   if (exitCode === PROBE_EXIT.noTcp) return new FerryError('transient', `cannot open a TCP connection to ${at}: ${firstLine(probeLog)}`);
   if (exitCode === PROBE_EXIT.badGreeting) return new FerryError('config', `something else answers at ${at}: ${firstLine(probeLog)} (is the endpoint routed to Ferry's server?)`);
   return new FerryError('transient', `the transfer server at ${at} did not answer through the tunnel (exit ${exitCode}: ${firstLine(probeLog)}); the TLS tunnel may be up but the daemon not answering, check the server pod${t ? `; transport log: ${firstLine(t)}` : ''}`);

@@ -5,11 +5,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { PVCInfo } from '../../src/core/types';
-import { agentSpecHash, probeThroughAgent, runAgentSync, staleAgentReason } from '../../src/migration/agent';
+import { agentRunning, agentSpecHash, ensureAgent, probeThroughAgent, runAgentSync, staleAgentReason } from '../../src/migration/agent';
 import { execExitCode, type ExecResult, type KubeClient } from '../../src/k8s/client';
 import { AbortedError, FerryError } from '../../src/core/errors';
 import { clientSideTransferFor } from '../../src/migration/compose';
@@ -29,6 +30,7 @@ import {
   syncLines,
 } from '../../src/statetransfer/pods/agent';
 import { FERRY_RUN_DIR, type SecurityMode } from '../../src/statetransfer/types';
+import { FakeKube } from '../support/fake-kube';
 
 const address = { host: '192.0.2.10', port: 31443 };
 
@@ -323,11 +325,20 @@ describe("the agent's commands, run with bash", () => {
   });
 });
 
+/** The status of an agent whose containers all run, Ready (the tunnel's startup probe passed) or not yet. */
+function runningStatus(pod: V1Pod, ready = true): V1Pod['status'] {
+  return {
+    phase: 'Running',
+    conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    containerStatuses: pod.spec!.containers.map((c) => ({ name: c.name, image: c.image!, imageID: '', ready, restartCount: 0, started: ready, state: { running: { startedAt: new Date() } } })),
+  };
+}
+
 describe('runAgentSync against a fake API server', () => {
   const pvc = pvcInfo('data');
   type Kind = 'start' | 'wait' | 'stop' | 'forget';
 
-  /** A source cluster with a Ready agent of the right spec; `answer` plays each exec. */
+  /** A source cluster with a running, Ready agent of the right spec; `answer` plays each exec. */
   function fakeSource(answer: (kind: Kind, n: number) => ExecResult | Error, podAt: (n: number, live: V1Pod) => V1Pod | undefined = (_n, live) => live) {
     const plan = planOf('restricted');
     const nt = clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [pvc]);
@@ -335,7 +346,7 @@ describe('runAgentSync against a fake API server', () => {
     const live = structuredClone(objects.at(-1)) as V1Pod;
     live.metadata!.uid = 'uid-1';
     live.metadata!.annotations = { ...live.metadata!.annotations, [AGENT_SPEC_ANNOTATION]: agentSpecHash(objects) };
-    live.status = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] };
+    live.status = runningStatus(live);
     const calls: { command: Kind; ran: boolean }[] = [];
     let gets = 0;
     const source = {
@@ -435,23 +446,103 @@ describe('probeThroughAgent', () => {
 
   it('probes again when the endpoint refused the connection (forwarding lags the server becoming Ready)', async () => {
     const p = probing([refused, refused, fine]);
-    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaySeconds: 0 })).resolves.toMatchObject({ message: expect.stringContaining('ferry-probe: OK') });
+    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaysSeconds: [0, 0] })).resolves.toMatchObject({ message: expect.stringContaining('ferry-probe: OK') });
     expect(p.probes()).toBe(3);
+  });
+
+  it('by default a refusal is probed again within a quarter second', async () => {
+    const p = probing([refused, fine]);
+    const started = Date.now();
+    await expect(probeThroughAgent(p.source, nt, pod, address)).resolves.toMatchObject({ message: expect.stringContaining('ferry-probe: OK') });
+    // before: 2 s between the two probes
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(p.probes()).toBe(2);
   });
 
   it('a connect that times out (a firewall that drops) is thrown at once: probing again would wait its timeout again', async () => {
     const dropped = { exitCode: 4, transportLog: 'LOG3[0]: s_poll_wait 10.250.0.151:8443: TIMEOUTconnect exceeded' };
     const p = probing([dropped, fine]);
-    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('no route from the source cluster') });
+    await expect(probeThroughAgent(p.source, nt, pod, address, { retryDelaysSeconds: [0, 0] })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('no route from the source cluster') });
     expect(p.probes()).toBe(1);
   });
 
   it('gives up after the attempts with the explained refusal, and at once on a TLS refusal', async () => {
     const a = probing([refused, refused, refused, fine]);
-    await expect(probeThroughAgent(a.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('refused the TCP connection') });
+    await expect(probeThroughAgent(a.source, nt, pod, address, { retryDelaysSeconds: [0, 0] })).rejects.toMatchObject({ category: 'transient', message: expect.stringContaining('refused the TCP connection') });
     expect(a.probes()).toBe(3);
     const b = probing([untrusted, fine]);
-    await expect(probeThroughAgent(b.source, nt, pod, address, { retryDelaySeconds: 0 })).rejects.toMatchObject({ category: 'auth' });
+    await expect(probeThroughAgent(b.source, nt, pod, address, { retryDelaysSeconds: [0, 0] })).rejects.toMatchObject({ category: 'auth' });
     expect(b.probes()).toBe(1);
+  });
+});
+
+describe('an agent is used once its containers run, before its startup probe passed (issue 9: first byte)', () => {
+  const plan = planOf('restricted');
+  const pvc = pvcInfo('data');
+  const nt = clientSideTransferFor(plan, 'm1', plan.namespaces[0]!, [pvc]);
+  const objects = nt.agentObjects('data', address, credentials);
+  const agent = (status: (pod: V1Pod) => V1Pod['status']): V1Pod => {
+    const pod = structuredClone(objects.at(-1)) as V1Pod;
+    pod.metadata!.uid = 'uid-1';
+    pod.metadata!.annotations = { ...pod.metadata!.annotations, [AGENT_SPEC_ANNOTATION]: agentSpecHash(objects) };
+    pod.status = status(pod);
+    return pod;
+  };
+
+  it('agentRunning: every container of the spec running, Ready or not; not while pending, restarting or deleted', () => {
+    expect(agentRunning(agent((p) => runningStatus(p, false)))).toBe(true);
+    expect(agentRunning(agent((p) => runningStatus(p, true)))).toBe(true);
+    expect(agentRunning(agent(() => ({ phase: 'Pending' })))).toBe(false);
+    const restarting = agent((p) => runningStatus(p, false));
+    restarting.status!.containerStatuses![1]!.state = { waiting: { reason: 'CrashLoopBackOff' } };
+    expect(agentRunning(restarting)).toBe(false);
+    const oneMissing = agent((p) => runningStatus(p, false));
+    oneMissing.status!.containerStatuses!.pop();
+    expect(agentRunning(oneMissing)).toBe(false);
+    const deleting = agent((p) => runningStatus(p, true));
+    deleting.metadata!.deletionTimestamp = new Date();
+    expect(agentRunning(deleting)).toBe(false);
+  });
+
+  it('ensureAgent returns an agent whose containers run without waiting for Ready (the startup probe ticks once a second)', async () => {
+    const kube = new FakeKube([...(objects.slice(0, -1) as KubernetesObject[]), agent((p) => runningStatus(p, false))]);
+    const started = Date.now();
+    // before: it waited for Ready, which this agent never reports: "was not Ready within 2 s"
+    const got = await ensureAgent(kube.client(), nt, { pvc, address }, credentials, { timeoutSeconds: 2 });
+    expect(got.metadata?.uid).toBe('uid-1');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("the probe through an agent waits for the agent's tunnel to listen", async () => {
+    const port = nt.transfer.port;
+    // The port waits connect and close at once: their resets are not this test's concern.
+    const server = createServer((socket) => socket.on('error', () => undefined).end('@RSYNCD: 31.0\n'));
+    const source = {
+      core: { readNamespacedPodLog: async () => '' },
+      exec: (_ns: string, _pod: string, _c: string, command: string[]): Promise<ExecResult> =>
+        new Promise((resolve) => {
+          // The exec's script, run here: the tunnel (this test's server) listens 0.5 s after it starts.
+          const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          child.on('close', (code) => resolve({ exitCode: code ?? -1, stdout, stderr }));
+        }),
+    } as unknown as KubeClient;
+    const listening = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => resolve());
+      }, 500);
+    });
+    try {
+      const probed = probeThroughAgent(source, nt, agent((p) => runningStatus(p, false)), address, { retryDelaysSeconds: [] });
+      await listening; // a port in use here fails the test: it needs 127.0.0.1:<rsync port> free
+      // before: the probe connected at once, was refused and failed (exit 6, "cannot connect")
+      await expect(probed).resolves.toMatchObject({ message: expect.stringContaining('ferry-probe: OK, server says: @RSYNCD: 31.0') });
+    } finally {
+      server.close();
+    }
   });
 });

@@ -76,6 +76,10 @@ export function buildAgentPod(opts: AgentPodOptions): V1Pod {
   return pod;
 }
 
+/** Seconds an exec in the agent (a sync, the connectivity probe) waits for the agent's tunnel to
+ * listen: the agent is used once its containers run, before its startup probe has passed. */
+export const AGENT_TUNNEL_WAIT_SECONDS = 30;
+
 /** Options of `agentSyncScript`. */
 export interface AgentSyncScriptOptions {
   /** The transfer client's argv, prepare and finish lines (the engine's client process). */
@@ -109,7 +113,7 @@ function assertId(id: string): void {
 export function agentSyncScript(id: string, o: AgentSyncScriptOptions): string {
   assertId(id);
   return transferClientScript(o.argv, {
-    ...(o.transportPort !== undefined ? { waitPort: o.transportPort, waitSeconds: 30 } : {}),
+    ...(o.transportPort !== undefined ? { waitPort: o.transportPort, waitSeconds: AGENT_TUNNEL_WAIT_SECONDS } : {}),
     ...(o.prepare ? { prepare: o.prepare } : {}),
     ...(o.finish ? { finish: o.finish } : {}),
     ...(o.finishAfter ? { finishAfter: o.finishAfter } : {}),

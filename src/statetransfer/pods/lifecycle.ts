@@ -34,7 +34,9 @@ export { shJoin, shQuote };
 
 /** Bash function waiting for a TCP port on 127.0.0.1, with exponential back-off capped at 2 s (no
  * busy loop). Returns 1 after `seconds`. */
-const WAIT_PORT_FN = `wait_port() {
+/** Bash function `wait_port PORT SECONDS`: succeeds once something accepts TCP on 127.0.0.1:PORT,
+ * checking at 0.1, 0.2, 0.5, 1, then every 2 s; after SECONDS it says so on stderr and returns 1. */
+export const WAIT_PORT_FN = `wait_port() {
   local port=$1 limit=$2 delay=0.1 start=$SECONDS
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     if (( SECONDS - start >= limit )); then echo "ferry: nothing listens on 127.0.0.1:$port after $limit s (transport not started?)" >&2; return 1; fi
