@@ -4,7 +4,11 @@
  * dist/ it ships as, built first; `--tsx`: from the sources through tsx), and the figures
  * of issue 9 ("Orchestration at scale") for each:
  *
- *   first sync / first byte  seconds from startMigration to the first PVC sync workflow's start, and to
+ *   worker start             seconds from spawning the scenario's fresh worker until its build is current
+ *                            (it takes migrations); the clock of the figures below starts after it, as
+ *                            `ferry migrate` runs against a worker that already serves
+ *   first sync / first byte  seconds from startMigration (with --cli: from running `ferry migrate
+ *                            --detach`) to the first PVC sync workflow's start, and to
  *                            the first client pod's containers running (Kubernetes timestamps: 1 s
  *                            resolution; "n/a" when no client pod was seen)
  *   prepare                  the namespaces' prepare phase (endpoint, server, credentials, probe), max
@@ -29,7 +33,7 @@
  * automatic cutover, quiesce, LoadBalancer endpoint, preserve-ownership (as examples/lab-plan.yaml).
  * Its namespaces (source and destination) are deleted at the end, also on failure.
  *
- *   npm run bench:migration -- [--pvcs 1,10] [--spread 1] [--concurrency 5] [--final-concurrency N] [--mib 4] [--json]
+ *   npm run bench:migration -- [--pvcs 1,10] [--spread 1] [--concurrency 5] [--final-concurrency N] [--mib 4] [--cli] [--json]
  *
  * Tables go to stdout; with --json they go to stderr and stdout carries one JSON array of
  * ScenarioResult (`npm run -s bench:migration -- --json > results.json`).
@@ -38,7 +42,7 @@
  * lab is not available. The lab is shared: figures measured beside other users are noisy.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -69,6 +73,8 @@ interface Options {
   json: boolean;
   timeoutMinutes: number;
   keep: boolean;
+  /** Start each migration with `ferry migrate --detach` (the CLI) instead of the client API. */
+  cli: boolean;
   /** Run the worker from the TypeScript sources through tsx instead of the compiled dist/ it ships as. */
   tsx: boolean;
 }
@@ -90,6 +96,8 @@ export interface ScenarioResult {
   totalSeconds?: number;
   firstSyncSeconds?: number;
   firstByteSeconds?: number;
+  /** Seconds from spawning the scenario's worker to its build being current (it takes migrations). */
+  workerReadySeconds?: number;
   prepareSeconds?: number;
   stage?: { wallSeconds: number; syncs: number; avgSyncSeconds: number; maxSyncSeconds: number };
   final?: { wallSeconds: number; syncs: number; avgSyncSeconds: number; maxSyncSeconds: number };
@@ -133,6 +141,7 @@ function parseOptions(argv: string[]): Options {
     .option('--mib <n>', 'MiB of random data seeded into each PVC', positiveInt, 4)
     .option('--timeout-minutes <n>', 'give up on a migration after this long', positiveInt, 45)
     .option('--json', 'also print the results as JSON: the JSON array alone on stdout, the tables on stderr', false)
+    .option('--cli', 'start each migration with the `ferry migrate --detach` command (node dist/client.js, as a user does) instead of the client API: the figures then count from the command', false)
     .option('--keep', 'keep the namespaces and the work directory (worker logs)', false)
     .option('--tsx', 'run the worker from src/ through tsx (more memory: the TypeScript loader) instead of building dist/ and running it as shipped', false)
     .showHelpAfterError();
@@ -447,6 +456,24 @@ interface Bench {
   live: Set<string>;
 }
 
+/**
+ * Starts migration `id` the way a user does: `ferry migrate -f <plan.json> --id <id> --detach` (the
+ * compiled CLI, or src/client.ts through tsx with --tsx), against the bench's Temporal server.
+ * @throws Error with the command's output when it exits non-zero
+ */
+async function ferryMigrate(b: Bench, planInput: unknown, id: string): Promise<void> {
+  const planFile = join(b.work, `plan-${id}.json`);
+  writeFileSync(planFile, JSON.stringify(planInput));
+  const entry = b.opts.tsx ? ['--import', 'tsx', join(ROOT, 'src', 'client.ts')] : [join(ROOT, 'dist', 'client.js')];
+  const { NODE_OPTIONS: _counter, ...env } = b.workerEnv; // the request counter preload is the worker's
+  const child = spawn(process.execPath, [...entry, 'migrate', '-f', planFile, '--id', id, '--detach'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`ferry migrate exited ${code}: ${out.slice(-2000)}`);
+}
+
 async function runScenario(b: Bench, s: Scenario): Promise<ScenarioResult> {
   const { namespaces, pvcsOf } = layout(b.run, s);
   const id = `bm-${b.run}-${s.pvcs}p${s.spread}s`;
@@ -472,14 +499,18 @@ async function runScenario(b: Bench, s: Scenario): Promise<ScenarioResult> {
     const logFile = join(b.work, `worker-${id}.log`);
     workerLog = createWriteStream(logFile);
     result.workerLog = logFile;
-    worker = await startWorkerProcess(ROOT, b.workerEnv, (chunk) => workerLog!.write(chunk), { compiled: !b.opts.tsx });
+    // Started first and ready (its build current) before the clock starts: `ferry migrate` is run
+    // against a worker that serves; a fresh worker's own start-up is reported on its own.
+    const spawnedAt = Date.now();
+    worker = await startWorkerProcess(ROOT, b.workerEnv, (chunk) => workerLog!.write(chunk), { compiled: !b.opts.tsx, current: true });
+    result.workerReadySeconds = (Date.now() - spawnedAt) / 1000;
     currentWorker = worker;
     const pid = worker.pid!;
     const countsBefore = readCounts(join(b.work, 'counts'), pid);
     rss = rssSampler(pid);
     pods = clientPodWatch(id);
 
-    const plan = parsePlan({
+    const planInput = {
       source: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-src' },
       destination: { kubeconfig: LAB_KUBECONFIG, context: 'ferry-dst' },
       namespaces,
@@ -492,10 +523,12 @@ async function runScenario(b: Bench, s: Scenario): Promise<ScenarioResult> {
       cutover: 'auto',
       quiesce: true,
       timeouts: { endpointReadySeconds: 120, serverReadySeconds: 300 },
-    });
-    log(`${id}: migrating (worker pid ${pid}, log ${logFile})`);
+    };
+    const plan = parsePlan(planInput);
+    log(`${id}: migrating (worker pid ${pid}, log ${logFile})${b.opts.cli ? ' with `ferry migrate --detach`' : ''}`);
     const startedAt = Date.now();
-    await startMigration(b.session, plan, id);
+    if (b.opts.cli) await ferryMigrate(b, planInput, id);
+    else await startMigration(b.session, plan, id);
     const state = await outcome(b.session, id, b.opts.timeoutMinutes * 60_000);
     const firstByte = pods.stop();
     pods = undefined;
@@ -577,6 +610,7 @@ export function scenarioTable(r: ScenarioResult): string {
   const rows: [string, string][] = [];
   rows.push(['status', `${r.status}${r.error ? `: ${r.error.slice(0, 300)}` : ''}`]);
   rows.push(['seeding (not measured below)', `${f1(r.seedSeconds)} s`]);
+  rows.push(['worker start (spawn until its build is current; before the start)', `${f1(r.workerReadySeconds)} s`]);
   rows.push(['total (migration workflow)', `${f1(r.totalSeconds)} s`]);
   rows.push(['first sync started', `${f1(r.firstSyncSeconds)} s after start`]);
   rows.push(['first byte (client pod running, or first sync started in a warm agent)', `${f1(r.firstByteSeconds)} s after start (1 s resolution)`]);

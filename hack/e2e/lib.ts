@@ -273,16 +273,29 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** The messages src/worker.ts logs once a versioned worker has applied its set-current policy. */
+const PROMOTION_OUTCOMES = [
+  '"msg":"this build is now the current version',
+  '"msg":"this build is the current version already',
+  'stays current (FERRY_SET_CURRENT=if-none)',
+  '"msg":"this build takes new migrations once it is set current',
+  '"msg":"could not set this build current',
+];
+
 /**
  * Starts `ferry worker` (src/client.ts of the tree at `root`) as a child process with `env`, passes
  * every output chunk to `onOutput`, and resolves once it logged "worker started". With
  * FERRY_WORKER_CPU_PROF=<dir> in this process's environment the worker writes V8 CPU profiles there
  * when it exits (node --cpu-prof, which NODE_OPTIONS does not accept), e.g. for bench:migration.
  * `compiled`: run dist/client.js (build it first: `npm run build`), the worker as the image ships it.
+ * `current`: also wait until a versioned worker has applied its set-current policy (src/worker.ts
+ * `promote` logs the outcome), so that a migration started next runs at once instead of waiting for
+ * the build to become current (0.5–2 s after "worker started" on the lab); an unversioned worker is
+ * ready at "worker started".
  * The worker gets WORKER_NODE_FLAGS (src/temporal/worker-heap.ts) like `ferry worker` and the image.
  * @throws Error with its output when it exits first or does not start within 120 s (it is killed then).
  */
-export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined, options: { compiled?: boolean } = {}): Promise<ChildProcess> {
+export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, onOutput: (chunk: string) => void = () => undefined, options: { compiled?: boolean; current?: boolean } = {}): Promise<ChildProcess> {
   const profile = process.env.FERRY_WORKER_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FERRY_WORKER_CPU_PROF}`] : [];
   // compiled: dist/client.js as shipped (npm run build), else the sources through tsx
   const entry = options.compiled ? [join(root, 'dist', 'client.js')] : ['--import', 'tsx', join(root, 'src', 'client.ts')];
@@ -299,8 +312,11 @@ export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, o
   try {
     await waitUntil(() => {
       if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${out.slice(-2000)}`);
-      return out.includes('"msg":"worker started"');
-    }, 'the worker to start', 120_000, 500);
+      const started = out.split('\n').find((l) => l.includes('"msg":"worker started"'));
+      if (!started) return false;
+      if (!options.current || !started.includes('"deployment":')) return true;
+      return PROMOTION_OUTCOMES.some((m) => out.includes(m));
+    }, options.current ? 'the worker to start and apply its set-current policy' : 'the worker to start', 120_000, options.current ? 100 : 500);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
