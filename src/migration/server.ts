@@ -209,7 +209,8 @@ export async function ensureServerPod(destination: KubeClient, template: V1Pod, 
   let reason = 'not created yet';
   // Watched: Ready is seen when the kubelet reports it, not at the end of the 2 s interval.
   const wakeup = new Wakeup();
-  const watch = ringOnChange(destination, { apiVersion: 'v1', kind: 'Pod' }, ref.namespace, name, wakeup);
+  // By the pod's own name: `name` above is "namespace/name", for messages.
+  const watch = ringOnChange(destination, { apiVersion: 'v1', kind: 'Pod' }, ref.namespace, ref.name, wakeup);
   try {
     await watch.started;
     const pod = await waitFor(

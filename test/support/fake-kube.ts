@@ -14,6 +14,8 @@ import type { KubeClient, KindRef, ListOptions, ObjectRef, WatchEventType, Watch
 interface FakeWatch {
   kind: string;
   namespace: string | undefined;
+  /** The name of `fieldSelector: metadata.name=<name>`, as the API server selects by it. */
+  name?: string;
   onEvent: (type: WatchEventType, o: KubernetesObject) => void;
   onDone: (err?: unknown) => void;
 }
@@ -60,15 +62,17 @@ export class FakeKube {
   private emit(type: WatchEventType, o: KubernetesObject): void {
     const copy = JSON.parse(JSON.stringify(o)) as KubernetesObject;
     for (const w of this.watches) {
-      if (w.kind === o.kind && (w.namespace === undefined || w.namespace === o.metadata?.namespace)) setImmediate(() => this.watches.has(w) && w.onEvent(type, copy));
+      if (w.kind === o.kind && (w.namespace === undefined || w.namespace === o.metadata?.namespace) && (w.name === undefined || w.name === o.metadata?.name)) setImmediate(() => this.watches.has(w) && w.onEvent(type, copy));
     }
   }
 
-  /** KubeClient.watch: starts at once (no initial ADDED events) unless `watchRefusal` is set. */
-  async watch(kind: KindRef, namespace: string | undefined, _options: WatchOptions, onEvent: FakeWatch['onEvent'], onDone: FakeWatch['onDone']): Promise<WatchHandle> {
+  /** KubeClient.watch: starts at once (no initial ADDED events) unless `watchRefusal` is set. Selects
+   * by `fieldSelector: metadata.name=<name>` as the API server does (other selectors: not at all). */
+  async watch(kind: KindRef, namespace: string | undefined, options: WatchOptions, onEvent: FakeWatch['onEvent'], onDone: FakeWatch['onDone']): Promise<WatchHandle> {
     this.calls.push(`watch ${kind.kind} ${namespace ?? ''}`);
     if (this.watchRefusal !== undefined) throw this.watchRefusal;
-    const w: FakeWatch = { kind: kind.kind, namespace, onEvent, onDone };
+    const name = /^metadata\.name=(.*)$/.exec(options.fieldSelector ?? '')?.[1];
+    const w: FakeWatch = { kind: kind.kind, namespace, ...(name !== undefined ? { name } : {}), onEvent, onDone };
     this.watches.add(w);
     return {
       stop: () => {
