@@ -271,7 +271,7 @@ function rssSampler(pid: number): { stop(): { rssPeakMiB?: number; hwmMiB?: numb
   };
 }
 
-/** When the worker log (pino JSON lines) says the first sync started in a warm transfer agent (epoch ms). */
+/** When the first sync began in a warm transfer agent (epoch ms), from the worker log (pino JSON lines): its `began` field, else the line's own time. */
 function firstAgentSync(logFile: string): number | undefined {
   let text = '';
   try {
@@ -282,7 +282,11 @@ function firstAgentSync(logFile: string): number | undefined {
   const line = text.split('\n').find((l) => l.includes('"msg":"sync started in the transfer agent"'));
   if (!line) return undefined;
   try {
-    return (JSON.parse(line) as { time?: number }).time;
+    // `began`: the sync's start in the agent (the lab's nodes share this machine's clock); the line
+    // itself is written when the start exec returns, after a short sync has ended.
+    const entry = JSON.parse(line) as { time?: number; began?: string };
+    const began = entry.began !== undefined ? Date.parse(entry.began) : NaN;
+    return Number.isFinite(began) ? began : entry.time;
   } catch {
     return undefined;
   }

@@ -31,6 +31,7 @@ import {
   agentWaitCommand,
   parseAgentState,
   parseAttachedSince,
+  parseStartedAt,
   syncLines,
   type AgentSyncState,
 } from '../statetransfer/pods/agent';
@@ -351,7 +352,13 @@ export async function runAgentSync(
     if (signal?.aborted) throw new AbortedError();
     // An attached sync counts from its own start (it ran before this attempt).
     started = Math.min(started, parseAttachedSince(start.stdout) ?? started);
-    log.info({ pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout) }, /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent');
+    // This line comes when the start exec returns, which waits for a short sync's end: `began` says
+    // when the sync itself started (the node's clock), e.g. for bench:migration's first byte.
+    const began = parseStartedAt(start.stdout);
+    log.info(
+      { pod: `${ns}/${name}`, sync: id, attached: /attached/.test(start.stdout), ...(began !== undefined ? { began: new Date(began).toISOString() } : {}) },
+      /attached/.test(start.stdout) ? 're-attached to the sync running in the agent' : 'sync started in the transfer agent',
+    );
     // A heartbeat at once: the sync runs (a short one may end before the first progress poll).
     options.onProgress?.(undefined, 'Running');
     let last: TransferProgress | undefined;

@@ -26,6 +26,7 @@ import {
   agentSyncScript,
   agentWaitCommand,
   parseAgentState,
+  parseStartedAt,
   syncDir,
   syncLines,
 } from '../../src/statetransfer/pods/agent';
@@ -289,6 +290,18 @@ describe("the agent's commands, run with bash", () => {
     expect(run(agentStartCommand('p2-final', 'sleep 1; exit 0'))).toContain('started');
     expect(parseAgentState(run(agentWaitCommand('p2-final', 0)))).toEqual({ state: 'running' });
     expect(parseAgentState(run(agentWaitCommand('p2-final', 20)))).toEqual({ state: 'done', result: 'ferry-exit-code=0\n' });
+  });
+
+  it("a start says when its sync began (the node's clock), even when the exec returns after a wait (bench:migration's first byte)", () => {
+    const before = Date.now();
+    const out = run(agentStartCommand('p7-stage', 'sleep 1.5', { waitSeconds: 20 }));
+    const after = Date.now();
+    const began = parseStartedAt(out);
+    expect(began).toBeDefined();
+    // before: no time in the start line; the worker's log line came after the 1.5 s sync
+    expect(began!).toBeGreaterThanOrEqual(before - 50);
+    expect(began!).toBeLessThanOrEqual(after - 1400);
+    expect(parseStartedAt('ferry-agent: attached p7-stage since 1796520377')).toBeUndefined();
   });
 
   it('a start with a wait starts, awaits and reads a short sync in one exec; a long one answers running', () => {

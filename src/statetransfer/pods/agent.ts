@@ -212,9 +212,10 @@ function waitLines(id: string, limit: number): string[] {
  * directory exists, and then (with `wait`) waits for it as agentWaitCommand does, in the same exec: a
  * short sync, e.g. a final sync of a small delta, is started, awaited and read with ONE exec, each of
  * which costs the node and the API servers a runc exec and a streamed connection (~40-130 ms CPU on
- * the lab, measured). Prints `ferry-agent: started <id>` or `ferry-agent: attached <id> since <epoch
- * seconds>` (the node's clock; `parseAttachedSince`), then with `wait` the state block. Exit 0 unless
- * the directory cannot be made.
+ * the lab, measured). Prints `ferry-agent: started <id> at <epoch seconds with microseconds>`
+ * (`parseStartedAt`) or `ferry-agent: attached <id> since <epoch seconds>` (`parseAttachedSince`),
+ * both by the node's clock, then with `wait` the state block. Exit 0 unless the directory cannot be
+ * made.
  */
 export function agentStartCommand(id: string, script: string, wait?: AgentWaitOptions): string[] {
   assertId(id);
@@ -233,7 +234,8 @@ export function agentStartCommand(id: string, script: string, wait?: AgentWaitOp
     'printf \'%s\\n\' "$1" > "$d/sync.sh"',
     `setsid /bin/bash -c ${shQuote(SYNC_WRAPPER)} ferry-agent-sync "$d" ${id} > /proc/1/fd/1 2>&1 < /dev/null &`,
     'echo $! > "$d/pid"',
-    `echo "ferry-agent: started ${id}"`,
+    // When the sync began, by the node's clock (bash ≥ 5 EPOCHREALTIME, a builtin; empty before): `parseStartedAt`.
+    `echo "ferry-agent: started ${id} at \${EPOCHREALTIME:-}"`,
     'else',
     `echo "ferry-agent: attached ${id} since $(cat "$d/started" 2>/dev/null || echo 0)"`,
     'fi',
@@ -294,6 +296,16 @@ export function syncLines(log: string, id: string): string[] {
     }
   }
   return lines.slice(start + 1).filter((l) => !l.startsWith(`ferry-agent: sync ${id} ended`));
+}
+
+/**
+ * Pure: when a sync the start command began started, in epoch milliseconds by the node's clock (the
+ * `started <id> at <seconds>` line of agentStartCommand), or undefined (attached, or a bash without
+ * EPOCHREALTIME).
+ */
+export function parseStartedAt(stdout: string): number | undefined {
+  const m = /ferry-agent: started \S+ at (\d+(?:[.,]\d+)?)/.exec(stdout);
+  return m ? Math.round(Number(m[1]!.replace(',', '.')) * 1000) : undefined;
 }
 
 /** The start time (epoch milliseconds) an attach reported (`agentStartCommand`), if any. */
