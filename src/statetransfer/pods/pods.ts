@@ -7,7 +7,7 @@
  */
 import type { V1Affinity, V1Container, V1Pod, V1Probe, V1ResourceRequirements, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { BLOCK_DEVICE_FILE, FERRY_RUN_DIR, type PodParts, type ProcessSpec, type SecurityMode } from '../types';
-import { serverScript, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript } from './lifecycle';
+import { serverScript, TERMINATION_MESSAGE_PATH, transferClientScript, transportClientScript, WAIT_PORT_FN } from './lifecycle';
 import { containerSecurityContext, podSecurityContext } from './security';
 import { type WorkloadIdentity } from '../../core/types';
 
@@ -86,7 +86,8 @@ const COMMON_VOLUMES: V1Volume[] = [
 /**
  * An exec probe that succeeds once something accepts TCP on 127.0.0.1:port (kubelet's tcpSocket
  * probe dials the pod IP, which misses servers bound to loopback). `waitSeconds` > 0: one probe
- * tries every 0.1 s for that long before it fails (its timeout grows by as much). That is for a
+ * waits that long for the port (lifecycle.ts `wait_port`) before it fails (its timeout grows to
+ * cover it). That is for a
  * readiness probe with a long period: the kubelet runs a readiness probe that has no result yet as
  * soon as the container runs (kubelet prober_manager.go UpdatePodStatus), which can be a moment
  * before the server listens, and a failure then costs a whole period (5 s for the server pod) before
@@ -94,12 +95,12 @@ const COMMON_VOLUMES: V1Volume[] = [
  */
 export function loopbackProbe(port: number, periodSeconds: number, failureThreshold: number, waitSeconds = 0): V1Probe {
   const connect = `exec 3<>/dev/tcp/127.0.0.1/${port}`;
-  const tries = Math.round(waitSeconds * 10);
+  // WAIT_PORT_FN checks at 0.1, 0.2, 0.5, 1 s, then every 2 s: it may end up to 2 s past its limit.
   return {
-    exec: { command: ['/bin/bash', '-c', tries > 0 ? `for ((i = 0; i < ${tries}; i++)); do (${connect}) 2>/dev/null && exit 0; sleep 0.1; done; ${connect}` : connect] },
+    exec: { command: ['/bin/bash', '-c', waitSeconds > 0 ? `${WAIT_PORT_FN}\nwait_port ${port} ${Math.ceil(waitSeconds)}` : connect] },
     periodSeconds,
     failureThreshold,
-    timeoutSeconds: 2 + Math.ceil(waitSeconds),
+    timeoutSeconds: waitSeconds > 0 ? 4 + Math.ceil(waitSeconds) : 2,
   };
 }
 

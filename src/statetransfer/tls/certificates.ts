@@ -99,10 +99,14 @@ export class KeyPairPool {
   /** Starts making pairs until the pool holds `size` (made or being made). Returns at once. */
   fill(): void {
     while (this.pending.length < this.size) {
-      const pair = generateKeyPairs(1, this.bits).then(([p]) => p!);
+      const pair = this.one();
       pair.catch(() => undefined); // a failure is the taker's error, not an unhandled rejection
       this.pending.push(pair);
     }
+  }
+
+  private one(): Promise<forge.pki.rsa.KeyPair> {
+    return generateKeyPairs(1, this.bits).then(([p]) => p!);
   }
 
   /** Pairs the pool holds or is making (each is handed out once). */
@@ -117,7 +121,7 @@ export class KeyPairPool {
    */
   async take(count: number): Promise<forge.pki.rsa.KeyPair[]> {
     const taken = this.pending.splice(0, count);
-    while (taken.length < count) taken.push(generateKeyPairs(1, this.bits).then(([p]) => p!));
+    while (taken.length < count) taken.push(this.one());
     if (!this.refill) {
       this.refill = setTimeout(() => {
         this.refill = undefined;
