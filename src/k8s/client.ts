@@ -64,7 +64,8 @@ export class ApiRequestTimeoutError extends Error {
  * The HTTP layer of every API client of a KubeClient: node-fetch (client-node's own library) with each
  * request bounded in time. On timeout the request is aborted (its socket closed; other requests on
  * the pooled agent are not touched, see PooledAgentAuthentication) and fails with
- * ApiRequestTimeoutError. The body is read within the same bound.
+ * ApiRequestTimeoutError. The body is read within the same bound. An empty body without a
+ * Content-Type (an empty pod log) is passed on as text/plain, so that it reads as ''.
  */
 class TimedHttpLibrary {
   constructor(
@@ -90,6 +91,11 @@ class TimedHttpLibrary {
       const body = await response.buffer();
       const headers: Record<string, string> = {};
       response.headers.forEach((value, name) => (headers[name] = value));
+      // An empty body has no Content-Type: Go's net/http sets it from the first bytes written
+      // (http.DetectContentType), so the log of a container that has printed nothing yet comes as a
+      // bare 200. client-node's ObjectSerializer.parse throws on a missing Content-Type; an empty
+      // body is empty text.
+      if (body.length === 0 && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
       return new k8s.ResponseContext(response.status, headers, { text: async () => body.toString('utf8'), binary: async () => body });
     } catch (err) {
       if (!abort.signal.aborted) throw err;

@@ -272,6 +272,19 @@ describe('KubeClient: every API request is bounded in time', () => {
     expect((await c.version()).gitVersion).toBe('v1.32.0');
     expect(await c.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'shop', name: 's' })).toBeUndefined();
   });
+
+  it('an empty pod log (200, no body, no Content-Type, as the API server sends it) reads as an empty string', async () => {
+    // Go's net/http sets Content-Type from the first bytes written; a container that has printed
+    // nothing yet gets a 200 without one, and client-node's ObjectSerializer.parse threw
+    // "Cannot parse content. No Content-Type defined." (a full CI run failed on it in verify).
+    const port = await listen(createHttpServer((req, res) => {
+      expect(req.url).toMatch(/^\/api\/v1\/namespaces\/shop\/pods\/p\/log\?/);
+      res.writeHead(200, { 'content-length': '0' });
+      res.end();
+    }));
+    const c = client(`http://127.0.0.1:${port}`, 1);
+    expect(await c.core.readNamespacedPodLog({ namespace: 'shop', name: 'p', container: 'c', tailLines: 5 })).toBe('');
+  });
 });
 
 describe('KubeClient: API connections are kept and shared', () => {
