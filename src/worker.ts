@@ -128,7 +128,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   log?.info({ taskQueue: worker.options.taskQueue, namespace: worker.options.namespace, ...(d ? { deployment: d.deploymentName, buildId: d.buildId } : {}) }, 'worker started');
   const promotion = new AbortController();
   if (d) {
-    if (d.setCurrent === 'never') log?.info({ buildId: d.buildId }, `this build takes new migrations once it is set current: ${setCurrentCommand(d)}`);
+    if (d.setCurrent === 'never') log?.info({ buildId: d.buildId, promotion: 'never' }, `this build takes new migrations once it is set current: ${setCurrentCommand(d)}`);
     const promoted = d.setCurrent === 'never' ? Promise.resolve() : promote(opts.connection, worker.options.namespace, d, promotion.signal, log);
     void promoted.then(() => reportPinnedElsewhere(opts.connection, worker.options.namespace, d, worker.options.taskQueue, log));
   }
@@ -141,15 +141,17 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
   }
 }
 
-/** Applies the deployment's set-current policy (in the background of a running worker) and logs the outcome. */
+/** Applies the deployment's set-current policy (in the background of a running worker) and logs the
+ * outcome. Every outcome line carries the field `promotion` (set, already-current, kept, never, failed):
+ * hack/e2e's startWorkerProcess waits for it, so keep the field when rewording the messages. */
 async function promote(connection: NativeConnection, namespace: string, d: FerryDeployment, signal: AbortSignal, log: Logger | undefined): Promise<void> {
   try {
     const r = await ensureCurrent(connection.workflowService, namespace, d, { signal, identity: `ferry-worker ${process.pid}` });
-    if (r.action === 'set') log?.info({ buildId: d.buildId, previous: r.previous }, 'this build is now the current version: new migrations run on it, running ones stay on their build');
-    else if (r.action === 'already-current') log?.info({ buildId: d.buildId }, 'this build is the current version already: new migrations run on it');
-    else if (r.action === 'kept') log?.info({ buildId: d.buildId, current: r.current }, `build ${r.current} stays current (FERRY_SET_CURRENT=if-none); to move new migrations to this build: ${setCurrentCommand(d)}`);
+    if (r.action === 'set') log?.info({ buildId: d.buildId, previous: r.previous, promotion: r.action }, 'this build is now the current version: new migrations run on it, running ones stay on their build');
+    else if (r.action === 'already-current') log?.info({ buildId: d.buildId, promotion: r.action }, 'this build is the current version already: new migrations run on it');
+    else if (r.action === 'kept') log?.info({ buildId: d.buildId, current: r.current, promotion: r.action }, `build ${r.current} stays current (FERRY_SET_CURRENT=if-none); to move new migrations to this build: ${setCurrentCommand(d)}`);
   } catch (err) {
-    if (!signal.aborted) log?.warn({ err, buildId: d.buildId }, `could not set this build current; new migrations go to the current version. By hand: ${setCurrentCommand(d)}`);
+    if (!signal.aborted) log?.warn({ err, buildId: d.buildId, promotion: 'failed' }, `could not set this build current; new migrations go to the current version. By hand: ${setCurrentCommand(d)}`);
   }
 }
 

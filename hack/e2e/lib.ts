@@ -273,14 +273,9 @@ export async function freePort(): Promise<number> {
   }
 }
 
-/** The messages src/worker.ts logs once a versioned worker has applied its set-current policy. */
-const PROMOTION_OUTCOMES = [
-  '"msg":"this build is now the current version',
-  '"msg":"this build is the current version already',
-  'stays current (FERRY_SET_CURRENT=if-none)',
-  '"msg":"this build takes new migrations once it is set current',
-  '"msg":"could not set this build current',
-];
+/** The field of src/worker.ts's log line once a versioned worker has applied its set-current policy
+ * (whatever the outcome: set, already-current, kept, never, failed). */
+const PROMOTION_FIELD = '"promotion":"';
 
 /**
  * Starts `ferry worker` (src/client.ts of the tree at `root`) as a child process with `env`, passes
@@ -315,7 +310,7 @@ export async function startWorkerProcess(root: string, env: NodeJS.ProcessEnv, o
       const started = out.split('\n').find((l) => l.includes('"msg":"worker started"'));
       if (!started) return false;
       if (!options.current || !started.includes('"deployment":')) return true;
-      return PROMOTION_OUTCOMES.some((m) => out.includes(m));
+      return out.includes(PROMOTION_FIELD);
     }, options.current ? 'the worker to start and apply its set-current policy' : 'the worker to start', 120_000, options.current ? 100 : 500);
   } catch (e) {
     child.kill('SIGKILL');

@@ -101,6 +101,8 @@ test('the embedded dev server outlives the ferry process that started it; ferry 
       const buildId = /"buildId":"([^"]+)","msg":"worker started"/.exec(out)?.[1];
       expect(buildId).toMatch(/^\d+\.\d+\.\d+-[0-9a-f]{16}$/);
       await waitFor('the build to become current', async () => (await describeDeployment(client.workflowService, 'default', deploymentNameFor('ferry-test')))?.current === buildId, 30_000);
+      // The outcome line carries the field hack/e2e's startWorkerProcess({ current: true }) waits for.
+      await waitFor('the promotion outcome line', async () => /"promotion":"(set|already-current)"/.test(out), 30_000);
     } finally {
       await connection.close();
     }
