@@ -65,7 +65,7 @@ export class ApiRequestTimeoutError extends Error {
  * request bounded in time. On timeout the request is aborted (its socket closed; other requests on
  * the pooled agent are not touched, see PooledAgentAuthentication) and fails with
  * ApiRequestTimeoutError. The body is read within the same bound. An empty body without a
- * Content-Type (an empty pod log) is passed on as text/plain, so that it reads as ''.
+ * Content-Type (the log of a pod not yet scheduled) is passed on as text/plain, so that it reads as ''.
  */
 class TimedHttpLibrary {
   constructor(
@@ -91,10 +91,10 @@ class TimedHttpLibrary {
       const body = await response.buffer();
       const headers: Record<string, string> = {};
       response.headers.forEach((value, name) => (headers[name] = value));
-      // An empty body has no Content-Type: Go's net/http sets it from the first bytes written
-      // (http.DetectContentType), so the log of a container that has printed nothing yet comes as a
-      // bare 200. client-node's ObjectSerializer.parse throws on a missing Content-Type; an empty
-      // body is empty text.
+      // An empty body may come without a Content-Type: the log of a pod not yet scheduled is a 204
+      // without one (apiserver's LocationStreamer has no location, hence no content; seen on the
+      // lab's v1.32 API server). client-node's ObjectSerializer.parse throws on a missing
+      // Content-Type ("Cannot parse content. No Content-Type defined."); an empty body is empty text.
       if (body.length === 0 && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
       return new k8s.ResponseContext(response.status, headers, { text: async () => body.toString('utf8'), binary: async () => body });
     } catch (err) {

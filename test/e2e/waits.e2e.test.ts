@@ -10,13 +10,15 @@
  *   a Secret volume that does not exist              → transient, "has not started", FailedMount event
  *   done-file transport that exits 1                 → transient, "before the transfer finished"
  *
+ * And the log of a pod not yet scheduled (the API server's 204 without Content-Type) reads as ''.
+ *
  * Namespace t-waits-<random> in ferry-src, deleted at the end. Skipped unless the lab with nodes is
  * up; FERRY_REQUIRE_LAB=1 makes that a failure.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/k8s/client';
 import { FerryError } from '../../src/core/errors';
-import { DEFAULT_PENDING_LIMITS, followTransferPod, type PendingLimits } from '../../src/migration/follow';
+import { DEFAULT_PENDING_LIMITS, followTransferPod, readLogTail, type PendingLimits } from '../../src/migration/follow';
 import { buildClientPod, type ClientLifecycle } from '../../src/statetransfer/pods/pods';
 import { LAB_KUBECONFIG, labGate } from '../../hack/e2e/lib';
 
@@ -96,4 +98,13 @@ labDescribe('waits with an end on the lab (issue 8 item 10)', () => {
     // kubelet's per-pod DNS warnings are not evidence.
     for (const r of [crash, pull, mount, doneFile]) expect(r.err.message).not.toMatch(/MissingClusterDNS/);
   }, 200_000);
+
+  test("the log of a pod not yet scheduled reads as empty (the API server's 204 has no Content-Type)", async () => {
+    // verify and the follows read a pod's log right after creating it; client-node threw "Cannot
+    // parse content. No Content-Type defined." on this answer (a full CI run failed on it).
+    const pod = clientPod('t-unscheduled', 'native-sidecar', { transport: 'sleep 600' });
+    pod.spec!.nodeSelector = { 'ferry.test/no-such-node': 'x' };
+    await client.objects.create(pod);
+    expect(await readLogTail(client, NS, 't-unscheduled', 'rsync', 20, 64 * 1024)).toBe('');
+  });
 });
