@@ -87,11 +87,10 @@ const COMMON_VOLUMES: V1Volume[] = [
  * An exec probe that succeeds once something accepts TCP on 127.0.0.1:port (kubelet's tcpSocket
  * probe dials the pod IP, which misses servers bound to loopback). `waitSeconds` > 0: one probe
  * waits that long for the port (lifecycle.ts `wait_port`) before it fails (its timeout grows to
- * cover it). That is for a
- * readiness probe with a long period: the kubelet runs a readiness probe that has no result yet as
- * soon as the container runs (kubelet prober_manager.go UpdatePodStatus), which can be a moment
- * before the server listens, and a failure then costs a whole period (5 s for the server pod) before
- * the next try.
+ * cover it). That is for a readiness probe with a long period: the kubelet runs a readiness probe
+ * that has no result yet as soon as the container runs (kubelet prober_manager.go
+ * UpdatePodStatus), which can be a moment before the server listens, and a failure then costs a
+ * whole period (5 s for the server pod) before the next try.
  */
 export function loopbackProbe(port: number, periodSeconds: number, failureThreshold: number, waitSeconds = 0): V1Probe {
   const connect = `exec 3<>/dev/tcp/127.0.0.1/${port}`;

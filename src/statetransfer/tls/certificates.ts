@@ -105,6 +105,7 @@ export class KeyPairPool {
     }
   }
 
+  /** One pair of `bits`, made off the event loop (generateKeyPairs). */
   private one(): Promise<forge.pki.rsa.KeyPair> {
     return generateKeyPairs(1, this.bits).then(([p]) => p!);
   }
